@@ -1,0 +1,24 @@
+#!/bin/sh
+# Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead ...]
+# The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
+# holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
+# SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20).
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
+OUT=${BENCH_OUT:-$ROOT/_build/bench}
+if [ ! -f "$LIB/ebin/beamprof.app" ]; then
+    echo "bench: no beamprof build in $LIB; run 'rebar3 compile' first" >&2
+    exit 1
+fi
+mkdir -p "$OUT"
+erlc -o "$OUT" "$ROOT"/bench/*.erl
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead
+for bench in "$@"; do
+    case "$bench" in
+        sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
+        gate_bench|events_bench) call="$bench:run()" ;;
+        *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
+    esac
+    erl -noshell -pa "$LIB/ebin" -pa "$OUT" -eval "$call, halt(0)."
+done

@@ -1,0 +1,121 @@
+defmodule Beamprof do
+  @moduledoc """
+  Elixir facade over `:beamprof`, the Erlang API of beamprof.
+
+  beamprof samples scheduler utilization, run queues, memory and system counts
+  from a C thread and a supervised Erlang sampler, emits telemetry-style events
+  and keeps a load gate (`gate/0`) that every profiling path asks first, so it
+  backs off by itself when the node is hot.
+
+  Every function here delegates to `:beamprof` and returns what it returns:
+  option validation, errors and documentation of costs live on the Erlang
+  side. The only Elixir-specific work is `start/1` turning a keyword list into
+  the map the Erlang side takes.
+
+      :ok = Beamprof.start(interval: 500)
+      :ok = Beamprof.attach("log-gate", [:beamprof, :gate, :closed], &MyApp.gate_closed/4, nil)
+      Beamprof.gate()
+      #=> :open
+      Beamprof.top()
+
+  Events (with the default `event_prefix` of `[:beamprof]`):
+  `[:beamprof, :vm, :sample]`, `[:beamprof, :scheduler, :utilization]`,
+  `[:beamprof, :gate, :open]` and `[:beamprof, :gate, :closed]`. When the
+  `telemetry` library is loaded they go through `:telemetry.execute/3`, so
+  handlers attached with `:telemetry.attach/4` see them too.
+  """
+
+  @typedoc "An event name: a non-empty list of atoms."
+  @type event_name :: [atom(), ...]
+
+  @typedoc "A handler id, unique across all events."
+  @type handler_id :: term()
+
+  @typedoc "A handler: called as `fun.(event, measurements, metadata, config)`."
+  @type handler_function :: (event_name(), map(), map(), term() -> any())
+
+  @typedoc """
+  Start options, as a keyword list or a map: `interval`, `tick`,
+  `scheduler_high`, `scheduler_low`, `memory_high`, `memory_low`,
+  `reopen_ticks`, `memory_limit`, `event_prefix`, `vm_events`.
+  """
+  @type options :: keyword() | map()
+
+  @doc """
+  Starts beamprof with the options in the application environment
+  (`application:ensure_all_started(beamprof)`).
+  """
+  @spec start() :: :ok | {:error, term()}
+  defdelegate start(), to: :beamprof
+
+  @doc """
+  Starts beamprof with `opts`, a keyword list or a map.
+
+  A keyword list is turned into a map (a later duplicate key wins, as in
+  `Map.new/1`); the options are validated by `:beamprof.start/1`, which
+  refuses an unknown key or an ill-typed value.
+
+      Beamprof.start(interval: 500, scheduler_high: 0.9)
+  """
+  @spec start(options()) :: :ok | {:error, term()}
+  def start(opts) when is_list(opts) do
+    if Keyword.keyword?(opts), do: :beamprof.start(Map.new(opts)), else: :beamprof.start(opts)
+  end
+
+  def start(opts), do: :beamprof.start(opts)
+
+  @doc "Stops beamprof: the sampler, the C thread and the gate."
+  @spec stop() :: :ok
+  defdelegate stop(), to: :beamprof
+
+  @doc """
+  The latest sample: a map with `schedulers`, `utilization`, `run_queues`,
+  `memory`, `system`, `rates`, `gate`, `window_ms` and `time`, or
+  `{:error, :not_started}`.
+  """
+  @spec snapshot() :: map() | {:error, :not_started}
+  defdelegate snapshot(), to: :beamprof
+
+  @doc """
+  May I profile now? `:open` or `:closed`. Costs tens of nanoseconds (an
+  atomic read): call it on hot paths.
+  """
+  @spec gate() :: :open | :closed
+  defdelegate gate(), to: :beamprof
+
+  @doc """
+  The gate's state and why: a map with `state`, `reason`, `source`,
+  `running` and `changed_at`.
+  """
+  @spec gate_info() :: map()
+  defdelegate gate_info(), to: :beamprof
+
+  @doc """
+  Attaches `fun` to `event` under the unique `id`. Returns
+  `{:error, :already_exists}` when `id` is taken. A handler that raises is
+  detached and the failure logged.
+  """
+  @spec attach(handler_id(), event_name(), handler_function(), term()) ::
+          :ok | {:error, :already_exists}
+  defdelegate attach(id, event, fun, config), to: :beamprof
+
+  @doc "Attaches `fun` to every event in `events` under the one `id`."
+  @spec attach_many(handler_id(), [event_name()], handler_function(), term()) ::
+          :ok | {:error, :already_exists}
+  defdelegate attach_many(id, events, fun, config), to: :beamprof
+
+  @doc "Detaches the handler `id` from all its events."
+  @spec detach(handler_id()) :: :ok | {:error, :not_found}
+  defdelegate detach(id), to: :beamprof
+
+  @doc """
+  The handlers attached to events starting with `prefix`, as maps with `id`,
+  `event_name`, `function` and `config`.
+  """
+  @spec list_handlers([atom()]) :: [map()]
+  defdelegate list_handlers(prefix), to: :beamprof
+
+  @doc "Prints a compact table: schedulers, memory, top processes."
+  @spec top() :: :ok
+  defdelegate top(), to: :beamprof
+end

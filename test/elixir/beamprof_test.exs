@@ -1,0 +1,114 @@
+defmodule BeamprofTest do
+  # One beamprof per node: the tests start and stop the application.
+  use ExUnit.Case, async: false
+
+  @interval 100
+  # Generous: ten sampling intervals on a noisy shared machine.
+  @timeout 10 * @interval
+
+  @snapshot_keys [:schedulers, :utilization, :run_queues, :memory, :system, :rates, :gate] ++
+                   [:window_ms, :time]
+
+  setup do
+    on_exit(fn -> Beamprof.stop() end)
+  end
+
+  test "start/1 takes a keyword list and the sampler emits events" do
+    assert :ok = Beamprof.start(interval: @interval)
+    id = {__MODULE__, make_ref()}
+    assert :ok = Beamprof.attach(id, [:beamprof, :vm, :sample], &__MODULE__.forward/4, self())
+
+    assert_receive {:event, [:beamprof, :vm, :sample], measurements, metadata}, @timeout
+    assert is_map(measurements)
+    assert is_map(metadata)
+  end
+
+  test "start/1 takes a map" do
+    assert :ok = Beamprof.start(%{interval: @interval, vm_events: false})
+    assert Beamprof.gate() in [:open, :closed]
+  end
+
+  test "an invalid option is refused, naming it" do
+    assert_refused(:interval, -1)
+    assert_refused(:scheduler_high, :lots)
+  end
+
+  test "snapshot/0 has every documented key" do
+    :ok = Beamprof.start(interval: @interval)
+    await_sample()
+    snapshot = Beamprof.snapshot()
+    assert is_map(snapshot)
+    for key <- @snapshot_keys, do: assert(Map.has_key?(snapshot, key), "no #{key} in snapshot")
+    assert is_list(snapshot.schedulers)
+    assert Enum.all?(snapshot.schedulers, &match?(%{id: _, type: _, utilization: _}, &1))
+    assert %{normal: _, dirty_cpu: _, dirty_io: _, total: _} = snapshot.utilization
+  end
+
+  test "gate/0 and gate_info/0" do
+    :ok = Beamprof.start(interval: @interval)
+    assert Beamprof.gate() in [:open, :closed]
+    info = Beamprof.gate_info()
+    assert info.state in [:open, :closed]
+    for key <- [:reason, :source, :running, :changed_at], do: assert(Map.has_key?(info, key))
+  end
+
+  test "handler ids are unique, list_handlers/1 finds them, detach/1 removes them" do
+    :ok = Beamprof.start(interval: @interval)
+    id = {__MODULE__, make_ref()}
+    events = [[:beamprof, :vm, :sample], [:beamprof, :scheduler, :utilization]]
+    assert :ok = Beamprof.attach_many(id, events, &__MODULE__.forward/4, self())
+    fun = &__MODULE__.forward/4
+    assert {:error, :already_exists} = Beamprof.attach(id, [:beamprof, :vm, :sample], fun, nil)
+
+    listed = Beamprof.list_handlers([:beamprof])
+    assert Enum.sort(for %{id: ^id, event_name: e} <- listed, do: e) == Enum.sort(events)
+    assert_receive {:event, [:beamprof, :scheduler, :utilization], _, _}, @timeout
+
+    assert :ok = Beamprof.detach(id)
+    assert {:error, :not_found} = Beamprof.detach(id)
+    assert [] == for(%{id: ^id} = h <- Beamprof.list_handlers([:beamprof]), do: h)
+    # An event already being dispatched when detach/1 returned may still land.
+    Process.sleep(2 * @interval)
+    flush()
+    refute_receive {:event, _, _, _}, 3 * @interval
+  end
+
+  test "stop/0 stops it" do
+    :ok = Beamprof.start(interval: @interval)
+    assert :ok = Beamprof.stop()
+    assert {:error, :not_started} = Beamprof.snapshot()
+  end
+
+  def forward(event, measurements, metadata, pid),
+    do: send(pid, {:event, event, measurements, metadata})
+
+  defp await_sample do
+    id = {__MODULE__, make_ref()}
+    :ok = Beamprof.attach(id, [:beamprof, :vm, :sample], &__MODULE__.forward/4, self())
+    assert_receive {:event, [:beamprof, :vm, :sample], _, _}, @timeout
+    :ok = Beamprof.detach(id)
+  end
+
+  # The Erlang side refuses a bad option by returning
+  # {:error, {:invalid_option, key, value}} or by raising {:badarg, message}.
+  defp assert_refused(key, value) do
+    try do
+      Beamprof.start([{key, value}])
+    rescue
+      # Elixir turns {:badarg, message} into an ArgumentError carrying message.
+      e in [ArgumentError, ErlangError] ->
+        assert Exception.message(e) =~ to_string(key)
+    else
+      result ->
+        assert {:error, {:invalid_option, ^key, ^value}} = result
+    end
+  end
+
+  defp flush do
+    receive do
+      _ -> flush()
+    after
+      0 -> :ok
+    end
+  end
+end
