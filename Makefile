@@ -1,0 +1,54 @@
+# beamprof: the two commands are `make demo` and `make test`; both install
+# what is missing first (scripts/setup.sh).
+REBAR ?= rebar3
+MIX_ENV_VARS = MIX_BUILD_ROOT=$(CURDIR)/_build_mix MIX_ENV=test
+ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
+# The NIF suite under AddressSanitizer: the ASan build of the library, the
+# runtime preloaded into the VM (the BEAM itself is not instrumented).
+ASAN_ENV = BEAMPROF_NIF=$(CURDIR)/c_src/asan/beamprof_nif LD_PRELOAD=$(ASAN_LIB) \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: all setup build test test-c test-erlang test-asan test-elixir check demo bench clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(REBAR) compile
+
+# Every suite: C units (plain and ASan), EUnit, Common Test (PropEr runs in
+# both), the NIF suite again under ASan, ExUnit, xref and dialyzer.
+test: setup test-c test-erlang test-asan test-elixir check
+	@echo "make test: all suites passed"
+
+test-c:
+	$(MAKE) -C c_src test
+	$(MAKE) -C c_src test-asan
+
+test-erlang:
+	$(REBAR) do eunit, ct
+
+test-asan:
+	$(MAKE) -C c_src asan
+	$(ASAN_ENV) $(REBAR) ct --suite test/beamprof_nif_SUITE
+
+test-elixir:
+	$(MIX_ENV_VARS) mix test
+
+check:
+	$(REBAR) xref
+	$(REBAR) dialyzer
+
+demo: build
+	@scripts/demo.sh
+
+bench: build
+	@bench/run.sh
+
+clean:
+	-$(REBAR) clean
+	$(MAKE) -C c_src clean
+	rm -rf _build _build_mix priv/*.so

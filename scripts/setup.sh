@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what beamprof needs to build and test, when it is missing.
+# Debian/Ubuntu: installs the packages with apt-get (as root, or through sudo).
+# Elsewhere: says what to install and stops.
+set -euo pipefail
+
+packages=(erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-proper-dev
+          erlang-eunit erlang-tools rebar3 elixir libunwind-dev gcc make)
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+else
+  for c in erl erlc rebar3 elixir mix gcc make; do
+    command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    cat >&2 <<MSG
+beamprof needs: Erlang/OTP 25 or later with its development headers (erl_nif.h),
+common_test, dialyzer and PropEr (its header proper.hrl), rebar3, Elixir 1.14 or later
+(for the mix build and ExUnit tests), a C11 compiler, GNU make and libunwind's headers.
+Missing here: ${missing[*]}
+Install them with your system's package manager (Homebrew: erlang rebar3 elixir libunwind;
+Fedora: erlang erlang-proper rebar3 elixir libunwind-devel) and run this again.
+MSG
+    exit 1
+  fi
+  exit 0
+fi
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+  echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

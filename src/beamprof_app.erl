@@ -1,0 +1,34 @@
+%% @doc The beamprof application: loads the NIF library eagerly, reads the
+%% configuration and starts the supervision tree.
+-module(beamprof_app).
+-behaviour(application).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("The beamprof application callback module.").
+
+-export([start/2, stop/1]).
+
+%% @private
+-spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+start(_Type, _Args) ->
+    %% Loading eagerly here, from one process: on OTP 25 a failing on_load
+    %% raced by several processes can block them forever (erlang/otp#7466).
+    case code:ensure_loaded(beamprof_nif) of
+        {module, beamprof_nif} -> start_tree();
+        {error, Reason} -> {error, {nif_not_loaded, Reason}}
+    end.
+
+start_tree() ->
+    try beamprof_config:load() of
+        #{event_prefix := Prefix} = Config ->
+            _ = beamprof_events:ensure_telemetry(),
+            ok = beamprof_events:set_prefix(Prefix),
+            beamprof_sup:start_link(Config)
+    catch
+        error:{badarg, Message} -> {error, {bad_config, Message}}
+    end.
+
+%% @private
+-spec stop(term()) -> ok.
+stop(_State) ->
+    ok.

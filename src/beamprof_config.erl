@@ -1,0 +1,144 @@
+%% @doc Options of the beamprof application: defaults, validation and where
+%% they come from (application environment, then the options given to
+%% `beamprof:start/1').
+%%
+%% Every option is checked by name and type; an unknown or ill-typed option
+%% is refused with `erlang:error({badarg, Message}, [Options])', where the
+%% message names the option. Keys are never turned into atoms.
+-module(beamprof_config).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("Options of the beamprof application: defaults and validation.").
+
+-export([defaults/0, validate/1, load/0, set_start_options/1, clear_start_options/0,
+         nif_config/1]).
+
+-export_type([config/0, options/0]).
+
+-type config() :: #{interval := pos_integer(),
+                    tick := pos_integer(),
+                    scheduler_high := float(),
+                    scheduler_low := float(),
+                    memory_high := float(),
+                    memory_low := float(),
+                    reopen_ticks := pos_integer(),
+                    memory_limit := auto | pos_integer(),
+                    event_prefix := [atom(), ...],
+                    vm_events := boolean()}.
+%% A complete, validated configuration.
+
+-type options() :: #{atom() => term()} | [{atom(), term()}].
+%% What a caller may pass: any subset of {@link config()}.
+
+-define(APP, beamprof).
+-define(START_KEY, '$start_options').
+
+%% @doc The defaults: sample every second, tick the C sampler every 100 ms,
+%% close the gate above 80% scheduler or 90% memory use.
+-spec defaults() -> config().
+defaults() ->
+    #{interval => 1000,
+      tick => 100,
+      scheduler_high => 0.80,
+      scheduler_low => 0.60,
+      memory_high => 0.90,
+      memory_low => 0.85,
+      reopen_ticks => 3,
+      memory_limit => auto,
+      event_prefix => [beamprof],
+      vm_events => true}.
+
+%% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
+%% naming the first bad option.
+-spec validate(Options) -> config() when Options :: options().
+validate(Options) ->
+    Map = to_map(Options),
+    Config = maps:fold(fun(Key, Value, Acc) -> check(Key, Value, Options), Acc#{Key => Value} end,
+                       defaults(), Map),
+    check_marks(Config, scheduler_low, scheduler_high, Options),
+    check_marks(Config, memory_low, memory_high, Options),
+    Config.
+
+%% @doc The configuration in force: defaults, overridden by the application
+%% environment, overridden by the options of the last `beamprof:start/1'.
+-spec load() -> config().
+load() ->
+    Known = maps:keys(defaults()),
+    Env = maps:with(Known, maps:from_list(application:get_all_env(?APP))),
+    Start = application:get_env(?APP, ?START_KEY, #{}),
+    validate(maps:merge(Env, Start)).
+
+%% @doc Stores validated start options so that the application's start
+%% picks them up; they last until the next `beamprof:start/0,1'.
+-spec set_start_options(options()) -> ok.
+set_start_options(Options) ->
+    _ = validate(Options),
+    application:set_env(?APP, ?START_KEY, to_map(Options)).
+
+%% @doc Forgets the options of an earlier `beamprof:start/1'.
+-spec clear_start_options() -> ok.
+clear_start_options() ->
+    application:unset_env(?APP, ?START_KEY).
+
+%% @doc The map the C sampler thread takes (`beamprof_nif:sampler_start/2').
+-spec nif_config(config()) -> map().
+nif_config(#{tick := Tick, memory_limit := Limit} = Config) ->
+    Marks = maps:with([scheduler_high, scheduler_low, memory_high, memory_low, reopen_ticks],
+                      Config),
+    Marks#{tick_ms => Tick, memory_limit => limit_bytes(Limit)}.
+
+limit_bytes(auto) -> 0;
+limit_bytes(Bytes) -> Bytes.
+
+to_map(Options) when is_map(Options) ->
+    Options;
+to_map(Options) when is_list(Options) ->
+    case lists:all(fun(O) -> is_tuple(O) andalso tuple_size(O) =:= 2 end, Options) of
+        true -> maps:from_list(Options);
+        false -> bad(Options, "Expected options to be a map or a list of {Key, Value} pairs")
+    end;
+to_map(Options) ->
+    bad(Options, "Expected options to be a map or a list of {Key, Value} pairs").
+
+check(interval, V, _) when is_integer(V), V >= 1, V =< 3600000 -> ok;
+check(tick, V, _) when is_integer(V), V >= 10, V =< 60000 -> ok;
+check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
+check(memory_limit, auto, _) -> ok;
+check(memory_limit, V, _) when is_integer(V), V > 0 -> ok;
+check(vm_events, V, _) when is_boolean(V) -> ok;
+check(event_prefix, [_ | _] = V, O) ->
+    lists:all(fun is_atom/1, V) orelse bad_option(event_prefix, V, O), ok;
+check(Key, V, _) when is_float(V), V > 0.0, V =< 1.0,
+                      (Key =:= scheduler_high orelse Key =:= scheduler_low orelse
+                       Key =:= memory_high orelse Key =:= memory_low) -> ok;
+check(Key, V, O) ->
+    case maps:is_key(Key, defaults()) of
+        true -> bad_option(Key, V, O);
+        false -> bad(O, lists:flatten(io_lib:format("Unknown option ~0tp; known options: ~ts",
+                                                    [Key, known()])))
+    end.
+
+check_marks(Config, Low, High, O) ->
+    case maps:get(Low, Config) < maps:get(High, Config) of
+        true -> ok;
+        false -> bad(O, lists:flatten(io_lib:format("Expected ~ts to be below ~ts", [Low, High])))
+    end.
+
+bad_option(Key, Value, O) ->
+    bad(O, lists:flatten(io_lib:format("Expected option ~ts to be ~ts, got: ~0tp",
+                                       [Key, expectation(Key), Value]))).
+
+expectation(interval) -> "an integer of milliseconds in 1..3600000";
+expectation(tick) -> "an integer of milliseconds in 10..60000";
+expectation(reopen_ticks) -> "an integer in 1..10000";
+expectation(memory_limit) -> "auto or a positive integer of bytes";
+expectation(vm_events) -> "a boolean";
+expectation(event_prefix) -> "a non-empty list of atoms";
+expectation(_) -> "a float in (0.0, 1.0]".
+
+known() ->
+    lists:join(", ", [atom_to_list(K) || K <- lists:sort(maps:keys(defaults()))]).
+
+-spec bad(term(), string()) -> no_return().
+bad(Options, Message) ->
+    erlang:error({badarg, Message}, [Options]).

@@ -1,0 +1,95 @@
+%% @doc The load gate's owner: starts and stops the C sampler thread that
+%% keeps the gate current, and turns its flips into events.
+%%
+%% The gate itself lives in C (one atomic word): `beamprof:gate/0' reads it
+%% in tens of nanoseconds and a flip touches nothing global in the VM. The
+%% C thread sends this process `{beamprof_gate, open | closed, Reason, Ns}'
+%% when the gate flips, and this process emits:
+%%
+%% <ul>
+%% <li>`[beamprof, gate, closed]': measurements `monotonic_time' (native
+%% units, when it closed) and `ratio' (the figure that closed it); metadata
+%% `reason' (`{scheduler, Ratio}' or `{memory, Ratio}'), `kind' (`scheduler'
+%% or `memory') and `source' (`erlang' when the scheduler figure came from
+%% `scheduler_wall_time', `os_cpu' when the Erlang side was starved and the
+%% C thread's reading of the scheduler threads' CPU clocks decided).</li>
+%% <li>`[beamprof, gate, open]': measurements `monotonic_time' and
+%% `duration' (native units the gate was closed); metadata `reason' (`none')
+%% and `closed_reason'.</li>
+%% </ul>
+-module(beamprof_gate).
+-behaviour(gen_server).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("Owner of the C load gate thread; turns gate flips into events.").
+
+-export([start_link/1, ensure_running/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-record(state, {config :: beamprof_config:config(),
+                closed_at :: integer() | undefined,
+                closed_reason = none :: term()}).
+
+-spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
+start_link(Config) ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
+
+%% @doc Restarts the C sampler thread if it is not running (after the NIF
+%% library was reloaded, say). Asynchronous.
+-spec ensure_running() -> ok.
+ensure_running() ->
+    gen_server:cast(?MODULE, ensure_running).
+
+%% @private
+-spec init(beamprof_config:config()) -> {ok, #state{}} | {stop, term()}.
+init(Config) ->
+    process_flag(trap_exit, true),
+    case start_thread(Config) of
+        ok -> {ok, #state{config = Config}};
+        {error, Reason} -> {stop, {sampler_thread, Reason}}
+    end.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, {error, unknown_call}, #state{}}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(ensure_running, #state{config = Config} = State) ->
+    _ = case beamprof_nif:sampler_info() of
+            #{running := true} -> ok;
+            _ -> start_thread(Config)
+        end,
+    {noreply, State};
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({beamprof_gate, closed, Reason, Ns}, State) ->
+    Time = erlang:convert_time_unit(Ns, nanosecond, native),
+    #{source := Source} = beamprof_nif:gate_info(),
+    {Kind, Ratio} = reason(Reason),
+    ok = beamprof_events:emit([gate, closed], #{monotonic_time => Time, ratio => Ratio},
+                              #{reason => Reason, kind => Kind, source => Source}),
+    {noreply, State#state{closed_at = Time, closed_reason = Reason}};
+handle_info({beamprof_gate, open, _Reason, Ns}, #state{closed_at = ClosedAt} = State) ->
+    Time = erlang:convert_time_unit(Ns, nanosecond, native),
+    Duration = case ClosedAt of undefined -> 0; _ -> Time - ClosedAt end,
+    ok = beamprof_events:emit([gate, open], #{monotonic_time => Time, duration => Duration},
+                              #{reason => none, closed_reason => State#state.closed_reason}),
+    {noreply, State#state{closed_at = undefined, closed_reason = none}};
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, _State) ->
+    beamprof_nif:sampler_stop().
+
+start_thread(Config) ->
+    beamprof_nif:sampler_start(beamprof_config:nif_config(Config), self()).
+
+reason({Kind, Ratio}) -> {Kind, Ratio};
+reason(none) -> {none, 0.0}.

@@ -1,0 +1,139 @@
+%% @doc The VM sampler: a supervised process that keeps the load gate fed
+%% and emits the VM's figures.
+%%
+%% Every `tick' (default 100 ms) it reads the normal schedulers' wall time
+%% and reports their utilization to the C sampler thread
+%% (`beamprof_nif:report_utilization/1'); that report is also the heartbeat
+%% by which the C side knows the Erlang side is not starved. Every
+%% `interval' (default 1 s) it reads the whole VM and emits:
+%%
+%% <ul>
+%% <li>`[beamprof, vm, sample]' (see `beamprof_vm:sample_event/1');</li>
+%% <li>`[beamprof, scheduler, utilization]' (`beamprof_vm:utilization_event/1');</li>
+%% <li>when `vm_events' is on, telemetry_poller's `[vm, memory]',
+%% `[vm, total_run_queue_lengths]' and `[vm, system_counts]'.</li>
+%% </ul>
+%%
+%% It turns the `scheduler_wall_time' flag on for itself; the flag is
+%% counted per process by the VM, so turning it off again in `terminate/2'
+%% (or dying) leaves it as it was for everyone else.
+-module(beamprof_sampler).
+-behaviour(gen_server).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("The VM sampler process: feeds the load gate, emits VM events.").
+
+-export([start_link/1, snapshot/0, stats/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-record(state, {config :: beamprof_config:config(),
+                next_tick :: integer(),
+                next_emit :: integer(),
+                active :: beamprof_vm:active(),
+                from :: beamprof_vm:reading(),
+                last :: beamprof_vm:sample() | undefined,
+                busy = 0 :: non_neg_integer(),
+                ticks = 0 :: non_neg_integer(),
+                emits = 0 :: non_neg_integer()}).
+
+-spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
+start_link(Config) ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
+
+%% @doc The latest sample; before the first interval has passed, a sample
+%% over the time since the sampler started.
+-spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
+snapshot() ->
+    call(snapshot).
+
+%% @doc What the sampler has cost so far: `busy_ns' is the wall time spent
+%% handling ticks (CPU-bound work, so close to its CPU time).
+-spec stats() -> #{busy_ns := non_neg_integer(), ticks := non_neg_integer(),
+                   emits := non_neg_integer()} | {error, not_started}.
+stats() ->
+    call(stats).
+
+call(Request) ->
+    try gen_server:call(?MODULE, Request, 5000)
+    catch exit:{noproc, _} -> {error, not_started}
+    end.
+
+%% @private
+-spec init(beamprof_config:config()) -> {ok, #state{}}.
+init(#{tick := Tick, interval := Interval} = Config) ->
+    process_flag(trap_exit, true),
+    _ = erlang:system_flag(scheduler_wall_time, true),
+    Now = erlang:monotonic_time(millisecond),
+    {ok, schedule(#state{config = Config, next_tick = Now + Tick, next_emit = Now + Interval,
+                         active = beamprof_vm:normal_active(), from = beamprof_vm:read()})}.
+
+%% @private
+-spec handle_call(snapshot | stats, gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call(snapshot, _From, #state{last = undefined, from = From} = State) ->
+    {reply, beamprof_vm:sample(From, beamprof_vm:read(), beamprof_nif:gate_info()), State};
+handle_call(snapshot, _From, #state{last = Last} = State) ->
+    {reply, Last, State};
+handle_call(stats, _From, #state{busy = Busy, ticks = Ticks, emits = Emits} = State) ->
+    {reply, #{busy_ns => erlang:convert_time_unit(Busy, native, nanosecond),
+              ticks => Ticks, emits => Emits}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({timeout, _Ref, tick}, State) ->
+    Start = erlang:monotonic_time(),
+    Now = erlang:monotonic_time(millisecond),
+    State1 = maybe_emit(Now, maybe_report(Now, State)),
+    {noreply, schedule(State1#state{busy = State1#state.busy + erlang:monotonic_time() - Start})};
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, _State) ->
+    _ = erlang:system_flag(scheduler_wall_time, false),
+    ok.
+
+maybe_report(Now, #state{next_tick = Next} = State) when Now < Next ->
+    State;
+maybe_report(Now, #state{config = #{tick := Tick}, active = A0, ticks = Ticks} = State) ->
+    A1 = beamprof_vm:normal_active(),
+    case beamprof_nif:report_utilization(beamprof_vm:normal_utilization(A0, A1)) of
+        ok -> ok;
+        not_running -> beamprof_gate:ensure_running()
+    end,
+    State#state{active = A1, ticks = Ticks + 1, next_tick = next(State#state.next_tick, Tick, Now)}.
+
+maybe_emit(Now, #state{next_emit = Next} = State) when Now < Next ->
+    State;
+maybe_emit(Now, #state{config = #{interval := Interval} = Config, from = From,
+                       emits = Emits} = State) ->
+    Reading = beamprof_vm:read(),
+    Sample = beamprof_vm:sample(From, Reading, beamprof_nif:gate_info()),
+    emit(Sample, Config),
+    State#state{from = Reading, last = Sample, emits = Emits + 1,
+                next_emit = next(State#state.next_emit, Interval, Now)}.
+
+%% The next deadline on the fixed grid; a late tick skips what it missed
+%% rather than firing a burst.
+next(Deadline, Period, Now) when Deadline + Period > Now -> Deadline + Period;
+next(_Deadline, Period, Now) -> Now + Period.
+
+schedule(#state{next_tick = Tick, next_emit = Emit} = State) ->
+    _ = erlang:start_timer(min(Tick, Emit), self(), tick, [{abs, true}]),
+    State.
+
+emit(Sample, #{vm_events := VmEvents}) ->
+    {M, Meta} = beamprof_vm:sample_event(Sample),
+    ok = beamprof_events:emit([vm, sample], M, Meta),
+    {UM, UMeta} = beamprof_vm:utilization_event(Sample),
+    ok = beamprof_events:emit([scheduler, utilization], UM, UMeta),
+    case VmEvents of
+        true -> lists:foreach(fun({Event, EM, EMeta}) -> beamprof_events:execute(Event, EM, EMeta) end,
+                              beamprof_vm:poller_events(Sample));
+        false -> ok
+    end.
