@@ -1,0 +1,320 @@
+%% The application against a real VM: lifecycle, options, events, the
+%% scheduler_wall_time flag, utilization against OTP's scheduler module,
+%% busy-wait spinning, and the load gate under starvation and memory use.
+-module(beamprof_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [start_stop, start_options_refused, snapshot_shape, top_prints,
+     sample_events, poller_events, poller_events_off, event_prefix,
+     flag_left_as_found, flag_kept_for_others,
+     utilization_agrees_with_scheduler_module, idle_utilization_near_zero,
+     spinning_schedulers_show_os_cpu, gate_closes_when_starved,
+     gate_closes_on_memory, sampler_survives_kill, thread_restarted_after_stop].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    ok = beamprof:stop().
+
+%% --- lifecycle and options ---------------------------------------------------
+
+start_stop(_Config) ->
+    ok = beamprof:start(),
+    ok = beamprof:start(),
+    ?assertMatch(#{running := true}, beamprof_nif:sampler_info()),
+    ?assert(lists:member(beamprof:gate(), [open, closed])),
+    ?assertEqual({error, already_started}, beamprof:start(#{interval => 100})),
+    ok = beamprof:stop(),
+    ?assertMatch(#{running := false}, beamprof_nif:sampler_info()),
+    ?assertEqual(open, beamprof:gate()),
+    ?assertEqual({error, not_started}, beamprof:snapshot()),
+    ok = beamprof:stop().
+
+start_options_refused(_Config) ->
+    ?assertError({badarg, "Unknown option nope" ++ _}, beamprof:start(#{nope => 1})),
+    ?assertError({badarg, "Expected option interval" ++ _}, beamprof:start([{interval, -1}])),
+    ?assertError({badarg, "Expected scheduler_low to be below scheduler_high"},
+                 beamprof:start(#{scheduler_low => 0.9})),
+    ?assertNot(lists:keymember(beamprof, 1, application:which_applications())).
+
+snapshot_shape(_Config) ->
+    ok = beamprof:start(#{interval => 200}),
+    wait_events([beamprof, vm, sample], 1),
+    S = beamprof:snapshot(),
+    ?assertMatch(#{schedulers := [_ | _], utilization := #{normal := _, dirty_cpu := _,
+                                                          dirty_io := _, total := _},
+                   run_queues := #{total := _, cpu := _, io := _},
+                   memory := #{erlang := #{total := _}, rss := _, limit := _, ratio := _,
+                               limit_source := _, mem_total := _, mem_available := _},
+                   system := #{process_count := _, process_limit := _, port_count := _,
+                               port_limit := _, atom_count := _, atom_limit := _},
+                   rates := #{reductions := _, gc := _, io_in := _, io_out := _},
+                   gate := #{state := _, reason := _}, window_ms := _}, S),
+    #{schedulers := Rows, memory := #{rss := Rss}} = S,
+    Expected = erlang:system_info(schedulers) + erlang:system_info(dirty_cpu_schedulers)
+        + erlang:system_info(dirty_io_schedulers),
+    ?assertEqual(Expected, length(Rows)),
+    [?assert(is_float(Os) andalso Os >= 0.0 andalso Os =< 1.0) || #{os_cpu := Os} <- Rows],
+    ?assert(Rss > 10 * 1024 * 1024),
+    ?assert(maps:get(window_ms, S) > 100).
+
+top_prints(_Config) ->
+    ok = beamprof:start(#{interval => 200}),
+    wait_events([beamprof, vm, sample], 1),
+    Text = lists:flatten(io_lib:format("~s", [beamprof_format:snapshot(beamprof:snapshot())])),
+    [?assertNotEqual(nomatch, string:find(Text, Word))
+     || Word <- ["scheduler", "normal 1", "memory", "rss", "run queues", "gate open"]],
+    ?assert(length(string:split(Text, "\n", all)) < 30),
+    ok = beamprof:top().
+
+sample_events(_Config) ->
+    ok = beamprof:start(#{interval => 100}),
+    [{_, M, Meta} | _] = wait_events([beamprof, vm, sample], 3),
+    [?assert(is_number(maps:get(K, M)))
+     || K <- [utilization, os_cpu, run_queue, run_queue_cpu, run_queue_io, memory_total,
+              memory_processes, memory_binary, memory_ets, rss, memory_limit, memory_ratio,
+              process_count, port_count, atom_count, reductions_per_second, gc_per_second,
+              io_in_bytes_per_second, io_out_bytes_per_second, gate_closed]],
+    ?assertMatch(#{node := _, gate := _, memory_limit_source := _}, Meta),
+    [{_, U, UMeta} | _] = wait_events([beamprof, scheduler, utilization], 1),
+    ?assertMatch(#{normal := _, dirty_cpu := _, dirty_io := _, total := _, os_cpu := _}, U),
+    #{schedulers := [#{id := 1, type := normal, utilization := _, os_cpu := _} | _]} = UMeta.
+
+poller_events(_Config) ->
+    ok = beamprof:start(#{interval => 100}),
+    [{_, Mem, _} | _] = wait_events([vm, memory], 1),
+    ?assertEqual(lists:sort([K || {K, _} <- erlang:memory()]), lists:sort(maps:keys(Mem))),
+    [{_, RQ, _} | _] = wait_events([vm, total_run_queue_lengths], 1),
+    ?assertEqual([cpu, io, total], lists:sort(maps:keys(RQ))),
+    [{_, Counts, _} | _] = wait_events([vm, system_counts], 1),
+    ?assertEqual([atom_count, atom_limit, port_count, port_limit, process_count, process_limit],
+                 lists:sort(maps:keys(Counts))).
+
+poller_events_off(_Config) ->
+    ok = beamprof:start(#{interval => 100, vm_events => false}),
+    Self = self(),
+    ok = beamprof:attach(vm_memory, [vm, memory], fun(_, _, _, _) -> Self ! vm_memory end, nil),
+    wait_events([beamprof, vm, sample], 3),
+    receive vm_memory -> ct:fail(vm_events_not_off) after 0 -> ok end.
+
+event_prefix(_Config) ->
+    ok = beamprof:start(#{interval => 100, event_prefix => [my, app]}),
+    wait_events([my, app, vm, sample], 1),
+    ok = beamprof:stop(),
+    ok = beamprof:start(#{interval => 100}),
+    wait_events([beamprof, vm, sample], 1).
+
+%% --- the scheduler_wall_time flag ------------------------------------------
+
+flag_left_as_found(_Config) ->
+    ?assertEqual(undefined, erlang:statistics(scheduler_wall_time)),
+    ok = beamprof:start(),
+    ?assertNotEqual(undefined, erlang:statistics(scheduler_wall_time)),
+    ok = beamprof:stop(),
+    ?assertEqual(undefined, erlang:statistics(scheduler_wall_time)).
+
+flag_kept_for_others(_Config) ->
+    Self = self(),
+    Other = spawn(fun() ->
+                          erlang:system_flag(scheduler_wall_time, true),
+                          Self ! enabled,
+                          receive stop -> ok end
+                  end),
+    receive enabled -> ok end,
+    ok = beamprof:start(),
+    ok = beamprof:stop(),
+    ?assertNotEqual(undefined, erlang:statistics(scheduler_wall_time)),
+    Ref = monitor(process, Other),
+    Other ! stop,
+    receive {'DOWN', Ref, _, _, _} -> ok end,
+    wait_until(fun() -> erlang:statistics(scheduler_wall_time) =:= undefined end, 5000).
+
+%% --- utilization ---------------------------------------------------------------
+
+%% The handler runs in the sampler right after its reading, so OTP's sample
+%% taken there covers the same window to within microseconds.
+utilization_agrees_with_scheduler_module(_Config) ->
+    Hogs = hogs(erlang:system_info(schedulers_online), normal),
+    try
+        ok = beamprof:start(#{interval => 500}),
+        Self = self(),
+        ok = beamprof:attach(cmp, [beamprof, scheduler, utilization],
+                             fun(_, M, Meta, _) -> Self ! {util, M, Meta, scheduler:sample_all()} end,
+                             nil),
+        [First | Rest] = collect_util(4),
+        compare(First, Rest)
+    after
+        [exit(H, kill) || H <- Hogs]
+    end.
+
+collect_util(N) ->
+    [receive {util, M, Meta, S} -> {M, Meta, S} after 10000 -> ct:fail(no_utilization_event) end
+     || _ <- lists:seq(1, N)].
+
+compare(_, []) -> ok;
+compare({_, _, S0}, [{M, Meta, S1} = Next | Rest]) ->
+    Otp = scheduler:utilization(S0, S1),
+    {total, OtpTotal, _} = lists:keyfind(total, 1, Otp),
+    ct:log("beamprof total ~.4f normal ~.4f; OTP total ~.4f", [maps:get(total, M), maps:get(normal, M), OtpTotal]),
+    ?assert(abs(maps:get(total, M) - OtpTotal) =< 0.02),
+    ?assert(maps:get(normal, M) > 0.5),
+    [?assert(abs(U - otp_util(Type, Id, Otp)) =< 0.02)
+     || #{id := Id, type := Type, utilization := U} <- maps:get(schedulers, Meta)],
+    compare(Next, Rest).
+
+otp_util(normal, Id, Otp) -> element(3, lists:keyfind(Id, 2, [T || {normal, _, _, _} = T <- Otp]));
+otp_util(dirty_cpu, Id, Otp) -> element(3, lists:keyfind(Id, 2, [T || {cpu, _, _, _} = T <- Otp]));
+otp_util(dirty_io, Id, Otp) -> element(3, lists:keyfind(Id, 2, [T || {io, _, _, _} = T <- Otp])).
+
+idle_utilization_near_zero(_Config) ->
+    ok = beamprof:start(#{interval => 300}),
+    Events = wait_events([beamprof, scheduler, utilization], 3),
+    Lowest = lists:min([maps:get(normal, M) || {_, M, _} <- Events]),
+    ct:log("idle normal utilization: ~p", [[maps:get(normal, M) || {_, M, _} <- Events]]),
+    ?assert(Lowest < 0.1).
+
+%% A node whose schedulers busy-wait a long time after each short burst of
+%% work: OS CPU of the scheduler threads is high, scheduler_wall_time
+%% utilization stays low, and the gate (fed by the Erlang side) stays open.
+spinning_schedulers_show_os_cpu(_Config) ->
+    {ok, Peer, Node} = peer:start_link(#{connection => standard_io,
+                                         args => ["-pa" | code:get_path()] ++
+                                             ["+sbwt", "very_long", "+sbwtdcpu", "none",
+                                              "+sbwtdio", "none", "+S", "2:2"]}),
+    try
+        ok = peer:call(Peer, beamprof, start, [#{interval => 1000}]),
+        _ = peer:call(Peer, erlang, spawn, [fun ticker/0]),
+        _ = Node,
+        Snaps = [begin timer:sleep(1100), peer:call(Peer, beamprof, snapshot, []) end
+                 || _ <- lists:seq(1, 3)],
+        #{utilization := #{normal := U, os_cpu := Os}, gate := Gate} = lists:last(Snaps),
+        ct:log("spinning node: utilization ~.3f, os cpu ~.3f, gate ~p", [U, Os, Gate]),
+        ?assert(U < 0.2),
+        ?assert(Os > U + 0.2),
+        ?assertEqual(open, peer:call(Peer, beamprof, gate, []))
+    after
+        peer:stop(Peer)
+    end.
+
+ticker() ->
+    receive after 1 -> ok end,
+    _ = lists:seq(1, 50),
+    ticker().
+
+%% --- the gate ------------------------------------------------------------------
+
+%% High-priority hogs on every scheduler starve the normal-priority sampler
+%% process: its reports stop, and the C thread closes the gate from the
+%% scheduler threads' CPU clocks. This process runs at max priority to watch.
+gate_closes_when_starved(_Config) ->
+    ok = beamprof:start(#{interval => 1000, tick => 100}),
+    Self = self(),
+    ok = beamprof:attach(gate, [[beamprof, gate, closed], [beamprof, gate, open]],
+                         fun(E, M, Meta, _) -> Self ! {E, M, Meta} end, nil),
+    %% the Erlang side reports first: the gate is fed by scheduler_wall_time
+    wait_until(fun() -> maps:get(source, beamprof:gate_info()) =:= erlang end, 5000),
+    Old = process_flag(priority, max),
+    Hogs = hogs(erlang:system_info(schedulers_online), high),
+    T0 = erlang:monotonic_time(millisecond),
+    try
+        wait_until(fun() -> beamprof:gate() =:= closed end, 3000),
+        Elapsed = erlang:monotonic_time(millisecond) - T0,
+        Info = beamprof:gate_info(),
+        ct:log("closed after ~B ms: ~p", [Elapsed, Info]),
+        ?assertMatch(#{state := closed, reason := {scheduler, _}, source := os_cpu}, Info)
+    after
+        [exit(H, kill) || H <- Hogs],
+        process_flag(priority, Old)
+    end,
+    receive {[beamprof, gate, closed], #{ratio := R}, #{reason := {scheduler, R}, kind := scheduler}} ->
+            ?assert(R > 0.8)
+    after 5000 -> ct:fail(no_closed_event)
+    end,
+    wait_until(fun() -> beamprof:gate() =:= open end, 10000),
+    receive {[beamprof, gate, open], #{duration := D}, #{closed_reason := {scheduler, _}}} ->
+            ?assert(D > 0)
+    after 5000 -> ct:fail(no_open_event)
+    end.
+
+gate_closes_on_memory(_Config) ->
+    #{rss := Rss} = beamprof_nif:memory(),
+    Limit = Rss + 64 * 1024 * 1024,
+    ok = beamprof:start(#{memory_limit => Limit}),
+    ?assertMatch(#{limit := Limit, limit_source := option}, beamprof_nif:memory()),
+    timer:sleep(300), % three ticks with the small heap: the gate must stay open
+    ?assertEqual(open, beamprof:gate()),
+    Self = self(),
+    Holder = spawn(fun() -> Bin = binary:copy(<<1>>, 96 * 1024 * 1024), Self ! held,
+                            receive stop -> byte_size(Bin) end end),
+    receive held -> ok end,
+    try
+        wait_until(fun() -> beamprof:gate() =:= closed end, 5000),
+        #{reason := {memory, R}} = beamprof:gate_info(),
+        ?assert(R > 0.9)
+    after
+        Holder ! stop
+    end.
+
+%% --- self-healing ----------------------------------------------------------------
+
+sampler_survives_kill(_Config) ->
+    ok = beamprof:start(#{interval => 100}),
+    Old = whereis(beamprof_sampler),
+    exit(Old, kill),
+    wait_until(fun() -> is_pid(whereis(beamprof_sampler)) andalso whereis(beamprof_sampler) =/= Old end, 5000),
+    wait_events([beamprof, vm, sample], 1),
+    ?assertMatch(#{running := true}, beamprof_nif:sampler_info()).
+
+thread_restarted_after_stop(_Config) ->
+    ok = beamprof:start(#{interval => 100}),
+    ok = beamprof_nif:sampler_stop(),
+    wait_until(fun() -> maps:get(running, beamprof_nif:sampler_info()) end, 5000).
+
+%% --- helpers -----------------------------------------------------------------------
+
+hogs(N, Priority) ->
+    [spawn(fun() -> process_flag(priority, Priority), spin(0) end) || _ <- lists:seq(1, N)].
+
+spin(N) -> spin(N + 1).
+
+%% Attaches to Event, waits for N emissions (10x the expected time at most),
+%% returns them newest first.
+wait_events(Event, N) ->
+    Ref = make_ref(),
+    Self = self(),
+    ok = beamprof:attach(Ref, Event, fun(E, M, Meta, _) -> Self ! {Ref, {E, M, Meta}} end, nil),
+    try
+        lists:foldl(fun(_, Acc) ->
+                            receive {Ref, Ev} -> [Ev | Acc]
+                            after 10000 -> ct:fail({no_event, Event})
+                            end
+                    end, [], lists:seq(1, N))
+    after
+        beamprof:detach(Ref)
+    end.
+
+wait_until(Fun, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_until(Fun, Deadline, Timeout).
+
+wait_until(Fun, Deadline, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout, Timeout});
+                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
+            end
+    end.
