@@ -22,9 +22,12 @@
 "The event prefix (default `[beamprof]`) lives in `persistent_term`: reading it costs "
 "nothing, but `set_prefix/1` with a new value makes the VM scan every process's heap, so it "
 "belongs in configuration at start, never on a hot path (the same value is not written again).\n\n"
-"Cost (OTP 25 JIT, this machine, median ns per `execute/3`): see `bench/` and the report; "
-"about 0.1 µs with no handlers, plus the handlers' own work and a copy of each attached "
-"handler tuple out of ETS.").
+"Cost of `execute/3` (OTP 25.2.3 JIT, 2 cores, median of 100k-call runs, handlers doing "
+"nothing): 0 handlers 0.18-0.22 µs, 1 handler 0.25-0.28 µs, 10 handlers 0.77-0.95 µs, the "
+"same with or without telemetry loaded (plus telemetry's own cost when it is); 0.3-0.4 µs "
+"when the table does not exist (a caught `badarg`). The `function_exported/3` check is "
+"about 15 ns. Most of the base cost is the `ets:lookup/2` of a `read_concurrency` bag, "
+"which is slower for one reader (110-150 ns against 45 ns) and scales with many.").
 
 -export([execute/3, emit/3, prefix/0, set_prefix/1, ensure_telemetry/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
