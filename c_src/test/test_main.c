@@ -1,0 +1,33 @@
+/* test_main.c - runs every test table and prints the summary line. */
+#include <string.h>
+
+#include "bp_test.h"
+
+int bp_test_failures;
+
+extern const struct bp_test_case bp_gate_tests[];
+extern const struct bp_test_case bp_ring_tests[];
+extern const struct bp_test_case bp_memory_tests[];
+extern const struct bp_test_case bp_threads_tests[];
+
+static const struct bp_test_case *const tables[] = {
+    bp_gate_tests, bp_ring_tests, bp_memory_tests, bp_threads_tests};
+
+int main(void)
+{
+    int passed = 0, failed = 0;
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        for (const struct bp_test_case *c = tables[t]; c->name != NULL; c++) {
+            bp_test_failures = 0;
+            c->fn();
+            if (bp_test_failures == 0) {
+                passed++;
+            } else {
+                failed++;
+                fprintf(stderr, "FAIL %s\n", c->name);
+            }
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

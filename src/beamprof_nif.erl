@@ -1,0 +1,139 @@
+%% @private
+-module(beamprof_nif).
+-include("beamprof_doc.hrl").
+
+?MODULEDOC("""
+The C core of beamprof: scheduler thread CPU clocks, VM memory and its
+limit, and the library's own sampler thread that keeps the load gate current
+even when every scheduler is saturated.
+
+Internal: the public API is `beamprof`. Every function here returns within
+well under a millisecond (`sampler_stop/0` runs on a dirty IO scheduler
+because it joins a thread). Ill-typed arguments raise `badarg`; conditions a
+caller can act on return `{error, Reason}`.
+
+The gate (`gate/0`) costs one atomic load. The sampler thread ticks every
+`tick_ms`; the Erlang side must call `report_utilization/1` every tick with
+the normal schedulers' utilization from `scheduler_wall_time` (it is also a
+heartbeat: when reports stop for longer than 1.5 ticks, the thread falls back
+to the OS CPU time of the scheduler threads, which includes busy-waiting but
+is then the only figure available).
+""").
+
+-export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
+         report_utilization/1, sched_cpu/0, memory/0, history/0,
+         sampler_info/0]).
+
+-export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
+              config/0, history_entry/0]).
+
+-on_load(init/0).
+
+-type gate_state() :: open | closed.
+-type gate_reason() :: none | {scheduler, float()} | {memory, float()}.
+-type sched_source() :: erlang | os_cpu | none.
+-type thread_type() :: normal | dirty_cpu | dirty_io.
+-type config() :: #{tick_ms := 1..60000,
+                    scheduler_high := float(),
+                    scheduler_low := float(),
+                    memory_high := float(),
+                    memory_low := float(),
+                    reopen_ticks := pos_integer(),
+                    memory_limit := non_neg_integer()}.
+-type history_entry() :: {MonoNs :: integer(), SchedRatio :: float(),
+                          sched_source(), OsCpuRatio :: float(),
+                          MemUsed :: non_neg_integer(),
+                          MemLimit :: non_neg_integer(),
+                          MemRatio :: float(), gate_state()}.
+
+-define(NIF_LIB, "beamprof_nif").
+
+%% Loads the library from $BEAMPROF_NIF (a path without ".so"), else the
+%% application's priv dir, else ../priv next to this module's ebin.
+-spec init() -> ok | {error, term()}.
+init() ->
+    erlang:load_nif(nif_path(), 0).
+
+-spec nif_path() -> file:filename().
+nif_path() ->
+    case os:getenv("BEAMPROF_NIF") of
+        Path when is_list(Path), Path =/= "" -> Path;
+        _ -> filename:join(priv_dir(), ?NIF_LIB)
+    end.
+
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(beamprof) of
+        Dir when is_list(Dir) ->
+            Dir;
+        {error, bad_name} ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv")
+    end.
+
+-spec not_loaded(pos_integer()) -> no_return().
+not_loaded(Line) ->
+    erlang:nif_error({not_loaded, [{module, ?MODULE}, {line, Line}]}).
+
+%% @doc `open' or `closed'; one atomic load. `open' when no sampler runs.
+-spec gate() -> gate_state().
+gate() -> not_loaded(?LINE).
+
+%% @doc The published gate with its reason, the scheduler figure's source,
+%% whether the sampler runs, and when the state last changed
+%% (comparable to `erlang:monotonic_time(nanosecond)').
+-spec gate_info() -> #{state := gate_state(), reason := gate_reason(),
+                       source := sched_source(), running := boolean(),
+                       changed_at := integer()}.
+gate_info() -> not_loaded(?LINE).
+
+%% @doc Starts the sampler thread, or reconfigures the running one in place
+%% (keeping the gate state). Every key of `Config' is required and exactly
+%% typed (badarg otherwise); a low mark not below its high mark returns
+%% `{error, {invalid, scheduler_low | memory_low}}'.
+-spec sampler_start(Config, NotifyPid) -> ok | {error, Reason} when
+      Config :: config(),
+      NotifyPid :: pid(),
+      Reason :: {invalid, scheduler_low | memory_low} | superseded
+              | thread_create.
+sampler_start(_Config, _NotifyPid) -> not_loaded(?LINE).
+
+%% @doc Stops and joins the sampler thread; idempotent. The gate reads
+%% `open' afterwards (the notify pid is told if it was closed).
+-spec sampler_stop() -> ok.
+sampler_stop() -> not_loaded(?LINE).
+
+%% @doc Reports the normal schedulers' utilization over the caller's last
+%% tick (also a heartbeat). Returns `not_running' when no sampler runs (the
+%% report is kept all the same).
+-spec report_utilization(Ratio) -> ok | not_running when
+      Ratio :: float() | 0 | 1.
+report_utilization(_Ratio) -> not_loaded(?LINE).
+
+%% @doc The CPU time of every scheduler thread now, sorted by type then index.
+-spec sched_cpu() -> {MonotonicNs :: integer(),
+                      [{thread_type(), Index :: pos_integer(),
+                        CpuNs :: non_neg_integer()}]}.
+sched_cpu() -> not_loaded(?LINE).
+
+%% @doc RSS of the VM, the memory limit in force and where it comes from,
+%% and the ratio the gate uses (`{error, memory}' only if /proc cannot be
+%% read).
+-spec memory() -> #{rss := non_neg_integer(), limit := non_neg_integer(),
+                    limit_source := option | cgroup_v2 | cgroup_v1 | machine,
+                    ratio := float(), mem_total := non_neg_integer(),
+                    mem_available := non_neg_integer()}
+                | {error, memory}.
+memory() -> not_loaded(?LINE).
+
+%% @doc The sampler's tick records, newest first (at most 600).
+-spec history() -> [history_entry()].
+history() -> not_loaded(?LINE).
+
+%% @doc Sampler statistics: ticks since load, the tick, the sampler
+%% thread's own CPU time in ns, and the number of scheduler threads known.
+-spec sampler_info() -> #{running := boolean(), ticks := non_neg_integer(),
+                          tick_ms := pos_integer(),
+                          cpu_ns := non_neg_integer(),
+                          threads := non_neg_integer()}.
+sampler_info() -> not_loaded(?LINE).
