@@ -53,7 +53,8 @@ defmodule Beamprof do
 
   A keyword list is turned into a map (a later duplicate key wins, as in
   `Map.new/1`); the options are validated by `:beamprof.start/1`, which
-  refuses an unknown key or an ill-typed value.
+  raises an `ArgumentError` naming an unknown key or an ill-typed value.
+  Returns `{:error, :already_started}` when beamprof is already running.
 
       Beamprof.start(interval: 500, scheduler_high: 0.9)
   """
@@ -78,7 +79,7 @@ defmodule Beamprof do
 
   @doc """
   May I profile now? `:open` or `:closed`. Costs tens of nanoseconds (an
-  atomic read): call it on hot paths.
+  atomic read): call it on hot paths. `:open` when beamprof is not running.
   """
   @spec gate() :: :open | :closed
   defdelegate gate(), to: :beamprof
@@ -92,20 +93,21 @@ defmodule Beamprof do
 
   @doc """
   Attaches `fun` to `event` under the unique `id`. Returns
-  `{:error, :already_exists}` when `id` is taken. A handler that raises is
+  `{:error, :already_exists}` when `id` is taken, `{:error, :not_started}`
+  when beamprof is not running. A handler that raises is
   detached and the failure logged.
   """
   @spec attach(handler_id(), event_name(), handler_function(), term()) ::
-          :ok | {:error, :already_exists}
+          :ok | {:error, :already_exists | :not_started}
   defdelegate attach(id, event, fun, config), to: :beamprof
 
   @doc "Attaches `fun` to every event in `events` under the one `id`."
   @spec attach_many(handler_id(), [event_name()], handler_function(), term()) ::
-          :ok | {:error, :already_exists}
+          :ok | {:error, :already_exists | :not_started}
   defdelegate attach_many(id, events, fun, config), to: :beamprof
 
   @doc "Detaches the handler `id` from all its events."
-  @spec detach(handler_id()) :: :ok | {:error, :not_found}
+  @spec detach(handler_id()) :: :ok | {:error, :not_found | :not_started}
   defdelegate detach(id), to: :beamprof
 
   @doc """
@@ -115,7 +117,10 @@ defmodule Beamprof do
   @spec list_handlers([atom()]) :: [map()]
   defdelegate list_handlers(prefix), to: :beamprof
 
-  @doc "Prints a compact table: schedulers, memory, top processes."
-  @spec top() :: :ok
+  @doc """
+  Prints the latest sample as a compact table (schedulers, run queues,
+  memory, counts), or returns `{:error, :not_started}`.
+  """
+  @spec top() :: :ok | {:error, :not_started}
   defdelegate top(), to: :beamprof
 end

@@ -1,6 +1,7 @@
 defmodule BeamprofTest do
   # One beamprof per node: the tests start and stop the application.
   use ExUnit.Case, async: false
+  import ExUnit.CaptureIO
 
   @interval 100
   # Generous: ten sampling intervals on a noisy shared machine.
@@ -28,9 +29,24 @@ defmodule BeamprofTest do
     assert Beamprof.gate() in [:open, :closed]
   end
 
-  test "an invalid option is refused, naming it" do
-    assert_refused(:interval, -1)
-    assert_refused(:scheduler_high, :lots)
+  test "an invalid option is refused with an ArgumentError naming it" do
+    # :beamprof_config raises {:badarg, message}; Elixir makes it an ArgumentError.
+    assert_raise ArgumentError, ~r/interval/, fn -> Beamprof.start(interval: -1) end
+    assert_raise ArgumentError, ~r/scheduler_high/, fn -> Beamprof.start(scheduler_high: :lots) end
+    assert_raise ArgumentError, ~r/no_such_option/, fn -> Beamprof.start(no_such_option: 1) end
+    assert {:error, :not_started} = Beamprof.snapshot()
+  end
+
+  test "start/1 while running says so" do
+    assert :ok = Beamprof.start(interval: @interval)
+    assert {:error, :already_started} = Beamprof.start(interval: @interval)
+  end
+
+  test "top/0 prints a table" do
+    :ok = Beamprof.start(interval: @interval)
+    await_sample()
+    output = capture_io(fn -> assert :ok = Beamprof.top() end)
+    assert output =~ "sched"
   end
 
   test "snapshot/0 has every documented key" do
@@ -87,21 +103,6 @@ defmodule BeamprofTest do
     :ok = Beamprof.attach(id, [:beamprof, :vm, :sample], &__MODULE__.forward/4, self())
     assert_receive {:event, [:beamprof, :vm, :sample], _, _}, @timeout
     :ok = Beamprof.detach(id)
-  end
-
-  # The Erlang side refuses a bad option by returning
-  # {:error, {:invalid_option, key, value}} or by raising {:badarg, message}.
-  defp assert_refused(key, value) do
-    try do
-      Beamprof.start([{key, value}])
-    rescue
-      # Elixir turns {:badarg, message} into an ArgumentError carrying message.
-      e in [ArgumentError, ErlangError] ->
-        assert Exception.message(e) =~ to_string(key)
-    else
-      result ->
-        assert {:error, {:invalid_option, ^key, ^value}} = result
-    end
   end
 
   defp flush do
