@@ -329,6 +329,9 @@ int bp_sampler_stop(struct bp_sampler *s, ErlNifEnv *caller_env,
     }
     if (carry != NULL)
         bp_sampler_fill_carry(s, was, carry);
+    /* Not running means open: the next start begins from an open gate, so
+     * its first message can only be a real close. */
+    bp_gate_state_init(&s->gate);
     if (retire)
         s->retired = 1;
     int64_t now = enif_monotonic_time(ERL_NIF_NSEC);

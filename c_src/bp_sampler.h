@@ -102,12 +102,14 @@ int bp_sampler_init(struct bp_sampler *s, struct bp_threads *threads,
 void bp_sampler_destroy(struct bp_sampler *s);
 
 /* Starts the thread with cfg and notify pid, or, if it runs, hands it the
- * new cfg and pid (taken at its next wake-up, which is now). The gate state
- * is kept either way. Returns an enum bp_sampler_err. Any thread. */
+ * new cfg and pid (taken at its next wake-up, which is now) keeping the gate
+ * state. Ring, tick count and the last report are kept across restarts.
+ * Returns an enum bp_sampler_err. Scheduler threads only. */
 int bp_sampler_start(struct bp_sampler *s, const struct bp_sampler_config *cfg,
                      const ErlNifPid *notify);
 
-/* Stops and joins the thread if it runs, then publishes the gate open. If
+/* Stops and joins the thread if it runs, then resets the gate state and
+ * publishes the gate open. If
  * caller_env is not NULL (a process-bound env) and that flipped the
  * published gate, sends {beamprof_gate, open, none, T} to the notify pid.
  * If carry is not NULL, fills it (up to carry->size bytes) before the gate
