@@ -20,5 +20,6 @@ for bench in "$@"; do
         gate_bench|events_bench) call="$bench:run()" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
-    erl -noshell -pa "$LIB/ebin" -pa "$OUT" -eval "$call, halt(0)."
+    # warning: the application stop reports (notice) would clutter the tables.
+    erl -noshell -kernel logger_level warning -pa "$LIB/ebin" -pa "$OUT" -eval "$call, halt(0)."
 done
