@@ -1,0 +1,32 @@
+%% Runs the PropEr properties of the NIF boundary (prop_beamprof_nif) from
+%% Common Test, so `rebar3 ct` picks them up.
+-module(beamprof_nif_prop_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([nullary/1, report_utilization/1, sampler_start/1]).
+
+-define(NUMTESTS, 2000).
+
+all() -> [nullary, report_utilization, sampler_start].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = beamprof_nif:sampler_stop().
+
+nullary(_Config) -> check(prop_beamprof_nif:prop_nullary(), 200).
+
+report_utilization(_Config) -> check(prop_beamprof_nif:prop_report_utilization(), ?NUMTESTS).
+
+sampler_start(_Config) -> check(prop_beamprof_nif:prop_sampler_start(), ?NUMTESTS).
+
+check(Prop, N) ->
+    Opts = [{numtests, N}, {to_file, user}, long_result],
+    case proper:quickcheck(Prop, Opts) of
+        true -> ok;
+        CounterExample -> ct:fail({counterexample, CounterExample})
+    end.
