@@ -32,7 +32,11 @@ defmodule BeamprofTest do
   test "an invalid option is refused with an ArgumentError naming it" do
     # :beamprof_config raises {:badarg, message}; Elixir makes it an ArgumentError.
     assert_raise ArgumentError, ~r/interval/, fn -> Beamprof.start(interval: -1) end
-    assert_raise ArgumentError, ~r/scheduler_high/, fn -> Beamprof.start(scheduler_high: :lots) end
+
+    assert_raise ArgumentError, ~r/scheduler_high/, fn ->
+      Beamprof.start(scheduler_high: :lots)
+    end
+
     assert_raise ArgumentError, ~r/no_such_option/, fn -> Beamprof.start(no_such_option: 1) end
     assert {:error, :not_started} = Beamprof.snapshot()
   end
