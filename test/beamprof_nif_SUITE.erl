@@ -14,14 +14,15 @@
          start_badarg/1, start_invalid_marks/1, start_stop_restart/1,
          reconfigure_in_place/1, stop_when_closed_notifies/1,
          light_load_never_closes/1, starvation_closes_gate/1,
-         memory_gate_closes/1, reload_leaves_nothing/1, gate_cost/1,
+         memory_gate_closes/1, reload_leaves_nothing/1,
+         upgrade_across_library_files/1, gate_cost/1,
          sampler_thread_named/1]).
 
 -define(NIF, beamprof_nif).
 
 all() ->
     [{group, readings}, {group, sampler}, {group, gate}, reload_leaves_nothing,
-     gate_cost].
+     upgrade_across_library_files, gate_cost].
 
 groups() ->
     [{readings, [], [gate_default_open, gate_info_shape, memory_reading,
@@ -428,6 +429,63 @@ reload_fresh(BaseTasks) ->
     {module, ?NIF} = code:load_file(?NIF),
     #{running := false} = ?NIF:sampler_info(),
     open = ?NIF:gate().
+
+%% Two copies of the library are different dlopen handles: each upgrade
+%% then stops the old thread through the *old* library's stop function and
+%% the new library's statics are its own.
+upgrade_across_library_files(Config) ->
+    Priv = ?config(priv_dir, Config),
+    Orig = os:getenv("BEAMPROF_NIF"),
+    Src = case Orig of
+              false -> filename:join(code:priv_dir(beamprof), "beamprof_nif");
+              Path -> Path
+          end,
+    Copies = [begin
+                  Dir = filename:join(Priv, Name),
+                  ok = filelib:ensure_dir(filename:join(Dir, "x")),
+                  Base = filename:join(Dir, "beamprof_nif"),
+                  {ok, _} = file:copy(Src ++ ".so", Base ++ ".so"),
+                  Base
+              end || Name <- ["a", "b"]],
+    BaseTasks = task_count(),
+    BaseFds = fd_count(),
+    Reporter = start_reporter(0.05, 100),
+    %% a closed gate must be carried over, not reopened and not re-sent
+    ok = ?NIF:sampler_start((config())#{memory_limit := 1}, self()),
+    receive {beamprof_gate, closed, {memory, _}, _} -> ok
+    after 5000 -> ct:fail(no_close_message)
+    end,
+    try
+        [begin
+             true = os:putenv("BEAMPROF_NIF", Lib),
+             ok = purge(),
+             true = code:delete(?NIF),
+             {module, ?NIF} = code:load_file(?NIF),
+             ?assertEqual(BaseTasks + 1, task_count()),
+             #{running := true, state := closed} =
+                 maps:merge(?NIF:sampler_info(), ?NIF:gate_info()),
+             closed = ?NIF:gate()
+         end || _ <- lists:seq(1, 10), Lib <- Copies],
+        ok = purge(),
+        {ok, Maps} = file:read_file("/proc/self/maps"),
+        Loaded = [C || C <- Copies, binary:match(Maps, list_to_binary(C)) =/= nomatch],
+        ct:log("copies mapped after purge: ~p", [Loaded]),
+        ?assertEqual(1, length(Loaded)),
+        receive {beamprof_gate, _, _, _} = M -> ct:fail({unexpected, M}) after 300 -> ok end
+    after
+        case Orig of
+            false -> os:unsetenv("BEAMPROF_NIF");
+            _ -> os:putenv("BEAMPROF_NIF", Orig)
+        end,
+        stop_proc(Reporter)
+    end,
+    ok = purge(),
+    true = code:delete(?NIF),
+    {module, ?NIF} = code:load_file(?NIF),
+    ok = purge(),
+    ok = ?NIF:sampler_stop(),
+    ?assertEqual(BaseTasks, task_count()),
+    ?assertEqual(BaseFds, fd_count()).
 
 %%--------------------------------------------------------------------
 %% Cost (printed, never asserted)
