@@ -48,6 +48,11 @@ is then the only figure available).
 
 -define(NIF_LIB, "beamprof_nif").
 
+%% Stubs call erlang:nif_error/1 directly: Dialyzer then trusts their specs
+%% (through a helper it would infer that they never return).
+-define(NOT_LOADED,
+        erlang:nif_error({not_loaded, [{module, ?MODULE}, {line, ?LINE}]})).
+
 %% Loads the library from $BEAMPROF_NIF (a path without ".so"), else the
 %% application's priv dir, else ../priv next to this module's ebin.
 -spec init() -> ok | {error, term()}.
@@ -71,13 +76,10 @@ priv_dir() ->
             filename:join(filename:dirname(Ebin), "priv")
     end.
 
--spec not_loaded(pos_integer()) -> no_return().
-not_loaded(Line) ->
-    erlang:nif_error({not_loaded, [{module, ?MODULE}, {line, Line}]}).
 
 %% @doc `open' or `closed'; one atomic load. `open' when no sampler runs.
 -spec gate() -> gate_state().
-gate() -> not_loaded(?LINE).
+gate() -> ?NOT_LOADED.
 
 %% @doc The published gate with its reason, the scheduler figure's source,
 %% whether the sampler runs, and when the state last changed
@@ -85,7 +87,7 @@ gate() -> not_loaded(?LINE).
 -spec gate_info() -> #{state := gate_state(), reason := gate_reason(),
                        source := sched_source(), running := boolean(),
                        changed_at := integer()}.
-gate_info() -> not_loaded(?LINE).
+gate_info() -> ?NOT_LOADED.
 
 %% @doc Starts the sampler thread, or reconfigures the running one in place
 %% (keeping the gate state). Every key of `Config' is required and exactly
@@ -96,25 +98,25 @@ gate_info() -> not_loaded(?LINE).
       NotifyPid :: pid(),
       Reason :: {invalid, scheduler_low | memory_low} | superseded
               | thread_create.
-sampler_start(_Config, _NotifyPid) -> not_loaded(?LINE).
+sampler_start(_Config, _NotifyPid) -> ?NOT_LOADED.
 
 %% @doc Stops and joins the sampler thread; idempotent. The gate reads
 %% `open' afterwards (the notify pid is told if it was closed).
 -spec sampler_stop() -> ok.
-sampler_stop() -> not_loaded(?LINE).
+sampler_stop() -> ?NOT_LOADED.
 
 %% @doc Reports the normal schedulers' utilization over the caller's last
 %% tick (also a heartbeat). Returns `not_running' when no sampler runs (the
 %% report is kept all the same).
 -spec report_utilization(Ratio) -> ok | not_running when
       Ratio :: float() | 0 | 1.
-report_utilization(_Ratio) -> not_loaded(?LINE).
+report_utilization(_Ratio) -> ?NOT_LOADED.
 
 %% @doc The CPU time of every scheduler thread now, sorted by type then index.
 -spec sched_cpu() -> {MonotonicNs :: integer(),
                       [{thread_type(), Index :: pos_integer(),
                         CpuNs :: non_neg_integer()}]}.
-sched_cpu() -> not_loaded(?LINE).
+sched_cpu() -> ?NOT_LOADED.
 
 %% @doc RSS of the VM, the memory limit in force and where it comes from,
 %% and the ratio the gate uses (`{error, memory}' only if /proc cannot be
@@ -124,11 +126,11 @@ sched_cpu() -> not_loaded(?LINE).
                     ratio := float(), mem_total := non_neg_integer(),
                     mem_available := non_neg_integer()}
                 | {error, memory}.
-memory() -> not_loaded(?LINE).
+memory() -> ?NOT_LOADED.
 
 %% @doc The sampler's tick records, newest first (at most 600).
 -spec history() -> [history_entry()].
-history() -> not_loaded(?LINE).
+history() -> ?NOT_LOADED.
 
 %% @doc Sampler statistics: ticks since load, the tick, the sampler
 %% thread's own CPU time in ns, and the number of scheduler threads known.
@@ -136,4 +138,4 @@ history() -> not_loaded(?LINE).
                           tick_ms := pos_integer(),
                           cpu_ns := non_neg_integer(),
                           threads := non_neg_integer()}.
-sampler_info() -> not_loaded(?LINE).
+sampler_info() -> ?NOT_LOADED.

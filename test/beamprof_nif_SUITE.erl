@@ -505,4 +505,12 @@ gate_cost(_Config) ->
                         "sampler thread: ~p ns CPU per tick over ~p ticks",
                         [TG * 1000 / N, TE * 1000 / N, PerTick, K1 - K0]),
     ct:log("~s", [Msg]),
-    ct:comment("~s", [Msg]).
+    ct:comment("~s", [Msg]),
+    %% one call of each reading NIF (median of 201, sampler running)
+    Costs = [{F, median_us(fun() -> ?NIF:F() end)}
+             || F <- [gate_info, sched_cpu, memory, history, sampler_info]],
+    ct:log("median cost per call, us: ~p", [Costs]).
+
+median_us(Fun) ->
+    Ts = lists:sort([element(1, timer:tc(Fun)) || _ <- lists:seq(1, 201)]),
+    lists:nth(101, Ts).
