@@ -171,7 +171,7 @@ static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
     struct bp_tick t = {now,          sched,         (int)src,      s->gate.closed,
                         os_cpu,       l->mem.used,   l->mem.limit,  l->mem.ratio};
     bp_ring_push(s->ring, &t);
-    if (flipped && l->have_notify) {
+    if (flipped && l->have_notify && l->msg_env != NULL) {
         ERL_NIF_TERM msg = bp_sampler_gate_msg(l->msg_env, s->gate.closed,
                                                s->gate.reason, s->gate.ratio, now);
         (void)enif_send(NULL, &l->notify, l->msg_env, msg);
@@ -195,7 +195,11 @@ static int bp_sampler_wait(struct bp_sampler *s, struct bp_loop *l, int64_t *dea
             l->notify = s->notify;
             l->have_notify = s->have_notify;
             s->cfg_changed = 0;
-            *deadline = bp_clock_ns() + (int64_t)l->cfg.tick_ms * BP_NS_PER_MS;
+            /* A shorter tick takes effect now; a reconfigure never delays
+             * the tick already due (repeated calls cannot starve ticks). */
+            int64_t sooner = bp_clock_ns() + (int64_t)l->cfg.tick_ms * BP_NS_PER_MS;
+            if (sooner < *deadline)
+                *deadline = sooner;
         }
         if (bp_clock_ns() >= *deadline)
             return 0;

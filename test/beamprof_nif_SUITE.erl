@@ -250,7 +250,15 @@ reconfigure_in_place(_Config) ->
     timer:sleep(500),
     #{ticks := T1} = ?NIF:sampler_info(),
     ct:log("ticks in 500 ms at 20 ms: ~p", [T1 - T0]),
-    ?assert(T1 - T0 >= 10).
+    ?assert(T1 - T0 >= 10),
+    %% reconfiguring more often than the tick never starves the ticks
+    ok = ?NIF:sampler_start(config(), self()),
+    #{ticks := T2} = ?NIF:sampler_info(),
+    [begin ok = ?NIF:sampler_start(config(), self()), timer:sleep(10) end
+     || _ <- lists:seq(1, 60)],
+    #{ticks := T3, tick_ms := 100} = ?NIF:sampler_info(),
+    ct:log("ticks in ~~600 ms of reconfiguring every 10 ms at 100 ms: ~p", [T3 - T2]),
+    ?assert(T3 - T2 >= 3).
 
 history_records(_Config) ->
     Reporter = start_reporter(0.05, 20),
