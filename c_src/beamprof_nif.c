@@ -415,7 +415,7 @@ static ERL_NIF_TERM bp_memory_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
 
 static ERL_NIF_TERM bp_tick_term(ErlNifEnv *env, const struct bp_tick *t)
 {
-    ERL_NIF_TERM e[8] = {
+    ERL_NIF_TERM e[9] = {
         enif_make_int64(env, t->mono_ns),
         enif_make_double(env, t->sched_ratio),
         bp_source_term(t->sched_source),
@@ -424,12 +424,13 @@ static ERL_NIF_TERM bp_tick_term(ErlNifEnv *env, const struct bp_tick *t)
         enif_make_uint64(env, t->mem_limit),
         enif_make_double(env, t->mem_ratio),
         t->gate_closed ? bp_atom.closed : bp_atom.open,
+        enif_make_double(env, t->demand_ratio),
     };
-    return enif_make_tuple_from_array(env, e, 8);
+    return enif_make_tuple_from_array(env, e, 9);
 }
 
-/* history() -> [{Mono, Sched, Source, OsCpu, MemUsed, MemLimit, MemRatio, Gate}]
- * newest first. */
+/* history() -> [{Mono, Sched, Source, OsCpu, MemUsed, MemLimit, MemRatio, Gate,
+ * Demand}] newest first; Sched is -1.0 on a tick where it was not known. */
 static ERL_NIF_TERM bp_history_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;

@@ -34,6 +34,7 @@
     X(enomem)                                                                \
     X(thread_create)                                                         \
     X(beamprof_gate)                                                         \
+    X(beamprof_gate_ping)                                                    \
     X(state)                                                                 \
     X(reason)                                                                \
     X(source)                                                                \

@@ -48,8 +48,11 @@ int bp_gate_step(const struct bp_gate_config *c, struct bp_gate_state *s,
     /* Closed: keep the reason current. */
     if (hot != BP_REASON_NONE)
         s->reason = hot;
-    s->ratio = s->reason == BP_REASON_MEMORY ? memory : scheduler;
-    if (scheduler < c->scheduler_low && memory < c->memory_low)
+    if (s->reason == BP_REASON_MEMORY)
+        s->ratio = memory;
+    else if (scheduler >= 0.0)
+        s->ratio = scheduler;
+    if (scheduler >= 0.0 && scheduler < c->scheduler_low && memory < c->memory_low)
         s->calm_ticks++;
     else
         s->calm_ticks = 0;

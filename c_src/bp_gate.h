@@ -44,7 +44,9 @@ void bp_gate_config_default(struct bp_gate_config *c);
 void bp_gate_state_init(struct bp_gate_state *s);
 
 /* One tick. Pure: reads *c, updates *s. Returns 1 if the gate flipped (open
- * to closed or closed to open), 0 otherwise. */
+ * to closed or closed to open), 0 otherwise. A negative `scheduler` means
+ * "not known this tick" (the Erlang side was asked and has not answered
+ * yet): it can neither close the gate nor count towards reopening it. */
 int bp_gate_step(const struct bp_gate_config *c, struct bp_gate_state *s,
                  double scheduler, double memory);
 

@@ -18,6 +18,7 @@ struct bp_tick {
     int sched_source;     /* enum bp_sched_source */
     int gate_closed;      /* gate state after the tick */
     double os_cpu_ratio;  /* OS CPU of the normal scheduler threads */
+    double demand_ratio;  /* their CPU + run-queue wait over wall time */
     uint64_t mem_used;    /* bytes */
     uint64_t mem_limit;   /* bytes */
     double mem_ratio;

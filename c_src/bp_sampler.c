@@ -118,65 +118,109 @@ struct bp_loop {
     int have_notify;
     ErlNifEnv *msg_env;
     int64_t last_wall;
+    int64_t ping_ns; /* CLOCK_MONOTONIC of the outstanding ping; 0 = none */
     uint64_t nticks;
     struct bp_memory_reading mem;
 };
 
-/* The scheduler figure for the gate and its source. */
-static double bp_sched_input(struct bp_sampler *s, const struct bp_loop *l,
-                             int64_t wall, double os_cpu,
-                             enum bp_sched_source *src)
+/* Asks the notify pid for a utilization report: {beamprof_gate_ping, T}. */
+static void bp_sampler_ping(struct bp_sampler *s, struct bp_loop *l, int64_t wall)
 {
+    l->ping_ns = wall;
+    if (!l->have_notify || l->msg_env == NULL)
+        return;
+    ERL_NIF_TERM t = enif_make_int64(l->msg_env, wall + atomic_load(&s->erl_offset));
+    (void)enif_send(NULL, &l->notify, l->msg_env,
+                    enif_make_tuple2(l->msg_env, bp_atom.beamprof_gate_ping, t));
+    enif_clear_env(l->msg_env);
+}
+
+/* The scheduler figure for the gate, and when to ask the Erlang side.
+ *
+ * The C thread sees two figures for the normal scheduler threads over the
+ * last tick: `os` (CPU time / wall time) and `demand` ((CPU time + time
+ * runnable but waiting for a CPU) / wall time). Neither is utilization: a
+ * scheduler that busy-waits for work burns CPU while idle. But utilization
+ * is never above demand, so while demand is below the mark that matters
+ * (scheduler_high when open, scheduler_low when closed) demand is a safe
+ * figure and nothing else is needed: an idle node costs no Erlang work.
+ *
+ * When demand reaches the mark, the thread sends {beamprof_gate_ping, T} to
+ * the notify pid, which measures scheduler_wall_time over a short window
+ * and answers with report_utilization/1. An answer that arrived after the
+ * ping is authoritative (source erlang). A ping unanswered for a whole tick
+ * means the Erlang side is starved: every scheduler has runnable work, so
+ * the threads are not spinning and demand is the truth (source os_cpu).
+ * Between a ping and that deadline the figure is unknown (-1): the gate
+ * holds. At most one ping is outstanding. */
+static double bp_sched_input(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
+                             double demand, enum bp_sched_source *src)
+{
+    double mark = s->gate.closed ? l->cfg.gate.scheduler_low : l->cfg.gate.scheduler_high;
     int64_t at = atomic_load_explicit(&s->report_ns, memory_order_acquire);
-    if (at == 0) {
-        *src = BP_SOURCE_NONE;
-        return 0.0;
+    int answered = l->ping_ns != 0 && at > l->ping_ns;
+    int starved = l->ping_ns != 0 && !answered &&
+                  wall - l->ping_ns >= (int64_t)l->cfg.tick_ms * BP_NS_PER_MS;
+    if (answered || demand < mark)
+        l->ping_ns = 0;
+    if (demand < mark) {
+        *src = BP_SOURCE_OS_CPU;
+        return demand;
     }
-    int64_t fresh_ns = (int64_t)l->cfg.tick_ms * BP_NS_PER_MS * 3 / 2;
-    if (wall - at < fresh_ns) {
+    if (l->ping_ns == 0)
+        bp_sampler_ping(s, l, wall);
+    if (answered) {
         *src = BP_SOURCE_ERLANG;
         return bp_double(atomic_load_explicit(&s->report_bits, memory_order_relaxed));
     }
-    *src = BP_SOURCE_OS_CPU;
-    return os_cpu;
+    *src = starved ? BP_SOURCE_OS_CPU : BP_SOURCE_NONE;
+    return starved ? demand : -1.0;
 }
 
-/* OS CPU ratio of the normal scheduler threads since the previous tick. */
-static double bp_os_cpu(struct bp_sampler *s, struct bp_loop *l, int64_t wall)
+/* CPU and demand ratios of the normal scheduler threads since the previous
+ * tick (see bp_sched_input). */
+static void bp_sched_load(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
+                          double *os, double *demand)
 {
-    uint64_t delta;
+    uint64_t run, wait;
     uint32_t n;
-    bp_threads_sample_normal(s->threads, &delta, &n);
+    bp_threads_sample_normal(s->threads, &run, &wait, &n);
     int64_t dw = wall - l->last_wall;
     l->last_wall = wall;
+    *os = *demand = 0.0;
     if (n == 0 || dw <= 0)
-        return 0.0;
-    double r = (double)delta / ((double)n * (double)dw);
-    return r > 1.0 ? 1.0 : r;
+        return;
+    double span = (double)n * (double)dw;
+    *os = (double)run / span > 1.0 ? 1.0 : (double)run / span;
+    *demand = (double)(run + wait) / span > 1.0 ? 1.0 : (double)(run + wait) / span;
+}
+
+static void bp_sampler_notify(struct bp_loop *l, ERL_NIF_TERM msg)
+{
+    (void)enif_send(NULL, &l->notify, l->msg_env, msg);
+    enif_clear_env(l->msg_env);
 }
 
 static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
 {
     int64_t wall = bp_clock_ns();
-    double os_cpu = bp_os_cpu(s, l, wall);
+    double os_cpu, demand;
+    bp_sched_load(s, l, wall, &os_cpu, &demand);
     if (l->nticks % BP_CGROUP_EVERY_TICKS == 0)
         bp_memory_refresh_cgroup(s->memory);
     (void)bp_memory_read(s->memory, l->cfg.memory_limit, &l->mem); /* keeps last on failure */
     int64_t now = bp_erl_now(s);
     enum bp_sched_source src;
-    double sched = bp_sched_input(s, l, wall, os_cpu, &src);
+    double sched = bp_sched_input(s, l, wall, demand, &src);
     bp_gate_step(&l->cfg.gate, &s->gate, sched, l->mem.ratio);
     int flipped = bp_gate_publish(s->pub, s->gate.closed, s->gate.reason,
                                   s->gate.ratio, src, now);
-    struct bp_tick t = {now,          sched,         (int)src,      s->gate.closed,
-                        os_cpu,       l->mem.used,   l->mem.limit,  l->mem.ratio};
+    struct bp_tick t = {now,    sched,       (int)src,     s->gate.closed, os_cpu,
+                        demand, l->mem.used, l->mem.limit, l->mem.ratio};
     bp_ring_push(s->ring, &t);
-    if (flipped && l->have_notify && l->msg_env != NULL) {
-        ERL_NIF_TERM msg = bp_sampler_gate_msg(l->msg_env, s->gate.closed,
-                                               s->gate.reason, s->gate.ratio, now);
-        (void)enif_send(NULL, &l->notify, l->msg_env, msg);
-        enif_clear_env(l->msg_env);
-    }
+    if (flipped && l->have_notify && l->msg_env != NULL)
+        bp_sampler_notify(l, bp_sampler_gate_msg(l->msg_env, s->gate.closed, s->gate.reason,
+                                                 s->gate.ratio, now));
     l->nticks++;
     atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
     atomic_store_explicit(&s->cpu_ns, s->cpu_base + bp_threads_self_cpu_ns(),
@@ -223,9 +267,9 @@ static void *bp_sampler_main(void *arg)
     l.have_notify = s->have_notify;
     s->cfg_changed = 0;
     pthread_mutex_unlock(&s->lock);
-    uint64_t ignored_delta;
+    uint64_t ignored_run, ignored_wait;
     uint32_t ignored_n;
-    bp_threads_sample_normal(s->threads, &ignored_delta, &ignored_n); /* prime */
+    bp_threads_sample_normal(s->threads, &ignored_run, &ignored_wait, &ignored_n); /* prime */
     l.last_wall = bp_clock_ns();
     (void)bp_memory_read(s->memory, l.cfg.memory_limit, &l.mem);
     int64_t deadline = l.last_wall + (int64_t)l.cfg.tick_ms * BP_NS_PER_MS;

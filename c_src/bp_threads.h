@@ -32,6 +32,8 @@ struct bp_thread {
     enum bp_thread_type type;
     uint32_t index;      /* N of "N_scheduler", >= 1 */
     int64_t sampler_prev; /* CPU ns at the sampler's previous tick; -1 = none */
+    int64_t wait_prev;    /* run-queue wait ns at that tick; -1 = none */
+    int stat_fd;          /* /proc/self/task/<tid>/schedstat, normal only; -1 */
 };
 
 /* One CPU reading, as returned to callers. */
@@ -58,6 +60,11 @@ struct bp_threads {
  * name); returns 0 for anything else (including index 0 or leading zeros). */
 int bp_threads_classify(const char *name, size_t len, enum bp_thread_type *type,
                         uint32_t *index);
+
+/* Parses /proc/<pid>/task/<tid>/schedstat: "<run ns> <run-queue wait ns>
+ * <timeslices>". Returns 0 and fills *run and *wait, or -1. */
+int bp_threads_parse_schedstat(const char *buf, size_t len, uint64_t *run,
+                               uint64_t *wait);
 
 /* Sorts entries by type then index (insertion sort: tables are small and
  * nearly sorted). Does not lock. */
@@ -86,12 +93,15 @@ int bp_threads_cpu_ns(pid_t tid, uint64_t *ns);
 size_t bp_threads_read_all(struct bp_threads *tab, struct bp_thread_cpu *out,
                            size_t max);
 
-/* Sampler step: reads the normal scheduler threads, sums the CPU delta since
+/* Sampler step: reads the normal scheduler threads' schedstat (CPU time and
+ * time spent runnable but waiting for a CPU, in one pread of a kept-open fd;
+ * the CPU clock alone when the file cannot be read), sums the deltas since
  * the previous call for those that have one, and stores the new readings.
- * *delta_ns gets the sum, *n the number of threads that contributed. Drops
- * vanished threads and rescans. Locks. Only the sampler thread calls it. */
-void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *delta_ns,
-                              uint32_t *n);
+ * *run_ns and *wait_ns get the sums, *n the number of threads that
+ * contributed. Drops vanished threads and rescans. Locks. Only the sampler
+ * thread calls it. */
+void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *run_ns,
+                              uint64_t *wait_ns, uint32_t *n);
 
 /* Number of known scheduler threads. Locks. */
 size_t bp_threads_count(struct bp_threads *tab);

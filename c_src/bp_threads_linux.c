@@ -1,6 +1,7 @@
 /* bp_threads_linux.c - Linux side of the scheduler thread table:
  * /proc/self/task/<tid>/comm for discovery, per-thread CPU clocks for
- * readings, pthread_setname_np for naming our own thread. */
+ * readings, /proc/self/task/<tid>/schedstat (kept open) for the sampler's
+ * run-queue wait, pthread_setname_np for naming our own thread. */
 #include "bp_threads.h"
 
 #include <dirent.h>
@@ -61,12 +62,41 @@ static ssize_t bp_read_comm(pid_t tid, char *buf, size_t size)
     return n;
 }
 
-static int64_t bp_prev_of(const struct bp_thread *t, size_t n, pid_t tid)
+static const struct bp_thread *bp_find(const struct bp_thread *t, size_t n, pid_t tid)
 {
     for (size_t i = 0; i < n; i++)
         if (t[i].tid == tid)
-            return t[i].sampler_prev;
-    return -1;
+            return &t[i];
+    return NULL;
+}
+
+static int bp_open_schedstat(pid_t tid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", (int)tid);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static void bp_close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Carries an entry's readings and fd over from the old table, or opens the
+ * fd for a new normal scheduler thread. */
+static void bp_adopt_or_open(struct bp_thread *th, struct bp_thread *old, size_t n)
+{
+    const struct bp_thread *was = bp_find(old, n, th->tid);
+    th->sampler_prev = was != NULL ? was->sampler_prev : -1;
+    th->wait_prev = was != NULL ? was->wait_prev : -1;
+    if (was != NULL) {
+        th->stat_fd = was->stat_fd;
+        old[was - old].stat_fd = -1; /* moved */
+    } else {
+        th->stat_fd = th->type == BP_THREAD_NORMAL ? bp_open_schedstat(th->tid) : -1;
+    }
 }
 
 /* Rescans with the table lock held. */
@@ -88,10 +118,12 @@ static size_t bp_threads_rescan_locked(struct bp_threads *tab)
         ssize_t len = bp_read_comm(th.tid, comm, sizeof comm);
         if (len <= 0 || !bp_threads_classify(comm, (size_t)len, &th.type, &th.index))
             continue;
-        th.sampler_prev = bp_prev_of(tab->t, tab->count, th.tid);
+        bp_adopt_or_open(&th, tab->t, tab->count);
         tab->scratch[n++] = th;
     }
     closedir(dir);
+    for (size_t i = 0; i < tab->count; i++) /* threads that are gone */
+        bp_close_fd(&tab->t[i].stat_fd);
     bp_threads_sort(tab->scratch, n);
     memcpy(tab->t, tab->scratch, n * sizeof tab->t[0]);
     tab->count = n;
@@ -111,6 +143,8 @@ int bp_threads_init(struct bp_threads *tab)
 
 void bp_threads_destroy(struct bp_threads *tab)
 {
+    for (size_t i = 0; i < tab->count; i++)
+        bp_close_fd(&tab->t[i].stat_fd);
     pthread_mutex_destroy(&tab->lock);
 }
 
@@ -125,6 +159,7 @@ size_t bp_threads_rescan(struct bp_threads *tab)
 /* Drops entry i (order kept). Lock held. */
 static void bp_threads_drop(struct bp_threads *tab, size_t i)
 {
+    bp_close_fd(&tab->t[i].stat_fd);
     memmove(&tab->t[i], &tab->t[i + 1], (tab->count - i - 1) * sizeof tab->t[0]);
     tab->count--;
     tab->need_rescan = 1;
@@ -165,31 +200,52 @@ size_t bp_threads_read_all(struct bp_threads *tab, struct bp_thread_cpu *out,
     return w;
 }
 
-void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *delta_ns,
-                              uint32_t *n)
+/* Reads one normal thread's CPU and run-queue wait: schedstat through its
+ * kept-open fd (one pread, a line of three numbers), else the CPU clock with
+ * no wait. Returns -1 if the thread is gone. */
+static int bp_read_sched(struct bp_thread *th, uint64_t *run, uint64_t *wait)
 {
-    uint64_t sum = 0;
+    if (th->stat_fd >= 0) {
+        char buf[96];
+        ssize_t len = pread(th->stat_fd, buf, sizeof buf - 1, 0);
+        if (len > 0 && bp_threads_parse_schedstat(buf, (size_t)len, run, wait) == 0)
+            return 0;
+        if (len < 0 && errno == ESRCH)
+            return -1;
+    }
+    *wait = 0;
+    return bp_threads_cpu_ns(th->tid, run);
+}
+
+void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *run_ns,
+                              uint64_t *wait_ns, uint32_t *n)
+{
+    uint64_t run_sum = 0, wait_sum = 0;
     uint32_t k = 0;
     pthread_mutex_lock(&tab->lock);
     size_t i = 0;
     while (i < tab->count && tab->t[i].type == BP_THREAD_NORMAL) {
         struct bp_thread *th = &tab->t[i];
-        uint64_t ns;
-        if (bp_threads_cpu_ns(th->tid, &ns) != 0) {
+        uint64_t run, wait;
+        if (bp_read_sched(th, &run, &wait) != 0) {
             bp_threads_drop(tab, i);
             continue;
         }
-        if (th->sampler_prev >= 0 && ns >= (uint64_t)th->sampler_prev) {
-            sum += ns - (uint64_t)th->sampler_prev;
+        if (th->sampler_prev >= 0 && run >= (uint64_t)th->sampler_prev) {
+            run_sum += run - (uint64_t)th->sampler_prev;
+            if (th->wait_prev >= 0 && wait >= (uint64_t)th->wait_prev)
+                wait_sum += wait - (uint64_t)th->wait_prev;
             k++;
         }
-        th->sampler_prev = (int64_t)ns;
+        th->sampler_prev = (int64_t)run;
+        th->wait_prev = (int64_t)wait;
         i++;
     }
     if (tab->need_rescan)
         bp_threads_rescan_locked(tab);
     pthread_mutex_unlock(&tab->lock);
-    *delta_ns = sum;
+    *run_ns = run_sum;
+    *wait_ns = wait_sum;
     *n = k;
 }
 
@@ -204,7 +260,9 @@ size_t bp_threads_count(struct bp_threads *tab)
 void bp_threads_reset_prev(struct bp_threads *tab)
 {
     pthread_mutex_lock(&tab->lock);
-    for (size_t i = 0; i < tab->count; i++)
+    for (size_t i = 0; i < tab->count; i++) {
         tab->t[i].sampler_prev = -1;
+        tab->t[i].wait_prev = -1;
+    }
     pthread_mutex_unlock(&tab->lock);
 }

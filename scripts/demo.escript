@@ -58,7 +58,7 @@ start_load() ->
     Hogs ++ [Mailbox, Heap].
 
 chart(History) ->
-    Rows = [{Ratio, Src, Gate} || {_, Ratio, Src, _, _, _, _, Gate} <- History],
+    Rows = [{max(Ratio, 0.0), Src, Gate} || {_, Ratio, Src, _, _, _, _, Gate, _} <- History],
     Last = lists:sublist(Rows, max(1, length(Rows) - 99), 100),
     io:format("scheduler ratio used by the gate (# = 10%), source, gate~n"),
     lists:foreach(fun({R, S, G}) ->

@@ -1,5 +1,17 @@
 %% @doc The load gate's owner: starts and stops the C sampler thread that
-%% keeps the gate current, and turns its flips into events.
+%% keeps the gate current, answers its questions, and turns its flips into
+%% events.
+%%
+%% The C thread decides alone while the scheduler threads' demand (CPU time
+%% plus time runnable but waiting for a CPU) is below the gate's mark, since
+%% utilization can only be lower. When demand reaches the mark it cannot
+%% tell real work from busy-wait spinning, so it sends this process
+%% `{beamprof_gate_ping, T}'; this process measures the normal schedulers'
+%% utilization from `scheduler_wall_time' over half a tick and answers with
+%% `beamprof_nif:report_utilization/1'. No answer within a tick means the
+%% Erlang side is starved, and then the C thread closes the gate on demand
+%% alone. An idle node therefore costs no Erlang work at all between
+%% samples.
 %%
 %% The gate itself lives in C (one atomic word): `beamprof:gate/0' reads it
 %% in tens of nanoseconds and a flip touches nothing global in the VM. The
@@ -27,6 +39,7 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -record(state, {config :: beamprof_config:config(),
+                measuring = false :: boolean(),
                 closed_at :: integer() | undefined,
                 closed_reason = none :: term()}).
 
@@ -44,6 +57,7 @@ ensure_running() ->
 -spec init(beamprof_config:config()) -> {ok, #state{}} | {stop, term()}.
 init(Config) ->
     process_flag(trap_exit, true),
+    _ = erlang:system_flag(scheduler_wall_time, true),
     case start_thread(Config) of
         ok -> {ok, #state{config = Config}};
         {error, Reason} -> {stop, {sampler_thread, Reason}}
@@ -67,6 +81,18 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({beamprof_gate_ping, _Ns}, #state{measuring = false, config = #{tick := Tick}} = State) ->
+    _ = erlang:send_after(max(1, Tick div 2), self(), {measure, beamprof_vm:normal_active()}),
+    {noreply, State#state{measuring = true}};
+handle_info({beamprof_gate_ping, _Ns}, State) ->
+    {noreply, State};
+handle_info({measure, Before}, #state{config = Config} = State) ->
+    Utilization = beamprof_vm:normal_utilization(Before, beamprof_vm:normal_active()),
+    _ = case beamprof_nif:report_utilization(Utilization) of
+            ok -> ok;
+            not_running -> start_thread(Config)
+        end,
+    {noreply, State#state{measuring = false}};
 handle_info({beamprof_gate, closed, Reason, Ns}, State) ->
     Time = erlang:convert_time_unit(Ns, nanosecond, native),
     #{source := Source} = beamprof_nif:gate_info(),
@@ -86,7 +112,9 @@ handle_info(_Msg, State) ->
 %% @private
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, _State) ->
-    beamprof_nif:sampler_stop().
+    ok = beamprof_nif:sampler_stop(),
+    _ = erlang:system_flag(scheduler_wall_time, false),
+    ok.
 
 start_thread(Config) ->
     beamprof_nif:sampler_start(beamprof_config:nif_config(Config), self()).

@@ -40,11 +40,13 @@ is then the only figure available).
                     memory_low := float(),
                     reopen_ticks := pos_integer(),
                     memory_limit := non_neg_integer()}.
--type history_entry() :: {MonoNs :: integer(), SchedRatio :: float(),
+-type history_entry() :: {MonoNs :: integer(),
+                          SchedRatio :: float(), % -1.0: not known that tick
                           sched_source(), OsCpuRatio :: float(),
                           MemUsed :: non_neg_integer(),
                           MemLimit :: non_neg_integer(),
-                          MemRatio :: float(), gate_state()}.
+                          MemRatio :: float(), gate_state(),
+                          DemandRatio :: float()}.
 
 -define(NIF_LIB, "beamprof_nif").
 

@@ -1,11 +1,6 @@
-%% @doc The VM sampler: a supervised process that keeps the load gate fed
-%% and emits the VM's figures.
+%% @doc The VM sampler: a supervised process that emits the VM's figures.
 %%
-%% Every `tick' (default 100 ms) it reads the normal schedulers' wall time
-%% and reports their utilization to the C sampler thread
-%% (`beamprof_nif:report_utilization/1'); that report is also the heartbeat
-%% by which the C side knows the Erlang side is not starved. Every
-%% `interval' (default 1 s) it reads the whole VM and emits:
+%% Every `interval' (default 1 s) it reads the whole VM and emits:
 %%
 %% <ul>
 %% <li>`[beamprof, vm, sample]' (see `beamprof_vm:sample_event/1');</li>
@@ -16,24 +11,22 @@
 %%
 %% It turns the `scheduler_wall_time' flag on for itself; the flag is
 %% counted per process by the VM, so turning it off again in `terminate/2'
-%% (or dying) leaves it as it was for everyone else.
+%% (or dying) leaves it as it was for everyone else. It also restarts the C
+%% sampler thread if it finds it stopped (after a reload of the NIF library).
 -module(beamprof_sampler).
 -behaviour(gen_server).
 
 -include("beamprof_doc.hrl").
-?MODULEDOC("The VM sampler process: feeds the load gate, emits VM events.").
+?MODULEDOC("The VM sampler process: emits the VM's figures every interval.").
 
 -export([start_link/1, snapshot/0, stats/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -record(state, {config :: beamprof_config:config(),
-                next_tick :: integer(),
                 next_emit :: integer(),
-                active :: beamprof_vm:active(),
                 from :: beamprof_vm:reading(),
                 last :: beamprof_vm:sample() | undefined,
                 busy = 0 :: non_neg_integer(),
-                ticks = 0 :: non_neg_integer(),
                 emits = 0 :: non_neg_integer()}).
 
 -spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
@@ -47,9 +40,10 @@ snapshot() ->
     call(snapshot).
 
 %% @doc What the sampler has cost so far: `busy_ns' is the wall time spent
-%% handling ticks (CPU-bound work, so close to its CPU time).
--spec stats() -> #{busy_ns := non_neg_integer(), ticks := non_neg_integer(),
-                   emits := non_neg_integer()} | {error, not_started}.
+%% making and emitting samples (an upper bound of its CPU time: it includes
+%% waiting for every scheduler to answer `scheduler_wall_time').
+-spec stats() -> #{busy_ns := non_neg_integer(), emits := non_neg_integer()}
+                 | {error, not_started}.
 stats() ->
     call(stats).
 
@@ -60,12 +54,12 @@ call(Request) ->
 
 %% @private
 -spec init(beamprof_config:config()) -> {ok, #state{}}.
-init(#{tick := Tick, interval := Interval} = Config) ->
+init(#{interval := Interval} = Config) ->
     process_flag(trap_exit, true),
     _ = erlang:system_flag(scheduler_wall_time, true),
     Now = erlang:monotonic_time(millisecond),
-    {ok, schedule(#state{config = Config, next_tick = Now + Tick, next_emit = Now + Interval,
-                         active = beamprof_vm:normal_active(), from = beamprof_vm:read()})}.
+    {ok, schedule(#state{config = Config, next_emit = Now + Interval,
+                         from = beamprof_vm:read()})}.
 
 %% @private
 -spec handle_call(snapshot | stats, gen_server:from(), #state{}) -> {reply, term(), #state{}}.
@@ -73,9 +67,9 @@ handle_call(snapshot, _From, #state{last = undefined, from = From} = State) ->
     {reply, beamprof_vm:sample(From, beamprof_vm:read(), beamprof_nif:gate_info()), State};
 handle_call(snapshot, _From, #state{last = Last} = State) ->
     {reply, Last, State};
-handle_call(stats, _From, #state{busy = Busy, ticks = Ticks, emits = Emits} = State) ->
+handle_call(stats, _From, #state{busy = Busy, emits = Emits} = State) ->
     {reply, #{busy_ns => erlang:convert_time_unit(Busy, native, nanosecond),
-              ticks => Ticks, emits => Emits}, State}.
+              emits => Emits}, State}.
 
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
@@ -86,8 +80,7 @@ handle_cast(_Msg, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({timeout, _Ref, tick}, State) ->
     Start = erlang:monotonic_time(),
-    Now = erlang:monotonic_time(millisecond),
-    State1 = maybe_emit(Now, maybe_report(Now, State)),
+    State1 = emit(State),
     {noreply, schedule(State1#state{busy = State1#state.busy + erlang:monotonic_time() - Start})};
 handle_info(_Msg, State) ->
     {noreply, State}.
@@ -98,23 +91,15 @@ terminate(_Reason, _State) ->
     _ = erlang:system_flag(scheduler_wall_time, false),
     ok.
 
-maybe_report(Now, #state{next_tick = Next} = State) when Now < Next ->
-    State;
-maybe_report(Now, #state{config = #{tick := Tick}, active = A0, ticks = Ticks} = State) ->
-    A1 = beamprof_vm:normal_active(),
-    case beamprof_nif:report_utilization(beamprof_vm:normal_utilization(A0, A1)) of
-        ok -> ok;
-        not_running -> beamprof_gate:ensure_running()
-    end,
-    State#state{active = A1, ticks = Ticks + 1, next_tick = next(State#state.next_tick, Tick, Now)}.
-
-maybe_emit(Now, #state{next_emit = Next} = State) when Now < Next ->
-    State;
-maybe_emit(Now, #state{config = #{interval := Interval} = Config, from = From,
-                       emits = Emits} = State) ->
+emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emits} = State) ->
     Reading = beamprof_vm:read(),
     Sample = beamprof_vm:sample(From, Reading, beamprof_nif:gate_info()),
     emit(Sample, Config),
+    _ = case beamprof_nif:sampler_info() of
+            #{running := true} -> ok;
+            #{running := false} -> beamprof_gate:ensure_running()
+        end,
+    Now = erlang:monotonic_time(millisecond),
     State#state{from = Reading, last = Sample, emits = Emits + 1,
                 next_emit = next(State#state.next_emit, Interval, Now)}.
 
@@ -123,8 +108,8 @@ maybe_emit(Now, #state{config = #{interval := Interval} = Config, from = From,
 next(Deadline, Period, Now) when Deadline + Period > Now -> Deadline + Period;
 next(_Deadline, Period, Now) -> Now + Period.
 
-schedule(#state{next_tick = Tick, next_emit = Emit} = State) ->
-    _ = erlang:start_timer(min(Tick, Emit), self(), tick, [{abs, true}]),
+schedule(#state{next_emit = Emit} = State) ->
+    _ = erlang:start_timer(Emit, self(), tick, [{abs, true}]),
     State.
 
 emit(Sample, #{vm_events := VmEvents}) ->

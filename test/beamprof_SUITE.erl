@@ -230,8 +230,8 @@ gate_closes_when_starved(_Config) ->
     Self = self(),
     ok = beamprof:attach_many(gate, [[beamprof, gate, closed], [beamprof, gate, open]],
                          fun(E, M, Meta, _) -> Self ! {E, M, Meta} end, nil),
-    %% the Erlang side reports first: the gate is fed by scheduler_wall_time
-    wait_until(fun() -> maps:get(source, beamprof:gate_info()) =:= erlang end, 5000),
+    Ticks = maps:get(ticks, beamprof_nif:sampler_info()),
+    wait_until(fun() -> maps:get(ticks, beamprof_nif:sampler_info()) >= Ticks + 2 end, 5000),
     Old = process_flag(priority, max),
     Hogs = hogs(erlang:system_info(schedulers_online), high),
     T0 = erlang:monotonic_time(millisecond),

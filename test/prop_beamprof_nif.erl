@@ -177,9 +177,10 @@ valid_reason({scheduler, R}) -> is_float(R);
 valid_reason({memory, R}) -> is_float(R);
 valid_reason(_) -> false.
 
-valid_tick({Mono, S, Src, Os, Used, Limit, MR, G}) ->
+valid_tick({Mono, S, Src, Os, Used, Limit, MR, G, D}) ->
     is_integer(Mono) andalso is_float(S) andalso lists:member(Src, [erlang, os_cpu, none])
         andalso is_float(Os) andalso is_integer(Used) andalso is_integer(Limit)
-        andalso is_float(MR) andalso (G =:= open orelse G =:= closed);
+        andalso is_float(MR) andalso (G =:= open orelse G =:= closed)
+        andalso is_float(D) andalso D >= 0.0 andalso D =< 1.0;
 valid_tick(_) ->
     false.

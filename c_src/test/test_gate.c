@@ -116,7 +116,30 @@ BP_TEST(published_snapshot)
     CHECK(!g.closed && g.changed_at == 30);
 }
 
+BP_TEST(unknown_scheduler_input_holds)
+{
+    struct bp_gate_config c = cfg();
+    struct bp_gate_state s;
+    bp_gate_state_init(&s);
+    CHECK(bp_gate_step(&c, &s, -1.0, 0.10) == 0); /* unknown: cannot close */
+    CHECK(!s.closed);
+    CHECK(bp_gate_step(&c, &s, -1.0, 0.95) == 1); /* memory still can */
+    CHECK(s.reason == BP_REASON_MEMORY);
+    bp_gate_state_init(&s);
+    CHECK(bp_gate_step(&c, &s, 0.95, 0.10) == 1);
+    CHECK(bp_gate_step(&c, &s, 0.10, 0.10) == 0);
+    CHECK(bp_gate_step(&c, &s, 0.10, 0.10) == 0);
+    CHECK(bp_gate_step(&c, &s, -1.0, 0.10) == 0); /* unknown: not calm */
+    CHECK(s.closed && s.calm_ticks == 0);
+    CHECK_NEAR(s.ratio, 0.10); /* keeps the last known figure */
+    CHECK(bp_gate_step(&c, &s, 0.10, 0.10) == 0);
+    CHECK(bp_gate_step(&c, &s, 0.10, 0.10) == 0);
+    CHECK(bp_gate_step(&c, &s, 0.10, 0.10) == 1);
+    CHECK(!s.closed);
+}
+
 const struct bp_test_case bp_gate_tests[] = {
+    {"gate: unknown scheduler input holds", unknown_scheduler_input_holds},
     {"gate: closes on scheduler", closes_on_scheduler},
     {"gate: closes on memory", closes_on_memory},
     {"gate: memory takes precedence", memory_takes_precedence},

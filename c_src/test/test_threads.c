@@ -43,16 +43,33 @@ BP_TEST(other_names_rejected)
 BP_TEST(sort_by_type_then_index)
 {
     struct bp_thread t[5] = {
-        {10, BP_THREAD_DIRTY_IO, 2, -1}, {11, BP_THREAD_NORMAL, 2, -1},
-        {12, BP_THREAD_DIRTY_CPU, 1, -1}, {13, BP_THREAD_NORMAL, 1, -1},
-        {14, BP_THREAD_DIRTY_IO, 1, -1},
+        {10, BP_THREAD_DIRTY_IO, 2, -1, -1, -1}, {11, BP_THREAD_NORMAL, 2, -1, -1, -1},
+        {12, BP_THREAD_DIRTY_CPU, 1, -1, -1, -1}, {13, BP_THREAD_NORMAL, 1, -1, -1, -1},
+        {14, BP_THREAD_DIRTY_IO, 1, -1, -1, -1},
     };
     bp_threads_sort(t, 5);
     CHECK(t[0].tid == 13 && t[1].tid == 11 && t[2].tid == 12);
     CHECK(t[3].tid == 14 && t[4].tid == 10);
 }
 
+BP_TEST(schedstat_parsed)
+{
+    uint64_t run = 0, wait = 0;
+    const char *line = "1964591625 233984804 769\n";
+    CHECK(bp_threads_parse_schedstat(line, strlen(line), &run, &wait) == 0);
+    CHECK(run == 1964591625u && wait == 233984804u);
+    const char *big = "18446744073709551615 0 1";
+    CHECK(bp_threads_parse_schedstat(big, strlen(big), &run, &wait) == 0);
+    CHECK(run == UINT64_MAX && wait == 0);
+    const char *bad[] = {"", "12", "x 1 2", "18446744073709551616 0 1", " \n"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        CHECK(bp_threads_parse_schedstat(bad[k], strlen(bad[k]), &run, &wait) == -1);
+    /* never reads past len */
+    CHECK(bp_threads_parse_schedstat("12 34", 2, &run, &wait) == -1);
+}
+
 const struct bp_test_case bp_threads_tests[] = {
+    {"threads: schedstat parsed", schedstat_parsed},
     {"threads: scheduler names", scheduler_names},
     {"threads: other names rejected", other_names_rejected},
     {"threads: sort by type then index", sort_by_type_then_index},
