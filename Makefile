@@ -29,7 +29,8 @@ test-c:
 	$(MAKE) -C c_src test-asan
 
 test-erlang:
-	$(REBAR) do eunit, ct
+	$(REBAR) eunit --app beamprof
+	$(REBAR) ct
 
 test-asan:
 	$(MAKE) -C c_src asan

@@ -2,10 +2,12 @@
  *
  * One OS thread (enif_thread_create), outside the schedulers, ticking at a
  * fixed rate on absolute deadlines. Each tick reads the normal scheduler
- * threads' CPU clocks and the memory figures, chooses the scheduler figure
- * for the gate (the Erlang report while fresh, the OS CPU ratio when the
- * Erlang side is late, nothing before the first report), steps the gate,
- * publishes it, pushes a ring record, and sends
+ * threads' CPU and run-queue wait (their demand) and the memory figures,
+ * chooses the scheduler figure for the gate (demand while it is below the
+ * gate's mark; at the mark, the Erlang side's scheduler_wall_time answer to
+ * a {beamprof_gate_ping, T} message, or demand again if that answer is a
+ * tick late: see bp_sched_input in bp_sampler.c), steps the gate, publishes
+ * it, pushes a ring record, and sends
  * {beamprof_gate, open | closed, Reason, MonotonicNs} to the notify pid when
  * the published gate flips.
  *

@@ -124,6 +124,7 @@ check_marks(Config, Low, High, O) ->
         false -> bad(O, lists:flatten(io_lib:format("Expected ~ts to be below ~ts", [Low, High])))
     end.
 
+-spec bad_option(atom(), term(), term()) -> no_return().
 bad_option(Key, Value, O) ->
     bad(O, lists:flatten(io_lib:format("Expected option ~ts to be ~ts, got: ~0tp",
                                        [Key, expectation(Key), Value]))).

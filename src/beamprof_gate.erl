@@ -23,8 +23,8 @@
 %% units, when it closed) and `ratio' (the figure that closed it); metadata
 %% `reason' (`{scheduler, Ratio}' or `{memory, Ratio}'), `kind' (`scheduler'
 %% or `memory') and `source' (`erlang' when the scheduler figure came from
-%% `scheduler_wall_time', `os_cpu' when the Erlang side was starved and the
-%% C thread's reading of the scheduler threads' CPU clocks decided).</li>
+%% `scheduler_wall_time', `os_cpu' when the C thread's demand figure decided,
+%% which at the mark means the Erlang side was starved).</li>
 %% <li>`[beamprof, gate, open]': measurements `monotonic_time' and
 %% `duration' (native units the gate was closed); metadata `reason' (`none')
 %% and `closed_reason'.</li>
