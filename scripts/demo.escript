@@ -17,7 +17,7 @@ main(_) ->
     section("At rest (two samples in)"),
     wait_samples(2),
     beamprof:top(),
-    section("Under load: a CPU hog per scheduler, a 200k-message mailbox, a 200 MB heap"),
+    section("Under load: a CPU hog per scheduler, a 200k-message mailbox, a large heap"),
     Load = start_load(),
     Closed = wait_event([beamprof, gate, closed], 10000),
     wait_samples(2),

@@ -43,7 +43,7 @@ gate(#{state := closed, reason := {Kind, R}}) ->
 schedulers(#{schedulers := Rows, utilization := U}) ->
     {Normal, Dirty} = lists:partition(fun(#{type := T}) -> T =:= normal end, Rows),
     Shown = case length(Normal) =< 16 of true -> Normal; false -> [] end,
-    [io_lib:format("~-22s ~7s ~7s~n", ["scheduler", "util", "os cpu"]),
+    [io_lib:format("~-24s ~7s ~7s~n", ["scheduler", "util", "os cpu"]),
      [sched_row(io_lib:format("normal ~B", [I]), Ut, Os, bar(Ut))
       || #{index := I, utilization := Ut, os_cpu := Os} <- Shown],
      [sched_row(io_lib:format("~s (~B)", [K, length(Of)]), maps:get(K, U),
@@ -51,7 +51,7 @@ schedulers(#{schedulers := Rows, utilization := U}) ->
       || K <- [normal, dirty_cpu, dirty_io],
          Of <- [[R || #{type := T} = R <- Normal ++ Dirty, T =:= K]],
          Of =/= [], K =/= normal orelse Shown =:= []],
-     io_lib:format("~-22s ~7s  weighted ~s~n",
+     io_lib:format("~-24s ~7s  weighted ~s~n",
                    ["total (normal+dirty cpu)", percent(maps:get(total, U)),
                     percent(maps:get(weighted, U))])].
 
@@ -60,7 +60,7 @@ os_key(dirty_cpu) -> os_cpu_dirty_cpu;
 os_key(dirty_io) -> os_cpu_dirty_io.
 
 sched_row(Name, Util, Os, Bar) ->
-    io_lib:format("  ~-20s ~7s ~7s  ~s~n", [Name, percent(Util), percent(Os), Bar]).
+    io_lib:format("  ~-22s ~7s ~7s  ~s~n", [Name, percent(Util), percent(Os), Bar]).
 
 bar(undefined) -> "";
 bar(R) -> lists:duplicate(round(R * 20), $#).

@@ -147,10 +147,14 @@ weighted(Total, Scheds) ->
 mean([]) -> undefined;
 mean(L) -> lists:sum(L) / length(L).
 
+%% One consistent reading: the normal run queues, then the dirty CPU one,
+%% then the dirty IO one (two separate total_* calls can disagree and give
+%% a negative io).
 run_queues() ->
-    Total = erlang:statistics(total_run_queue_lengths_all),
-    Cpu = erlang:statistics(total_run_queue_lengths),
-    #{total => Total, cpu => Cpu, io => Total - Cpu}.
+    Lengths = erlang:statistics(run_queue_lengths_all),
+    Total = lists:sum(Lengths),
+    Io = lists:last(Lengths),
+    #{total => Total, cpu => Total - Io, io => Io}.
 
 memory() ->
     Os = beamprof_nif:memory(),

@@ -62,7 +62,8 @@ snapshot_shape(_Config) ->
                                port_limit := _, atom_count := _, atom_limit := _},
                    rates := #{reductions := _, gc := _, io_in := _, io_out := _},
                    gate := #{state := _, reason := _}, window_ms := _}, S),
-    #{schedulers := Rows, memory := #{rss := Rss}} = S,
+    #{schedulers := Rows, memory := #{rss := Rss}, run_queues := #{total := T, cpu := C, io := IO}} = S,
+    ?assert(IO >= 0 andalso C >= 0 andalso C + IO =:= T),
     Expected = erlang:system_info(schedulers) + erlang:system_info(dirty_cpu_schedulers)
         + erlang:system_info(dirty_io_schedulers),
     ?assertEqual(Expected, length(Rows)),
