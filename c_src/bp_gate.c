@@ -1,5 +1,6 @@
 /* bp_gate.c - load gate step function and published state. */
 #include "bp_gate.h"
+#include "bp_bits.h"
 
 #include <string.h>
 
@@ -62,26 +63,12 @@ int bp_gate_step(const struct bp_gate_config *c, struct bp_gate_state *s,
     return 1;
 }
 
-static uint64_t bp_double_bits(double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    return u;
-}
-
-static double bp_bits_double(uint64_t u)
-{
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 void bp_gate_pub_init(struct bp_gate_pub *p, int64_t now)
 {
     atomic_init(&p->closed, 0);
     atomic_init(&p->seq, 0);
     atomic_init(&p->reason, BP_REASON_NONE);
-    atomic_init(&p->ratio_bits, bp_double_bits(0.0));
+    atomic_init(&p->ratio_bits, bp_bits_of(0.0));
     atomic_init(&p->source, BP_SOURCE_NONE);
     atomic_init(&p->changed_at, now);
 }
@@ -94,7 +81,7 @@ int bp_gate_publish(struct bp_gate_pub *p, int closed, enum bp_gate_reason reaso
     atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&p->reason, (int)reason, memory_order_relaxed);
-    atomic_store_explicit(&p->ratio_bits, bp_double_bits(ratio), memory_order_relaxed);
+    atomic_store_explicit(&p->ratio_bits, bp_bits_of(ratio), memory_order_relaxed);
     atomic_store_explicit(&p->source, (int)source, memory_order_relaxed);
     if (was != closed)
         atomic_store_explicit(&p->changed_at, now, memory_order_relaxed);
@@ -112,7 +99,7 @@ void bp_gate_read(struct bp_gate_pub *p, struct bp_gate_snapshot *out)
         out->closed = atomic_load_explicit(&p->closed, memory_order_relaxed);
         out->reason = (enum bp_gate_reason)atomic_load_explicit(&p->reason,
                                                                 memory_order_relaxed);
-        out->ratio = bp_bits_double(
+        out->ratio = bp_double_of(
             atomic_load_explicit(&p->ratio_bits, memory_order_relaxed));
         out->source = (enum bp_sched_source)atomic_load_explicit(&p->source,
                                                                  memory_order_relaxed);

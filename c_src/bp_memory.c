@@ -1,45 +1,20 @@
 /* bp_memory.c - pure parsing and the limit decision (no system calls). */
 #include "bp_memory.h"
+#include "bp_text.h"
 
 #include <string.h>
-
-/* Parses an unsigned decimal at *s, advancing it. Returns 0 on success. */
-static int bp_parse_u64(const char **s, const char *end, uint64_t *out)
-{
-    const char *p = *s;
-    uint64_t v = 0;
-    if (p >= end || *p < '0' || *p > '9')
-        return -1;
-    while (p < end && *p >= '0' && *p <= '9') {
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-        p++;
-    }
-    *s = p;
-    *out = v;
-    return 0;
-}
-
-static const char *bp_skip_spaces(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    return p;
-}
 
 int bp_memory_parse_statm(const char *buf, size_t len, uint64_t *resident_pages)
 {
     const char *p = buf, *end = buf + len;
     uint64_t size;
-    p = bp_skip_spaces(p, end);
-    if (bp_parse_u64(&p, end, &size) != 0)
+    p = bp_text_skip_spaces(p, end);
+    if (bp_text_u64(&p, end, &size) != 0)
         return -1;
-    const char *q = bp_skip_spaces(p, end);
+    const char *q = bp_text_skip_spaces(p, end);
     if (q == p)
         return -1;
-    return bp_parse_u64(&q, end, resident_pages);
+    return bp_text_u64(&q, end, resident_pages);
 }
 
 /* Value in kB of the line starting with key (e.g. "MemTotal:"), in bytes. */
@@ -53,9 +28,9 @@ static int bp_meminfo_field(const char *buf, size_t len, const char *key,
         if (eol == NULL)
             eol = end;
         if ((size_t)(eol - p) > klen && memcmp(p, key, klen) == 0) {
-            const char *v = bp_skip_spaces(p + klen, eol);
+            const char *v = bp_text_skip_spaces(p + klen, eol);
             uint64_t kb;
-            if (bp_parse_u64(&v, eol, &kb) != 0 || kb > UINT64_MAX / 1024)
+            if (bp_text_u64(&v, eol, &kb) != 0 || kb > UINT64_MAX / 1024)
                 return -1;
             *bytes = kb * 1024;
             return 0;
@@ -133,7 +108,7 @@ int bp_memory_parse_limit(const char *buf, size_t len, uint64_t *bytes)
         end--;
     if (end - p == 3 && memcmp(p, "max", 3) == 0)
         return 0;
-    if (bp_parse_u64(&p, end, bytes) != 0 || p != end)
+    if (bp_text_u64(&p, end, bytes) != 0 || p != end)
         return -1;
     return 1;
 }

@@ -1,5 +1,6 @@
 /* bp_sampler.c - the sampler thread and its control. */
 #include "bp_sampler.h"
+#include "bp_bits.h"
 
 #include <errno.h>
 #include <string.h>
@@ -36,20 +37,6 @@ static struct timespec bp_ts_of(int64_t ns)
     return ts;
 }
 
-static uint64_t bp_bits(double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    return u;
-}
-
-static double bp_double(uint64_t u)
-{
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 int bp_sampler_init(struct bp_sampler *s, struct bp_threads *threads,
                     struct bp_memory *memory, struct bp_ring *ring,
                     struct bp_gate_pub *pub)
@@ -64,7 +51,7 @@ int bp_sampler_init(struct bp_sampler *s, struct bp_threads *threads,
     bp_gate_config_default(&s->cfg.gate);
     bp_gate_state_init(&s->gate);
     atomic_init(&s->running, 0);
-    atomic_init(&s->report_bits, bp_bits(0.0));
+    atomic_init(&s->report_bits, bp_bits_of(0.0));
     atomic_init(&s->report_ns, 0);
     atomic_init(&s->ticks, 0);
     atomic_init(&s->cpu_ns, 0);
@@ -171,7 +158,7 @@ static double bp_sched_input(struct bp_sampler *s, struct bp_loop *l, int64_t wa
         bp_sampler_ping(s, l, wall);
     if (answered) {
         *src = BP_SOURCE_ERLANG;
-        return bp_double(atomic_load_explicit(&s->report_bits, memory_order_relaxed));
+        return bp_double_of(atomic_load_explicit(&s->report_bits, memory_order_relaxed));
     }
     *src = starved ? BP_SOURCE_OS_CPU : BP_SOURCE_NONE;
     return starved ? demand : -1.0;
@@ -353,7 +340,7 @@ static void bp_sampler_fill_carry(struct bp_sampler *s, int was_running,
     pthread_mutex_unlock(&s->lock);
     c.gate = s->gate;
     bp_gate_read(s->pub, &c.pub);
-    c.report_ratio = bp_double(atomic_load(&s->report_bits));
+    c.report_ratio = bp_double_of(atomic_load(&s->report_bits));
     c.report_ns = atomic_load(&s->report_ns);
     size_t n = carry->size < sizeof c ? carry->size : sizeof c;
     uint32_t caller_size = carry->size;
@@ -402,14 +389,14 @@ void bp_sampler_adopt(struct bp_sampler *s, const struct bp_carry *carry)
     bp_gate_publish(s->pub, carry->pub.closed, carry->pub.reason, carry->pub.ratio,
                     carry->pub.source, carry->pub.changed_at);
     atomic_store(&s->pub->changed_at, carry->pub.changed_at);
-    atomic_store(&s->report_bits, bp_bits(carry->report_ratio));
+    atomic_store(&s->report_bits, bp_bits_of(carry->report_ratio));
     atomic_store(&s->report_ns, carry->report_ns);
 }
 
 void bp_sampler_report(struct bp_sampler *s, double ratio)
 {
     bp_sampler_calibrate(s);
-    atomic_store_explicit(&s->report_bits, bp_bits(ratio), memory_order_relaxed);
+    atomic_store_explicit(&s->report_bits, bp_bits_of(ratio), memory_order_relaxed);
     atomic_store_explicit(&s->report_ns, bp_clock_ns(), memory_order_release);
 }
 

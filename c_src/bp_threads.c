@@ -1,6 +1,7 @@
 /* bp_threads.c - pure parts of the scheduler thread table: name matching
  * and ordering. No system calls here, so the unit tests can drive it. */
 #include "bp_threads.h"
+#include "bp_text.h"
 
 #include <string.h>
 
@@ -83,33 +84,16 @@ void bp_threads_sort(struct bp_thread *t, size_t n)
     }
 }
 
-static int bp_parse_u64(const char **p, const char *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *s = *p;
-    while (s < end && *s == ' ')
-        s++;
-    const char *start = s;
-    while (s < end && *s >= '0' && *s <= '9') {
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-        s++;
-    }
-    if (s == start)
-        return -1;
-    *p = s;
-    *out = v;
-    return 0;
-}
-
 int bp_threads_parse_schedstat(const char *buf, size_t len, uint64_t *run,
                                uint64_t *wait)
 {
     const char *p = buf, *end = buf + len;
     uint64_t r, w;
-    if (bp_parse_u64(&p, end, &r) != 0 || bp_parse_u64(&p, end, &w) != 0)
+    p = bp_text_skip_spaces(p, end);
+    if (bp_text_u64(&p, end, &r) != 0)
+        return -1;
+    p = bp_text_skip_spaces(p, end);
+    if (bp_text_u64(&p, end, &w) != 0)
         return -1;
     *run = r;
     *wait = w;
