@@ -17,10 +17,11 @@
 %% </ul>
 %%
 %% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
-%% times a second and reads each scheduler thread's CPU clock and three
-%% small /proc files; the Erlang sampler reads `scheduler_wall_time' on each
-%% tick and the whole VM (`erlang:memory/0', counts, statistics) once per
-%% interval.
+%% times a second and reads each normal scheduler thread's schedstat and two
+%% small /proc files; only when the schedulers' demand reaches the gate's
+%% mark does it ask an Erlang process for `scheduler_wall_time'; the Erlang
+%% sampler reads the whole VM (`erlang:memory/0', counts, statistics) once
+%% per interval.
 -module(beamprof).
 
 -include("beamprof_doc.hrl").
