@@ -265,6 +265,21 @@ static int bp_get_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_sampler_con
     return 1;
 }
 
+/* The optional schedulers_online key: 1..1024, absent = 0 (all). -1 if
+ * present and ill-typed. */
+static int bp_get_online(ErlNifEnv *env, ERL_NIF_TERM map, uint32_t *online)
+{
+    ERL_NIF_TERM v;
+    unsigned int n;
+    *online = 0;
+    if (!enif_get_map_value(env, map, bp_atom.schedulers_online, &v))
+        return 0;
+    if (!enif_get_uint(env, v, &n) || n < 1 || n > 1024)
+        return -1;
+    *online = n;
+    return 0;
+}
+
 static ERL_NIF_TERM bp_error(ErlNifEnv *env, ERL_NIF_TERM reason)
 {
     return enif_make_tuple2(env, bp_atom.error, reason);
@@ -276,8 +291,9 @@ static ERL_NIF_TERM bp_sampler_start_nif(ErlNifEnv *env, int argc,
 {
     (void)argc;
     struct bp_sampler_config cfg;
+    uint32_t online;
     ErlNifPid pid;
-    if (!bp_get_config(env, argv[0], &cfg))
+    if (!bp_get_config(env, argv[0], &cfg) || bp_get_online(env, argv[0], &online) != 0)
         return enif_make_badarg(env);
     if (!enif_get_local_pid(env, argv[1], &pid))
         return enif_make_badarg(env);
@@ -285,6 +301,7 @@ static ERL_NIF_TERM bp_sampler_start_nif(ErlNifEnv *env, int argc,
         return bp_error(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.scheduler_low));
     if (cfg.gate.memory_low >= cfg.gate.memory_high)
         return bp_error(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.memory_low));
+    bp_sampler_set_online(&bp_st(env)->sampler, online);
     switch (bp_sampler_start(&bp_st(env)->sampler, &cfg, &pid)) {
     case BP_SAMPLER_OK:
         return bp_atom.ok;

@@ -46,6 +46,7 @@
     X(memory_high)                                                           \
     X(memory_low)                                                            \
     X(reopen_ticks)                                                          \
+    X(schedulers_online)                                                     \
     X(memory_limit)                                                          \
     X(rss)                                                                   \
     X(limit)                                                                 \

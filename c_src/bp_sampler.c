@@ -57,6 +57,7 @@ int bp_sampler_init(struct bp_sampler *s, struct bp_threads *threads,
     atomic_init(&s->cpu_ns, 0);
     atomic_init(&s->tick_ms, 100);
     atomic_init(&s->erl_offset, 0);
+    atomic_init(&s->online, 0);
     bp_sampler_calibrate(s);
     if (pthread_condattr_init(&attr) != 0)
         return -1;
@@ -171,7 +172,8 @@ static void bp_sched_load(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
 {
     uint64_t run, wait;
     uint32_t n;
-    bp_threads_sample_normal(s->threads, &run, &wait, &n);
+    bp_threads_sample_normal(s->threads, atomic_load_explicit(&s->online, memory_order_relaxed),
+                             &run, &wait, &n);
     int64_t dw = wall - l->last_wall;
     l->last_wall = wall;
     *os = *demand = 0.0;
@@ -256,7 +258,7 @@ static void *bp_sampler_main(void *arg)
     pthread_mutex_unlock(&s->lock);
     uint64_t ignored_run, ignored_wait;
     uint32_t ignored_n;
-    bp_threads_sample_normal(s->threads, &ignored_run, &ignored_wait, &ignored_n); /* prime */
+    bp_threads_sample_normal(s->threads, 0, &ignored_run, &ignored_wait, &ignored_n); /* prime */
     l.last_wall = bp_clock_ns();
     (void)bp_memory_read(s->memory, l.cfg.memory_limit, &l.mem);
     int64_t deadline = l.last_wall + (int64_t)l.cfg.tick_ms * BP_NS_PER_MS;
@@ -332,7 +334,7 @@ static void bp_sampler_fill_carry(struct bp_sampler *s, int was_running,
     struct bp_carry c;
     memset(&c, 0, sizeof c);
     c.size = sizeof c;
-    c.abi = 1;
+    c.abi = 2;
     c.was_running = was_running;
     pthread_mutex_lock(&s->lock);
     c.cfg = s->cfg;
@@ -342,6 +344,7 @@ static void bp_sampler_fill_carry(struct bp_sampler *s, int was_running,
     bp_gate_read(s->pub, &c.pub);
     c.report_ratio = bp_double_of(atomic_load(&s->report_bits));
     c.report_ns = atomic_load(&s->report_ns);
+    c.schedulers_online = atomic_load(&s->online);
     size_t n = carry->size < sizeof c ? carry->size : sizeof c;
     uint32_t caller_size = carry->size;
     memcpy(carry, &c, n);
@@ -391,6 +394,13 @@ void bp_sampler_adopt(struct bp_sampler *s, const struct bp_carry *carry)
     atomic_store(&s->pub->changed_at, carry->pub.changed_at);
     atomic_store(&s->report_bits, bp_bits_of(carry->report_ratio));
     atomic_store(&s->report_ns, carry->report_ns);
+    if (carry->abi >= 2)
+        atomic_store(&s->online, carry->schedulers_online);
+}
+
+void bp_sampler_set_online(struct bp_sampler *s, uint32_t online)
+{
+    atomic_store_explicit(&s->online, online, memory_order_relaxed);
 }
 
 void bp_sampler_report(struct bp_sampler *s, double ratio)

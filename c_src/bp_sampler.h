@@ -47,6 +47,7 @@ struct bp_carry {
     struct bp_gate_snapshot pub;
     double report_ratio;
     int64_t report_ns;
+    uint32_t schedulers_online; /* since abi 2 */
 };
 
 struct bp_sampler {
@@ -86,6 +87,10 @@ struct bp_sampler {
     _Atomic uint64_t ticks;
     _Atomic uint64_t cpu_ns;       /* cpu_base + current thread's CPU */
     _Atomic uint32_t tick_ms;      /* configured tick */
+
+    /* Normal schedulers online (the VM takes the highest-numbered ones
+     * offline); 0 = all. Their threads alone count towards demand. */
+    _Atomic uint32_t online;
 };
 
 enum bp_sampler_err {
@@ -123,6 +128,9 @@ int bp_sampler_stop(struct bp_sampler *s, ErlNifEnv *caller_env,
 /* Takes over a previous instance's gate and report before a start. Call
  * with no thread running (from upgrade). */
 void bp_sampler_adopt(struct bp_sampler *s, const struct bp_carry *carry);
+
+/* Sets how many normal schedulers are online (0 = all), from any thread. */
+void bp_sampler_set_online(struct bp_sampler *s, uint32_t online);
 
 /* Records an Erlang-side utilization report (also a heartbeat) and
  * recalibrates the clock offset. Scheduler threads only (NIF context),

@@ -98,10 +98,12 @@ size_t bp_threads_read_all(struct bp_threads *tab, struct bp_thread_cpu *out,
  * the CPU clock alone when the file cannot be read), sums the deltas since
  * the previous call for those that have one, and stores the new readings.
  * *run_ns and *wait_ns get the sums, *n the number of threads that
- * contributed. Drops vanished threads and rescans. Locks. Only the sampler
+ * contributed; only threads with index <= online contribute when online is
+ * not 0 (offline schedulers sleep and would dilute the ratio), though all
+ * are read. Drops vanished threads and rescans. Locks. Only the sampler
  * thread calls it. */
-void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *run_ns,
-                              uint64_t *wait_ns, uint32_t *n);
+void bp_threads_sample_normal(struct bp_threads *tab, uint32_t online,
+                              uint64_t *run_ns, uint64_t *wait_ns, uint32_t *n);
 
 /* Number of known scheduler threads. Locks. */
 size_t bp_threads_count(struct bp_threads *tab);

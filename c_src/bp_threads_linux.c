@@ -217,8 +217,8 @@ static int bp_read_sched(struct bp_thread *th, uint64_t *run, uint64_t *wait)
     return bp_threads_cpu_ns(th->tid, run);
 }
 
-void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *run_ns,
-                              uint64_t *wait_ns, uint32_t *n)
+void bp_threads_sample_normal(struct bp_threads *tab, uint32_t online,
+                              uint64_t *run_ns, uint64_t *wait_ns, uint32_t *n)
 {
     uint64_t run_sum = 0, wait_sum = 0;
     uint32_t k = 0;
@@ -231,7 +231,8 @@ void bp_threads_sample_normal(struct bp_threads *tab, uint64_t *run_ns,
             bp_threads_drop(tab, i);
             continue;
         }
-        if (th->sampler_prev >= 0 && run >= (uint64_t)th->sampler_prev) {
+        int counted = online == 0 || th->index <= online;
+        if (counted && th->sampler_prev >= 0 && run >= (uint64_t)th->sampler_prev) {
             run_sum += run - (uint64_t)th->sampler_prev;
             if (th->wait_prev >= 0 && wait >= (uint64_t)th->wait_prev)
                 wait_sum += wait - (uint64_t)th->wait_prev;

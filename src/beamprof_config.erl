@@ -80,12 +80,15 @@ set_start_options(Options) ->
 clear_start_options() ->
     application:unset_env(?APP, ?START_KEY).
 
-%% @doc The map the C sampler thread takes (`beamprof_nif:sampler_start/2').
+%% @doc The map the C sampler thread takes (`beamprof_nif:sampler_start/2'),
+%% with the number of normal schedulers online now: only their threads count
+%% towards the C side's demand figure.
 -spec nif_config(config()) -> map().
 nif_config(#{tick := Tick, memory_limit := Limit} = Config) ->
     Marks = maps:with([scheduler_high, scheduler_low, memory_high, memory_low, reopen_ticks],
                       Config),
-    Marks#{tick_ms => Tick, memory_limit => limit_bytes(Limit)}.
+    Marks#{tick_ms => Tick, memory_limit => limit_bytes(Limit),
+           schedulers_online => erlang:system_info(schedulers_online)}.
 
 limit_bytes(auto) -> 0;
 limit_bytes(Bytes) -> Bytes.

@@ -35,7 +35,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Owner of the C load gate thread; turns gate flips into events.").
 
--export([start_link/1, ensure_running/0]).
+-export([start_link/1, refresh/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -record(state, {config :: beamprof_config:config(),
@@ -47,11 +47,12 @@
 start_link(Config) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
 
-%% @doc Restarts the C sampler thread if it is not running (after the NIF
-%% library was reloaded, say). Asynchronous.
--spec ensure_running() -> ok.
-ensure_running() ->
-    gen_server:cast(?MODULE, ensure_running).
+%% @doc Hands the C sampler thread the configuration again, starting it if
+%% it is not running (after the NIF library was reloaded, say) and telling
+%% it how many schedulers are online now. Asynchronous.
+-spec refresh() -> ok.
+refresh() ->
+    gen_server:cast(?MODULE, refresh).
 
 %% @private
 -spec init(beamprof_config:config()) -> {ok, #state{}} | {stop, term()}.
@@ -70,11 +71,8 @@ handle_call(_Request, _From, State) ->
 
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
-handle_cast(ensure_running, #state{config = Config} = State) ->
-    _ = case beamprof_nif:sampler_info() of
-            #{running := true} -> ok;
-            _ -> start_thread(Config)
-        end,
+handle_cast(refresh, #state{config = Config} = State) ->
+    _ = start_thread(Config),
     {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.

@@ -11,8 +11,9 @@
 %%
 %% It turns the `scheduler_wall_time' flag on for itself; the flag is
 %% counted per process by the VM, so turning it off again in `terminate/2'
-%% (or dying) leaves it as it was for everyone else. It also restarts the C
-%% sampler thread if it finds it stopped (after a reload of the NIF library).
+%% (or dying) leaves it as it was for everyone else. It also has the C
+%% sampler thread restarted if it finds it stopped (after a reload of the NIF
+%% library) or told if the number of schedulers online changed.
 -module(beamprof_sampler).
 -behaviour(gen_server).
 
@@ -26,6 +27,7 @@
                 next_emit :: integer(),
                 from :: beamprof_vm:reading(),
                 last :: beamprof_vm:sample() | undefined,
+                online :: pos_integer(),
                 busy = 0 :: non_neg_integer(),
                 emits = 0 :: non_neg_integer()}).
 
@@ -59,7 +61,8 @@ init(#{interval := Interval} = Config) ->
     _ = erlang:system_flag(scheduler_wall_time, true),
     Now = erlang:monotonic_time(millisecond),
     {ok, schedule(#state{config = Config, next_emit = Now + Interval,
-                         from = beamprof_vm:read()})}.
+                         from = beamprof_vm:read(),
+                         online = erlang:system_info(schedulers_online)})}.
 
 %% @private
 -spec handle_call(snapshot | stats, gen_server:from(), #state{}) -> {reply, term(), #state{}}.
@@ -95,12 +98,13 @@ emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emit
     Reading = beamprof_vm:read(),
     Sample = beamprof_vm:sample(From, Reading, beamprof_nif:gate_info()),
     emit(Sample, Config),
+    Online = erlang:system_info(schedulers_online),
     _ = case beamprof_nif:sampler_info() of
-            #{running := true} -> ok;
-            #{running := false} -> beamprof_gate:ensure_running()
+            #{running := true} when Online =:= State#state.online -> ok;
+            _ -> beamprof_gate:refresh()
         end,
     Now = erlang:monotonic_time(millisecond),
-    State#state{from = Reading, last = Sample, emits = Emits + 1,
+    State#state{from = Reading, last = Sample, emits = Emits + 1, online = Online,
                 next_emit = next(State#state.next_emit, Interval, Now)}.
 
 %% The next deadline on the fixed grid; a late tick skips what it missed

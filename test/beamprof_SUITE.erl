@@ -13,6 +13,7 @@ all() ->
      flag_left_as_found, flag_kept_for_others,
      utilization_agrees_with_scheduler_module, idle_utilization_near_zero,
      spinning_schedulers_show_os_cpu, gate_closes_when_starved,
+     gate_closes_with_schedulers_offline,
      gate_closes_on_memory, sampler_survives_kill, thread_restarted_after_stop].
 
 init_per_suite(Config) ->
@@ -254,6 +255,27 @@ gate_closes_when_starved(_Config) ->
     receive {[beamprof, gate, open], #{duration := D}, #{closed_reason := {scheduler, _}}} ->
             ?assert(D > 0)
     after 5000 -> ct:fail(no_open_event)
+    end.
+
+%% With one scheduler online (taken offline after start: the sampler tells
+%% the C thread at its next interval), a single high-priority hog saturates
+%% the node; the offline scheduler's sleeping thread must not halve demand.
+gate_closes_with_schedulers_offline(_Config) ->
+    ok = beamprof:start(#{interval => 200}),
+    Online = erlang:system_flag(schedulers_online, 1),
+    try
+        wait_events([beamprof, vm, sample], 2),
+        Old = process_flag(priority, max),
+        [Hog] = hogs(1, high),
+        try
+            wait_until(fun() -> beamprof:gate() =:= closed end, 3000),
+            ?assertMatch(#{reason := {scheduler, _}, source := os_cpu}, beamprof:gate_info())
+        after
+            exit(Hog, kill),
+            process_flag(priority, Old)
+        end
+    after
+        erlang:system_flag(schedulers_online, Online)
     end.
 
 gate_closes_on_memory(_Config) ->

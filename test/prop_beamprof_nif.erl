@@ -58,6 +58,7 @@ valid_report(X) -> X =:= 0 orelse X =:= 1.
 
 model_start(Config, Notify) ->
     case is_map(Config) andalso lists:all(fun(K) -> valid_key(K, Config) end, ?KEYS)
+         andalso valid_optional(schedulers_online, Config)
          andalso is_pid(Notify) andalso node(Notify) =:= node() of
         false -> badarg;
         true -> model_marks(Config)
@@ -69,6 +70,14 @@ valid_key(K, Config) ->
         error -> false
     end.
 
+%% An optional key: absent, or present with a valid value.
+valid_optional(K, Config) ->
+    case maps:find(K, Config) of
+        {ok, V} -> valid_value(K, V);
+        error -> true
+    end.
+
+valid_value(schedulers_online, V) -> is_integer(V) andalso V >= 1 andalso V =< 1024;
 valid_value(tick_ms, V) -> is_integer(V) andalso V >= 1 andalso V =< 60000;
 valid_value(reopen_ticks, V) -> is_integer(V) andalso V >= 1 andalso V < 1 bsl 32;
 valid_value(memory_limit, V) -> is_integer(V) andalso V >= 0 andalso V < 1 bsl 64;
@@ -114,6 +123,8 @@ config_like() ->
 
 edit() ->
     oneof([{set, elements(?KEYS), any()},
+           ?LET(V, oneof([integer(1, 1024), elements([0, 1025, -1, 2.0]), any()]),
+                {set, schedulers_online, V}),
            ?LET(K, elements(?KEYS), {set, K, value_for(K)}),
            {remove, elements(?KEYS)},
            {add, any(), any()},
