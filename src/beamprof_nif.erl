@@ -39,7 +39,8 @@ is then the only figure available).
                     memory_high := float(),
                     memory_low := float(),
                     reopen_ticks := pos_integer(),
-                    memory_limit := non_neg_integer()}.
+                    memory_limit := non_neg_integer(),
+                    schedulers_online => 1..1024}.
 -type history_entry() :: {MonoNs :: integer(),
                           SchedRatio :: float(), % -1.0: not known that tick
                           sched_source(), OsCpuRatio :: float(),
