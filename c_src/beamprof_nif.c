@@ -417,7 +417,10 @@ static ERL_NIF_TERM bp_memory_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     (void)argv;
     struct bp_state *st = bp_st(env);
     struct bp_memory_reading m;
-    bp_memory_refresh_cgroup(&st->memory);
+    /* A running sampler thread re-reads the cgroup limit every 50 ticks;
+     * without one, nothing else keeps it current. */
+    if (!bp_sampler_is_running(&st->sampler))
+        bp_memory_refresh_cgroup(&st->memory);
     if (bp_memory_read(&st->memory, bp_sampler_memory_limit(&st->sampler), &m) != 0)
         return bp_error(env, bp_atom.memory);
     ERL_NIF_TERM keys[] = {bp_atom.rss,   bp_atom.limit,     bp_atom.limit_source,

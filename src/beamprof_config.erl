@@ -109,8 +109,8 @@ check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
 check(memory_limit, auto, _) -> ok;
 check(memory_limit, V, _) when is_integer(V), V > 0 -> ok;
 check(vm_events, V, _) when is_boolean(V) -> ok;
-check(event_prefix, [_ | _] = V, O) ->
-    lists:all(fun is_atom/1, V) orelse bad_option(event_prefix, V, O), ok;
+check(event_prefix, V, O) ->
+    beamprof_handlers:is_event_name(V) orelse bad_option(event_prefix, V, O), ok;
 check(Key, V, _) when is_float(V), V > 0.0, V =< 1.0,
                       (Key =:= scheduler_high orelse Key =:= scheduler_low orelse
                        Key =:= memory_high orelse Key =:= memory_low) -> ok;

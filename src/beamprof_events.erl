@@ -75,7 +75,7 @@ prefix() ->
      "changed value costs a scan of every process (global GC), so call it at start.").
 -spec set_prefix(Prefix) -> ok when Prefix :: event_name().
 set_prefix(Prefix) ->
-    case is_event_name(Prefix) of
+    case beamprof_handlers:is_event_name(Prefix) of
         true -> ok;
         false -> erlang:error({badarg, "Expected event_prefix to be a non-empty list of atoms"},
                               [Prefix])
@@ -191,6 +191,3 @@ list_from(false, _Telemetry, _Prefix) -> [].
 
 telemetry_exported(Function, Arity) ->
     erlang:function_exported(?TELEMETRY, Function, Arity).
-
-is_event_name([_ | _] = Name) -> lists:all(fun erlang:is_atom/1, Name);
-is_event_name(_) -> false.

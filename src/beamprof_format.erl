@@ -10,23 +10,21 @@
 %% @doc `1536' -> `"1.5 KiB"'.
 -spec bytes(number()) -> string().
 bytes(N) when N < 1024 -> lists:flatten(io_lib:format("~B B", [round(N)]));
-bytes(N) -> scaled(N / 1024, 1024, ["KiB", "MiB", "GiB", "TiB"]).
+bytes(N) -> scaled(N / 1024, 1024, [" KiB", " MiB", " GiB", " TiB"]).
 
 %% @doc `1234567' -> `"1.2M"'.
 -spec count(number()) -> string().
 count(N) when N < 1000 -> lists:flatten(io_lib:format("~B", [round(N)]));
-count(N) -> scaled_bare(N / 1000, 1000, ["k", "M", "G", "T"]).
+count(N) -> scaled(N / 1000, 1000, ["k", "M", "G", "T"]).
 
 %% @doc `0.1234' -> `"12.3%"'; `undefined' -> `"-"'.
 -spec percent(number() | undefined) -> string().
 percent(undefined) -> "-";
 percent(R) -> lists:flatten(io_lib:format("~.1f%", [R * 100])).
 
+%% N in the first unit; steps up while it is at least Step and a unit is left.
 scaled(N, Step, [_, Next | Rest]) when N >= Step -> scaled(N / Step, Step, [Next | Rest]);
-scaled(N, _, [Unit | _]) -> lists:flatten(io_lib:format("~.1f ~s", [N, Unit])).
-
-scaled_bare(N, Step, [_, Next | Rest]) when N >= Step -> scaled_bare(N / Step, Step, [Next | Rest]);
-scaled_bare(N, _, [Unit | _]) -> lists:flatten(io_lib:format("~.1f~s", [N, Unit])).
+scaled(N, _, [Unit | _]) -> lists:flatten(io_lib:format("~.1f~s", [N, Unit])).
 
 %% @doc The text of a `beamprof_vm:sample()': schedulers, memory, run
 %% queues, counts, rates and the gate, in at most about 25 lines.

@@ -15,7 +15,8 @@
 -behaviour(gen_server).
 
 -export([start_link/0, attach/4, attach_many/4, detach/1, is_attached/1,
-         list_handlers/1, lookup/1, check_attach/2, check_attach_many/2, check_prefix/1]).
+         list_handlers/1, lookup/1, check_attach/2, check_attach_many/2, check_prefix/1,
+         is_event_name/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -export_type([handler_id/0, event_name/0, event_prefix/0, measurements/0, metadata/0,
@@ -178,6 +179,8 @@ all_entries() ->
         error:badarg -> []
     end.
 
+?DOC("Whether `Term` is an event name: a non-empty list of atoms.").
+-spec is_event_name(Term) -> boolean() when Term :: term().
 is_event_name([_ | _] = Event) -> lists:all(fun erlang:is_atom/1, Event);
 is_event_name(_) -> false.
 
