@@ -42,7 +42,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Flame graphs (svg, html, speedscope, folded) from a profile.").
 
--export([render/2, write/3, graph/1, color/1, kind/1]).
+-export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1]).
 
 -export_type([profile/0, format/0, graph/0, tree/0]).
 
@@ -186,6 +186,46 @@ color(Name) ->
                      marker -> {190, 190, 190}
                  end,
     iolist_to_binary(io_lib:format("#~2.16.0b~2.16.0b~2.16.0b", [R, G, Bl])).
+
+%% @doc Keeps the callees that weigh at least `MinWeight'; the lighter
+%% ones of each frame become one `[N small frames]' frame when together they
+%% weigh enough, and are left out otherwise. Returns the pruned tree and
+%% `{Frames, Weight}': how many frames were merged or left out, and the
+%% weight left out.
+-spec prune(Tree, MinWeight) -> {tree(), {non_neg_integer(), non_neg_integer()}} when
+      Tree :: tree(), MinWeight :: number().
+prune({Name, Total, Children}, Min) ->
+    {Heavy, Light} = lists:partition(fun({_, T, _}) -> T >= Min end, Children),
+    {Kept, Hidden} = lists:mapfoldl(fun(C, Acc) ->
+                                            {K, H} = prune(C, Min),
+                                            {K, add(Acc, H)}
+                                    end, {0, 0}, Heavy),
+    LightW = lists:sum([T || {_, T, _} <- Light]),
+    LightN = lists:sum([count(C) || C <- Light]),
+    case Light =/= [] andalso LightW >= Min of
+        true ->
+            Marker = {iolist_to_binary(io_lib:format("[~B small frames]", [LightN])), LightW, []},
+            {{Name, Total, Kept ++ [Marker]}, add(Hidden, {LightN, 0})};
+        false ->
+            {{Name, Total, Kept}, add(Hidden, {LightN, LightW})}
+    end.
+
+add({N1, W1}, {N2, W2}) -> {N1 + N2, W1 + W2}.
+
+count({_, _, Children}) -> 1 + lists:sum([count(C) || C <- Children]).
+
+%% @doc Escapes text for XML and HTML text and attribute values.
+-spec escape_xml(unicode:unicode_binary()) -> binary().
+escape_xml(Bin) ->
+    lists:foldl(fun({From, To}, B) -> binary:replace(B, From, To, [global]) end, Bin,
+                [{<<"&">>, <<"&amp;">>}, {<<"<">>, <<"&lt;">>}, {<<">">>, <<"&gt;">>},
+                 {<<"\"">>, <<"&quot;">>}, {<<"'">>, <<"&#39;">>}]).
+
+%% @doc How weights are named in text: samples, µs or bytes.
+-spec unit_label(graph()) -> binary().
+unit_label(#{unit := samples}) -> <<"samples">>;
+unit_label(#{unit := microseconds}) -> <<"µs"/utf8>>;
+unit_label(#{unit := bytes}) -> <<"bytes">>.
 
 -spec badarg(string(), term()) -> no_return().
 badarg(Message, Term) ->
