@@ -13,11 +13,12 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
 fi
 mkdir -p "$OUT"
 erlc -o "$OUT" "$ROOT"/bench/*.erl
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench
 for bench in "$@"; do
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
         gate_bench|events_bench) call="$bench:run()" ;;
+        flame_bench) call="flame_bench:run()" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     # warning: the application stop reports (notice) would clutter the tables.
