@@ -158,7 +158,7 @@ folded(#{tree := {_, _, Children}}) ->
 folded({Name, Total, Children}, Prefix, Acc0) ->
     Path = case Prefix of
                [] -> folded_name(Name);
-               _ -> [Prefix, $; | folded_name(Name)]
+               _ -> [Prefix, $;, folded_name(Name)]
            end,
     Acc1 = case self_weight(Total, Children) of
                0 -> Acc0;
