@@ -38,9 +38,12 @@
  *
  * Threads: one address space and one object table serve the whole library,
  * guarded by one mutex, so bp_unwind_copy may be called from any thread
- * (callers serialise; the drain is one thread in practice). libunwind's rule
- * cache is UNW_CACHE_GLOBAL: with our mutex around every walk its own lock
- * is never contended. No allocation in the steady state: the tables are
+ * (callers serialise; the drain is one thread in practice, and a second
+ * address space would only duplicate the caches). libunwind's rule cache is
+ * UNW_CACHE_GLOBAL: with our mutex around every walk its own lock is never
+ * contended, but it still costs two sigprocmask calls per unw_step (Debian's
+ * build has no per-thread cache), which is most of a walk's cost; a sample
+ * taken in JIT code costs no libunwind call at all. No allocation in the steady state: the tables are
  * allocated only when the set of loaded objects changes, and libunwind takes
  * its per-frame CIE records from its own pool. bp_unwind_release() frees
  * everything (the NIF library's unload calls it).
@@ -89,6 +92,10 @@ struct uw_call {
     int why;
     struct bp_regs at_stop;
 };
+
+/* Register-rule cache entries (per distinct ip; a few hundred bytes each):
+ * the VM's hot C code has hundreds of distinct return addresses. */
+#define UW_CACHE_ENTRIES 1024
 
 static pthread_mutex_t uw_lock = PTHREAD_MUTEX_INITIALIZER;
 static unw_addr_space_t uw_as;
@@ -479,6 +486,11 @@ static void walk(struct uw_call *c)
     c->n = 0;
     c->why = BP_UNWIND_ERROR;
     c->at_stop = *c->regs;
+    if (find_exec(c->regs->ip) == NULL) { /* a sample taken in JIT code */
+        c->out[c->n++] = c->regs->ip;
+        c->why = BP_UNWIND_NO_INFO;
+        return;
+    }
     if (unw_init_remote(&cur, uw_as, c) < 0) {
         c->out[c->n++] = c->regs->ip;
         return;
@@ -489,6 +501,14 @@ static void walk(struct uw_call *c)
         c->out[c->n++] = ip;
         if (c->n >= c->max) {
             c->why = BP_UNWIND_MAX;
+            break;
+        }
+        /* An ip in no loaded object (JIT code) cannot have unwind info: stop
+         * here without asking libunwind (each unw_step costs two
+         * sigprocmask calls for its cache lock). A return address is looked
+         * up at ip - 1, the call instruction, as libunwind does. */
+        if (find_exec(c->n == 1 ? ip : ip - 1) == NULL) {
+            c->why = BP_UNWIND_NO_INFO;
             break;
         }
         c->no_info = 0;
@@ -567,7 +587,11 @@ int bp_unwind_copy_ex(const struct bp_regs *regs, const uint8_t *stack, uint64_t
     if (uw_as == NULL) {
         uw_as = unw_create_addr_space(&uw_accessors, 0);
         if (uw_as != NULL) {
+            /* Debian's libunwind is built without its per-thread cache
+             * (PER_THREAD behaves as GLOBAL); NONE re-parses every FDE and
+             * measured 2x slower. */
             unw_set_caching_policy(uw_as, UNW_CACHE_GLOBAL);
+            unw_set_cache_size(uw_as, UW_CACHE_ENTRIES, 0);
             uw_tables_valid = 0;
         }
     }

@@ -297,6 +297,15 @@ BP_TEST(measures_cost)
     CHECK(n == CHAIN_FRAMES);
     printf("  bp_unwind_copy: %.0f ns per %d-frame unwind (warm cache, %d rounds)\n",
            (t1 - t0) / ROUNDS, n, ROUNDS);
+    /* a sample taken in JIT code: no libunwind call */
+    struct bp_regs jit = s.regs;
+    jit.ip = 0x10; /* in no object */
+    t0 = now_ns();
+    for (int i = 0; i < ROUNDS; i++)
+        n = bp_unwind_copy(&jit, buf, s.regs.sp, s.len, out, CHAIN_FRAMES, NULL);
+    t1 = now_ns();
+    CHECK(n == 1);
+    printf("  bp_unwind_copy: %.0f ns for a sample whose leaf is JIT code\n", (t1 - t0) / ROUNDS);
     free(buf);
 }
 
