@@ -5,9 +5,9 @@
  *
  * What the accessors serve:
  *   - memory inside [stack_addr, stack_addr + stack_len): from the copy;
- *   - memory inside a PT_LOAD segment of an object that is loaded now (that
- *     is where .eh_frame_hdr and .eh_frame live): from our own process,
- *     since the copy is of our own process;
+ *   - memory inside a read-only PT_LOAD segment of an object that is loaded
+ *     now (that is where .eh_frame_hdr, .eh_frame and the code live): from
+ *     our own process, since the copy is of our own process;
  *   - anything else: refused (-UNW_EINVAL). A garbage copy can therefore make
  *     libunwind read only the copy and mapped object segments.
  *   - registers: from struct bp_regs (IP, SP, RBP, RBX, R12-R15); the others
@@ -73,7 +73,8 @@ struct uw_exec {
     uint64_t fde_count; /* entries (8 bytes each) */
 };
 
-/* A readable range (page-rounded PT_LOAD segment) of a loaded object. */
+/* A readable range (page-rounded read-only PT_LOAD segment) of a loaded
+ * object. */
 struct uw_range {
     uint64_t lo, hi;
 };
@@ -219,7 +220,9 @@ static int build_cb(struct dl_phdr_info *info, size_t size, void *data)
             continue;
         uint64_t lo = info->dlpi_addr + ph->p_vaddr;
         uint64_t hi = lo + ph->p_memsz;
-        if (ph->p_flags & PF_R) {
+        /* Only read-only segments: .eh_frame_hdr, .eh_frame and code live
+         * there, and nothing else writes them while we read. */
+        if ((ph->p_flags & PF_R) && !(ph->p_flags & PF_W)) {
             if (b->ranges != NULL && b->nranges < b->cap_ranges) {
                 b->ranges[b->nranges].lo = lo & ~(uint64_t)4095;
                 b->ranges[b->nranges].hi = (hi + 4095) & ~(uint64_t)4095;
