@@ -274,6 +274,59 @@ BP_TEST(survives_library_load_and_unload)
     free(buf);
 }
 
+/* Two threads unwinding at once while a third loads and unloads a library:
+ * the same frames every time, no deadlock (the walk holds our mutex, then
+ * the loader's lock; dlopen/dlclose take the loader's locks only). */
+struct conc_arg {
+    const struct uw_snap *s;
+    const uint8_t *buf;
+    const uint64_t *ref;
+    int nref;
+    int bad;
+};
+
+static void *conc_unwinder(void *p)
+{
+    struct conc_arg *a = p;
+    uint64_t out[64];
+    for (int i = 0; i < 1000; i++) {
+        int n = bp_unwind_copy(&a->s->regs, a->buf, a->s->regs.sp, a->s->len, out, 64, NULL);
+        if (n != a->nref || memcmp(out, a->ref, (size_t)n * 8) != 0)
+            a->bad++;
+    }
+    return NULL;
+}
+
+static void *conc_loader(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 100; i++) {
+        void *h = dlopen("libanl.so.1", RTLD_NOW | RTLD_LOCAL);
+        if (h != NULL)
+            dlclose(h);
+    }
+    return NULL;
+}
+
+BP_TEST(concurrent_walks_and_reloads)
+{
+    uint8_t *buf = malloc(WINDOW);
+    struct uw_snap s;
+    uint64_t ref[64];
+    capture(&s, buf);
+    int nref = bp_unwind_copy(&s.regs, buf, s.regs.sp, s.len, ref, 64, NULL);
+    struct conc_arg a1 = {&s, buf, ref, nref, 0}, a2 = {&s, buf, ref, nref, 0};
+    pthread_t t1, t2, t3;
+    CHECK(pthread_create(&t1, NULL, conc_unwinder, &a1) == 0);
+    CHECK(pthread_create(&t2, NULL, conc_unwinder, &a2) == 0);
+    CHECK(pthread_create(&t3, NULL, conc_loader, NULL) == 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_join(t3, NULL);
+    CHECK(a1.bad == 0 && a2.bad == 0);
+    free(buf);
+}
+
 static double now_ns(void)
 {
     struct timespec t;
@@ -316,5 +369,6 @@ const struct bp_test_case bp_unwind_tests[] = {
     {"stops_at_anonymous_code", stops_at_anonymous_code},
     {"stops_at_jit_between_c_frames", stops_at_jit_between_c_frames},
     {"survives_library_load_and_unload", survives_library_load_and_unload},
+    {"concurrent_walks_and_reloads", concurrent_walks_and_reloads},
     {"measures_cost", measures_cost},
     {NULL, NULL}};
