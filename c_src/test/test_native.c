@@ -259,6 +259,10 @@ static void *spinner(void *arg)
     volatile uint64_t x = 1;
     while (!atomic_load(&spin_stop))
         x = x * 6364136223846793005u + 1442695040888963407u;
+    /* Off again before exit: ASan unmaps a thread's alternate stack at exit
+     * unless it is disabled (ours is static). */
+    stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
     return NULL;
 }
 
@@ -332,9 +336,15 @@ BP_TEST(capture_busy_thread)
     size_t untouched = 0;
     while (untouched < ALT_SIZE && alt_mem[untouched] == 0xA5)
         untouched++;
-    fprintf(stderr, "  handler used %zu bytes of the alternate signal stack\n",
+    /* The kernel's signal frame alone (xsave state with AVX-512) is about
+     * 3.3 KB of it on this machine; the handler adds about 0.6 KB. */
+    fprintf(stderr, "  signal frame + handler used %zu bytes of the alternate stack\n",
             (size_t)ALT_SIZE - untouched);
+#ifdef __SANITIZE_ADDRESS__
+    CHECK(ALT_SIZE - untouched < 8192); /* redzones */
+#else
     CHECK(ALT_SIZE - untouched < 4096);
+#endif
     bp_ncap_run_free(run);
     CHECK(bp_ncap_install(NULL, &(void *){NULL}) == 0); /* ours: fine again */
 }
