@@ -18,6 +18,7 @@
 static _Atomic(struct bp_ncap_run *) bp_ncap_cur;
 static _Atomic int bp_ncap_inflight;
 static _Atomic uint64_t bp_ncap_strays;
+static _Atomic(const void *) bp_ncap_owner; /* who installed our handler */
 
 #define BP_PAGE 4096u
 #define BP_IOV_MAX 18 /* 64 KiB window + 2 partial pages */
@@ -235,7 +236,7 @@ static void *bp_disposition(const struct sigaction *sa)
     return (void *)(uintptr_t)sa->sa_handler;
 }
 
-int bp_ncap_install(void *also_ours, void **foreign)
+int bp_ncap_install(const void *owner, void *also_ours, void **foreign)
 {
     struct sigaction cur, sa;
     if (sigaction(SIGPROF, NULL, &cur) != 0)
@@ -250,7 +251,10 @@ int bp_ncap_install(void *also_ours, void **foreign)
     sa.sa_sigaction = bp_ncap_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    return sigaction(SIGPROF, &sa, NULL) == 0 ? 0 : -1;
+    if (sigaction(SIGPROF, &sa, NULL) != 0)
+        return -1;
+    atomic_store(&bp_ncap_owner, owner);
+    return 0;
 }
 
 static void bp_sleep_us(long us)
@@ -266,10 +270,12 @@ static void bp_wait_handlers(void)
         bp_sleep_us(50);
 }
 
-void bp_ncap_release(void)
+void bp_ncap_release(const void *owner)
 {
     struct sigaction cur;
-    if (sigaction(SIGPROF, NULL, &cur) == 0 && bp_disposition(&cur) == bp_ncap_handler_addr()) {
+    const void *expected = owner;
+    if (owner != NULL && atomic_compare_exchange_strong(&bp_ncap_owner, &expected, NULL) &&
+        sigaction(SIGPROF, NULL, &cur) == 0 && bp_disposition(&cur) == bp_ncap_handler_addr()) {
         struct sigaction ign;
         memset(&ign, 0, sizeof ign);
         ign.sa_handler = SIG_IGN;

@@ -32,6 +32,7 @@
 #include "bp_nwalk.h"
 #include "bp_unwind.h"
 
+#define BP_NCAP_MAX_DEPTH 1024  /* upper bound of cfg.depth */
 #define BP_NCAP_SCRATCH 8192     /* per-slot chunk cache for walks */
 #define BP_NCAP_SCAN_LIMIT 32768 /* bytes of Erlang stack a scan reads */
 
@@ -114,15 +115,18 @@ struct bp_ncap_run {
 /* Installs the handler for SIGPROF (SA_SIGINFO | SA_RESTART | SA_ONSTACK)
  * unless someone else's is installed: SIG_DFL, SIG_IGN, our own handler and
  * `also_ours` (a previous instance's handler handed over on upgrade; may be
- * NULL) are fine. Returns 0; 1 if foreign (*foreign gets its address); -1
- * if sigaction failed. Control side. */
-int bp_ncap_install(void *also_ours, void **foreign);
+ * NULL) are fine. `owner` (any unique pointer: the instance) becomes the
+ * owner of the disposition in this library image. Returns 0; 1 if foreign
+ * (*foreign gets its address); -1 if sigaction failed. Control side. */
+int bp_ncap_install(const void *owner, void *also_ours, void **foreign);
 
-/* Sets SIGPROF to SIG_IGN if our handler is the one installed (pending
- * signals are discarded), then waits until no handler of ours runs, plus a
- * grace period for one that was entered but has not counted itself yet.
- * Called before the library's code goes away. */
-void bp_ncap_release(void);
+/* If `owner` installed our handler and it is still the one installed, sets
+ * SIGPROF to SIG_IGN (pending signals are discarded). Then waits until no
+ * handler of this image runs, plus a grace period for one that was entered
+ * but has not counted itself yet. Called before the library's code goes
+ * away. Two instances loaded from one file share this image's statics: an
+ * old instance never resets a disposition a newer one installed. */
+void bp_ncap_release(const void *owner);
 
 /* Our handler's address (for the upgrade hand-over). */
 void *bp_ncap_handler_addr(void);

@@ -275,7 +275,7 @@ static uint64_t thread_cpu(pid_t tid)
 
 BP_TEST(capture_busy_thread)
 {
-    CHECK(bp_ncap_install(NULL, &(void *){NULL}) == 0);
+    CHECK(bp_ncap_install(&spin_tid, NULL, &(void *){NULL}) == 0);
     pthread_t th;
     atomic_store(&spin_stop, 0);
     atomic_store(&spin_tid, 0);
@@ -346,7 +346,7 @@ BP_TEST(capture_busy_thread)
     CHECK(ALT_SIZE - untouched < 4096);
 #endif
     bp_ncap_run_free(run);
-    CHECK(bp_ncap_install(NULL, &(void *){NULL}) == 0); /* ours: fine again */
+    CHECK(bp_ncap_install(&spin_tid, NULL, &(void *){NULL}) == 0); /* ours: fine again */
 }
 
 static void foreign_handler(int sig)
@@ -362,11 +362,14 @@ BP_TEST(foreign_handler_refused)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPROF, &sa, &old);
     void *foreign = NULL;
-    CHECK(bp_ncap_install(NULL, &foreign) == 1);
+    CHECK(bp_ncap_install(&foreign, NULL, &foreign) == 1);
     CHECK(foreign == (void *)(uintptr_t)foreign_handler);
-    CHECK(bp_ncap_install((void *)(uintptr_t)foreign_handler, &foreign) == 0);
-    bp_ncap_release(); /* ours again: set to SIG_IGN */
+    CHECK(bp_ncap_install(&old, (void *)(uintptr_t)foreign_handler, &foreign) == 0);
     struct sigaction now;
+    bp_ncap_release(&sa); /* not the owner: left alone */
+    sigaction(SIGPROF, NULL, &now);
+    CHECK((now.sa_flags & SA_SIGINFO) && now.sa_handler != SIG_IGN);
+    bp_ncap_release(&old); /* the owner: set to SIG_IGN */
     sigaction(SIGPROF, NULL, &now);
     CHECK(now.sa_handler == SIG_IGN);
     sigaction(SIGPROF, &old, NULL);
