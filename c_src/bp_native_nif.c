@@ -151,12 +151,16 @@ ERL_NIF_TERM bp_native_drain_term(ErlNifEnv *env, ERL_NIF_TERM max,
                                   const struct bp_native_env *ne)
 {
     unsigned m;
-    if (!enif_get_uint(env, max, &m) || m < 1) {
-        ErlNifUInt64 big;
-        if (!enif_get_uint64(env, max, &big) || big < 1)
+    double d;
+    if (!enif_get_uint(env, max, &m)) {
+        /* A positive integer too big for an unsigned (a bignum too): all. */
+        if (!enif_is_number(env, max) || enif_get_double(env, max, &d) ||
+            enif_compare(max, enif_make_int(env, 0)) <= 0)
             return enif_make_badarg(env);
         m = BP_DRAIN_MAX;
     }
+    if (m < 1)
+        return enif_make_badarg(env);
     if (m > BP_DRAIN_MAX)
         m = BP_DRAIN_MAX;
     struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0);
