@@ -35,6 +35,7 @@ test-erlang:
 test-asan:
 	$(MAKE) -C c_src asan
 	$(ASAN_ENV) $(REBAR) ct --suite test/beamprof_nif_SUITE
+	$(ASAN_ENV) $(REBAR) ct --suite test/beamprof_native_nif_SUITE
 
 test-elixir:
 	$(MIX_ENV_VARS) mix test

@@ -6,23 +6,30 @@
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([nullary/1, report_utilization/1, sampler_start/1]).
+-export([native_start/1, native_drain/1]).
 
 -define(NUMTESTS, 2000).
 
-all() -> [nullary, report_utilization, sampler_start].
+all() -> [nullary, report_utilization, sampler_start, native_start, native_drain].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
     Config.
 
 end_per_suite(_Config) ->
-    ok = beamprof_nif:sampler_stop().
+    ok = beamprof_nif:sampler_stop(),
+    ok = beamprof_nif:native_stop().
 
 nullary(_Config) -> check(prop_beamprof_nif:prop_nullary(), 200).
 
 report_utilization(_Config) -> check(prop_beamprof_nif:prop_report_utilization(), ?NUMTESTS).
 
 sampler_start(_Config) -> check(prop_beamprof_nif:prop_sampler_start(), ?NUMTESTS).
+
+%% Each start creates timers and a thread: fewer runs.
+native_start(_Config) -> check(prop_beamprof_nif:prop_native_start(), 300).
+
+native_drain(_Config) -> check(prop_beamprof_nif:prop_native_drain(), 500).
 
 check(Prop, N) ->
     Opts = [{numtests, N}, {to_file, user}, long_result],

@@ -7,6 +7,7 @@
 -include_lib("proper/include/proper.hrl").
 
 -export([prop_nullary/0, prop_report_utilization/0, prop_sampler_start/0]).
+-export([prop_native_start/0, prop_native_drain/0]).
 
 -define(NIF, beamprof_nif).
 
@@ -195,3 +196,71 @@ valid_tick({Mono, S, Src, Os, Used, Limit, MR, G, D}) ->
         andalso is_float(D) andalso D >= 0.0 andalso D =< 1.0;
 valid_tick(_) ->
     false.
+
+%%--------------------------------------------------------------------
+%% Native sampler NIFs
+
+%% Random and near-miss configs into native_start/1: badarg exactly when
+%% the model says so; otherwise ok or an {error, _} (then stopped again).
+prop_native_start() ->
+    ?FORALL(Config, native_config_like(),
+            begin
+                R = call(fun() -> ?NIF:native_start(Config) end),
+                ok = ?NIF:native_stop(),
+                _ = ?NIF:native_drain(1 bsl 20),
+                Expected = model_native(Config),
+                ?WHENFAIL(io:format("~p -> ~p, model ~p~n", [Config, R, Expected]),
+                          case Expected of
+                              badarg -> R =:= badarg;
+                              ring -> R =:= {error, {invalid, ring_bytes}};
+                              ok -> R =:= ok
+                          end)
+            end).
+
+prop_native_drain() ->
+    ?FORALL(Max, oneof([any(), integer(), elements([0, 1, 1 bsl 64, 1 bsl 70, -1, 1.0])]),
+            begin
+                R = call(fun() -> ?NIF:native_drain(Max) end),
+                case is_integer(Max) andalso Max > 0 of
+                    true -> is_list(R);
+                    false -> R =:= badarg
+                end
+            end).
+
+model_native(C) when not is_map(C) -> badarg;
+model_native(C) ->
+    Checks = [{hz, fun(V) -> is_integer(V) andalso V >= 1 andalso V =< 10000 end},
+              {depth, fun(V) -> is_integer(V) andalso V >= 1 andalso V =< 1024 end},
+              {stack_bytes, fun(V) -> is_integer(V) andalso V >= 0 andalso V =< 65536
+                                          andalso V rem 8 =:= 0 end},
+              {ring_bytes, fun(V) -> is_integer(V) andalso V >= 65536 andalso V =< 1 bsl 26
+                                         andalso V band (V - 1) =:= 0 end},
+              {threads, fun valid_kinds/1}],
+    case lists:all(fun({K, F}) -> not maps:is_key(K, C) orelse F(maps:get(K, C)) end, Checks) of
+        false -> badarg;
+        true ->
+            Record = 112 + maps:get(stack_bytes, C, 16384) + 8 * maps:get(depth, C, 128),
+            case 4 * Record > maps:get(ring_bytes, C, 1 bsl 20) of
+                true -> ring;
+                false -> ok
+            end
+    end.
+
+valid_kinds(L) when is_list(L), L =/= [] ->
+    try lists:all(fun(K) -> lists:member(K, [normal, dirty_cpu, dirty_io]) end, L)
+    catch error:_ -> false
+    end;
+valid_kinds(_) -> false.
+
+native_config_like() ->
+    frequency([{1, any()},
+               {6, ?LET(Pairs, list(native_pair()), maps:from_list(Pairs))}]).
+
+native_pair() ->
+    oneof([{hz, oneof([integer(1, 2000), elements([0, 10000, 10001, -1, 99.0])])},
+           {depth, oneof([integer(1, 200), elements([0, 1024, 1025, foo])])},
+           {stack_bytes, oneof([elements([0, 8, 4096, 16384, 65536, 65544, 7, 100])])},
+           {ring_bytes, elements([65536, 131072, 1 bsl 20, 1 bsl 26, 1 bsl 27, 100000, 0])},
+           {threads, oneof([list(elements([normal, dirty_cpu, dirty_io])),
+                            elements([normal, [foo], [normal | dirty_io]])])},
+           {any(), any()}]).
