@@ -19,6 +19,7 @@
 #include "bp_memory.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
+#include "bp_symbols_nif.h"
 #include "bp_threads.h"
 
 #define BP_STATE_MAGIC 0x62707266u /* "bprf" */
@@ -126,6 +127,7 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
 {
     (void)info;
     bp_atoms_make(env);
+    bp_symbols_nif_load(env);
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -140,6 +142,7 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
 {
     (void)info;
     bp_atoms_make(env);
+    bp_symbols_nif_load(env);
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -481,6 +484,11 @@ static ErlNifFunc nif_funcs[] = {
     {"memory", 0, bp_memory_nif, 0},
     {"history", 0, bp_history_nif, 0},
     {"sampler_info", 0, bp_sampler_info_nif, 0},
+    /* Dirty CPU: dladdr is linear in an object's symbols; the JIT table
+     * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
+    {"native_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"native_jit_symbols", 0, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"native_frame_layout", 0, bp_native_frame_layout_nif, 0},
 };
 
 ERL_NIF_INIT(beamprof_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)
