@@ -23,6 +23,8 @@ is then the only figure available).
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
+%% The capture NIFs (feat/ncap) are declared here until that branch is merged.
+-export([native_start/1, native_stop/0, native_drain/1, native_info/0]).
 -export([native_symbolize/1, native_jit_symbols/0, native_frame_layout/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
@@ -167,3 +169,21 @@ native_jit_symbols() -> ?NOT_LOADED.
 %% pointers (`+JPperf map | true'), 0 when not, `undefined' if not exported.
 -spec native_frame_layout() -> 0 | 1 | undefined.
 native_frame_layout() -> ?NOT_LOADED.
+
+%% @doc (feat/ncap) Starts native capture.
+-spec native_start(map()) -> ok | {error, term()}.
+native_start(_Config) -> ?NOT_LOADED.
+
+%% @doc (feat/ncap) Stops native capture.
+-spec native_stop() -> ok.
+native_stop() -> ?NOT_LOADED.
+
+%% @doc (feat/ncap) Unwound samples, oldest first.
+-spec native_drain(pos_integer()) ->
+          [{normal | dirty_cpu | dirty_io, pos_integer(), pos_integer(), boolean(),
+            [non_neg_integer()]}].
+native_drain(_Max) -> ?NOT_LOADED.
+
+%% @doc (feat/ncap) Capture statistics.
+-spec native_info() -> map().
+native_info() -> ?NOT_LOADED.
