@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -49,7 +50,11 @@ int bp_sym_read(void *dst, uint64_t addr, size_t len)
 
 /* --------------------------------------------------------------- dladdr */
 
+/* The main program (beam.smp): dladdr names it by argv[0] (whatever the
+ * VM was started as), so it is recognised by its base address instead and
+ * named after /proc/self/exe. */
 static char bp_exe_name[256];
+static void *bp_exe_base;
 static pthread_once_t bp_exe_once = PTHREAD_ONCE_INIT;
 
 static const char *bp_basename(const char *path)
@@ -61,6 +66,10 @@ static const char *bp_basename(const char *path)
 static void bp_exe_name_init(void)
 {
     char path[1024];
+    Dl_info info;
+    memset(&info, 0, sizeof info);
+    if (dladdr((void *)(uintptr_t)getauxval(AT_PHDR), &info))
+        bp_exe_base = info.dli_fbase;
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
     if (n <= 0) {
         snprintf(bp_exe_name, sizeof bp_exe_name, "%s", "exe");
@@ -86,8 +95,9 @@ size_t bp_sym_describe(uint64_t addr, char *out, size_t cap)
         n = snprintf(out, cap, "%s", info.dli_sname);
     } else {
         const char *obj;
-        if (info.dli_fname == NULL || info.dli_fname[0] == '\0') {
-            pthread_once(&bp_exe_once, bp_exe_name_init);
+        pthread_once(&bp_exe_once, bp_exe_name_init);
+        if (info.dli_fbase == bp_exe_base || info.dli_fname == NULL ||
+            info.dli_fname[0] == '\0') {
             obj = bp_exe_name;
         } else {
             obj = bp_basename(info.dli_fname);

@@ -1,8 +1,8 @@
 %% @private
 %% @doc An address -> name table of JIT code ranges (an ETS ordered_set keyed
-%% by start address), where the newest range wins: inserting a range deletes
-%% every older range it overlaps, because the JIT reuses addresses after a
-%% module is purged. Names are binaries, never atoms.
+%% by start address), where the newest range wins: inserting a range cuts
+%% every older range it overlaps out of the table, because the JIT reuses
+%% addresses after a module is purged. Names are binaries, never atoms.
 -module(beamprof_symtab).
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Address -> name table of JIT code ranges; the newest range wins.").
@@ -23,39 +23,53 @@ delete(Tab) ->
     true = ets:delete(Tab),
     ok.
 
-%% @doc Adds the range [Start, End) named Name (normalized), replacing
-%% every range it overlaps. Empty ranges are ignored.
+%% @doc Adds the range [Start, End) named Name (normalized); it replaces
+%% whatever older ranges held inside it (they keep what lies outside).
+%% Empty ranges are ignored.
 -spec insert(table(), Start, End, Name) -> ok when
       Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary().
 insert(_Tab, Start, End, _Name) when End =< Start ->
     ok;
 insert(Tab, Start, End, Name) ->
-    drop_before(Tab, Start),
+    drop_before(Tab, Start, End),
     drop_from(Tab, Start, End),
     true = ets:insert(Tab, {Start, End, normalize(Name)}),
     ok.
 
-%% A range starting before Start that reaches into it is stale.
-drop_before(Tab, Start) ->
+%% The part of an older range starting before Start that reaches into
+%% [Start, End) is stale; what lies outside stays (ranges never overlap in
+%% the table, so at most one range does this).
+drop_before(Tab, Start, End) ->
     case ets:prev(Tab, Start) of
         '$end_of_table' -> ok;
         Prev ->
             case ets:lookup(Tab, Prev) of
-                [{_, PrevEnd, _}] when PrevEnd > Start -> true = ets:delete(Tab, Prev), ok;
-                _ -> ok
+                [{_, PrevEnd, Name}] when PrevEnd > Start ->
+                    true = ets:insert(Tab, {Prev, Start, Name}),
+                    keep_tail(Tab, End, PrevEnd, Name);
+                _ ->
+                    ok
             end
     end.
 
-%% Every range starting inside [Start, End) is stale.
+%% Every range starting inside [Start, End) is stale up to End.
 drop_from(Tab, Start, End) ->
-    _ = ets:delete(Tab, Start),
-    drop_next(Tab, ets:next(Tab, Start), End).
+    drop_next(Tab, Start, End).
 
 drop_next(Tab, Key, End) when is_integer(Key), Key < End ->
     Next = ets:next(Tab, Key),
-    true = ets:delete(Tab, Key),
+    case ets:take(Tab, Key) of
+        [{_, OldEnd, Name}] -> keep_tail(Tab, End, OldEnd, Name);
+        [] -> ok
+    end,
     drop_next(Tab, Next, End);
 drop_next(_Tab, _Key, _End) ->
+    ok.
+
+keep_tail(Tab, End, OldEnd, Name) when OldEnd > End ->
+    true = ets:insert(Tab, {End, OldEnd, Name}),
+    ok;
+keep_tail(_Tab, _End, _OldEnd, _Name) ->
     ok.
 
 %% @doc The name of the range holding Addr, or `undefined'.
