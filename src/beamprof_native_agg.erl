@@ -72,10 +72,10 @@ kind_frame(normal) -> <<"[normal]">>;
 kind_frame(dirty_cpu) -> <<"[dirty_cpu]">>;
 kind_frame(dirty_io) -> <<"[dirty_io]">>.
 
-%% @doc The stacks, heaviest first.
+%% @doc The stacks, heaviest first (ties in stack order).
 -spec stacks(acc()) -> [{[binary()], pos_integer()}].
 stacks(#{stacks := Stacks}) ->
-    lists:reverse(lists:keysort(2, maps:to_list(Stacks))).
+    [{S, W} || {_, S, W} <- lists:sort([{-W, S, W} || {S, W} <- maps:to_list(Stacks)])].
 
 %% @doc Counts: samples, weighted, truncated, per kind and per thread.
 -spec totals(acc()) -> #{samples := non_neg_integer(), weighted := non_neg_integer(),
