@@ -17,13 +17,14 @@
 #include "bp_atoms.h"
 #include "bp_gate.h"
 #include "bp_memory.h"
+#include "bp_native_nif.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
 #include "bp_symbols_nif.h"
 #include "bp_threads.h"
 
 #define BP_STATE_MAGIC 0x62707266u /* "bprf" */
-#define BP_STATE_ABI 1u
+#define BP_STATE_ABI 2u /* 2: native_handover */
 #define BP_RING_SIZE 600          /* 60 s at the default 100 ms tick */
 
 /* ---------------------------------------------------------------- atoms */
@@ -54,6 +55,10 @@ struct bp_state_header {
      * bytes. Returns 1 if a thread was running. Called by the next library
      * from its upgrade callback. */
     int (*stop)(void *state, struct bp_carry *carry);
+    /* Since abi 2. Stops that library's native sampler for good, leaving
+     * its samples, and fills *carry (its config, whether it ran, its
+     * SIGPROF handler) up to carry->size bytes. */
+    void (*native_handover)(void *state, struct bp_native_carry *carry);
 };
 
 struct bp_state {
@@ -64,12 +69,25 @@ struct bp_state {
     struct bp_ring ring;
     struct bp_sampler sampler;
     struct bp_tick slots[BP_RING_SIZE];
+    struct bp_native *_Atomic native; /* NULL until native_start */
 };
 
 static int bp_state_stop(void *state, struct bp_carry *carry)
 {
     struct bp_state *st = state;
     return bp_sampler_stop(&st->sampler, NULL, carry, 1);
+}
+
+static void bp_state_native_handover(void *state, struct bp_native_carry *carry)
+{
+    struct bp_state *st = state;
+    bp_native_handover(atomic_load(&st->native), carry);
+}
+
+static struct bp_native_env bp_native_env_of(struct bp_state *st)
+{
+    struct bp_native_env ne = {&st->native, &st->threads, &st->pub.closed};
+    return ne;
 }
 
 /* Makes a fresh state: threads discovered, files opened, no thread started.
@@ -83,6 +101,8 @@ static struct bp_state *bp_state_new(void)
     st->hdr.magic = BP_STATE_MAGIC;
     st->hdr.abi = BP_STATE_ABI;
     st->hdr.stop = bp_state_stop;
+    st->hdr.native_handover = bp_state_native_handover;
+    atomic_init(&st->native, NULL);
     bp_gate_pub_init(&st->pub, enif_monotonic_time(ERL_NIF_NSEC));
     if (bp_threads_init(&st->threads) != 0)
         goto fail;
@@ -108,6 +128,7 @@ fail:
 /* Frees a state whose thread is stopped. */
 static void bp_state_free(struct bp_state *st)
 {
+    bp_native_free(atomic_load(&st->native)); /* SIGPROF released first */
     bp_sampler_destroy(&st->sampler);
     bp_ring_destroy(&st->ring);
     bp_memory_close(&st->memory);
@@ -135,6 +156,25 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
     return 0;
 }
 
+/* The old library stops its native sampler (its samples stay with it); a
+ * running one restarts here with the same config, our handler replacing
+ * the old one (which is taken as ours, not as someone else's). */
+static void bp_upgrade_native(struct bp_state *st, struct bp_state_header *old)
+{
+    struct bp_native_carry nc;
+    memset(&nc, 0, sizeof nc);
+    nc.size = sizeof nc;
+    old->native_handover(old, &nc);
+    if (nc.abi < 1 || !nc.was_running)
+        return;
+    struct bp_native *n = bp_native_get(&st->native, &st->threads, &st->pub.closed, 1);
+    if (n == NULL)
+        return;
+    bp_native_adopt(n, &nc);
+    void *foreign;
+    (void)bp_native_start(n, &nc.opts, &foreign);
+}
+
 /* The module is reloaded while old code (with its library) exists: stop the
  * old library's thread through its own stop function, then run ours with
  * the same config, notify pid and gate state. At most one thread exists. */
@@ -157,6 +197,8 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
             if (carry.was_running)
                 (void)bp_sampler_start(&st->sampler, &carry.cfg, &carry.notify);
         }
+        if (old->abi >= 2 && old->native_handover != NULL)
+            bp_upgrade_native(st, old);
     }
     *priv = st;
     return 0;
@@ -470,6 +512,38 @@ static ERL_NIF_TERM bp_history_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     return list;
 }
 
+/* --------------------------------------------------------------- native */
+
+static ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct bp_native_env ne = bp_native_env_of(bp_st(env));
+    return bp_native_start_term(env, argv[0], &ne);
+}
+
+static ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct bp_native_env ne = bp_native_env_of(bp_st(env));
+    return bp_native_stop_term(env, &ne);
+}
+
+static ERL_NIF_TERM bp_native_drain_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct bp_native_env ne = bp_native_env_of(bp_st(env));
+    return bp_native_drain_term(env, argv[0], &ne);
+}
+
+static ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct bp_native_env ne = bp_native_env_of(bp_st(env));
+    return bp_native_info_term(env, &ne);
+}
+
 /* ---------------------------------------------------------------- table */
 
 static ErlNifFunc nif_funcs[] = {
@@ -484,6 +558,13 @@ static ErlNifFunc nif_funcs[] = {
     {"memory", 0, bp_memory_nif, 0},
     {"history", 0, bp_history_nif, 0},
     {"sampler_info", 0, bp_sampler_info_nif, 0},
+    /* Dirty IO: start reads /proc and creates one timer per thread; stop
+     * joins a thread and waits for running signal handlers. */
+    {"native_start", 1, bp_native_start_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"native_stop", 0, bp_native_stop_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    /* Dirty CPU: DWARF unwinding of up to Max samples (tens of us each). */
+    {"native_drain", 1, bp_native_drain_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"native_info", 0, bp_native_info_nif, 0},
     /* Dirty CPU: dladdr is linear in an object's symbols; the JIT table
      * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
     {"native_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},

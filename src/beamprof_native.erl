@@ -177,14 +177,22 @@ init({Config, Opts}) ->
             {stop, Reason}
     end.
 
-%% A sampler left running by a collector that was killed is stopped first.
+%% A sampler left running by a collector that was killed is stopped first;
+%% samples left undrained by an earlier run are dropped.
 start_nif(Config) ->
+    discard(),
     case beamprof_nif:native_start(Config) of
         {error, already_started} ->
             ok = beamprof_nif:native_stop(),
             beamprof_nif:native_start(Config);
         Other ->
             Other
+    end.
+
+discard() ->
+    case beamprof_nif:native_drain(?DRAIN_MAX) of
+        [] -> ok;
+        _ -> discard()
     end.
 
 maybe_duration(#{duration := Ms}) -> erlang:send_after(Ms, self(), finish);

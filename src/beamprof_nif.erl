@@ -23,12 +23,12 @@ is then the only figure available).
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
-%% The capture NIFs (feat/ncap) are declared here until that branch is merged.
 -export([native_start/1, native_stop/0, native_drain/1, native_info/0]).
 -export([native_symbolize/1, native_jit_symbols/0, native_frame_layout/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
+-export_type([native_config/0, native_sample/0, native_error/0]).
 
 -on_load(init/0).
 
@@ -51,6 +51,20 @@ is then the only figure available).
                           MemLimit :: non_neg_integer(),
                           MemRatio :: float(), gate_state(),
                           DemandRatio :: float()}.
+
+-type native_config() :: #{hz => 1..10000,
+                           threads => [thread_type(), ...],
+                           depth => 1..1024,
+                           stack_bytes => 0..65536,
+                           ring_bytes => 65536..67108864,
+                           _ => _}.
+-type native_sample() :: {thread_type(), Index :: pos_integer(),
+                          Weight :: pos_integer(), Truncated :: boolean(),
+                          Addrs :: [non_neg_integer()]}.
+-type native_error() :: already_started | superseded | enomem
+                      | {sigprof_in_use, Description :: binary()}
+                      | {unsupported, no_threads | cpu_timers | sigaction}
+                      | {invalid, ring_bytes}.
 
 -define(NIF_LIB, "beamprof_nif").
 
@@ -170,20 +184,55 @@ native_jit_symbols() -> ?NOT_LOADED.
 -spec native_frame_layout() -> 0 | 1 | undefined.
 native_frame_layout() -> ?NOT_LOADED.
 
-%% @doc (feat/ncap) Starts native capture.
--spec native_start(map()) -> ok | {error, term()}.
+%% @doc Starts the native sampler: a CPU-time timer on each selected
+%% scheduler thread raising SIGPROF on it `hz' times per CPU second (the
+%% kernel delivers at most its tick rate, 250/s here: samples carry the
+%% overrun as their weight), a handler capturing registers, the JIT frames
+%% and a copy of the C stack window into per-thread rings. Every key is
+%% optional: `hz' (default 99), `threads' (default all three kinds),
+%% `depth' (frames kept, default 128), `stack_bytes' (C stack window,
+%% default 16384, a multiple of 8), `ring_bytes' (per thread, a power of
+%% two, default 524288). Refuses to replace someone else's SIGPROF handler.
+-spec native_start(Config) -> ok | {error, native_error()} when
+      Config :: native_config().
 native_start(_Config) -> ?NOT_LOADED.
 
-%% @doc (feat/ncap) Stops native capture.
+%% @doc Stops the native sampler: no timer fires afterwards and SIGPROF
+%% stays handled. Samples not drained yet stay until the next start.
+%% Idempotent; runs on a dirty IO scheduler.
 -spec native_stop() -> ok.
 native_stop() -> ?NOT_LOADED.
 
-%% @doc (feat/ncap) Unwound samples, oldest first.
--spec native_drain(pos_integer()) ->
-          [{normal | dirty_cpu | dirty_io, pos_integer(), pos_integer(), boolean(),
-            [non_neg_integer()]}].
+%% @doc At most `Max' samples, oldest first, unwound (C frames by DWARF
+%% from the copied window, JIT frames by frame pointers): addresses leaf
+%% first, return addresses as captured. Runs on a dirty CPU scheduler.
+-spec native_drain(Max :: pos_integer()) -> [native_sample()].
 native_drain(_Max) -> ?NOT_LOADED.
 
-%% @doc (feat/ncap) Capture statistics.
--spec native_info() -> map().
+%% @doc The native sampler's state and counters: `samples' written,
+%% `weighted' (their weights), `dropped' (ring full), `paused' (gate
+%% closed), `effective_hz' (signals per CPU second of the sampled
+%% threads), `cpu_ns' of those threads during the run, `frame_pointers'
+%% (from beam.smp's erts_frame_layout) and the walk `mode' it implies.
+-spec native_info() -> #{running := boolean(), hz := non_neg_integer(),
+                         depth := non_neg_integer(),
+                         frame_pointers := boolean() | unknown,
+                         mode := fp | scan | leaf,
+                         samples := non_neg_integer(),
+                         weighted := non_neg_integer(),
+                         dropped := non_neg_integer(),
+                         paused := non_neg_integer(),
+                         lost_weight := non_neg_integer(),
+                         effective_hz := float(),
+                         cpu_ns := non_neg_integer(),
+                         wall_ns := non_neg_integer(),
+                         threads := non_neg_integer(),
+                         slots := non_neg_integer(),
+                         stray := non_neg_integer(),
+                         pending_bytes := non_neg_integer(),
+                         drained := non_neg_integer(),
+                         rescans := non_neg_integer(),
+                         stack_bytes := non_neg_integer(),
+                         ring_bytes := non_neg_integer(),
+                         thread_kinds := [thread_type()]}.
 native_info() -> ?NOT_LOADED.

@@ -1,0 +1,232 @@
+/* bp_native_nif.c - the native sampler's NIFs: argument validation and
+ * terms. beamprof_nif.c's table calls these through thin wrappers.
+ *
+ *   native_start(Config) -> ok | {error, Reason}      dirty IO
+ *   native_stop() -> ok                                dirty IO
+ *   native_drain(Max) -> [Sample]                      dirty CPU
+ *   native_info() -> map()                             normal (a lock held
+ *                                                      for at most one
+ *                                                      drain batch)
+ */
+#include "bp_native_nif.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bp_atoms.h"
+
+#define BP_DEFAULT_HZ 99
+#define BP_DEFAULT_DEPTH 128
+#define BP_DEFAULT_STACK 16384
+#define BP_DEFAULT_RING (512u * 1024u)
+#define BP_DRAIN_MAX 1000000u
+
+static ERL_NIF_TERM bp_err(ErlNifEnv *env, ERL_NIF_TERM reason)
+{
+    return enif_make_tuple2(env, bp_atom.error, reason);
+}
+
+/* An optional unsigned key in lo..hi. 0 = absent (def kept), 1 = ok,
+ * -1 = ill-typed or out of range. */
+static int bp_opt_uint(ErlNifEnv *env, ERL_NIF_TERM map, ERL_NIF_TERM key, unsigned lo,
+                       unsigned hi, uint32_t *out)
+{
+    ERL_NIF_TERM v;
+    unsigned x;
+    if (!enif_get_map_value(env, map, key, &v))
+        return 0;
+    if (!enif_get_uint(env, v, &x) || x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 1;
+}
+
+/* threads: a non-empty proper list of normal | dirty_cpu | dirty_io. */
+static int bp_opt_kinds(ErlNifEnv *env, ERL_NIF_TERM map, unsigned *kinds)
+{
+    ERL_NIF_TERM v, head;
+    unsigned len;
+    *kinds = BP_NATIVE_KIND_ALL;
+    if (!enif_get_map_value(env, map, bp_atom.threads, &v))
+        return 0;
+    if (!enif_get_list_length(env, v, &len) || len == 0)
+        return -1;
+    unsigned k = 0;
+    while (enif_get_list_cell(env, v, &head, &v)) {
+        if (enif_is_identical(head, bp_atom.normal))
+            k |= 1u << BP_THREAD_NORMAL;
+        else if (enif_is_identical(head, bp_atom.dirty_cpu))
+            k |= 1u << BP_THREAD_DIRTY_CPU;
+        else if (enif_is_identical(head, bp_atom.dirty_io))
+            k |= 1u << BP_THREAD_DIRTY_IO;
+        else
+            return -1;
+    }
+    *kinds = k;
+    return 1;
+}
+
+/* Reads the config map; 0 = badarg. */
+static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cap.hz = BP_DEFAULT_HZ;
+    o->cap.depth = BP_DEFAULT_DEPTH;
+    o->cap.stack_bytes = BP_DEFAULT_STACK;
+    o->cap.ring_bytes = BP_DEFAULT_RING;
+    if (!enif_is_map(env, map))
+        return 0;
+    if (bp_opt_uint(env, map, bp_atom.hz, 1, 10000, &o->cap.hz) < 0 ||
+        bp_opt_uint(env, map, bp_atom.depth, 1, BP_NCAP_MAX_DEPTH, &o->cap.depth) < 0 ||
+        bp_opt_uint(env, map, bp_atom.stack_bytes, 0, 65536, &o->cap.stack_bytes) < 0 ||
+        bp_opt_uint(env, map, bp_atom.ring_bytes, 65536, 1u << 26, &o->cap.ring_bytes) < 0 ||
+        bp_opt_kinds(env, map, &o->kinds) < 0)
+        return 0;
+    uint32_t r = o->cap.ring_bytes;
+    return (o->cap.stack_bytes & 7u) == 0 && (r & (r - 1)) == 0;
+}
+
+/* {sigprof_in_use, <<"0x... in lib (symbol)">>}: what is installed. */
+static ERL_NIF_TERM bp_foreign_term(ErlNifEnv *env, void *handler)
+{
+    char text[512];
+    Dl_info info;
+    memset(&info, 0, sizeof info);
+    if (dladdr(handler, &info) != 0 && info.dli_fname != NULL)
+        snprintf(text, sizeof text, "SIGPROF handler %p in %s (%s)", handler, info.dli_fname,
+                 info.dli_sname != NULL ? info.dli_sname : "?");
+    else
+        snprintf(text, sizeof text, "SIGPROF handler %p", handler);
+    ERL_NIF_TERM bin;
+    size_t len = strlen(text);
+    unsigned char *p = enif_make_new_binary(env, len, &bin);
+    memcpy(p, text, len);
+    return enif_make_tuple2(env, bp_atom.sigprof_in_use, bin);
+}
+
+ERL_NIF_TERM bp_native_start_term(ErlNifEnv *env, ERL_NIF_TERM config,
+                                  const struct bp_native_env *ne)
+{
+    struct bp_native_opts o;
+    if (!bp_native_config(env, config, &o))
+        return enif_make_badarg(env);
+    uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth;
+    if (4 * record > o.cap.ring_bytes)
+        return bp_err(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.ring_bytes));
+    struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 1);
+    if (n == NULL)
+        return bp_err(env, bp_atom.enomem);
+    void *foreign = NULL;
+    switch (bp_native_start(n, &o, &foreign)) {
+    case BP_NATIVE_OK:
+        return bp_atom.ok;
+    case BP_NATIVE_ALREADY:
+        return bp_err(env, bp_atom.already_started);
+    case BP_NATIVE_FOREIGN:
+        return bp_err(env, bp_foreign_term(env, foreign));
+    case BP_NATIVE_NO_THREADS:
+        return bp_err(env, enif_make_tuple2(env, bp_atom.unsupported, bp_atom.no_threads));
+    case BP_NATIVE_TIMERS:
+        return bp_err(env, enif_make_tuple2(env, bp_atom.unsupported, bp_atom.cpu_timers));
+    case BP_NATIVE_RETIRED:
+        return bp_err(env, bp_atom.superseded);
+    case BP_NATIVE_SIGACTION:
+        return bp_err(env, enif_make_tuple2(env, bp_atom.unsupported, bp_atom.sigaction));
+    default:
+        return bp_err(env, bp_atom.enomem);
+    }
+}
+
+ERL_NIF_TERM bp_native_stop_term(ErlNifEnv *env, const struct bp_native_env *ne)
+{
+    (void)env;
+    struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0);
+    if (n != NULL)
+        bp_native_stop(n);
+    return bp_atom.ok;
+}
+
+ERL_NIF_TERM bp_native_drain_term(ErlNifEnv *env, ERL_NIF_TERM max,
+                                  const struct bp_native_env *ne)
+{
+    unsigned m;
+    if (!enif_get_uint(env, max, &m) || m < 1) {
+        ErlNifUInt64 big;
+        if (!enif_get_uint64(env, max, &big) || big < 1)
+            return enif_make_badarg(env);
+        m = BP_DRAIN_MAX;
+    }
+    if (m > BP_DRAIN_MAX)
+        m = BP_DRAIN_MAX;
+    struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0);
+    if (n == NULL)
+        return enif_make_list(env, 0);
+    return bp_native_drain(n, env, m);
+}
+
+static ERL_NIF_TERM bp_fp_term(int fp)
+{
+    return fp == 1 ? bp_atom.true : fp == 0 ? bp_atom.false : bp_atom.unknown;
+}
+
+static ERL_NIF_TERM bp_mode_term(int fp)
+{
+    return fp == 1 ? bp_atom.fp : fp == 0 ? bp_atom.scan : bp_atom.leaf;
+}
+
+static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)
+{
+    ERL_NIF_TERM l = enif_make_list(env, 0);
+    if (kinds & (1u << BP_THREAD_DIRTY_IO))
+        l = enif_make_list_cell(env, bp_atom.dirty_io, l);
+    if (kinds & (1u << BP_THREAD_DIRTY_CPU))
+        l = enif_make_list_cell(env, bp_atom.dirty_cpu, l);
+    if (kinds & (1u << BP_THREAD_NORMAL))
+        l = enif_make_list_cell(env, bp_atom.normal, l);
+    return l;
+}
+
+ERL_NIF_TERM bp_native_info_term(ErlNifEnv *env, const struct bp_native_env *ne)
+{
+    struct bp_native_stats s;
+    bp_native_stats(bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0), &s);
+    uint64_t signals = s.samples + s.dropped + s.paused;
+    double eff = s.cpu_ns > 0 ? (double)signals * 1e9 / (double)s.cpu_ns : 0.0;
+    ERL_NIF_TERM keys[] = {
+        bp_atom.running,  bp_atom.hz,          bp_atom.depth,         bp_atom.frame_pointers,
+        bp_atom.mode,     bp_atom.samples,     bp_atom.weighted,      bp_atom.dropped,
+        bp_atom.paused,   bp_atom.lost_weight, bp_atom.effective_hz,  bp_atom.cpu_ns,
+        bp_atom.wall_ns,  bp_atom.threads,     bp_atom.slots,         bp_atom.stray,
+        bp_atom.pending_bytes, bp_atom.drained, bp_atom.rescans,      bp_atom.stack_bytes,
+        bp_atom.ring_bytes, bp_atom.thread_kinds};
+    ERL_NIF_TERM values[] = {
+        s.running ? bp_atom.true : bp_atom.false,
+        enif_make_uint(env, s.hz),
+        enif_make_uint(env, s.depth),
+        bp_fp_term(s.frame_pointers),
+        bp_mode_term(s.frame_pointers),
+        enif_make_uint64(env, s.samples),
+        enif_make_uint64(env, s.weighted),
+        enif_make_uint64(env, s.dropped),
+        enif_make_uint64(env, s.paused),
+        enif_make_uint64(env, s.lost_weight),
+        enif_make_double(env, eff),
+        enif_make_uint64(env, s.cpu_ns),
+        enif_make_uint64(env, s.wall_ns),
+        enif_make_uint64(env, s.threads),
+        enif_make_uint64(env, s.slots),
+        enif_make_uint64(env, s.stray),
+        enif_make_uint64(env, s.pending),
+        enif_make_uint64(env, s.drained),
+        enif_make_uint64(env, s.rescans),
+        enif_make_uint(env, s.stack_bytes),
+        enif_make_uint(env, s.ring_bytes),
+        bp_kinds_term(env, s.kinds),
+    };
+    ERL_NIF_TERM map;
+    size_t nk = sizeof keys / sizeof keys[0];
+    if (!enif_make_map_from_arrays(env, keys, values, nk, &map))
+        return enif_make_badarg(env);
+    return map;
+}
