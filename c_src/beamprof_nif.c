@@ -22,6 +22,7 @@
 #include "bp_sampler.h"
 #include "bp_symbols_nif.h"
 #include "bp_threads.h"
+#include "bp_unwind.h"
 
 #define BP_STATE_MAGIC 0x62707266u /* "bprf" */
 #define BP_STATE_ABI 2u /* 2: native_handover */
@@ -212,6 +213,7 @@ static void bp_unload(ErlNifEnv *env, void *priv)
         return;
     bp_sampler_stop(&st->sampler, NULL, NULL, 1);
     bp_state_free(st);
+    bp_unwind_release(); /* after the drain stopped: frees the unwinder's caches */
 }
 
 /* ----------------------------------------------------------------- gate */

@@ -24,4 +24,26 @@ struct bp_regs {
 int bp_unwind_copy(const struct bp_regs *regs, const uint8_t *stack, uint64_t stack_addr,
                    size_t stack_len, uint64_t *out, int max, struct bp_regs *at_stop);
 
+/* Why a walk ended (bp_unwind_copy_ex's *why). */
+enum {
+    BP_UNWIND_NO_INFO = 1, /* out[n-1] has no unwind info (JIT code, anonymous
+                              memory, code without CFI): *at_stop holds the
+                              registers there, ready for a frame-pointer walk */
+    BP_UNWIND_END = 2,     /* the outermost frame (CFI marks no return address) */
+    BP_UNWIND_MAX = 3,     /* out is full */
+    BP_UNWIND_ERROR = 4    /* a read fell outside the window and the loaded
+                              objects (window too short, garbage), or bad
+                              arguments; *at_stop is unspecified */
+};
+
+/* bp_unwind_copy, also telling why the walk ended (why may be NULL). Only
+ * with BP_UNWIND_NO_INFO is *at_stop meaningful for continuing the walk. */
+int bp_unwind_copy_ex(const struct bp_regs *regs, const uint8_t *stack, uint64_t stack_addr,
+                      size_t stack_len, uint64_t *out, int max, struct bp_regs *at_stop,
+                      int *why);
+
+/* Frees the address space and the object table (they are created again on
+ * the next call). Call from the NIF library's unload, when no walk runs. */
+void bp_unwind_release(void);
+
 #endif

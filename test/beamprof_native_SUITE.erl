@@ -58,8 +58,9 @@ end_per_testcase(_Case, Config) ->
 %%--------------------------------------------------------------------
 %% Helpers
 
+%% Not linked: the group's peer outlives init_per_group's process.
 peer(Config, Args) ->
-    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
+    {ok, Peer, _Node} = peer:start(#{connection => standard_io,
                                           args => ["-pa", ?config(priv_dir, Config),
                                                    "-pa" | code:get_path()] ++ Args}),
     {module, beamprof_nif} = peer:call(Peer, code, ensure_loaded, [beamprof_nif]),
