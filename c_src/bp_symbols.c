@@ -7,7 +7,9 @@
  */
 #include "bp_symbols.h"
 
+#define UNW_LOCAL_ONLY
 #include <dlfcn.h>
+#include <libunwind.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -82,6 +84,20 @@ static void bp_exe_name_init(void)
     bp_exe_name[n2] = '\0';
 }
 
+/* The start of the function holding addr from the object's unwind tables
+ * (.eh_frame: every function has an FDE, static ones included), so all
+ * samples in one unnamed function share one frame; addr itself when no FDE
+ * covers it. */
+static uint64_t bp_function_start(uint64_t addr)
+{
+    unw_proc_info_t pi;
+    memset(&pi, 0, sizeof pi);
+    if (unw_get_proc_info_by_ip(unw_local_addr_space, (unw_word_t)addr, &pi, NULL) == 0 &&
+        pi.start_ip <= addr && addr < pi.end_ip)
+        return pi.start_ip;
+    return addr;
+}
+
 size_t bp_sym_describe(uint64_t addr, char *out, size_t cap)
 {
     Dl_info info;
@@ -103,7 +119,8 @@ size_t bp_sym_describe(uint64_t addr, char *out, size_t cap)
             obj = bp_basename(info.dli_fname);
         }
         n = snprintf(out, cap, "%s+0x%llx", obj,
-                     (unsigned long long)(addr - (uint64_t)(uintptr_t)info.dli_fbase));
+                     (unsigned long long)(bp_function_start(addr) -
+                                          (uint64_t)(uintptr_t)info.dli_fbase));
     }
     if (n < 0)
         return 0;

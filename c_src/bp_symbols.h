@@ -4,7 +4,8 @@
  * scheduler), never in signal context:
  *  - dladdr(3) for addresses inside a loaded ELF object (beam.smp, libc, NIF
  *    libraries): the exported symbol covering the address, else
- *    "<object basename>+0x<offset from the object's base>";
+ *    "<object basename>+0x<offset from the object's base of the start of the
+ *    function holding the address>" (function bounds from .eh_frame);
  *  - beam.smp's GDB JIT interface (__jit_debug_descriptor): a linked list of
  *    in-memory "symfiles" the JIT registers for debuggers, one per loaded
  *    module, holding the module's code ranges and their names. The VM edits
@@ -60,7 +61,9 @@ enum bp_jit_status {
 int bp_sym_read(void *dst, uint64_t addr, size_t len);
 
 /* Writes the name of the native code at addr into out (NUL-terminated,
- * truncated to cap) and returns its length; 0 when addr lies in no loaded
+ * truncated to cap): its exported symbol, else "object+0x<offset of its
+ * function's start>" (from .eh_frame; the address's own offset when no
+ * unwind entry covers it), and returns its length; 0 when addr lies in no loaded
  * object (JIT code, anonymous memory). addr should already be "return
  * address - 1" for non-leaf frames. Thread-safe (dladdr takes the loader's
  * lock: never call from a signal handler). */

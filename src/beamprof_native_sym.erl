@@ -116,8 +116,20 @@ resolve_native(Stacks, #{cache := Cache0} = Sym) ->
                                not is_map_key(A, Cache), jit_name(A, Sym) =:= undefined]),
     Names = symbolize_chunks(Wanted),
     Missed = lists:member(undefined, Names),
-    Sym#{cache := maps:merge(Cache, maps:from_list(lists:zip(Wanted, Names))),
+    Sym#{cache := maps:merge(Cache, maps:from_list(lists:zip(Wanted, [simple(N) || N <- Names]))),
          jit_missed := maps:get(jit_missed, Sym) orelse Missed}.
+
+%% A plain C++ function's mangled name (`_Z<len><name>...', no namespace)
+%% as its name: `_Z17beam_jit_call_nifP7process...' -> `beam_jit_call_nif'.
+simple(<<"_Z", Rest/binary>> = Name) ->
+    case string:to_integer(Rest) of
+        {Len, Tail} when is_integer(Len), Len > 0, byte_size(Tail) >= Len ->
+            binary:part(Tail, 0, Len);
+        _ ->
+            Name
+    end;
+simple(Name) ->
+    Name.
 
 symbolize_chunks([]) ->
     [];

@@ -101,8 +101,12 @@ dladdr_static(_Config) ->
                        E1 <- [V1 + S1], V2 - E1 >= 64],
     ?assert(length(Gaps) > 10),
     Gap = lists:nth(length(Gaps) div 2, Gaps),
-    Expected = iolist_to_binary(io_lib:format("beam.smp+0x~.16b", [Gap])),
-    ?assertEqual([Expected], beamprof_nif:native_symbolize([Base + Gap])).
+    %% named by its function's start (.eh_frame), shared by its addresses
+    [<<"beam.smp+0x", Hex/binary>> = Name, Name] =
+        beamprof_nif:native_symbolize([Base + Gap, Base + Gap + 1]),
+    Start = binary_to_integer(Hex, 16),
+    ct:log("static code at 0x~.16b: ~ts", [Gap, Name]),
+    ?assert(Start =< Gap andalso Start >= Gap - 16).
 
 gdb_jit_table(_Config) ->
     {ok, Ranges, #{symbols := N, modules := M}} = beamprof_nif:native_jit_symbols(),
