@@ -19,7 +19,7 @@
 #define BP_DEFAULT_HZ 99
 #define BP_DEFAULT_DEPTH 128
 #define BP_DEFAULT_STACK 16384
-#define BP_DEFAULT_RING (512u * 1024u)
+#define BP_DEFAULT_RING (1024u * 1024u) /* touched only as used */
 #define BP_DRAIN_MAX 1000000u
 
 static ERL_NIF_TERM bp_err(ErlNifEnv *env, ERL_NIF_TERM reason)

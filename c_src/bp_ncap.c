@@ -104,11 +104,53 @@ static int bp_walk_jit(const struct bp_ncap_run *run, struct bp_mem *m,
     return n;
 }
 
+/* An Erlang chain for a sample taken in C code: walked from fp, kept only
+ * if it ends at a saved fp of 0 and every return address is JIT code. */
+static int bp_erlang_chain(struct bp_mem *m, const struct bp_ranges_buf *rb, uint64_t fp,
+                           uint64_t *out, int max)
+{
+    int ended;
+    int n = bp_fp_walk(m, fp, out, max, &ended);
+    if (!ended || n == 0 || rb == NULL)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (bp_ranges_kind(rb, out[i]) != BP_RANGE_JIT)
+            return 0;
+    return n;
+}
+
+#define BP_FIND_TRIES 16 /* candidate frame pointers tried per sample */
+
+/* In C code, bp holds the JIT's frame pointer only if no C frame reused
+ * it; otherwise the frame that did saved it in the copied window. Tries bp,
+ * then words of the window (innermost first) that point outside it, at most
+ * BP_FIND_TRIES walks. Returns the chain length and sets *fp_found. */
+static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
+                         const struct bp_regs *r, const uint8_t *win, size_t len,
+                         uint64_t *out, int max, uint64_t *fp_found)
+{
+    uint64_t fp = r->bp;
+    int tries = 0;
+    for (size_t off = 0; tries < BP_FIND_TRIES; off += 8) {
+        if (fp != 0 && (fp & 7u) == 0 && (fp < r->sp || fp - r->sp >= len) &&
+            bp_ranges_kind(rb, fp) == BP_RANGE_NONE) {
+            tries++;
+            int n = bp_erlang_chain(m, rb, fp, out, max);
+            if (n > 0) {
+                *fp_found = fp;
+                return n;
+            }
+        }
+        if (off + 8 > len)
+            break;
+        memcpy(&fp, win + off, 8);
+    }
+    return 0;
+}
+
 /* Writes one record for a sample. The C stack window (when not in JIT
- * code) goes first, read straight into the ring; then the frame addresses.
- * In C code, bp may still hold the JIT's frame pointer (callee-saved): when
- * it points outside the copied window, the Erlang chain is walked from it
- * and kept only if it ends properly. */
+ * code) goes first, read straight into the ring; then the frame addresses
+ * of the Erlang chain (see bp_find_chain). */
 static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
                        const ucontext_t *uc, uint32_t weight)
 {
@@ -131,24 +173,19 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
     uint64_t *addrs = (uint64_t *)(void *)((uint8_t *)(s + 1) + ((s->stack_len + 7u) & ~7u));
     struct bp_mem m = {bp_self_read, run, slot->scratch, BP_NCAP_SCRATCH, 0, 0, 0};
     int n = 0, max = (int)run->cfg.depth;
+    s->fp_start = r.bp;
     if (kind == BP_RANGE_JIT) {
         n = bp_walk_jit(run, &m, rb, &r, addrs, max, &s->flags);
-    } else if (run->cfg.frame_pointers && r.bp != 0 &&
-               (r.bp < r.sp || r.bp - r.sp >= s->stack_len)) {
-        int ended;
-        n = bp_fp_walk(&m, r.bp, addrs, max, &ended);
-        s->flags |= BP_NS_WALKED;
-        if (ended)
-            s->flags |= BP_NS_FP_END;
-        else
-            n = 0; /* bp was not a JIT frame pointer */
+    } else if (run->cfg.frame_pointers) {
+        n = bp_find_chain(&m, rb, &r, (const uint8_t *)(s + 1), s->stack_len, addrs, max,
+                          &s->fp_start);
+        s->flags |= BP_NS_WALKED | (n > 0 ? BP_NS_FP_END : 0);
     }
     s->seq = atomic_fetch_add_explicit(&run->seq, 1, memory_order_relaxed);
     s->weight = weight;
     s->nfp = (uint16_t)n;
     s->slot = (uint32_t)(slot - run->slots);
     s->regs = r;
-    s->fp_start = r.bp;
     bp_ranges_leave(rb);
     bp_nring_commit(&slot->ring, pos,
                     (size_t)((uint8_t *)(addrs + n) - (uint8_t *)s));

@@ -192,7 +192,9 @@ native_frame_layout() -> ?NOT_LOADED.
 %% optional: `hz' (default 99), `threads' (default all three kinds),
 %% `depth' (frames kept, default 128), `stack_bytes' (C stack window,
 %% default 16384, a multiple of 8), `ring_bytes' (per thread, a power of
-%% two, default 524288). Refuses to replace someone else's SIGPROF handler.
+%% two, default 1048576; pages are touched only as
+%% samples arrive). Drain at least every 100 ms at high rates: a full ring
+%% drops samples (counted). Refuses to replace someone else's SIGPROF handler.
 -spec native_start(Config) -> ok | {error, native_error()} when
       Config :: native_config().
 native_start(_Config) -> ?NOT_LOADED.
