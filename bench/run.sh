@@ -14,12 +14,13 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
 fi
 mkdir -p "$OUT"
 erlc -o "$OUT" "$ROOT"/bench/*.erl
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead native_bench
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench
 for bench in "$@"; do
     flags=""
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
         gate_bench|events_bench) call="$bench:run()" ;;
+        flame_bench) call="flame_bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-5})"; flags="+JPperf map" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
