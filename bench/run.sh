@@ -2,7 +2,8 @@
 # Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead ...]
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
-# SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20).
+# SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
+# NATIVE_RUNS the runs per rate of native_bench (default 5).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
@@ -13,14 +14,17 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
 fi
 mkdir -p "$OUT"
 erlc -o "$OUT" "$ROOT"/bench/*.erl
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench
 for bench in "$@"; do
+    flags=""
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
         gate_bench|events_bench) call="$bench:run()" ;;
         flame_bench) call="flame_bench:run()" ;;
+        native_bench) call="native_bench:run(${NATIVE_RUNS:-5})"; flags="+JPperf map" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     # warning: the application stop reports (notice) would clutter the tables.
-    erl -noshell -kernel logger_level warning -pa "$LIB/ebin" -pa "$OUT" -eval "$call, halt(0)."
+    # shellcheck disable=SC2086
+    erl $flags -noshell -kernel logger_level warning -pa "$LIB/ebin" -pa "$OUT" -eval "$call, halt(0)."
 done

@@ -20,6 +20,7 @@
 #include "bp_native_nif.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
+#include "bp_symbols_nif.h"
 #include "bp_threads.h"
 #include "bp_unwind.h"
 
@@ -148,6 +149,7 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
 {
     (void)info;
     bp_atoms_make(env);
+    bp_symbols_nif_load(env);
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -181,6 +183,7 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
 {
     (void)info;
     bp_atoms_make(env);
+    bp_symbols_nif_load(env);
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -564,6 +567,11 @@ static ErlNifFunc nif_funcs[] = {
     /* Dirty CPU: DWARF unwinding of up to Max samples (tens of us each). */
     {"native_drain", 1, bp_native_drain_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"native_info", 0, bp_native_info_nif, 0},
+    /* Dirty CPU: dladdr is linear in an object's symbols; the JIT table
+     * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
+    {"native_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"native_jit_symbols", 0, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"native_frame_layout", 0, bp_native_frame_layout_nif, 0},
 };
 
 ERL_NIF_INIT(beamprof_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)

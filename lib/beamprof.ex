@@ -151,4 +151,30 @@ defmodule Beamprof do
   @spec write_profile(profile(), Path.t(), :svg | :html | :speedscope | :folded) ::
           {:ok, Path.t()} | {:error, term()}
   defdelegate write_profile(profile, path, format), to: :beamprof
+  @doc """
+  Starts the native sampler (VM-wide CPU profile of the schedulers' native
+  stacks). Options: `hz` (default 99), `threads` (`[:normal, :dirty_cpu,
+  :dirty_io]`), `duration` (ms), `depth`. Start the VM with `+JPperf map`
+  for full Erlang stacks.
+  """
+  @spec native_start(map()) :: {:ok, pid()} | {:error, term()}
+  defdelegate native_start(opts), to: :beamprof
+
+  @doc "Stops the native sampler and returns its profile."
+  @spec native_stop() :: {:ok, profile()} | {:error, :not_running}
+  defdelegate native_stop(), to: :beamprof
+
+  @doc "The `n` hottest functions of the running native profile, self and total %."
+  @spec native_top(pos_integer()) :: [map()] | {:error, :not_running}
+  defdelegate native_top(n), to: :beamprof
+
+  @doc """
+  With an integer: samples the whole VM for `ms` milliseconds and writes a
+  CPU flame graph to `opts` (a path, or a map with `:output`, `:format` and
+  the options of `native_start/1`).
+
+      Beamprof.flame_graph(3000, "cpu.svg")
+  """
+  @spec flame_graph(pos_integer(), Path.t() | map()) :: {:ok, map()} | {:error, term()}
+  def flame_graph(ms, opts) when is_integer(ms), do: :beamprof.flame_graph(ms, opts)
 end

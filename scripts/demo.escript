@@ -1,4 +1,5 @@
 #!/usr/bin/env escript
+%%! +JPperf map
 %% make demo: starts beamprof on this node, puts it under a workload and
 %% prints what beamprof sees: top/0 at rest and under load, the gate closing
 %% and reopening (with the events a handler received), and the C thread's
@@ -33,7 +34,29 @@ main(_) ->
     section("What the C thread saw, newest last (every 100 ms tick)"),
     chart(lists:reverse(beamprof_nif:history())),
     flame_files(),
-    ok = beamprof:stop().
+    ok = beamprof:stop(),
+    native_demo(Root).
+
+%% The native sampler (the escript's VM runs with +JPperf map, line 2): the
+%% hottest functions of a CPU-bound workload, then a flame graph file.
+native_demo(Root) ->
+    section("Native sampler: where the CPU goes (hot loop + GC-heavy workers, 2 s)"),
+    Out = filename:join(Root, "demo_out"),
+    ok = filelib:ensure_dir(filename:join(Out, "x")),
+    Load = [spawn(fun Hot() -> _ = lists:sum(lists:seq(1, 5000)), Hot() end),
+            spawn(fun Gc() -> _ = lists:reverse(lists:seq(1, 20000)), Gc() end)],
+    {ok, _} = beamprof:native_start(#{hz => 999}),
+    timer:sleep(2000),
+    [io:format("  ~5.1f% self ~5.1f% total  ~ts~n", [S, T, F])
+     || #{frame := F, self_pct := S, total_pct := T} <- beamprof:native_top(8)],
+    {ok, P} = beamprof:native_stop(),
+    {ok, Html} = beamprof:write_profile(P, filename:join(Out, "cpu.html"), html),
+    io:format("~p samples at ~p Hz, frames from ~p -> ~ts~n",
+              [maps:get(samples, P), maps:get(effective_hz, P), maps:get(frame_source, P), Html]),
+    io:format("beamprof:flame_graph(3000, \"demo_out/cpu.svg\") ->~n  ~p~n",
+              [beamprof:flame_graph(3000, filename:join(Out, "cpu.svg"))]),
+    [exit(Pid, kill) || Pid <- Load],
+    ok.
 
 section(Title) -> io:format("~n== ~s ==~n", [Title]).
 

@@ -30,6 +30,7 @@
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
 -export([write_profile/3]).
+-export([native_start/1, native_stop/0, native_top/1, flame_graph/2]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -141,3 +142,35 @@ list_handlers(Prefix) ->
       Format :: beamprof_flame:format(), Reason :: term().
 write_profile(Profile, Path, Format) ->
     beamprof_flame:write(Profile, Path, Format).
+
+%% @doc Starts the native sampler: every scheduler thread of the chosen
+%% kinds is sampled on its own CPU clock (idle schedulers cost nothing).
+%% Options: `hz' (1..10000, default 99; the kernel tick caps the effective
+%% rate), `threads' (`[normal, dirty_cpu, dirty_io]'), `duration' (ms, then
+%% it stops by itself), `depth'. See `beamprof_native'.
+-spec native_start(Opts) -> {ok, pid()} | {error, Reason} when
+      Opts :: beamprof_native:options(), Reason :: term().
+native_start(Opts) ->
+    beamprof_native:start(Opts).
+
+%% @doc Stops the native sampler and returns its profile (write it with
+%% write_profile/3; filter it with beamprof_native:filter/2).
+-spec native_stop() -> {ok, beamprof_native:profile()} | {error, not_running}.
+native_stop() ->
+    beamprof_native:stop().
+
+%% @doc The N hottest functions of the running native profile:
+%% `#{frame, self, total, self_pct, total_pct}', hottest self first.
+-spec native_top(N :: pos_integer()) -> [map()] | {error, not_running}.
+native_top(N) ->
+    beamprof_native:top(N).
+
+%% @doc `flame_graph(Ms, Opts)' with an integer: samples the whole VM's
+%% native stacks for Ms milliseconds and writes a CPU flame graph. Opts is
+%% an output path (`"cpu.svg"', `"cpu.html"') or a map with `output',
+%% `format' and native_start/1's options. Returns `{ok, #{samples,
+%% weighted, effective_hz, truncated, paused, frame_source, file}}'.
+-spec flame_graph(Ms, Opts) -> {ok, map()} | {error, term()} when
+      Ms :: pos_integer(), Opts :: file:filename() | map().
+flame_graph(Ms, Opts) when is_integer(Ms) ->
+    beamprof_native:flame_graph(Ms, Opts).

@@ -24,6 +24,7 @@ is then the only figure available).
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
 -export([native_start/1, native_stop/0, native_drain/1, native_info/0]).
+-export([native_symbolize/1, native_jit_symbols/0, native_frame_layout/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
@@ -158,6 +159,30 @@ history() -> ?NOT_LOADED.
                           cpu_ns := non_neg_integer(),
                           threads := non_neg_integer()}.
 sampler_info() -> ?NOT_LOADED.
+
+%% @doc The names of native code addresses (dladdr): the exported symbol
+%% covering each address, else `<<"object+0xOffset">>' relative to the
+%% object's base; `undefined' for an address in no loaded object (JIT
+%% code). Pass `ReturnAddress - 1' for non-leaf frames. At most 100000
+%% addresses; runs on a dirty CPU scheduler.
+-spec native_symbolize(Addrs) -> [binary() | undefined] when
+      Addrs :: [non_neg_integer()].
+native_symbolize(_Addrs) -> ?NOT_LOADED.
+
+%% @doc A consistent snapshot of the JIT's code ranges from beam.smp's GDB
+%% JIT interface, sorted by start: `{ok, [{Start, End, Name}], Info}'.
+%% Runs on a dirty CPU scheduler (tens of thousands of names).
+-spec native_jit_symbols() ->
+          {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
+           #{modules := non_neg_integer(), skipped := non_neg_integer(),
+             symbols := non_neg_integer()}}
+        | {error, no_descriptor | unreadable | inconsistent | enomem}.
+native_jit_symbols() -> ?NOT_LOADED.
+
+%% @doc beam.smp's `erts_frame_layout': 1 when JIT code keeps frame
+%% pointers (`+JPperf map | true'), 0 when not, `undefined' if not exported.
+-spec native_frame_layout() -> 0 | 1 | undefined.
+native_frame_layout() -> ?NOT_LOADED.
 
 %% @doc Starts the native sampler: a CPU-time timer on each selected
 %% scheduler thread raising SIGPROF on it `hz' times per CPU second (the

@@ -1,0 +1,128 @@
+%% native_bench: what the native sampler costs a CPU-bound node.
+%%
+%% The same fixed workload (two processes, one per scheduler, each running a
+%% fixed number of iterations of a tail-recursive loop and list building)
+%% runs with sampling off, at 99 Hz and at 999 Hz requested (interleaved,
+%% Runs times each), then once under eprof and once under fprof (tracing
+%% profilers, for scale: they run 1/100 of the workload, their CPU time is
+%% scaled by 100, and only the profiling run is timed, not the analysis).
+%% The figure is the change of the whole VM's CPU time (the sum of every
+%% thread's /proc/self/task/*/schedstat, ns resolution) over the workload,
+%% median of the runs; overhead is against the median with sampling off.
+%% The effective rate is the sampler's own (samples per second per busy
+%% thread, capped by the kernel tick).
+-module(native_bench).
+
+-export([run/0, run/1]).
+
+-define(ITER, 10000).
+%% eprof and fprof trace every call (fprof writes each to a file): they run
+%% 1/TRACE_DIV of the workload and their CPU time is scaled back up.
+-define(TRACE_DIV, 100).
+
+run() -> run(5).
+
+run(Runs) ->
+    _ = work(100), % warm up: code loaded, heaps grown
+    Rounds = [round_once(I) || I <- lists:seq(1, Runs)],
+    Off = bench_util:median([O || {O, _, _} <- Rounds]),
+    Row99 = row("native sampler, 99 Hz", [R || {_, R, _} <- Rounds], Off),
+    Row999 = row("native sampler, 999 Hz", [R || {_, _, R} <- Rounds], Off),
+    Eprof = tracer_row("eprof (1/100 of the work, x100)", fun eprof_run/0, Off),
+    Fprof = tracer_row("fprof trace (1/100 of the work, x100)", fun fprof_run/0, Off),
+    io:format("~nnative_bench: fixed CPU-bound workload (2 processes), ~b runs, "
+              "median VM CPU time~n", [Runs]),
+    bench_util:print_table(
+      ["what", "CPU ms", "overhead", "ratio to off", "effective Hz", "samples"],
+      [["sampling off", ms(Off), "-", "1.00x", "-", "-"], Row99, Row999, Eprof, Fprof]).
+
+%% The three settings in an order rotated every round, so no setting always
+%% runs first (warm-up and drift spread over all three).
+round_once(I) ->
+    Steps = [{off, fun() -> cpu_of(fun() -> work(?ITER) end) end},
+             {hz99, fun() -> sampled(99) end}, {hz999, fun() -> sampled(999) end}],
+    {A, B} = lists:split(I rem 3, Steps),
+    R = maps:from_list([{K, F()} || {K, F} <- B ++ A]),
+    {maps:get(off, R), maps:get(hz99, R), maps:get(hz999, R)}.
+
+sampled(Hz) ->
+    case beamprof:native_start(#{hz => Hz}) of
+        {ok, _} ->
+            Cpu = cpu_of(fun() -> work(?ITER) end),
+            {ok, P} = beamprof:native_stop(),
+            {Cpu, maps:get(effective_hz, P, 0), maps:get(samples, P, 0)};
+        Error ->
+            io:format("native_start(~p): ~p~n", [Hz, Error]),
+            {undefined, 0, 0}
+    end.
+
+row(Name, Results, Off) ->
+    case [C || {C, _, _} <- Results, C =/= undefined] of
+        [] ->
+            [Name, "n/a", "n/a", "n/a", "n/a", "n/a"];
+        Cpus ->
+            Cpu = bench_util:median(Cpus),
+            [Name, ms(Cpu), pct(Cpu, Off), bench_util:ratio(Cpu, Off),
+             bench_util:fmt(bench_util:median([H || {_, H, _} <- Results])),
+             bench_util:fmt(bench_util:median([S || {_, _, S} <- Results]))]
+    end.
+
+tracer_row(Name, Run, Off) ->
+    Cpu = cpu_of(Run) * ?TRACE_DIV,
+    [Name, ms(Cpu), pct(Cpu, Off), bench_util:ratio(Cpu, Off), "-", "-"].
+
+eprof_run() ->
+    {ok, _} = eprof:start(),
+    _ = eprof:profile([], fun() -> work(?ITER div ?TRACE_DIV) end),
+    stopped = eprof:stop(),
+    ok.
+
+fprof_run() ->
+    File = filename:join(os:getenv("TMPDIR", "/tmp"),
+                         "native_bench_fprof_" ++ os:getpid() ++ ".trace"),
+    _ = fprof:apply(fun() -> work(?ITER div ?TRACE_DIV) end, [], [{file, File}]),
+    _ = fprof:stop(),
+    _ = file:delete(File),
+    ok.
+
+%% The workload: two processes, each ITER rounds of a 20k-step loop and a
+%% 200-element list reversed.
+work(Iter) ->
+    Parent = self(),
+    Pids = [spawn_link(fun() -> worker(Iter), Parent ! {done, self()} end) || _ <- [1, 2]],
+    [receive {done, P} -> ok end || P <- Pids],
+    ok.
+
+worker(0) -> ok;
+worker(N) ->
+    _ = spin(20000),
+    _ = lists:reverse(lists:seq(1, 200)),
+    worker(N - 1).
+
+spin(0) -> 0;
+spin(N) -> spin(N - 1).
+
+cpu_of(Fun) ->
+    garbage_collect(),
+    C0 = vm_cpu_ns(),
+    ok = Fun(),
+    vm_cpu_ns() - C0.
+
+%% The VM's CPU time in ns: every thread's schedstat run time.
+vm_cpu_ns() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    lists:sum([task_ns(T) || T <- Tasks]).
+
+task_ns(T) ->
+    case file:read_file("/proc/self/task/" ++ T ++ "/schedstat") of
+        {ok, B} -> binary_to_integer(hd(binary:split(B, <<" ">>)));
+        _ -> 0
+    end.
+
+ms(Ns) -> bench_util:fmt(Ns / 1.0e6).
+
+pct(Cpu, Off) when Off > 0 ->
+    P = 100 * (Cpu - Off) / Off,
+    Sign = case P >= 0 of true -> "+"; false -> "" end,
+    Sign ++ float_to_list(P, [{decimals, 2}]) ++ "%";
+pct(_, _) -> "n/a".

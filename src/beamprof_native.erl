@@ -1,0 +1,276 @@
+%% @doc The native sampler's Erlang API: a VM-wide CPU profile of what the
+%% schedulers execute (Erlang functions, NIFs, drivers, GC, VM internals).
+%%
+%% `start/1' starts sampling in C (a CPU-time timer per scheduler thread, a
+%% signal handler that copies the stack, unwinding off the hot path) and a
+%% collector process that drains the C rings every 100 ms, symbolizes the
+%% addresses right away (the JIT reuses addresses after a purge) and
+%% aggregates root-first stacks. `stop/0' stops both and returns the
+%% profile. Nothing runs, and nothing is installed, while stopped.
+%%
+%% Profile (the flame contract plus): `stacks' (root first, the thread kind
+%% as root frame), `unit => samples', `title', `samples' (signals handled),
+%% `weighted' (samples weighted by timer overruns: CPU time in ticks),
+%% `truncated', `kinds' (weight per thread kind), `threads' (per
+%% `{Kind, Index}'), `effective_hz', `hz' (requested), `paused' (samples
+%% skipped while beamprof's load gate was closed), `dropped',
+%% `frame_source' (`perf_map' | `gdb_jit' | `none'), `frame_pointers',
+%% `duration_ms', and `hint' when Erlang frames cannot all be recovered.
+-module(beamprof_native).
+-behaviour(gen_server).
+-include("beamprof_doc.hrl").
+?MODULEDOC("VM-wide native CPU sampling: start, stop, top, flame graphs.").
+
+-export([start/1, stop/0, top/1, top/2, filter/2, flame_graph/2, running/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export_type([profile/0, options/0, kind/0]).
+
+-type kind() :: normal | dirty_cpu | dirty_io.
+-type options() :: #{hz => 1..10000, threads => [kind()], duration => pos_integer(),
+                     depth => pos_integer()}.
+-type profile() :: #{stacks := [{[binary()], pos_integer()}], _ => _}.
+
+-define(SERVER, beamprof_native_collector).
+-define(DRAIN_MS, 100).
+-define(DRAIN_MAX, 4096).
+-define(HINT, <<"Erlang frames need the JIT's names and frame pointers: start the VM "
+                "with +JPperf map (e.g. ERL_FLAGS=\"+JPperf map\"). Without it only the "
+                "innermost Erlang function of a sample and the C frames are reliable.">>).
+
+%%--------------------------------------------------------------------
+%% API
+
+%% @doc Starts sampling every scheduler thread of the kinds in `threads'
+%% (default all three) at `hz' samples per second of each thread's CPU time
+%% (default 99; the kernel tick caps it, about 250 here). With `duration'
+%% (ms) it stops by itself; `stop/0' then returns the profile. Returns the
+%% collector's pid, `{error, already_started}', or the C side's reason
+%% (`{sigprof_in_use, Description}', `{unsupported, What}').
+-spec start(options()) -> {ok, pid()} | {error, term()}.
+start(Opts) when is_map(Opts) ->
+    Config = config(Opts),
+    case whereis(?SERVER) of
+        undefined ->
+            case gen_server:start({local, ?SERVER}, ?MODULE, {Config, Opts}, []) of
+                {ok, Pid} -> {ok, Pid};
+                {error, {already_started, _}} -> {error, already_started};
+                {error, _} = Error -> Error
+            end;
+        _ ->
+            {error, already_started}
+    end;
+start(Opts) ->
+    erlang:error({badarg, "Expected options to be a map"}, [Opts]).
+
+config(Opts) ->
+    maps:foreach(fun check_option/2, Opts),
+    maps:with([hz, threads, depth], maps:merge(#{hz => 99}, Opts)).
+
+check_option(hz, Hz) when is_integer(Hz), Hz >= 1, Hz =< 10000 -> ok;
+check_option(threads, [_ | _] = Ts) ->
+    lists:foreach(fun(T) -> check_option(thread, T) end, Ts);
+check_option(thread, T) when T =:= normal; T =:= dirty_cpu; T =:= dirty_io -> ok;
+check_option(duration, D) when is_integer(D), D > 0 -> ok;
+check_option(depth, D) when is_integer(D), D > 0 -> ok;
+check_option(Key, Value) ->
+    erlang:error({badarg, option_message(Key)}, [#{Key => Value}]).
+
+option_message(hz) -> "Expected hz to be an integer in 1..10000";
+option_message(Threads) when Threads =:= threads; Threads =:= thread ->
+    "Expected threads to be a non-empty list of normal | dirty_cpu | dirty_io";
+option_message(duration) -> "Expected duration to be a positive integer (ms)";
+option_message(depth) -> "Expected depth to be a positive integer";
+option_message(_) -> "Unknown option".
+
+%% @doc Stops sampling and returns the profile; `{error, not_running}'
+%% when no sampler runs.
+-spec stop() -> {ok, profile()} | {error, not_running}.
+stop() ->
+    try gen_server:call(?SERVER, stop, 60000)
+    catch exit:{noproc, _} -> {error, not_running}
+    end.
+
+%% @doc Whether a collector exists (sampling, or holding a finished profile).
+-spec running() -> boolean().
+running() ->
+    whereis(?SERVER) =/= undefined.
+
+%% @doc The N hottest functions of the running (or finished, not yet
+%% collected) profile: see top/2.
+-spec top(pos_integer()) -> [map()] | {error, not_running}.
+top(N) when is_integer(N), N > 0 ->
+    try gen_server:call(?SERVER, profile, 60000) of
+        {ok, Profile} -> top(Profile, N)
+    catch exit:{noproc, _} -> {error, not_running}
+    end.
+
+%% @doc The N hottest functions of Profile by self weight:
+%% `#{frame, self, total, self_pct, total_pct}'.
+-spec top(profile(), pos_integer()) -> [map()].
+top(Profile, N) ->
+    beamprof_native_agg:top(Profile, N).
+
+%% @doc Profile restricted to the given thread kinds.
+-spec filter(profile(), [kind()]) -> profile().
+filter(Profile, Kinds) ->
+    beamprof_native_agg:filter(Profile, Kinds).
+
+%% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
+%% output path (format from its extension: .svg, .html, .json (speedscope),
+%% anything else folded) or a map with `output', `format', and the options
+%% of start/1. Without an output the profile is returned under `profile'.
+-spec flame_graph(pos_integer(), file:filename() | map()) -> {ok, map()} | {error, term()}.
+flame_graph(Ms, Path) when is_list(Path); is_binary(Path) ->
+    flame_graph(Ms, #{output => Path});
+flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0, is_map(Opts) ->
+    Output = maps:get(output, Opts, undefined),
+    Format = maps:get(format, Opts, format_of(Output)),
+    case start(maps:without([output, format], Opts)) of
+        {ok, _} ->
+            receive after Ms -> ok end,
+            {ok, Profile} = stop(),
+            write(Profile, Output, Format);
+        {error, _} = Error ->
+            Error
+    end;
+flame_graph(Ms, Opts) ->
+    erlang:error({badarg, "Expected a positive duration (ms) and a path or map"}, [Ms, Opts]).
+
+format_of(undefined) -> svg;
+format_of(Path) ->
+    case string:lowercase(filename:extension(Path)) of
+        ".svg" -> svg;
+        ".html" -> html;
+        ".htm" -> html;
+        ".json" -> speedscope;
+        _ -> folded
+    end.
+
+write(Profile, Output, Format) ->
+    Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
+                         hint], Profile),
+    case Output of
+        undefined ->
+            {ok, Summary#{profile => Profile}};
+        _ ->
+            case beamprof_flame:write(Profile, Output, Format) of
+                {ok, File} -> {ok, Summary#{file => File}};
+                {error, _} = Error -> Error
+            end
+    end.
+
+%%--------------------------------------------------------------------
+%% Collector
+
+%% @private
+init({Config, Opts}) ->
+    process_flag(trap_exit, true),
+    Sym = beamprof_native_sym:new(),
+    case start_nif(Config) of
+        ok ->
+            _ = maybe_duration(Opts),
+            erlang:send_after(?DRAIN_MS, self(), drain),
+            {ok, #{sym => Sym, acc => beamprof_native_agg:new(), config => Config,
+                   started => erlang:monotonic_time(millisecond), finished => undefined}};
+        {error, Reason} ->
+            beamprof_native_sym:close(Sym),
+            {stop, Reason}
+    end.
+
+%% A sampler left running by a collector that was killed is stopped first;
+%% samples left undrained by an earlier run are dropped.
+start_nif(Config) ->
+    discard(),
+    case beamprof_nif:native_start(Config) of
+        {error, already_started} ->
+            ok = beamprof_nif:native_stop(),
+            beamprof_nif:native_start(Config);
+        Other ->
+            Other
+    end.
+
+discard() ->
+    case beamprof_nif:native_drain(?DRAIN_MAX) of
+        [] -> ok;
+        _ -> discard()
+    end.
+
+maybe_duration(#{duration := Ms}) -> erlang:send_after(Ms, self(), finish);
+maybe_duration(_) -> ok.
+
+%% @private
+handle_call(stop, _From, State) ->
+    #{finished := Profile} = Done = finish(State),
+    {stop, normal, {ok, Profile}, Done};
+handle_call(profile, _From, #{finished := undefined} = State) ->
+    Drained = drain(State),
+    {reply, {ok, profile(Drained, beamprof_nif:native_info())}, Drained};
+handle_call(profile, _From, #{finished := Profile} = State) ->
+    {reply, {ok, Profile}, State}.
+
+%% @private
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+handle_info(drain, #{finished := undefined} = State) ->
+    erlang:send_after(?DRAIN_MS, self(), drain),
+    {noreply, drain(State)};
+handle_info(finish, State) ->
+    {noreply, finish(State)};
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+terminate(_Reason, #{finished := undefined}) ->
+    ok = beamprof_nif:native_stop();
+terminate(_Reason, _State) ->
+    ok.
+
+%% Stops the C side, drains what is left, and builds the profile once.
+finish(#{finished := undefined} = State) ->
+    ok = beamprof_nif:native_stop(),
+    Info = beamprof_nif:native_info(),
+    Drained = drain(State),
+    beamprof_native_sym:close(maps:get(sym, Drained)),
+    Drained#{finished := profile(Drained, Info)};
+finish(State) ->
+    State.
+
+%% Drains until the rings are empty (bounded: a few batches per call).
+drain(State) ->
+    drain(State, 64).
+
+drain(State, 0) ->
+    State;
+drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
+    case beamprof_nif:native_drain(?DRAIN_MAX) of
+        [] ->
+            State;
+        Samples ->
+            Sym1 = beamprof_native_sym:refresh(Sym0),
+            {Frames, Sym} = beamprof_native_sym:symbolize([A || {_, _, _, _, A} <- Samples], Sym1),
+            Symbolized = [{K, I, W, T, F} || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
+            Next = State#{sym := Sym, acc := beamprof_native_agg:add(Symbolized, Acc)},
+            case length(Samples) < ?DRAIN_MAX of
+                true -> Next;
+                false -> drain(Next, Rounds - 1)
+            end
+    end.
+
+profile(#{acc := Acc, sym := Sym, config := Config, started := Started}, Info) ->
+    Totals = beamprof_native_agg:totals(Acc),
+    Source = beamprof_native_sym:source(Sym),
+    Layout = beamprof_native_sym:frame_layout(Sym),
+    Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
+                   title => <<"beamprof native CPU profile">>,
+                   hz => maps:get(hz, Config),
+                   effective_hz => maps:get(effective_hz, Info, 0),
+                   paused => maps:get(paused, Info, 0),
+                   dropped => maps:get(dropped, Info, 0),
+                   frame_source => Source, frame_pointers => Layout =:= 1,
+                   duration_ms => erlang:monotonic_time(millisecond) - Started},
+    case Source =:= perf_map andalso Layout =:= 1 of
+        true -> Base;
+        false -> Base#{hint => ?HINT}
+    end.

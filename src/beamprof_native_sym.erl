@@ -1,0 +1,165 @@
+%% @private
+%% @doc Turns native samples (leaf-first addresses) into frames (binaries).
+%%
+%% Erlang frames come from the JIT's names: the perf map when the VM runs
+%% with `+JPperf map | true' (source `perf_map'), else a snapshot of
+%% beam.smp's GDB JIT table (`gdb_jit'), else none. Everything else goes
+%% through `dladdr' in one batch per call (`beamprof_nif:native_symbolize/1'),
+%% cached by address. Return addresses (every frame but the leaf) are looked
+%% up at address - 1, so a call at the very end of a function is not
+%% attributed to the next one.
+-module(beamprof_native_sym).
+-include("beamprof_doc.hrl").
+?MODULEDOC("Symbolizes native samples: JIT names, then dladdr.").
+
+-export([new/0, new/1, source/1, frame_layout/1, refresh/1, symbolize/2, close/1]).
+-export_type([sym/0, source/0]).
+
+-type source() :: perf_map | gdb_jit | none.
+-opaque sym() :: #{source := source(),
+                   layout := 0 | 1 | undefined,
+                   perfmap := beamprof_perfmap:perfmap() | undefined,
+                   jit := beamprof_symtab:table() | undefined,
+                   jit_at := integer(),
+                   jit_missed := boolean(),
+                   cache := #{non_neg_integer() => binary() | undefined}}.
+
+-define(UNKNOWN, <<"[unknown]">>).
+-define(CACHE_MAX, 50000).
+-define(JIT_REFRESH_MS, 1000).
+
+%% @doc Chooses the best source this VM offers.
+-spec new() -> sym().
+new() ->
+    new(auto).
+
+%% @doc As new/0, or forcing a source (for tests and comparisons).
+-spec new(auto | source()) -> sym().
+new(Want) ->
+    Sym = #{source => none, layout => beamprof_nif:native_frame_layout(),
+            perfmap => undefined, jit => undefined, jit_at => 0,
+            jit_missed => false, cache => #{}},
+    choose(Want, Sym).
+
+choose(Want, Sym) when Want =:= auto; Want =:= perf_map ->
+    case beamprof_perfmap:open() of
+        {ok, Map} -> Sym#{source := perf_map, perfmap := Map};
+        {error, _} when Want =:= auto -> choose(gdb_jit, Sym);
+        {error, _} -> Sym
+    end;
+choose(gdb_jit, Sym) ->
+    Tab = beamprof_symtab:new(),
+    case load_jit(Tab) of
+        ok -> Sym#{source := gdb_jit, jit := Tab, jit_at := now_ms()};
+        error -> beamprof_symtab:delete(Tab), Sym
+    end;
+choose(none, Sym) ->
+    Sym.
+
+load_jit(Tab) ->
+    case beamprof_nif:native_jit_symbols() of
+        {ok, Ranges, _Info} ->
+            lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges);
+        {error, _} ->
+            error
+    end.
+
+%% @doc Where Erlang frames come from.
+-spec source(sym()) -> source().
+source(#{source := Source}) -> Source.
+
+%% @doc beam.smp's erts_frame_layout (1: frame pointers in JIT code).
+-spec frame_layout(sym()) -> 0 | 1 | undefined.
+frame_layout(#{layout := Layout}) -> Layout.
+
+%% @doc Catches up with code loaded since the last call: reads what the
+%% perf map gained, or re-snapshots the GDB JIT table (at most once a
+%% second, and only after a lookup missed).
+-spec refresh(sym()) -> sym().
+refresh(#{source := perf_map, perfmap := Map} = Sym) ->
+    Sym#{perfmap := beamprof_perfmap:refresh(Map)};
+refresh(#{source := gdb_jit, jit_missed := true, jit_at := At} = Sym) ->
+    case now_ms() - At >= ?JIT_REFRESH_MS of
+        true -> reload_jit(Sym);
+        false -> Sym
+    end;
+refresh(Sym) ->
+    Sym.
+
+reload_jit(#{jit := Old} = Sym) ->
+    New = beamprof_symtab:new(),
+    case load_jit(New) of
+        ok ->
+            beamprof_symtab:delete(Old),
+            Sym#{jit := New, jit_at := now_ms(), jit_missed := false};
+        error ->
+            beamprof_symtab:delete(New),
+            Sym#{jit_at := now_ms()}
+    end.
+
+%% @doc Frames of each stack, leaf first, one list per input list.
+-spec symbolize([[non_neg_integer()]], sym()) -> {[[binary()]], sym()}.
+symbolize(Stacks, Sym0) ->
+    Adjusted = [adjust(Addrs) || Addrs <- Stacks],
+    Sym1 = resolve_native(Adjusted, Sym0),
+    Frames = [[frame(A, Sym1) || A <- Addrs] || Addrs <- Adjusted],
+    {Frames, Sym1}.
+
+adjust([]) -> [];
+adjust([Leaf | Callers]) -> [Leaf | [max(A - 1, 0) || A <- Callers]].
+
+%% Batch-resolves, with dladdr, every address that no JIT name covers and
+%% the cache does not hold.
+resolve_native(Stacks, #{cache := Cache0} = Sym) ->
+    Cache = case map_size(Cache0) > ?CACHE_MAX of true -> #{}; false -> Cache0 end,
+    Wanted = lists:usort([A || Addrs <- Stacks, A <- Addrs,
+                               not is_map_key(A, Cache), jit_name(A, Sym) =:= undefined]),
+    Names = symbolize_chunks(Wanted),
+    Missed = lists:member(undefined, Names),
+    Sym#{cache := maps:merge(Cache, maps:from_list(lists:zip(Wanted, [simple(N) || N <- Names]))),
+         jit_missed := maps:get(jit_missed, Sym) orelse Missed}.
+
+%% A plain C++ function's mangled name (`_Z<len><name>...', no namespace)
+%% as its name: `_Z17beam_jit_call_nifP7process...' -> `beam_jit_call_nif'.
+simple(<<"_Z", Rest/binary>> = Name) ->
+    case string:to_integer(Rest) of
+        {Len, Tail} when is_integer(Len), Len > 0, byte_size(Tail) >= Len ->
+            binary:part(Tail, 0, Len);
+        _ ->
+            Name
+    end;
+simple(Name) ->
+    Name.
+
+symbolize_chunks([]) ->
+    [];
+symbolize_chunks(Addrs) when length(Addrs) > 10000 ->
+    {Chunk, Rest} = lists:split(10000, Addrs),
+    beamprof_nif:native_symbolize(Chunk) ++ symbolize_chunks(Rest);
+symbolize_chunks(Addrs) ->
+    beamprof_nif:native_symbolize(Addrs).
+
+frame(A, #{cache := Cache} = Sym) ->
+    case jit_name(A, Sym) of
+        undefined ->
+            case maps:get(A, Cache, undefined) of
+                undefined -> ?UNKNOWN;
+                Name -> Name
+            end;
+        Name ->
+            Name
+    end.
+
+jit_name(A, #{source := perf_map, perfmap := Map}) -> beamprof_perfmap:lookup(Map, A);
+jit_name(A, #{source := gdb_jit, jit := Tab}) -> beamprof_symtab:lookup(Tab, A);
+jit_name(_A, _Sym) -> undefined.
+
+%% @doc Frees the tables.
+-spec close(sym()) -> ok.
+close(#{perfmap := Map, jit := Tab}) ->
+    _ = Map =/= undefined andalso beamprof_perfmap:close(Map) =:= ok,
+    _ = Tab =/= undefined andalso beamprof_symtab:delete(Tab) =:= ok,
+    ok.
+
+now_ms() ->
+    erlang:monotonic_time(millisecond).

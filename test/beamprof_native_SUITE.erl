@@ -1,0 +1,251 @@
+%% Common Test suite of the native sampler's Erlang API in a peer started
+%% with +JPperf map: attribution of a tight loop to its caller, a NIF's C
+%% frames under its Erlang caller, GC frames, a 60 s run at 999 Hz under a
+%% GC-heavy many-process load (no leaked thread or timer), flame graph files
+%% rendered by headless Chromium, and the API's contracts.
+-module(beamprof_native_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2,
+         end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
+-export([options_badarg/1, start_stop_cycles/1, attribution/1, nif_frames/1, gc_frames/1,
+         filter_and_top/1, flame_graph_files/1, chromium_renders/1, no_perf_map_hint/1,
+         stability_60s/1]).
+-export([os_counts/0]).
+
+all() ->
+    [{group, perf_map}, no_perf_map_hint, stability_60s].
+
+groups() ->
+    [{perf_map, [], [options_badarg, start_stop_cycles, attribution, nif_frames, gc_frames,
+                     filter_and_top, flame_graph_files, chromium_renders]}].
+
+init_per_suite(Config) ->
+    Data = ?config(data_dir, Config),
+    Out = ?config(priv_dir, Config),
+    {ok, _} = compile:file(filename:join(Data, "nsym_hot.erl"), [{outdir, Out}]),
+    {ok, _} = compile:file(filename:join(Data, "nsym_nif.erl"), [{outdir, Out}]),
+    Inc = filename:join([code:root_dir(), "erts-" ++ erlang:system_info(version), "include"]),
+    Cmd = io_lib:format("cc -O1 -g -fPIC -shared -fno-omit-frame-pointer "
+                        "-mno-omit-leaf-frame-pointer -I~ts -o ~ts ~ts 2>&1; echo rc=$?",
+                        [Inc, filename:join(Out, "nsym_nif.so"),
+                         filename:join(Data, "nsym_nif.c")]),
+    Res = os:cmd(lists:flatten(Cmd)),
+    ct:log("~ts", [Res]),
+    ?assertNotEqual(nomatch, string:find(Res, "rc=0")),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_group(perf_map, Config) ->
+    [{peer, peer(Config, ["+JPperf", "map"])} | Config].
+
+end_per_group(perf_map, Config) ->
+    peer:stop(?config(peer, Config)).
+
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, Config) ->
+    case ?config(peer, Config) of
+        undefined -> ok;
+        Peer -> _ = peer:call(Peer, beamprof_native, stop, []), ok
+    end.
+
+%%--------------------------------------------------------------------
+%% Helpers
+
+%% Not linked: the group's peer outlives init_per_group's process.
+peer(Config, Args) ->
+    {ok, Peer, _Node} = peer:start(#{connection => standard_io,
+                                          args => ["-pa", ?config(priv_dir, Config),
+                                                   "-pa" | code:get_path()] ++ Args}),
+    {module, beamprof_nif} = peer:call(Peer, code, ensure_loaded, [beamprof_nif]),
+    Peer.
+
+call(Config, M, F, A) ->
+    peer:call(?config(peer, Config), M, F, A, 120000).
+
+%% Samples Workload (run in a process of the peer) for about Ms.
+profile(Config, Opts, {M, F, A}) ->
+    {ok, _} = call(Config, beamprof, native_start, [Opts]),
+    ok = call(Config, M, F, A),
+    {ok, Profile} = call(Config, beamprof, native_stop, []),
+    ct:log("profile: ~p", [maps:without([stacks], Profile)]),
+    ct:log("heaviest stacks: ~p", [lists:sublist(maps:get(stacks, Profile), 15)]),
+    Profile.
+
+weight(Stacks, Pred) ->
+    lists:sum([W || {S, W} <- Stacks, Pred(S)]).
+
+%% Frames A then (somewhere below it) B, in a root-first stack.
+below(A, B, Stack) ->
+    case lists:dropwhile(fun(F) -> F =/= A end, Stack) of
+        [A | Rest] -> lists:member(B, Rest);
+        [] -> false
+    end.
+
+%%--------------------------------------------------------------------
+%% Cases
+
+options_badarg(Config) ->
+    [?assertMatch({badrpc, _}, catch_call(Config, beamprof, native_start, [Bad]))
+     || Bad <- [x, #{hz => 0}, #{hz => 10001}, #{threads => []}, #{threads => [gc]},
+                #{duration => -1}, #{bogus => 1}]],
+    ?assertEqual({error, not_running}, call(Config, beamprof, native_stop, [])),
+    ?assertEqual({error, not_running}, call(Config, beamprof, native_top, [5])),
+    {ok, _} = call(Config, beamprof, native_start, [#{}]),
+    ?assertEqual({error, already_started}, call(Config, beamprof, native_start, [#{}])),
+    {ok, #{stacks := _, frame_source := perf_map, frame_pointers := true} = P} =
+        call(Config, beamprof, native_stop, []),
+    ?assertNot(maps:is_key(hint, P)).
+
+catch_call(Config, M, F, A) ->
+    try call(Config, M, F, A) of R -> R
+    catch Class:Reason -> {badrpc, {Class, Reason}}
+    end.
+
+start_stop_cycles(Config) ->
+    Before = call(Config, ?MODULE, os_counts, []),
+    lists:foreach(fun(_) ->
+                          {ok, _} = call(Config, beamprof, native_start, [#{hz => 999}]),
+                          {ok, _} = call(Config, beamprof, native_stop, [])
+                  end, lists:seq(1, 50)),
+    ?assertEqual(Before, call(Config, ?MODULE, os_counts, [])).
+
+attribution(Config) ->
+    #{stacks := Stacks} = profile(Config, #{hz => 999, threads => [normal]},
+                                  {nsym_hot, run_outer, [3000]}),
+    All = weight(Stacks, fun(_) -> true end),
+    Hot = weight(Stacks, fun(S) -> below(<<"nsym_hot:outer/1">>, <<"nsym_hot:spin/1">>, S)
+                                       andalso lists:last(S) =:= <<"nsym_hot:spin/1">> end),
+    ct:log("spin under outer: ~p of ~p (~.1f%)", [Hot, All, 100 * Hot / max(All, 1)]),
+    ?assert(All > 100),
+    ?assert(Hot >= 0.85 * All).
+
+nif_frames(Config) ->
+    #{stacks := Stacks} = profile(Config, #{hz => 999, threads => [normal]},
+                                  {nsym_hot, run_nif, [3000]}),
+    All = weight(Stacks, fun(_) -> true end),
+    Leaf = weight(Stacks, fun(S) -> lists:member(<<"busy_leaf">>, S) end),
+    Under = weight(Stacks, fun(S) ->
+                                   below(<<"nsym_hot:nif_caller/1">>, <<"busy_top">>, S) andalso
+                                       below(<<"busy_top">>, <<"busy_mid">>, S) andalso
+                                       below(<<"busy_mid">>, <<"busy_leaf">>, S) andalso
+                                       hd(S) =:= <<"[normal]">>
+                           end),
+    ct:log("busy_leaf in ~p, the whole chain under nif_caller in ~p, of ~p", [Leaf, Under, All]),
+    ?assert(Leaf >= 0.5 * All),
+    ?assert(Under >= 0.5 * All).
+
+gc_frames(Config) ->
+    #{stacks := Stacks} = profile(Config, #{hz => 999}, {nsym_hot, gc_load, [8, 3000]}),
+    All = weight(Stacks, fun(_) -> true end),
+    Gc = weight(Stacks, fun(S) -> lists:any(fun is_gc_frame/1, S) end),
+    ct:log("GC frames in ~p of ~p", [Gc, All]),
+    ?assert(Gc >= 0.02 * All).
+
+is_gc_frame(F) ->
+    binary:match(F, [<<"garbage_collect">>, <<"erts_gc">>, <<"sweep">>, <<"copy_struct">>])
+        =/= nomatch.
+
+filter_and_top(Config) ->
+    {ok, _} = call(Config, beamprof, native_start, [#{hz => 999}]),
+    ok = call(Config, nsym_hot, run_outer, [1500]),
+    Top = call(Config, beamprof, native_top, [5]),
+    {ok, P} = call(Config, beamprof, native_stop, []),
+    ct:log("top: ~p", [Top]),
+    ?assertMatch([#{frame := <<"nsym_hot:spin/1">>, self_pct := _} | _], Top),
+    Normal = beamprof_native:filter(P, [normal]),
+    ?assert(lists:all(fun({[R | _], _}) -> R =:= <<"[normal]">> end, maps:get(stacks, Normal))),
+    Dirty = beamprof_native:filter(P, [dirty_cpu, dirty_io]),
+    ?assertEqual([], [S || {[<<"[normal]">> | _], _} = S <- maps:get(stacks, Dirty)]).
+
+flame_graph_files(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Svg = filename:join(Dir, "cpu.svg"),
+    Self = self(),
+    Load = spawn_link(fun() -> Self ! {done, call(Config, nsym_hot, run_outer, [2500])} end),
+    {ok, #{samples := N, effective_hz := Hz, truncated := _, file := Svg}} =
+        call(Config, beamprof, flame_graph, [1500, Svg]),
+    receive {done, ok} -> ok after 30000 -> ct:fail(load_timeout) end,
+    unlink(Load),
+    ct:log("~p samples at ~p Hz", [N, Hz]),
+    ?assert(N > 0),
+    ?assertEqual(8#600, file_mode(Svg) band 8#777),
+    {ok, Bin} = file:read_file(Svg),
+    ?assertNotEqual(nomatch, binary:match(Bin, <<"nsym_hot:spin/1">>)),
+    {ok, #{file := Html}} = call(Config, beamprof, flame_graph,
+                                  [500, #{output => filename:join(Dir, "cpu.html"), hz => 99}]),
+    ?assert(filelib:is_regular(Html)).
+
+file_mode(Path) ->
+    {ok, Info} = file:read_file_info(Path),
+    element(8, Info).
+
+chromium_renders(Config) ->
+    case os:find_executable("chromium") of
+        false -> {skip, "no chromium"};
+        Chromium -> chromium_renders(Config, Chromium)
+    end.
+
+chromium_renders(Config, Chromium) ->
+    Dir = ?config(priv_dir, Config),
+    {ok, _} = call(Config, beamprof, native_start, [#{hz => 999}]),
+    ok = call(Config, nsym_hot, run_outer, [1500]),
+    {ok, P} = call(Config, beamprof, native_stop, []),
+    lists:foreach(
+      fun(Format) ->
+              Path = filename:join(Dir, "native." ++ atom_to_list(Format)),
+              {ok, _} = beamprof:write_profile(P, Path, Format),
+              Dom = os:cmd(Chromium ++ " --headless --no-sandbox --disable-gpu "
+                           "--virtual-time-budget=3000 --dump-dom file://" ++ Path
+                           ++ " 2>/dev/null"),
+              ct:log("~p: ~p bytes of DOM", [Format, length(Dom)]),
+              ?assertNotEqual(nomatch, string:find(Dom, "nsym_hot:spin/1"))
+      end, [svg, html]).
+
+no_perf_map_hint(Config) ->
+    Peer = peer(Config, []),
+    try
+        {ok, _} = peer:call(Peer, beamprof, native_start, [#{hz => 999}]),
+        ok = peer:call(Peer, nsym_hot, run_outer, [1500], 30000),
+        {ok, P} = peer:call(Peer, beamprof, native_stop, []),
+        ct:log("profile: ~p", [maps:without([stacks], P)]),
+        ct:log("stacks: ~p", [lists:sublist(maps:get(stacks, P), 10)]),
+        ?assertMatch(#{frame_source := gdb_jit, frame_pointers := false, hint := <<_/binary>>}, P),
+        Stacks = maps:get(stacks, P),
+        ?assert(weight(Stacks, fun(S) -> lists:member(<<"nsym_hot:spin/1">>, S) end) > 0)
+    after
+        peer:stop(Peer)
+    end.
+
+%% 60 s at 999 Hz while 200 processes allocate: the peer survives, answers,
+%% and has the same threads and POSIX timers afterwards.
+stability_60s(Config) ->
+    Peer = peer(Config, ["+JPperf", "map"]),
+    try
+        Before = peer:call(Peer, ?MODULE, os_counts, []),
+        {ok, _} = peer:call(Peer, beamprof, native_start, [#{hz => 999}]),
+        ok = peer:call(Peer, nsym_hot, gc_load, [200, 60000], 180000),
+        Top = peer:call(Peer, beamprof, native_top, [3]),
+        {ok, P} = peer:call(Peer, beamprof, native_stop, [], 60000),
+        ct:log("top: ~p~nprofile: ~p", [Top, maps:without([stacks], P)]),
+        ?assert(maps:get(samples, P) > 1000),
+        ?assertEqual(Before, peer:call(Peer, ?MODULE, os_counts, [])),
+        ?assertEqual(pong, peer:call(Peer, erlang, apply, [fun() -> pong end, []]))
+    after
+        peer:stop(Peer)
+    end.
+
+%% @private Threads and POSIX timers of this OS process.
+os_counts() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    Timers = case file:read_file("/proc/self/timers") of
+                 {ok, B} -> length(binary:matches(B, <<"ID:">>));
+                 _ -> unknown
+             end,
+    #{threads => length(Tasks), timers => Timers}.

@@ -1,0 +1,288 @@
+%% Common Test suite of native symbolization in a real VM: dladdr names of
+%% beam.smp's exported and static functions, the GDB JIT table, and the
+%% perf map of a peer started with +JPperf map (a module loaded, purged and
+%% reloaded), plus random terms into the new NIFs.
+-module(beamprof_symbols_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("proper/include/proper.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([dladdr_exported/1, dladdr_static/1, gdb_jit_table/1, frame_layout/1,
+         perfmap_in_peer/1, perfmap_reload_newest/1, perfmap_agrees_with_gdb_jit/1,
+         perfmap_incremental_file/1, symbolize_badarg/1, prop_nif_terms/1]).
+-export([load_probe/2, probe_ranges/1]).
+
+all() ->
+    [dladdr_exported, dladdr_static, gdb_jit_table, frame_layout, perfmap_in_peer,
+     perfmap_reload_newest, perfmap_agrees_with_gdb_jit, perfmap_incremental_file,
+     symbolize_badarg, prop_nif_terms].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+%%--------------------------------------------------------------------
+%% Helpers
+
+beam_smp() ->
+    filename:join([code:root_dir(), "erts-" ++ erlang:system_info(version), "bin", "beam.smp"]).
+
+%% Load base of beam.smp in this VM: the start of its mapping at offset 0.
+beam_base() ->
+    {ok, Maps} = file:read_file("/proc/self/maps"),
+    [Base | _] = [binary_to_integer(hd(binary:split(L, <<"-">>)), 16)
+                  || L <- binary:split(Maps, <<"\n">>, [global]),
+                     binary:match(L, <<"beam.smp">>) =/= nomatch,
+                     [_, _, Off | _] <- [binary:split(L, <<" ">>, [global])],
+                     binary_to_integer(Off, 16) =:= 0],
+    Base.
+
+%% beam.smp's defined dynamic function symbols: [{Value, Size, Name}].
+dynsyms() ->
+    Out = os:cmd("nm -D -S --defined-only " ++ beam_smp()),
+    [{list_to_integer(V, 16), list_to_integer(S, 16), N}
+     || Line <- string:split(Out, "\n", all),
+        [V, S, T, N] <- [string:lexemes(Line, " ")], T =:= "T" orelse T =:= "t"].
+
+peer(Args) ->
+    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
+                                          args => ["-pa" | code:get_path()] ++ Args}),
+    {module, beamprof_nif} = peer:call(Peer, code, ensure_loaded, [beamprof_nif]),
+    Peer.
+
+%% Compiles and loads module nsym_probe with the given function names
+%% (each F(N) -> N + 1), purging an older version first.
+load_probe(Funs, Extra) ->
+    Forms = [{attribute, 1, module, nsym_probe},
+             {attribute, 2, export, [{F, 1} || F <- Funs]}] ++
+        [{function, 3, F, 1, [{clause, 3, [{var, 3, 'N'}], [],
+                               [{op, 3, '+', {var, 3, 'N'}, {integer, 3, Extra}}]}]}
+         || F <- Funs],
+    {ok, nsym_probe, Bin} = compile:forms(Forms, []),
+    _ = code:purge(nsym_probe),
+    {module, nsym_probe} = code:load_binary(nsym_probe, "nsym_probe.erl", Bin),
+    _ = code:purge(nsym_probe),
+    ok.
+
+%% The perf map's raw lines of nsym_probe: [{Start, Size, Name}].
+probe_ranges(Path) ->
+    {ok, Bin} = file:read_file(Path),
+    [R || L <- binary:split(Bin, <<"\n">>, [global]),
+          {_, _, <<"$nsym_probe:", _/binary>>} = R <- [beamprof_perfmap:parse_line(L)]].
+
+%%--------------------------------------------------------------------
+%% dladdr and GDB JIT in this VM
+
+dladdr_exported(_Config) ->
+    Base = beam_base(),
+    Syms = dynsyms(),
+    {V, S, _} = lists:keyfind("erts_garbage_collect", 3, Syms),
+    ?assert(S > 8),
+    ?assertEqual([<<"erts_garbage_collect">>, <<"erts_garbage_collect">>],
+                 beamprof_nif:native_symbolize([Base + V, Base + V + S - 1])),
+    %% a sample of exported functions resolves to their own names
+    Sample = lists:sublist([X || {_, Sz, _} = X <- Syms, Sz > 0], 200),
+    Names = beamprof_nif:native_symbolize([Base + Vx + Sz div 2 || {Vx, Sz, _} <- Sample]),
+    Hits = length([ok || {{_, _, N}, B} <- lists:zip(Sample, Names), B =:= list_to_binary(N)]),
+    ct:log("~p of ~p exported functions named by dladdr", [Hits, length(Sample)]),
+    ?assert(Hits >= length(Sample) * 9 div 10).
+
+dladdr_static(_Config) ->
+    Base = beam_base(),
+    Sorted = lists:keysort(1, [X || {_, S, _} = X <- dynsyms(), S > 0]),
+    %% a gap of at least 64 bytes between two exported functions holds
+    %% static code (beam.smp's .text is contiguous)
+    Gaps = [E1 + 16 || {{V1, S1, _}, {V2, _, _}} <- lists:zip(lists:droplast(Sorted), tl(Sorted)),
+                       E1 <- [V1 + S1], V2 - E1 >= 64],
+    ?assert(length(Gaps) > 10),
+    Gap = lists:nth(length(Gaps) div 2, Gaps),
+    %% named by its function's start (.eh_frame), shared by its addresses
+    [<<"beam.smp+0x", Hex/binary>> = Name, Name] =
+        beamprof_nif:native_symbolize([Base + Gap, Base + Gap + 1]),
+    Start = binary_to_integer(Hex, 16),
+    ct:log("static code at 0x~.16b: ~ts", [Gap, Name]),
+    ?assert(Start =< Gap andalso Start >= Gap - 16).
+
+gdb_jit_table(_Config) ->
+    {ok, Ranges, #{symbols := N, modules := M}} = beamprof_nif:native_jit_symbols(),
+    ct:log("GDB JIT table: ~p ranges in ~p modules", [N, M]),
+    ?assertEqual(N, length(Ranges)),
+    ?assert(N > 5000),
+    ?assert(lists:all(fun({S, E, Name}) -> S =< E andalso is_binary(Name) end, Ranges)),
+    Starts = [S || {S, _, _} <- Ranges],
+    ?assertEqual(Starts, lists:sort(Starts)),
+    Names = [Name || {_, _, Name} <- Ranges],
+    ?assert(lists:member(<<"lists:reverse/2">>, Names)),
+    ?assert(lists:member(<<"erts_beamasm:normal_exit/0">>, Names)),
+    %% JIT addresses are in no loaded object
+    {S0, _, _} = lists:keyfind(<<"lists:reverse/2">>, 3, Ranges),
+    ?assertEqual([undefined], beamprof_nif:native_symbolize([S0 + 1])),
+    %% a module loaded now appears in the next snapshot
+    ok = load_probe([jit_probe_fun], 1),
+    {ok, Again, _} = beamprof_nif:native_jit_symbols(),
+    ?assert(lists:keymember(<<"nsym_probe:jit_probe_fun/1">>, 3, Again)).
+
+frame_layout(_Config) ->
+    ?assertEqual(0, beamprof_nif:native_frame_layout()),
+    Peer = peer(["+JPperf", "map"]),
+    try
+        ?assertEqual(1, peer:call(Peer, beamprof_nif, native_frame_layout, []))
+    after
+        peer:stop(Peer)
+    end.
+
+%%--------------------------------------------------------------------
+%% Perf map
+
+perfmap_in_peer(_Config) ->
+    Peer = peer(["+JPperf", "map"]),
+    try
+        ok = in_peer(Peer, fun perfmap_in_peer/0)
+    after
+        peer:stop(Peer)
+    end.
+
+%% Runs Fun in the peer (the perf map's ETS table belongs to the caller).
+in_peer(Peer, Fun) ->
+    peer:call(Peer, erlang, apply, [Fun, []], 60000).
+
+perfmap_in_peer() ->
+        ok = load_probe([alpha, beta], 1),
+        Path = beamprof_perfmap:path(),
+        {ok, Map} = beamprof_perfmap:open(),
+        Raw = probe_ranges(Path),
+        ct:log("nsym_probe in the perf map: ~p", [Raw]),
+        {AlphaStart, AlphaSize, _} = lists:keyfind(<<"$nsym_probe:alpha/1">>, 3, Raw),
+        {ProStart, _, _} = lists:keyfind(<<"$nsym_probe:alpha/1-CodeInfoPrologue">>, 3, Raw),
+        Lookup = fun(A) -> beamprof_perfmap:lookup(Map, A) end,
+        ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart)),
+        ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart + AlphaSize - 1)),
+        ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(ProStart)),
+        ?assertNotEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart + AlphaSize + 64)),
+        {CallNif, _, _} = lists:keyfind(<<"$global::call_nif_shared">>, 3,
+                                        [beamprof_perfmap:parse_line(L) || L <- lines(Path)]),
+        ?assertEqual(<<"global::call_nif_shared">>, Lookup(CallNif + 1)),
+        ok.
+
+lines(Path) ->
+    {ok, Bin} = file:read_file(Path),
+    binary:split(Bin, <<"\n">>, [global]).
+
+perfmap_reload_newest(_Config) ->
+    Peer = peer(["+JPperf", "map"]),
+    try
+        ok = in_peer(Peer, fun perfmap_reload_newest/0)
+    after
+        peer:stop(Peer)
+    end.
+
+perfmap_reload_newest() ->
+        ok = load_probe([old_a, old_b, old_c], 1),
+        {ok, Map0} = beamprof_perfmap:open(),
+        Path = beamprof_perfmap:path(),
+        Old = probe_ranges(Path),
+        Offset0 = maps:get(offset, Map0),
+        %% purge and reload with other names, many times: the JIT reuses
+        %% freed code memory, and the newest name must win
+        Rounds = [begin
+                      Name = list_to_atom("new_" ++ integer_to_list(I)),
+                      ok = load_probe([Name], I),
+                      Name
+                  end || I <- lists:seq(1, 20)],
+        Map = beamprof_perfmap:refresh(Map0),
+        ?assert(maps:get(offset, Map) > Offset0),
+        All = probe_ranges(Path),
+        Newest = lists:last([R || {_, _, N} = R <- All,
+                                  binary:match(N, atom_to_binary(lists:last(Rounds))) =/= nomatch,
+                                  binary:match(N, <<"Prologue">>) =:= nomatch]),
+        {Start, Size, _} = Newest,
+        ?assertEqual(<<"nsym_probe:new_20/1">>, beamprof_perfmap:lookup(Map, Start + Size div 2)),
+        Reused = [R || {S, Sz, _} = R <- Old, S < Start + Size, Start < S + Sz],
+        ct:log("old ranges overlapping the newest: ~p", [Reused]),
+        %% every address of every range resolves to the last line covering it
+        lists:foreach(fun({S, Sz, _}) ->
+                              A = S + Sz div 2,
+                              Expected = last_covering(All, A),
+                              ?assertEqual(Expected, beamprof_perfmap:lookup(Map, A))
+                      end, All).
+
+last_covering(Ranges, A) ->
+    case [N || {S, Sz, N} <- Ranges, S =< A, A < S + Sz] of
+        [] -> undefined;
+        Names -> beamprof_symtab:normalize(lists:last(Names))
+    end.
+
+perfmap_agrees_with_gdb_jit(_Config) ->
+    Peer = peer(["+JPperf", "map"]),
+    try
+        ok = in_peer(Peer, fun perfmap_agrees_with_gdb_jit/0)
+    after
+        peer:stop(Peer)
+    end.
+
+perfmap_agrees_with_gdb_jit() ->
+        {ok, Map} = beamprof_perfmap:open(),
+        {ok, Ranges, _} = beamprof_nif:native_jit_symbols(),
+        Sample = [R || {_, _, <<"lists:", _/binary>>} = R <- Ranges],
+        ?assert(length(Sample) > 50),
+        lists:foreach(fun({S, E, N}) when E > S ->
+                              ?assertEqual(beamprof_symtab:normalize(N),
+                                           beamprof_perfmap:lookup(Map, S + (E - S) div 2));
+                         (_) -> ok
+                      end, Sample).
+
+perfmap_incremental_file(Config) ->
+    Path = filename:join(?config(priv_dir, Config), "perf-test.map"),
+    ok = file:write_file(Path, <<"0x1000 100 $m:f/1\n0x1100 40 $m:g/2-CodeInfoPrologue\n0x11">>),
+    {ok, M0} = beamprof_perfmap:open(Path),
+    ?assertEqual(<<"m:f/1">>, beamprof_perfmap:lookup(M0, 16#10ff)),
+    ?assertEqual(<<"m:g/2">>, beamprof_perfmap:lookup(M0, 16#1100)),
+    ?assertEqual(undefined, beamprof_perfmap:lookup(M0, 16#1140)),
+    ?assertEqual(2, beamprof_perfmap:size(M0)),
+    %% the partial line completes; a purge reuses 0x1000..0x1140
+    ok = file:write_file(Path, <<"40 $m:g/2\n0x1000 140 $n:h/0\n">>, [append]),
+    M1 = beamprof_perfmap:refresh(M0),
+    ?assertEqual(<<"n:h/0">>, beamprof_perfmap:lookup(M1, 16#1000)),
+    ?assertEqual(<<"n:h/0">>, beamprof_perfmap:lookup(M1, 16#1120)),
+    ?assertEqual(<<"n:h/0">>, beamprof_perfmap:lookup(M1, 16#113f)),
+    ?assertEqual(undefined, beamprof_perfmap:lookup(M1, 16#1140)),
+    ?assertEqual(1, beamprof_perfmap:size(M1)),
+    %% nothing appended: nothing changes; garbage lines are skipped
+    ok = file:write_file(Path, <<"zz 1 x\n0x2000 zz y\n\n0x2000 10 $global::garbage_collect\n">>,
+                         [append]),
+    M2 = beamprof_perfmap:refresh(beamprof_perfmap:refresh(M1)),
+    ?assertEqual(<<"global::garbage_collect">>, beamprof_perfmap:lookup(M2, 16#2001)),
+    ?assertEqual(2, beamprof_perfmap:size(M2)),
+    ok = beamprof_perfmap:close(M2),
+    ?assertEqual({error, enoent}, beamprof_perfmap:open(Path ++ ".none")).
+
+%%--------------------------------------------------------------------
+%% NIF boundary
+
+symbolize_badarg(_Config) ->
+    [?assertError(badarg, beamprof_nif:native_symbolize(Bad))
+     || Bad <- [x, [-1], [1 bsl 64], [1 | 2], [a], <<>>, #{},
+                lists:duplicate(100001, 1)]],
+    ?assertEqual([], beamprof_nif:native_symbolize([])),
+    ?assertEqual([undefined, undefined], beamprof_nif:native_symbolize([0, (1 bsl 64) - 1])).
+
+prop_nif_terms(_Config) ->
+    Prop = ?FORALL(T, term(),
+                   begin
+                       R = try beamprof_nif:native_symbolize(T) catch error:badarg -> badarg end,
+                       R =:= badarg orelse (is_list(R) andalso length(R) =:= length(T))
+                   end),
+    Prop2 = ?FORALL(L, list(oneof([non_neg_integer(), integer(0, 1 bsl 64 - 1), term()])),
+                    begin
+                        R = try beamprof_nif:native_symbolize(L) catch error:badarg -> badarg end,
+                        R =:= badarg orelse lists:all(fun(X) -> X =:= undefined orelse
+                                                                    is_binary(X) end, R)
+                    end),
+    true = proper:quickcheck(Prop, [{numtests, 1000}, {to_file, user}]),
+    true = proper:quickcheck(Prop2, [{numtests, 1000}, {to_file, user}]),
+    ok.
