@@ -88,14 +88,20 @@ static int bp_walk_jit(const struct bp_ncap_run *run, struct bp_mem *m,
         *flags |= BP_NS_SCAN;
         return bp_jit_scan(m, rb, r->sp, BP_NCAP_SCAN_LIMIT, out, max);
     }
-    uint64_t top = 0;
-    int fix = max > 1 && bp_mem_words(m, r->sp & ~(uint64_t)7u, &top, 1) &&
-              bp_ranges_kind(rb, top) == BP_RANGE_JIT;
+    /* [RSP] is the return address right after `leave` and at the entry;
+     * between `push rbp` and `mov rbp, rsp` it is the caller's frame
+     * pointer (still in rbp) and the return address is one word up. */
+    uint64_t top[2] = {0, 0};
+    uint64_t sp = r->sp & ~(uint64_t)7u;
+    int have = max > 1 && (bp_mem_words(m, sp, top, 2) || bp_mem_words(m, sp, top, 1));
+    if (have && top[0] == r->bp && top[0] != 0)
+        top[0] = top[1];
+    int fix = have && bp_ranges_kind(rb, top[0]) == BP_RANGE_JIT;
     int ended;
     int n = bp_fp_walk(m, r->bp, out + fix, max - fix, &ended);
     *flags |= BP_NS_WALKED | (ended ? BP_NS_FP_END : 0);
-    if (fix && (n == 0 || out[1] != top)) {
-        out[0] = top;
+    if (fix && (n == 0 || out[1] != top[0])) {
+        out[0] = top[0];
         *flags |= BP_NS_FIXUP;
         return n + 1;
     }
