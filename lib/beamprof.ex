@@ -123,4 +123,32 @@ defmodule Beamprof do
   """
   @spec top() :: :ok | {:error, :not_started}
   defdelegate top(), to: :beamprof
+
+  @typedoc """
+  A profile: `stacks` is a list of `{frames, weight}` with frames root first
+  as binaries (`"mymod:work/1"`, `"beam.smp+0x1a2b"`) and a positive integer
+  weight; `title` and `unit` (`:samples`, `:microseconds`, `:bytes`) are
+  optional.
+  """
+  @type profile :: %{
+          required(:stacks) => [{[binary()], pos_integer()}],
+          optional(:title) => String.t(),
+          optional(:unit) => :samples | :microseconds | :bytes,
+          optional(atom()) => term()
+        }
+
+  @doc """
+  Writes `profile` as a flame graph file in `format`: `:svg` (static image),
+  `:html` (interactive: click to zoom, search), `:speedscope` (JSON for
+  https://www.speedscope.app) or `:folded` (`a;b;c 42` lines).
+
+  The file is created with mode 0600, replaced atomically and never written
+  through a symbolic link. Returns `{:ok, path}`, `{:error, {:badarg, message}}`
+  for a bad profile or format, or `{:error, posix}` for the file.
+
+      Beamprof.write_profile(%{stacks: [{["m:f/0", "m:g/1"], 3}]}, "cpu.html", :html)
+  """
+  @spec write_profile(profile(), Path.t(), :svg | :html | :speedscope | :folded) ::
+          {:ok, Path.t()} | {:error, term()}
+  defdelegate write_profile(profile, path, format), to: :beamprof
 end

@@ -29,6 +29,7 @@
 
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
+-export([write_profile/3]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -125,3 +126,18 @@ detach(Id) ->
 -spec list_handlers(Prefix) -> [map()] when Prefix :: [atom()].
 list_handlers(Prefix) ->
     beamprof_events:list_handlers(Prefix).
+
+%% @doc Writes `Profile' as a flame graph file: `svg' (static image),
+%% `html' (interactive: zoom, search), `speedscope' (JSON for
+%% https://www.speedscope.app) or `folded' (`a;b;c 42' lines). `Profile' is
+%% `#{stacks := [{Frames, Weight}]}' with frames root first as binaries,
+%% and optionally `title' and `unit' (`samples', `microseconds', `bytes').
+%% The file is created mode 0600, replaced atomically, never written
+%% through a symbolic link. Returns `{ok, Path}', `{error, {badarg,
+%% Message}}' for a bad profile or format, or `{error, Posix}' for the file
+%% (see `beamprof_flame' and `beamprof_file').
+-spec write_profile(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
+      Profile :: beamprof_flame:profile(), Path :: file:name_all(),
+      Format :: beamprof_flame:format(), Reason :: term().
+write_profile(Profile, Path, Format) ->
+    beamprof_flame:write(Profile, Path, Format).

@@ -109,6 +109,16 @@ defmodule BeamprofTest do
     :ok = Beamprof.detach(id)
   end
 
+  @tag :tmp_dir
+  test "write_profile/3 writes a folded file mode 0600 and refuses a bad format", %{tmp_dir: dir} do
+    path = Path.join(dir, "p.folded")
+    profile = %{stacks: [{["m:a/0", "m:b/1"], 3}, {["m:a/0"], 1}], title: "t"}
+    assert {:ok, ^path} = Beamprof.write_profile(profile, path, :folded)
+    assert File.read!(path) == "m:a/0 1\nm:a/0;m:b/1 3\n"
+    assert Bitwise.band(File.stat!(path).mode, 0o777) == 0o600
+    assert {:error, {:badarg, _}} = Beamprof.write_profile(profile, path, :png)
+  end
+
   defp flush do
     receive do
       _ -> flush()

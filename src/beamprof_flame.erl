@@ -1,0 +1,192 @@
+%% @doc Flame graph files from a profile: SVG, interactive HTML, speedscope
+%% JSON and folded text.
+%%
+%% A profile is `#{stacks := [{Frames, Weight}], title => Title, unit =>
+%% Unit}': each stack lists its frames ROOT FIRST as binaries
+%% (`<<"mymod:work/1">>', `<<"beam.smp+0x1a2b">>'), `Weight' is a positive
+%% integer (samples, microseconds or bytes, as `unit' says; default
+%% `samples'), `Title' any chardata (default "Flame graph"). Other keys are
+%% ignored. Identical stacks may repeat: they are summed.
+%%
+%% Frame names are untrusted text: bytes that are not UTF-8 become U+FFFD,
+%% control characters (newlines, tabs, ...) become spaces; every format then
+%% escapes what it must (XML text and attributes, JSON strings, `;' in
+%% folded lines becomes `:'). A stack with no frames counts under the frame
+%% `[no frames]'.
+%%
+%% <ul>
+%% <li>`folded': one `a;b;c Weight' line per distinct stack (its self
+%% weight), sorted frame by frame; what flamegraph.pl, inferno and
+%% speedscope read.</li>
+%% <li>`svg': a static, self-contained image (no script, no network, no
+%% external font), root at the bottom, a tooltip per frame; frames narrower
+%% than half a pixel are merged per parent into one `[N small frames]' frame
+%% or left out, and the header says how many.</li>
+%% <li>`html': one self-contained page (inline CSS and JavaScript, no
+%% network): click a frame to zoom, reset, search (a regular expression)
+%% highlighting the matches with the share of the total they cover; the URL
+%% fragment `#search=Re&zoom=Id' preselects both.</li>
+%% <li>`speedscope': a speedscope file (https://www.speedscope.app), one
+%% `sampled' profile.</li>
+%% </ul>
+%%
+%% Errors: `render/2' raises `{badarg, Message}' for a bad profile or
+%% format; `write/3' returns `{error, {badarg, Message}}' for those and
+%% `beamprof_file:write/2''s errors for the file.
+%%
+%% Cost: rendering is linear in the number of frames of all stacks (one
+%% map insert per frame); the SVG holds at most one element per half pixel
+%% of width per depth level, so its size stays bounded for huge profiles.
+-module(beamprof_flame).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("Flame graphs (svg, html, speedscope, folded) from a profile.").
+
+-export([render/2, write/3, graph/1, color/1, kind/1]).
+
+-export_type([profile/0, format/0, graph/0, tree/0]).
+
+-type profile() :: #{stacks := [{[binary()], pos_integer()}],
+                     title => unicode:chardata(),
+                     unit => unit(),
+                     _ => _}.
+-type unit() :: samples | microseconds | bytes.
+-type format() :: svg | html | speedscope | folded.
+%% A frame, its total weight (itself and its callees) and its callees
+%% sorted by name. The root is `<<"all">>'.
+-type tree() :: {Name :: binary(), Total :: non_neg_integer(), Children :: [tree()]}.
+-type graph() :: #{title := binary(), unit := unit(), total := non_neg_integer(),
+                   stacks := non_neg_integer(), tree := tree()}.
+
+-define(FORMATS, [svg, html, speedscope, folded]).
+
+%% @doc The file contents of `Profile' in `Format' as iodata. Raises
+%% `{badarg, Message}' when `Profile' or `Format' is not valid.
+-spec render(Profile, Format) -> iodata() when Profile :: profile(), Format :: format().
+render(Profile, Format) ->
+    lists:member(Format, ?FORMATS) orelse
+        badarg("Expected format to be svg, html, speedscope or folded", Format),
+    Graph = graph(Profile),
+    case Format of
+        folded -> folded(Graph);
+        svg -> beamprof_flame_svg:render(Graph);
+        html -> beamprof_flame_html:render(Graph);
+        speedscope -> beamprof_flame_speedscope:render(Graph)
+    end.
+
+%% @doc Writes `Profile' in `Format' to `Path': mode 0600, replacing the
+%% file atomically, never through a symbolic link (`beamprof_file:write/2').
+-spec write(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
+      Profile :: profile(), Path :: file:name_all(), Format :: format(), Reason :: term().
+write(Profile, Path, Format) ->
+    try render(Profile, Format) of
+        Data ->
+            case beamprof_file:write(Path, Data) of
+                ok -> {ok, Path};
+                {error, _} = Error -> Error
+            end
+    catch
+        error:{badarg, Message} when is_list(Message) -> {error, {badarg, Message}}
+    end.
+
+%% @doc The validated profile with its stacks merged into a tree: identical
+%% prefixes share a node, children sorted by name. Raises `{badarg, Message}'.
+-spec graph(Profile) -> graph() when Profile :: profile().
+graph(#{stacks := Stacks} = Profile) when is_list(Stacks) ->
+    {Total, Count, Map} = lists:foldl(fun add_stack/2, {0, 0, #{}}, Stacks),
+    #{title => title(maps:get(title, Profile, <<"Flame graph">>)),
+      unit => unit(maps:get(unit, Profile, samples)),
+      total => Total, stacks => Count,
+      tree => {<<"all">>, Total, children(Map)}};
+graph(Profile) ->
+    badarg("Expected a map with a list under stacks", Profile).
+
+add_stack({[], W}, Acc) -> add_stack({[<<"[no frames]">>], W}, Acc);
+add_stack({Frames, W}, {Total, Count, Map}) when is_list(Frames), is_integer(W), W > 0 ->
+    {Total + W, Count + 1, insert(Frames, W, Map, Frames)};
+add_stack(Bad, _) ->
+    badarg("Expected each stack to be {[Frame :: binary()], Weight :: pos_integer()}", Bad).
+
+insert([F | Fs], W, Map, Stack) when is_binary(F) ->
+    {T, C} = maps:get(F, Map, {0, #{}}),
+    Map#{F => {T + W, insert(Fs, W, C, Stack)}};
+insert([], _W, Map, _Stack) -> Map;
+insert(_, _W, _Map, Stack) ->
+    badarg("Expected frames to be a proper list of binaries", Stack).
+
+%% Children sorted by their cleaned name; names that clean to the same
+%% text are merged.
+children(Map) ->
+    Nodes = lists:sort([{clean(N), T, children(C)} || {N, {T, C}} <- maps:to_list(Map)]),
+    merge_equal(Nodes).
+
+merge_equal([{N, T1, C1}, {N, T2, C2} | Rest]) ->
+    merge_equal([{N, T1 + T2, merge_equal(lists:merge(C1, C2))} | Rest]);
+merge_equal([Node | Rest]) -> [Node | merge_equal(Rest)];
+merge_equal([]) -> [].
+
+title(Title) ->
+    case unicode:characters_to_binary(Title) of
+        Bin when is_binary(Bin) -> clean(Bin);
+        _ -> badarg("Expected title to be unicode:chardata()", Title)
+    end.
+
+unit(Unit) when Unit =:= samples; Unit =:= microseconds; Unit =:= bytes -> Unit;
+unit(Unit) -> badarg("Expected unit to be samples, microseconds or bytes", Unit).
+
+%% UTF-8 with control characters as spaces; invalid bytes, U+FFFE and
+%% U+FFFF (not allowed in XML) as U+FFFD.
+clean(Bin) -> clean(Bin, <<>>).
+
+clean(<<C, Rest/binary>>, Acc) when C >= 16#20, C < 16#7F -> clean(Rest, <<Acc/binary, C>>);
+clean(<<C, Rest/binary>>, Acc) when C < 16#20; C =:= 16#7F -> clean(Rest, <<Acc/binary, " ">>);
+clean(<<C/utf8, Rest/binary>>, Acc) when C =:= 16#FFFE; C =:= 16#FFFF ->
+    clean(Rest, <<Acc/binary, 16#FFFD/utf8>>);
+clean(<<C/utf8, Rest/binary>>, Acc) -> clean(Rest, <<Acc/binary, C/utf8>>);
+clean(<<_, Rest/binary>>, Acc) -> clean(Rest, <<Acc/binary, 16#FFFD/utf8>>);
+clean(<<>>, Acc) -> Acc.
+
+%% Folded text: a line per node with self weight, its path joined by `;'.
+folded(#{tree := {_, _, Children}}) ->
+    lists:reverse(lists:foldl(fun(Node, Acc) -> folded(Node, [], Acc) end, [], Children)).
+
+folded({Name, Total, Children}, Path, Acc0) ->
+    Path1 = [folded_name(Name) | Path],
+    Self = Total - lists:sum([T || {_, T, _} <- Children]),
+    Acc1 = case Self > 0 of
+               true -> [[lists:join($;, lists:reverse(Path1)), $\s,
+                         integer_to_binary(Self), $\n] | Acc0];
+               false -> Acc0
+           end,
+    lists:foldl(fun(Child, Acc) -> folded(Child, Path1, Acc) end, Acc1, Children).
+
+folded_name(Name) -> binary:replace(Name, <<";">>, <<":">>, [global]).
+
+%% @doc What kind of code a frame is: `erlang' (a name with `:' and `/',
+%% as `mod:fun/1'), `marker' (beamprof's own `[...]' frames) or `native'
+%% (C: the VM, NIFs, drivers, libraries).
+-spec kind(Name) -> erlang | native | marker when Name :: binary().
+kind(<<"[", _/binary>>) -> marker;
+kind(Name) ->
+    case {binary:match(Name, <<":">>), binary:match(Name, <<"/">>)} of
+        {{_, _}, {_, _}} -> erlang;
+        _ -> native
+    end.
+
+%% @doc The fill colour of a frame, `<<"#rrggbb">>': the same name always
+%% gets the same colour; Erlang frames are green-blue, native frames
+%% orange-red, markers grey.
+-spec color(Name) -> binary() when Name :: binary().
+color(Name) ->
+    H = erlang:phash2(Name, 1 bsl 24),
+    {A, B, C} = {H band 255, (H bsr 8) band 255, H bsr 16},
+    {R, G, Bl} = case kind(Name) of
+                     erlang -> {50 + A rem 60, 165 + B rem 70, 120 + C rem 80};
+                     native -> {220 + A rem 36, 90 + B rem 110, 30 + C rem 50};
+                     marker -> {190, 190, 190}
+                 end,
+    iolist_to_binary(io_lib:format("#~2.16.0b~2.16.0b~2.16.0b", [R, G, Bl])).
+
+-spec badarg(string(), term()) -> no_return().
+badarg(Message, Term) ->
+    erlang:error({badarg, Message}, [Term]).

@@ -1,0 +1,135 @@
+%% @doc The static SVG flame graph of a `beamprof_flame:graph()': root at
+%% the bottom, one rectangle per frame sized by weight, its name truncated
+%% to fit, a `<title>' tooltip (name, weight, percent), colours from the
+%% name. No script, no external font or reference: it opens anywhere.
+%%
+%% Frames narrower than `?MIN_PX' are merged, per parent, into one
+%% `[N small frames]' frame when together they are wide enough, left out
+%% otherwise; the header counts them. So the file holds at most about
+%% `width / ?MIN_PX' frames per depth level whatever the profile's size.
+-module(beamprof_flame_svg).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("Static SVG flame graphs.").
+
+-export([render/1, escape/1, unit_label/1]).
+
+-define(WIDTH, 1200).
+-define(PAD, 10).
+-define(HEADER, 62).
+-define(FRAME_H, 16).
+-define(MIN_PX, 0.5).
+-define(CHAR_PX, 6.7).
+
+%% @doc The SVG document of `Graph'.
+-spec render(Graph) -> iodata() when Graph :: beamprof_flame:graph().
+render(#{tree := {_, Total, _} = Tree} = Graph) ->
+    Scale = case Total of 0 -> 0.0; _ -> (?WIDTH - 2 * ?PAD) / Total end,
+    {Visible, Hidden} = prune(Tree, Scale),
+    Depth = depth(Visible),
+    Height = ?HEADER + (Depth + 1) * ?FRAME_H + ?PAD,
+    Ctx = #{scale => Scale, total => Total, depth => Depth, unit => unit_label(Graph)},
+    [header(Height),
+     texts(Graph, Hidden, Ctx),
+     case Total of 0 -> []; _ -> lists:reverse(frames(Visible, 0, 0, Ctx, [])) end,
+     <<"</svg>\n">>].
+
+header(Height) ->
+    [<<"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n">>,
+     io_lib:format("<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" "
+                   "width=\"~B\" height=\"~B\" viewBox=\"0 0 ~B ~B\">\n",
+                   [?WIDTH, Height, ?WIDTH, Height]),
+     <<"<style>text{font-family:monospace;font-size:11px;fill:#000}"
+       ".h{font-family:sans-serif;font-size:17px}.s{font-family:sans-serif;font-size:12px;fill:#333}"
+       "g.f:hover rect{stroke:#000;stroke-width:0.5}</style>\n">>,
+     io_lib:format("<rect x=\"0\" y=\"0\" width=\"~B\" height=\"~B\" fill=\"#f8f8f4\"/>\n",
+                   [?WIDTH, Height])].
+
+texts(#{title := Title, total := Total, stacks := Stacks}, {Count, Weight}, #{unit := Unit}) ->
+    Hidden = case Count of
+                 0 -> <<>>;
+                 _ -> io_lib:format(" - ~B frames narrower than ~.1f px merged or left out (~B ~s)",
+                                    [Count, ?MIN_PX, Weight, Unit])
+             end,
+    [io_lib:format("<text class=\"h\" x=\"~B\" y=\"24\" text-anchor=\"middle\">", [?WIDTH div 2]),
+     escape(Title), <<"</text>\n">>,
+     io_lib:format("<text class=\"s\" x=\"~B\" y=\"46\">Total ~B ~s in ~B stacks~s</text>\n",
+                   [?PAD, Total, Unit, Stacks, Hidden])].
+
+%% Keeps children at least ?MIN_PX wide; the others become one marker
+%% frame when wide enough together. Returns the hidden count and weight.
+prune({Name, Total, Children}, Scale) ->
+    {Wide, Narrow} = lists:partition(fun({_, T, _}) -> T * Scale >= ?MIN_PX end, Children),
+    {Kept, Hidden} = lists:mapfoldl(fun(C, {N, W}) ->
+                                            {K, {N1, W1}} = prune(C, Scale),
+                                            {K, {N + N1, W + W1}}
+                                    end, {0, 0}, Wide),
+    NarrowW = lists:sum([T || {_, T, _} <- Narrow]),
+    NarrowN = lists:sum([count(C) || C <- Narrow]),
+    case Narrow =/= [] andalso NarrowW * Scale >= ?MIN_PX of
+        true ->
+            Marker = {iolist_to_binary(io_lib:format("[~B small frames]", [NarrowN])), NarrowW, []},
+            {{Name, Total, Kept ++ [Marker]}, add(Hidden, {NarrowN, 0})};
+        false ->
+            {{Name, Total, Kept}, add(Hidden, {NarrowN, NarrowW})}
+    end.
+
+add({N1, W1}, {N2, W2}) -> {N1 + N2, W1 + W2}.
+
+count({_, _, Children}) -> 1 + lists:sum([count(C) || C <- Children]).
+
+depth({_, _, []}) -> 0;
+depth({_, _, Children}) -> 1 + lists:max([depth(C) || C <- Children]).
+
+frames({Name, Total, Children}, X, Level, Ctx, Acc) ->
+    Acc1 = [frame(Name, Total, X, Level, Ctx) | Acc],
+    {_, Acc2} = lists:foldl(fun({_, T, _} = C, {CX, A}) ->
+                                    {CX + T, frames(C, CX, Level + 1, Ctx, A)}
+                            end, {X, Acc1}, Children),
+    Acc2.
+
+frame(Name, Weight, X, Level, #{scale := Scale, total := Total, depth := Depth, unit := Unit}) ->
+    Px = ?PAD + X * Scale,
+    Wpx = Weight * Scale,
+    Y = ?HEADER + (Depth - Level) * ?FRAME_H,
+    [<<"<g class=\"f\"><title>">>, escape(Name),
+     io_lib:format(" (~B ~s, ~s%)</title>", [Weight, Unit, num(100 * Weight / Total, 2)]),
+     <<"<rect x=\"">>, num(Px, 1), <<"\" y=\"">>, integer_to_binary(Y),
+     <<"\" width=\"">>, num(Wpx, 1), <<"\" height=\"">>, integer_to_binary(?FRAME_H - 1),
+     <<"\" rx=\"2\" fill=\"">>, fill(Name, Level), <<"\"/>">>,
+     label(Name, Px, Y, Wpx), <<"</g>\n">>].
+
+fill(_Root, 0) -> <<"#c8c8c8">>;
+fill(Name, _) -> beamprof_flame:color(Name).
+
+label(Name, Px, Y, Wpx) ->
+    case fit(Name, trunc((Wpx - 6) / ?CHAR_PX)) of
+        <<>> -> [];
+        Text -> [<<"<text x=\"">>, num(Px + 3, 1), <<"\" y=\"">>,
+                 integer_to_binary(Y + ?FRAME_H - 4), <<"\">">>, escape(Text), <<"</text>">>]
+    end.
+
+%% The name if it fits in Chars characters, else its start and "..", or
+%% nothing when fewer than 3 characters fit.
+fit(_Name, Chars) when Chars < 3 -> <<>>;
+fit(Name, Chars) ->
+    Codepoints = unicode:characters_to_list(Name),
+    case length(Codepoints) =< Chars of
+        true -> Name;
+        false -> unicode:characters_to_binary([lists:sublist(Codepoints, Chars - 2), ".."])
+    end.
+
+num(F, Decimals) -> float_to_binary(float(F), [{decimals, Decimals}, compact]).
+
+%% @doc Escapes text for XML text and attribute values.
+-spec escape(unicode:unicode_binary()) -> binary().
+escape(Bin) ->
+    lists:foldl(fun({From, To}, B) -> binary:replace(B, From, To, [global]) end, Bin,
+                [{<<"&">>, <<"&amp;">>}, {<<"<">>, <<"&lt;">>}, {<<">">>, <<"&gt;">>},
+                 {<<"\"">>, <<"&quot;">>}, {<<"'">>, <<"&#39;">>}]).
+
+%% @doc How weights are named in text: samples, µs or bytes.
+-spec unit_label(beamprof_flame:graph()) -> binary().
+unit_label(#{unit := samples}) -> <<"samples">>;
+unit_label(#{unit := microseconds}) -> <<"µs"/utf8>>;
+unit_label(#{unit := bytes}) -> <<"bytes">>.
