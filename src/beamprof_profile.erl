@@ -44,6 +44,7 @@
 
 -define(RNG, '$beamprof_profile_rng').
 -define(FULL, 16#100000000).
+-define(ACTIVE, '$beamprof_profile_active').
 
 %% @doc Profiles `Fun' with `Options' (strategy `sample' by default) and returns its result.
 %% Tracing strategies return `{error, {busy, Strategy}}' without calling `Fun' while another
@@ -114,8 +115,11 @@ draw() ->
     _ = put(?RNG, X),
     rand:mwc59_value32(X).
 
+%% A call inside a call this process is profiling already (a decorated function that
+%% recurses, a profiled call inside another) runs as it is: the outer profile covers it.
 drawn(#{env := Envs} = C, Fun, MFA, Mode) ->
-    case Envs =:= all orelse lists:member(beamprof_profile_opts:current_env(), Envs) of
+    case get(?ACTIVE) =:= undefined andalso
+        (Envs =:= all orelse lists:member(beamprof_profile_opts:current_env(), Envs)) of
         false -> Fun();
         true -> gated(C, Fun, meta(C, Fun, MFA), Mode)
     end.
@@ -144,9 +148,8 @@ fun_mfa(Fun) ->
 %% --- profiled calls ------------------------------------------------------------------------
 
 unprofiled(C, Fun, Meta) ->
-    T0 = erlang:monotonic_time(),
-    Outcome = outcome(Fun),
-    ended(C, Outcome, erlang:monotonic_time() - T0, Meta),
+    {Outcome, Duration, _} = timed(Fun),
+    ended(C, Outcome, Duration, Meta),
     result(Outcome).
 
 profiled(#{strategy := S} = C, Fun, Meta, _Mode) when S =:= sample; S =:= flame_graph ->
@@ -186,9 +189,11 @@ sampler_options(#{interval := I, duration := D, threshold := T}) ->
 
 timed(Fun) ->
     M0 = beamprof_profile_memory:process_memory(),
+    _ = put(?ACTIVE, true),
     T0 = erlang:monotonic_time(),
     Outcome = outcome(Fun),
     T1 = erlang:monotonic_time(),
+    _ = erase(?ACTIVE),
     {Outcome, T1 - T0, beamprof_profile_memory:process_memory() - M0}.
 
 outcome(Fun) ->
@@ -255,7 +260,7 @@ production(_C, _Meta, _Duration) ->
     ok.
 
 title(#{module := M, function := F, arity := A}) ->
-    io_lib:format("~ts:~ts/~B", [M, F, A]).
+    unicode:characters_to_binary(io_lib:format("~ts:~ts/~B", [M, F, A])).
 
 write(_Profile, undefined, _Format) -> undefined;
 write(Profile, Output, Format) ->
