@@ -151,6 +151,7 @@ defmodule Beamprof do
   @spec write_profile(profile(), Path.t(), :svg | :html | :speedscope | :folded) ::
           {:ok, Path.t()} | {:error, term()}
   defdelegate write_profile(profile, path, format), to: :beamprof
+
   @typedoc """
   Options of the profiling API, as a keyword list or a map: `strategy`,
   `rate`, `sample_rate`, `duration`, `interval`, `threshold`, `env`,
@@ -165,19 +166,19 @@ defmodule Beamprof do
 
       Beamprof.profile(fn -> MyApp.work(arg) end, strategy: :sample, rate: 0.01)
   """
-  @spec profile((-> result), profile_options()) :: result when result: term()
+  @spec profile((() -> result), profile_options()) :: result when result: term()
   defdelegate profile(fun, opts), to: :beamprof
 
   @doc "Samples `fun` only when it runs longer than `threshold` ms (default 100)."
-  @spec profile_if_slow((-> result), profile_options()) :: result when result: term()
+  @spec profile_if_slow((() -> result), profile_options()) :: result when result: term()
   defdelegate profile_if_slow(fun, opts), to: :beamprof
 
   @doc "Samples a small fraction (`sample_rate`, default 0.001) of calls while the gate is open."
-  @spec profile_production((-> result), profile_options()) :: result when result: term()
+  @spec profile_production((() -> result), profile_options()) :: result when result: term()
   defdelegate profile_production(fun, opts), to: :beamprof
 
   @doc "Memory before, after and delta around `fun` (`threshold` in bytes)."
-  @spec profile_memory((-> result), profile_options()) :: result when result: term()
+  @spec profile_memory((() -> result), profile_options()) :: result when result: term()
   defdelegate profile_memory(fun, opts), to: :beamprof
 
   @doc """
@@ -185,7 +186,7 @@ defmodule Beamprof do
   `:call_graph`); `{:error, {:busy, strategy}}` while another tracing profile
   runs on the node.
   """
-  @spec profile_calls((-> result), profile_options()) :: result | {:error, term()}
+  @spec profile_calls((() -> result), profile_options()) :: result | {:error, term()}
         when result: term()
   defdelegate profile_calls(fun, opts), to: :beamprof
 
@@ -195,6 +196,6 @@ defmodule Beamprof do
 
       Beamprof.flame_graph(fn -> MyApp.work() end, output: "work.svg")
   """
-  @spec flame_graph((-> result), profile_options()) :: result when result: term()
+  @spec flame_graph((() -> result), profile_options()) :: result when result: term()
   def flame_graph(fun, opts) when is_function(fun, 0), do: :beamprof.flame_graph(fun, opts)
 end
