@@ -32,6 +32,7 @@ main(_) ->
     io:format("gate: ~p~n", [beamprof:gate()]),
     section("What the C thread saw, newest last (every 100 ms tick)"),
     chart(lists:reverse(beamprof_nif:history())),
+    flame_files(),
     ok = beamprof:stop().
 
 section(Title) -> io:format("~n== ~s ==~n", [Title]).
@@ -66,3 +67,29 @@ chart(History) ->
                   end, every(Last, 4)).
 
 every(L, N) -> [X || {I, X} <- lists:zip(lists:seq(1, length(L)), L), I rem N =:= 0].
+
+%% Flame graph files: the stacks of every process here, 20 rounds 10 ms
+%% apart (the profiling API and the native sampler produce such profiles).
+flame_files() ->
+    section("Flame graph files (beamprof:write_profile/3)"),
+    Busy = [spawn(fun Spin() -> _ = lists:sort(lists:seq(1, 1000)), Spin() end) || _ <- [1, 2]],
+    Stacks = lists:append([begin timer:sleep(10), process_stacks() end || _ <- lists:seq(1, 20)]),
+    [exit(P, kill) || P <- Busy],
+    Profile = #{title => "demo: process stacks", stacks => Stacks},
+    Dir = filename:join("/tmp", "beamprof-demo-" ++ os:getpid()),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    [begin
+         Path = filename:join(Dir, "demo." ++ Ext),
+         {ok, Path} = beamprof:write_profile(Profile, Path, Format),
+         io:format("~-10s ~s (~B bytes)~n", [Format, Path, filelib:file_size(Path)])
+     end || {Format, Ext} <- [{svg, "svg"}, {html, "html"}, {speedscope, "speedscope.json"},
+                              {folded, "folded"}]],
+    io:format("open the .svg or .html in a browser; the .speedscope.json at https://www.speedscope.app~n").
+
+process_stacks() ->
+    [{[iolist_to_binary(io_lib:format("~p:~p/~p", [M, F, arity(A)])) || {M, F, A, _} <- lists:reverse(St)], 1}
+     || P <- processes(), P =/= self(),
+        {current_stacktrace, St} <- [erlang:process_info(P, current_stacktrace)], St =/= []].
+
+arity(A) when is_list(A) -> length(A);
+arity(A) -> A.

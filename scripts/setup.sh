@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-proper-dev
-          erlang-eunit erlang-tools rebar3 elixir libunwind-dev gcc make)
+          erlang-eunit erlang-tools rebar3 elixir libunwind-dev gcc make
+          chromium)  # chromium: the flame graph suite opens the SVG and HTML headless
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -42,7 +42,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Flame graphs (svg, html, speedscope, folded) from a profile.").
 
--export([render/2, write/3, graph/1, color/1, kind/1]).
+-export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1]).
 
 -export_type([profile/0, format/0, graph/0, tree/0]).
 
@@ -93,7 +93,7 @@ write(Profile, Path, Format) ->
 %% prefixes share a node, children sorted by name. Raises `{badarg, Message}'.
 -spec graph(Profile) -> graph() when Profile :: profile().
 graph(#{stacks := Stacks} = Profile) when is_list(Stacks) ->
-    {Total, Count, Map} = lists:foldl(fun add_stack/2, {0, 0, #{}}, Stacks),
+    {Total, Count, Map, _Clean} = lists:foldl(fun add_stack/2, {0, 0, #{}, #{}}, Stacks),
     #{title => title(maps:get(title, Profile, <<"Flame graph">>)),
       unit => unit(maps:get(unit, Profile, samples)),
       total => Total, stacks => Count,
@@ -101,29 +101,33 @@ graph(#{stacks := Stacks} = Profile) when is_list(Stacks) ->
 graph(Profile) ->
     badarg("Expected a map with a list under stacks", Profile).
 
+%% Names are cleaned as they are inserted, through a cache (a profile has
+%% far fewer distinct names than frames), so names that clean to the same
+%% text share a node.
 add_stack({[], W}, Acc) -> add_stack({[<<"[no frames]">>], W}, Acc);
-add_stack({Frames, W}, {Total, Count, Map}) when is_list(Frames), is_integer(W), W > 0 ->
-    {Total + W, Count + 1, insert(Frames, W, Map, Frames)};
+add_stack({Frames, W}, {Total, Count, Map, Clean0}) when is_list(Frames), is_integer(W), W > 0 ->
+    {Map1, Clean1} = insert(Frames, W, Map, Clean0, Frames),
+    {Total + W, Count + 1, Map1, Clean1};
 add_stack(Bad, _) ->
     badarg("Expected each stack to be {[Frame :: binary()], Weight :: pos_integer()}", Bad).
 
-insert([F | Fs], W, Map, Stack) when is_binary(F) ->
-    {T, C} = maps:get(F, Map, {0, #{}}),
-    Map#{F => {T + W, insert(Fs, W, C, Stack)}};
-insert([], _W, Map, _Stack) -> Map;
-insert(_, _W, _Map, Stack) ->
+insert([F0 | Fs], W, Map, Clean0, Stack) when is_binary(F0) ->
+    {F, Clean1} = case Clean0 of
+                      #{F0 := Known} -> {Known, Clean0};
+                      _ -> C = clean(F0), {C, Clean0#{F0 => C}}
+                  end,
+    {T, Sub0} = case Map of
+                    #{F := Node} -> Node;
+                    _ -> {0, #{}}
+                end,
+    {Sub1, Clean2} = insert(Fs, W, Sub0, Clean1, Stack),
+    {Map#{F => {T + W, Sub1}}, Clean2};
+insert([], _W, Map, Clean, _Stack) -> {Map, Clean};
+insert(_, _W, _Map, _Clean, Stack) ->
     badarg("Expected frames to be a proper list of binaries", Stack).
 
-%% Children sorted by their cleaned name; names that clean to the same
-%% text are merged.
 children(Map) ->
-    Nodes = lists:sort([{clean(N), T, children(C)} || {N, {T, C}} <- maps:to_list(Map)]),
-    merge_equal(Nodes).
-
-merge_equal([{N, T1, C1}, {N, T2, C2} | Rest]) ->
-    merge_equal([{N, T1 + T2, merge_equal(lists:merge(C1, C2))} | Rest]);
-merge_equal([Node | Rest]) -> [Node | merge_equal(Rest)];
-merge_equal([]) -> [].
+    lists:sort([{N, T, children(C)} || {N, {T, C}} <- maps:to_list(Map)]).
 
 title(Title) ->
     case unicode:characters_to_binary(Title) of
@@ -147,18 +151,23 @@ clean(<<_, Rest/binary>>, Acc) -> clean(Rest, <<Acc/binary, 16#FFFD/utf8>>);
 clean(<<>>, Acc) -> Acc.
 
 %% Folded text: a line per node with self weight, its path joined by `;'.
+%% Each node's path is its parent's as iodata plus its name: linear.
 folded(#{tree := {_, _, Children}}) ->
     lists:reverse(lists:foldl(fun(Node, Acc) -> folded(Node, [], Acc) end, [], Children)).
 
-folded({Name, Total, Children}, Path, Acc0) ->
-    Path1 = [folded_name(Name) | Path],
-    Self = Total - lists:sum([T || {_, T, _} <- Children]),
-    Acc1 = case Self > 0 of
-               true -> [[lists:join($;, lists:reverse(Path1)), $\s,
-                         integer_to_binary(Self), $\n] | Acc0];
-               false -> Acc0
+folded({Name, Total, Children}, Prefix, Acc0) ->
+    Path = case Prefix of
+               [] -> folded_name(Name);
+               _ -> [Prefix, $;, folded_name(Name)]
            end,
-    lists:foldl(fun(Child, Acc) -> folded(Child, Path1, Acc) end, Acc1, Children).
+    Acc1 = case self_weight(Total, Children) of
+               0 -> Acc0;
+               Self -> [[Path, $\s, integer_to_binary(Self), $\n] | Acc0]
+           end,
+    lists:foldl(fun(Child, Acc) -> folded(Child, Path, Acc) end, Acc1, Children).
+
+self_weight(Total, Children) ->
+    Total - lists:foldl(fun({_, T, _}, Sum) -> Sum + T end, 0, Children).
 
 folded_name(Name) -> binary:replace(Name, <<";">>, <<":">>, [global]).
 
@@ -186,6 +195,46 @@ color(Name) ->
                      marker -> {190, 190, 190}
                  end,
     iolist_to_binary(io_lib:format("#~2.16.0b~2.16.0b~2.16.0b", [R, G, Bl])).
+
+%% @doc Keeps the callees that weigh at least `MinWeight'; the lighter
+%% ones of each frame become one `[N small frames]' frame when together they
+%% weigh enough, and are left out otherwise. Returns the pruned tree and
+%% `{Frames, Weight}': how many frames were merged or left out, and the
+%% weight left out.
+-spec prune(Tree, MinWeight) -> {tree(), {non_neg_integer(), non_neg_integer()}} when
+      Tree :: tree(), MinWeight :: number().
+prune({Name, Total, Children}, Min) ->
+    {Heavy, Light} = lists:partition(fun({_, T, _}) -> T >= Min end, Children),
+    {Kept, Hidden} = lists:mapfoldl(fun(C, Acc) ->
+                                            {K, H} = prune(C, Min),
+                                            {K, add(Acc, H)}
+                                    end, {0, 0}, Heavy),
+    LightW = lists:sum([T || {_, T, _} <- Light]),
+    LightN = lists:sum([count(C) || C <- Light]),
+    case Light =/= [] andalso LightW >= Min of
+        true ->
+            Marker = {iolist_to_binary(io_lib:format("[~B small frames]", [LightN])), LightW, []},
+            {{Name, Total, Kept ++ [Marker]}, add(Hidden, {LightN, 0})};
+        false ->
+            {{Name, Total, Kept}, add(Hidden, {LightN, LightW})}
+    end.
+
+add({N1, W1}, {N2, W2}) -> {N1 + N2, W1 + W2}.
+
+count({_, _, Children}) -> 1 + lists:sum([count(C) || C <- Children]).
+
+%% @doc Escapes text for XML and HTML text and attribute values.
+-spec escape_xml(unicode:unicode_binary()) -> binary().
+escape_xml(Bin) ->
+    lists:foldl(fun({From, To}, B) -> binary:replace(B, From, To, [global]) end, Bin,
+                [{<<"&">>, <<"&amp;">>}, {<<"<">>, <<"&lt;">>}, {<<">">>, <<"&gt;">>},
+                 {<<"\"">>, <<"&quot;">>}, {<<"'">>, <<"&#39;">>}]).
+
+%% @doc How weights are named in text: samples, µs or bytes.
+-spec unit_label(graph()) -> binary().
+unit_label(#{unit := samples}) -> <<"samples">>;
+unit_label(#{unit := microseconds}) -> <<"µs"/utf8>>;
+unit_label(#{unit := bytes}) -> <<"bytes">>.
 
 -spec badarg(string(), term()) -> no_return().
 badarg(Message, Term) ->

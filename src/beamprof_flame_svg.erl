@@ -12,7 +12,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Static SVG flame graphs.").
 
--export([render/1, escape/1, unit_label/1]).
+-export([render/1]).
 
 -define(WIDTH, 1200).
 -define(PAD, 10).
@@ -25,14 +25,17 @@
 -spec render(Graph) -> iodata() when Graph :: beamprof_flame:graph().
 render(#{tree := {_, Total, _} = Tree} = Graph) ->
     Scale = case Total of 0 -> 0.0; _ -> (?WIDTH - 2 * ?PAD) / Total end,
-    {Visible, Hidden} = prune(Tree, Scale),
+    {Visible, Hidden} = beamprof_flame:prune(Tree, min_weight(Total)),
     Depth = depth(Visible),
     Height = ?HEADER + (Depth + 1) * ?FRAME_H + ?PAD,
-    Ctx = #{scale => Scale, total => Total, depth => Depth, unit => unit_label(Graph)},
+    Ctx = #{scale => Scale, total => Total, depth => Depth, unit => beamprof_flame:unit_label(Graph)},
     [header(Height),
      texts(Graph, Hidden, Ctx),
      case Total of 0 -> []; _ -> lists:reverse(frames(Visible, 0, 0, Ctx, [])) end,
      <<"</svg>\n">>].
+
+min_weight(0) -> 1;
+min_weight(Total) -> ?MIN_PX * Total / (?WIDTH - 2 * ?PAD).
 
 header(Height) ->
     [<<"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n">>,
@@ -48,35 +51,13 @@ header(Height) ->
 texts(#{title := Title, total := Total, stacks := Stacks}, {Count, Weight}, #{unit := Unit}) ->
     Hidden = case Count of
                  0 -> <<>>;
-                 _ -> io_lib:format(" - ~B frames narrower than ~.1f px merged or left out (~B ~s)",
+                 _ -> io_lib:format(" - ~B frames narrower than ~.1f px merged or left out (~B ~s left out)",
                                     [Count, ?MIN_PX, Weight, Unit])
              end,
     [io_lib:format("<text class=\"h\" x=\"~B\" y=\"24\" text-anchor=\"middle\">", [?WIDTH div 2]),
-     escape(Title), <<"</text>\n">>,
+     beamprof_flame:escape_xml(Title), <<"</text>\n">>,
      io_lib:format("<text class=\"s\" x=\"~B\" y=\"46\">Total ~B ~s in ~B stacks~s</text>\n",
                    [?PAD, Total, Unit, Stacks, Hidden])].
-
-%% Keeps children at least ?MIN_PX wide; the others become one marker
-%% frame when wide enough together. Returns the hidden count and weight.
-prune({Name, Total, Children}, Scale) ->
-    {Wide, Narrow} = lists:partition(fun({_, T, _}) -> T * Scale >= ?MIN_PX end, Children),
-    {Kept, Hidden} = lists:mapfoldl(fun(C, {N, W}) ->
-                                            {K, {N1, W1}} = prune(C, Scale),
-                                            {K, {N + N1, W + W1}}
-                                    end, {0, 0}, Wide),
-    NarrowW = lists:sum([T || {_, T, _} <- Narrow]),
-    NarrowN = lists:sum([count(C) || C <- Narrow]),
-    case Narrow =/= [] andalso NarrowW * Scale >= ?MIN_PX of
-        true ->
-            Marker = {iolist_to_binary(io_lib:format("[~B small frames]", [NarrowN])), NarrowW, []},
-            {{Name, Total, Kept ++ [Marker]}, add(Hidden, {NarrowN, 0})};
-        false ->
-            {{Name, Total, Kept}, add(Hidden, {NarrowN, NarrowW})}
-    end.
-
-add({N1, W1}, {N2, W2}) -> {N1 + N2, W1 + W2}.
-
-count({_, _, Children}) -> 1 + lists:sum([count(C) || C <- Children]).
 
 depth({_, _, []}) -> 0;
 depth({_, _, Children}) -> 1 + lists:max([depth(C) || C <- Children]).
@@ -92,7 +73,7 @@ frame(Name, Weight, X, Level, #{scale := Scale, total := Total, depth := Depth, 
     Px = ?PAD + X * Scale,
     Wpx = Weight * Scale,
     Y = ?HEADER + (Depth - Level) * ?FRAME_H,
-    [<<"<g class=\"f\"><title>">>, escape(Name),
+    [<<"<g class=\"f\"><title>">>, beamprof_flame:escape_xml(Name),
      io_lib:format(" (~B ~s, ~s%)</title>", [Weight, Unit, num(100 * Weight / Total, 2)]),
      <<"<rect x=\"">>, num(Px, 1), <<"\" y=\"">>, integer_to_binary(Y),
      <<"\" width=\"">>, num(Wpx, 1), <<"\" height=\"">>, integer_to_binary(?FRAME_H - 1),
@@ -106,7 +87,7 @@ label(Name, Px, Y, Wpx) ->
     case fit(Name, trunc((Wpx - 6) / ?CHAR_PX)) of
         <<>> -> [];
         Text -> [<<"<text x=\"">>, num(Px + 3, 1), <<"\" y=\"">>,
-                 integer_to_binary(Y + ?FRAME_H - 4), <<"\">">>, escape(Text), <<"</text>">>]
+                 integer_to_binary(Y + ?FRAME_H - 4), <<"\">">>, beamprof_flame:escape_xml(Text), <<"</text>">>]
     end.
 
 %% The name if it fits in Chars characters, else its start and "..", or
@@ -120,16 +101,3 @@ fit(Name, Chars) ->
     end.
 
 num(F, Decimals) -> float_to_binary(float(F), [{decimals, Decimals}, compact]).
-
-%% @doc Escapes text for XML text and attribute values.
--spec escape(unicode:unicode_binary()) -> binary().
-escape(Bin) ->
-    lists:foldl(fun({From, To}, B) -> binary:replace(B, From, To, [global]) end, Bin,
-                [{<<"&">>, <<"&amp;">>}, {<<"<">>, <<"&lt;">>}, {<<">">>, <<"&gt;">>},
-                 {<<"\"">>, <<"&quot;">>}, {<<"'">>, <<"&#39;">>}]).
-
-%% @doc How weights are named in text: samples, µs or bytes.
--spec unit_label(beamprof_flame:graph()) -> binary().
-unit_label(#{unit := samples}) -> <<"samples">>;
-unit_label(#{unit := microseconds}) -> <<"µs"/utf8>>;
-unit_label(#{unit := bytes}) -> <<"bytes">>.

@@ -29,6 +29,8 @@ empty_profile_renders_test_() ->
     [?_assertEqual(<<>>, iolist_to_binary(beamprof_flame:render(#{stacks => []}, folded))),
      ?_assertMatch(<<"<?xml", _/binary>>,
                    iolist_to_binary(beamprof_flame:render(#{stacks => []}, svg))),
+     ?_assertMatch(<<"<!DOCTYPE html>", _/binary>>,
+                   iolist_to_binary(beamprof_flame:render(#{stacks => []}, html))),
      ?_assertMatch(#{<<"profiles">> := [#{<<"samples">> := [], <<"weights">> := []}]},
                    decode(beamprof_flame:render(#{stacks => []}, speedscope)))].
 
@@ -94,6 +96,10 @@ svg_escapes_names_test() ->
 
 svg_tooltips_test() ->
     Svg = iolist_to_binary(beamprof_flame:render(?P, svg)),
+    %% Self-contained: the namespace is the only URL, nothing is linked.
+    [{At, _}] = binary:matches(Svg, <<"http:">>),
+    ?assertEqual(<<"xmlns=\"http://www.w3.org/2000/svg\"">>, binary:part(Svg, At - 7, 34)),
+    [?assertEqual(nomatch, binary:match(Svg, Pat)) || Pat <- [<<"href">>, <<"<script">>, <<"@import">>, <<"url(">>]],
     ?assertNotEqual(nomatch, binary:match(Svg, <<"<title>m:b/1 (9 samples, 60.0%)</title>">>)),
     ?assertNotEqual(nomatch, binary:match(Svg, <<"<title>all (15 samples, 100.0%)</title>">>)),
     well_formed_xml(Svg).
@@ -126,6 +132,28 @@ colors_test_() ->
                    beamprof_flame:color(<<"lists:foldl/3">>)),
      ?_assertMatch(<<"#", R:2/binary, _/binary>> when R >= <<"dc">>,
                    beamprof_flame:color(<<"erts_gc">>))].
+
+%% ---- html ----
+
+html_embeds_data_safely_test() ->
+    Evil = <<"</script><script>alert(1)</script>\x{2028}">>,
+    Html = iolist_to_binary(beamprof_flame:render(#{title => Evil, stacks => [{[Evil, <<"m:f/1">>], 3}]}, html)),
+    %% Exactly our two script elements open and close.
+    ?assertEqual(2, length(binary:matches(Html, <<"<script">>))),
+    ?assertEqual(2, length(binary:matches(Html, <<"</script>">>))),
+    [_, AfterOpen] = binary:split(Html, <<"<script type=\"application/json\" id=\"profile-data\">">>),
+    [Json, _] = binary:split(AfterOpen, <<"</script>">>),
+    #{<<"names">> := Names, <<"tree">> := [0, 3, [[1, 3, [[2, 3, []]]]]], <<"total">> := 3} = decode(Json),
+    ?assertEqual([<<"all">>, Evil, <<"m:f/1">>], Names),
+    %% Nothing to fetch: no URL, no src or href attribute.
+    [?assertEqual(nomatch, binary:match(Html, Pat)) || Pat <- [<<"http:">>, <<"https:">>, <<"src=">>, <<"href">>]].
+
+html_merges_tiny_frames_test() ->
+    Stacks = [{[<<"main">>, <<"big">>], 10000000} |
+              [{[<<"main">>, <<"f", (integer_to_binary(I))/binary>>], 1} || I <- lists:seq(1, 3000)]],
+    Html = iolist_to_binary(beamprof_flame:render(#{stacks => Stacks}, html)),
+    ?assert(byte_size(Html) < 20000),
+    ?assertNotEqual(nomatch, binary:match(Html, <<"[3000 small frames]">>)).
 
 %% ---- speedscope ----
 
