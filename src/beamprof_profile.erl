@@ -173,8 +173,14 @@ profiled(#{strategy := memory} = C, Fun, Meta, _Mode) ->
     result(Outcome);
 profiled(#{strategy := S} = C, Fun, Meta, Mode) ->
     Started = fun() -> start_event(C, Meta) end,
-    case beamprof_profile_trace:run(S, Started, fun() -> timed(Fun) end) of
-        {ok, {Outcome, Duration, MemDelta}, Result} ->
+    %% Only Fun runs inside the traced window: the readings here are not counted.
+    M0 = beamprof_profile_memory:process_memory(),
+    _ = put(?ACTIVE, true),
+    Traced = beamprof_profile_trace:run(S, Started, fun() -> outcome(Fun) end),
+    _ = erase(?ACTIVE),
+    MemDelta = beamprof_profile_memory:process_memory() - M0,
+    case Traced of
+        {ok, Outcome, Duration, Result} ->
             ended(C, Outcome, Duration, Meta),
             off_path(C, fun() -> calls_report(C, Meta, Duration, MemDelta, Result) end),
             result(Outcome);

@@ -76,22 +76,26 @@ init(Target, Interval, Duration, Delay) ->
 
 sample(Target, Mon, Interval, Duration) ->
     _ = beamprof_profile_depth:acquire(?DEPTH),
-    loop(Target, Mon, Interval, deadline(Duration), empty(true)).
+    Now = erlang:monotonic_time(millisecond),
+    loop(Target, Mon, Interval, Now + Interval, deadline(Duration), empty(true)).
 
 deadline(infinity) -> infinity;
 deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
 
-loop(Target, Mon, Interval, Deadline, Acc) ->
+%% Readings on a fixed schedule (Next, in ms), so the time a reading takes does not stretch
+%% the interval; a reading that comes too late skips the ticks it missed.
+loop(Target, Mon, Interval, Next, Deadline, Acc) ->
     receive
         Stop when element(1, Stop) =:= stop; element(1, Stop) =:= stop_async ->
             finish(Stop, Acc);
         {'DOWN', Mon, process, _, _} ->
             ok
-    after Interval ->
+    after max(0, Next - erlang:monotonic_time(millisecond)) ->
             Acc1 = read(Target, Acc),
+            Now = erlang:monotonic_time(millisecond),
             case expired(Deadline) of
                 true -> wait_stop(Mon, Acc1);
-                false -> loop(Target, Mon, Interval, Deadline, Acc1)
+                false -> loop(Target, Mon, Interval, max(Next + Interval, Now), Deadline, Acc1)
             end
     end.
 

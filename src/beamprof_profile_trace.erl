@@ -21,9 +21,10 @@
 -define(TOP, 100).
 
 %% @doc Takes the lock, calls `Locked()', then runs `Call' (which must not raise) under
-%% `Strategy'. Returns what `Call' returned and what was measured, or `{error, {busy, Held}}'
-%% without calling either.
--spec run(Strategy, Locked, Call) -> {ok, Result, map()} | {error, term()} when
+%% `Strategy'. Returns what `Call' returned, its duration (native units, read outside the
+%% traced window so the reading itself is not counted) and what was measured; or
+%% `{error, {busy, Held}}' without calling either.
+-spec run(Strategy, Locked, Call) -> {ok, Result, integer(), map()} | {error, term()} when
       Strategy :: calls | eprof | cprof | fprof | call_graph, Locked :: fun(() -> any()),
       Call :: fun(() -> Result), Result :: term().
 run(Strategy, Locked, Call) ->
@@ -49,20 +50,22 @@ lock_holder() ->
 
 traced(Strategy, Holder, Call) when Strategy =:= calls; Strategy =:= eprof ->
     _ = erlang:trace_pattern({'_', '_', '_'}, true, [call_time]),
+    T0 = erlang:monotonic_time(),
     case catch erlang:trace(self(), true, [call, {tracer, Holder}]) of
         1 ->
             Outcome = try Call() after erlang:trace(self(), false, [call]) end,
-            {ok, Outcome, call_time(Strategy, self())};
+            Duration = erlang:monotonic_time() - T0,
+            {ok, Outcome, Duration, call_time(Strategy, self())};
         _ ->
             {error, already_traced}
     end;
 traced(cprof, _Holder, Call) ->
     _ = cprof:start(),
-    Outcome = try Call() after cprof:pause() end,
+    {Outcome, Duration} = timed(Call, fun cprof:pause/0),
     {Total, Modules} = cprof:analyse(),
     Rows = lists:reverse(lists:keysort(2, [Row || {_, _, Fs} <- Modules, {MFA, _} = Row <- Fs,
                                                   not own(MFA)])),
-    {ok, Outcome, #{calls => Total, functions => lists:sublist(Rows, ?TOP)}};
+    {ok, Outcome, Duration, #{calls => Total, functions => lists:sublist(Rows, ?TOP)}};
 traced(Strategy, Holder, Call) ->
     Dir = private_dir(),
     Holder ! {dir, Dir},
@@ -70,20 +73,27 @@ traced(Strategy, Holder, Call) ->
     _ = quietly(Holder, fun fprof:start/0),
     case fprof:trace([start, {file, Trace}, {procs, [self()]}]) of
         ok ->
-            Outcome = try Call() after fprof:trace(stop) end,
-            {ok, Outcome, quietly(Holder, fun() -> fprof_result(Strategy, Dir, Trace) end)};
+            {Outcome, Duration} = timed(Call, fun() -> fprof:trace(stop) end),
+            {ok, Outcome, Duration, quietly(Holder, fun() -> fprof_result(Strategy, Dir, Trace) end)};
         Error ->
             Error
     end.
 
+%% Call, then Stop (always). cprof counts every process and fprof records everything, so
+%% the clock readings here are among what they see.
+timed(Call, Stop) ->
+    T0 = erlang:monotonic_time(),
+    Outcome = try Call() after Stop() end,
+    {Outcome, erlang:monotonic_time() - T0}.
+
 %% Every loaded function's call_time entry for Pid: [{MFA, Calls, Microseconds}].
 call_time(Strategy, Pid) ->
-    Rows = [{MFA, N, S * 1000000 + Us}
+    Rows = [{MFA, N - own_calls(MFA), S * 1000000 + Us}
             || {M, _} <- code:all_loaded(), not own_module(M),
                {F, A} <- erlang:get_module_info(M, functions),
                MFA <- [{M, F, A}],
                {P, N, S, Us} <- entries(erlang:trace_info(MFA, call_time)),
-               P =:= Pid, N > 0],
+               P =:= Pid, N > own_calls(MFA)],
     Total = lists:sum([N || {_, N, _} <- Rows]),
     case Strategy of
         calls ->
@@ -94,6 +104,12 @@ call_time(Strategy, Pid) ->
             #{calls => Total, time_us => lists:sum([T || {_, _, T} <- Rows]),
               functions => lists:sublist(Sorted, ?TOP)}
     end.
+
+%% The call that turns the trace off is seen once on its way in.
+own_calls({erlang, trace, 3}) -> 1;
+own_calls({erts_internal, trace, 3}) -> 1;
+own_calls({erlang, ensure_tracer_module_loaded, 2}) -> 1;
+own_calls(_) -> 0.
 
 entries({call_time, L}) when is_list(L) -> L;
 entries(_) -> [].
