@@ -23,11 +23,24 @@
 %% @doc Takes the lock, calls `Locked()', then runs `Call' (which must not raise) under
 %% `Strategy'. Returns what `Call' returned, its duration (native units, read outside the
 %% traced window so the reading itself is not counted) and what was measured; or
-%% `{error, {busy, Held}}' without calling either.
+%% `{error, {busy, Held}}' (or `{error, {unavailable, Module}}' when OTP's tools are not
+%% installed) without calling either.
 -spec run(Strategy, Locked, Call) -> {ok, Result, integer(), map()} | {error, term()} when
       Strategy :: calls | eprof | cprof | fprof | call_graph, Locked :: fun(() -> any()),
       Call :: fun(() -> Result), Result :: term().
 run(Strategy, Locked, Call) ->
+    case code:ensure_loaded(tool(Strategy)) of
+        {module, _} -> locked(Strategy, Locked, Call);
+        {error, _} -> {error, {unavailable, tool(Strategy)}}
+    end.
+
+%% cprof and fprof come with OTP's tools application, which a release may leave out.
+tool(cprof) -> cprof;
+tool(fprof) -> fprof;
+tool(call_graph) -> fprof;
+tool(_) -> erlang.
+
+locked(Strategy, Locked, Call) ->
     case lock(Strategy) of
         {busy, Held} -> {error, {busy, Held}};
         {ok, Holder} ->
