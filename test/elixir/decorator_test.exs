@@ -121,6 +121,29 @@ defmodule Beamprof.DecoratorTest do
     assert Exception.message(error) =~ "rate"
   end
 
+  test "the Beamprof facade profiles a fun and writes a flame graph" do
+    assert Beamprof.profile(fn -> :done end, check_load: false) == :done
+    assert_receive {:profile_event, :stop, %{duration: _}, %{strategy: :sample}}
+    assert Beamprof.profile_memory(fn -> 7 end, %{check_load: false}) == 7
+    assert_receive {:profile_event, :memory, %{delta: _}, _}
+
+    path =
+      Path.join(System.tmp_dir!(), "beamprof-exunit-#{System.unique_integer([:positive])}.svg")
+
+    try do
+      assert Beamprof.flame_graph(fn -> Enum.sum(1..100_000) end, output: path, check_load: false) ==
+               5_000_050_000
+
+      assert File.read!(path) =~ "<svg"
+      assert %File.Stat{mode: mode} = File.stat!(path)
+      assert Bitwise.band(mode, 0o777) == 0o600
+    after
+      File.rm(path)
+    end
+
+    assert_raise ArgumentError, ~r/nope/, fn -> Beamprof.profile(fn -> 1 end, nope: 1) end
+  end
+
   defp catch_it(fun) do
     try do
       {:ok, fun.()}
