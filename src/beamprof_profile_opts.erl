@@ -19,7 +19,7 @@
 -type strategy() :: sample | memory | calls | call_graph | fprof | eprof | cprof | flame_graph.
 
 -type compiled() :: #{kind := kind(), strategy := strategy(), rate := float(),
-                      draw := 0..16#100000000, duration := pos_integer() | infinity,
+                      draw := -1..16#100000000, duration := pos_integer() | infinity,
                       interval := pos_integer(), threshold := non_neg_integer() | undefined,
                       env := all | [term()], enabled := boolean(), async := boolean(),
                       emit_metrics := boolean(), check_load := boolean(),
@@ -27,7 +27,7 @@
                       format := svg | html | speedscope | folded | undefined,
                       compiled := true}.
 %% Every option filled in. `draw` is `rate * 2^32`: a call is profiled when a 32-bit random
-%% draw is below it (2^32: always, no draw at all).
+%% draw is below it (2^32: always, no draw at all; -1: `enabled` is false).
 
 -define(CACHE(Kind), {'$beamprof_profile_opts', Kind}).
 -define(FULL, 16#100000000).
@@ -42,16 +42,18 @@ keys() ->
 %% @doc Compiled options for `Kind', from the process's one-entry cache when `Options' is
 %% the same term as last time; validates and stores them otherwise.
 -spec cached(Kind, Options) -> compiled() when Kind :: kind(), Options :: map() | list().
-cached(Kind, #{compiled := true} = Compiled) when is_atom(Kind) ->
-    Compiled;
 cached(Kind, Options) ->
     case get(?CACHE(Kind)) of
         {Options, Compiled} -> Compiled;
-        _ ->
-            Compiled = compile(Kind, Options),
-            _ = put(?CACHE(Kind), {Options, Compiled}),
-            Compiled
+        _ -> cache(Kind, Options)
     end.
+
+cache(_Kind, #{compiled := true} = Compiled) ->
+    Compiled;
+cache(Kind, Options) ->
+    Compiled = compile(Kind, Options),
+    _ = put(?CACHE(Kind), {Options, Compiled}),
+    Compiled.
 
 %% @doc Validates `Options' for the entry point `Kind' and fills in the defaults. Raises
 %% `{badarg, Message}' naming the first unknown option or bad value.
@@ -60,8 +62,7 @@ compile(Kind, Options) ->
     Map = to_map(Options),
     maps:foreach(fun(K, V) -> check(K, V, Options) end, Map),
     Merged = maps:merge(defaults(Kind), rate_alias(Map, Options)),
-    Compiled = Merged#{kind => Kind, compiled => true,
-                       draw => round(maps:get(rate, Merged) * ?FULL),
+    Compiled = Merged#{kind => Kind, compiled => true, draw => draw(Merged),
                        format => format(Merged)},
     check_strategy(Kind, Compiled, Options),
     check_threshold(Compiled, Options),
@@ -77,6 +78,9 @@ current_env() ->
         {ok, Env} -> Env;
         undefined -> undefined
     end.
+
+draw(#{enabled := false}) -> -1;
+draw(#{rate := Rate}) -> round(Rate * ?FULL).
 
 defaults(Kind) ->
     Base = #{strategy => sample, rate => 1.0, duration => 60000, interval => 10,
