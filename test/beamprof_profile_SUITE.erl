@@ -223,7 +223,7 @@ flame_graph_writes_file(Config) ->
          [#{output := Written}] = [M || {complete, _, M} <- events(4)],
          ?assertEqual(Path, unicode:characters_to_list(Written))
      end || {Ext, Expect} <- [{"svg", <<"<svg">>}, {"folded", <<"burn/1 ">>},
-                              {"json", <<"speedscope">>}]],
+                              {"json", <<"speedscope">>}, {"html", <<"burn/1">>}]],
     ?assertError({badarg, "Expected option output" ++ _}, beamprof:flame_graph(fun() -> ok end, #{})).
 
 async_off_callers_path(_Config) ->
@@ -271,10 +271,26 @@ backtrace_depth_restored(_Config) ->
     Old = erlang:system_flag(backtrace_depth, 5),
     try
         Self = self(),
-        ok = beamprof:profile(fun() ->
-                                      Self ! {depth, erlang:system_flag(backtrace_depth, 5)},
-                                      ok
-                              end, ?NOLOAD),
+        %% The depth in force shows as the length of the current stacktrace of a process
+        %% 40 calls deep (a and b call each other), read once the sampler has started.
+        {Pid, Ref} = spawn_monitor(fun() ->
+                                           ok = beamprof:profile(fun() -> timer:sleep(100),
+                                                                          _ = a(40, Self), ok end,
+                                                                 ?NOLOAD)
+                                   end),
+        receive {deep, Pid} -> ok after 5000 -> ct:fail(not_deep) end,
+        {current_stacktrace, Deep} = erlang:process_info(Pid, current_stacktrace),
+        Pid ! go,
+        receive {'DOWN', Ref, process, Pid, normal} -> ok after 5000 -> ct:fail(no_exit) end,
+        ct:log("~B frames: ~p", [length(Deep), Deep]),
+        ?assert(length(Deep) > 40),
+        wait_until(fun() -> whereis(beamprof_profile_depth) =:= undefined end, 5000),
+        ?assertEqual(5, erlang:system_flag(backtrace_depth, 5)),
+        %% Samplers overlapping in time: the flag comes back once the last one ends.
+        Pids = [spawn_monitor(fun() -> beamprof:profile(fun() -> timer:sleep(20 * I) end, ?NOLOAD) end)
+                || I <- lists:seq(1, 6)],
+        [receive {'DOWN', R, process, P, normal} -> ok after 5000 -> ct:fail(no_exit) end
+         || {P, R} <- Pids],
         wait_until(fun() -> whereis(beamprof_profile_depth) =:= undefined end, 5000),
         ?assertEqual(5, erlang:system_flag(backtrace_depth, 5))
     after
@@ -318,6 +334,12 @@ burn(0) -> ok;
 burn(N) -> _ = erlang:phash2(N), burn(N - 1).
 
 spin(Ms) -> wrapper(Ms).
+
+%% Mutual recursion: a stacktrace collapses a function calling itself, not two alternating.
+a(0, P) -> P ! {deep, self()}, receive go -> 0 end;
+a(N, P) -> 1 + b(N - 1, P).
+
+b(N, P) -> 1 + a(N, P).
 
 sum(0) -> 0;
 sum(N) -> N + sum(N - 1).
