@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead ...]
+# Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead|flame_bench|profile_bench ...]
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -14,7 +14,7 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
 fi
 mkdir -p "$OUT"
 erlc -o "$OUT" "$ROOT"/bench/*.erl
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench profile_bench
 for bench in "$@"; do
     flags=""
     case "$bench" in
@@ -22,6 +22,7 @@ for bench in "$@"; do
         gate_bench|events_bench) call="$bench:run()" ;;
         flame_bench) call="flame_bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-5})"; flags="+JPperf map" ;;
+        profile_bench) call="profile_bench:run()" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     # warning: the application stop reports (notice) would clutter the tables.

@@ -168,13 +168,57 @@ defmodule Beamprof do
   @spec native_top(pos_integer()) :: [map()] | {:error, :not_running}
   defdelegate native_top(n), to: :beamprof
 
-  @doc """
-  With an integer: samples the whole VM for `ms` milliseconds and writes a
-  CPU flame graph to `opts` (a path, or a map with `:output`, `:format` and
-  the options of `native_start/1`).
 
+  @typedoc """
+  Options of the profiling API, as a keyword list or a map: `strategy`,
+  `rate`, `sample_rate`, `duration`, `interval`, `threshold`, `env`,
+  `enabled`, `async`, `emit_metrics`, `check_load`, `metadata`, `output`,
+  `format` (see the README, "Profiling API").
+  """
+  @type profile_options :: keyword() | map()
+
+  @doc """
+  Runs `fun` profiled (strategy `:sample` unless given) and returns its
+  result; an exception is re-raised unchanged after the exception event.
+
+      Beamprof.profile(fn -> MyApp.work(arg) end, strategy: :sample, rate: 0.01)
+  """
+  @spec profile((() -> result), profile_options()) :: result when result: term()
+  defdelegate profile(fun, opts), to: :beamprof
+
+  @doc "Samples `fun` only when it runs longer than `threshold` ms (default 100)."
+  @spec profile_if_slow((() -> result), profile_options()) :: result when result: term()
+  defdelegate profile_if_slow(fun, opts), to: :beamprof
+
+  @doc "Samples a small fraction (`sample_rate`, default 0.001) of calls while the gate is open."
+  @spec profile_production((() -> result), profile_options()) :: result when result: term()
+  defdelegate profile_production(fun, opts), to: :beamprof
+
+  @doc "Memory before, after and delta around `fun` (`threshold` in bytes)."
+  @spec profile_memory((() -> result), profile_options()) :: result when result: term()
+  defdelegate profile_memory(fun, opts), to: :beamprof
+
+  @doc """
+  Counts the calls `fun` makes (`:calls`, `:cprof`, `:eprof`, `:fprof`,
+  `:call_graph`); `{:error, {:busy, strategy}}` while another tracing profile
+  runs on the node.
+  """
+  @spec profile_calls((() -> result), profile_options()) :: result | {:error, term()}
+        when result: term()
+  defdelegate profile_calls(fun, opts), to: :beamprof
+
+  @doc """
+  With a fun: samples `fun` and writes a flame graph to `output` (format from
+  the extension unless `format` is given); returns `fun`'s result. With an
+  integer: samples the whole VM for `ms` milliseconds and writes a CPU flame
+  graph to `opts` (a path, or a map with `:output`, `:format` and the options
+  of `native_start/1`).
+
+      Beamprof.flame_graph(fn -> MyApp.work() end, output: "work.svg")
       Beamprof.flame_graph(3000, "cpu.svg")
   """
+  @spec flame_graph((() -> result), profile_options()) :: result when result: term()
   @spec flame_graph(pos_integer(), Path.t() | map()) :: {:ok, map()} | {:error, term()}
+  def flame_graph(fun, opts) when is_function(fun, 0), do: :beamprof.flame_graph(fun, opts)
   def flame_graph(ms, opts) when is_integer(ms), do: :beamprof.flame_graph(ms, opts)
 end

@@ -25,6 +25,7 @@ main(_) ->
     beamprof:top(),
     io:format("~ngate: ~p~n", [beamprof:gate_info()]),
     print_event(Closed),
+    profile_while_closed(),
     section("Load stopped"),
     [exit(P, kill) || P <- Load],
     Opened = wait_event([beamprof, gate, open], 20000),
@@ -34,6 +35,7 @@ main(_) ->
     section("What the C thread saw, newest last (every 100 ms tick)"),
     chart(lists:reverse(beamprof_nif:history())),
     flame_files(),
+    profile_demo(),
     ok = beamprof:stop(),
     native_demo(Root).
 
@@ -116,3 +118,83 @@ process_stacks() ->
 
 arity(A) when is_list(A) -> length(A);
 arity(A) -> A.
+
+%% The profiling API (beamprof:profile/2 and friends) on a fixed workload.
+profile_demo() ->
+    section("Profiling API (beamprof:profile/2 and friends)"),
+    wait_open(100),
+    Self = self(),
+    Events = [[beamprof, profile, E] || E <- [start, stop, sample, slow_operation, memory, calls, complete]],
+    ok = beamprof:attach_many(<<"demo-profile">>, Events,
+                              fun([_, _, E], M, Meta, _) -> Self ! {profile, E, M, Meta} end, nil),
+    Work = fun() -> demo_work(300) end,
+    ok = beamprof:profile(Work, #{strategy => sample, interval => 5}),
+    [#{profile := #{stacks := Stacks}} | _] = [M || {sample, _, M} <- profile_events()],
+    io:format("sample: the leaf frames seen most (self time, 5 ms interval):~n"),
+    [io:format("  ~5B  ~s~n", [W, F]) || {F, W} <- top_leaves(Stacks, 4)],
+    [ok = beamprof:profile_if_slow(fun() -> timer:sleep(T) end, #{threshold => 100}) || T <- [1, 2, 3, 250]],
+    Slow = [M || {slow_operation, M, _} <- profile_events()],
+    io:format("profile_if_slow, threshold 100 ms, calls of 1, 2, 3 and 250 ms: ~B slow_operation ~p~n",
+              [length(Slow), Slow]),
+    _ = beamprof:profile_memory(fun() -> lists:seq(1, 500000) end, #{}),
+    [io:format("profile_memory: ~p~n", [M]) || {memory, M, _} <- profile_events()],
+    _ = beamprof:profile_calls(fun() -> demo_fib(15) end, #{strategy => calls}),
+    [io:format("profile_calls: ~B calls, top ~p~n", [N, lists:sublist(Fs, 3)])
+     || {calls, #{calls := N}, #{functions := Fs}} <- profile_events()],
+    Dir = filename:join("/tmp", "beamprof-demo-" ++ os:getpid()),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Svg = filename:join(Dir, "profile.svg"),
+    ok = beamprof:flame_graph(Work, #{output => Svg, interval => 2}),
+    io:format("flame_graph: ~s (~B bytes)~n", [Svg, filelib:file_size(Svg)]),
+    _ = profile_events(),
+    ok = beamprof:detach(<<"demo-profile">>),
+    Counter = counters:new(1, []),
+    ok = beamprof:attach(<<"demo-rate">>, [beamprof, profile, stop],
+                         fun(_, _, _, C) -> counters:add(C, 1, 1) end, Counter),
+    T0 = erlang:monotonic_time(),
+    [ok = beamprof:profile(fun() -> ok end, #{rate => 0.01, strategy => memory}) || _ <- lists:seq(1, 100000)],
+    Us = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, microsecond),
+    io:format("rate 0.01: ~B of 100000 calls profiled, ~.2f us per call on average~n",
+              [counters:get(Counter, 1), Us / 100000]),
+    ok = beamprof:detach(<<"demo-rate">>).
+
+%% The spinners of flame_files/0 may have closed the gate: wait (10 s at most) for it.
+wait_open(0) -> io:format("(the gate stays closed: the calls below are skipped)~n");
+wait_open(N) ->
+    case beamprof:gate() of
+        open -> ok;
+        closed -> timer:sleep(100), wait_open(N - 1)
+    end.
+
+%% While the gate is closed nothing is profiled: the stop event says why.
+profile_while_closed() ->
+    Self = self(),
+    ok = beamprof:attach(<<"demo-skip">>, [beamprof, profile, stop],
+                         fun(_, M, Meta, _) -> Self ! {profile, stop, M, Meta} end, nil),
+    42 = beamprof:profile(fun() -> 42 end, #{strategy => sample}),
+    [io:format("profile/2 with the gate ~p: stop event, skipped => ~p~n", [beamprof:gate(), maps:get(skipped, M, none)])
+     || {stop, _, M} <- profile_events()],
+    ok = beamprof:detach(<<"demo-skip">>).
+
+profile_events() ->
+    receive {profile, E, M, Meta} -> [{E, M, Meta} | profile_events()]
+    after 300 -> []
+    end.
+
+top_leaves(Stacks, N) ->
+    Leaves = lists:foldl(fun({Fs, W}, Acc) -> maps:update_with(lists:last(Fs), fun(V) -> V + W end, W, Acc) end,
+                         #{}, Stacks),
+    lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Leaves))), N).
+
+demo_work(Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    demo_loop(Deadline).
+
+demo_loop(Deadline) ->
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true -> ok;
+        false -> _ = demo_fib(18), _ = lists:sort([erlang:phash2(I) || I <- lists:seq(1, 2000)]), demo_loop(Deadline)
+    end.
+
+demo_fib(N) when N < 2 -> N;
+demo_fib(N) -> demo_fib(N - 1) + demo_fib(N - 2).

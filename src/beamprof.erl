@@ -30,7 +30,9 @@
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
 -export([write_profile/3]).
--export([native_start/1, native_stop/0, native_top/1, flame_graph/2]).
+-export([native_start/1, native_stop/0, native_top/1]).
+-export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
+         profile_calls/2, flame_graph/2]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -165,12 +167,53 @@ native_stop() ->
 native_top(N) ->
     beamprof_native:top(N).
 
-%% @doc `flame_graph(Ms, Opts)' with an integer: samples the whole VM's
-%% native stacks for Ms milliseconds and writes a CPU flame graph. Opts is
-%% an output path (`"cpu.svg"', `"cpu.html"') or a map with `output',
-%% `format' and native_start/1's options. Returns `{ok, #{samples,
-%% weighted, effective_hz, truncated, paused, frame_source, file}}'.
--spec flame_graph(Ms, Opts) -> {ok, map()} | {error, term()} when
+%% --- the profiling API (beamprof_profile) ----------------------------------------
+
+%% @doc Runs `Fun' profiled as `Options' say and returns its result (or
+%% re-raises its exception). Options: `strategy' (`sample' default, `memory',
+%% `calls', `call_graph', `fprof', `eprof', `cprof', `flame_graph'), `rate'
+%% (0.0-1.0), `duration', `interval', `threshold' (ms), `env', `enabled',
+%% `async', `emit_metrics', `check_load', `metadata', `output', `format'.
+%% See `beamprof_profile' and the README, "Profiling API".
+-spec profile(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
+profile(Fun, Options) ->
+    beamprof_profile:profile(Fun, Options).
+
+%% @doc Samples `Fun' only when it runs longer than `threshold' ms (default
+%% 100) and emits `slow_operation' for it.
+-spec profile_if_slow(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
+profile_if_slow(Fun, Options) ->
+    beamprof_profile:profile_if_slow(Fun, Options).
+
+%% @doc Samples a small fraction (`sample_rate', default 0.001) of the calls,
+%% only while the gate is open.
+-spec profile_production(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
+profile_production(Fun, Options) ->
+    beamprof_profile:profile_production(Fun, Options).
+
+%% @doc Memory before, after and delta around `Fun' (`threshold' in bytes).
+-spec profile_memory(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
+profile_memory(Fun, Options) ->
+    beamprof_profile:profile_memory(Fun, Options).
+
+%% @doc Counts the calls `Fun' makes; `{error, {busy, Strategy}}' while
+%% another tracing profile runs on the node.
+-spec profile_calls(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
+profile_calls(Fun, Options) ->
+    beamprof_profile:profile_calls(Fun, Options).
+
+%% @doc Writes a flame graph. With a fun: samples `Fun' (the calling
+%% process's stacks) and writes a flame graph to `output' (`format' from the
+%% extension unless given); returns `Fun''s result. With an integer:
+%% samples the whole VM's native stacks for Ms milliseconds and writes a
+%% CPU flame graph; Opts is an output path (`"cpu.svg"', `"cpu.html"') or a
+%% map with `output', `format' and native_start/1's options; returns
+%% `{ok, #{samples, weighted, effective_hz, truncated, paused, frame_source,
+%% file}}'.
+-spec flame_graph(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list();
+                 (Ms, Opts) -> {ok, map()} | {error, term()} when
       Ms :: pos_integer(), Opts :: file:filename() | map().
+flame_graph(Fun, Options) when is_function(Fun, 0) ->
+    beamprof_profile:flame_graph(Fun, Options);
 flame_graph(Ms, Opts) when is_integer(Ms) ->
     beamprof_native:flame_graph(Ms, Opts).

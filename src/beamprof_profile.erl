@@ -1,0 +1,288 @@
+%% @doc The profiling API: wrap a call, profile it as configured, emit events, return the
+%% call's own result.
+%%
+%% Entry points (also in the `beamprof' facade): `profile/2', `profile_if_slow/2',
+%% `profile_production/2', `profile_memory/2', `profile_calls/2', `flame_graph/2'; and
+%% `decorated/5', which the Erlang parse transform (`beamprof_transform') and the Elixir
+%% decorator (`Beamprof.Decorator') generate calls to.
+%%
+%% A call goes: `enabled' false, or the rate's draw says no: `Fun()' as a tail call, nothing
+%% else (one random draw: `rand:mwc59/1' on a state in the process dictionary). Drawn: the
+%% `env' check, then the gate (`check_load'); a closed gate runs `Fun' unprofiled and emits
+%% the stop (or exception) event with `skipped => gate_closed' in its metadata. Otherwise the
+%% strategy runs around the call. An exception in `Fun' is re-raised with its class, reason
+%% and stacktrace after the exception event.
+%%
+%% Events (prefix `[beamprof]' by default), all with metadata `module', `function', `arity',
+%% `strategy', `metadata' (the user's), `entry' (the entry point: profile, profile_if_slow, ...):
+%% <ul>
+%% <li>`[profile, start]' `#{system_time}'</li>
+%% <li>`[profile, stop]' `#{duration}' (native units); `skipped' in metadata when not
+%%     profiled</li>
+%% <li>`[profile, exception]' `#{duration}'; metadata `kind', `reason', `stacktrace'</li>
+%% <li>`[profile, sample]' `#{samples}'; metadata `profile' (the flame-graph profile),
+%%     `truncated', `output' (a written file, when asked)</li>
+%% <li>`[profile, slow_operation]' `#{duration, threshold}' (native units, ms)</li>
+%% <li>`[profile, production]' `#{duration}'</li>
+%% <li>`[profile, memory]' `#{before, after, delta}' (bytes of `erlang:memory(total)');
+%%     metadata `by_type', `process'</li>
+%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100), `call_graph'</li>
+%% <li>`[profile, complete]' `#{duration, memory_delta, samples}': the profile is done
+%%     (after the file is written); `memory_delta' is the calling process's memory change
+%%     in bytes</li>
+%% </ul>
+-module(beamprof_profile).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("The profiling API: wrap a call, profile it, emit events, return its result.").
+
+-export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
+         profile_calls/2, flame_graph/2, decorated/5]).
+
+-type options() :: map() | [{atom(), term()}].
+-type body() :: fun(() -> term()).
+
+-define(RNG, '$beamprof_profile_rng').
+-define(FULL, 16#100000000).
+-define(ACTIVE, '$beamprof_profile_active').
+
+%% @doc Profiles `Fun' with `Options' (strategy `sample' by default) and returns its result.
+%% Tracing strategies return `{error, {busy, Strategy}}' without calling `Fun' while another
+%% tracing profile runs on the node.
+-spec profile(Fun, Options) -> term() when Fun :: body(), Options :: options().
+profile(Fun, Options) -> api(profile, Fun, Options).
+
+%% @doc Samples `Fun' only when it runs longer than `threshold' ms (default 100): sampling
+%% starts at the threshold, and `slow_operation' is emitted for a slow call.
+-spec profile_if_slow(Fun, Options) -> term() when Fun :: body(), Options :: options().
+profile_if_slow(Fun, Options) -> api(profile_if_slow, Fun, Options).
+
+%% @doc Samples a small fraction of calls (`sample_rate' or `rate', default 0.001), asking
+%% the gate; emits `production' for each profiled call.
+-spec profile_production(Fun, Options) -> term() when Fun :: body(), Options :: options().
+profile_production(Fun, Options) -> api(profile_production, Fun, Options).
+
+%% @doc Memory before and after `Fun'; the `memory' event when the growth reaches
+%% `threshold' bytes (default 0: always).
+-spec profile_memory(Fun, Options) -> term() when Fun :: body(), Options :: options().
+profile_memory(Fun, Options) -> api(profile_memory, Fun, Options).
+
+%% @doc Counts the calls `Fun' makes (strategy `calls'; or `cprof', `eprof', `fprof',
+%% `call_graph').
+-spec profile_calls(Fun, Options) -> term() when Fun :: body(), Options :: options().
+profile_calls(Fun, Options) -> api(profile_calls, Fun, Options).
+
+%% @doc Samples `Fun' and writes a flame graph to `output' (`format' svg, html, speedscope
+%% or folded; from the file name's extension by default).
+-spec flame_graph(Fun, Options) -> term() when Fun :: body(), Options :: options().
+flame_graph(Fun, Options) -> api(flame_graph, Fun, Options).
+
+%% @doc The body of a decorated function `Module:Function/Arity': `Options' is what
+%% `beamprof_profile_opts:compile/2' made at compile time (or raw options, validated here).
+%% Unlike the API, a busy trace lock runs the function unprofiled (`skipped => {busy, S}').
+-spec decorated(Module, Function, Arity, Fun, Options) -> term() when
+      Module :: module(), Function :: atom(), Arity :: arity(), Fun :: body(),
+      Options :: beamprof_profile_opts:compiled() | options().
+decorated(Module, Function, Arity, Fun, #{compiled := true} = C) ->
+    case draw(C) of
+        true -> drawn(C, Fun, {Module, Function, Arity}, decorated);
+        false -> Fun()
+    end;
+decorated(Module, Function, Arity, Fun, Options) ->
+    run(beamprof_profile_opts:cached(profile, Options), Fun, {Module, Function, Arity}, decorated).
+
+%% --- the fast path -------------------------------------------------------------------------
+
+api(Kind, Fun, Options) when is_function(Fun, 0) ->
+    run(beamprof_profile_opts:cached(Kind, Options), Fun, undefined, api);
+api(_Kind, Fun, Options) ->
+    erlang:error({badarg, "Expected a fun of arity 0"}, [Fun, Options]).
+
+run(C, Fun, MFA, Mode) ->
+    case draw(C) of
+        true -> drawn(C, Fun, MFA, Mode);
+        false -> Fun()
+    end.
+
+%% Is this call profiled? One map lookup: `draw' is -1 when disabled, 2^32 when every call
+%% is profiled, else compared with a 32-bit random draw.
+draw(#{draw := Draw}) ->
+    if
+        Draw < 0 -> false;
+        Draw >= ?FULL -> true;
+        true -> draw() < Draw
+    end.
+
+%% One step of a 59-bit multiply-with-carry generator kept in the process dictionary
+%% (rand:mwc59/1: a few nanoseconds; rand:uniform_real/0 costs about 110 ns here).
+draw() ->
+    X = case get(?RNG) of
+            undefined -> rand:mwc59_seed();
+            X0 -> rand:mwc59(X0)
+        end,
+    _ = put(?RNG, X),
+    rand:mwc59_value32(X).
+
+%% A call inside a call this process is profiling already (a decorated function that
+%% recurses, a profiled call inside another) runs as it is: the outer profile covers it.
+drawn(#{env := Envs} = C, Fun, MFA, Mode) ->
+    case get(?ACTIVE) =:= undefined andalso
+        (Envs =:= all orelse lists:member(beamprof_profile_opts:current_env(), Envs)) of
+        false -> Fun();
+        true -> gated(C, Fun, meta(C, Fun, MFA), Mode)
+    end.
+
+gated(#{check_load := true} = C, Fun, Meta, Mode) ->
+    case beamprof_nif:gate() of
+        open -> profiled(C, Fun, Meta, Mode);
+        closed -> unprofiled(C, Fun, Meta#{skipped => gate_closed})
+    end;
+gated(C, Fun, Meta, Mode) ->
+    profiled(C, Fun, Meta, Mode).
+
+meta(#{strategy := S, metadata := User, kind := Entry}, Fun, MFA) ->
+    {M, F, A} = case MFA of
+                    undefined -> fun_mfa(Fun);
+                    _ -> MFA
+                end,
+    #{module => M, function => F, arity => A, strategy => S, metadata => User, entry => Entry}.
+
+fun_mfa(Fun) ->
+    {module, M} = erlang:fun_info(Fun, module),
+    {name, F} = erlang:fun_info(Fun, name),
+    {arity, A} = erlang:fun_info(Fun, arity),
+    {M, F, A}.
+
+%% --- profiled calls ------------------------------------------------------------------------
+
+unprofiled(C, Fun, Meta) ->
+    {Outcome, Duration, _} = timed(Fun),
+    ended(C, Outcome, Duration, Meta),
+    result(Outcome).
+
+profiled(#{strategy := S} = C, Fun, Meta, _Mode) when S =:= sample; S =:= flame_graph ->
+    start_event(C, Meta),
+    Sampler = beamprof_profile_sample:start(self(), sampler_options(C)),
+    {Outcome, Duration, MemDelta} = timed(Fun),
+    ended(C, Outcome, Duration, Meta),
+    Report = fun(R) -> sample_report(C, Meta, Duration, MemDelta, R) end,
+    case C of
+        #{async := true} -> beamprof_profile_sample:stop_async(Sampler, Report);
+        _ -> Report(beamprof_profile_sample:stop(Sampler))
+    end,
+    result(Outcome);
+profiled(#{strategy := memory} = C, Fun, Meta, _Mode) ->
+    start_event(C, Meta),
+    Before = beamprof_profile_memory:before(),
+    {Outcome, Duration, MemDelta} = timed(Fun),
+    Result = beamprof_profile_memory:after_call(Before),
+    ended(C, Outcome, Duration, Meta),
+    off_path(C, fun() -> memory_report(C, Meta, Duration, MemDelta, Result) end),
+    result(Outcome);
+profiled(#{strategy := S} = C, Fun, Meta, Mode) ->
+    Started = fun() -> start_event(C, Meta) end,
+    %% Only Fun runs inside the traced window: the readings here are not counted.
+    M0 = beamprof_profile_memory:process_memory(),
+    _ = put(?ACTIVE, true),
+    Traced = beamprof_profile_trace:run(S, Started, fun() -> outcome(Fun) end),
+    _ = erase(?ACTIVE),
+    MemDelta = beamprof_profile_memory:process_memory() - M0,
+    case Traced of
+        {ok, Outcome, Duration, Result} ->
+            ended(C, Outcome, Duration, Meta),
+            off_path(C, fun() -> calls_report(C, Meta, Duration, MemDelta, Result) end),
+            result(Outcome);
+        {error, Reason} when Mode =:= api ->
+            {error, Reason};
+        {error, Reason} ->
+            unprofiled(C, Fun, Meta#{skipped => Reason})
+    end.
+
+sampler_options(#{interval := I, duration := D, threshold := T}) ->
+    #{interval => I, duration => D, delay => case T of undefined -> 0; _ -> T end}.
+
+timed(Fun) ->
+    M0 = beamprof_profile_memory:process_memory(),
+    _ = put(?ACTIVE, true),
+    T0 = erlang:monotonic_time(),
+    Outcome = outcome(Fun),
+    T1 = erlang:monotonic_time(),
+    _ = erase(?ACTIVE),
+    {Outcome, T1 - T0, beamprof_profile_memory:process_memory() - M0}.
+
+outcome(Fun) ->
+    try {ok, Fun()}
+    catch Class:Reason:Stack -> {Class, Reason, Stack}
+    end.
+
+result({ok, Value}) -> Value;
+result({Class, Reason, Stack}) -> erlang:raise(Class, Reason, Stack).
+
+off_path(#{async := true}, Work) -> _ = spawn(Work), ok;
+off_path(_, Work) -> Work().
+
+%% --- reports -------------------------------------------------------------------------------
+
+start_event(C, Meta) ->
+    emit(C, start, #{system_time => erlang:system_time()}, Meta).
+
+ended(C, {ok, _}, Duration, Meta) ->
+    emit(C, stop, #{duration => Duration}, Meta);
+ended(C, {Class, Reason, Stack}, Duration, Meta) ->
+    emit(C, exception, #{duration => Duration},
+         Meta#{kind => Class, reason => Reason, stacktrace => Stack}).
+
+sample_report(C, Meta, Duration, MemDelta, #{started := false}) ->
+    %% A call faster than the threshold: never sampled, nothing to report.
+    production(C, Meta, Duration),
+    _ = MemDelta,
+    ok;
+sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, Duration,
+              MemDelta, #{samples := N, truncated := Cut} = Result) ->
+    slow(C, Meta, Duration, T),
+    production(C, Meta, Duration),
+    Profile = beamprof_profile_sample:profile(Result, title(Meta)),
+    Written = write(Profile, Output, Format),
+    emit(C, sample, #{samples => N}, Meta#{profile => Profile, truncated => Cut, output => Written}),
+    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => N},
+         Meta#{output => Written}).
+
+memory_report(#{threshold := T} = C, Meta, Duration, MemDelta,
+              #{before := B, 'after' := A, delta := D} = Result) ->
+    case max(D, MemDelta) >= T of
+        true -> emit(C, memory, #{before => B, 'after' => A, delta => D},
+                     Meta#{by_type => maps:get(by_type, Result), process => maps:get(process, Result)});
+        false -> ok
+    end,
+    production(C, Meta, Duration),
+    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => 0}, Meta).
+
+calls_report(C, Meta, Duration, MemDelta, #{calls := Calls} = Result) ->
+    emit(C, calls, #{calls => Calls}, maps:merge(Meta, maps:remove(calls, Result))),
+    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => 0}, Meta).
+
+slow(_C, _Meta, _Duration, undefined) -> ok;
+slow(C, Meta, Duration, Threshold) ->
+    case erlang:convert_time_unit(Duration, native, millisecond) >= Threshold of
+        true -> emit(C, slow_operation, #{duration => Duration, threshold => Threshold}, Meta);
+        false -> ok
+    end.
+
+production(#{kind := profile_production} = C, Meta, Duration) ->
+    emit(C, production, #{duration => Duration}, Meta);
+production(_C, _Meta, _Duration) ->
+    ok.
+
+title(#{module := M, function := F, arity := A}) ->
+    unicode:characters_to_binary(io_lib:format("~ts:~ts/~B", [M, F, A])).
+
+write(_Profile, undefined, _Format) -> undefined;
+write(Profile, Output, Format) ->
+    case beamprof_flame:write(Profile, Output, Format) of
+        {ok, Path} -> Path;
+        {error, Reason} -> {error, Reason}
+    end.
+
+emit(#{emit_metrics := false}, _Event, _Measurements, _Meta) -> ok;
+emit(_C, Event, Measurements, Meta) ->
+    beamprof_events:emit([profile, Event], Measurements, Meta).

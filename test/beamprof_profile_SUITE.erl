@@ -1,0 +1,393 @@
+%% The profiling API against a real VM: events and their keys, results and exceptions
+%% passed through, the rate's binomial bound, the sampler finding the hot callee,
+%% profile_if_slow, a really closed gate, the node-wide tracing lock, trace cleanup,
+%% flame graph files, async, env, and the PropEr properties (prop_beamprof_profile).
+-module(beamprof_profile_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+-define(EVENTS, [start, stop, exception, sample, slow_operation, production, memory, calls,
+                 complete]).
+%% Tests not about the gate do not depend on this shared machine's load.
+-define(NOLOAD, #{check_load => false}).
+
+all() ->
+    [events_of_a_sampled_call, exception_reraised_after_event, fun_metadata_and_user_metadata,
+     rate_within_binomial_bound, enabled_false_and_rate_zero, sample_puts_hot_callee_on_top,
+     profile_if_slow_profiles_only_slow_calls, production_event, memory_strategy,
+     calls_strategies, gate_closed_nothing_profiled, busy_tracing_lock,
+     trace_cleaned_after_exception_and_kill, flame_graph_writes_file, async_off_callers_path,
+     env_option, emit_metrics_false, nested_calls_profiled_once, duration_caps_sampling,
+     backtrace_depth_restored, options_refused, prop_transparent, prop_transparent_traced,
+     prop_bad_options_refused].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(gate_closed_nothing_profiled, Config) ->
+    Config;
+init_per_testcase(_Case, Config) ->
+    ok = beamprof:start(#{interval => 1000}),
+    attach(),
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    application:unset_env(beamprof, env),
+    ok = beamprof:stop().
+
+%% --- events ------------------------------------------------------------------------------
+
+events_of_a_sampled_call(_Config) ->
+    ?assertEqual(42, beamprof:profile(fun() -> spin(50), 42 end, ?NOLOAD)),
+    [{start, S, Meta}, {stop, #{duration := D}, _}, {sample, #{samples := N}, SMeta},
+     {complete, C, _}] = events(4),
+    ?assertMatch(#{system_time := _}, S),
+    ?assertEqual([system_time], maps:keys(S)),
+    ?assert(D > 0),
+    ?assert(N >= 1),
+    ?assertEqual([duration, memory_delta, samples], lists:sort(maps:keys(C))),
+    ?assertMatch(#{samples := N, duration := D}, C),
+    ?assertMatch(#{strategy := sample, module := ?MODULE, arity := 0, metadata := #{}}, Meta),
+    #{profile := #{stacks := Stacks, unit := samples}} = SMeta,
+    ?assertEqual(N, lists:sum([W || {_, W} <- Stacks])),
+    [?assert(is_binary(F)) || {Frames, _} <- Stacks, F <- Frames],
+    no_more_events().
+
+exception_reraised_after_event(_Config) ->
+    [begin
+         {Class, Reason, Stack} = catch_it(fun() -> beamprof:profile(fun() -> raise(Class, Reason) end, ?NOLOAD) end),
+         {Class, Reason, Plain} = catch_it(fun() -> raise(Class, Reason) end),
+         ?assertEqual(hd(Plain), hd(Stack)),
+         [{start, _, _}, {exception, #{duration := _}, Meta} | _] = events(4),
+         ?assertMatch(#{kind := Class, reason := Reason, stacktrace := [_ | _]}, Meta),
+         ?assertEqual(hd(Stack), hd(maps:get(stacktrace, Meta)))
+     end || {Class, Reason} <- [{error, boom}, {exit, {shutdown, x}}, {throw, #{a => 1}}]].
+
+fun_metadata_and_user_metadata(_Config) ->
+    Fun = fun ?MODULE:spin/1,
+    ok = beamprof:profile(fun() -> Fun(1) end, ?NOLOAD#{metadata => #{request => 7}}),
+    [{start, _, #{module := ?MODULE, function := F, arity := 0, metadata := #{request := 7}}} | _] = events(4),
+    ?assert(is_atom(F)).
+
+%% 100k calls at rate 0.01: 1000 expected, standard deviation sqrt(100000 * 0.01 * 0.99) =
+%% 31.5; the bound is 6 deviations either side.
+rate_within_binomial_bound(_Config) ->
+    detach(),
+    Counter = counters:new(1, []),
+    ok = beamprof:attach(count, [beamprof, profile, stop],
+                         fun(_, _, _, C) -> counters:add(C, 1, 1) end, Counter),
+    Opts = ?NOLOAD#{strategy => memory, rate => 0.01},
+    [ok = beamprof:profile_memory(fun() -> ok end, Opts) || _ <- lists:seq(1, 100000)],
+    Profiled = counters:get(Counter, 1),
+    ct:log("profiled ~B of 100000 at rate 0.01", [Profiled]),
+    ?assert(Profiled >= 1000 - 189 andalso Profiled =< 1000 + 189).
+
+enabled_false_and_rate_zero(_Config) ->
+    [ok = beamprof:profile(fun() -> ok end, O)
+     || O <- [#{enabled => false}, #{rate => 0.0}, #{rate => 0}, [{rate, 0.0}]]],
+    no_more_events().
+
+%% burn/1 takes nearly all the time; wrapper/1 around it only calls it.
+sample_puts_hot_callee_on_top(_Config) ->
+    ok = beamprof:profile(fun() -> wrapper(400) end, ?NOLOAD#{interval => 2}),
+    [#{profile := #{stacks := Stacks}}] = [M || {sample, _, M} <- events(4)],
+    Leaves = lists:foldl(fun({Frames, W}, Acc) ->
+                                 maps:update_with(lists:last(Frames), fun(V) -> V + W end, W, Acc)
+                         end, #{}, Stacks),
+    [{Top, _} | _] = lists:reverse(lists:keysort(2, maps:to_list(Leaves))),
+    ct:log("leaves: ~p", [Leaves]),
+    ?assertEqual(<<"beamprof_profile_SUITE:burn/1">>, Top),
+    %% Root first: the profiled fun, then wrapper, then burn.
+    [{[Root | _], _} | _] = Stacks,
+    ?assertNotEqual(nomatch, binary:match(Root, <<"beamprof_profile_SUITE:">>)).
+
+profile_if_slow_profiles_only_slow_calls(_Config) ->
+    Opts = ?NOLOAD#{threshold => 100},
+    [fast = beamprof:profile_if_slow(fun() -> fast end, Opts) || _ <- lists:seq(1, 20)],
+    slow = beamprof:profile_if_slow(fun() -> timer:sleep(250), slow end, Opts),
+    Events = events(2 * 21 + 3),
+    Slow = [M || {slow_operation, M, _} <- Events],
+    ?assertMatch([#{duration := _, threshold := 100}], Slow),
+    [#{duration := D}] = Slow,
+    ?assert(erlang:convert_time_unit(D, native, millisecond) >= 250),
+    [{#{samples := N}, #{profile := #{stacks := Stacks}}}] = [{M, Meta} || {sample, M, Meta} <- Events],
+    ?assert(N >= 1),
+    %% Sampled from the threshold on: the slow call sleeps.
+    ?assert(lists:any(fun({Frames, _}) -> lists:member(<<"timer:sleep/1">>, Frames) end, Stacks)),
+    no_more_events().
+
+production_event(_Config) ->
+    ok = beamprof:profile_production(fun() -> ok end, #{sample_rate => 1.0, check_load => false}),
+    ?assertMatch([_], [M || {production, #{duration := _} = M, _} <- events(5)]),
+    ?assertError({badarg, "Expected only one of rate and sample_rate"},
+                 beamprof:profile_production(fun() -> ok end, #{sample_rate => 1.0, rate => 1.0})).
+
+memory_strategy(_Config) ->
+    L = beamprof:profile_memory(fun() -> lists:seq(1, 200000) end, ?NOLOAD),
+    ?assertEqual(200000, length(L)),
+    [{memory, #{before := B, 'after' := A, delta := D}, Meta}] =
+        [E || {memory, _, _} = E <- events(4)],
+    ?assertEqual(A - B, D),
+    #{by_type := #{total := #{delta := D}, processes := _}, process := #{total_heap_size := #{delta := H}}} = Meta,
+    ?assert(H > 200000 * 8),
+    %% Below the threshold: no memory event.
+    ok = beamprof:profile_memory(fun() -> ok end, ?NOLOAD#{threshold => 1 bsl 40}),
+    ?assertEqual([], [E || {memory, _, _} = E <- events(3)]).
+
+calls_strategies(_Config) ->
+    [begin
+         ?assertEqual(500500, beamprof:profile_calls(fun() -> sum(1000) end, ?NOLOAD#{strategy => S})),
+         [{calls, #{calls := N}, #{functions := Fs, strategy := S}}] =
+             [E || {calls, _, _} = E <- events(4)],
+         ?assert(N >= 1000),
+         ?assert(lists:any(fun(F) -> element(1, F) =:= {?MODULE, sum, 1} end, Fs), S)
+     end || S <- [calls, eprof, cprof, fprof, call_graph]],
+    ok = beamprof:profile_calls(fun() -> sum(3), ok end, ?NOLOAD#{strategy => call_graph}),
+    [#{call_graph := Graph}] = [M || {calls, _, M} <- events(4)],
+    ?assert(lists:any(fun(#{function := {?MODULE, sum, 1}, callers := Cs}) -> Cs =/= [];
+                         (_) -> false end, Graph)).
+
+%% A node whose memory limit is 1 byte: the C thread closes the gate on its first tick.
+gate_closed_nothing_profiled(_Config) ->
+    ok = beamprof:start(#{memory_limit => 1, tick => 10}),
+    attach(),
+    wait_until(fun() -> beamprof:gate() =:= closed end, 5000),
+    [?assertEqual(7, beamprof:Entry(fun() -> 7 end, #{strategy => S}))
+     || {Entry, S} <- [{profile, sample}, {profile_memory, memory}, {profile_calls, calls},
+                       {profile_calls, fprof}]],
+    Events = events(4),
+    ?assertEqual([stop, stop, stop, stop], [E || {E, _, _} <- Events]),
+    [?assertMatch(#{skipped := gate_closed}, M) || {_, _, M} <- Events],
+    ?assertEqual(none, beamprof_profile_trace:lock_holder()),
+    %% check_load => false profiles anyway.
+    ok = beamprof:profile(fun() -> ok end, #{check_load => false}),
+    ?assertMatch([start, stop | _], [E || {E, _, _} <- events(4)]),
+    no_more_events().
+
+busy_tracing_lock(_Config) ->
+    Self = self(),
+    Holder = spawn_link(fun() ->
+                                R = beamprof:profile_calls(fun() -> Self ! {holding, self()},
+                                                                    receive go -> held end end,
+                                                           ?NOLOAD),
+                                Self ! {done, R}
+                        end),
+    receive {holding, Holder} -> ok after 10000 -> ct:fail(no_holder) end,
+    ?assertEqual(calls, beamprof_profile_trace:lock_holder()),
+    [?assertEqual({error, {busy, calls}},
+                  beamprof:profile_calls(fun() -> ct:fail(must_not_run) end, ?NOLOAD#{strategy => S}))
+     || S <- [calls, eprof, cprof, fprof, call_graph]],
+    ?assertEqual({error, {busy, calls}},
+                 beamprof:profile(fun() -> ct:fail(must_not_run) end, ?NOLOAD#{strategy => eprof})),
+    Holder ! go,
+    receive {done, held} -> ok after 10000 -> ct:fail(holder_not_done) end,
+    ?assertEqual(none, beamprof_profile_trace:lock_holder()),
+    ?assertEqual(3, beamprof:profile_calls(fun() -> 3 end, ?NOLOAD)).
+
+trace_cleaned_after_exception_and_kill(_Config) ->
+    [begin
+         ?assertError(boom, beamprof:profile_calls(fun() -> error(boom) end, ?NOLOAD#{strategy => S})),
+         assert_no_breakpoints(),
+         ?assertEqual(none, beamprof_profile_trace:lock_holder())
+     end || S <- [calls, eprof, cprof, fprof]],
+    Self = self(),
+    Victim = spawn(fun() -> beamprof:profile_calls(fun() -> Self ! traced, receive never -> ok end end,
+                                                   ?NOLOAD#{strategy => eprof}) end),
+    receive traced -> ok after 10000 -> ct:fail(not_traced) end,
+    ?assertEqual({call_time, []}, erlang:trace_info({lists, seq, 2}, call_time)),
+    exit(Victim, kill),
+    wait_until(fun() -> beamprof_profile_trace:lock_holder() =:= none end, 5000),
+    assert_no_breakpoints().
+
+assert_no_breakpoints() ->
+    ?assertEqual({call_time, false}, erlang:trace_info({lists, seq, 2}, call_time)),
+    ?assertEqual({call_count, false}, erlang:trace_info({lists, seq, 2}, call_count)),
+    ?assertEqual({flags, []}, erlang:trace_info(self(), flags)).
+
+flame_graph_writes_file(Config) ->
+    Dir = ?config(priv_dir, Config),
+    [begin
+         Path = filename:join(Dir, "work." ++ Ext),
+         ?assertEqual(ok, beamprof:flame_graph(fun() -> wrapper(100) end, ?NOLOAD#{output => Path})),
+         {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
+         ?assertEqual(8#600, Mode band 8#777),
+         {ok, Bin} = file:read_file(Path),
+         ?assertNotEqual(nomatch, binary:match(Bin, Expect), Ext),
+         [#{output := Written}] = [M || {complete, _, M} <- events(4)],
+         ?assertEqual(Path, unicode:characters_to_list(Written))
+     end || {Ext, Expect} <- [{"svg", <<"<svg">>}, {"folded", <<"burn/1 ">>},
+                              {"json", <<"speedscope">>}, {"html", <<"burn/1">>}]],
+    ?assertError({badarg, "Expected option output" ++ _}, beamprof:flame_graph(fun() -> ok end, #{})).
+
+async_off_callers_path(_Config) ->
+    Self = self(),
+    ok = beamprof:attach(who, [beamprof, profile, complete],
+                         fun(_, _, _, _) -> Self ! {complete_from, self()} end, nil),
+    [begin
+         ok = beamprof:profile(fun() -> ok end, ?NOLOAD#{async => true, strategy => S}),
+         receive {complete_from, Pid} -> ?assertNotEqual(self(), Pid)
+         after 5000 -> ct:fail(no_complete)
+         end
+     end || S <- [sample, memory, calls]],
+    ok = beamprof:profile(fun() -> ok end, ?NOLOAD#{async => false}),
+    receive {complete_from, Pid} -> ?assertEqual(self(), Pid) after 5000 -> ct:fail(no_complete) end.
+
+env_option(_Config) ->
+    ok = application:set_env(beamprof, env, prod),
+    ok = beamprof:profile(fun() -> ok end, ?NOLOAD#{env => [staging]}),
+    no_more_events(),
+    ok = beamprof:profile(fun() -> ok end, ?NOLOAD#{env => [staging, prod]}),
+    ?assertMatch([start | _], [E || {E, _, _} <- events(4)]),
+    ok = application:set_env(beamprof, env, fun() -> staging end),
+    ok = beamprof:profile(fun() -> ok end, ?NOLOAD#{env => [staging]}),
+    ?assertMatch([start | _], [E || {E, _, _} <- events(4)]).
+
+emit_metrics_false(Config) ->
+    Path = filename:join(?config(priv_dir, Config), "quiet.folded"),
+    ok = beamprof:flame_graph(fun() -> wrapper(50) end, ?NOLOAD#{emit_metrics => false, output => Path}),
+    no_more_events(),
+    ?assertMatch({ok, _}, file:read_file_info(Path)).
+
+nested_calls_profiled_once(_Config) ->
+    Inner = fun() -> beamprof:profile(fun() -> 1 end, ?NOLOAD) end,
+    ?assertEqual(1, beamprof:profile(fun() -> beamprof:profile(Inner, ?NOLOAD) end, ?NOLOAD)),
+    ?assertEqual(1, length([S || {start, _, _} = S <- events(4)])),
+    no_more_events().
+
+duration_caps_sampling(_Config) ->
+    ok = beamprof:profile(fun() -> timer:sleep(400) end, ?NOLOAD#{duration => 50, interval => 5}),
+    [N] = [N || {sample, #{samples := N}, _} <- events(4)],
+    ct:log("samples with a 50 ms cap at 5 ms: ~B", [N]),
+    ?assert(N >= 1 andalso N =< 12).
+
+backtrace_depth_restored(_Config) ->
+    Old = erlang:system_flag(backtrace_depth, 5),
+    try
+        Self = self(),
+        %% The depth in force shows as the length of the current stacktrace of a process
+        %% 40 calls deep (a and b call each other), read once the sampler has started.
+        {Pid, Ref} = spawn_monitor(fun() ->
+                                           ok = beamprof:profile(fun() -> timer:sleep(100),
+                                                                          _ = a(40, Self), ok end,
+                                                                 ?NOLOAD)
+                                   end),
+        receive {deep, Pid} -> ok after 5000 -> ct:fail(not_deep) end,
+        {current_stacktrace, Deep} = erlang:process_info(Pid, current_stacktrace),
+        Pid ! go,
+        receive {'DOWN', Ref, process, Pid, normal} -> ok after 5000 -> ct:fail(no_exit) end,
+        ct:log("~B frames: ~p", [length(Deep), Deep]),
+        ?assert(length(Deep) > 40),
+        wait_until(fun() -> whereis(beamprof_profile_depth) =:= undefined end, 5000),
+        ?assertEqual(5, erlang:system_flag(backtrace_depth, 5)),
+        %% Samplers overlapping in time: the flag comes back once the last one ends.
+        Pids = [spawn_monitor(fun() -> beamprof:profile(fun() -> timer:sleep(20 * I) end, ?NOLOAD) end)
+                || I <- lists:seq(1, 6)],
+        [receive {'DOWN', R, process, P, normal} -> ok after 5000 -> ct:fail(no_exit) end
+         || {P, R} <- Pids],
+        wait_until(fun() -> whereis(beamprof_profile_depth) =:= undefined end, 5000),
+        ?assertEqual(5, erlang:system_flag(backtrace_depth, 5))
+    after
+        erlang:system_flag(backtrace_depth, Old)
+    end.
+
+options_refused(_Config) ->
+    ?assertError({badarg, "Unknown option nope" ++ _}, beamprof:profile(fun() -> ok end, #{nope => 1})),
+    ?assertError({badarg, "Expected option rate" ++ _}, beamprof:profile(fun() -> ok end, #{rate => 2})),
+    ?assertError({badarg, "Expected option strategy of profile_if_slow" ++ _},
+                 beamprof:profile_if_slow(fun() -> ok end, #{strategy => calls})),
+    ?assertError({badarg, "Option threshold applies" ++ _},
+                 beamprof:profile(fun() -> ok end, #{strategy => cprof, threshold => 5})),
+    ?assertError({badarg, "Expected a fun of arity 0"}, beamprof_profile:profile(fun(_) -> ok end, #{})),
+    ?assertError(function_clause, beamprof:flame_graph(fun(_) -> ok end, #{})).
+
+prop_transparent(_Config) -> check(prop_beamprof_profile:prop_transparent(), 300).
+prop_transparent_traced(_Config) -> check(prop_beamprof_profile:prop_transparent_traced(), 30).
+prop_bad_options_refused(_Config) -> check(prop_beamprof_profile:prop_bad_options_refused(), 300).
+
+check(Prop, N) ->
+    detach(),
+    case proper:quickcheck(Prop, [{numtests, N}, {to_file, user}, long_result]) of
+        true -> ok;
+        CounterExample -> ct:fail({counterexample, CounterExample})
+    end.
+
+%% --- workloads -----------------------------------------------------------------------------
+
+wrapper(Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    wrapper_loop(Deadline).
+
+wrapper_loop(Deadline) ->
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true -> ok;
+        false -> _ = burn(2000), wrapper_loop(Deadline)
+    end.
+
+burn(0) -> ok;
+burn(N) -> _ = erlang:phash2(N), burn(N - 1).
+
+spin(Ms) -> wrapper(Ms).
+
+%% Mutual recursion: a stacktrace collapses a function calling itself, not two alternating.
+a(0, P) -> P ! {deep, self()}, receive go -> 0 end;
+a(N, P) -> 1 + b(N - 1, P).
+
+b(N, P) -> 1 + a(N, P).
+
+sum(0) -> 0;
+sum(N) -> N + sum(N - 1).
+
+raise(Class, Reason) -> erlang:Class(Reason).
+
+catch_it(Fun) ->
+    try Fun() of V -> ct:fail({returned, V})
+    catch Class:Reason:Stack -> {Class, Reason, Stack}
+    end.
+
+%% --- events --------------------------------------------------------------------------------
+
+attach() ->
+    Self = self(),
+    ok = beamprof:attach_many(?MODULE, [[beamprof, profile, E] || E <- ?EVENTS],
+                              fun([_, _, E], M, Meta, _) -> Self ! {profile_event, E, M, Meta} end,
+                              nil).
+
+detach() ->
+    _ = beamprof:detach(?MODULE),
+    ok.
+
+%% Up to N events, in order; stops early after 500 ms with none.
+events(N) ->
+    events(N, []).
+
+events(0, Acc) -> lists:reverse(Acc);
+events(N, Acc) ->
+    receive {profile_event, E, M, Meta} -> events(N - 1, [{E, M, Meta} | Acc])
+    after 500 -> lists:reverse(Acc)
+    end.
+
+no_more_events() ->
+    receive {profile_event, E, _, _} = Ev -> ct:fail({unexpected_event, E, Ev})
+    after 100 -> ok
+    end.
+
+wait_until(Fun, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_until(Fun, Deadline, Timeout).
+
+wait_until(Fun, Deadline, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout, Timeout});
+                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
+            end
+    end.
