@@ -147,10 +147,15 @@ default_skip_queue() ->
 %% Runs Fun in a fresh process (a clean, small heap; nothing of the scan
 %% stays in the caller's) and returns its value.
 isolated(Fun) ->
-    {Pid, Ref} = spawn_monitor(fun() -> exit({?MODULE, Fun()}) end),
+    Self = self(),
+    Tag = make_ref(),
+    {Pid, Ref} = spawn_monitor(fun() -> Self ! {Tag, Fun()} end),
     receive
-        {'DOWN', Ref, process, Pid, {?MODULE, Result}} -> Result;
-        {'DOWN', Ref, process, Pid, Reason} -> erlang:error({scan_failed, Reason})
+        {Tag, Result} ->
+            erlang:demonitor(Ref, [flush]),
+            Result;
+        {'DOWN', Ref, process, Pid, Reason} ->
+            erlang:error({scan_failed, Reason})
     end.
 
 check_n(N, Args) ->
@@ -161,11 +166,13 @@ check_opts(Opts, Args) ->
     check(is_map(Opts), "Expected options to be a map", Args),
     maps:foreach(fun(window_ms, V) when is_integer(V), V >= 0, V =< 60000 -> ok;
                     (skip_queue, V) when is_integer(V), V > 0 -> ok;
-                    (K, _) -> check(false, lists:flatten(
-                                             io_lib:format("Bad option ~0tp: expected window_ms "
-                                                           "(0..60000) or skip_queue (> 0)",
-                                                           [K])), Args)
+                    (K, _) -> bad(lists:flatten(
+                                    io_lib:format("Bad option ~0tp: expected window_ms "
+                                                  "(0..60000) or skip_queue (> 0)", [K])), Args)
                  end, Opts).
 
 check(true, _Message, _Args) -> ok;
-check(false, Message, Args) -> erlang:error({badarg, Message}, Args).
+check(false, Message, Args) -> bad(Message, Args).
+
+-spec bad(string(), list()) -> no_return().
+bad(Message, Args) -> erlang:error({badarg, Message}, Args).
