@@ -3,6 +3,7 @@
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20).
+# SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000]).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
@@ -13,11 +14,12 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
 fi
 mkdir -p "$OUT"
 erlc -o "$OUT" "$ROOT"/bench/*.erl
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead scan_bench
 for bench in "$@"; do
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
         gate_bench|events_bench) call="$bench:run()" ;;
+        scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     # warning: the application stop reports (notice) would clutter the tables.

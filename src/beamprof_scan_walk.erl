@@ -108,7 +108,7 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
             tq = topk(message_queue_len, Keys, N), tm = topk(memory, Keys, N),
             tt = topk(total_heap_size, Keys, N), tr = topk(reductions, Keys, N)},
     W1 = begin_window(W0, Size),
-    {W, Slices, Cpu} = slices(Buf, ?SLICE_FIRST, fun visit/2, W1, 0, 0),
+    {W, Slices, Cpu} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, 0, 0),
     #{tops => tops(W), scanned => Size - W#w.gone, skipped => W#w.skipped,
       gone => W#w.gone, duration_us => us(erlang:monotonic_time() - Start),
       cpu_us => Cpu div 1000, slices => Slices, generation => W#w.gen,
@@ -176,6 +176,26 @@ adapt(Size, Wall) when Wall =< 0 -> min(?SLICE_MAX, Size * 2);
 adapt(Size, Wall) ->
     Next = Size * ?SLICE_NS div Wall,
     max(?SLICE_MIN, min(?SLICE_MAX, min(Size * 2, Next))).
+
+%% Reductions alone (no memory, no histogram, no queue threshold): the queue
+%% is not asked, since `reductions' does not walk it.
+visitor(#w{keys = Keys, need_mem = false, need_ths = false, qh = undefined,
+           lmq = infinity, window = Window})
+  when Window =/= undefined, (Keys =:= [] orelse Keys =:= [reductions]) ->
+    fun visit_reds/2;
+visitor(_W) ->
+    fun visit/2.
+
+visit_reds(P, W) ->
+    case erlang:process_info(P, reductions) of
+        {reductions, R} ->
+            case ?NIF:scan_window_update(W#w.window, P, R, 0) of
+                D when is_integer(D) -> offer_reds(P, D, W#w.tr, W#w.fr, W);
+                {D, _} -> offer_reds(P, D, W#w.tr, W#w.fr, W)
+            end;
+        undefined ->
+            W#w{gone = W#w.gone + 1}
+    end.
 
 %% The hot path: in the common case (nothing enters a top-K, no histogram)
 %% the state is returned unchanged, so nothing is allocated per process
