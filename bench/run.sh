@@ -3,7 +3,8 @@
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
-# NATIVE_RUNS the runs per rate of native_bench (default 5).
+# NATIVE_RUNS the runs per rate of native_bench (default 5);
+# SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000]).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
@@ -14,7 +15,7 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
 fi
 mkdir -p "$OUT"
 erlc -o "$OUT" "$ROOT"/bench/*.erl
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench profile_bench
+[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench profile_bench scan_bench
 for bench in "$@"; do
     flags=""
     case "$bench" in
@@ -23,6 +24,7 @@ for bench in "$@"; do
         flame_bench) call="flame_bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-5})"; flags="+JPperf map" ;;
         profile_bench) call="profile_bench:run()" ;;
+        scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     # warning: the application stop reports (notice) would clutter the tables.

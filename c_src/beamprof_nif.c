@@ -21,6 +21,8 @@
 #include "bp_ring.h"
 #include "bp_sampler.h"
 #include "bp_symbols_nif.h"
+
+#include "bp_scan_nif.h"
 #include "bp_threads.h"
 #include "bp_unwind.h"
 
@@ -150,6 +152,8 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
     (void)info;
     bp_atoms_make(env);
     bp_symbols_nif_load(env);
+    if (bp_scan_open(env) != 0)
+        return 1;
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -184,6 +188,8 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
     (void)info;
     bp_atoms_make(env);
     bp_symbols_nif_load(env);
+    if (bp_scan_open(env) != 0)
+        return 1;
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -572,6 +578,8 @@ static ErlNifFunc nif_funcs[] = {
     {"native_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"native_jit_symbols", 0, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"native_frame_layout", 0, bp_native_frame_layout_nif, 0},
+
+    BP_SCAN_NIFS,
 };
 
 ERL_NIF_INIT(beamprof_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)

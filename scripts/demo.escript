@@ -26,6 +26,9 @@ main(_) ->
     io:format("~ngate: ~p~n", [beamprof:gate_info()]),
     print_event(Closed),
     profile_while_closed(),
+
+    section("Top processes under load (beamprof:top/2, yielding scan)"),
+    scan_rows(),
     section("Load stopped"),
     [exit(P, kill) || P <- Load],
     Opened = wait_event([beamprof, gate, open], 20000),
@@ -61,6 +64,16 @@ native_demo(Root) ->
     ok.
 
 section(Title) -> io:format("~n== ~s ==~n", [Title]).
+
+scan_rows() ->
+    lists:foreach(
+      fun(Key) ->
+              {Us, Rows} = timer:tc(beamprof, top, [Key, 3]),
+              io:format("top(~p, 3) in ~B ms~n", [Key, Us div 1000]),
+              [io:format("  ~p value ~p name ~p initial_call ~p memory ~p~n",
+                         [P, V, N, I, M])
+               || #{pid := P, value := V, name := N, initial_call := I, memory := M} <- Rows]
+      end, [message_queue_len, memory, reductions]).
 
 wait_samples(N) ->
     Ref = make_ref(), Self = self(),

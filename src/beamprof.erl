@@ -34,6 +34,8 @@
 -export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
          profile_calls/2, flame_graph/2]).
 
+-export([top/2, top_ports/2]).
+
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
 
@@ -94,6 +96,20 @@ top() ->
         {error, _} = Error -> Error;
         Sample -> io:put_chars(beamprof_format:snapshot(Sample))
     end.
+
+%% @doc The `N' processes with the largest `Key' (`message_queue_len',
+%% `memory', `reductions' over a window, `total_heap_size') as rows; see
+%% `beamprof_scan:top/3'. Yields every millisecond; its heap stays flat.
+-spec top(Key :: beamprof_scan:key(), N :: 1..10000) -> [beamprof_scan_rows:row()].
+top(Key, N) ->
+    beamprof_scan:top(Key, N).
+
+%% @doc The `N' ports with the largest `Key' (`queue_size', `memory',
+%% `input', `output') as rows; see `beamprof_scan:top_ports/3'.
+-spec top_ports(Key :: beamprof_scan:port_key(), N :: 1..10000) ->
+          [beamprof_scan_rows:port_row()].
+top_ports(Key, N) ->
+    beamprof_scan:top_ports(Key, N).
 
 %% @doc `open' when profiling is allowed now, `closed' when the node is too
 %% busy or too short of memory. `open' when beamprof is not running.

@@ -1,0 +1,161 @@
+%% What finding the top processes costs, beamprof's scan against the naive
+%% list comprehension plus sort (and recon's proc_count/2 and proc_window/3
+%% when recon is on the code path), on a peer node of 10k, 100k and 500k
+%% idle processes (+P raised).
+%%
+%% For each method: CPU of the whole peer VM (`statistics(runtime)', all
+%% threads, ms; the peer is otherwise quiet), the peak
+%% heap of the process doing the work (garbage-collection trace: heap + old
+%% heap blocks + heap fragments; for beamprof, the scanner process), and the
+%% worst lateness of a process that wakes every 1 ms. Median of 3 runs.
+%% The reductions window is 1000 ms for every method; its CPU is what the
+%% VM spent over the whole call (the idle window costs next to nothing).
+-module(scan_bench).
+
+-export([run/0, run/1]).
+%% run on the peer
+-export([spawn_idle/1, measure/2]).
+
+-define(RUNS, 3).
+-define(WINDOW_MS, 1000).
+
+run() ->
+    run([10000, 100000, 500000]).
+
+run(Sizes) ->
+    io:format("~nscan_bench: top processes, beamprof against the naive way "
+              "(CPU of the whole VM, peak heap of the worker, worst 1 ms ping lateness)~n"),
+    Recon = code:which(recon) =/= non_existing,
+    Recon orelse io:format("  (recon is not on the code path: its columns are skipped)~n"),
+    lists:foreach(fun(N) -> size_run(N, Recon) end, Sizes).
+
+size_run(N, Recon) ->
+    Paths = lists:append([["-pa", P] || P <- code:get_path()]),
+    {ok, Peer, _} = peer:start_link(#{connection => standard_io,
+                                      args => ["+P", integer_to_list(2 * N + 100000) | Paths]}),
+    try
+        ok = peer:call(Peer, ?MODULE, spawn_idle, [N], 120000),
+        Methods = methods(Recon),
+        Rows = [{Name, median_run(Peer, Method)} || {Name, Method} <- Methods],
+        io:format("~n  ~B idle processes~n", [N]),
+        {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
+        bench_util:print_table(
+          ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
+           "peak heap KiB", "worst gap ms"],
+          [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
+            ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
+            bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000)]
+           || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap}} <- Rows]),
+        io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
+                  "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
+                  "window' subtracts the idle row)~n", [?WINDOW_MS])
+    after
+        peer:stop(Peer)
+    end.
+
+methods(Recon) ->
+    Base = [{{naive, comprehension}, {naive, [memory, message_queue_len]}},
+            {{idle, window}, idle},
+            {{beamprof, message_queue_len}, {beamprof, [message_queue_len]}},
+            {{naive, message_queue_len}, {naive, message_queue_len}},
+            {{beamprof, memory}, {beamprof, [memory]}},
+            {{naive, memory}, {naive, memory}},
+            {{beamprof, reductions}, {beamprof, [reductions]}},
+            {{naive, reductions}, {naive_window, reductions}}],
+    case Recon of
+        true -> Base ++ [{{recon, memory}, {recon, memory}},
+                         {{recon, message_queue_len}, {recon, message_queue_len}},
+                         {{recon, reductions}, {recon_window, reductions}}];
+        false -> Base
+    end.
+
+label({Who, Key}) -> atom_to_list(Who) ++ " " ++ atom_to_list(Key).
+
+beyond({_, reductions}, Cpu, Idle) -> bench_util:fmt(max(0, Cpu - Idle) / 1.0e6);
+beyond(_, _, _) -> "".
+
+ratio({idle, _}, _, _) -> "";
+ratio({naive, comprehension}, Cpu, Rows) ->
+    {_, #{cpu_ns := Base}} = lists:keyfind({naive, comprehension}, 1, Rows),
+    bench_util:ratio(Cpu, Base);
+ratio({_, Key}, Cpu, Rows) ->
+    case lists:keyfind({naive, Key}, 1, Rows) of
+        {_, #{cpu_ns := Base}} -> bench_util:ratio(Cpu, Base);
+        false -> "n/a"
+    end.
+
+median_run(Peer, Method) ->
+    Runs = [peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
+            || _ <- lists:seq(1, ?RUNS)],
+    Pick = fun(K) -> bench_util:median([maps:get(K, R) || R <- Runs]) end,
+    #{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => Pick(gap_us)}.
+
+%% --- on the peer ---------------------------------------------------------------
+
+spawn_idle(N) ->
+    Parent = self(),
+    spawn(fun() ->
+                  [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
+                  Parent ! spawned,
+                  receive stop -> ok end
+          end),
+    receive spawned -> ok end.
+
+%% Runs Method in a fresh process traced for GC, with a 1 ms pinger.
+measure(Method, _Caller) ->
+    erlang:garbage_collect(),
+    Pinger = spawn(fun() -> ping(erlang:monotonic_time(microsecond), 0) end),
+    Tracer = spawn(fun() -> gc_peak(0) end),
+    Self = self(),
+    Worker = spawn(fun() -> receive go -> ok end, _ = work(Method), Self ! done end),
+    1 = erlang:trace(Worker, true, [garbage_collection, {tracer, Tracer}]),
+    timer:sleep(20),
+    {C0, _} = erlang:statistics(runtime),
+    Worker ! go,
+    receive done -> ok end,
+    {C1, _} = erlang:statistics(runtime),
+    Pinger ! {stop, self()},
+    Gap = receive {gap, G} -> G end,
+    Tracer ! {stop, self()},
+    Peak = receive {peak, P} -> P end,
+    #{cpu_ns => (C1 - C0) * 1000000, heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
+
+work({beamprof, Keys}) ->
+    beamprof_scan:local_top(Keys, 10, #{window_ms => ?WINDOW_MS});
+work(idle) ->
+    timer:sleep(?WINDOW_MS);
+work({naive, [_ | _] = Items}) ->
+    lists:sublist(lists:reverse(lists:keysort(2, [{P, erlang:process_info(P, Items)}
+                                                   || P <- erlang:processes()])), 10);
+work({naive, Key}) ->
+    lists:sublist(lists:reverse(lists:keysort(2, [{P, erlang:process_info(P, Key)}
+                                                   || P <- erlang:processes()])), 10);
+work({naive_window, reductions}) ->
+    First = maps:from_list([{P, R} || P <- erlang:processes(),
+                                      {reductions, R} <- [erlang:process_info(P, reductions)]]),
+    timer:sleep(?WINDOW_MS),
+    Deltas = [{P, R - maps:get(P, First, 0)}
+              || P <- erlang:processes(), {reductions, R} <- [erlang:process_info(P, reductions)]],
+    lists:sublist(lists:reverse(lists:keysort(2, Deltas)), 10);
+work({recon, Key}) ->
+    apply(recon, proc_count, [Key, 10]);
+work({recon_window, Key}) ->
+    apply(recon, proc_window, [Key, 10, ?WINDOW_MS]).
+
+ping(Last, Max) ->
+    receive {stop, From} -> From ! {gap, Max}
+    after 1 ->
+            Now = erlang:monotonic_time(microsecond),
+            ping(Now, max(Max, Now - Last - 1000))
+    end.
+
+gc_peak(Peak) ->
+    receive
+        {trace, _, _Event, Info} when is_list(Info) ->
+            Size = proplists:get_value(heap_block_size, Info, 0)
+                + proplists:get_value(old_heap_block_size, Info, 0)
+                + proplists:get_value(mbuf_size, Info, 0),
+            gc_peak(max(Peak, Size));
+        {stop, From} ->
+            From ! {peak, Peak}
+    end.

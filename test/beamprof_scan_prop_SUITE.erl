@@ -1,0 +1,32 @@
+%% Runs the PropEr properties of the scan's NIFs (prop_beamprof_scan) from
+%% Common Test.
+-module(beamprof_scan_prop_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([topk/1, hist/1, window/1, random_args/1]).
+
+all() -> [topk, hist, window, random_args].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+topk(_Config) -> check(prop_beamprof_scan:prop_topk(), 1000).
+
+hist(_Config) -> check(prop_beamprof_scan:prop_hist(), 1000).
+
+window(_Config) -> check(prop_beamprof_scan:prop_window(), 500).
+
+random_args(_Config) -> check(prop_beamprof_scan:prop_random_args(), 5000).
+
+check(Prop, N) ->
+    Opts = [{numtests, N}, {to_file, user}, long_result],
+    case proper:quickcheck(Prop, Opts) of
+        true -> ok;
+        CounterExample -> ct:fail({counterexample, CounterExample})
+    end.
