@@ -24,7 +24,8 @@
                     reopen_ticks := pos_integer(),
                     memory_limit := auto | pos_integer(),
                     event_prefix := [atom(), ...],
-                    vm_events := boolean()}.
+                    vm_events := boolean(),
+                    system_monitor := false | beamprof_monitor:options() | map() | list()}.
 %% A complete, validated configuration.
 
 -type options() :: #{atom() => term()} | [{atom(), term()}].
@@ -46,7 +47,8 @@ defaults() ->
       reopen_ticks => 3,
       memory_limit => auto,
       event_prefix => [beamprof],
-      vm_events => true}.
+      vm_events => true,
+      system_monitor => beamprof_monitor:defaults()}.
 
 %% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
 %% naming the first bad option.
@@ -109,6 +111,11 @@ check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
 check(memory_limit, auto, _) -> ok;
 check(memory_limit, V, _) when is_integer(V), V > 0 -> ok;
 check(vm_events, V, _) when is_boolean(V) -> ok;
+check(system_monitor, V, O) ->
+    case beamprof_monitor:check(V) of
+        ok -> ok;
+        {error, Message} -> bad(O, Message)
+    end;
 check(event_prefix, V, O) ->
     beamprof_handlers:is_event_name(V) orelse bad_option(event_prefix, V, O), ok;
 check(Key, V, _) when is_float(V), V > 0.0, V =< 1.0,
