@@ -29,6 +29,7 @@
 
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
+-export([top/1]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -78,17 +79,55 @@ stop() ->
     end.
 
 %% @doc The latest sample (at most one interval old): schedulers, run
-%% queues, memory, counts, rates and the gate. See the README for the keys.
+%% queues, memory, counts, rates, the gate and `system_monitor'
+%% (`beamprof_monitor:status/0'). See the README for the keys.
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
-    beamprof_sampler:snapshot().
+    case beamprof_sampler:snapshot() of
+        {error, _} = Error -> Error;
+        Sample -> Sample#{system_monitor => beamprof_monitor:status()}
+    end.
 
-%% @doc Prints the latest sample as a compact table.
+%% @doc Prints one screen (`beamprof_top:render/3'): scheduler utilization
+%% per scheduler and in total, memory by kind and against the limit, the
+%% gate and the system monitor, and the top 5 processes by message queue, by
+%% memory and by reductions over the scan's window.
 -spec top() -> ok | {error, not_started}.
 top() ->
+    case screen() of
+        {error, _} = Error -> Error;
+        Text -> beamprof_top:print(Text)
+    end.
+
+%% @doc `top(live)': prints `top()' in place every second until Enter (or q
+%% and Enter) is pressed. A shell reads whole lines, so a single key cannot
+%% stop it.
+-spec top(live) -> ok | {error, not_started}.
+top(live) ->
     case snapshot() of
         {error, _} = Error -> Error;
-        Sample -> io:put_chars(beamprof_format:snapshot(Sample))
+        _ -> beamprof_top:live(fun() -> case screen() of
+                                             {error, _} -> "beamprof is not running\n";
+                                             Text -> Text
+                                         end
+                               end, #{})
+    end.
+
+screen() ->
+    case snapshot() of
+        {error, _} = Error -> Error;
+        Sample -> beamprof_top:render(Sample, top_tables(5), #{})
+    end.
+
+%% The three tables of the process scan (beamprof_scan, the scanner's
+%% branch); until it is part of the build, top/0 says "not scanned".
+-define(SCAN, beamprof_scan).
+top_tables(N) ->
+    Scan = ?SCAN,
+    _ = code:ensure_loaded(Scan),
+    case erlang:function_exported(Scan, top_all, 1) of
+        true -> Scan:top_all(N);
+        false -> {error, scanner_not_built}
     end.
 
 %% @doc `open' when profiling is allowed now, `closed' when the node is too
