@@ -53,6 +53,30 @@ defmodule BeamprofTest do
     assert output =~ "sched"
   end
 
+  test "top(:live) draws a frame and stops at the first line read" do
+    :ok = Beamprof.start(interval: @interval)
+    await_sample()
+    output = capture_io("q\n", fn -> assert :ok = Beamprof.top(:live) end)
+    assert output =~ "press Enter"
+    assert output =~ "system monitor on"
+    # the cursor is shown again
+    assert String.ends_with?(output, "\e[?25h\n")
+  end
+
+  test "top/0 and top(:live) when not started" do
+    assert {:error, :not_started} = Beamprof.top()
+    assert {:error, :not_started} = Beamprof.top(:live)
+  end
+
+  test "the system monitor is beamprof's while it runs and free after" do
+    assert :undefined == :erlang.system_monitor()
+    :ok = Beamprof.start(interval: @interval, system_monitor: [long_gc: 50])
+    assert %{state: :active, settings: settings} = :beamprof_monitor.status()
+    assert {:long_gc, 50} in settings
+    :ok = Beamprof.stop()
+    assert :undefined == :erlang.system_monitor()
+  end
+
   test "snapshot/0 has every documented key" do
     :ok = Beamprof.start(interval: @interval)
     await_sample()
