@@ -10,7 +10,7 @@
 
 all() ->
     [takes_free_monitor_and_clears_it, long_gc_and_large_heap, long_schedule, busy_port,
-     busy_dist_port_named, gone_process_named_undefined, existing_monitor_left_alone,
+     busy_dist_port_named, port_long_schedule_named, gone_process_named_undefined, existing_monitor_left_alone,
      taken_when_freed, taken_over_while_running_is_left, restarted_after_crash,
      storm_is_rate_limited, disabled, bad_options_refused].
 
@@ -205,6 +205,24 @@ busy_dist_port_named(_Config) ->
     ?assertMatch(#{pid := Suspended, port := Port, owner := _}, Meta),
     catch port_close(Port),
     stop_proc(Suspended).
+
+%% A port that ran too long (a driver callback): named by its port fields.
+port_long_schedule_named(_Config) ->
+    ok = beamprof:start(),
+    Ref = make_ref(),
+    Self = self(),
+    ok = beamprof:attach(Ref, [beamprof, monitor, long_schedule],
+                         fun(_, M, Meta, _) -> Self ! {Ref, M, Meta} end, nil),
+    Port = open_port({spawn_executable, "/bin/cat"}, []),
+    whereis(beamprof_monitor) ! {monitor, Port, long_schedule, [{timeout, 7}, {port_op, input}]},
+    receive
+        {Ref, M, Meta} ->
+            ?assertMatch(#{duration_ms := 7}, M),
+            ?assertEqual(#{port => Port, port_name => <<"/bin/cat">>, owner => self(),
+                           port_op => input}, Meta)
+    after 10000 -> ct:fail(no_event)
+    end,
+    port_close(Port).
 
 gone_process_named_undefined(_Config) ->
     ok = beamprof:start(),
