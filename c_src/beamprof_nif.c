@@ -19,6 +19,7 @@
 #include "bp_memory.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
+#include "bp_scan_nif.h"
 #include "bp_threads.h"
 
 #define BP_STATE_MAGIC 0x62707266u /* "bprf" */
@@ -126,6 +127,8 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
 {
     (void)info;
     bp_atoms_make(env);
+    if (bp_scan_open(env) != 0)
+        return 1;
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -140,6 +143,8 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
 {
     (void)info;
     bp_atoms_make(env);
+    if (bp_scan_open(env) != 0)
+        return 1;
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
@@ -481,6 +486,7 @@ static ErlNifFunc nif_funcs[] = {
     {"memory", 0, bp_memory_nif, 0},
     {"history", 0, bp_history_nif, 0},
     {"sampler_info", 0, bp_sampler_info_nif, 0},
+    BP_SCAN_NIFS,
 };
 
 ERL_NIF_INIT(beamprof_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)

@@ -30,6 +30,7 @@
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
 -export([top/1]).
+-export([top/2, top_ports/2]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -129,6 +130,20 @@ top_tables(N) ->
         true -> Scan:top_all(N);
         false -> {error, scanner_not_built}
     end.
+
+%% @doc The `N' processes with the largest `Key' (`message_queue_len',
+%% `memory', `reductions' over a window, `total_heap_size') as rows; see
+%% `beamprof_scan:top/3'. Yields every millisecond; its heap stays flat.
+-spec top(Key :: beamprof_scan:key(), N :: 1..10000) -> [beamprof_scan_rows:row()].
+top(Key, N) ->
+    beamprof_scan:top(Key, N).
+
+%% @doc The `N' ports with the largest `Key' (`queue_size', `memory',
+%% `input', `output') as rows; see `beamprof_scan:top_ports/3'.
+-spec top_ports(Key :: beamprof_scan:port_key(), N :: 1..10000) ->
+          [beamprof_scan_rows:port_row()].
+top_ports(Key, N) ->
+    beamprof_scan:top_ports(Key, N).
 
 %% @doc `open' when profiling is allowed now, `closed' when the node is too
 %% busy or too short of memory. `open' when beamprof is not running.

@@ -25,7 +25,14 @@
                     memory_limit := auto | pos_integer(),
                     event_prefix := [atom(), ...],
                     vm_events := boolean(),
-                    system_monitor := false | beamprof_monitor:options() | map() | list()}.
+                    system_monitor := false | beamprof_monitor:options() | map() | list(),
+                    %% process and port scan (beamprof_scan_server)
+                    scan_interval := pos_integer() | off,
+                    scan_budget := float(),
+                    scan_skip_queue := pos_integer(),
+                    long_message_queue := pos_integer(),
+                    large_memory := pos_integer(),
+                    busy_port_queue := pos_integer()}.
 %% A complete, validated configuration.
 
 -type options() :: #{atom() => term()} | [{atom(), term()}].
@@ -48,7 +55,14 @@ defaults() ->
       memory_limit => auto,
       event_prefix => [beamprof],
       vm_events => true,
-      system_monitor => beamprof_monitor:defaults()}.
+      system_monitor => beamprof_monitor:defaults(),
+      %% process and port scan (beamprof_scan_server)
+      scan_interval => 10000,
+      scan_budget => 0.01,
+      scan_skip_queue => 10000,
+      long_message_queue => 10000,
+      large_memory => 100 * 1024 * 1024,
+      busy_port_queue => 8192}.
 
 %% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
 %% naming the first bad option.
@@ -118,6 +132,13 @@ check(system_monitor, V, O) ->
     end;
 check(event_prefix, V, O) ->
     beamprof_handlers:is_event_name(V) orelse bad_option(event_prefix, V, O), ok;
+%% process and port scan
+check(scan_interval, off, _) -> ok;
+check(scan_interval, V, _) when is_integer(V), V >= 100, V =< 86400000 -> ok;
+check(scan_budget, V, _) when is_float(V), V > 0.0, V =< 1.0 -> ok;
+check(Key, V, _) when is_integer(V), V > 0,
+                      (Key =:= scan_skip_queue orelse Key =:= long_message_queue orelse
+                       Key =:= large_memory orelse Key =:= busy_port_queue) -> ok;
 check(Key, V, _) when is_float(V), V > 0.0, V =< 1.0,
                       (Key =:= scheduler_high orelse Key =:= scheduler_low orelse
                        Key =:= memory_high orelse Key =:= memory_low) -> ok;
@@ -145,6 +166,12 @@ expectation(reopen_ticks) -> "an integer in 1..10000";
 expectation(memory_limit) -> "auto or a positive integer of bytes";
 expectation(vm_events) -> "a boolean";
 expectation(event_prefix) -> "a non-empty list of atoms";
+expectation(scan_interval) -> "off or an integer of milliseconds in 100..86400000";
+expectation(scan_budget) -> "a float fraction of one core in (0.0, 1.0]";
+expectation(scan_skip_queue) -> "a positive integer of messages";
+expectation(long_message_queue) -> "a positive integer of messages";
+expectation(large_memory) -> "a positive integer of bytes";
+expectation(busy_port_queue) -> "a positive integer of bytes";
 expectation(_) -> "a float in (0.0, 1.0]".
 
 known() ->

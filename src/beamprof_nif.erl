@@ -23,6 +23,12 @@ is then the only figure available).
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
+%% Process and port scan (bp_scan_nif.c): see beamprof_scan.
+-export([scan_buf_new/0, scan_buf_put/2, scan_buf_take/2, scan_buf_info/1,
+         scan_topk_new/1, scan_topk_add/3, scan_topk_list/1,
+         scan_hist_new/0, scan_hist_add/2, scan_hist_percentiles/2, scan_hist_info/1,
+         scan_window_new/0, scan_window_begin/2, scan_window_update/4,
+         scan_window_info/1, scan_thread_cpu/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
@@ -142,3 +148,88 @@ history() -> ?NOT_LOADED.
                           cpu_ns := non_neg_integer(),
                           threads := non_neg_integer()}.
 sampler_info() -> ?NOT_LOADED.
+
+%% --- process and port scan (c_src/bp_scan_nif.c) -----------------------------
+%% Resources are references; each holds its own mutex, so they may be shared,
+%% but the scanner uses each from one process. Every call's work is bounded.
+
+%% @doc A buffer of pids and ports, filled by `scan_buf_put/2' and read in
+%% order by `scan_buf_take/2'.
+-spec scan_buf_new() -> reference() | {error, enomem}.
+scan_buf_new() -> ?NOT_LOADED.
+
+%% @doc Keeps up to 20000 leading local pids or ports of `List' and returns
+%% the rest; call again with it until `[]'. Anything else in the chunk, or an
+%% improper list, raises badarg and keeps nothing.
+-spec scan_buf_put(Buf :: reference(), List :: [pid() | port()]) ->
+          [pid() | port()] | {error, enomem}.
+scan_buf_put(_Buf, _List) -> ?NOT_LOADED.
+
+%% @doc The next ids of the buffer, at most `Max' (1..16384); `[]' at the end.
+-spec scan_buf_take(Buf :: reference(), Max :: 1..16384) -> [pid() | port()].
+scan_buf_take(_Buf, _Max) -> ?NOT_LOADED.
+
+-spec scan_buf_info(Buf :: reference()) -> #{size := non_neg_integer(),
+                                             taken := non_neg_integer()}.
+scan_buf_info(_Buf) -> ?NOT_LOADED.
+
+%% @doc A top-K (K in 1..10000) of any terms keyed by 64-bit signed integers.
+-spec scan_topk_new(K :: 1..10000) -> reference() | {error, enomem}.
+scan_topk_new(_K) -> ?NOT_LOADED.
+
+%% @doc Offers `{Value, Item}'; returns the value the next offer must exceed
+%% (-2^63 until K items are kept). Ties keep the earlier item.
+-spec scan_topk_add(TopK :: reference(), Item :: term(), Value :: integer()) -> integer().
+scan_topk_add(_TopK, _Item, _Value) -> ?NOT_LOADED.
+
+%% @doc The kept items, largest value first, ties in offer order.
+-spec scan_topk_list(TopK :: reference()) -> [{integer(), term()}] | {error, enomem}.
+scan_topk_list(_TopK) -> ?NOT_LOADED.
+
+%% @doc A log-linear histogram of non-negative 64-bit integers (buckets at
+%% most 1/32 of their value wide; values below 64 exact).
+-spec scan_hist_new() -> reference() | {error, enomem}.
+scan_hist_new() -> ?NOT_LOADED.
+
+-spec scan_hist_add(Hist :: reference(), Value :: non_neg_integer()) -> ok.
+scan_hist_add(_Hist, _Value) -> ?NOT_LOADED.
+
+%% @doc Nearest-rank percentiles (each 0..100, at most 1000): the largest
+%% value of the bucket holding that rank, clamped to the minimum and maximum
+%% seen; 0 when empty.
+-spec scan_hist_percentiles(Hist :: reference(), Ps :: [number()]) -> [non_neg_integer()].
+scan_hist_percentiles(_Hist, _Ps) -> ?NOT_LOADED.
+
+-spec scan_hist_info(Hist :: reference()) ->
+          #{count := non_neg_integer(), min := non_neg_integer(),
+            max := non_neg_integer(), sum := non_neg_integer()}.
+scan_hist_info(_Hist) -> ?NOT_LOADED.
+
+%% @doc A window table: pid or port -> value and flags of the previous
+%% generation, so that a scan gets deltas (reductions over the window) and
+%% threshold crossings in time linear in the number of ids.
+-spec scan_window_new() -> reference() | {error, enomem}.
+scan_window_new() -> ?NOT_LOADED.
+
+%% @doc Starts the next generation, sized for `Expected' updates.
+-spec scan_window_begin(Window :: reference(), Expected :: non_neg_integer()) ->
+          pos_integer() | {error, enomem}.
+scan_window_begin(_Window, _Expected) -> ?NOT_LOADED.
+
+%% @doc Records `Value' and `Flags' (0..15) for `Id' in this generation;
+%% returns `Value' minus the previous generation's value (`Value' when `Id'
+%% is new there, 0 in the first generation), with the flags that rose.
+-spec scan_window_update(Window :: reference(), Id :: pid() | port(),
+                         Value :: non_neg_integer(), Flags :: 0..15) ->
+          non_neg_integer() | {non_neg_integer(), 1..15} | {error, no_generation}.
+scan_window_update(_Window, _Id, _Value, _Flags) -> ?NOT_LOADED.
+
+-spec scan_window_info(Window :: reference()) ->
+          #{generation := non_neg_integer(), entries := non_neg_integer(),
+            previous := non_neg_integer(), capacity := non_neg_integer(),
+            overflow := non_neg_integer()}.
+scan_window_info(_Window) -> ?NOT_LOADED.
+
+%% @doc CPU time of the calling scheduler thread, ns.
+-spec scan_thread_cpu() -> non_neg_integer().
+scan_thread_cpu() -> ?NOT_LOADED.

@@ -10,10 +10,11 @@ extern const struct bp_test_case bp_ring_tests[];
 extern const struct bp_test_case bp_memory_tests[];
 extern const struct bp_test_case bp_threads_tests[];
 extern const struct bp_test_case bp_concurrency_tests[];
+extern const struct bp_test_case bp_scan_tests[];
 
 static const struct bp_test_case *const tables[] = {
     bp_gate_tests, bp_ring_tests, bp_memory_tests, bp_threads_tests,
-    bp_concurrency_tests};
+    bp_concurrency_tests, bp_scan_tests};
 
 int main(void)
 {

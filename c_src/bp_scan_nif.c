@@ -1,0 +1,549 @@
+/* bp_scan_nif.c - the scan's NIF resources over the pure structures of
+ * bp_scan.c.
+ *
+ * Terms kept across calls (pids, ports, top-K items) are copied into a
+ * process-independent environment owned by the resource; the pure
+ * structures hold the copies' ERL_NIF_TERM words. Local pids and ports are
+ * immediates on OTP 25, so the copies cost no heap, but nothing here relies
+ * on it: the top-K environment is rebuilt with only the live items once
+ * evictions have left enough garbage in it, the window's two environments
+ * are cleared when their table's generation is recycled, and the window
+ * compares ids with enif_is_identical when their words differ.
+ *
+ * Locks: one ErlNifMutex per resource, held for one call, never with
+ * another lock (a leaf in the library's lock order).
+ */
+#include "bp_scan_nif.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "bp_atoms.h"
+#include "bp_scan.h"
+
+static_assert(sizeof(ERL_NIF_TERM) == sizeof(uint64_t), "a term is one 64-bit word");
+
+#define BP_SCAN_ATOMS(X)                                                     \
+    X(size) X(taken) X(count) X(min) X(max) X(sum) X(generation) X(entries)  \
+    X(previous) X(capacity) X(overflow) X(no_generation)
+
+#define BP_SCAN_ATOM_DECL(name) ERL_NIF_TERM name;
+static struct {
+    BP_SCAN_ATOMS(BP_SCAN_ATOM_DECL)
+} am;
+#undef BP_SCAN_ATOM_DECL
+
+struct scan_buf {
+    ErlNifMutex *lock;
+    ErlNifEnv *env; /* copies of the ids */
+    struct bp_idbuf b;
+};
+
+struct scan_topk {
+    ErlNifMutex *lock;
+    ErlNifEnv *env; /* copies of the kept items, plus evicted garbage */
+    uint32_t garbage;
+    struct bp_topk t;
+};
+
+struct scan_hist {
+    ErlNifMutex *lock;
+    struct bp_hist h;
+};
+
+struct scan_window {
+    ErlNifMutex *lock;
+    ErlNifEnv *env[2]; /* copies of the ids of table 0 and 1 */
+    struct bp_window w;
+};
+
+static ErlNifResourceType *buf_type, *topk_type, *hist_type, *window_type;
+
+/* ------------------------------------------------------- destructors */
+
+/* Destructors tolerate half-built objects (a failed constructor releases
+ * what it made through them). */
+static void buf_dtor(ErlNifEnv *env, void *obj)
+{
+    (void)env;
+    struct scan_buf *r = obj;
+    bp_idbuf_destroy(&r->b);
+    if (r->env)
+        enif_free_env(r->env);
+    if (r->lock)
+        enif_mutex_destroy(r->lock);
+}
+
+static void topk_dtor(ErlNifEnv *env, void *obj)
+{
+    (void)env;
+    struct scan_topk *r = obj;
+    bp_topk_destroy(&r->t);
+    if (r->env)
+        enif_free_env(r->env);
+    if (r->lock)
+        enif_mutex_destroy(r->lock);
+}
+
+static void hist_dtor(ErlNifEnv *env, void *obj)
+{
+    (void)env;
+    struct scan_hist *r = obj;
+    if (r->lock)
+        enif_mutex_destroy(r->lock);
+}
+
+static void window_dtor(ErlNifEnv *env, void *obj)
+{
+    (void)env;
+    struct scan_window *r = obj;
+    bp_window_destroy(&r->w);
+    for (int i = 0; i < 2; i++)
+        if (r->env[i])
+            enif_free_env(r->env[i]);
+    if (r->lock)
+        enif_mutex_destroy(r->lock);
+}
+
+int bp_scan_open(ErlNifEnv *env)
+{
+#define BP_SCAN_ATOM_MAKE(name) am.name = enif_make_atom(env, #name);
+    BP_SCAN_ATOMS(BP_SCAN_ATOM_MAKE)
+#undef BP_SCAN_ATOM_MAKE
+    ErlNifResourceFlags flags = ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER;
+    buf_type = enif_open_resource_type(env, NULL, "bp_scan_buf", buf_dtor, flags, NULL);
+    topk_type = enif_open_resource_type(env, NULL, "bp_scan_topk", topk_dtor, flags, NULL);
+    hist_type = enif_open_resource_type(env, NULL, "bp_scan_hist", hist_dtor, flags, NULL);
+    window_type =
+        enif_open_resource_type(env, NULL, "bp_scan_window", window_dtor, flags, NULL);
+    return buf_type && topk_type && hist_type && window_type ? 0 : -1;
+}
+
+/* ----------------------------------------------------------- helpers */
+
+/* Allocates a zeroed resource of `size` bytes with its mutex. NULL
+ * without memory (nothing left behind). */
+static void *new_resource(ErlNifResourceType *type, size_t size)
+{
+    void *obj = enif_alloc_resource(type, size);
+    if (obj == NULL)
+        return NULL;
+    memset(obj, 0, size);
+    ErlNifMutex **lock = obj; /* every resource struct starts with its lock */
+    *lock = enif_mutex_create("bp_scan");
+    if (*lock == NULL) {
+        enif_release_resource(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Hands a built resource to the caller as a term. */
+static ERL_NIF_TERM give(ErlNifEnv *env, void *obj)
+{
+    ERL_NIF_TERM t = enif_make_resource(env, obj);
+    enif_release_resource(obj);
+    return t;
+}
+
+static ERL_NIF_TERM fail(ErlNifEnv *env, void *obj)
+{
+    if (obj != NULL)
+        enif_release_resource(obj);
+    return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+}
+
+static int is_local_id(ErlNifEnv *env, ERL_NIF_TERM t)
+{
+    ErlNifPid pid;
+    ErlNifPort port;
+    return enif_get_local_pid(env, t, &pid) || enif_get_local_port(env, t, &port);
+}
+
+static ERL_NIF_TERM make_map(ErlNifEnv *env, ERL_NIF_TERM *keys, ERL_NIF_TERM *values,
+                             size_t n)
+{
+    ERL_NIF_TERM map;
+    if (!enif_make_map_from_arrays(env, keys, values, n, &map))
+        return enif_make_badarg(env); /* duplicate keys: a bug of ours */
+    return map;
+}
+
+/* ----------------------------------------------------------- id buffer */
+
+/* scan_buf_new() -> Buf */
+ERL_NIF_TERM bp_scan_buf_new_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct scan_buf *r = new_resource(buf_type, sizeof *r);
+    if (r == NULL)
+        return fail(env, NULL);
+    bp_idbuf_init(&r->b);
+    r->env = enif_alloc_env();
+    if (r->env == NULL)
+        return fail(env, r);
+    return give(env, r);
+}
+
+/* Counts up to BP_SCAN_PUT_CHUNK leading elements of list, all local pids
+ * or ports; *rest is what follows them. 0 on a bad element or tail. */
+static int count_chunk(ErlNifEnv *env, ERL_NIF_TERM list, size_t *n, ERL_NIF_TERM *rest)
+{
+    ERL_NIF_TERM head;
+    *n = 0;
+    while (*n < BP_SCAN_PUT_CHUNK && enif_get_list_cell(env, list, &head, &list)) {
+        if (!is_local_id(env, head))
+            return 0;
+        (*n)++;
+    }
+    *rest = list;
+    return *n == BP_SCAN_PUT_CHUNK || enif_is_empty_list(env, list);
+}
+
+/* scan_buf_put(Buf, [pid() | port()]) -> Rest | {error, enomem}. Takes up
+ * to BP_SCAN_PUT_CHUNK ids and returns the rest of the list: call again
+ * with it until []. The whole chunk is checked before any id is kept. */
+ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_buf *r;
+    size_t n;
+    ERL_NIF_TERM rest, list = argv[1], head;
+    if (!enif_get_resource(env, argv[0], buf_type, (void **)&r))
+        return enif_make_badarg(env);
+    if (!enif_is_list(env, list) || !count_chunk(env, list, &n, &rest))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    if (bp_idbuf_reserve(&r->b, n) != 0) {
+        enif_mutex_unlock(r->lock);
+        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+    }
+    for (size_t i = 0; i < n && enif_get_list_cell(env, list, &head, &list); i++)
+        bp_idbuf_push(&r->b, (uint64_t)enif_make_copy(r->env, head));
+    enif_mutex_unlock(r->lock);
+    (void)enif_consume_timeslice(env, (int)(1 + n * 20 / BP_SCAN_PUT_CHUNK));
+    return rest;
+}
+
+/* scan_buf_take(Buf, Max) -> [pid() | port()]: the next ids, at most Max
+ * (1..BP_SCAN_TAKE_MAX); [] when all were taken. */
+ERL_NIF_TERM bp_scan_buf_take_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_buf *r;
+    unsigned int max;
+    const uint64_t *ids;
+    if (!enif_get_resource(env, argv[0], buf_type, (void **)&r))
+        return enif_make_badarg(env);
+    if (!enif_get_uint(env, argv[1], &max) || max < 1 || max > BP_SCAN_TAKE_MAX)
+        return enif_make_badarg(env);
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    enif_mutex_lock(r->lock);
+    size_t n = bp_idbuf_take(&r->b, max, &ids);
+    for (size_t i = n; i-- > 0;)
+        list = enif_make_list_cell(env, enif_make_copy(env, (ERL_NIF_TERM)ids[i]), list);
+    enif_mutex_unlock(r->lock);
+    (void)enif_consume_timeslice(env, (int)(1 + n * 10 / BP_SCAN_TAKE_MAX));
+    return list;
+}
+
+/* scan_buf_info(Buf) -> #{size, taken} */
+ERL_NIF_TERM bp_scan_buf_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_buf *r;
+    if (!enif_get_resource(env, argv[0], buf_type, (void **)&r))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    ERL_NIF_TERM keys[] = {am.size, am.taken};
+    ERL_NIF_TERM values[] = {enif_make_uint64(env, r->b.size),
+                             enif_make_uint64(env, r->b.cursor)};
+    enif_mutex_unlock(r->lock);
+    return make_map(env, keys, values, 2);
+}
+
+/* --------------------------------------------------------------- top-K */
+
+/* scan_topk_new(K) -> TopK, K in 1..10000 */
+ERL_NIF_TERM bp_scan_topk_new_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    unsigned int k;
+    if (!enif_get_uint(env, argv[0], &k) || k < 1 || k > BP_TOPK_MAX)
+        return enif_make_badarg(env);
+    struct scan_topk *r = new_resource(topk_type, sizeof *r);
+    if (r == NULL)
+        return fail(env, NULL);
+    if (bp_topk_init(&r->t, k) != 0)
+        return fail(env, r);
+    r->env = enif_alloc_env();
+    if (r->env == NULL)
+        return fail(env, r);
+    return give(env, r);
+}
+
+/* Moves the kept items into a fresh environment and frees the old one with
+ * the evicted items' copies. O(K); run once evictions reach 2K + 256, so
+ * amortized O(1) per offer. Returns -1 (nothing changed) without memory. */
+static int topk_compact(struct scan_topk *r)
+{
+    ErlNifEnv *fresh = enif_alloc_env();
+    if (fresh == NULL)
+        return -1;
+    for (uint32_t i = 0; i < r->t.n; i++)
+        r->t.heap[i].id = (uint64_t)enif_make_copy(fresh, (ERL_NIF_TERM)r->t.heap[i].id);
+    enif_free_env(r->env);
+    r->env = fresh;
+    r->garbage = 0;
+    return 0;
+}
+
+/* scan_topk_add(TopK, Item, Value) -> Floor. Keeps (Value, Item) if Value
+ * is above the smallest of the K kept (any term as Item, a 64-bit signed
+ * integer as Value). Returns the value the next offer must exceed:
+ * -2^63 until K entries are kept. */
+ERL_NIF_TERM bp_scan_topk_add_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_topk *r;
+    ErlNifSInt64 value;
+    uint64_t evicted;
+    if (!enif_get_resource(env, argv[0], topk_type, (void **)&r))
+        return enif_make_badarg(env);
+    if (!enif_get_int64(env, argv[2], &value))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    if (value > bp_topk_floor(&r->t) || r->t.n < r->t.k) {
+        uint64_t id = (uint64_t)enif_make_copy(r->env, argv[1]);
+        if (bp_topk_offer(&r->t, value, id, &evicted) == 2 &&
+            ++r->garbage > 2 * r->t.k + 256)
+            (void)topk_compact(r); /* without memory: retried at the next eviction */
+    }
+    int64_t floor = bp_topk_floor(&r->t);
+    enif_mutex_unlock(r->lock);
+    return enif_make_int64(env, floor);
+}
+
+/* scan_topk_list(TopK) -> [{Value, Item}], largest first, ties in the
+ * order they were offered. */
+ERL_NIF_TERM bp_scan_topk_list_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_topk *r;
+    if (!enif_get_resource(env, argv[0], topk_type, (void **)&r))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    struct bp_topk_entry *out = enif_alloc((r->t.n + 1) * sizeof *out);
+    if (out == NULL) {
+        enif_mutex_unlock(r->lock);
+        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+    }
+    uint32_t n = bp_topk_sorted(&r->t, out);
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (uint32_t i = n; i-- > 0;) {
+        ERL_NIF_TERM item = enif_make_copy(env, (ERL_NIF_TERM)out[i].id);
+        list = enif_make_list_cell(
+            env, enif_make_tuple2(env, enif_make_int64(env, out[i].value), item), list);
+    }
+    enif_mutex_unlock(r->lock);
+    enif_free(out);
+    return list;
+}
+
+/* ----------------------------------------------------------- histogram */
+
+/* scan_hist_new() -> Hist */
+ERL_NIF_TERM bp_scan_hist_new_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct scan_hist *r = new_resource(hist_type, sizeof *r);
+    if (r == NULL)
+        return fail(env, NULL);
+    bp_hist_init(&r->h);
+    return give(env, r);
+}
+
+/* scan_hist_add(Hist, Value) -> ok, Value in 0..2^64-1 */
+ERL_NIF_TERM bp_scan_hist_add_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_hist *r;
+    ErlNifUInt64 v;
+    if (!enif_get_resource(env, argv[0], hist_type, (void **)&r) ||
+        !enif_get_uint64(env, argv[1], &v))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    bp_hist_add(&r->h, v);
+    enif_mutex_unlock(r->lock);
+    return bp_atom.ok;
+}
+
+static int get_percent(ErlNifEnv *env, ERL_NIF_TERM t, double *p)
+{
+    long i;
+    if (enif_get_long(env, t, &i)) {
+        *p = (double)i;
+        return i >= 0 && i <= 100;
+    }
+    return enif_get_double(env, t, p) && *p >= 0.0 && *p <= 100.0;
+}
+
+/* scan_hist_percentiles(Hist, [P]) -> [Value], each P a number in 0..100
+ * (at most 1000 of them); see bp_hist_percentile(). */
+ERL_NIF_TERM bp_scan_hist_percentiles_nif(ErlNifEnv *env, int argc,
+                                          const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_hist *r;
+    unsigned len;
+    double ps[BP_SCAN_PERCENTILES_MAX];
+    ERL_NIF_TERM list = argv[1], head;
+    if (!enif_get_resource(env, argv[0], hist_type, (void **)&r))
+        return enif_make_badarg(env);
+    if (!enif_get_list_length(env, list, &len) || len > BP_SCAN_PERCENTILES_MAX)
+        return enif_make_badarg(env);
+    for (unsigned i = 0; i < len && enif_get_list_cell(env, list, &head, &list); i++)
+        if (!get_percent(env, head, &ps[i]))
+            return enif_make_badarg(env);
+    ERL_NIF_TERM out = enif_make_list(env, 0);
+    enif_mutex_lock(r->lock);
+    for (unsigned i = len; i-- > 0;)
+        out = enif_make_list_cell(env, enif_make_uint64(env, bp_hist_percentile(&r->h, ps[i])),
+                                  out);
+    enif_mutex_unlock(r->lock);
+    return out;
+}
+
+/* scan_hist_info(Hist) -> #{count, min, max, sum} (sum saturates at
+ * 2^64-1; min and max are 0 when empty) */
+ERL_NIF_TERM bp_scan_hist_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_hist *r;
+    if (!enif_get_resource(env, argv[0], hist_type, (void **)&r))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    ERL_NIF_TERM keys[] = {am.count, am.min, am.max, am.sum};
+    ERL_NIF_TERM values[] = {enif_make_uint64(env, r->h.count), enif_make_uint64(env, r->h.min),
+                             enif_make_uint64(env, r->h.max), enif_make_uint64(env, r->h.sum)};
+    enif_mutex_unlock(r->lock);
+    return make_map(env, keys, values, 4);
+}
+
+/* -------------------------------------------------------------- window */
+
+static int term_eq(uint64_t a, uint64_t b)
+{
+    return enif_is_identical((ERL_NIF_TERM)a, (ERL_NIF_TERM)b);
+}
+
+/* scan_window_new() -> Window */
+ERL_NIF_TERM bp_scan_window_new_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct scan_window *r = new_resource(window_type, sizeof *r);
+    if (r == NULL)
+        return fail(env, NULL);
+    bp_window_init(&r->w, term_eq);
+    r->env[0] = enif_alloc_env();
+    r->env[1] = enif_alloc_env();
+    if (r->env[0] == NULL || r->env[1] == NULL)
+        return fail(env, r);
+    return give(env, r);
+}
+
+/* scan_window_begin(Window, Expected) -> Generation | {error, enomem}.
+ * Starts the next generation sized for Expected (0..2^27) updates. */
+ERL_NIF_TERM bp_scan_window_begin_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_window *r;
+    ErlNifUInt64 expected;
+    if (!enif_get_resource(env, argv[0], window_type, (void **)&r) ||
+        !enif_get_uint64(env, argv[1], &expected) || expected > BP_WINDOW_EXPECT_MAX)
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    int idx = bp_window_begin(&r->w, (size_t)expected);
+    if (idx >= 0)
+        enif_clear_env(r->env[idx]); /* ids of the generation before last */
+    uint32_t gen = r->w.gen;
+    enif_mutex_unlock(r->lock);
+    if (idx < 0)
+        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+    return enif_make_uint(env, gen);
+}
+
+/* scan_window_update(Window, Id, Value, Flags) -> Delta | {Delta, Risen}
+ * | {error, no_generation}. Id a local pid or port, Value 0..2^64-1, Flags
+ * 0..15. Delta as bp_window_update(); the tuple when some flag is set now
+ * that was not set in the previous generation (Risen: those bits). */
+ERL_NIF_TERM bp_scan_window_update_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_window *r;
+    ErlNifUInt64 value;
+    unsigned int flags, prev;
+    uint64_t delta;
+    int inserted;
+    if (!enif_get_resource(env, argv[0], window_type, (void **)&r) ||
+        !is_local_id(env, argv[1]) || !enif_get_uint64(env, argv[2], &value) ||
+        !enif_get_uint(env, argv[3], &flags) || flags > BP_WINDOW_FLAGS)
+        return enif_make_badarg(env);
+    uint32_t hash = (uint32_t)enif_hash(ERL_NIF_INTERNAL_HASH, argv[1], 0);
+    enif_mutex_lock(r->lock);
+    uint32_t gen = r->w.gen;
+    ERL_NIF_TERM id = gen ? enif_make_copy(r->env[gen & 1], argv[1]) : argv[1];
+    int res = bp_window_update(&r->w, (uint64_t)id, hash, value, flags, &delta, &prev,
+                               &inserted);
+    enif_mutex_unlock(r->lock);
+    if (res < 0 && gen == 0)
+        return enif_make_tuple2(env, bp_atom.error, am.no_generation);
+    ERL_NIF_TERM d = enif_make_uint64(env, delta);
+    unsigned risen = flags & ~prev;
+    return risen ? enif_make_tuple2(env, d, enif_make_uint(env, risen)) : d;
+}
+
+/* scan_window_info(Window) -> #{generation, entries, previous, capacity,
+ * overflow} */
+ERL_NIF_TERM bp_scan_window_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_window *r;
+    if (!enif_get_resource(env, argv[0], window_type, (void **)&r))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    const struct bp_wtab *cur = &r->w.t[r->w.gen & 1], *prev = &r->w.t[(r->w.gen + 1) & 1];
+    int has_prev = r->w.gen > 1 && prev->gen == r->w.gen - 1;
+    uint64_t cap = (cur->slots ? (uint64_t)cur->mask + 1 : 0) +
+                   (prev->slots ? (uint64_t)prev->mask + 1 : 0);
+    ERL_NIF_TERM keys[] = {am.generation, am.entries, am.previous, am.capacity, am.overflow};
+    ERL_NIF_TERM values[] = {
+        enif_make_uint(env, r->w.gen),
+        enif_make_uint(env, r->w.gen ? cur->used : 0),
+        enif_make_uint(env, has_prev ? prev->used : 0),
+        enif_make_uint64(env, cap),
+        enif_make_uint64(env, r->w.overflow),
+    };
+    enif_mutex_unlock(r->lock);
+    return make_map(env, keys, values, 5);
+}
+
+/* ------------------------------------------------------------ CPU clock */
+
+/* scan_thread_cpu() -> Ns: CPU time of the calling scheduler thread
+ * (CLOCK_THREAD_CPUTIME_ID). The scanner reads it at both ends of a slice
+ * run on one scheduler. */
+ERL_NIF_TERM bp_scan_thread_cpu_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return enif_make_int(env, 0);
+    return enif_make_uint64(env, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}

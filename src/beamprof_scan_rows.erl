@@ -1,0 +1,119 @@
+%% @private
+%% @doc Names the winners of a scan: turns `{Value, Pid}' into the rows of
+%% `beamprof:top/2' (registered name, initial call, current function, queue,
+%% memory, reductions) and `{Value, Port}' into port rows.
+%%
+%% Only the K winners are asked, once, at the end of a scan. The queue
+%% length is asked first and `memory' is `skipped' for a queue of
+%% `skip_queue' messages or more. proc_lib's `'$initial_call'' is read from
+%% the process dictionary only when the initial call is proc_lib's (OTP 25
+%% has no single-key dictionary item, so the whole dictionary is copied: one
+%% process, K at most).
+-module(beamprof_scan_rows).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("Rows of the process and port scan: names and figures of the winners.").
+
+-export([processes/3, ports/2, process_names/1]).
+-export_type([row/0, port_row/0, names/0]).
+
+-type row() :: #{pid := pid(), key := atom(), value := integer(),
+                 name := atom() | undefined, initial_call := mfa() | undefined,
+                 current_function := mfa() | undefined,
+                 message_queue_len := non_neg_integer(),
+                 memory := non_neg_integer() | skipped,
+                 reductions := non_neg_integer()}.
+-type port_row() :: #{port := port(), key := atom(), value := integer(),
+                      name := string() | binary(), owner := pid() | undefined,
+                      queue_size := non_neg_integer(), memory := non_neg_integer(),
+                      input := non_neg_integer(), output := non_neg_integer()}.
+-type names() :: #{name := atom() | undefined, initial_call := mfa() | undefined,
+                   current_function := mfa() | undefined}.
+
+-define(ITEMS, [registered_name, initial_call, current_function, message_queue_len,
+                reductions]).
+
+%% @doc Rows for `Key' from the scan's `[{Value, Pid}]' (best first); a
+%% process that has exited since is left out. The row's `Key' field is the
+%% scanned value (for `reductions', the delta over the window).
+-spec processes(Key :: atom(), [{integer(), pid()}], SkipQueue :: pos_integer()) -> [row()].
+processes(Key, Winners, Skip) ->
+    lists:filtermap(fun({Value, Pid}) -> process_row(Key, Value, Pid, Skip) end, Winners).
+
+process_row(Key, Value, Pid, Skip) ->
+    case erlang:process_info(Pid, ?ITEMS) of
+        undefined ->
+            false;
+        Info ->
+            Q = proplists:get_value(message_queue_len, Info),
+            Row = (names(Pid, Info))#{pid => Pid, key => Key, value => Value,
+                                      message_queue_len => Q,
+                                      memory => memory(Pid, Q, Skip),
+                                      reductions => proplists:get_value(reductions, Info)},
+            {true, own_value(Key, Value, Row)}
+    end.
+
+own_value(Key, Value, Row) when Key =:= message_queue_len; Key =:= memory;
+                                Key =:= reductions ->
+    Row#{Key => Value};
+own_value(_Key, _Value, Row) -> Row.
+
+memory(_Pid, Q, Skip) when Q >= Skip -> skipped;
+memory(Pid, _Q, _Skip) ->
+    case erlang:process_info(Pid, memory) of
+        {memory, M} -> M;
+        undefined -> 0
+    end.
+
+%% @doc The names of a process (for threshold events): registered name,
+%% initial call (proc_lib's when there is one), current function.
+-spec process_names(pid()) -> names().
+process_names(Pid) ->
+    case erlang:process_info(Pid, [registered_name, initial_call, current_function]) of
+        undefined -> #{name => undefined, initial_call => undefined,
+                       current_function => undefined};
+        Info -> names(Pid, Info)
+    end.
+
+names(Pid, Info) ->
+    #{name => case proplists:get_value(registered_name, Info) of
+                  Name when is_atom(Name), Name =/= [] -> Name;
+                  _ -> undefined
+              end,
+      initial_call => initial_call(Pid, proplists:get_value(initial_call, Info)),
+      current_function => mfa(proplists:get_value(current_function, Info))}.
+
+initial_call(Pid, {proc_lib, init_p, 5} = Call) ->
+    case erlang:process_info(Pid, dictionary) of
+        {dictionary, Dict} ->
+            case lists:keyfind('$initial_call', 1, Dict) of
+                {_, {M, F, A} = MFA} when is_atom(M), is_atom(F), is_integer(A) -> MFA;
+                _ -> Call
+            end;
+        undefined -> Call
+    end;
+initial_call(_Pid, Call) -> mfa(Call).
+
+mfa({M, F, A} = MFA) when is_atom(M), is_atom(F), is_integer(A) -> MFA;
+mfa(_) -> undefined.
+
+%% @doc Port rows for `Key' from the scan's `[{Value, Port}]'; a port closed
+%% since is left out.
+-spec ports(Key :: atom(), [{integer(), port()}]) -> [port_row()].
+ports(Key, Winners) ->
+    lists:filtermap(fun({Value, Port}) -> port_row(Key, Value, Port) end, Winners).
+
+port_row(Key, Value, Port) ->
+    Items = [name, connected, queue_size, memory, input, output],
+    case [erlang:port_info(Port, Item) || Item <- Items] of
+        [{name, Name}, {connected, Owner}, {queue_size, Q}, {memory, M}, {input, I},
+         {output, O}] ->
+            {true, #{port => Port, key => Key, value => Value, name => Name,
+                     owner => owner(Owner), queue_size => Q, memory => M, input => I,
+                     output => O}};
+        _ ->
+            false
+    end.
+
+owner(Pid) when is_pid(Pid) -> Pid;
+owner(_) -> undefined.

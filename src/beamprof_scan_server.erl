@@ -1,0 +1,206 @@
+%% @doc The periodic process and port scan of the beamprof application.
+%%
+%% Every `scan_interval' (default 10 s), or less often when the CPU budget
+%% asks for it (`scan_budget', default 0.01 of one core: the next scan comes
+%% no sooner than the last scan's CPU time divided by the budget), it walks
+%% every process and port (see `beamprof_scan_walk') at low priority and
+%% emits:
+%%
+%% <ul>
+%% <li>`[beamprof, process, scan]': measurements `scanned', `skipped' (memory
+%% not asked: queue of `scan_skip_queue' or more), `gone' (exited during the
+%% scan), `duration' and `cpu' (native time units), `ports',
+%% `message_queue_len_p50', `_p90', `_p99', `_max' (messages) and
+%% `memory_p50', `_p90', `_p99', `_max' (bytes, over the processes whose
+%% memory was asked); metadata `trigger' (`periodic' | `on_demand'),
+%% `window_ms', `generation', `crossings_dropped'.</li>
+%% <li>`[beamprof, process, long_message_queue]' (measurement
+%% `message_queue_len') and `[beamprof, process, large_memory]' (`memory',
+%% bytes), once when a process reaches the threshold (`long_message_queue',
+%% `large_memory'), again only after a scan has seen it below; metadata
+%% `pid', `name', `initial_call', `current_function', `threshold'. At most
+%% 100 of each kind per scan (the rest counted in `crossings_dropped').</li>
+%% <li>`[beamprof, port, busy]' (measurement `queue_size', bytes) when a
+%% port's queue reaches `busy_port_queue' (default 8192, the VM's default
+%% busy mark), re-armed likewise; metadata `port', `name', `owner',
+%% `threshold'.</li>
+%% </ul>
+%%
+%% While the load gate is closed (`beamprof:gate/0'), periodic scans wait
+%% (checked every second) and are counted in `stats/0' as `paused'. Asked by
+%% `beamprof_scan:top_all/1' or `top(reductions, N)', it scans at once
+%% (whatever the gate: an operator asked), with the reductions window since
+%% its previous pass.
+-module(beamprof_scan_server).
+-behaviour(gen_server).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("The periodic process and port scan: events, thresholds, CPU budget.").
+
+-export([start_link/1, top/2, stats/0, scan_now/0]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
+
+-record(state, {config :: map(),
+                window :: reference(),
+                port_window :: reference(),
+                last_at :: integer() | undefined,   % ms, start of the last pass
+                timer :: reference() | undefined,
+                scans = 0 :: non_neg_integer(),
+                paused = 0 :: non_neg_integer(),
+                last_cpu_us = 0 :: non_neg_integer(),
+                last_duration_us = 0 :: non_neg_integer(),
+                next_ms = 0 :: non_neg_integer()}).
+
+-define(PAUSE_RETRY_MS, 1000).
+-define(PERCENTILES, [50, 90, 99, 100]).
+
+-spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
+start_link(Config) ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
+
+%% @doc Scans now and returns the rows per key of `Keys' (top `N') with the
+%% pass's figures; `{error, not_started}' when the server does not run.
+-spec top([beamprof_scan:key()], 1..10000) -> {ok, map()} | {error, not_started}.
+top(Keys, N) ->
+    call({top, Keys, N}).
+
+%% @doc What the periodic scan has done: scans, scans put off by a closed
+%% gate, the last scan's CPU and wall time, the spacing now in force.
+-spec stats() -> map() | {error, not_started}.
+stats() ->
+    call(stats).
+
+%% @doc Runs a periodic-style scan now (events included) and returns `ok'.
+-spec scan_now() -> ok | {error, not_started}.
+scan_now() ->
+    call(scan_now).
+
+call(Request) ->
+    try gen_server:call(?MODULE, Request, 120000)
+    catch exit:{noproc, _} -> {error, not_started}
+    end.
+
+%% @private
+-spec init(beamprof_config:config()) -> {ok, #state{}, {continue, baseline}}.
+init(Config) ->
+    {ok, #state{config = Config, window = beamprof_nif:scan_window_new(),
+                port_window = beamprof_nif:scan_window_new()}, {continue, baseline}}.
+
+%% @private The first pass only records reductions (the window's start).
+-spec handle_continue(baseline, #state{}) -> {noreply, #state{}}.
+handle_continue(baseline, #state{config = Config, window = Window} = State) ->
+    T0 = erlang:monotonic_time(millisecond),
+    _ = beamprof_scan_walk:processes(#{keys => [], n => 1, window => Window,
+                                       skip_queue => maps:get(scan_skip_queue, Config)}),
+    {noreply, schedule(interval(Config), State#state{last_at = T0})}.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call({top, Keys, N}, _From, State) ->
+    {Result, State1} = scan(Keys, N, on_demand, State),
+    {reply, {ok, Result}, State1};
+handle_call(scan_now, _From, State) ->
+    {_, State1} = scan([], 1, periodic, State),
+    {reply, ok, State1};
+handle_call(stats, _From, State) ->
+    {reply, #{scans => State#state.scans, paused => State#state.paused,
+              last_cpu_us => State#state.last_cpu_us,
+              last_duration_us => State#state.last_duration_us,
+              spacing_ms => State#state.next_ms}, State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
+    case beamprof_nif:gate() of
+        closed ->
+            {noreply, schedule(?PAUSE_RETRY_MS, State#state{paused = State#state.paused + 1})};
+        open ->
+            Old = process_flag(priority, low),
+            {_, State1} = scan([], 1, periodic, State),
+            _ = process_flag(priority, Old),
+            {noreply, schedule(spacing(State1), State1)}
+    end;
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+interval(#{scan_interval := off}) -> off;
+interval(#{scan_interval := Ms}) -> Ms.
+
+%% The next scan: the interval, or later if the last scan's CPU over the
+%% budget asks for more room.
+spacing(#state{config = #{scan_budget := Budget} = Config, last_cpu_us = Cpu}) ->
+    case interval(Config) of
+        off -> off;
+        Ms -> max(Ms, round(Cpu / 1000 / Budget))
+    end.
+
+schedule(off, State) ->
+    State#state{timer = undefined};
+schedule(Ms, State) ->
+    State#state{timer = erlang:start_timer(Ms, self(), scan), next_ms = Ms}.
+
+%% One pass over processes and ports, its events, and rows for Keys.
+scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
+    Skip = maps:get(scan_skip_queue, Config),
+    T0 = erlang:monotonic_time(millisecond),
+    R = beamprof_scan_walk:processes(
+          #{keys => Keys, n => N, skip_queue => Skip, window => Window, histograms => true,
+            long_message_queue => maps:get(long_message_queue, Config),
+            large_memory => maps:get(large_memory, Config)}),
+    P = beamprof_scan_walk:ports(#{keys => [], n => 1, window => State#state.port_window,
+                                   busy_port_queue => maps:get(busy_port_queue, Config)}),
+    WindowMs = T0 - State#state.last_at,
+    emit(R, P, Trigger, WindowMs, Config),
+    Cpu = maps:get(cpu_us, R) + maps:get(cpu_us, P),
+    State1 = State#state{last_at = T0, scans = State#state.scans + 1, last_cpu_us = Cpu,
+                         last_duration_us = maps:get(duration_us, R) + maps:get(duration_us, P)},
+    {beamprof_scan:result(Keys, R, Skip, WindowMs), State1}.
+
+emit(R, P, Trigger, WindowMs, Config) ->
+    #{histograms := #{message_queue_len := QH, memory := MH}} = R,
+    M = maps:merge(percentiles(message_queue_len, QH), percentiles(memory, MH)),
+    ok = beamprof_events:emit(
+           [process, scan],
+           M#{scanned => maps:get(scanned, R), skipped => maps:get(skipped, R),
+              gone => maps:get(gone, R), ports => maps:get(scanned, P),
+              duration => native(maps:get(duration_us, R)),
+              cpu => native(maps:get(cpu_us, R))},
+           #{trigger => Trigger, window_ms => WindowMs, generation => maps:get(generation, R),
+             crossings_dropped => maps:get(crossings_dropped, R)
+                 + maps:get(crossings_dropped, P)}),
+    lists:foreach(fun(C) -> crossing(C, Config) end,
+                  maps:get(crossings, R) ++ maps:get(crossings, P)).
+
+percentiles(message_queue_len, Hist) ->
+    [P50, P90, P99, Max] = beamprof_nif:scan_hist_percentiles(Hist, ?PERCENTILES),
+    #{message_queue_len_p50 => P50, message_queue_len_p90 => P90,
+      message_queue_len_p99 => P99, message_queue_len_max => Max};
+percentiles(memory, Hist) ->
+    [P50, P90, P99, Max] = beamprof_nif:scan_hist_percentiles(Hist, ?PERCENTILES),
+    #{memory_p50 => P50, memory_p90 => P90, memory_p99 => P99, memory_max => Max}.
+
+crossing({long_message_queue, Pid, Q}, Config) ->
+    process_event(long_message_queue, #{message_queue_len => Q}, Pid,
+                  maps:get(long_message_queue, Config));
+crossing({large_memory, Pid, M}, Config) ->
+    process_event(large_memory, #{memory => M}, Pid, maps:get(large_memory, Config));
+crossing({busy, Port, Q}, Config) ->
+    Name = case erlang:port_info(Port, name) of {name, N} -> N; undefined -> undefined end,
+    Owner = case erlang:port_info(Port, connected) of {connected, O} -> O; undefined -> undefined end,
+    beamprof_events:emit([port, busy], #{queue_size => Q},
+                         #{port => Port, name => Name, owner => Owner,
+                           threshold => maps:get(busy_port_queue, Config)}).
+
+process_event(Kind, Measurements, Pid, Threshold) ->
+    Names = beamprof_scan_rows:process_names(Pid),
+    beamprof_events:emit([process, Kind], Measurements,
+                         Names#{pid => Pid, threshold => Threshold}).
+
+native(Us) -> erlang:convert_time_unit(Us, microsecond, native).

@@ -1,0 +1,323 @@
+%% @private
+%% @doc The scan loop: walks every process (or port) in slices of about
+%% 1 ms, yielding between slices, and aggregates into NIF resources (top-K,
+%% histograms, the window table) so that the walking process's heap stays
+%% flat whatever the process count.
+%%
+%% The pid list is never in the walker's heap: a short-lived helper process
+%% calls `erlang:processes()' (OTP 25 has no process iterator), hands the
+%% pids to a buffer resource in chunks and exits; the walker takes slices
+%% from the buffer.
+%%
+%% Per process it asks `message_queue_len' first (cheap), then, only when the
+%% queue is below `skip_queue', the items that walk the queue (`memory',
+%% `total_heap_size': linear in the queue's length, OTP issue 6494); those
+%% are counted as skipped. `reductions' does not walk the queue and is always
+%% asked when wanted.
+%%
+%% CPU: each slice reads the scheduler thread's CPU clock
+%% (`CLOCK_THREAD_CPUTIME_ID', from the NIF) at both ends; when the walker
+%% ran the whole slice on one scheduler the difference counts, otherwise the
+%% slice's wall time (an overestimate). A slice that is preempted and resumed
+%% on the same scheduler also counts what ran in between: the figure errs
+%% high, which is the safe side for a CPU budget.
+-module(beamprof_scan_walk).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("The scan loop over processes and ports, in yielding slices.").
+
+-export([processes/1, ports/1, fill/1]).
+-export_type([spec/0, result/0, port_spec/0, port_result/0, crossing/0]).
+
+-type key() :: message_queue_len | memory | reductions | total_heap_size.
+-type port_key() :: queue_size | memory | input | output.
+
+-type spec() :: #{keys := [key()], n := 1..10000, skip_queue := pos_integer(),
+                  window => reference(), histograms => boolean(),
+                  long_message_queue => pos_integer(), large_memory => pos_integer()}.
+%% `window' is required for `reductions' and for the thresholds.
+
+-type crossing() :: {long_message_queue | large_memory, pid(), non_neg_integer()}
+                  | {busy, port(), non_neg_integer()}.
+
+-type result() :: #{tops := #{key() => [{integer(), pid()}]},
+                    scanned := non_neg_integer(), skipped := non_neg_integer(),
+                    gone := non_neg_integer(), duration_us := non_neg_integer(),
+                    cpu_us := non_neg_integer(), slices := non_neg_integer(),
+                    generation := non_neg_integer(),
+                    histograms := #{message_queue_len => reference(), memory => reference()},
+                    crossings := [crossing()], crossings_dropped := non_neg_integer()}.
+
+-type port_spec() :: #{keys := [port_key()], n := 1..10000,
+                       window => reference(), busy_port_queue => pos_integer()}.
+-type port_result() :: #{tops := #{port_key() => [{integer(), port()}]},
+                         scanned := non_neg_integer(), gone := non_neg_integer(),
+                         duration_us := non_neg_integer(), cpu_us := non_neg_integer(),
+                         crossings := [crossing()], crossings_dropped := non_neg_integer()}.
+
+-define(NIF, beamprof_nif).
+-define(SLICE_NS, 1000000).        % aim: 1 ms of work per slice
+-define(SLICE_MIN, 16).
+-define(SLICE_MAX, 4096).
+-define(SLICE_FIRST, 128).
+-define(MAX_CROSSINGS, 100).       % per kind and scan; the rest are counted
+-define(FLAG_QUEUE, 1).
+-define(FLAG_MEMORY, 2).
+-define(FLAG_BUSY, 1).
+
+%% The walker's state; every field is small (resources are references).
+-record(w, {keys :: [atom()],
+            need_mem :: boolean(),
+            need_ths :: boolean(),
+            need_reds :: boolean(),
+            skip :: pos_integer(),
+            window :: reference() | undefined,
+            gen = 0 :: non_neg_integer(),
+            lmq :: pos_integer() | infinity,
+            lmem :: pos_integer() | infinity,
+            qh :: reference() | undefined,
+            mh :: reference() | undefined,
+            tq :: reference() | undefined, fq = -1 :: integer(),
+            tm :: reference() | undefined, fm = -1 :: integer(),
+            tt :: reference() | undefined, ft = -1 :: integer(),
+            tr :: reference() | undefined, fr = -1 :: integer(),
+            skipped = 0 :: non_neg_integer(),
+            gone = 0 :: non_neg_integer(),
+            crossings = [] :: [crossing()],
+            ncross = #{} :: #{atom() => non_neg_integer()},
+            dropped = 0 :: non_neg_integer()}).
+
+%% ------------------------------------------------------------ processes
+
+%% @doc One pass over every process; see the module doc.
+-spec processes(spec()) -> result().
+processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
+    Start = erlang:monotonic_time(),
+    Buf = fill(fun erlang:processes/0),
+    #{size := Size} = ?NIF:scan_buf_info(Buf),
+    Window = maps:get(window, Spec, undefined),
+    Hist = maps:get(histograms, Spec, false),
+    W0 = #w{keys = Keys, skip = Skip, window = Window,
+            need_mem = lists:member(memory, Keys) orelse Hist
+                orelse maps:is_key(large_memory, Spec),
+            need_ths = lists:member(total_heap_size, Keys),
+            need_reds = lists:member(reductions, Keys) orelse Window =/= undefined,
+            lmq = maps:get(long_message_queue, Spec, infinity),
+            lmem = maps:get(large_memory, Spec, infinity),
+            qh = hist(Hist), mh = hist(Hist),
+            tq = topk(message_queue_len, Keys, N), tm = topk(memory, Keys, N),
+            tt = topk(total_heap_size, Keys, N), tr = topk(reductions, Keys, N)},
+    W1 = begin_window(W0, Size),
+    {W, Slices, Cpu} = slices(Buf, ?SLICE_FIRST, fun visit/2, W1, 0, 0),
+    #{tops => tops(W), scanned => Size - W#w.gone, skipped => W#w.skipped,
+      gone => W#w.gone, duration_us => us(erlang:monotonic_time() - Start),
+      cpu_us => Cpu div 1000, slices => Slices, generation => W#w.gen,
+      histograms => maps:from_list([{K, R} || {K, R} <- [{message_queue_len, W#w.qh},
+                                                           {memory, W#w.mh}],
+                                              R =/= undefined]),
+      crossings => lists:reverse(W#w.crossings), crossings_dropped => W#w.dropped}.
+
+hist(true) -> ?NIF:scan_hist_new();
+hist(false) -> undefined.
+
+topk(Key, Keys, N) ->
+    case lists:member(Key, Keys) of
+        true -> ?NIF:scan_topk_new(N);
+        false -> undefined
+    end.
+
+begin_window(#w{window = undefined} = W, _Size) -> W;
+begin_window(#w{window = Window} = W, Size) ->
+    case ?NIF:scan_window_begin(Window, Size) of
+        Gen when is_integer(Gen) -> W#w{gen = Gen};
+        {error, enomem} -> W#w{window = undefined}
+    end.
+
+tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
+    maps:from_list([{K, ?NIF:scan_topk_list(Ref)}
+                    || {K, Ref} <- [{message_queue_len, Q}, {memory, M},
+                                    {total_heap_size, T}, {reductions, R}],
+                       Ref =/= undefined]).
+
+%% @doc A buffer resource holding what `ListFun' returns, filled by a
+%% short-lived helper process (the list lives only in the helper's heap).
+-spec fill(fun(() -> [pid() | port()])) -> reference().
+fill(ListFun) ->
+    Buf = ?NIF:scan_buf_new(),
+    {Helper, Ref} = spawn_monitor(fun() -> put_all(Buf, ListFun()) end),
+    receive
+        {'DOWN', Ref, process, Helper, normal} -> Buf;
+        {'DOWN', Ref, process, Helper, Reason} -> erlang:error({scan_helper, Reason})
+    end.
+
+put_all(_Buf, []) -> ok;
+put_all(Buf, List) -> put_all(Buf, ?NIF:scan_buf_put(Buf, List)).
+
+%% Slices: take Size ids, visit them, measure, yield, adapt Size to ~1 ms.
+slices(Buf, Size, Visit, W, Slices, Cpu) ->
+    Sched = erlang:system_info(scheduler_id),
+    C0 = ?NIF:scan_thread_cpu(),
+    T0 = erlang:monotonic_time(nanosecond),
+    case ?NIF:scan_buf_take(Buf, Size) of
+        [] ->
+            {W, Slices, Cpu};
+        Ids ->
+            W1 = lists:foldl(Visit, W, Ids),
+            Wall = erlang:monotonic_time(nanosecond) - T0,
+            SliceCpu = case erlang:system_info(scheduler_id) of
+                           Sched -> ?NIF:scan_thread_cpu() - C0;
+                           _ -> Wall
+                       end,
+            erlang:yield(),
+            slices(Buf, adapt(Size, Wall), Visit, W1, Slices + 1, Cpu + SliceCpu)
+    end.
+
+adapt(Size, Wall) when Wall =< 0 -> min(?SLICE_MAX, Size * 2);
+adapt(Size, Wall) ->
+    Next = Size * ?SLICE_NS div Wall,
+    max(?SLICE_MIN, min(?SLICE_MAX, min(Size * 2, Next))).
+
+%% The hot path: in the common case (nothing enters a top-K, no histogram)
+%% the state is returned unchanged, so nothing is allocated per process
+%% beyond what process_info/2 returns.
+visit(P, #w{skip = Skip} = W) ->
+    case erlang:process_info(P, message_queue_len) of
+        {message_queue_len, Q} when Q >= Skip ->
+            reds(P, Q, skipped, offer_queue(P, Q, W#w{skipped = W#w.skipped + 1}));
+        {message_queue_len, Q} ->
+            measure(P, Q, offer_queue(P, Q, W));
+        undefined ->
+            W#w{gone = W#w.gone + 1}
+    end.
+
+measure(P, Q, #w{need_mem = false} = W) ->
+    reds(P, Q, 0, ths(P, W));
+measure(P, Q, #w{tm = T, fm = F, mh = H} = W) ->
+    case erlang:process_info(P, memory) of
+        {memory, M} when T =/= undefined, M > F ->
+            _ = hist_add(H, M),
+            reds(P, Q, M, ths(P, W#w{fm = ?NIF:scan_topk_add(T, P, M)}));
+        {memory, M} ->
+            _ = hist_add(H, M),
+            reds(P, Q, M, ths(P, W));
+        undefined ->
+            W#w{gone = W#w.gone + 1}
+    end.
+
+offer_queue(P, Q, #w{tq = T, fq = F, qh = H} = W) ->
+    _ = hist_add(H, Q),
+    case T =/= undefined andalso Q > F of
+        true -> W#w{fq = ?NIF:scan_topk_add(T, P, Q)};
+        false -> W
+    end.
+
+hist_add(undefined, _) -> ok;
+hist_add(H, V) -> ?NIF:scan_hist_add(H, V).
+
+ths(_P, #w{need_ths = false} = W) -> W;
+ths(P, #w{tt = T, ft = F} = W) ->
+    case erlang:process_info(P, total_heap_size) of
+        {total_heap_size, V} when V > F -> W#w{ft = ?NIF:scan_topk_add(T, P, V)};
+        _ -> W
+    end.
+
+%% M is the memory, or `skipped' (then no memory flag: a skipped process is
+%% not judged on memory, and a memory crossing is re-armed).
+reds(_P, _Q, _M, #w{need_reds = false} = W) -> W;
+reds(P, Q, M, #w{window = Window, tr = T, fr = F} = W) ->
+    case erlang:process_info(P, reductions) of
+        {reductions, R} when Window =:= undefined ->
+            offer_reds(P, R, T, F, W);
+        {reductions, R} ->
+            Flags = flag(Q, W#w.lmq, ?FLAG_QUEUE) bor flag(M, W#w.lmem, ?FLAG_MEMORY),
+            case ?NIF:scan_window_update(Window, P, R, Flags) of
+                D when is_integer(D) -> offer_reds(P, D, T, F, W);
+                {D, Risen} -> offer_reds(P, D, T, F, crossed(P, Risen, Q, M, W))
+            end;
+        undefined -> W
+    end.
+
+flag(V, Threshold, Bit) when is_integer(V), V >= Threshold -> Bit;
+flag(_, _, _) -> 0.
+
+offer_reds(P, D, T, F, W) when T =/= undefined, D > F -> W#w{fr = ?NIF:scan_topk_add(T, P, D)};
+offer_reds(_P, _D, _T, _F, W) -> W.
+
+crossed(P, Risen, Q, M, W) ->
+    W1 = case Risen band ?FLAG_QUEUE of
+             0 -> W;
+             _ -> note(long_message_queue, {long_message_queue, P, Q}, W)
+         end,
+    case Risen band ?FLAG_MEMORY of
+        0 -> W1;
+        _ -> note(large_memory, {large_memory, P, M}, W1)
+    end.
+
+note(Kind, Crossing, #w{ncross = Counts, crossings = Cs, dropped = D} = W) ->
+    case maps:get(Kind, Counts, 0) of
+        C when C >= ?MAX_CROSSINGS -> W#w{dropped = D + 1};
+        C -> W#w{ncross = Counts#{Kind => C + 1}, crossings = [Crossing | Cs]}
+    end.
+
+us(Native) -> erlang:convert_time_unit(Native, native, microsecond).
+
+%% ---------------------------------------------------------------- ports
+
+-record(pw, {tops :: [{port_key(), reference(), integer()}],
+             window :: reference() | undefined,
+             busy :: pos_integer() | infinity,
+             scanned = 0 :: non_neg_integer(),
+             gone = 0 :: non_neg_integer(),
+             crossings = [] :: [crossing()],
+             ncross = #{} :: #{atom() => non_neg_integer()},
+             dropped = 0 :: non_neg_integer()}).
+
+%% @doc One pass over every port: `port_info/2' of each key asked (one item
+%% per call; `queue_size' always, for the busy threshold).
+-spec ports(port_spec()) -> port_result().
+ports(#{keys := Keys, n := N} = Spec) ->
+    Start = erlang:monotonic_time(),
+    Buf = fill(fun erlang:ports/0),
+    #{size := Size} = ?NIF:scan_buf_info(Buf),
+    Window = case maps:get(window, Spec, undefined) of
+                 undefined -> undefined;
+                 Win -> window_or_none(Win, ?NIF:scan_window_begin(Win, Size))
+             end,
+    W0 = #pw{tops = [{K, ?NIF:scan_topk_new(N), -1} || K <- Keys], window = Window,
+             busy = maps:get(busy_port_queue, Spec, infinity)},
+    {W, _Slices, Cpu} = slices(Buf, ?SLICE_FIRST, fun visit_port/2, W0, 0, 0),
+    #{tops => maps:from_list([{K, ?NIF:scan_topk_list(T)} || {K, T, _} <- W#pw.tops]),
+      scanned => W#pw.scanned, gone => W#pw.gone,
+      duration_us => us(erlang:monotonic_time() - Start), cpu_us => Cpu div 1000,
+      crossings => lists:reverse(W#pw.crossings), crossings_dropped => W#pw.dropped}.
+
+window_or_none(Win, Gen) when is_integer(Gen) -> Win;
+window_or_none(_Win, {error, enomem}) -> undefined.
+
+visit_port(P, W) ->
+    case erlang:port_info(P, queue_size) of
+        {queue_size, Q} -> port_tops(P, Q, W#pw.tops, [], busy(P, Q, W));
+        undefined -> W#pw{gone = W#pw.gone + 1}
+    end.
+
+busy(_P, _Q, #pw{window = undefined} = W) -> W#pw{scanned = W#pw.scanned + 1};
+busy(P, Q, #pw{window = Win, busy = B} = W) ->
+    W1 = W#pw{scanned = W#pw.scanned + 1},
+    case ?NIF:scan_window_update(Win, P, 0, flag(Q, B, ?FLAG_BUSY)) of
+        {_, _Risen} -> note(busy, {busy, P, Q}, W1);
+        _ -> W1
+    end.
+
+port_tops(_P, _Q, [], Acc, W) -> W#pw{tops = lists:reverse(Acc)};
+port_tops(P, Q, [{Key, T, F} | Rest], Acc, W) ->
+    case port_value(P, Key, Q) of
+        V when is_integer(V), V > F -> port_tops(P, Q, Rest, [{Key, T, ?NIF:scan_topk_add(T, P, V)} | Acc], W);
+        _ -> port_tops(P, Q, Rest, [{Key, T, F} | Acc], W)
+    end.
+
+port_value(_P, queue_size, Q) -> Q;
+port_value(P, Key, _Q) ->
+    case erlang:port_info(P, Key) of
+        {Key, V} -> V;
+        undefined -> undefined
+    end.
