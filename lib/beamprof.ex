@@ -134,4 +134,20 @@ defmodule Beamprof do
 
   @spec top(:live) :: :ok | {:error, :not_started}
   def top(:live), do: :beamprof.top(:live)
+
+  @doc """
+  The top `n` processes by `key` (`:message_queue_len`, `:memory`,
+  `:reductions` over a window, or `:total_heap_size`) as maps with `pid`,
+  `value`, `name`, `initial_call`, `current_function`, `message_queue_len`,
+  `memory` (`:skipped` for a huge queue) and `reductions`.
+  """
+  @spec top(atom(), pos_integer()) :: [map()]
+  defdelegate top(key, n), to: :beamprof
+
+  @doc """
+  The top `n` ports by `key` (`:queue_size`, `:memory`, `:input`, `:output`)
+  as maps with `port`, `value`, `name`, `owner` and the four figures.
+  """
+  @spec top_ports(atom(), pos_integer()) :: [map()]
+  defdelegate top_ports(key, n), to: :beamprof
 end

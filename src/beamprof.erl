@@ -120,15 +120,11 @@ screen() ->
         Sample -> beamprof_top:render(Sample, top_tables(5), #{})
     end.
 
-%% The three tables of the process scan (beamprof_scan, the scanner's
-%% branch); until it is part of the build, top/0 says "not scanned".
--define(SCAN, beamprof_scan).
+%% The three tables of one scan. A scan that fails leaves the VM's figures
+%% on the screen and says why the tables are missing.
 top_tables(N) ->
-    Scan = ?SCAN,
-    _ = code:ensure_loaded(Scan),
-    case erlang:function_exported(Scan, top_all, 1) of
-        true -> Scan:top_all(N);
-        false -> {error, scanner_not_built}
+    try beamprof_scan:top_all(N)
+    catch Class:Reason -> {error, {Class, Reason}}
     end.
 
 %% @doc The `N' processes with the largest `Key' (`message_queue_len',

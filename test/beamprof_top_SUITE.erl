@@ -9,7 +9,7 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [top_prints_one_screen, top_not_started, print_utf8_on_both_encodings,
+    [top_prints_one_screen, top_names_hot_processes, top_not_started, print_utf8_on_both_encodings,
      live_redraws_until_a_line, live_stops_at_eof, live_reader_killed_on_error].
 
 init_per_suite(Config) ->
@@ -37,6 +37,49 @@ top_prints_one_screen(_Config) ->
     [?assertNotEqual(nomatch, string:find(Text, W), W)
      || W <- [atom_to_list(node()), "gate open", "system monitor on", "schedulers", "memory",
               "rss", "counts", "rates"]].
+
+%% Known hot processes (a long mailbox, a large heap, a spinning loop), each
+%% registered: beamprof:top() names each in its table, with its figure.
+top_names_hot_processes(_Config) ->
+    ok = beamprof:start(#{interval => 200}),
+    wait_sample(),
+    Mailbox = spawn_link(fun() -> register(bp_top_mailbox, self()), receive stop -> ok end end),
+    [Mailbox ! {msg, I} || I <- lists:seq(1, 50000)],
+    Heap = spawn_link(fun() -> register(bp_top_heap, self()),
+                               L = lists:seq(1, 2000000),
+                               receive stop -> length(L) end
+                      end),
+    Spinner = spawn_link(fun() -> register(bp_top_spinner, self()), spin(0) end),
+    try
+        wait_until(fun() -> {memory, M} = erlang:process_info(Heap, memory),
+                            M > 30 * 1024 * 1024 end, 10000),
+        {ok, Text} = captured(fun beamprof:top/0, #{}),
+        ct:log("~ts", [Text]),
+        Tables = split_tables(Text),
+        ?assertEqual(3, length(Tables), Text),
+        [Queue, Memory, Reductions] = Tables,
+        [QLine | _] = rows_of(Queue),
+        ?assertNotEqual(nomatch, string:find(QLine, "bp_top_mailbox"), Text),
+        ?assertNotEqual(nomatch, string:find(QLine, "50.0k"), Text),
+        [MLine | _] = rows_of(Memory),
+        ?assertNotEqual(nomatch, string:find(MLine, "bp_top_heap"), Text),
+        ?assertNotEqual(nomatch, string:find(MLine, " MiB"), Text),
+        ?assertNotEqual(nomatch, string:find(Reductions, "bp_top_spinner"), Text)
+    after
+        [begin unlink(P), exit(P, kill) end || P <- [Mailbox, Heap, Spinner]]
+    end.
+
+spin(N) -> spin(N + 1).
+
+%% The three tables' texts, each from its "top processes" title on.
+split_tables(Text) ->
+    [_ | Tables] = string:split(Text, "top processes", all),
+    Tables.
+
+%% The data rows of a table: after its title and column header.
+rows_of(Table) ->
+    [_Title, _Header | Rows] = string:split(string:trim(Table, trailing), "\n", all),
+    Rows.
 
 top_not_started(_Config) ->
     ?assertEqual({error, not_started}, beamprof:top()),

@@ -63,6 +63,19 @@ defmodule BeamprofTest do
     assert String.ends_with?(output, "\e[?25h\n")
   end
 
+  test "top/2 finds a long mailbox and top_ports/2 returns port rows" do
+    :ok = Beamprof.start(interval: @interval)
+    pid = spawn_link(fn -> receive do: (:stop -> :ok) end)
+    for i <- 1..5000, do: send(pid, {:msg, i})
+
+    assert [%{pid: ^pid, value: 5000, message_queue_len: 5000} | _] =
+             Beamprof.top(:message_queue_len, 3)
+
+    assert [%{port: port} | _] = Beamprof.top_ports(:memory, 3)
+    assert is_port(port)
+    send(pid, :stop)
+  end
+
   test "top/0 and top(:live) when not started" do
     assert {:error, :not_started} = Beamprof.top()
     assert {:error, :not_started} = Beamprof.top(:live)
