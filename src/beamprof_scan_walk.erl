@@ -58,7 +58,7 @@
 -define(NIF, beamprof_nif).
 -define(SLICE_NS, 1000000).        % aim: 1 ms of work per slice
 -define(SLICE_MIN, 16).
--define(SLICE_MAX, 4096).
+-define(SLICE_MAX, 2048).
 -define(SLICE_FIRST, 128).
 -define(MAX_CROSSINGS, 100).       % per kind and scan; the rest are counted
 -define(FLAG_QUEUE, 1).
@@ -304,8 +304,14 @@ busy(_P, _Q, #pw{window = undefined} = W) -> W#pw{scanned = W#pw.scanned + 1};
 busy(P, Q, #pw{window = Win, busy = B} = W) ->
     W1 = W#pw{scanned = W#pw.scanned + 1},
     case ?NIF:scan_window_update(Win, P, 0, flag(Q, B, ?FLAG_BUSY)) of
-        {_, _Risen} -> note(busy, {busy, P, Q}, W1);
+        {_, _Risen} -> note_port({busy, P, Q}, W1);
         _ -> W1
+    end.
+
+note_port(Crossing, #pw{ncross = Counts, crossings = Cs, dropped = D} = W) ->
+    case maps:get(busy, Counts, 0) of
+        C when C >= ?MAX_CROSSINGS -> W#pw{dropped = D + 1};
+        C -> W#pw{ncross = Counts#{busy => C + 1}, crossings = [Crossing | Cs]}
     end.
 
 port_tops(_P, _Q, [], Acc, W) -> W#pw{tops = lists:reverse(Acc)};

@@ -1,0 +1,404 @@
+%% The process and port scan against a real VM: known queues and heaps are
+%% exactly the top rows; a huge queue is skipped, not stalled on; 200k
+%% processes on a peer node (+P raised) are scanned while a 1 ms pinger
+%% keeps running and the scanner's heap stays under 1 MiB (GC trace);
+%% threshold events fire once per crossing and re-arm; the periodic scan
+%% waits while the gate is closed.
+-module(beamprof_scan_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [known_queues_are_top, known_heaps_are_top, rows_are_named, reductions_window,
+     huge_queue_skipped, top_ports_rows, bad_arguments, scan_event,
+     thresholds_once_per_crossing, busy_port_event, periodic_scan_paused_by_gate,
+     big_scan_on_peer].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    ok = beamprof:stop().
+
+%% --- correctness ------------------------------------------------------------
+
+known_queues_are_top(_Config) ->
+    Lens = [5003, 5001, 5005, 5002, 5004],
+    Procs = [queued(L) || L <- Lens],
+    try
+        Rows = beamprof:top(message_queue_len, 5),
+        Expected = lists:reverse(lists:keysort(1, lists:zip(Lens, Procs))),
+        ?assertEqual(Expected, [{V, P} || #{value := V, pid := P} <- Rows]),
+        [?assertMatch(#{key := message_queue_len, message_queue_len := V, memory := M}
+                         when is_integer(M), R)
+         || #{value := V} = R <- Rows]
+    after
+        [exit(P, kill) || P <- Procs]
+    end.
+
+known_heaps_are_top(_Config) ->
+    Sizes = [600000, 400000, 800000],
+    Procs = [holder(S) || S <- Sizes],
+    try
+        Rows = beamprof:top(memory, 3),
+        Expected = [P || {_, P} <- lists:reverse(lists:keysort(1, lists:zip(Sizes, Procs)))],
+        ?assertEqual(Expected, [P || #{pid := P} <- Rows]),
+        [begin
+             {memory, Now} = erlang:process_info(P, memory),
+             ct:log("~p: scanned ~B, now ~B", [P, V, Now]),
+             ?assert(abs(V - Now) =< Now div 20)
+         end || #{pid := P, value := V} <- Rows],
+        Heaps = beamprof:top(total_heap_size, 3),
+        ?assertEqual(Expected, [P || #{pid := P} <- Heaps])
+    after
+        [exit(P, kill) || P <- Procs]
+    end.
+
+rows_are_named(_Config) ->
+    Named = holder(500000),
+    true = register(beamprof_scan_fat, Named),
+    {ok, Gen} = gen_server:start(?MODULE, [], []),
+    try
+        [Row] = beamprof:top(memory, 1),
+        ?assertMatch(#{pid := Named, name := beamprof_scan_fat,
+                       initial_call := {erlang, apply, 2},
+                       current_function := {?MODULE, _, _}}, Row),
+        ok = gen_server:call(Gen, {grow, 900000}, 10000),
+        [GenRow] = beamprof:top(memory, 1),
+        ?assertMatch(#{pid := Gen, name := undefined,
+                       initial_call := {?MODULE, init, 1},
+                       current_function := {gen_server, loop, 7}}, GenRow)
+    after
+        exit(Named, kill),
+        exit(Gen, kill)
+    end.
+
+%% A spinner does far more reductions over the window than anything else.
+reductions_window(_Config) ->
+    Spinner = spawn(fun() -> spin(0) end),
+    try
+        [#{pid := P, value := V, reductions := V}] =
+            beamprof_scan:top(reductions, 1, #{window_ms => 300}),
+        ?assertEqual(Spinner, P),
+        {reductions, Total} = erlang:process_info(Spinner, reductions),
+        ?assert(V > 0 andalso V < Total)
+    after
+        exit(Spinner, kill)
+    end.
+
+%% One million queued messages: the scan reports the queue, skips memory,
+%% and finishes in a time that does not depend on walking the queue.
+huge_queue_skipped(_Config) ->
+    P = queued(1000000),
+    try
+        {Us, R} = timer:tc(fun() ->
+                                   beamprof_scan:local_top([memory, message_queue_len], 3, #{})
+                           end),
+        ct:log("scan with a 1M queue: ~B us, ~p", [Us, maps:without([memory, message_queue_len], R)]),
+        ?assertMatch(#{skipped := 1}, R),
+        #{message_queue_len := [Top | _], memory := Mem} = R,
+        ?assertMatch(#{pid := P, value := 1000000, memory := skipped}, Top),
+        ?assertNot(lists:member(P, [Pid || #{pid := Pid} <- Mem])),
+        ?assert(Us < 5000000)
+    after
+        exit(P, kill)
+    end.
+
+top_ports_rows(_Config) ->
+    Port = open_port({spawn, "cat"}, [binary]),
+    try
+        true = port_command(Port, binary:copy(<<"x">>, 1000)),
+        wait_until(fun() -> element(2, erlang:port_info(Port, output)) >= 1000 end, 5000),
+        Rows = beamprof:top_ports(output, 50),
+        ?assert(length(Rows) >= 1),
+        Mine = [R || #{port := P} = R <- Rows, P =:= Port],
+        ?assertMatch([#{key := output, value := 1000, name := "cat", owner := _,
+                        queue_size := _, memory := _, input := _, output := 1000}], Mine),
+        ?assertEqual(lists:reverse(lists:sort([V || #{value := V} <- Rows])),
+                     [V || #{value := V} <- Rows])
+    after
+        port_close(Port)
+    end.
+
+bad_arguments(_Config) ->
+    ?assertError({badarg, "Expected key" ++ _}, beamprof:top(nope, 5)),
+    ?assertError({badarg, "Expected N" ++ _}, beamprof:top(memory, 0)),
+    ?assertError({badarg, "Expected N" ++ _}, beamprof:top(memory, 10001)),
+    ?assertError({badarg, "Bad option" ++ _}, beamprof_scan:top(memory, 1, #{nope => 1})),
+    ?assertError({badarg, "Expected key" ++ _}, beamprof:top_ports(message_queue_len, 5)),
+    ?assertError({badarg, "Expected option scan_budget" ++ _},
+                 beamprof:start(#{scan_budget => 2.0})),
+    ?assertError({badarg, "Expected option scan_interval" ++ _},
+                 beamprof:start(#{scan_interval => 5})).
+
+scan_event(_Config) ->
+    ok = beamprof:start(#{scan_interval => 100, scan_budget => 1.0}),
+    [{_, M, Meta} | _] = wait_events([beamprof, process, scan], 2),
+    [?assert(is_integer(maps:get(K, M)))
+     || K <- [scanned, skipped, gone, ports, duration, cpu, message_queue_len_p50,
+              message_queue_len_p90, message_queue_len_p99, message_queue_len_max,
+              memory_p50, memory_p90, memory_p99, memory_max]],
+    ?assert(maps:get(scanned, M) >= erlang:system_info(process_count) div 2),
+    ?assert(maps:get(memory_max, M) >= maps:get(memory_p50, M)),
+    ?assertMatch(#{trigger := periodic, window_ms := W, generation := G}
+                   when W >= 100 andalso G >= 2, Meta).
+
+%% --- thresholds -------------------------------------------------------------------
+
+thresholds_once_per_crossing(_Config) ->
+    ok = beamprof:start(#{scan_interval => off, long_message_queue => 500,
+                          large_memory => 20 * 1024 * 1024}),
+    Events = [[beamprof, process, long_message_queue], [beamprof, process, large_memory]],
+    Self = self(),
+    ok = beamprof:attach_many(th, Events, fun(E, M, Meta, _) -> Self ! {ev, E, M, Meta} end, nil),
+    P = spawn(fun() -> controlled() end),
+    try
+        fill(P, 600),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertMatch([{[beamprof, process, long_message_queue], #{message_queue_len := 600},
+                       #{pid := P, threshold := 500}}], mine(P)),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertEqual([], mine(P)),                       % still above: no event
+        drain(P),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertEqual([], mine(P)),                       % below: re-armed
+        fill(P, 600),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertMatch([{_, #{message_queue_len := 600}, _}], mine(P)),
+        drain(P),
+        call(P, {grow, 3000000}),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertMatch([{[beamprof, process, large_memory], #{memory := M},
+                       #{pid := P, name := undefined, current_function := {?MODULE, _, _}}}]
+                       when M > 20 * 1024 * 1024, mine(P)),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertEqual([], mine(P)),
+        call(P, shrink),
+        ok = beamprof_scan_server:scan_now(),
+        call(P, {grow, 3000000}),
+        ok = beamprof_scan_server:scan_now(),
+        ?assertMatch([{[beamprof, process, large_memory], _, _}], mine(P))
+    after
+        exit(P, kill)
+    end.
+
+%% A port whose command queue grows past the busy mark (the OS process
+%% never reads its stdin).
+busy_port_event(_Config) ->
+    ok = beamprof:start(#{scan_interval => off}),
+    Self = self(),
+    ok = beamprof:attach(busy, [beamprof, port, busy], fun(_, M, Meta, _) -> Self ! {busy, M, Meta} end, nil),
+    Port = open_port({spawn, "sleep 60"}, [binary]),
+    try
+        %% The writer is suspended once the port is busy; the queue stays.
+        _ = spawn(fun() -> erlang:port_command(Port, binary:copy(<<0>>, 1000000)) end),
+        wait_until(fun() -> element(2, erlang:port_info(Port, queue_size)) > 8192 end, 5000),
+        ok = beamprof_scan_server:scan_now(),
+        receive {busy, #{queue_size := Q}, #{port := Port, name := "sleep 60", threshold := 8192}} ->
+                ?assert(Q > 8192)
+        after 5000 -> ct:fail(no_busy_event)
+        end,
+        ok = beamprof_scan_server:scan_now(),
+        receive {busy, _, #{port := Port}} -> ct:fail(busy_twice) after 200 -> ok end
+    after
+        catch port_close(Port)
+    end.
+
+%% --- the gate ------------------------------------------------------------------
+
+periodic_scan_paused_by_gate(_Config) ->
+    #{rss := Rss} = beamprof_nif:memory(),
+    ok = beamprof:start(#{scan_interval => 100, scan_budget => 1.0,
+                          memory_limit => Rss + 64 * 1024 * 1024}),
+    wait_until(fun() -> maps:get(scans, beamprof_scan_server:stats()) >= 2 end, 5000),
+    Self = self(),
+    Holder = spawn(fun() -> Bin = binary:copy(<<1>>, 96 * 1024 * 1024), Self ! held,
+                            receive stop -> byte_size(Bin) end end),
+    receive held -> ok end,
+    try
+        wait_until(fun() -> beamprof:gate() =:= closed end, 5000),
+        timer:sleep(300),
+        #{scans := S1, paused := P1} = beamprof_scan_server:stats(),
+        timer:sleep(1300),
+        #{scans := S2, paused := P2} = beamprof_scan_server:stats(),
+        ct:log("closed: scans ~B -> ~B, paused ~B -> ~B", [S1, S2, P1, P2]),
+        ?assertEqual(S1, S2),
+        ?assert(P2 > P1)
+    after
+        Holder ! stop
+    end,
+    wait_until(fun() -> beamprof:gate() =:= open end, 10000),
+    #{scans := S3} = beamprof_scan_server:stats(),
+    wait_until(fun() -> maps:get(scans, beamprof_scan_server:stats()) > S3 end, 5000).
+
+%% --- 200k processes on a peer ------------------------------------------------------
+
+big_scan_on_peer(_Config) ->
+    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
+                                          args => ["-pa" | code:get_path()] ++ ["+P", "400000"]}),
+    try
+        ok = peer:call(Peer, ?MODULE, spawn_idle, [200000], 60000),
+        Figures = peer:call(Peer, ?MODULE, measured_scan, [memory], 60000),
+        ct:log("200k processes, top(memory, 10): ~p", [Figures]),
+        #{max_gap_ms := Gap, peak_heap_words := Peak, gcs := Gcs, scanned := Scanned} = Figures,
+        ?assert(Scanned >= 200000),
+        ?assert(Gcs > 0),                              % the trace saw the scanner
+        ?assert(Peak * erlang:system_info(wordsize) < 1024 * 1024),
+        ?assert(Gap < 50.0),
+        F2 = peer:call(Peer, ?MODULE, measured_scan, [message_queue_len], 60000),
+        ct:log("200k processes, top(message_queue_len, 10): ~p", [F2]),
+        ?assert(maps:get(peak_heap_words, F2) * erlang:system_info(wordsize) < 1024 * 1024),
+        ?assert(maps:get(max_gap_ms, F2) < 50.0)
+    after
+        peer:stop(Peer)
+    end.
+
+spawn_idle(N) ->
+    Parent = self(),
+    spawn(fun() ->
+                  [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
+                  Parent ! spawned,
+                  receive stop -> ok end
+          end),
+    receive spawned -> ok end.
+
+%% Runs a scan in a fresh process traced for garbage collection, with a
+%% pinger waking every 1 ms; returns the worst ping gap, the peak heap the
+%% GC trace saw (heap + old heap blocks + heap fragments, words) and the
+%% number of GC events seen.
+measured_scan(Key) ->
+    Pinger = spawn(fun() -> ping(erlang:monotonic_time(microsecond), 0) end),
+    Tracer = spawn(fun() -> gc_peak(0, 0) end),
+    Self = self(),
+    Scanner = spawn(fun() ->
+                            receive go -> ok end,
+                            R = beamprof_scan:local_top([Key], 10, #{}),
+                            Self ! {done, R}
+                    end),
+    1 = erlang:trace(Scanner, true, [garbage_collection, {tracer, Tracer}]),
+    Scanner ! go,
+    R = receive {done, Res} -> Res after 60000 -> exit(scan_timeout) end,
+    Pinger ! {stop, self()},
+    Gap = receive {gap, G} -> G end,
+    Tracer ! {stop, self()},
+    {Peak, Gcs} = receive {peak, Pk, N} -> {Pk, N} end,
+    #{max_gap_ms => Gap / 1000, peak_heap_words => Peak, gcs => Gcs,
+      scanned => maps:get(scanned, R), duration_us => maps:get(duration_us, R),
+      cpu_us => maps:get(cpu_us, R)}.
+
+ping(Last, Max) ->
+    receive {stop, From} -> From ! {gap, Max}
+    after 1 ->
+            Now = erlang:monotonic_time(microsecond),
+            ping(Now, max(Max, Now - Last - 1000))
+    end.
+
+gc_peak(Peak, N) ->
+    receive
+        {trace, _, Event, Info} when Event =:= gc_minor_start; Event =:= gc_minor_end;
+                                     Event =:= gc_major_start; Event =:= gc_major_end ->
+            Size = proplists:get_value(heap_block_size, Info, 0)
+                + proplists:get_value(old_heap_block_size, Info, 0)
+                + proplists:get_value(mbuf_size, Info, 0),
+            gc_peak(max(Peak, Size), N + 1);
+        {stop, From} ->
+            From ! {peak, Peak, N}
+    end.
+
+%% --- helpers -------------------------------------------------------------------------
+
+%% A process blocked on a message that never comes, with N messages queued.
+queued(N) ->
+    P = spawn(fun() -> receive never -> ok end end),
+    lists:foreach(fun(I) -> P ! {m, I} end, lists:seq(1, N)),
+    P.
+
+%% A process holding a list of N integers on its heap.
+holder(N) ->
+    Self = self(),
+    P = spawn(fun() -> L = lists:seq(1, N), garbage_collect(), Self ! {held, self()},
+                       hold(L) end),
+    receive {held, P} -> P end.
+
+hold(L) ->
+    receive stop -> length(L) end.
+
+%% gen_server callbacks for rows_are_named: a proc_lib process.
+init([]) -> {ok, []}.
+handle_call({grow, N}, _From, _State) -> {reply, ok, lists:seq(1, N)}.
+handle_cast(_Msg, State) -> {noreply, State}.
+
+%% A process that grows or drops a list on its heap and flushes its queued
+%% {m, _} messages when asked.
+controlled() ->
+    controlled([]).
+
+controlled(L) ->
+    receive
+        {grow, N, From} -> L2 = lists:seq(1, N), From ! done, controlled(L2);
+        {shrink, From} -> shrunk(From);
+        {flush, From} -> flush_m(), From ! done, controlled(L)
+    end.
+
+shrunk(From) ->
+    garbage_collect(),
+    From ! done,
+    controlled([]).
+
+flush_m() ->
+    receive {m, _} -> flush_m() after 0 -> ok end.
+
+fill(P, N) ->
+    [P ! {m, I} || I <- lists:seq(1, N)],
+    wait_until(fun() -> element(2, erlang:process_info(P, message_queue_len)) >= N end, 5000).
+
+drain(P) ->
+    P ! {flush, self()},
+    receive done -> ok after 10000 -> ct:fail(no_flush) end.
+
+call(P, {grow, N}) -> P ! {grow, N, self()}, receive done -> ok after 10000 -> ct:fail(no_reply) end;
+call(P, shrink) -> P ! {shrink, self()}, receive done -> ok after 10000 -> ct:fail(no_reply) end.
+
+mine(P) ->
+    receive {ev, E, M, #{pid := P} = Meta} -> [{E, M, Meta} | mine(P)]
+    after 100 -> []
+    end.
+
+spin(N) -> spin(N + 1).
+
+wait_events(Event, N) ->
+    Ref = make_ref(),
+    Self = self(),
+    ok = beamprof:attach(Ref, Event, fun(E, M, Meta, _) -> Self ! {Ref, {E, M, Meta}} end, nil),
+    try
+        lists:foldl(fun(_, Acc) ->
+                            receive {Ref, Ev} -> [Ev | Acc]
+                            after 10000 -> ct:fail({no_event, Event})
+                            end
+                    end, [], lists:seq(1, N))
+    after
+        beamprof:detach(Ref)
+    end.
+
+wait_until(Fun, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_until(Fun, Deadline, Timeout).
+
+wait_until(Fun, Deadline, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout, Timeout});
+                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
+            end
+    end.
