@@ -20,7 +20,9 @@ defmodule Beamprof do
 
   Events (with the default `event_prefix` of `[:beamprof]`):
   `[:beamprof, :vm, :sample]`, `[:beamprof, :scheduler, :utilization]`,
-  `[:beamprof, :gate, :open]` and `[:beamprof, :gate, :closed]`. When the
+  `[:beamprof, :gate, :open]` and `[:beamprof, :gate, :closed]`; the VM's
+  system monitor as `[:beamprof, :monitor, kind]` (`:long_gc`,
+  `:long_schedule`, `:large_heap`, `:busy_port`, `:busy_dist_port`). When the
   `telemetry` library is loaded they go through `:telemetry.execute/3`, so
   handlers attached with `:telemetry.attach/4` see them too.
   """
@@ -118,11 +120,20 @@ defmodule Beamprof do
   defdelegate list_handlers(prefix), to: :beamprof
 
   @doc """
-  Prints the latest sample as a compact table (schedulers, run queues,
-  memory, counts), or returns `{:error, :not_started}`.
+  Prints one screen: scheduler utilization per scheduler and in total,
+  memory by kind and against the limit, the gate, the system monitor, and
+  the top 5 processes by message queue, by memory and by reductions over the
+  scan's window. Returns `{:error, :not_started}` when beamprof is not
+  running.
+
+  `top(:live)` redraws it in place every second until Enter (or `q` and
+  Enter) is pressed: IEx reads whole lines, so a single key cannot stop it.
   """
   @spec top() :: :ok | {:error, :not_started}
   defdelegate top(), to: :beamprof
+
+  @spec top(:live) :: :ok | {:error, :not_started}
+  def top(:live), do: :beamprof.top(:live)
 
   @typedoc """
   A profile: `stacks` is a list of `{frames, weight}` with frames root first
@@ -221,4 +232,20 @@ defmodule Beamprof do
   @spec flame_graph(pos_integer(), Path.t() | map()) :: {:ok, map()} | {:error, term()}
   def flame_graph(fun, opts) when is_function(fun, 0), do: :beamprof.flame_graph(fun, opts)
   def flame_graph(ms, opts) when is_integer(ms), do: :beamprof.flame_graph(ms, opts)
+
+  @doc """
+  The top `n` processes by `key` (`:message_queue_len`, `:memory`,
+  `:reductions` over a window, or `:total_heap_size`) as maps with `pid`,
+  `value`, `name`, `initial_call`, `current_function`, `message_queue_len`,
+  `memory` (`:skipped` for a huge queue) and `reductions`.
+  """
+  @spec top(atom(), pos_integer()) :: [map()]
+  defdelegate top(key, n), to: :beamprof
+
+  @doc """
+  The top `n` ports by `key` (`:queue_size`, `:memory`, `:input`, `:output`)
+  as maps with `port`, `value`, `name`, `owner` and the four figures.
+  """
+  @spec top_ports(atom(), pos_integer()) :: [map()]
+  defdelegate top_ports(key, n), to: :beamprof
 end

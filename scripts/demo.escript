@@ -9,12 +9,16 @@
 main(_) ->
     Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
     true = code:add_patha(filename:join(Root, "_build/default/lib/beamprof/ebin")),
-    ok = beamprof:start(#{interval => 500}),
+    ok = beamprof:start(#{interval => 500,
+                          system_monitor => #{long_gc => 20, long_schedule => 20}}),
     Self = self(),
     ok = beamprof:attach(<<"demo">>, [beamprof, gate, closed],
                          fun(E, M, Meta, _) -> Self ! {event, E, M, Meta} end, nil),
     ok = beamprof:attach(<<"demo-open">>, [beamprof, gate, open],
                          fun(E, M, Meta, _) -> Self ! {event, E, M, Meta} end, nil),
+    Kinds = [long_gc, long_schedule, large_heap, busy_port, busy_dist_port],
+    ok = beamprof:attach_many(<<"demo-monitor">>, [[beamprof, monitor, K] || K <- Kinds],
+                              fun(E, M, Meta, _) -> Self ! {monitor_event, E, M, Meta} end, nil),
     section("At rest (two samples in)"),
     wait_samples(2),
     beamprof:top(),
@@ -29,6 +33,9 @@ main(_) ->
 
     section("Top processes under load (beamprof:top/2, yielding scan)"),
     scan_rows(),
+
+    section("VM monitor events under load (the first of each kind; beamprof_monitor:status())"),
+    monitor_events(),
     section("Load stopped"),
     [exit(P, kill) || P <- Load],
     Opened = wait_event([beamprof, gate, open], 20000),
@@ -211,3 +218,23 @@ demo_loop(Deadline) ->
 
 demo_fib(N) when N < 2 -> N;
 demo_fib(N) -> demo_fib(N - 1) + demo_fib(N - 2).
+
+%% The first [beamprof, monitor, Kind] event of each kind received so far.
+monitor_events() ->
+    Events = monitor_events([]),
+    [io:format("event ~p~n  measurements ~p~n  metadata ~p~n", [E, M, Meta])
+     || {E, M, Meta} <- Events],
+    Events =:= [] andalso io:format("no monitor event yet~n"),
+    #{state := State, received := Received, suppressed := Suppressed} = beamprof_monitor:status(),
+    io:format("system monitor ~p; received ~p; suppressed by the rate limit ~p~n",
+              [State, Received, Suppressed]).
+
+monitor_events(Acc) ->
+    receive
+        {monitor_event, E, M, Meta} ->
+            case lists:keymember(E, 1, Acc) of
+                true -> monitor_events(Acc);
+                false -> monitor_events([{E, M, Meta} | Acc])
+            end
+    after 0 -> lists:reverse(Acc)
+    end.

@@ -34,6 +34,8 @@
 -export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
          profile_calls/2, flame_graph/2]).
 
+
+-export([top/1]).
 -export([top/2, top_ports/2]).
 
 -type event_name() :: [atom(), ...].
@@ -84,17 +86,51 @@ stop() ->
     end.
 
 %% @doc The latest sample (at most one interval old): schedulers, run
-%% queues, memory, counts, rates and the gate. See the README for the keys.
+%% queues, memory, counts, rates, the gate and `system_monitor'
+%% (`beamprof_monitor:status/0'). See the README for the keys.
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
-    beamprof_sampler:snapshot().
+    case beamprof_sampler:snapshot() of
+        {error, _} = Error -> Error;
+        Sample -> Sample#{system_monitor => beamprof_monitor:status()}
+    end.
 
-%% @doc Prints the latest sample as a compact table.
+%% @doc Prints one screen (`beamprof_top:render/3'): scheduler utilization
+%% per scheduler and in total, memory by kind and against the limit, the
+%% gate and the system monitor, and the top 5 processes by message queue, by
+%% memory and by reductions over the scan's window.
 -spec top() -> ok | {error, not_started}.
 top() ->
+    case screen() of
+        {error, _} = Error -> Error;
+        Text -> beamprof_top:print(Text)
+    end.
+
+%% @doc `top(live)': prints `top()' in place every second until Enter (or q
+%% and Enter) is pressed. A shell reads whole lines, so a single key cannot
+%% stop it.
+-spec top(live) -> ok | {error, not_started}.
+top(live) ->
     case snapshot() of
         {error, _} = Error -> Error;
-        Sample -> io:put_chars(beamprof_format:snapshot(Sample))
+        _ -> beamprof_top:live(fun() -> case screen() of
+                                             {error, _} -> "beamprof is not running\n";
+                                             Text -> Text
+                                         end
+                               end, #{})
+    end.
+
+screen() ->
+    case snapshot() of
+        {error, _} = Error -> Error;
+        Sample -> beamprof_top:render(Sample, top_tables(5), #{})
+    end.
+
+%% The three tables of one scan. A scan that fails leaves the VM's figures
+%% on the screen and says why the tables are missing.
+top_tables(N) ->
+    try beamprof_scan:top_all(N)
+    catch Class:Reason -> {error, {Class, Reason}}
     end.
 
 %% @doc The `N' processes with the largest `Key' (`message_queue_len',

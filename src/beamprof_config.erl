@@ -25,6 +25,7 @@
                     memory_limit := auto | pos_integer(),
                     event_prefix := [atom(), ...],
                     vm_events := boolean(),
+                    system_monitor := false | beamprof_monitor:options() | map() | list(),
                     %% process and port scan (beamprof_scan_server)
                     scan_interval := pos_integer() | off,
                     scan_budget := float(),
@@ -54,6 +55,7 @@ defaults() ->
       memory_limit => auto,
       event_prefix => [beamprof],
       vm_events => true,
+      system_monitor => beamprof_monitor:defaults(),
       %% process and port scan (beamprof_scan_server)
       scan_interval => 10000,
       scan_budget => 0.01,
@@ -123,6 +125,11 @@ check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
 check(memory_limit, auto, _) -> ok;
 check(memory_limit, V, _) when is_integer(V), V > 0 -> ok;
 check(vm_events, V, _) when is_boolean(V) -> ok;
+check(system_monitor, V, O) ->
+    case beamprof_monitor:check(V) of
+        ok -> ok;
+        {error, Message} -> bad(O, Message)
+    end;
 check(event_prefix, V, O) ->
     beamprof_handlers:is_event_name(V) orelse bad_option(event_prefix, V, O), ok;
 %% process and port scan

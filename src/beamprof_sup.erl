@@ -19,6 +19,7 @@ init(Config) ->
     Children = [#{id => beamprof_handlers, start => {beamprof_handlers, start_link, []}},
                 #{id => beamprof_gate, start => {beamprof_gate, start_link, [Config]}},
                 #{id => beamprof_sampler, start => {beamprof_sampler, start_link, [Config]}},
+                #{id => beamprof_monitor, start => {beamprof_monitor, start_link, [Config]}},
                 #{id => beamprof_scan_server,
                   start => {beamprof_scan_server, start_link, [Config]}}],
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, Children}}.

@@ -39,7 +39,8 @@
                     memory := map(),
                     system := #{atom() => non_neg_integer()},
                     rates := #{atom() => float()},
-                    gate := map()}.
+                    gate := map(),
+                    system_monitor => map()}.
 %% What `beamprof:snapshot/0' returns; see the README for every key.
 
 %% @doc Reads the VM now. Costs about 10-20 us (scheduler_wall_time_all, the

@@ -18,3 +18,14 @@ count_test_() ->
 percent_test_() ->
     [?_assertEqual("12.3%", beamprof_format:percent(0.1234)),
      ?_assertEqual("-", beamprof_format:percent(undefined))].
+
+microseconds_test_() ->
+    [?_assertEqual("850 us", beamprof_format:microseconds(850)),
+     ?_assertEqual("1.2 ms", beamprof_format:microseconds(1234)),
+     ?_assertEqual("2.5 s", beamprof_format:microseconds(2500000))].
+
+bar_test_() ->
+    [?_assertEqual("[..........]", beamprof_format:bar(0.0, 10)),
+     ?_assertEqual("[###.......]", beamprof_format:bar(0.3, 10)),
+     ?_assertEqual("[##########]", beamprof_format:bar(1.7, 10)),
+     ?_assertEqual("[    ]", beamprof_format:bar(undefined, 4))].

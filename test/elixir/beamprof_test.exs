@@ -53,6 +53,43 @@ defmodule BeamprofTest do
     assert output =~ "sched"
   end
 
+  test "top(:live) draws a frame and stops at the first line read" do
+    :ok = Beamprof.start(interval: @interval)
+    await_sample()
+    output = capture_io("q\n", fn -> assert :ok = Beamprof.top(:live) end)
+    assert output =~ "press Enter"
+    assert output =~ "system monitor on"
+    # the cursor is shown again
+    assert String.ends_with?(output, "\e[?25h\n")
+  end
+
+  test "top/2 finds a long mailbox and top_ports/2 returns port rows" do
+    :ok = Beamprof.start(interval: @interval)
+    pid = spawn_link(fn -> receive do: (:stop -> :ok) end)
+    for i <- 1..5000, do: send(pid, {:msg, i})
+
+    assert [%{pid: ^pid, value: 5000, message_queue_len: 5000} | _] =
+             Beamprof.top(:message_queue_len, 3)
+
+    assert [%{port: port} | _] = Beamprof.top_ports(:memory, 3)
+    assert is_port(port)
+    send(pid, :stop)
+  end
+
+  test "top/0 and top(:live) when not started" do
+    assert {:error, :not_started} = Beamprof.top()
+    assert {:error, :not_started} = Beamprof.top(:live)
+  end
+
+  test "the system monitor is beamprof's while it runs and free after" do
+    assert :undefined == :erlang.system_monitor()
+    :ok = Beamprof.start(interval: @interval, system_monitor: [long_gc: 50])
+    assert %{state: :active, settings: settings} = :beamprof_monitor.status()
+    assert {:long_gc, 50} in settings
+    :ok = Beamprof.stop()
+    assert :undefined == :erlang.system_monitor()
+  end
+
   test "snapshot/0 has every documented key" do
     :ok = Beamprof.start(interval: @interval)
     await_sample()

@@ -1,0 +1,337 @@
+%% The VM monitor bridge against a real VM: real long garbage collections,
+%% large heaps, long schedules and a busy port; a monitor someone else holds
+%% left alone and said so; the one found restored exactly on stop; the rate
+%% limit under a storm.
+-module(beamprof_monitor_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [takes_free_monitor_and_clears_it, long_gc_and_large_heap, long_schedule, busy_port,
+     busy_dist_port_named, port_long_schedule_named, gone_process_named_undefined, existing_monitor_left_alone,
+     taken_when_freed, taken_over_while_running_is_left, restarted_after_crash,
+     storm_is_rate_limited, disabled, bad_options_refused].
+
+init_per_suite(Config) ->
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    %% Nothing of the test framework's holds the monitor: what each case finds
+    %% is what it set up.
+    ?assertEqual(undefined, erlang:system_monitor()),
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    ok = beamprof:stop(),
+    _ = erlang:system_monitor(undefined),
+    ok.
+
+%% --- ownership ------------------------------------------------------------------
+
+takes_free_monitor_and_clears_it(_Config) ->
+    ok = beamprof:start(),
+    Pid = whereis(beamprof_monitor),
+    Words = erlang:system_info(wordsize),
+    ?assertEqual({Pid, lists:sort([{long_gc, 100}, {long_schedule, 100},
+                                   {large_heap, 128 * 1024 * 1024 div Words},
+                                   busy_port, busy_dist_port])},
+                 sorted(erlang:system_monitor())),
+    ?assertMatch(#{state := active, holder := Pid, previous := undefined}, beamprof_monitor:status()),
+    ok = beamprof:stop(),
+    ?assertEqual(undefined, erlang:system_monitor()),
+    ?assertEqual(#{state => not_started}, beamprof_monitor:status()).
+
+existing_monitor_left_alone(_Config) ->
+    Holder = spawn_link(fun() -> receive stop -> ok end end),
+    _ = erlang:system_monitor(Holder, [{long_gc, 500}, busy_port]),
+    Before = erlang:system_monitor(),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => #{pid => self()}}),
+    try
+        ok = beamprof:start(),
+        ?assertEqual(Before, erlang:system_monitor()),
+        ?assertMatch(#{state := held, holder := Holder}, beamprof_monitor:status()),
+        receive
+            {log, warning, Text} ->
+                ?assertNotEqual(nomatch, string:find(Text, pid_to_list(Holder)))
+        after 5000 -> ct:fail(no_warning_logged)
+        end,
+        ok = beamprof:stop(),
+        ?assertEqual(Before, erlang:system_monitor())
+    after
+        _ = logger:remove_handler(?MODULE),
+        unlink(Holder),
+        exit(Holder, kill)
+    end.
+
+taken_when_freed(_Config) ->
+    Holder = spawn(fun() -> receive stop -> ok end end),
+    _ = erlang:system_monitor(Holder, [busy_port]),
+    ok = beamprof:start(#{system_monitor => #{long_gc => 250}}),
+    ?assertMatch(#{state := held}, beamprof_monitor:status()),
+    exit(Holder, kill),
+    %% beamprof looks again every 5 s.
+    wait_until(fun() -> maps:get(state, beamprof_monitor:status()) =:= active end, 15000),
+    Pid = whereis(beamprof_monitor),
+    ?assertMatch({Pid, [_ | _]}, erlang:system_monitor()),
+    ok = beamprof:stop(),
+    ?assertEqual(undefined, erlang:system_monitor()).
+
+taken_over_while_running_is_left(_Config) ->
+    ok = beamprof:start(),
+    Other = spawn_link(fun() -> receive stop -> ok end end),
+    _ = erlang:system_monitor(Other, [{long_schedule, 300}]),
+    ok = beamprof:stop(),
+    ?assertEqual({Other, [{long_schedule, 300}]}, erlang:system_monitor()),
+    unlink(Other),
+    exit(Other, kill).
+
+restarted_after_crash(_Config) ->
+    ok = beamprof:start(),
+    Old = whereis(beamprof_monitor),
+    exit(Old, kill),
+    wait_until(fun() -> is_pid(whereis(beamprof_monitor)) andalso whereis(beamprof_monitor) =/= Old end,
+               5000),
+    New = whereis(beamprof_monitor),
+    ?assertMatch({New, _}, erlang:system_monitor()),
+    ?assertMatch(#{state := active}, beamprof_monitor:status()).
+
+disabled(_Config) ->
+    ok = beamprof:start(#{system_monitor => false}),
+    ?assertMatch(#{state := disabled}, beamprof_monitor:status()),
+    ?assertEqual(undefined, erlang:system_monitor()).
+
+bad_options_refused(_Config) ->
+    ?assertError({badarg, "Expected system_monitor option long_gc" ++ _},
+                 beamprof:start(#{system_monitor => #{long_gc => 0}})),
+    ?assertError({badarg, "Unknown system_monitor option nope"},
+                 beamprof:start(#{system_monitor => [{nope, 1}]})),
+    ?assertError({badarg, "Expected system_monitor to be" ++ _},
+                 beamprof:start(#{system_monitor => true})),
+    ?assertEqual(undefined, erlang:system_monitor()).
+
+%% --- real monitor messages ----------------------------------------------------------
+
+%% A proc_lib process with a registered name and a 2M-element live list
+%% collects every 50 ms until told to stop: a collection of that heap takes
+%% 3-30 ms here, well over the 1 ms threshold.
+long_gc_and_large_heap(_Config) ->
+    ok = beamprof:start(#{system_monitor => #{long_gc => 1, large_heap => 1024 * 1024,
+                                              long_schedule => false}}),
+    Events = collect([[beamprof, monitor, long_gc], [beamprof, monitor, large_heap]]),
+    Words = erlang:system_info(wordsize),
+    P = proc_lib:spawn_link(fun() -> register(bp_heap_hog, self()), heap_hog(lists:seq(1, 2000000)) end),
+    try
+        %% Bytes, not words: the 2M-element list alone is 4M words.
+        {M, Meta} = wait_event(Events, long_gc, P,
+                               fun(#{total_heap_size := T}) -> T >= 4000000 * Words end),
+        ?assert(maps:get(duration_ms, M) >= 1),
+        ?assertEqual(erlang:convert_time_unit(maps:get(duration_ms, M), millisecond, native),
+                     maps:get(duration, M)),
+        ?assertEqual(maps:get(total_heap_size, M),
+                     lists:sum([maps:get(K, M) || K <- [heap_block_size, old_heap_block_size,
+                                                        mbuf_size]])),
+        ?assert(maps:get(heap_size, M) =< maps:get(heap_block_size, M)),
+        assert_named(P, bp_heap_hog, Meta),
+        {HM, HMeta} = wait_event(Events, large_heap, P),
+        ?assert(maps:get(total_heap_size, HM) >= 1024 * 1024),
+        ?assertNot(maps:is_key(duration, HM)),
+        assert_named(P, bp_heap_hog, HMeta)
+    after
+        stop_proc(P)
+    end.
+
+heap_hog(List) ->
+    erlang:garbage_collect(),
+    receive stop -> length(List) after 50 -> heap_hog(List) end.
+
+%% Copying a 4M-element tuple (setelement/3) runs without yielding: 20-40 ms
+%% here, over the 1 ms threshold.
+long_schedule(_Config) ->
+    ok = beamprof:start(#{system_monitor => #{long_schedule => 1, long_gc => false,
+                                              large_heap => false, max_rate => 1000}}),
+    Events = collect([[beamprof, monitor, long_schedule]]),
+    P = proc_lib:spawn_link(fun() -> tuple_copier(erlang:make_tuple(4000000, a), 0) end),
+    try
+        {M, Meta} = wait_event(Events, long_schedule, P),
+        ?assert(maps:get(duration_ms, M) >= 1),
+        ?assertMatch(#{pid := P, name := undefined, node := _, in := _, out := _}, Meta),
+        ?assertMatch({?MODULE, _, 0}, maps:get(initial_call, Meta)),
+        ?assertEqual(ok, beamprof_events_check(M))
+    after
+        stop_proc(P)
+    end.
+
+tuple_copier(T, N) ->
+    T2 = setelement(1 + N rem 2, T, N),
+    receive stop -> ok after 20 -> tuple_copier(T2, N + 1) end.
+
+%% A port to a program that never reads its stdin: once the pipe and the
+%% driver's queue are full, port_command/2 suspends the sender.
+busy_port(_Config) ->
+    ok = beamprof:start(),
+    Events = collect([[beamprof, monitor, busy_port]]),
+    Port = open_port({spawn_executable, "/bin/sh"}, [{args, ["-c", "exec sleep 30"]}, binary]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    Chunk = binary:copy(<<0>>, 65536),
+    Sender = spawn(fun() -> register(bp_port_writer, self()),
+                            [port_command(Port, Chunk) || _ <- lists:seq(1, 100)] end),
+    try
+        {M, Meta} = wait_event(Events, busy_port, Sender),
+        ?assertMatch(#{monotonic_time := _, suppressed := 0}, M),
+        ?assertMatch(#{pid := Sender, name := bp_port_writer, port := Port}, Meta),
+        ?assertEqual(self(), maps:get(owner, Meta)),
+        ?assertEqual(<<"/bin/sh">>, maps:get(port_name, Meta))
+    after
+        exit(Sender, kill),
+        _ = os:cmd("kill " ++ integer_to_list(OsPid)),
+        catch port_close(Port)
+    end.
+
+%% A busy distribution port needs a congested connection; the message is
+%% the same shape as busy_port's, so it is handed to the bridge directly.
+busy_dist_port_named(_Config) ->
+    ok = beamprof:start(),
+    Events = collect([[beamprof, monitor, busy_dist_port]]),
+    Port = open_port({spawn_executable, "/bin/true"}, []),
+    Suspended = spawn_link(fun() -> receive stop -> ok end end),
+    whereis(beamprof_monitor) ! {monitor, Suspended, busy_dist_port, Port},
+    {_, Meta} = wait_event(Events, busy_dist_port, Suspended),
+    ?assertMatch(#{pid := Suspended, port := Port, owner := _}, Meta),
+    catch port_close(Port),
+    stop_proc(Suspended).
+
+%% A port that ran too long (a driver callback): named by its port fields.
+port_long_schedule_named(_Config) ->
+    ok = beamprof:start(),
+    Ref = make_ref(),
+    Self = self(),
+    ok = beamprof:attach(Ref, [beamprof, monitor, long_schedule],
+                         fun(_, M, Meta, _) -> Self ! {Ref, M, Meta} end, nil),
+    Port = open_port({spawn_executable, "/bin/cat"}, []),
+    whereis(beamprof_monitor) ! {monitor, Port, long_schedule, [{timeout, 7}, {port_op, input}]},
+    receive
+        {Ref, M, Meta} ->
+            ?assertMatch(#{duration_ms := 7}, M),
+            ?assertEqual(#{port => Port, port_name => <<"/bin/cat">>, owner => self(),
+                           port_op => input}, Meta)
+    after 10000 -> ct:fail(no_event)
+    end,
+    port_close(Port).
+
+gone_process_named_undefined(_Config) ->
+    ok = beamprof:start(),
+    Events = collect([[beamprof, monitor, long_gc]]),
+    Dead = spawn(fun() -> ok end),
+    Ref = monitor(process, Dead),
+    receive {'DOWN', Ref, _, _, _} -> ok end,
+    whereis(beamprof_monitor) ! {monitor, Dead, long_gc, [{timeout, 120}, {heap_size, 10}]},
+    {M, Meta} = wait_event(Events, long_gc, Dead),
+    ?assertMatch(#{duration_ms := 120, heap_size := _, mbuf_size := 0}, M),
+    ?assertEqual(10 * erlang:system_info(wordsize), maps:get(heap_size, M)),
+    ?assertMatch(#{pid := Dead, name := undefined, initial_call := undefined,
+                   current_function := undefined}, Meta),
+    ?assertMatch(#{state := active}, beamprof_monitor:status()).
+
+%% 2000 long_schedule messages at once: at most max_rate a second plus the
+%% burst become events; every other one is counted as suppressed and said.
+storm_is_rate_limited(_Config) ->
+    ok = beamprof:start(#{system_monitor => #{max_rate => 5}}),
+    Events = collect([[beamprof, monitor, long_schedule], [beamprof, monitor, suppressed]]),
+    Victim = spawn_link(fun() -> receive stop -> ok end end),
+    Monitor = whereis(beamprof_monitor),
+    Start = erlang:monotonic_time(millisecond),
+    [Monitor ! {monitor, Victim, long_schedule, [{timeout, 150}, {in, undefined}, {out, undefined}]}
+     || _ <- lists:seq(1, 2000)],
+    wait_until(fun() -> #{received := #{long_schedule := R}} = beamprof_monitor:status(),
+                        R =:= 2000 end, 10000),
+    Elapsed = erlang:monotonic_time(millisecond) - Start,
+    #{emitted := #{long_schedule := Emitted}, suppressed := #{long_schedule := Suppressed}} =
+        beamprof_monitor:status(),
+    ?assertEqual(2000, Emitted + Suppressed),
+    ?assert(Emitted >= 5),
+    ?assert(Emitted =< 5 + 5 * (Elapsed + 1000) div 1000),
+    %% The suppressed count is said within about a second.
+    {SM, SMeta} = wait_event(Events, suppressed, any),
+    ?assertEqual(#{kind => long_schedule}, SMeta),
+    ?assert(maps:get(count, SM) >= 1),
+    stop_proc(Victim).
+
+%% --- helpers ----------------------------------------------------------------------
+
+beamprof_events_check(#{monotonic_time := T, suppressed := S}) when is_integer(T), is_integer(S) -> ok;
+beamprof_events_check(M) -> {bad_measurements, M}.
+
+assert_named(Pid, Name, Meta) ->
+    ?assertMatch(#{pid := Pid, name := Name, node := _}, Meta),
+    %% proc_lib's '$initial_call', not proc_lib:init_p/5.
+    ?assertMatch({?MODULE, _, 0}, maps:get(initial_call, Meta)),
+    ?assertMatch({_, _, _}, maps:get(current_function, Meta)).
+
+sorted({Pid, Settings}) -> {Pid, lists:sort(Settings)};
+sorted(Other) -> Other.
+
+%% Forwards the events to a collector; returns it.
+collect(Names) ->
+    Self = self(),
+    Ref = make_ref(),
+    ok = beamprof:attach_many(Ref, Names, fun([_, _, Kind], M, Meta, _) ->
+                                                  Self ! {Ref, Kind, M, Meta}
+                                          end, nil),
+    Ref.
+
+%% The first event of Kind about Who (any: any), within 10 s.
+wait_event(Ref, Kind, Who) ->
+    wait_event(Ref, Kind, Who, fun(_) -> true end).
+
+%% The first such event whose measurements satisfy Pred.
+wait_event(Ref, Kind, Who, Pred) ->
+    Deadline = erlang:monotonic_time(millisecond) + 10000,
+    wait_event(Ref, Kind, Who, Pred, Deadline).
+
+wait_event(Ref, Kind, Who, Pred, Deadline) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Ref, Kind, M, Meta} when Who =:= any; map_get(pid, Meta) =:= Who ->
+            case Pred(M) of
+                true -> {M, Meta};
+                false -> wait_event(Ref, Kind, Who, Pred, Deadline)
+            end
+    after Left -> ct:fail({no_event, Kind, Who})
+    end.
+
+stop_proc(Pid) ->
+    unlink(Pid),
+    Ref = monitor(process, Pid),
+    Pid ! stop,
+    receive {'DOWN', Ref, _, _, _} -> ok after 5000 -> exit(Pid, kill) end.
+
+wait_until(Fun, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_until(Fun, Deadline, Timeout).
+
+wait_until(Fun, Deadline, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout, Timeout});
+                false -> receive after 20 -> wait_until(Fun, Deadline, Timeout) end
+            end
+    end.
+
+%% logger handler: forwards beamprof's monitor log lines to the test.
+log(#{level := Level, msg := Msg, meta := #{domain := [beamprof, monitor]}}, #{config := #{pid := Pid}}) ->
+    Text = case Msg of
+               {Format, Args} when is_list(Format) -> lists:flatten(io_lib:format(Format, Args));
+               {string, S} -> unicode:characters_to_list(S);
+               Other -> lists:flatten(io_lib:format("~p", [Other]))
+           end,
+    Pid ! {log, Level, Text};
+log(_, _) ->
+    ok.

@@ -1,0 +1,220 @@
+%% beamprof_top:render/3 with synthetic samples and tables shaped as
+%% beamprof:snapshot() and beamprof_scan:top_all/1 return them on a live
+%% node: alignment, units, the one-screen bound, names of every kind.
+-module(beamprof_top_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+-define(MAX_LINES, 40).
+-define(MAX_COLUMNS, 100).
+
+%% --- fixtures ----------------------------------------------------------------------
+
+snapshot() ->
+    snapshot(2).
+
+snapshot(NormalSchedulers) ->
+    Normal = [#{id => I, index => I, type => normal, utilization => (I rem 11) / 10,
+                os_cpu => 0.5} || I <- lists:seq(1, NormalSchedulers)],
+    Dirty = [#{id => NormalSchedulers + I, index => I, type => dirty_cpu, utilization => 0.0,
+               os_cpu => 0.0} || I <- lists:seq(1, 2)]
+        ++ [#{id => NormalSchedulers + 2 + I, index => I, type => dirty_io, utilization => 0.0,
+              os_cpu => 0.0} || I <- lists:seq(1, 10)],
+    #{gate => #{changed_at => -576460751830146364, reason => none, running => true,
+                source => os_cpu, state => open},
+      memory => #{erlang => #{atom => 278697, atom_used => 258179, binary => 21232,
+                              code => 5446382, ets => 363472, processes => 4106256,
+                              processes_used => 4077040, system => 10956496, total => 15062752},
+                  limit => 25274793984, limit_source => machine, mem_available => 24785338368,
+                  mem_total => 25274793984, ratio => 0.01936536520573999, rss => 40873984},
+      rates => #{context_switches => 23.3, gc => 13.3, gc_words_reclaimed => 5420.4,
+                 io_in => 0.0, io_out => 2048.0, reductions => 8880.7},
+      run_queues => #{cpu => 0, io => 0, total => 0},
+      schedulers => Normal ++ Dirty,
+      system => #{atom_count => 9437, atom_limit => 1048576, port_count => 3,
+                  port_limit => 65536, process_count => 45, process_limit => 262144},
+      time => 1795317432369499247,
+      utilization => #{dirty_cpu => 0.0, dirty_io => 0.0, normal => 0.25, os_cpu => 0.3,
+                       os_cpu_dirty_cpu => 0.0, os_cpu_dirty_io => 0.0, total => 0.125,
+                       weighted => 0.25},
+      window_ms => 999.97,
+      system_monitor => #{state => active, holder => list_to_pid("<0.160.0>")}}.
+
+row(Pid, Key, Value, Extra) ->
+    maps:merge(#{pid => list_to_pid(Pid), key => Key, value => Value, name => undefined,
+                 initial_call => undefined, current_function => {gen_server, loop, 7},
+                 message_queue_len => 0, memory => 2768, reductions => 25}, Extra).
+
+tops() ->
+    #{message_queue_len =>
+          [row("<0.88.0>", message_queue_len, 1000000,
+               #{name => bp_mailbox, message_queue_len => 1000000, memory => skipped}),
+           row("<0.1234.0>", message_queue_len, 1234,
+               #{initial_call => {my_worker, init, 1}, message_queue_len => 1234,
+                 memory => 3 * 1024 * 1024})],
+      memory =>
+          [row("<0.90.0>", memory, 1288490189,
+               #{name => 'процесс_日本', memory => 1288490189,
+                 current_function => {lists, seq_loop, 3}}),
+           row("<0.91.0>", memory, 12 * 1024 * 1024,
+               #{initial_call => {'Elixir.MyApp.VeryLongModuleName.Worker.Supervisor',
+                                  init, 1},
+                 memory => 12 * 1024 * 1024,
+                 current_function => {'Elixir.MyApp.VeryLongModuleName.Worker', handle_info, 2}})],
+      reductions =>
+          [row("<0.92.0>", reductions, 3456789,
+               #{name => cpu_hog, reductions => 3456789, current_function => {?MODULE, spin, 1}})],
+      window_ms => 1000, scanned => 12345, skipped => 1, duration_us => 4321}.
+
+text(Snapshot, Tops) ->
+    text(Snapshot, Tops, #{}).
+
+text(Snapshot, Tops, Opts) ->
+    Bin = beamprof_top:render(Snapshot, Tops, Opts),
+    ?assert(is_binary(Bin)),
+    Chars = unicode:characters_to_list(Bin),
+    ?assert(is_list(Chars)),
+    Chars.
+
+lines(Text) ->
+    string:split(string:trim(Text, trailing, "\n"), "\n", all).
+
+%% The lines of the three tables: from the first "top processes" title on.
+table_lines(Text) ->
+    lists:dropwhile(fun(L) -> string:prefix(L, "top processes") =:= nomatch end, lines(Text)).
+
+has(Text, Word) ->
+    string:find(Text, Word) =/= nomatch.
+
+%% --- tests ------------------------------------------------------------------------
+
+fits_one_screen_test() ->
+    Text = text(snapshot(), tops()),
+    Lines = lines(Text),
+    ?assert(length(Lines) =< ?MAX_LINES),
+    [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines].
+
+many_rows_and_schedulers_still_fit_test_() ->
+    Many = [row("<0.99.0>", memory, 1, #{name => n}) || _ <- lists:seq(1, 50)],
+    Tops = (tops())#{message_queue_len => Many, memory => Many, reductions => Many},
+    [{integer_to_list(N) ++ " schedulers",
+      fun() ->
+              Lines = lines(text(snapshot(N), Tops)),
+              ?assert(length(Lines) =< ?MAX_LINES),
+              [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines]
+      end} || N <- [1, 2, 4, 16, 17, 64, 128, 1024]].
+
+rows_option_limits_rows_test() ->
+    Many = [row("<0.99.0>", memory, 1, #{name => many}) || _ <- lists:seq(1, 50)],
+    Text = text(snapshot(), (tops())#{memory => Many}, #{rows => 3}),
+    ?assertEqual(3, length([L || L <- lines(Text), has(L, "many")])).
+
+header_says_node_gate_and_monitor_test() ->
+    [First | _] = lines(text(snapshot(), tops())),
+    ?assert(has(First, atom_to_list(node()))),
+    ?assert(has(First, "gate open")),
+    ?assert(has(First, "system monitor on")),
+    Closed = (snapshot())#{gate => #{state => closed, reason => {scheduler, 0.93}},
+                           system_monitor => #{state => held, holder => list_to_pid("<0.77.0>")}},
+    [First2 | _] = lines(text(Closed, tops())),
+    ?assert(has(First2, "gate CLOSED (scheduler 93.0%)")),
+    ?assert(has(First2, "held by <0.77.0>")),
+    [First3 | _] = lines(text(maps:remove(system_monitor, snapshot()), tops())),
+    ?assert(has(First3, "system monitor -")).
+
+schedulers_bars_and_digits_test() ->
+    Text = text(snapshot(4), tops()),
+    %% index 3 at 30%, index 4 at 40%: bars of 8 cells.
+    ?assert(has(Text, " 3 [##......]  30%")),
+    ?assert(has(Text, " 4 [###.....]  40%")),
+    ?assert(has(Text, "total 12.5%")),
+    Wide = text(snapshot(20), tops()),
+    %% one digit per scheduler: i rem 11 tenths.
+    ?assert(has(Wide, "sched 1-20")),
+    ?assert(has(Wide, "12345678990123456789")).
+
+memory_against_limit_test() ->
+    Text = text(snapshot(), tops()),
+    ?assert(has(Text, "total 14.4 MiB")),
+    ?assert(has(Text, "processes 3.9 MiB")),
+    ?assert(has(Text, "rss 39.0 MiB of 23.5 GiB (machine limit)")),
+    ?assert(has(Text, "1.9%")).
+
+units_test() ->
+    Text = text(snapshot(), tops()),
+    ?assert(has(Text, "1.0M")),          % a million queued messages
+    ?assert(has(Text, "1.2k")),          % 1234
+    ?assert(has(Text, "3.0 MiB")),
+    ?assert(has(Text, "1.2 GiB")),
+    ?assert(has(Text, "3.5M")),          % reductions over the window
+    ?assert(has(Text, "12.3k scanned in 4.3 ms")),
+    ?assert(has(Text, "reductions 8.9k/s")).
+
+skipped_memory_renders_as_such_test() ->
+    [Line] = [L || L <- lines(text(snapshot(), tops())), has(L, "bp_mailbox")],
+    ?assert(has(Line, "skipped")),
+    ?assert(has(Line, "1.0M")).
+
+names_test() ->
+    Text = text(snapshot(), tops()),
+    [Mailbox] = [L || L <- lines(Text), has(L, "<0.88.0>")],
+    ?assertMatch(["<0.88.0>", "bp_mailbox" | _], string:lexemes(Mailbox, " ")),
+    ?assert(has(Text, "my_worker:init/1")),          % no name: the initial call
+    ?assert(has(Text, "процесс_日本")),               % a unicode atom
+    ?assert(has(Text, "gen_server:loop/7")),
+    %% An Elixir module without "Elixir.", cut at the start to keep the function.
+    [Line] = [L || L <- lines(Text), has(L, "<0.91.0>")],
+    ?assert(has(Line, "..rker.Supervisor:init/1")),
+    ?assert(has(Line, "..VeryLongModuleName.Worker:handle_info/2")
+            orelse has(Line, "Worker:handle_info/2")),
+    ?assertEqual(nomatch, string:find(Line, "Elixir.")),
+    ?assertEqual(nomatch, string:find(Line, "MyApp.VeryLong")).
+
+no_name_at_all_test() ->
+    Tops = (tops())#{reductions => [row("<0.5.0>", reductions, 1,
+                                        #{current_function => undefined})]},
+    [Line] = [L || L <- lines(text(snapshot(), Tops)), has(L, "<0.5.0>")],
+    ?assertMatch(["<0.5.0>", "-", "-" | _], string:lexemes(Line, " ")).
+
+%% Every line of a table (its header and rows) ends at the same column: the
+%% numbers are right-aligned under one width across the three tables, wide
+%% characters counted as two columns.
+columns_aligned_test() ->
+    Tables = table_lines(text(snapshot(), tops())),
+    Rows = [L || L <- Tables, string:prefix(L, "  ") =/= nomatch, not has(L, "(none)")],
+    ?assert(length(Rows) >= 8),
+    Widths = lists:usort([beamprof_top:width(L) || L <- Rows]),
+    ?assertMatch([_], Widths),
+    %% and the "current function" column starts at the same column everywhere
+    Starts = lists:usort([column_of(L, F) || L <- Rows,
+                                             F <- ["gen_server:loop/7", "lists:seq_loop/3",
+                                                   "current function"], has(L, F)]),
+    ?assertMatch([_], Starts).
+
+column_of(Line, Part) ->
+    Rest = string:find(Line, Part),
+    beamprof_top:width(string:slice(Line, 0, string:length(Line) - string:length(Rest))).
+
+empty_tables_test() ->
+    Tops = (tops())#{message_queue_len => [], memory => [], reductions => []},
+    Text = text(snapshot(), Tops),
+    ?assertEqual(3, length([L || L <- lines(Text), has(L, "(none)")])),
+    ?assertEqual(3, length([L || L <- lines(Text), has(L, "current function")])).
+
+not_scanned_test_() ->
+    [?_assert(has(text(snapshot(), undefined), "processes: not scanned")),
+     ?_assert(has(text(snapshot(), {error, timeout}), "not scanned (timeout)"))].
+
+bare_snapshot_test() ->
+    %% A sample without optional parts still renders.
+    Text = text(maps:without([memory, system, rates, run_queues, system_monitor], snapshot()),
+                tops()),
+    ?assert(has(Text, "top processes by memory")).
+
+mfa_and_name_test_() ->
+    [?_assertEqual(<<"m:f/2">>, iolist_to_binary(beamprof_top:mfa({m, f, 2}))),
+     ?_assertEqual("-", beamprof_top:mfa(undefined)),
+     ?_assertEqual(<<"reg">>, beamprof_top:name(#{name => reg, initial_call => {m, f, 0}})),
+     ?_assertEqual(<<"m:f/0">>, iolist_to_binary(beamprof_top:name(#{name => undefined,
+                                                                     initial_call => {m, f, 0}}))),
+     ?_assertEqual(4, beamprof_top:width("日本")),
+     ?_assertEqual(2, beamprof_top:width(<<"ab">>))].
