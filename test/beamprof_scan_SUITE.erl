@@ -46,7 +46,9 @@ known_queues_are_top(_Config) ->
     end.
 
 known_heaps_are_top(_Config) ->
-    Sizes = [600000, 400000, 800000],
+    %% Far above any process of the CT node itself (code_server grows with
+    %% every module a long run loads).
+    Sizes = [2400000, 1600000, 3200000],
     Procs = [holder(S) || S <- Sizes],
     try
         Rows = beamprof:top(memory, 3),
@@ -64,7 +66,7 @@ known_heaps_are_top(_Config) ->
     end.
 
 rows_are_named(_Config) ->
-    Named = holder(500000),
+    Named = holder(2000000),
     true = register(beamprof_scan_fat, Named),
     {ok, Gen} = gen_server:start(?MODULE, [], []),
     try
@@ -72,7 +74,7 @@ rows_are_named(_Config) ->
         ?assertMatch(#{pid := Named, name := beamprof_scan_fat,
                        initial_call := {erlang, apply, 2},
                        current_function := {?MODULE, _, _}}, Row),
-        ok = gen_server:call(Gen, {grow, 900000}, 10000),
+        ok = gen_server:call(Gen, {grow, 3600000}, 10000),
         [GenRow] = beamprof:top(memory, 1),
         ?assertMatch(#{pid := Gen, name := undefined,
                        initial_call := {?MODULE, init, 1},
