@@ -63,7 +63,7 @@ profile_if_slow(Fun, Options) -> api(profile_if_slow, Fun, Options).
 profile_production(Fun, Options) -> api(profile_production, Fun, Options).
 
 %% @doc Memory before and after `Fun'; the `memory' event when the growth reaches
-%% `threshold' bytes (default 0: always).
+%% `threshold' bytes (default none: every call).
 -spec profile_memory(Fun, Options) -> term() when Fun :: body(), Options :: options().
 profile_memory(Fun, Options) -> api(profile_memory, Fun, Options).
 
@@ -249,7 +249,9 @@ sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, D
 
 memory_report(#{threshold := T} = C, Meta, Duration, MemDelta,
               #{before := B, 'after' := A, delta := D} = Result) ->
-    case max(D, MemDelta) >= T of
+    %% No threshold: every call's figures; a threshold: growth reaching it
+    %% (a number always compares below the atom, so undefined is explicit).
+    case T =:= undefined orelse max(D, MemDelta) >= T of
         true -> emit(C, memory, #{before => B, 'after' => A, delta => D},
                      Meta#{by_type => maps:get(by_type, Result), process => maps:get(process, Result)});
         false -> ok

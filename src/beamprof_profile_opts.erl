@@ -92,7 +92,7 @@ defaults(Kind) ->
 kind_defaults(profile) -> #{};
 kind_defaults(profile_if_slow) -> #{threshold => 100};
 kind_defaults(profile_production) -> #{rate => 0.001};
-kind_defaults(profile_memory) -> #{strategy => memory, threshold => 0};
+kind_defaults(profile_memory) -> #{strategy => memory};
 kind_defaults(profile_calls) -> #{strategy => calls};
 kind_defaults(flame_graph) -> #{strategy => flame_graph}.
 

@@ -139,7 +139,11 @@ memory_strategy(_Config) ->
     ?assert(H > 200000 * 8),
     %% Below the threshold: no memory event.
     ok = beamprof:profile_memory(fun() -> ok end, ?NOLOAD#{threshold => 1 bsl 40}),
-    ?assertEqual([], [E || {memory, _, _} = E <- events(3)]).
+    ?assertEqual([], [E || {memory, _, _} = E <- events(3)]),
+    %% No threshold: every call's figures, whatever their sign (a threshold of
+    %% undefined once compared above every number and silenced the event).
+    [ok = beamprof:profile(fun() -> ok end, ?NOLOAD#{strategy => memory}) || _ <- [1, 2, 3]],
+    ?assertMatch([_, _, _], [E || {memory, _, _} = E <- events(12)]).
 
 calls_strategies(_Config) ->
     [begin
@@ -391,3 +395,4 @@ wait_until(Fun, Deadline, Timeout) ->
                 false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
             end
     end.
+
