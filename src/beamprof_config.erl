@@ -68,7 +68,7 @@ defaults() ->
 %% naming the first bad option.
 -spec validate(Options) -> config() when Options :: options().
 validate(Options) ->
-    Map = to_map(Options),
+    Map = beamprof_opts:to_map(Options),
     Config = maps:fold(fun(Key, Value, Acc) -> check(Key, Value, Options), Acc#{Key => Value} end,
                        defaults(), Map),
     check_marks(Config, scheduler_low, scheduler_high, Options),
@@ -89,7 +89,7 @@ load() ->
 -spec set_start_options(options()) -> ok.
 set_start_options(Options) ->
     _ = validate(Options),
-    application:set_env(?APP, ?START_KEY, to_map(Options)).
+    application:set_env(?APP, ?START_KEY, beamprof_opts:to_map(Options)).
 
 %% @doc Forgets the options of an earlier `beamprof:start/1'.
 -spec clear_start_options() -> ok.
@@ -109,16 +109,6 @@ nif_config(#{tick := Tick, memory_limit := Limit} = Config) ->
 limit_bytes(auto) -> 0;
 limit_bytes(Bytes) -> Bytes.
 
-to_map(Options) when is_map(Options) ->
-    Options;
-to_map(Options) when is_list(Options) ->
-    case lists:all(fun(O) -> is_tuple(O) andalso tuple_size(O) =:= 2 end, Options) of
-        true -> maps:from_list(Options);
-        false -> bad(Options, "Expected options to be a map or a list of {Key, Value} pairs")
-    end;
-to_map(Options) ->
-    bad(Options, "Expected options to be a map or a list of {Key, Value} pairs").
-
 check(interval, V, _) when is_integer(V), V >= 1, V =< 3600000 -> ok;
 check(tick, V, _) when is_integer(V), V >= 10, V =< 60000 -> ok;
 check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
@@ -128,7 +118,7 @@ check(vm_events, V, _) when is_boolean(V) -> ok;
 check(system_monitor, V, O) ->
     case beamprof_monitor:check(V) of
         ok -> ok;
-        {error, Message} -> bad(O, Message)
+        {error, Message} -> beamprof_opts:bad(O, Message)
     end;
 check(event_prefix, V, O) ->
     beamprof_handlers:is_event_name(V) orelse bad_option(event_prefix, V, O), ok;
@@ -145,20 +135,19 @@ check(Key, V, _) when is_float(V), V > 0.0, V =< 1.0,
 check(Key, V, O) ->
     case maps:is_key(Key, defaults()) of
         true -> bad_option(Key, V, O);
-        false -> bad(O, lists:flatten(io_lib:format("Unknown option ~0tp; known options: ~ts",
-                                                    [Key, known()])))
+        false -> beamprof_opts:unknown(Key, lists:sort(maps:keys(defaults())), O)
     end.
 
 check_marks(Config, Low, High, O) ->
     case maps:get(Low, Config) < maps:get(High, Config) of
         true -> ok;
-        false -> bad(O, lists:flatten(io_lib:format("Expected ~ts to be below ~ts", [Low, High])))
+        false -> beamprof_opts:bad(O, lists:flatten(io_lib:format("Expected ~ts to be below ~ts",
+                                                                  [Low, High])))
     end.
 
 -spec bad_option(atom(), term(), term()) -> no_return().
 bad_option(Key, Value, O) ->
-    bad(O, lists:flatten(io_lib:format("Expected option ~ts to be ~ts, got: ~0tp",
-                                       [Key, expectation(Key), Value]))).
+    beamprof_opts:bad_value(Key, expectation(Key), Value, O).
 
 expectation(interval) -> "an integer of milliseconds in 1..3600000";
 expectation(tick) -> "an integer of milliseconds in 10..60000";
@@ -174,9 +163,3 @@ expectation(large_memory) -> "a positive integer of bytes";
 expectation(busy_port_queue) -> "a positive integer of bytes";
 expectation(_) -> "a float in (0.0, 1.0]".
 
-known() ->
-    lists:join(", ", [atom_to_list(K) || K <- lists:sort(maps:keys(defaults()))]).
-
--spec bad(term(), string()) -> no_return().
-bad(Options, Message) ->
-    erlang:error({badarg, Message}, [Options]).

@@ -102,7 +102,7 @@ defaults() ->
 -spec check(term()) -> ok | {error, Message :: string()}.
 check(false) -> ok;
 check(Options) when is_list(Options) ->
-    case lists:all(fun(O) -> is_tuple(O) andalso tuple_size(O) =:= 2 end, Options) of
+    case beamprof_opts:is_pairs(Options) of
         true -> check(maps:from_list(Options));
         false -> {error, "Expected system_monitor to be false, a map or a list of {Key, Value}"}
     end;

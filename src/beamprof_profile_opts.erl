@@ -59,7 +59,7 @@ cache(Kind, Options) ->
 %% `{badarg, Message}' naming the first unknown option or bad value.
 -spec compile(Kind, Options) -> compiled() when Kind :: kind(), Options :: map() | list().
 compile(Kind, Options) ->
-    Map = to_map(Options),
+    Map = beamprof_opts:to_map(Options),
     maps:foreach(fun(K, V) -> check(K, V, Options) end, Map),
     Merged = maps:merge(defaults(Kind), rate_alias(Map, Options)),
     Compiled = Merged#{kind => Kind, compiled => true, draw => draw(Merged),
@@ -98,7 +98,7 @@ kind_defaults(flame_graph) -> #{strategy => flame_graph}.
 
 %% `sample_rate' (profile_production's name) is `rate' under another name.
 rate_alias(#{sample_rate := R, rate := _}, O) when is_number(R) ->
-    bad(O, "Expected only one of rate and sample_rate");
+    beamprof_opts:bad(O, "Expected only one of rate and sample_rate");
 rate_alias(#{sample_rate := R} = Map, _) -> Map#{rate => float(R)};
 rate_alias(#{rate := R} = Map, _) -> Map#{rate => float(R)};
 rate_alias(Map, _) -> Map.
@@ -113,15 +113,6 @@ format(#{output := Path}) ->
         ".txt" -> folded;
         _ -> svg
     end.
-
-to_map(Options) when is_map(Options) -> Options;
-to_map(Options) when is_list(Options) ->
-    case lists:all(fun(O) -> is_tuple(O) andalso tuple_size(O) =:= 2 end, Options) of
-        true -> maps:from_list(Options);
-        false -> bad(Options, "Expected options to be a map or a list of {Key, Value} pairs")
-    end;
-to_map(Options) ->
-    bad(Options, "Expected options to be a map or a list of {Key, Value} pairs").
 
 check(strategy, V, _) when V =:= sample; V =:= memory; V =:= flame_graph -> ok;
 check(strategy, V, _) when V =:= calls; V =:= call_graph; V =:= fprof; V =:= eprof;
@@ -145,16 +136,16 @@ check(format, V, _) when V =:= svg; V =:= html; V =:= speedscope; V =:= folded -
 check(K, V, O) ->
     case lists:member(K, keys()) of
         true -> bad_option(K, V);
-        false -> bad(O, lists:flatten(io_lib:format("Unknown option ~0tp; known options: ~ts",
-                                                    [K, lists:join(", ", [atom_to_list(N) || N <- keys()])])))
+        false -> beamprof_opts:unknown(K, keys(), O)
     end.
 
 check_strategy(Kind, #{strategy := S}, O) ->
     Allowed = allowed(Kind),
     case lists:member(S, Allowed) of
         true -> ok;
-        false -> bad(O, lists:flatten(io_lib:format("Expected option strategy of ~ts to be one of ~ts, got: ~0tp",
-                                                    [Kind, lists:join(", ", [atom_to_list(A) || A <- Allowed]), S])))
+        false -> beamprof_opts:bad(O, lists:flatten(io_lib:format(
+                   "Expected option strategy of ~ts to be one of ~ts, got: ~0tp",
+                   [Kind, lists:join(", ", [atom_to_list(A) || A <- Allowed]), S])))
     end.
 
 allowed(profile) -> [sample, memory, flame_graph | ?TRACING];
@@ -167,17 +158,17 @@ allowed(flame_graph) -> [flame_graph].
 check_threshold(#{threshold := undefined}, _) -> ok;
 check_threshold(#{strategy := S}, _) when S =:= sample; S =:= flame_graph; S =:= memory -> ok;
 check_threshold(#{strategy := S}, O) ->
-    bad(O, lists:flatten(io_lib:format("Option threshold applies to the sample, flame_graph and "
-                                       "memory strategies, not ~ts", [S]))).
+    beamprof_opts:bad(O, lists:flatten(io_lib:format("Option threshold applies to the sample, "
+                                                     "flame_graph and memory strategies, not ~ts",
+                                                     [S]))).
 
 check_output(#{strategy := flame_graph, output := undefined}, O) ->
-    bad(O, "Expected option output (a file name) for the flame_graph strategy");
+    beamprof_opts:bad(O, "Expected option output (a file name) for the flame_graph strategy");
 check_output(_, _) -> ok.
 
 -spec bad_option(atom(), term()) -> no_return().
 bad_option(Key, Value) ->
-    bad(Value, lists:flatten(io_lib:format("Expected option ~ts to be ~ts, got: ~0tp",
-                                           [Key, expectation(Key), Value]))).
+    beamprof_opts:bad_value(Key, expectation(Key), Value, Value).
 
 expectation(strategy) ->
     "one of sample, memory, calls, call_graph, fprof, eprof, cprof, flame_graph";
@@ -191,7 +182,3 @@ expectation(metadata) -> "a map";
 expectation(output) -> "a file name (string or binary)";
 expectation(format) -> "one of svg, html, speedscope, folded";
 expectation(_) -> "a boolean".
-
--spec bad(term(), string()) -> no_return().
-bad(Options, Message) ->
-    erlang:error({badarg, Message}, [Options]).

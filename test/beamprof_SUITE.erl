@@ -6,6 +6,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -compile([export_all, nowarn_export_all]).
+-import(beamprof_ct, [wait_until/2, wait_events/2, start_peer/1]).
 
 all() ->
     [start_stop, start_options_refused, snapshot_shape, top_prints,
@@ -22,9 +23,6 @@ init_per_suite(Config) ->
 
 end_per_suite(_Config) ->
     ok.
-
-init_per_testcase(_Case, Config) ->
-    Config.
 
 end_per_testcase(_Case, _Config) ->
     ok = beamprof:stop().
@@ -193,9 +191,7 @@ idle_utilization_near_zero(_Config) ->
 %% utilization stays low, and the gate (fed by the Erlang side) stays open.
 %% Measured here: utilization 0.03-0.07 against OS CPU 0.38-0.49.
 spinning_schedulers_show_os_cpu(_Config) ->
-    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
-                                          args => ["-pa" | code:get_path()] ++
-                                              ["+sbwt", "very_long", "+swt", "very_low"]}),
+    {ok, Peer, _Node} = start_peer(#{args => ["+sbwt", "very_long", "+swt", "very_low"]}),
     try
         ok = peer:call(Peer, beamprof, start, [#{interval => 1000}]),
         ok = peer:call(Peer, ?MODULE, start_pairs, [40]),
@@ -285,10 +281,7 @@ gate_closes_on_memory(_Config) ->
     ?assertMatch(#{limit := Limit, limit_source := option}, beamprof_nif:memory()),
     timer:sleep(300), % three ticks with the small heap: the gate must stay open
     ?assertEqual(open, beamprof:gate()),
-    Self = self(),
-    Holder = spawn(fun() -> Bin = binary:copy(<<1>>, 96 * 1024 * 1024), Self ! held,
-                            receive stop -> byte_size(Bin) end end),
-    receive held -> ok end,
+    Holder = beamprof_ct:hold_binary(96 * 1024 * 1024),
     try
         wait_until(fun() -> beamprof:gate() =:= closed end, 5000),
         #{reason := {memory, R}} = beamprof:gate_info(),
@@ -318,33 +311,3 @@ hogs(N, Priority) ->
     [spawn(fun() -> process_flag(priority, Priority), spin(0) end) || _ <- lists:seq(1, N)].
 
 spin(N) -> spin(N + 1).
-
-%% Attaches to Event, waits for N emissions (10x the expected time at most),
-%% returns them newest first.
-wait_events(Event, N) ->
-    Ref = make_ref(),
-    Self = self(),
-    ok = beamprof:attach(Ref, Event, fun(E, M, Meta, _) -> Self ! {Ref, {E, M, Meta}} end, nil),
-    try
-        lists:foldl(fun(_, Acc) ->
-                            receive {Ref, Ev} -> [Ev | Acc]
-                            after 10000 -> ct:fail({no_event, Event})
-                            end
-                    end, [], lists:seq(1, N))
-    after
-        beamprof:detach(Ref)
-    end.
-
-wait_until(Fun, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(Fun, Deadline, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({timeout, Timeout});
-                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
-            end
-    end.

@@ -131,9 +131,8 @@ svg_screenshot_of_nothing_is_blank(Config) ->
 mode_0600_under_umask_000(Config) ->
     Dir = ?config(priv_dir, Config),
     Erl = os:find_executable("erl"),
-    {ok, Peer, _} = peer:start_link(#{connection => standard_io,
-                                      exec => {"/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", Erl]},
-                                      args => ["-pa" | code:get_path()]}),
+    {ok, Peer, _} = beamprof_ct:start_peer(
+                      #{exec => {"/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", Erl]}}),
     try
         Control = filename:join(Dir, "control"),
         ok = peer:call(Peer, file, write_file, [Control, <<"x">>]),

@@ -7,6 +7,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -compile([export_all, nowarn_export_all]).
+-import(beamprof_ct, [wait_until/2]).
 
 all() ->
     [takes_free_monitor_and_clears_it, long_gc_and_large_heap, long_schedule, busy_port,
@@ -311,19 +312,6 @@ stop_proc(Pid) ->
     Pid ! stop,
     receive {'DOWN', Ref, _, _, _} -> ok after 5000 -> exit(Pid, kill) end.
 
-wait_until(Fun, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(Fun, Deadline, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({timeout, Timeout});
-                false -> receive after 20 -> wait_until(Fun, Deadline, Timeout) end
-            end
-    end.
 
 %% logger handler: forwards beamprof's monitor log lines to the test.
 log(#{level := Level, msg := Msg, meta := #{domain := [beamprof, monitor]}}, #{config := #{pid := Pid}}) ->

@@ -32,8 +32,4 @@ native_start(_Config) -> check(prop_beamprof_nif:prop_native_start(), 300).
 native_drain(_Config) -> check(prop_beamprof_nif:prop_native_drain(), 500).
 
 check(Prop, N) ->
-    Opts = [{numtests, N}, {to_file, user}, long_result],
-    case proper:quickcheck(Prop, Opts) of
-        true -> ok;
-        CounterExample -> ct:fail({counterexample, CounterExample})
-    end.
+    beamprof_ct:quickcheck(Prop, N).

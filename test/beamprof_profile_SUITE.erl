@@ -8,6 +8,7 @@
 -include_lib("kernel/include/file.hrl").
 
 -compile([export_all, nowarn_export_all]).
+-import(beamprof_ct, [wait_until/2]).
 
 -define(EVENTS, [start, stop, exception, sample, slow_operation, production, memory, calls,
                  complete]).
@@ -381,18 +382,3 @@ no_more_events() ->
     receive {profile_event, E, _, _} = Ev -> ct:fail({unexpected_event, E, Ev})
     after 100 -> ok
     end.
-
-wait_until(Fun, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(Fun, Deadline, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({timeout, Timeout});
-                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
-            end
-    end.
-

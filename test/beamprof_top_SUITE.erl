@@ -7,6 +7,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -compile([export_all, nowarn_export_all]).
+-import(beamprof_ct, [wait_until/2, wait_events/2]).
 
 all() ->
     [top_prints_one_screen, top_names_hot_processes, top_not_started, print_utf8_on_both_encodings,
@@ -18,9 +19,6 @@ init_per_suite(Config) ->
 
 end_per_suite(_Config) ->
     ok.
-
-init_per_testcase(_Case, Config) ->
-    Config.
 
 end_per_testcase(_Case, _Config) ->
     ok = beamprof:stop().
@@ -150,11 +148,8 @@ frame() ->
     end.
 
 wait_sample() ->
-    Ref = make_ref(),
-    Self = self(),
-    ok = beamprof:attach(Ref, [beamprof, vm, sample], fun(_, _, _, _) -> Self ! Ref end, nil),
-    receive Ref -> ok after 10000 -> ct:fail(no_sample) end,
-    beamprof:detach(Ref).
+    _ = wait_events([beamprof, vm, sample], 1),
+    ok.
 
 %% Runs Fun with a stand-in group leader; returns {Result, Text printed}.
 captured(Fun, Opts) ->
@@ -232,17 +227,3 @@ answer_lines(S) ->
 
 reply({From, ReplyAs}, Reply) ->
     From ! {io_reply, ReplyAs, Reply}.
-
-wait_until(Fun, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(Fun, Deadline, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({timeout, Timeout});
-                false -> receive after 20 -> wait_until(Fun, Deadline, Timeout) end
-            end
-    end.

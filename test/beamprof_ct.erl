@@ -1,0 +1,70 @@
+%% Helpers the Common Test suites share: waiting on a condition with a
+%% deadline, collecting emitted events, and starting a peer VM on this
+%% node's code path. Compiled with the suites (test/ is an extra_src_dir of
+%% rebar3's test profile).
+-module(beamprof_ct).
+
+-export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1]).
+
+%% @doc Polls `Fun' every 10 ms until it returns `true'; fails the test case
+%% with `{timeout, Timeout}' when it has not after `Timeout' milliseconds.
+-spec wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
+wait_until(Fun, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_until(Fun, Deadline, Timeout).
+
+wait_until(Fun, Deadline, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout, Timeout});
+                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
+            end
+    end.
+
+%% @doc Attaches to `Event', waits for `N' emissions (10 s for each at most,
+%% else fails with `{no_event, Event}'), detaches, and returns them as
+%% `{Event, Measurements, Metadata}', newest first.
+-spec wait_events([atom(), ...], pos_integer()) -> [{[atom()], map(), map()}].
+wait_events(Event, N) ->
+    Ref = make_ref(),
+    Self = self(),
+    ok = beamprof:attach(Ref, Event, fun(E, M, Meta, _) -> Self ! {Ref, {E, M, Meta}} end, nil),
+    try
+        lists:foldl(fun(_, Acc) ->
+                            receive {Ref, Ev} -> [Ev | Acc]
+                            after 10000 -> ct:fail({no_event, Event})
+                            end
+                    end, [], lists:seq(1, N))
+    after
+        beamprof:detach(Ref)
+    end.
+
+%% @doc `peer:start_link/1' over standard_io with this node's code path
+%% (`-pa') ahead of the `args' in `Opts'; other keys of `Opts' are passed on.
+-spec start_peer(peer:start_options()) -> {ok, pid(), node()}.
+start_peer(Opts) ->
+    Args = ["-pa" | code:get_path()] ++ maps:get(args, Opts, []),
+    {ok, Peer, Node} = peer:start_link(Opts#{connection => standard_io, args => Args}),
+    {ok, Peer, Node}.
+
+%% @doc Runs the PropEr property `Prop' `N' times; fails the test case with
+%% `{counterexample, CounterExample}' when it does not hold.
+-spec quickcheck(term(), pos_integer()) -> ok.
+quickcheck(Prop, N) ->
+    Opts = [{numtests, N}, {to_file, user}, long_result],
+    case proper:quickcheck(Prop, Opts) of
+        true -> ok;
+        CounterExample -> ct:fail({counterexample, CounterExample})
+    end.
+
+%% @doc Spawns a process holding a binary of `Bytes' (off the process heap:
+%% it counts in the node's memory) until it is sent `stop'; returns once the
+%% binary is made.
+-spec hold_binary(pos_integer()) -> pid().
+hold_binary(Bytes) ->
+    Self = self(),
+    Holder = spawn(fun() -> Bin = binary:copy(<<1>>, Bytes), Self ! {held, self()},
+                            receive stop -> byte_size(Bin) end end),
+    receive {held, Holder} -> Holder end.
