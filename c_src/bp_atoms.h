@@ -63,6 +63,7 @@
     X(ring_bytes)                                                            \
     X(already_started)                                                       \
     X(sigprof_in_use)                                                        \
+    X(unrooted)                                                              \
     X(unsupported)                                                           \
     X(no_threads)                                                            \
     X(cpu_timers)                                                            \

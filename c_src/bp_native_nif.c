@@ -111,7 +111,8 @@ ERL_NIF_TERM bp_native_start_term(ErlNifEnv *env, ERL_NIF_TERM config,
     struct bp_native_opts o;
     if (!bp_native_config(env, config, &o))
         return enif_make_badarg(env);
-    uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth;
+    uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth +
+                      BP_NCAP_STITCH;
     if (4 * record > o.cap.ring_bytes)
         return bp_err(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.ring_bytes));
     struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 1);

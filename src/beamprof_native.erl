@@ -33,6 +33,7 @@
 -define(SERVER, beamprof_native_collector).
 -define(DRAIN_MS, 100).
 -define(DRAIN_MAX, 4096).
+-define(LOOP, <<"global::process_main">>).
 -define(HINT, <<"Erlang frames need the JIT's names and frame pointers: start the VM "
                 "with +JPperf map (e.g. ERL_FLAGS=\"+JPperf map\"). Without it only the "
                 "innermost Erlang function of a sample and the C frames are reliable.">>).
@@ -250,13 +251,24 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
         Samples ->
             Sym1 = beamprof_native_sym:refresh(Sym0),
             {Frames, Sym} = beamprof_native_sym:symbolize([A || {_, _, _, _, A} <- Samples], Sym1),
-            Symbolized = [{K, I, W, T, F} || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
+            Symbolized = [settle(K, I, W, T, F)
+                          || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
             Next = State#{sym := Sym, acc := beamprof_native_agg:add(Symbolized, Acc)},
             case length(Samples) < ?DRAIN_MAX of
                 true -> Next;
                 false -> drain(Next, Rounds - 1)
             end
     end.
+
+%% The C side marks `unrooted' a sample whose walk reached JIT code without
+%% an Erlang chain: complete when that code is the scheduler loop between
+%% processes (`$global::process_main', the leaf of a JIT sample or the
+%% outermost frame of a C one), else truncated (an Erlang chain was
+%% expected). A JIT sample in the loop keeps only its leaf: a walk from
+%% there follows no process's frames.
+settle(K, I, W, unrooted, [?LOOP | _]) -> {K, I, W, false, [?LOOP]};
+settle(K, I, W, unrooted, Frames) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames};
+settle(K, I, W, T, Frames) -> {K, I, W, T, Frames}.
 
 profile(#{acc := Acc, sym := Sym, config := Config, started := Started}, Info) ->
     Totals = beamprof_native_agg:totals(Acc),

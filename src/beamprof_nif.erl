@@ -66,7 +66,7 @@ is then the only figure available).
                            ring_bytes => 65536..67108864,
                            _ => _}.
 -type native_sample() :: {thread_type(), Index :: pos_integer(),
-                          Weight :: pos_integer(), Truncated :: boolean(),
+                          Weight :: pos_integer(), Truncated :: boolean() | unrooted,
                           Addrs :: [non_neg_integer()]}.
 -type native_error() :: already_started | superseded | enomem
                       | {sigprof_in_use, Description :: binary()}
