@@ -260,6 +260,10 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
             end
     end.
 
+%% Samples per second of thread CPU time, to one decimal (250.6).
+one_decimal(Hz) when is_number(Hz) -> round(Hz * 10) / 10;
+one_decimal(_) -> 0.0.
+
 %% The C side marks `unrooted' a sample whose walk reached JIT code without
 %% an Erlang chain: complete when that code is the scheduler loop between
 %% processes (`$global::process_main', the leaf of a JIT sample or the
@@ -277,7 +281,7 @@ profile(#{acc := Acc, sym := Sym, config := Config, started := Started}, Info) -
     Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
-                   effective_hz => maps:get(effective_hz, Info, 0),
+                   effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
                    paused => maps:get(paused, Info, 0),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => Layout =:= 1,

@@ -99,8 +99,10 @@ options_badarg(Config) ->
     ?assertEqual({error, not_running}, call(Config, beamprof, native_top, [5])),
     {ok, _} = call(Config, beamprof, native_start, [#{}]),
     ?assertEqual({error, already_started}, call(Config, beamprof, native_start, [#{}])),
-    {ok, #{stacks := _, frame_source := perf_map, frame_pointers := true} = P} =
-        call(Config, beamprof, native_stop, []),
+    {ok, #{stacks := _, frame_source := perf_map, frame_pointers := true,
+           effective_hz := Hz} = P} = call(Config, beamprof, native_stop, []),
+    ?assert(is_float(Hz)),
+    ?assertEqual(Hz, round(Hz * 10) / 10),
     ?assertNot(maps:is_key(hint, P)).
 
 catch_call(Config, M, F, A) ->
@@ -206,6 +208,8 @@ flame_graph_files(Config) ->
     unlink(Load),
     ct:log("~p samples at ~p Hz", [N, Hz]),
     ?assert(N > 0),
+    ?assert(is_float(Hz) andalso Hz > 0),
+    ?assertEqual(Hz, round(Hz * 10) / 10),
     ?assertEqual(8#600, file_mode(Svg) band 8#777),
     {ok, Bin} = file:read_file(Svg),
     ?assertNotEqual(nomatch, binary:match(Bin, <<"nsym_hot:spin/1">>)),
