@@ -1,7 +1,6 @@
 /* bp_native.c - the native sampler's control side (see bp_native.h). */
 #include "bp_native.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "bp_atoms.h"
+#include "bp_symbols.h"
 #include "bp_unwind.h"
 
 #define BP_NATIVE_THREAD_NAME "beamprof_native"
@@ -234,8 +234,7 @@ static void bp_thread_stop(struct bp_native *n)
  * emulator flavour). */
 static int bp_frame_layout(void)
 {
-    const int *p = dlsym(RTLD_DEFAULT, "erts_frame_layout");
-    return p == NULL ? -1 : (*p == 1);
+    return bp_sym_frame_layout();
 }
 
 static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, void **foreign)

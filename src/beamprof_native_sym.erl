@@ -36,7 +36,7 @@ new() ->
 %% @doc As new/0, or forcing a source (for tests and comparisons).
 -spec new(auto | source()) -> sym().
 new(Want) ->
-    Sym = #{source => none, layout => beamprof_nif:native_frame_layout(),
+    Sym = #{source => none, layout => layout(),
             perfmap => undefined, jit => undefined, jit_at => 0,
             jit_missed => false, cache => #{}},
     choose(Want, Sym).
@@ -62,6 +62,14 @@ load_jit(Tab) ->
             lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges);
         {error, _} ->
             error
+    end.
+
+%% beam.smp's erts_frame_layout, as native_info/0 reports it.
+layout() ->
+    case beamprof_nif:native_info() of
+        #{frame_pointers := true} -> 1;
+        #{frame_pointers := false} -> 0;
+        _ -> undefined
     end.
 
 %% @doc Where Erlang frames come from.

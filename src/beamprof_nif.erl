@@ -24,7 +24,7 @@ is then the only figure available).
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
 -export([native_start/1, native_stop/0, native_drain/1, native_info/0]).
--export([native_symbolize/1, native_jit_symbols/0, native_frame_layout/0]).
+-export([native_symbolize/1, native_jit_symbols/0]).
 
 %% Process and port scan (bp_scan_nif.c): see beamprof_scan.
 -export([scan_buf_new/0, scan_buf_put/2, scan_buf_take/2, scan_buf_info/1,
@@ -185,11 +185,6 @@ native_symbolize(_Addrs) -> ?NOT_LOADED.
              symbols := non_neg_integer()}}
         | {error, no_descriptor | unreadable | inconsistent | enomem}.
 native_jit_symbols() -> ?NOT_LOADED.
-
-%% @doc beam.smp's `erts_frame_layout': 1 when JIT code keeps frame
-%% pointers (`+JPperf map | true'), 0 when not, `undefined' if not exported.
--spec native_frame_layout() -> 0 | 1 | undefined.
-native_frame_layout() -> ?NOT_LOADED.
 
 %% @doc Starts the native sampler: a CPU-time timer on each selected
 %% scheduler thread raising SIGPROF on it `hz' times per CPU second (the
