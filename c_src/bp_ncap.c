@@ -1,6 +1,7 @@
 /* bp_ncap.c - the native sampler's signal handler, timers and runs (see
  * bp_ncap.h). Linux x86_64. */
 #include "bp_ncap.h"
+#include "bp_ncap_walk.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -80,11 +81,10 @@ static void bp_regs_of(const ucontext_t *uc, struct bp_regs *r)
  * bp, with the [RSP] fix-up (at a function's entry, right after `leave`,
  * and in frameless code the return address is at [RSP] and not yet, or no
  * longer, in the chain); without frame pointers, a return-address scan. */
-static int bp_walk_jit(const struct bp_ncap_run *run, struct bp_mem *m,
-                       const struct bp_ranges_buf *rb, const struct bp_regs *r,
-                       uint64_t *out, int max, uint16_t *flags)
+int bp_ncap_walk_jit(int frame_pointers, struct bp_mem *m, const struct bp_ranges_buf *rb,
+                     const struct bp_regs *r, uint64_t *out, int max, uint16_t *flags)
 {
-    if (!run->cfg.frame_pointers) {
+    if (!frame_pointers) {
         int n = bp_jit_scan(m, rb, r->sp, BP_NCAP_SCAN_LIMIT, out, max);
         *flags |= BP_NS_SCAN | (n == max ? BP_NS_DEPTH : 0);
         return n;
@@ -223,7 +223,7 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
     int n = 0, max = (int)run->cfg.depth;
     s->fp_start = r.bp;
     if (kind == BP_RANGE_JIT) {
-        n = bp_walk_jit(run, &m, rb, &r, addrs, max, &s->flags);
+        n = bp_ncap_walk_jit(run->cfg.frame_pointers, &m, rb, &r, addrs, max, &s->flags);
     } else if (run->cfg.frame_pointers && slot->kind == 0 /* BP_THREAD_NORMAL */) {
         /* Dirty schedulers' native stacks never lead to the Erlang stack
          * of the process they run: no chain to look for. */
