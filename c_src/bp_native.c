@@ -18,6 +18,15 @@
 #define BP_DRAIN_BATCH 32   /* samples unwound per hold of ctl */
 #define BP_MAPS_MAX (4u << 20)
 
+/* CPU time of the calling thread, ns. */
+static uint64_t bp_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int64_t bp_now_ns(void)
 {
     struct timespec ts;
@@ -189,10 +198,12 @@ static void *bp_native_main(void *arg)
         /* Never waits for ctl: stop holds it while joining this thread. */
         if (pthread_mutex_trylock(&n->ctl) == 0) {
             if (n->running && n->run != NULL) {
+                uint64_t c0 = bp_thread_cpu_ns();
                 int errs;
                 (void)bp_sync_threads(n, n->run, &errs);
                 bp_refresh_ranges(n, n->run);
                 atomic_fetch_add(&n->rescans, 1);
+                atomic_fetch_add(&n->rescan_ns, bp_thread_cpu_ns() - c0);
             }
             pthread_mutex_unlock(&n->ctl);
         }
@@ -270,6 +281,8 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, 
     }
     n->run = run;
     n->running = 1;
+    atomic_store(&n->drain_ns, 0);
+    atomic_store(&n->rescan_ns, 0);
     n->drained = 0;
     n->started_ns = bp_now_ns();
     n->stopped_ns = 0;
@@ -495,6 +508,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         return acc;
     unsigned done = 0;
     int more = 1;
+    uint64_t c0 = bp_thread_cpu_ns();
     while (more && done < max) {
         pthread_mutex_lock(&n->ctl);
         struct bp_ncap_run *run = n->run;
@@ -516,6 +530,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         pthread_mutex_unlock(&n->ctl);
     }
     free(frames);
+    atomic_fetch_add(&n->drain_ns, bp_thread_cpu_ns() - c0);
     ERL_NIF_TERM list;
     enif_make_reverse_list(env, acc, &list);
     return list;
@@ -538,6 +553,8 @@ void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
     st->kinds = n->opts.kinds;
     st->drained = n->drained;
     st->rescans = atomic_load(&n->rescans);
+    st->drain_ns = atomic_load(&n->drain_ns);
+    st->rescan_ns = atomic_load(&n->rescan_ns);
     struct bp_ncap_run *run = n->run;
     if (run != NULL) {
         size_t ns = atomic_load(&run->nslots);
@@ -550,6 +567,7 @@ void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
             st->dropped += atomic_load(&s->dropped);
             st->paused += atomic_load(&s->paused);
             st->lost_weight += atomic_load(&s->lost_weight);
+            st->handler_ns += atomic_load(&s->handler_ns);
             st->cpu_ns += s->cpu_last - s->cpu_start;
             st->threads += atomic_load(&s->state) == BP_SLOT_ACTIVE && n->running;
             st->pending += bp_nring_used(&s->ring);

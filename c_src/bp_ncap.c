@@ -257,6 +257,9 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
  * What it calls, and why each is async-signal-safe:
  * - C11 atomics on lock-free integers and pointers (static asserts in the
  *   unit test): plain instructions, no locks.
+ * - clock_gettime(CLOCK_THREAD_CPUTIME_ID) at entry and exit (the
+ *   handler's own cost, summed per slot): async-signal-safe in POSIX, a
+ *   system call with no library state.
  * - syscall(SYS_gettid): a raw system call, no library state. Proves the
  *   slot is this thread's, so each ring has one producer.
  * - syscall(SYS_process_vm_readv) on our own pid (bp_self_read): every read
@@ -277,6 +280,9 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
     (void)sig;
     int saved_errno = errno;
     atomic_fetch_add(&bp_ncap_inflight, 1);
+    struct bp_ncap_slot *slot = NULL;
+    struct timespec t0, t1;
+    int timed = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0) == 0;
     struct bp_ncap_run *run = atomic_load(&bp_ncap_cur);
     if (run == NULL || si == NULL || si->si_code != SI_TIMER || ucv == NULL) {
         bp_count_stray(run);
@@ -288,12 +294,12 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
         bp_count_stray(run);
         goto out;
     }
-    struct bp_ncap_slot *slot = &run->slots[idx];
-    if (atomic_load_explicit(&slot->state, memory_order_acquire) != BP_SLOT_ACTIVE ||
-        slot->tid != (pid_t)syscall(SYS_gettid)) {
+    if (atomic_load_explicit(&run->slots[idx].state, memory_order_acquire) != BP_SLOT_ACTIVE ||
+        run->slots[idx].tid != (pid_t)syscall(SYS_gettid)) {
         bp_count_stray(run);
         goto out;
     }
+    slot = &run->slots[idx];
     if (!atomic_load_explicit(&run->capturing, memory_order_acquire))
         goto out;
     uint32_t weight = 1u + (si->si_overrun > 0 ? (uint32_t)si->si_overrun : 0u);
@@ -305,6 +311,11 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
     }
     bp_capture(run, slot, ucv, weight);
 out:
+    if (slot != NULL && timed && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1) == 0) {
+        int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+        if (ns > 0)
+            atomic_fetch_add_explicit(&slot->handler_ns, (uint64_t)ns, memory_order_relaxed);
+    }
     atomic_fetch_sub(&bp_ncap_inflight, 1);
     errno = saved_errno;
 }

@@ -112,6 +112,7 @@ enum bp_slot_state */
     _Atomic uint64_t dropped;     /* ring full */
     _Atomic uint64_t paused;      /* gate closed */
     _Atomic uint64_t lost_weight; /* weights of dropped and paused */
+    _Atomic uint64_t handler_ns;  /* thread CPU time spent in the handler */
 };
 
 struct bp_ncap_run {

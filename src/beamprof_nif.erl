@@ -217,7 +217,11 @@ native_drain(_Max) -> ?NOT_LOADED.
 %% `weighted' (their weights), `dropped' (ring full), `paused' (gate
 %% closed), `effective_hz' (signals per CPU second of the sampled
 %% threads), `cpu_ns' of those threads during the run, `frame_pointers'
-%% (from beam.smp's erts_frame_layout) and the walk `mode' it implies.
+%% (from beam.smp's erts_frame_layout) and the walk `mode' it implies;
+%% the sampler's own cost in CPU ns this run: `handler_ns' (the signal
+%% handler, timed inside it), `drain_ns' (the drains, unwinding included),
+%% `rescan_ns' (the rescan thread), and `overhead_pct', their sum against
+%% `cpu_ns'.
 -spec native_info() -> #{running := boolean(), hz := non_neg_integer(),
                          depth := non_neg_integer(),
                          frame_pointers := boolean() | unknown,
@@ -238,7 +242,11 @@ native_drain(_Max) -> ?NOT_LOADED.
                          rescans := non_neg_integer(),
                          stack_bytes := non_neg_integer(),
                          ring_bytes := non_neg_integer(),
-                         thread_kinds := [thread_type()]}.
+                         thread_kinds := [thread_type()],
+                         handler_ns := non_neg_integer(),
+                         drain_ns := non_neg_integer(),
+                         rescan_ns := non_neg_integer(),
+                         overhead_pct := float()}.
 native_info() -> ?NOT_LOADED.
 
 %% --- process and port scan (c_src/bp_scan_nif.c) -----------------------------

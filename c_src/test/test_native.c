@@ -410,13 +410,15 @@ BP_TEST(capture_busy_thread)
     while (untouched < ALT_SIZE && alt_mem[untouched] == 0xA5)
         untouched++;
     /* The kernel's signal frame alone (xsave state with AVX-512) is about
-     * 3.3 KB of it on this machine; the handler adds about 0.6 KB. */
+     * 3.3 KB of it on this machine; the handler adds about 0.8 KB (its
+     * frame, the chain search's, the iovecs of process_vm_readv). The VM's
+     * alternate stack is 13.5 KB. */
     fprintf(stderr, "  signal frame + handler used %zu bytes of the alternate stack\n",
             (size_t)ALT_SIZE - untouched);
 #ifdef __SANITIZE_ADDRESS__
     CHECK(ALT_SIZE - untouched < 8192); /* redzones */
 #else
-    CHECK(ALT_SIZE - untouched < 4096);
+    CHECK(ALT_SIZE - untouched < 4608);
 #endif
     bp_ncap_run_free(run);
     CHECK(bp_ncap_install(&spin_tid, NULL, &(void *){NULL}) == 0); /* ours: fine again */
