@@ -10,17 +10,24 @@
 %% thread's /proc/self/task/*/schedstat, ns resolution) over the workload,
 %% median of the runs; overhead is against the median with sampling off.
 %% The effective rate is the sampler's own (samples per second per busy
-%% thread, capped by the kernel tick).
+%% thread, capped by the kernel tick). Many short rounds (off, 99, 999 in
+%% an order rotated every round) give a median and its spread (IQR, the
+%% 25th to 75th percentile of the change). Beside that differential figure,
+%% which a loaded machine drowns in noise, the sampler's own cost as it
+%% measures it: `overhead.pct' (CPU time in the signal handler, timed
+%% inside it, plus the rescans and the C drain with its unwinding, against
+%% the sampled threads' CPU time) and `overhead.pct_max' (with the
+%% collector's rounds in wall time instead of the drain: an upper bound).
 -module(native_bench).
 
 -export([run/0, run/1]).
 
--define(ITER, 10000).
+-define(ITER, 3000).
 %% eprof and fprof trace every call (fprof writes each to a file): they run
 %% 1/TRACE_DIV of the workload and their CPU time is scaled back up.
 -define(TRACE_DIV, 100).
 
-run() -> run(5).
+run() -> run(15).
 
 run(Runs) ->
     _ = work(100), % warm up: code loaded, heaps grown
@@ -30,11 +37,15 @@ run(Runs) ->
     Row999 = row("native sampler, 999 Hz", [R || {_, _, R} <- Rounds], Off),
     Eprof = tracer_row("eprof (1/100 of the work, x100)", fun eprof_run/0, Off),
     Fprof = tracer_row("fprof trace (1/100 of the work, x100)", fun fprof_run/0, Off),
-    io:format("~nnative_bench: fixed CPU-bound workload (2 processes), ~b runs, "
-              "median VM CPU time~n", [Runs]),
+    io:format("~nnative_bench: fixed CPU-bound workload (2 processes), ~b interleaved rounds, "
+              "median VM CPU time (IQR of the change); own CPU = the sampler's own "
+              "measured cost, own max = with the collector in wall time~n", [Runs]),
     bench_util:print_table(
-      ["what", "CPU ms", "overhead", "ratio to off", "effective Hz", "samples"],
-      [["sampling off", ms(Off), "-", "1.00x", "-", "-"], Row99, Row999, Eprof, Fprof]).
+      ["what", "CPU ms", "overhead", "IQR", "ratio to off", "effective Hz", "samples",
+       "own CPU", "own max"],
+      [["sampling off", ms(Off), "-", iqr([O || {O, _, _} <- Rounds], Off), "1.00x", "-", "-",
+        "-", "-"],
+       Row99, Row999, Eprof, Fprof]).
 
 %% The three settings in an order rotated every round, so no setting always
 %% runs first (warm-up and drift spread over all three).
@@ -50,26 +61,39 @@ sampled(Hz) ->
         {ok, _} ->
             Cpu = cpu_of(fun() -> work(?ITER) end),
             {ok, P} = beamprof:native_stop(),
-            {Cpu, maps:get(effective_hz, P, 0), maps:get(samples, P, 0)};
+            #{pct := Own, pct_max := Max} = maps:get(overhead, P),
+            {Cpu, maps:get(effective_hz, P, 0), maps:get(samples, P, 0), Own, Max};
         Error ->
             io:format("native_start(~p): ~p~n", [Hz, Error]),
-            {undefined, 0, 0}
+            {undefined, 0, 0, 0, 0}
     end.
 
 row(Name, Results, Off) ->
-    case [C || {C, _, _} <- Results, C =/= undefined] of
+    case [C || {C, _, _, _, _} <- Results, C =/= undefined] of
         [] ->
-            [Name, "n/a", "n/a", "n/a", "n/a", "n/a"];
+            [Name, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"];
         Cpus ->
             Cpu = bench_util:median(Cpus),
-            [Name, ms(Cpu), pct(Cpu, Off), bench_util:ratio(Cpu, Off),
-             bench_util:fmt(bench_util:median([H || {_, H, _} <- Results])),
-             bench_util:fmt(bench_util:median([S || {_, _, S} <- Results]))]
+            [Name, ms(Cpu), pct(Cpu, Off), iqr(Cpus, Off), bench_util:ratio(Cpu, Off),
+             bench_util:fmt(bench_util:median([H || {_, H, _, _, _} <- Results])),
+             bench_util:fmt(bench_util:median([S || {_, _, S, _, _} <- Results])),
+             own(bench_util:median([O || {_, _, _, O, _} <- Results])),
+             own(bench_util:median([M || {_, _, _, _, M} <- Results]))]
     end.
+
+own(P) -> float_to_list(float(P), [{decimals, 2}]) ++ "%".
+
+%% The 25th and 75th percentiles of the change against Off.
+iqr(Cpus, Off) when Off > 0 ->
+    Sorted = lists:sort(Cpus),
+    N = length(Sorted),
+    Q = fun(F) -> lists:nth(max(1, min(N, round(F * (N - 1)) + 1)), Sorted) end,
+    pct(Q(0.25), Off) ++ ".." ++ pct(Q(0.75), Off);
+iqr(_, _) -> "n/a".
 
 tracer_row(Name, Run, Off) ->
     Cpu = cpu_of(Run) * ?TRACE_DIV,
-    [Name, ms(Cpu), pct(Cpu, Off), bench_util:ratio(Cpu, Off), "-", "-"].
+    [Name, ms(Cpu), pct(Cpu, Off), "-", bench_util:ratio(Cpu, Off), "-", "-", "-", "-"].
 
 eprof_run() ->
     {ok, _} = eprof:start(),

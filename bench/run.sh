@@ -3,7 +3,7 @@
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
-# NATIVE_RUNS the runs per rate of native_bench (default 5);
+# NATIVE_RUNS the interleaved rounds of native_bench (default 15);
 # SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000]).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +22,7 @@ for bench in "$@"; do
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
         gate_bench|events_bench) call="$bench:run()" ;;
         flame_bench) call="flame_bench:run()" ;;
-        native_bench) call="native_bench:run(${NATIVE_RUNS:-5})"; flags="+JPperf map" ;;
+        native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map" ;;
         profile_bench) call="profile_bench:run()" ;;
         scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;

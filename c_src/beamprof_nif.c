@@ -577,7 +577,6 @@ static ErlNifFunc nif_funcs[] = {
      * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
     {"native_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"native_jit_symbols", 0, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
-    {"native_frame_layout", 0, bp_native_frame_layout_nif, 0},
 
     BP_SCAN_NIFS,
 };

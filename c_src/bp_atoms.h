@@ -63,6 +63,11 @@
     X(ring_bytes)                                                            \
     X(already_started)                                                       \
     X(sigprof_in_use)                                                        \
+    X(unrooted)                                                              \
+    X(handler_ns)                                                            \
+    X(drain_ns)                                                              \
+    X(rescan_ns)                                                             \
+    X(overhead_pct)                                                          \
     X(unsupported)                                                           \
     X(no_threads)                                                            \
     X(cpu_timers)                                                            \

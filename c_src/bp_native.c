@@ -1,7 +1,6 @@
 /* bp_native.c - the native sampler's control side (see bp_native.h). */
 #include "bp_native.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "bp_atoms.h"
+#include "bp_symbols.h"
 #include "bp_unwind.h"
 
 #define BP_NATIVE_THREAD_NAME "beamprof_native"
@@ -17,6 +17,15 @@
 #define BP_SPARE_SLOTS 64   /* room for threads that appear while running */
 #define BP_DRAIN_BATCH 32   /* samples unwound per hold of ctl */
 #define BP_MAPS_MAX (4u << 20)
+
+/* CPU time of the calling thread, ns. */
+static uint64_t bp_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int64_t bp_now_ns(void)
 {
@@ -189,10 +198,12 @@ static void *bp_native_main(void *arg)
         /* Never waits for ctl: stop holds it while joining this thread. */
         if (pthread_mutex_trylock(&n->ctl) == 0) {
             if (n->running && n->run != NULL) {
+                uint64_t c0 = bp_thread_cpu_ns();
                 int errs;
                 (void)bp_sync_threads(n, n->run, &errs);
                 bp_refresh_ranges(n, n->run);
                 atomic_fetch_add(&n->rescans, 1);
+                atomic_fetch_add(&n->rescan_ns, bp_thread_cpu_ns() - c0);
             }
             pthread_mutex_unlock(&n->ctl);
         }
@@ -234,8 +245,7 @@ static void bp_thread_stop(struct bp_native *n)
  * emulator flavour). */
 static int bp_frame_layout(void)
 {
-    const int *p = dlsym(RTLD_DEFAULT, "erts_frame_layout");
-    return p == NULL ? -1 : (*p == 1);
+    return bp_sym_frame_layout();
 }
 
 static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, void **foreign)
@@ -271,6 +281,8 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, 
     }
     n->run = run;
     n->running = 1;
+    atomic_store(&n->drain_ns, 0);
+    atomic_store(&n->rescan_ns, 0);
     n->drained = 0;
     n->started_ns = bp_now_ns();
     n->stopped_ns = 0;
@@ -362,47 +374,102 @@ static const struct bp_nsample *bp_oldest(struct bp_ncap_run *run, size_t *slot)
     return best;
 }
 
-/* Frames of one record, leaf first, at most max (2 or more). Sets
- * *truncated when the stack is known to be incomplete. */
+/* The frames between the frame pointer at.bp, where the unwind of a C
+ * sample reached JIT code, and fp_start, where the captured Erlang chain
+ * starts, walked through the words the handler copied just below fp_start
+ * (bp_nsample_stitch). Writes their return addresses (innermost first) to
+ * out, at most max; returns the count, or -1 when at.bp does not lead to
+ * fp_start inside the copy. */
+static int bp_stitch(const struct bp_nsample *s, const struct bp_ranges_buf *rb, uint64_t fp,
+                     uint64_t *out, int max)
+{
+    const uint8_t *w = bp_nsample_stitch(s);
+    uint64_t lo = s->fp_start - s->stitch_len;
+    int n = 0;
+    while (fp != s->fp_start) {
+        uint64_t frame[2];
+        if (n >= max || (fp & 7u) != 0 || fp < lo || fp > s->fp_start - 16)
+            return -1;
+        memcpy(frame, w + (fp - lo), sizeof frame);
+        if (frame[0] <= fp || bp_ranges_kind(rb, frame[1]) != BP_RANGE_JIT)
+            return -1;
+        out[n++] = frame[1];
+        fp = frame[0];
+    }
+    return n;
+}
+
+/* Frames of one record, leaf first, at most max (2 or more), and whether
+ * the stack is complete (*truncated):
+ *   BP_TRUNC_NO       complete: the walk ended at a saved frame pointer of
+ *                     0 (the Erlang chain's end), the unwind reached the
+ *                     thread's outermost frame (start_thread/clone), or it
+ *                     reached JIT code whose frames join the captured chain;
+ *   BP_TRUNC_YES      something is missing: the depth cap, an unwind error
+ *                     (the copied window too short, garbage), code without
+ *                     unwind info that is not JIT code, or a chain that does
+ *                     not join the unwind;
+ *   BP_TRUNC_UNROOTED JIT code was reached but no Erlang chain was found:
+ *                     complete when that code is the scheduler loop
+ *                     ($global::process_main, no process running), else an
+ *                     Erlang chain was expected and is missing. Only names
+ *                     tell, so the collector decides after symbolizing. */
+enum { BP_TRUNC_NO = 0, BP_TRUNC_YES = 1, BP_TRUNC_UNROOTED = 2 };
+
 static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uint64_t *out,
                         int max, int *truncated)
 {
     const uint64_t *addrs = bp_nsample_addrs(s);
-    int depth_hit = s->nfp >= run->cfg.depth && !(s->flags & BP_NS_FP_END);
+    int depth_hit = (s->flags & BP_NS_DEPTH) != 0;
     int n = 0;
+    *truncated = BP_TRUNC_NO;
     if (s->flags & BP_NS_JIT) {
         out[n++] = s->regs.ip;
-        *truncated = depth_hit || ((s->flags & BP_NS_WALKED) && !(s->flags & BP_NS_FP_END));
+        if (depth_hit)
+            *truncated = BP_TRUNC_YES;
+        else if ((s->flags & BP_NS_WALKED) && !(s->flags & BP_NS_FP_END))
+            *truncated = BP_TRUNC_UNROOTED;
     } else {
         struct bp_regs at;
         memset(&at, 0, sizeof at);
-        n = s->stack_len > 0 ? bp_unwind_copy(&s->regs, bp_nsample_stack(s), s->regs.sp,
-                                              s->stack_len, out, max - 1, &at)
+        int why = BP_UNWIND_ERROR;
+        n = s->stack_len > 0 ? bp_unwind_copy_ex(&s->regs, bp_nsample_stack(s), s->regs.sp,
+                                                 s->stack_len, out, max - 1, &at, &why)
                              : 0;
         if (n <= 0) {
             out[0] = s->regs.ip;
             n = 1;
             at = s->regs;
+            why = BP_UNWIND_ERROR;
         }
+        if (why == BP_UNWIND_END)
+            return n; /* the thread's first frame: a chain found is stale */
         const struct bp_ranges_buf *rb = bp_ranges_enter(run->ranges);
-        int at_jit = bp_ranges_kind(rb, at.ip) == BP_RANGE_JIT;
-        bp_ranges_leave(rb);
+        int at_jit = why == BP_UNWIND_NO_INFO && bp_ranges_kind(rb, at.ip) == BP_RANGE_JIT;
         int chain = (s->flags & BP_NS_FP_END) && s->nfp > 0;
-        *truncated = 0;
         if (at_jit && out[n - 1] != at.ip && n < max)
             out[n++] = at.ip;
-        if (at_jit && !(chain && at.bp == s->fp_start))
-            *truncated = 1; /* reached JIT code whose frames we do not have */
-        else if (chain && !at_jit)
-            *truncated = 1; /* C frames between the unwind's end and the chain */
+        if (!at_jit) {
+            *truncated = BP_TRUNC_YES; /* unwind error, depth, or code without CFI */
+        } else if (!chain) {
+            *truncated = BP_TRUNC_UNROOTED;
+        } else if (at.bp != s->fp_start) {
+            int k = bp_stitch(s, rb, at.bp, out + n, max - n);
+            if (k < 0)
+                *truncated = BP_TRUNC_YES; /* the chain does not join the unwind */
+            else
+                n += k;
+        }
+        bp_ranges_leave(rb);
         if (!chain)
             return n;
-        *truncated |= depth_hit;
+        if (depth_hit)
+            *truncated = BP_TRUNC_YES;
     }
     for (int i = 0; i < (int)s->nfp && n < max; i++)
         out[n++] = addrs[i];
     if (n == max)
-        *truncated = 1;
+        *truncated = BP_TRUNC_YES;
     return n;
 }
 
@@ -426,7 +493,10 @@ static ERL_NIF_TERM bp_sample_term(ErlNifEnv *env, struct bp_ncap_run *run,
     const struct bp_ncap_slot *slot = &run->slots[s->slot];
     ERL_NIF_TERM e[5] = {bp_kind_atom(slot->kind), enif_make_uint(env, slot->index),
                          enif_make_uint(env, s->weight),
-                         truncated ? bp_atom.true : bp_atom.false, list};
+                         truncated == BP_TRUNC_NO    ? bp_atom.false
+                         : truncated == BP_TRUNC_YES ? bp_atom.true
+                                                     : bp_atom.unrooted,
+                         list};
     return enif_make_tuple_from_array(env, e, 5);
 }
 
@@ -438,6 +508,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         return acc;
     unsigned done = 0;
     int more = 1;
+    uint64_t c0 = bp_thread_cpu_ns();
     while (more && done < max) {
         pthread_mutex_lock(&n->ctl);
         struct bp_ncap_run *run = n->run;
@@ -459,6 +530,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         pthread_mutex_unlock(&n->ctl);
     }
     free(frames);
+    atomic_fetch_add(&n->drain_ns, bp_thread_cpu_ns() - c0);
     ERL_NIF_TERM list;
     enif_make_reverse_list(env, acc, &list);
     return list;
@@ -481,6 +553,8 @@ void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
     st->kinds = n->opts.kinds;
     st->drained = n->drained;
     st->rescans = atomic_load(&n->rescans);
+    st->drain_ns = atomic_load(&n->drain_ns);
+    st->rescan_ns = atomic_load(&n->rescan_ns);
     struct bp_ncap_run *run = n->run;
     if (run != NULL) {
         size_t ns = atomic_load(&run->nslots);
@@ -493,6 +567,7 @@ void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
             st->dropped += atomic_load(&s->dropped);
             st->paused += atomic_load(&s->paused);
             st->lost_weight += atomic_load(&s->lost_weight);
+            st->handler_ns += atomic_load(&s->handler_ns);
             st->cpu_ns += s->cpu_last - s->cpu_start;
             st->threads += atomic_load(&s->state) == BP_SLOT_ACTIVE && n->running;
             st->pending += bp_nring_used(&s->ring);

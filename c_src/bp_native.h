@@ -74,6 +74,8 @@ struct bp_native {
     int have_thread;       /* under ctl */
     ErlNifTid tid;
     _Atomic uint64_t rescans;
+    _Atomic uint64_t rescan_ns; /* CPU time of the rescan thread's work, this run */
+    _Atomic uint64_t drain_ns;  /* CPU time of drain calls, this run */
 };
 
 /* Statistics for native_info. */
@@ -89,6 +91,9 @@ struct bp_native_stats {
     uint64_t slots;     /* threads ever sampled in this run */
     uint64_t pending;   /* bytes not drained yet */
     uint64_t drained, rescans;
+    uint64_t handler_ns; /* CPU time in the signal handler, all threads */
+    uint64_t drain_ns;   /* CPU time of the drains (unwinding included) */
+    uint64_t rescan_ns;  /* CPU time of the rescans (threads, mappings) */
 };
 
 /* The state hanging off *slot, made on first use when create is set (a

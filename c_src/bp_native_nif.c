@@ -111,7 +111,8 @@ ERL_NIF_TERM bp_native_start_term(ErlNifEnv *env, ERL_NIF_TERM config,
     struct bp_native_opts o;
     if (!bp_native_config(env, config, &o))
         return enif_make_badarg(env);
-    uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth;
+    uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth +
+                      BP_NCAP_STITCH;
     if (4 * record > o.cap.ring_bytes)
         return bp_err(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.ring_bytes));
     struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 1);
@@ -203,7 +204,8 @@ ERL_NIF_TERM bp_native_info_term(ErlNifEnv *env, const struct bp_native_env *ne)
         bp_atom.paused,   bp_atom.lost_weight, bp_atom.effective_hz,  bp_atom.cpu_ns,
         bp_atom.wall_ns,  bp_atom.threads,     bp_atom.slots,         bp_atom.stray,
         bp_atom.pending_bytes, bp_atom.drained, bp_atom.rescans,      bp_atom.stack_bytes,
-        bp_atom.ring_bytes, bp_atom.thread_kinds};
+        bp_atom.ring_bytes, bp_atom.thread_kinds, bp_atom.handler_ns, bp_atom.drain_ns,
+        bp_atom.rescan_ns, bp_atom.overhead_pct};
     ERL_NIF_TERM values[] = {
         s.running ? bp_atom.true : bp_atom.false,
         enif_make_uint(env, s.hz),
@@ -227,6 +229,13 @@ ERL_NIF_TERM bp_native_info_term(ErlNifEnv *env, const struct bp_native_env *ne)
         enif_make_uint(env, s.stack_bytes),
         enif_make_uint(env, s.ring_bytes),
         bp_kinds_term(env, s.kinds),
+        enif_make_uint64(env, s.handler_ns),
+        enif_make_uint64(env, s.drain_ns),
+        enif_make_uint64(env, s.rescan_ns),
+        enif_make_double(env, s.cpu_ns > 0 ? 100.0 * (double)(s.handler_ns + s.drain_ns +
+                                                             s.rescan_ns) /
+                                                  (double)s.cpu_ns
+                                            : 0.0),
     };
     ERL_NIF_TERM map;
     size_t nk = sizeof keys / sizeof keys[0];

@@ -1,6 +1,7 @@
 /* bp_ncap.c - the native sampler's signal handler, timers and runs (see
  * bp_ncap.h). Linux x86_64. */
 #include "bp_ncap.h"
+#include "bp_ncap_walk.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -80,13 +81,13 @@ static void bp_regs_of(const ucontext_t *uc, struct bp_regs *r)
  * bp, with the [RSP] fix-up (at a function's entry, right after `leave`,
  * and in frameless code the return address is at [RSP] and not yet, or no
  * longer, in the chain); without frame pointers, a return-address scan. */
-static int bp_walk_jit(const struct bp_ncap_run *run, struct bp_mem *m,
-                       const struct bp_ranges_buf *rb, const struct bp_regs *r,
-                       uint64_t *out, int max, uint16_t *flags)
+int bp_ncap_walk_jit(int frame_pointers, struct bp_mem *m, const struct bp_ranges_buf *rb,
+                     const struct bp_regs *r, uint64_t *out, int max, uint16_t *flags)
 {
-    if (!run->cfg.frame_pointers) {
-        *flags |= BP_NS_SCAN;
-        return bp_jit_scan(m, rb, r->sp, BP_NCAP_SCAN_LIMIT, out, max);
+    if (!frame_pointers) {
+        int n = bp_jit_scan(m, rb, r->sp, BP_NCAP_SCAN_LIMIT, out, max);
+        *flags |= BP_NS_SCAN | (n == max ? BP_NS_DEPTH : 0);
+        return n;
     }
     /* [RSP] is the return address right after `leave` and at the entry;
      * between `push rbp` and `mov rbp, rsp` it is the caller's frame
@@ -99,7 +100,7 @@ static int bp_walk_jit(const struct bp_ncap_run *run, struct bp_mem *m,
     int fix = have && bp_ranges_kind(rb, top[0]) == BP_RANGE_JIT;
     int ended;
     int n = bp_fp_walk(m, r->bp, out + fix, max - fix, &ended);
-    *flags |= BP_NS_WALKED | (ended ? BP_NS_FP_END : 0);
+    *flags |= BP_NS_WALKED | (ended ? BP_NS_FP_END : n == max - fix ? BP_NS_DEPTH : 0);
     if (fix && (n == 0 || out[1] != top[0])) {
         out[0] = top[0];
         *flags |= BP_NS_FIXUP;
@@ -111,35 +112,77 @@ static int bp_walk_jit(const struct bp_ncap_run *run, struct bp_mem *m,
 }
 
 /* An Erlang chain for a sample taken in C code: walked from fp, kept only
- * if it ends at a saved fp of 0 and every return address is JIT code. */
+ * if every return address is JIT code (checked frame by frame, so a wrong
+ * candidate costs one read) and it ends at a saved fp of 0. */
 static int bp_erlang_chain(struct bp_mem *m, const struct bp_ranges_buf *rb, uint64_t fp,
                            uint64_t *out, int max)
 {
-    int ended;
-    int n = bp_fp_walk(m, fp, out, max, &ended);
-    if (!ended || n == 0 || rb == NULL)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (bp_ranges_kind(rb, out[i]) != BP_RANGE_JIT)
+    int n = 0;
+    while (n < max) {
+        uint64_t frame[2];
+        if (fp == 0 || (fp & 7u) != 0 || !bp_mem_words(m, fp, frame, 2) ||
+            bp_ranges_kind(rb, frame[1]) != BP_RANGE_JIT)
             return 0;
-    return n;
+        out[n++] = frame[1];
+        if (frame[0] == 0)
+            return n;
+        if (frame[0] <= fp || frame[0] - fp > BP_FP_MAX_GAP)
+            return 0;
+        fp = frame[0];
+    }
+    return 0; /* depth cap: the chain's end was not seen */
 }
 
-#define BP_FIND_TRIES 16 /* candidate frame pointers tried per sample */
+#define BP_FIND_TRIES 16     /* candidate frame pointers tried per sample */
+#define BP_SAVED_SPAN 7      /* words a prologue's pushes occupy below its return address */
+#define BP_JIT_RA_SCAN 8192  /* bytes searched for the innermost JIT return address */
+
+static int bp_fp_candidate(const struct bp_ranges_buf *rb, const struct bp_regs *r,
+                           size_t len, uint64_t fp)
+{
+    return fp != 0 && (fp & 7u) == 0 && (fp < r->sp || fp - r->sp >= len) &&
+           bp_ranges_kind(rb, fp) == BP_RANGE_NONE;
+}
 
 /* In C code, bp holds the JIT's frame pointer only if no C frame reused
- * it; otherwise the frame that did saved it in the copied window. Tries bp,
- * then words of the window (innermost first) that point outside it, at most
- * BP_FIND_TRIES walks. Returns the chain length and sets *fp_found. */
+ * it; otherwise a C frame that did saved it in the copied window. Tries, at
+ * most BP_FIND_TRIES walks in all:
+ * 1. bp;
+ * 2. the words just below the innermost JIT return address of the window
+ *    (searched in its first BP_JIT_RA_SCAN bytes): that return address is
+ *    the first C frame's, called from JIT code, and its prologue pushed the
+ *    callee-saved registers, the Erlang frame pointer among them, right
+ *    below it;
+ * 3. the window's other words that point outside it, innermost first.
+ * Returns the chain length and sets *fp_found. */
 static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
                          const struct bp_regs *r, const uint8_t *win, size_t len,
                          uint64_t *out, int max, uint64_t *fp_found)
 {
-    uint64_t fp = r->bp;
     int tries = 0;
-    for (size_t off = 0; tries < BP_FIND_TRIES; off += 8) {
-        if (fp != 0 && (fp & 7u) == 0 && (fp < r->sp || fp - r->sp >= len) &&
-            bp_ranges_kind(rb, fp) == BP_RANGE_NONE) {
+    size_t ra = len; /* offset of the innermost JIT return address */
+    for (size_t off = 0; off + 8 <= len && off < BP_JIT_RA_SCAN; off += 8) {
+        uint64_t w;
+        memcpy(&w, win + off, 8);
+        if (bp_ranges_kind(rb, w) == BP_RANGE_JIT) {
+            ra = off;
+            break;
+        }
+    }
+    for (int step = 0; step < 3; step++) {
+        size_t lo = 0, hi = step == 0 ? 8 : len;
+        if (step == 1) {
+            lo = ra >= 8 * BP_SAVED_SPAN ? ra - 8 * BP_SAVED_SPAN : 0;
+            hi = ra;
+        }
+        for (size_t off = lo; off + 8 <= hi && tries < BP_FIND_TRIES; off += 8) {
+            uint64_t fp = r->bp;
+            if (step > 0)
+                memcpy(&fp, win + off, 8);
+            if ((step > 0 && fp == r->bp) || (step == 2 && off + 8 * BP_SAVED_SPAN >= ra &&
+                                               off < ra) ||
+                !bp_fp_candidate(rb, r, len, fp))
+                continue;
             tries++;
             int n = bp_erlang_chain(m, rb, fp, out, max);
             if (n > 0) {
@@ -147,9 +190,6 @@ static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
                 return n;
             }
         }
-        if (off + 8 > len)
-            break;
-        memcpy(&fp, win + off, 8);
     }
     return 0;
 }
@@ -165,7 +205,8 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
     const struct bp_ranges_buf *rb = bp_ranges_enter(run->ranges);
     enum bp_range_kind kind = bp_ranges_kind(rb, r.ip);
     size_t win = kind == BP_RANGE_JIT ? 0 : run->cfg.stack_bytes;
-    size_t max_len = sizeof(struct bp_nsample) + win + (size_t)run->cfg.depth * 8;
+    size_t max_len = sizeof(struct bp_nsample) + win + (size_t)run->cfg.depth * 8 +
+                     (win == 0 ? 0 : BP_NCAP_STITCH);
     uint64_t pos;
     struct bp_nsample *s = bp_nring_reserve(&slot->ring, max_len, &pos);
     if (s == NULL) {
@@ -177,15 +218,23 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
     s->flags = kind == BP_RANGE_JIT ? BP_NS_JIT : kind == BP_RANGE_ELF ? BP_NS_ELF : 0;
     s->stack_len = win == 0 ? 0 : (uint32_t)bp_self_read(run, r.sp, (uint8_t *)(s + 1), win);
     uint64_t *addrs = (uint64_t *)(void *)((uint8_t *)(s + 1) + ((s->stack_len + 7u) & ~7u));
+    s->stitch_len = 0;
     struct bp_mem m = {bp_self_read, run, slot->scratch, BP_NCAP_SCRATCH, 0, 0, 0};
     int n = 0, max = (int)run->cfg.depth;
     s->fp_start = r.bp;
     if (kind == BP_RANGE_JIT) {
-        n = bp_walk_jit(run, &m, rb, &r, addrs, max, &s->flags);
-    } else if (run->cfg.frame_pointers) {
+        n = bp_ncap_walk_jit(run->cfg.frame_pointers, &m, rb, &r, addrs, max, &s->flags);
+    } else if (run->cfg.frame_pointers && slot->kind == 0 /* BP_THREAD_NORMAL */) {
+        /* Dirty schedulers' native stacks never lead to the Erlang stack
+         * of the process they run: no chain to look for. */
         n = bp_find_chain(&m, rb, &r, (const uint8_t *)(s + 1), s->stack_len, addrs, max,
                           &s->fp_start);
         s->flags |= BP_NS_WALKED | (n > 0 ? BP_NS_FP_END : 0);
+        /* The words just below the chain's first frame: the drain joins
+         * the frame where the unwind reaches JIT code to the chain. */
+        if (n > 0 && s->fp_start > BP_NCAP_STITCH)
+            s->stitch_len = (uint32_t)bp_self_read(run, s->fp_start - BP_NCAP_STITCH,
+                                                   (uint8_t *)(addrs + n), BP_NCAP_STITCH);
     }
     s->seq = atomic_fetch_add_explicit(&run->seq, 1, memory_order_relaxed);
     s->weight = weight;
@@ -194,7 +243,7 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
     s->regs = r;
     bp_ranges_leave(rb);
     bp_nring_commit(&slot->ring, pos,
-                    (size_t)((uint8_t *)(addrs + n) - (uint8_t *)s));
+                    (size_t)((uint8_t *)(addrs + n) + s->stitch_len - (uint8_t *)s));
     atomic_fetch_add_explicit(&slot->samples, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&slot->weighted, weight, memory_order_relaxed);
 }
@@ -208,6 +257,9 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
  * What it calls, and why each is async-signal-safe:
  * - C11 atomics on lock-free integers and pointers (static asserts in the
  *   unit test): plain instructions, no locks.
+ * - clock_gettime(CLOCK_THREAD_CPUTIME_ID) at entry and exit (the
+ *   handler's own cost, summed per slot): async-signal-safe in POSIX, a
+ *   system call with no library state.
  * - syscall(SYS_gettid): a raw system call, no library state. Proves the
  *   slot is this thread's, so each ring has one producer.
  * - syscall(SYS_process_vm_readv) on our own pid (bp_self_read): every read
@@ -228,6 +280,9 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
     (void)sig;
     int saved_errno = errno;
     atomic_fetch_add(&bp_ncap_inflight, 1);
+    struct bp_ncap_slot *slot = NULL;
+    struct timespec t0, t1;
+    int timed = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0) == 0;
     struct bp_ncap_run *run = atomic_load(&bp_ncap_cur);
     if (run == NULL || si == NULL || si->si_code != SI_TIMER || ucv == NULL) {
         bp_count_stray(run);
@@ -239,12 +294,12 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
         bp_count_stray(run);
         goto out;
     }
-    struct bp_ncap_slot *slot = &run->slots[idx];
-    if (atomic_load_explicit(&slot->state, memory_order_acquire) != BP_SLOT_ACTIVE ||
-        slot->tid != (pid_t)syscall(SYS_gettid)) {
+    if (atomic_load_explicit(&run->slots[idx].state, memory_order_acquire) != BP_SLOT_ACTIVE ||
+        run->slots[idx].tid != (pid_t)syscall(SYS_gettid)) {
         bp_count_stray(run);
         goto out;
     }
+    slot = &run->slots[idx];
     if (!atomic_load_explicit(&run->capturing, memory_order_acquire))
         goto out;
     uint32_t weight = 1u + (si->si_overrun > 0 ? (uint32_t)si->si_overrun : 0u);
@@ -256,6 +311,11 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
     }
     bp_capture(run, slot, ucv, weight);
 out:
+    if (slot != NULL && timed && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1) == 0) {
+        int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+        if (ns > 0)
+            atomic_fetch_add_explicit(&slot->handler_ns, (uint64_t)ns, memory_order_relaxed);
+    }
     atomic_fetch_sub(&bp_ncap_inflight, 1);
     errno = saved_errno;
 }

@@ -35,6 +35,7 @@
 #define BP_NCAP_MAX_DEPTH 1024  /* upper bound of cfg.depth */
 #define BP_NCAP_SCRATCH 8192     /* per-slot chunk cache for walks */
 #define BP_NCAP_SCAN_LIMIT 32768 /* bytes of Erlang stack a scan reads */
+#define BP_NCAP_STITCH 512       /* bytes copied below a C sample's chain */
 
 struct bp_ncap_config {
     uint32_t hz;          /* 1..10000 */
@@ -51,9 +52,12 @@ struct bp_ncap_config {
 #define BP_NS_FIXUP 0x08u    /* addrs[0] is the [RSP] word (frameless JIT code) */
 #define BP_NS_SCAN 0x10u     /* addrs come from a return-address scan */
 #define BP_NS_WALKED 0x20u   /* a walk was attempted (bp outside the window) */
+#define BP_NS_DEPTH 0x40u    /* the walk stopped at the depth cap */
 
 /* One sample in a ring: this header, stack_len bytes of stack copied from
- * regs.sp (padded to 8), then nfp return addresses (innermost first). */
+ * regs.sp (padded to 8), nfp return addresses (innermost first), then
+ * stitch_len bytes copied from fp_start - stitch_len (a C sample whose
+ * Erlang chain was found: the frames just below the chain). */
 struct bp_nsample {
     struct bp_nring_hdr h;
     uint64_t seq;       /* global capture order */
@@ -64,6 +68,8 @@ struct bp_nsample {
     uint32_t slot;
     struct bp_regs regs;
     uint64_t fp_start;  /* the bp the walk started from */
+    uint32_t stitch_len;
+    uint32_t pad;
 };
 
 static inline const uint8_t *bp_nsample_stack(const struct bp_nsample *s)
@@ -77,13 +83,23 @@ static inline const uint64_t *bp_nsample_addrs(const struct bp_nsample *s)
                                             ((s->stack_len + 7u) & ~7u));
 }
 
+static inline const uint8_t *bp_nsample_stitch(const struct bp_nsample *s)
+{
+    return (const uint8_t *)(bp_nsample_addrs(s) + s->nfp);
+}
+
 enum bp_slot_state { BP_SLOT_FREE = 0, BP_SLOT_ACTIVE = 1, BP_SLOT_DEAD = 2 };
 
 struct bp_ncap_slot {
     pid_t tid;
     int kind;        /* enum bp_thread_type */
     uint32_t index;
-    _Atomic int state; /* enum bp_slot_state */
+    _Atomic int state; /* static inline const uint8_t *bp_nsample_stitch(const struct bp_nsample *s)
+{
+    return (const uint8_t *)(bp_nsample_addrs(s) + s->nfp);
+}
+
+enum bp_slot_state */
     timer_t timer;
     int have_timer;
     uint8_t *ring_mem;
@@ -96,6 +112,7 @@ struct bp_ncap_slot {
     _Atomic uint64_t dropped;     /* ring full */
     _Atomic uint64_t paused;      /* gate closed */
     _Atomic uint64_t lost_weight; /* weights of dropped and paused */
+    _Atomic uint64_t handler_ns;  /* thread CPU time spent in the handler */
 };
 
 struct bp_ncap_run {

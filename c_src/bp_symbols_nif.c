@@ -4,7 +4,6 @@
  *   native_symbolize([Addr]) -> [binary() | undefined]        (dirty CPU)
  *   native_jit_symbols() -> {ok, [{Start, End, Name}], Info} | {error, R}
  *                                                              (dirty CPU)
- *   native_frame_layout() -> 0 | 1 | undefined
  *
  * Names are binaries, never atoms. The dirty ones run dladdr (linear in an
  * object's symbols, takes the loader's lock) or copy the whole JIT symbol
@@ -136,12 +135,4 @@ ERL_NIF_TERM bp_native_jit_symbols_nif(ErlNifEnv *env, int argc, const ERL_NIF_T
     if (!enif_make_map_from_arrays(env, keys, values, 3, &info))
         return enif_make_badarg(env);
     return enif_make_tuple3(env, bp_sym_atom.ok, list, info);
-}
-
-ERL_NIF_TERM bp_native_frame_layout_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    (void)argc;
-    (void)argv;
-    int layout = bp_sym_frame_layout();
-    return layout < 0 ? bp_sym_atom.undefined : enif_make_int(env, layout);
 }

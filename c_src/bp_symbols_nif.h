@@ -9,6 +9,5 @@ void bp_symbols_nif_load(ErlNifEnv *env);
 
 ERL_NIF_TERM bp_native_symbolize_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM bp_native_jit_symbols_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
-ERL_NIF_TERM bp_native_frame_layout_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 
 #endif

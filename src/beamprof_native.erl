@@ -15,7 +15,10 @@
 %% `{Kind, Index}'), `effective_hz', `hz' (requested), `paused' (samples
 %% skipped while beamprof's load gate was closed), `dropped',
 %% `frame_source' (`perf_map' | `gdb_jit' | `none'), `frame_pointers',
-%% `duration_ms', and `hint' when Erlang frames cannot all be recovered.
+%% `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
+%% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
+%% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
+%% see overhead/2), and `hint' when Erlang frames cannot all be recovered.
 -module(beamprof_native).
 -behaviour(gen_server).
 -include("beamprof_doc.hrl").
@@ -33,6 +36,7 @@
 -define(SERVER, beamprof_native_collector).
 -define(DRAIN_MS, 100).
 -define(DRAIN_MAX, 4096).
+-define(LOOP, <<"global::process_main">>).
 -define(HINT, <<"Erlang frames need the JIT's names and frame pointers: start the VM "
                 "with +JPperf map (e.g. ERL_FLAGS=\"+JPperf map\"). Without it only the "
                 "innermost Erlang function of a sample and the C frames are reliable.">>).
@@ -148,7 +152,7 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         hint], Profile),
+                         hint, overhead], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -171,6 +175,7 @@ init({Config, Opts}) ->
             _ = maybe_duration(Opts),
             erlang:send_after(?DRAIN_MS, self(), drain),
             {ok, #{sym => Sym, acc => beamprof_native_agg:new(), config => Config,
+                   collector_ns => 0,
                    started => erlang:monotonic_time(millisecond), finished => undefined}};
         {error, Reason} ->
             beamprof_native_sym:close(Sym),
@@ -230,16 +235,20 @@ terminate(_Reason, _State) ->
 %% Stops the C side, drains what is left, and builds the profile once.
 finish(#{finished := undefined} = State) ->
     ok = beamprof_nif:native_stop(),
-    Info = beamprof_nif:native_info(),
     Drained = drain(State),
+    Info = beamprof_nif:native_info(),
     beamprof_native_sym:close(maps:get(sym, Drained)),
     Drained#{finished := profile(Drained, Info)};
 finish(State) ->
     State.
 
-%% Drains until the rings are empty (bounded: a few batches per call).
+%% Drains until the rings are empty (bounded: a few batches per call),
+%% adding the time it took to collector_ns (wall time: an upper bound of
+%% the collector's CPU time, the NIF's unwinding included).
 drain(State) ->
-    drain(State, 64).
+    T0 = erlang:monotonic_time(nanosecond),
+    #{collector_ns := Ns} = Drained = drain(State, 64),
+    Drained#{collector_ns := Ns + erlang:monotonic_time(nanosecond) - T0}.
 
 drain(State, 0) ->
     State;
@@ -250,7 +259,8 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
         Samples ->
             Sym1 = beamprof_native_sym:refresh(Sym0),
             {Frames, Sym} = beamprof_native_sym:symbolize([A || {_, _, _, _, A} <- Samples], Sym1),
-            Symbolized = [{K, I, W, T, F} || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
+            Symbolized = [settle(K, I, W, T, F)
+                          || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
             Next = State#{sym := Sym, acc := beamprof_native_agg:add(Symbolized, Acc)},
             case length(Samples) < ?DRAIN_MAX of
                 true -> Next;
@@ -258,17 +268,52 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
             end
     end.
 
-profile(#{acc := Acc, sym := Sym, config := Config, started := Started}, Info) ->
+%% The sampler's own cost against the sampled threads' CPU time: `pct'
+%% counts what is measured in CPU time (the signal handler, timed inside
+%% it; the rescan thread; the C drain, DWARF unwinding included), `pct_max'
+%% the handler, the rescans and the collector's whole rounds in wall time
+%% (symbolizing and aggregating too; an upper bound: on a loaded node it
+%% includes waiting for a scheduler).
+overhead(Info, CollectorNs) ->
+    Handler = maps:get(handler_ns, Info, 0),
+    Rescan = maps:get(rescan_ns, Info, 0),
+    Drain = maps:get(drain_ns, Info, 0),
+    Cpu = maps:get(cpu_ns, Info, 0),
+    #{handler_ns => Handler, rescan_ns => Rescan, drain_ns => Drain,
+      collector_ns => CollectorNs, cpu_ns => Cpu,
+      pct => pct(Handler + Rescan + Drain, Cpu),
+      pct_max => pct(Handler + Rescan + max(Drain, CollectorNs), Cpu)}.
+
+pct(_, 0) -> 0.0;
+pct(Ns, Cpu) -> round(100000 * Ns / Cpu) / 1000.
+
+%% Samples per second of thread CPU time, to one decimal (250.6).
+one_decimal(Hz) when is_number(Hz) -> round(Hz * 10) / 10;
+one_decimal(_) -> 0.0.
+
+%% The C side marks `unrooted' a sample whose walk reached JIT code without
+%% an Erlang chain: complete when that code is the scheduler loop between
+%% processes (`$global::process_main', the leaf of a JIT sample or the
+%% outermost frame of a C one), else truncated (an Erlang chain was
+%% expected). A JIT sample in the loop keeps only its leaf: a walk from
+%% there follows no process's frames.
+settle(K, I, W, unrooted, [?LOOP | _]) -> {K, I, W, false, [?LOOP]};
+settle(K, I, W, unrooted, Frames) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames};
+settle(K, I, W, T, Frames) -> {K, I, W, T, Frames}.
+
+profile(#{acc := Acc, sym := Sym, config := Config, started := Started,
+          collector_ns := CollectorNs}, Info) ->
     Totals = beamprof_native_agg:totals(Acc),
     Source = beamprof_native_sym:source(Sym),
     Layout = beamprof_native_sym:frame_layout(Sym),
     Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
-                   effective_hz => maps:get(effective_hz, Info, 0),
+                   effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
                    paused => maps:get(paused, Info, 0),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => Layout =:= 1,
+                   overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started},
     case Source =:= perf_map andalso Layout =:= 1 of
         true -> Base;

@@ -36,7 +36,7 @@ new() ->
 %% @doc As new/0, or forcing a source (for tests and comparisons).
 -spec new(auto | source()) -> sym().
 new(Want) ->
-    Sym = #{source => none, layout => beamprof_nif:native_frame_layout(),
+    Sym = #{source => none, layout => layout(),
             perfmap => undefined, jit => undefined, jit_at => 0,
             jit_missed => false, cache => #{}},
     choose(Want, Sym).
@@ -62,6 +62,14 @@ load_jit(Tab) ->
             lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges);
         {error, _} ->
             error
+    end.
+
+%% beam.smp's erts_frame_layout, as native_info/0 reports it.
+layout() ->
+    case beamprof_nif:native_info() of
+        #{frame_pointers := true} -> 1;
+        #{frame_pointers := false} -> 0;
+        _ -> undefined
     end.
 
 %% @doc Where Erlang frames come from.
@@ -101,23 +109,28 @@ reload_jit(#{jit := Old} = Sym) ->
 -spec symbolize([[non_neg_integer()]], sym()) -> {[[binary()]], sym()}.
 symbolize(Stacks, Sym0) ->
     Adjusted = [adjust(Addrs) || Addrs <- Stacks],
-    Sym1 = resolve_native(Adjusted, Sym0),
-    Frames = [[frame(A, Sym1) || A <- Addrs] || Addrs <- Adjusted],
+    %% Each distinct address is named once per batch (stacks share most of
+    %% their frames): the JIT's name first, then dladdr's (cached).
+    Unique = lists:usort(lists:append(Adjusted)),
+    Jit = [{A, jit_name(A, Sym0)} || A <- Unique],
+    Sym1 = resolve_native([A || {A, undefined} <- Jit], Sym0),
+    Names = maps:from_list([{A, name(A, J, Sym1)} || {A, J} <- Jit]),
+    Frames = [[maps:get(A, Names) || A <- Addrs] || Addrs <- Adjusted],
     {Frames, Sym1}.
 
 adjust([]) -> [];
 adjust([Leaf | Callers]) -> [Leaf | [max(A - 1, 0) || A <- Callers]].
 
-%% Batch-resolves, with dladdr, every address that no JIT name covers and
-%% the cache does not hold.
-resolve_native(Stacks, #{cache := Cache0} = Sym) ->
+%% Batch-resolves, with dladdr, the addresses (distinct, no JIT name
+%% covers them) that the cache does not hold.
+resolve_native(Addrs, #{cache := Cache0} = Sym) ->
     Cache = case map_size(Cache0) > ?CACHE_MAX of true -> #{}; false -> Cache0 end,
-    Wanted = lists:usort([A || Addrs <- Stacks, A <- Addrs,
-                               not is_map_key(A, Cache), jit_name(A, Sym) =:= undefined]),
+    Wanted = [A || A <- Addrs, not is_map_key(A, Cache)],
     Names = symbolize_chunks(Wanted),
     Missed = lists:member(undefined, Names),
-    Sym#{cache := maps:merge(Cache, maps:from_list(lists:zip(Wanted, [simple(N) || N <- Names]))),
-         jit_missed := maps:get(jit_missed, Sym) orelse Missed}.
+    New = lists:foldl(fun({A, N}, C) -> C#{A => simple(N)} end, Cache,
+                      lists:zip(Wanted, Names)),
+    Sym#{cache := New, jit_missed := maps:get(jit_missed, Sym) orelse Missed}.
 
 %% A plain C++ function's mangled name (`_Z<len><name>...', no namespace)
 %% as its name: `_Z17beam_jit_call_nifP7process...' -> `beam_jit_call_nif'.
@@ -139,16 +152,13 @@ symbolize_chunks(Addrs) when length(Addrs) > 10000 ->
 symbolize_chunks(Addrs) ->
     beamprof_nif:native_symbolize(Addrs).
 
-frame(A, #{cache := Cache} = Sym) ->
-    case jit_name(A, Sym) of
-        undefined ->
-            case maps:get(A, Cache, undefined) of
-                undefined -> ?UNKNOWN;
-                Name -> Name
-            end;
-        Name ->
-            Name
-    end.
+name(A, undefined, #{cache := Cache}) ->
+    case maps:get(A, Cache, undefined) of
+        undefined -> ?UNKNOWN;
+        Name -> Name
+    end;
+name(_A, JitName, _Sym) ->
+    JitName.
 
 jit_name(A, #{source := perf_map, perfmap := Map}) -> beamprof_perfmap:lookup(Map, A);
 jit_name(A, #{source := gdb_jit, jit := Tab}) -> beamprof_symtab:lookup(Tab, A);

@@ -24,7 +24,7 @@ is then the only figure available).
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
 -export([native_start/1, native_stop/0, native_drain/1, native_info/0]).
--export([native_symbolize/1, native_jit_symbols/0, native_frame_layout/0]).
+-export([native_symbolize/1, native_jit_symbols/0]).
 
 %% Process and port scan (bp_scan_nif.c): see beamprof_scan.
 -export([scan_buf_new/0, scan_buf_put/2, scan_buf_take/2, scan_buf_info/1,
@@ -66,7 +66,7 @@ is then the only figure available).
                            ring_bytes => 65536..67108864,
                            _ => _}.
 -type native_sample() :: {thread_type(), Index :: pos_integer(),
-                          Weight :: pos_integer(), Truncated :: boolean(),
+                          Weight :: pos_integer(), Truncated :: boolean() | unrooted,
                           Addrs :: [non_neg_integer()]}.
 -type native_error() :: already_started | superseded | enomem
                       | {sigprof_in_use, Description :: binary()}
@@ -186,11 +186,6 @@ native_symbolize(_Addrs) -> ?NOT_LOADED.
         | {error, no_descriptor | unreadable | inconsistent | enomem}.
 native_jit_symbols() -> ?NOT_LOADED.
 
-%% @doc beam.smp's `erts_frame_layout': 1 when JIT code keeps frame
-%% pointers (`+JPperf map | true'), 0 when not, `undefined' if not exported.
--spec native_frame_layout() -> 0 | 1 | undefined.
-native_frame_layout() -> ?NOT_LOADED.
-
 %% @doc Starts the native sampler: a CPU-time timer on each selected
 %% scheduler thread raising SIGPROF on it `hz' times per CPU second (the
 %% kernel delivers at most its tick rate, 250/s here: samples carry the
@@ -222,7 +217,11 @@ native_drain(_Max) -> ?NOT_LOADED.
 %% `weighted' (their weights), `dropped' (ring full), `paused' (gate
 %% closed), `effective_hz' (signals per CPU second of the sampled
 %% threads), `cpu_ns' of those threads during the run, `frame_pointers'
-%% (from beam.smp's erts_frame_layout) and the walk `mode' it implies.
+%% (from beam.smp's erts_frame_layout) and the walk `mode' it implies;
+%% the sampler's own cost in CPU ns this run: `handler_ns' (the signal
+%% handler, timed inside it), `drain_ns' (the drains, unwinding included),
+%% `rescan_ns' (the rescan thread), and `overhead_pct', their sum against
+%% `cpu_ns'.
 -spec native_info() -> #{running := boolean(), hz := non_neg_integer(),
                          depth := non_neg_integer(),
                          frame_pointers := boolean() | unknown,
@@ -243,7 +242,11 @@ native_drain(_Max) -> ?NOT_LOADED.
                          rescans := non_neg_integer(),
                          stack_bytes := non_neg_integer(),
                          ring_bytes := non_neg_integer(),
-                         thread_kinds := [thread_type()]}.
+                         thread_kinds := [thread_type()],
+                         handler_ns := non_neg_integer(),
+                         drain_ns := non_neg_integer(),
+                         rescan_ns := non_neg_integer(),
+                         overhead_pct := float()}.
 native_info() -> ?NOT_LOADED.
 
 %% --- process and port scan (c_src/bp_scan_nif.c) -----------------------------

@@ -11,6 +11,7 @@
 %% 16,000 lines (about 1 MB).
 -module(beamprof_perfmap).
 -include("beamprof_doc.hrl").
+-include_lib("kernel/include/file.hrl").
 ?MODULEDOC("Incremental reader of the JIT's /tmp/perf-<OsPid>.map.").
 
 -export([path/0, path/1, open/0, open/1, refresh/1, lookup/2, close/1, size/1,
@@ -54,7 +55,13 @@ open(Path) ->
 %% @doc Reads what was appended since the last read. A file that vanished
 %% or shrank (another VM reusing the pid) leaves the table as it was.
 -spec refresh(perfmap()) -> perfmap().
-refresh(#{path := Path} = Map) ->
+refresh(#{path := Path, offset := Offset} = Map) ->
+    case file:read_file_info(Path, [raw]) of
+        {ok, #file_info{size = Size}} when Size =< Offset -> Map; % nothing new
+        _ -> read_new(Map)
+    end.
+
+read_new(#{path := Path} = Map) ->
     case file:open(Path, [read, raw, binary]) of
         {ok, Fd} ->
             try read_chunks(Fd, Map) after ok = file:close(Fd) end;

@@ -12,7 +12,7 @@
          end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([options_badarg/1, start_stop_cycles/1, attribution/1, nif_frames/1, gc_frames/1,
          filter_and_top/1, flame_graph_files/1, chromium_renders/1, no_perf_map_hint/1,
-         stability_60s/1]).
+         stability_60s/1, truncation_honest/1, truncation_depth/1]).
 -export([os_counts/0]).
 
 all() ->
@@ -20,7 +20,7 @@ all() ->
 
 groups() ->
     [{perf_map, [], [options_badarg, start_stop_cycles, attribution, nif_frames, gc_frames,
-                     filter_and_top, flame_graph_files, chromium_renders]}].
+                     truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders]}].
 
 init_per_suite(Config) ->
     Data = ?config(data_dir, Config),
@@ -99,8 +99,10 @@ options_badarg(Config) ->
     ?assertEqual({error, not_running}, call(Config, beamprof, native_top, [5])),
     {ok, _} = call(Config, beamprof, native_start, [#{}]),
     ?assertEqual({error, already_started}, call(Config, beamprof, native_start, [#{}])),
-    {ok, #{stacks := _, frame_source := perf_map, frame_pointers := true} = P} =
-        call(Config, beamprof, native_stop, []),
+    {ok, #{stacks := _, frame_source := perf_map, frame_pointers := true,
+           effective_hz := Hz} = P} = call(Config, beamprof, native_stop, []),
+    ?assert(is_float(Hz)),
+    ?assertEqual(Hz, round(Hz * 10) / 10),
     ?assertNot(maps:is_key(hint, P)).
 
 catch_call(Config, M, F, A) ->
@@ -152,6 +154,37 @@ is_gc_frame(F) ->
     binary:match(F, [<<"garbage_collect">>, <<"erts_gc">>, <<"sweep">>, <<"copy_struct">>])
         =/= nomatch.
 
+%% Schedulers switching between processes (the loop between them,
+%% $global::process_main, with no process running) and collecting garbage:
+%% their stacks are complete, so hardly any is marked truncated.
+truncation_honest(Config) ->
+    {ok, _} = call(Config, beamprof, native_start, [#{hz => 999, threads => [normal]}]),
+    ok = call(Config, nsym_hot, ping_pong, [4, 1500]),
+    ok = call(Config, nsym_hot, gc_load, [4, 1500]),
+    {ok, #{stacks := Stacks, samples := N, truncated := T}} =
+        call(Config, beamprof, native_stop, []),
+    Loop = [S || {S, _} <- Stacks, lists:member(<<"global::process_main">>, S),
+                 not lists:member(<<"[truncated]">>, S)],
+    ct:log("~p samples, ~p truncated; complete stacks through process_main: ~p",
+           [N, T, lists:sublist(Loop, 10)]),
+    ?assert(N > 100),
+    ?assert(Loop =/= []),
+    ?assert(T =< 0.05 * N).
+
+%% Body recursion far deeper than the depth cap: those samples are marked.
+truncation_depth(Config) ->
+    {ok, _} = call(Config, beamprof, native_start,
+                   [#{hz => 999, threads => [normal], depth => 32}]),
+    ok = call(Config, nsym_hot, deep, [2000, 1500]),
+    {ok, #{stacks := Stacks, samples := N, truncated := T}} =
+        call(Config, beamprof, native_stop, []),
+    Spin = weight(Stacks, fun(S) -> lists:last(S) =:= <<"nsym_hot:spin/1">> end),
+    Marked = weight(Stacks, fun(S) -> lists:last(S) =:= <<"nsym_hot:spin/1">> andalso
+                                          lists:member(<<"[truncated]">>, S) end),
+    ct:log("~p samples, ~p truncated; spin/1 leaf in ~p, marked ~p", [N, T, Spin, Marked]),
+    ?assert(Spin > 100),
+    ?assert(Marked >= 0.95 * Spin).
+
 filter_and_top(Config) ->
     {ok, _} = call(Config, beamprof, native_start, [#{hz => 999}]),
     ok = call(Config, nsym_hot, run_outer, [1500]),
@@ -175,6 +208,8 @@ flame_graph_files(Config) ->
     unlink(Load),
     ct:log("~p samples at ~p Hz", [N, Hz]),
     ?assert(N > 0),
+    ?assert(is_float(Hz) andalso Hz > 0),
+    ?assertEqual(Hz, round(Hz * 10) / 10),
     ?assertEqual(8#600, file_mode(Svg) band 8#777),
     {ok, Bin} = file:read_file(Svg),
     ?assertNotEqual(nomatch, binary:match(Bin, <<"nsym_hot:spin/1">>)),

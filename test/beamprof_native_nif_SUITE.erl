@@ -145,7 +145,7 @@ samples_shape(_Config) ->
          ?assert(lists:member(K, [normal, dirty_cpu, dirty_io])),
          ?assert(is_integer(I) andalso I >= 1),
          ?assert(is_integer(W) andalso W >= 1),
-         ?assert(is_boolean(T)),
+         ?assert(is_boolean(T) orelse T =:= unrooted),
          ?assert(is_list(A) andalso A =/= [] andalso length(A) =< 16),
          [?assert(is_integer(X) andalso X >= 0) || X <- A]
      end || {K, I, W, T, A} <- S],

@@ -128,10 +128,11 @@ gdb_jit_table(_Config) ->
     ?assert(lists:keymember(<<"nsym_probe:jit_probe_fun/1">>, 3, Again)).
 
 frame_layout(_Config) ->
-    ?assertEqual(0, beamprof_nif:native_frame_layout()),
+    ?assertMatch(#{frame_pointers := false, mode := scan}, beamprof_nif:native_info()),
     Peer = peer(["+JPperf", "map"]),
     try
-        ?assertEqual(1, peer:call(Peer, beamprof_nif, native_frame_layout, []))
+        ?assertMatch(#{frame_pointers := true, mode := fp},
+                     peer:call(Peer, beamprof_nif, native_info, []))
     after
         peer:stop(Peer)
     end.
