@@ -443,7 +443,7 @@ reload_leaves_nothing(_Config) ->
     %% load_file on a loaded module is an upgrade too; then purge the old
     [begin
          ok = purge(),
-         {module, ?NIF} = code:load_file(?NIF),
+         {module, ?NIF} = load_nif_module(),
          ?assertEqual(BaseTasks + 1, task_count())
      end || _ <- lists:seq(1, 20)],
     %% purge + delete + purge + load: a fresh load (no thread carried)
@@ -464,10 +464,23 @@ purge() ->
     _ = code:purge(?NIF),
     ok.
 
+%% code:load_file/1, once more after a purge when it answers not_purged: under
+%% heavy load a full CT run saw that once (old code not yet gone); logged, so a
+%% repeat shows in the case's log.
+load_nif_module() ->
+    case code:load_file(?NIF) of
+        {error, not_purged} ->
+            ct:log("load_file: not_purged, purging and loading again"),
+            ok = purge(),
+            code:load_file(?NIF);
+        Other ->
+            Other
+    end.
+
 reload_upgrade(BaseTasks) ->
     ok = purge(),
     true = code:delete(?NIF),
-    {module, ?NIF} = code:load_file(?NIF),
+    {module, ?NIF} = load_nif_module(),
     %% the new library took the thread over: still exactly one
     ?assertEqual(BaseTasks + 1, task_count()),
     #{running := true} = ?NIF:sampler_info().
@@ -477,7 +490,7 @@ reload_fresh(BaseTasks) ->
     true = code:delete(?NIF),
     ok = purge(),
     ?assertEqual(BaseTasks, task_count()),
-    {module, ?NIF} = code:load_file(?NIF),
+    {module, ?NIF} = load_nif_module(),
     #{running := false} = ?NIF:sampler_info(),
     open = ?NIF:gate().
 
@@ -511,7 +524,7 @@ upgrade_across_library_files(Config) ->
              true = os:putenv("BEAMPROF_NIF", Lib),
              ok = purge(),
              true = code:delete(?NIF),
-             {module, ?NIF} = code:load_file(?NIF),
+             {module, ?NIF} = load_nif_module(),
              ?assertEqual(BaseTasks + 1, task_count()),
              #{running := true, state := closed} =
                  maps:merge(?NIF:sampler_info(), ?NIF:gate_info()),
@@ -532,7 +545,7 @@ upgrade_across_library_files(Config) ->
     end,
     ok = purge(),
     true = code:delete(?NIF),
-    {module, ?NIF} = code:load_file(?NIF),
+    {module, ?NIF} = load_nif_module(),
     ok = purge(),
     ok = ?NIF:sampler_stop(),
     ?assertEqual(BaseTasks, task_count()),
