@@ -3,6 +3,7 @@
 #include "bp_ncap.h"
 #include "bp_ncap_walk.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,6 +340,25 @@ static void *bp_disposition(const struct sigaction *sa)
     return (void *)(uintptr_t)sa->sa_handler;
 }
 
+/* Keeps this library mapped for the rest of the VM's life once its handler
+ * has been installed. A SIGPROF the kernel has already started delivering
+ * when the disposition changes (stop, unload, upgrade) may enter the
+ * handler at any later moment; with the code pinned it always finds it, and
+ * what it then touches is safe by the protocol of bp_ncap_inflight and
+ * bp_ncap_cur (the handler counts itself in before it loads the run; a stop
+ * clears the run before it waits for the count to drop to zero). Cost: the
+ * library's pages stay mapped after a purge (a few hundred KiB), and loading
+ * the same file again reuses them. Runs outside signal context. */
+static void bp_pin_library(void)
+{
+    static _Atomic int pinned;
+    if (atomic_exchange(&pinned, 1))
+        return;
+    Dl_info di;
+    if (dladdr(bp_ncap_handler_addr(), &di) != 0 && di.dli_fname != NULL)
+        (void)dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 int bp_ncap_install(const void *owner, void *also_ours, void **foreign)
 {
     struct sigaction cur, sa;
@@ -354,6 +374,7 @@ int bp_ncap_install(const void *owner, void *also_ours, void **foreign)
     sa.sa_sigaction = bp_ncap_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
+    bp_pin_library();
     if (sigaction(SIGPROF, &sa, NULL) != 0)
         return -1;
     atomic_store(&bp_ncap_owner, owner);
@@ -385,10 +406,8 @@ void bp_ncap_release(const void *owner)
         sigemptyset(&ign.sa_mask);
         (void)sigaction(SIGPROF, &ign, NULL);
     }
-    bp_wait_handlers();
-    /* A handler the kernel already entered but that has not reached its
-     * first instruction's count: give it far longer than it needs. */
-    bp_sleep_us(10000);
+    /* A handler the kernel enters later still finds its code (pinned, see
+     * bp_pin_library) and, the run being cleared, touches nothing else. */
     bp_wait_handlers();
 }
 

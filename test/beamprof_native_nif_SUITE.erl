@@ -272,6 +272,12 @@ start_stop_cycles(_Config) ->
 
 purge() -> _ = code:purge(?NIF), ok.
 
+lib_path() ->
+    case os:getenv("BEAMPROF_NIF") of
+        false -> filename:join(code:priv_dir(beamprof), "beamprof_nif");
+        Path -> Path
+    end.
+
 upgrade() ->
     ok = purge(),
     true = code:delete(?NIF),
@@ -292,6 +298,12 @@ reload_while_stopped(_Config) ->
     %% a pointer into unloaded code, never SIG_DFL
     fresh(),
     ignore = ?HELPER:disposition(),
+    %% the library that installed the handler stays mapped (pinned): a signal
+    %% already on its way when the disposition changed still finds its code
+    {ok, Maps} = file:read_file("/proc/self/maps"),
+    %% (by file name: priv/ may be reached through a link, maps shows the target)
+    Name = list_to_binary(filename:basename(lib_path()) ++ ".so"),
+    ?assertNotEqual(nomatch, binary:match(Maps, <<"/", Name/binary, "\n">>)),
     ok = ?NIF:native_start(#{}),
     handler_onstack = ?HELPER:disposition(),
     ok = ?NIF:native_stop(),
