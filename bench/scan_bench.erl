@@ -14,7 +14,7 @@
 
 -export([run/0, run/1]).
 %% run on the peer
--export([spawn_idle/1, measure/2]).
+-export([spawn_idle/1, measure/2, measure_screen/0, start_running/0]).
 
 -define(RUNS, 3).
 -define(WINDOW_MS, 1000).
@@ -48,7 +48,11 @@ size_run(N, Recon) ->
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap}} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
                   "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
-                  "window' subtracts the idle row)~n", [?WINDOW_MS])
+                  "window' subtracts the idle row)~n", [?WINDOW_MS]),
+        #{wall_ms := SW, cpu_ms := SC, runs := SR} =
+            peer:call(Peer, ?MODULE, measure_screen, [], 300000),
+        io:format("  beamprof:top() (the whole screen: snapshot + top_all(5), beamprof running): "
+                  "wall ~s ms, cpu ~s ms (median of ~B)~n", [bench_util:fmt(SW), bench_util:fmt(SC), SR])
     after
         peer:stop(Peer)
     end.
@@ -60,6 +64,7 @@ methods(Recon) ->
             {{naive, message_queue_len}, {naive, message_queue_len}},
             {{beamprof, memory}, {beamprof, [memory]}},
             {{naive, memory}, {naive, memory}},
+            {{'beamprof running', memory}, {running, memory}},
             {{beamprof, reductions}, {beamprof, [reductions]}},
             {{naive, reductions}, {naive_window, reductions}}],
     case Recon of
@@ -70,6 +75,8 @@ methods(Recon) ->
     end.
 
 label({Who, Key}) -> atom_to_list(Who) ++ " " ++ atom_to_list(Key).
+%% 'beamprof running memory': beamprof:top(memory, 10) with beamprof started
+%% (through its scan server, after one periodic pass).
 
 beyond({_, reductions}, Cpu, Idle) -> bench_util:fmt(max(0, Cpu - Idle) / 1.0e6);
 beyond(_, _, _) -> "".
@@ -84,7 +91,15 @@ ratio({_, Key}, Cpu, Rows) ->
         false -> "n/a"
     end.
 
+median_run(Peer, {running, _} = Method) ->
+    ok = peer:call(Peer, ?MODULE, start_running, [], 300000),
+    try median_runs(Peer, Method)
+    after peer:call(Peer, beamprof, stop, [])
+    end;
 median_run(Peer, Method) ->
+    median_runs(Peer, Method).
+
+median_runs(Peer, Method) ->
     Runs = [peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
             || _ <- lists:seq(1, ?RUNS)],
     Pick = fun(K) -> bench_util:median([maps:get(K, R) || R <- Runs]) end,
@@ -101,6 +116,46 @@ spawn_idle(N) ->
           end),
     receive spawned -> ok end.
 
+%% beamprof running, one periodic pass done (it keeps the memory of every
+%% process in the scan window; the next pass asks again only processes
+%% whose reductions or queue changed).
+start_running() ->
+    ok = logger:set_primary_config(level, warning),
+    ok = beamprof:start(#{}),
+    ok = beamprof_scan_server:scan_now().
+
+%% beamprof:top() with beamprof running: the sample plus one pass through the
+%% periodic scanner (three tables), printed into a group leader that drops
+%% the text. Wall and whole-VM CPU, median of ?RUNS.
+measure_screen() ->
+    ok = logger:set_primary_config(level, warning),
+    ok = beamprof:start(#{}),
+    try
+        _ = beamprof_scan_server:stats(),            % the baseline pass is done
+        Null = spawn_link(fun null_io/0),
+        Runs = [begin
+                    {C0, _} = erlang:statistics(runtime),
+                    T0 = erlang:monotonic_time(microsecond),
+                    Self = self(),
+                    spawn(fun() -> group_leader(Null, self()), Self ! {top, beamprof:top()} end),
+                    ok = receive {top, R} -> R end,
+                    {C1, _} = erlang:statistics(runtime),
+                    {(erlang:monotonic_time(microsecond) - T0) / 1000, C1 - C0}
+                end || _ <- lists:seq(1, ?RUNS)],
+        unlink(Null),
+        exit(Null, kill),
+        #{wall_ms => bench_util:median([W || {W, _} <- Runs]),
+          cpu_ms => bench_util:median([C || {_, C} <- Runs]), runs => ?RUNS}
+    after
+        beamprof:stop()
+    end.
+
+null_io() ->
+    receive
+        {io_request, From, Ref, _Request} -> From ! {io_reply, Ref, ok}, null_io();
+        _ -> null_io()
+    end.
+
 %% Runs Method in a fresh process traced for GC, with a 1 ms pinger.
 measure(Method, _Caller) ->
     erlang:garbage_collect(),
@@ -109,6 +164,9 @@ measure(Method, _Caller) ->
     Self = self(),
     Worker = spawn(fun() -> receive go -> ok end, _ = work(Method), Self ! done end),
     1 = erlang:trace(Worker, true, [garbage_collection, {tracer, Tracer}]),
+    %% beamprof running: the scan runs in its server; its heap is the scanner's
+    _ = [erlang:trace(S, true, [garbage_collection, {tracer, Tracer}])
+         || {running, _} <- [Method], S <- [whereis(beamprof_scan_server)], is_pid(S)],
     timer:sleep(20),
     {C0, _} = erlang:statistics(runtime),
     Worker ! go,
@@ -120,6 +178,8 @@ measure(Method, _Caller) ->
     Peak = receive {peak, P} -> P end,
     #{cpu_ns => (C1 - C0) * 1000000, heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
 
+work({running, Key}) ->
+    beamprof:top(Key, 10);
 work({beamprof, Keys}) ->
     beamprof_scan:local_top(Keys, 10, #{window_ms => ?WINDOW_MS});
 work(idle) ->

@@ -97,9 +97,14 @@ top_all(N, Opts) ->
     check_opts(Opts, [N, Opts]),
     scan([message_queue_len, memory, reductions], N, Opts).
 
-%% Through the server when reductions are asked and it runs; else here.
+%% Through the server when it runs and reductions or memory are asked (its
+%% window holds the previous pass: reductions over the window, and the memory
+%% of processes that did not change since), unless a skip_queue of the
+%% call's own is given; else here.
 scan(Keys, N, Opts) ->
-    case lists:member(reductions, Keys) andalso beamprof_scan_server:top(Keys, N) of
+    Server = (lists:member(reductions, Keys) orelse lists:member(memory, Keys))
+        andalso not maps:is_key(skip_queue, Opts),
+    case Server andalso beamprof_scan_server:top(Keys, N) of
         {ok, Result} -> Result;
         _ -> isolated(fun() -> local_top(Keys, N, Opts) end)
     end.

@@ -162,7 +162,7 @@ slices(Buf, Size, Visit, W, Slices, Cpu) ->
         [] ->
             {W, Slices, Cpu};
         Ids ->
-            W1 = lists:foldl(Visit, W, Ids),
+            W1 = Visit(Ids, W),
             Wall = erlang:monotonic_time(nanosecond) - T0,
             SliceCpu = case erlang:system_info(scheduler_id) of
                            Sched -> ?NIF:scan_thread_cpu() - C0;
@@ -183,18 +183,79 @@ visitor(#w{keys = Keys, need_mem = false, need_ths = false, qh = undefined,
            lmq = infinity, window = Window})
   when Window =/= undefined, (Keys =:= [] orelse Keys =:= [reductions]) ->
     fun visit_reds/2;
+%% Memory with a window: the window keeps each process's memory from the
+%% previous pass, asked again only when its reductions or queue changed.
+visitor(#w{window = Window, need_mem = true, need_ths = false}) when Window =/= undefined ->
+    each(fun visit_cached/2);
 visitor(_W) ->
-    fun visit/2.
+    each(fun visit/2).
 
-visit_reds(P, W) ->
+%% A slice visitor from a per-id one.
+each(Visit) ->
+    fun(Ids, W) -> lists:foldl(Visit, W, Ids) end.
+
+%% One NIF call per slice: the window's table is large and its probes miss
+%% the cache; the NIF prefetches them a few ids ahead.
+visit_reds(Ids, #w{window = Window, tr = T, gone = Gone} = W) ->
+    Values = [reductions(P) || P <- Ids],
+    case ?NIF:scan_window_reds(Window, T, Ids, Values) of
+        {G, _Floor} when T =:= undefined -> W#w{gone = Gone + G};
+        {G, Floor} -> W#w{gone = Gone + G, fr = Floor}
+    end.
+
+reductions(P) ->
     case erlang:process_info(P, reductions) of
-        {reductions, R} ->
-            case ?NIF:scan_window_update(W#w.window, P, R, 0) of
-                D when is_integer(D) -> offer_reds(P, D, W#w.tr, W#w.fr, W);
-                {D, _} -> offer_reds(P, D, W#w.tr, W#w.fr, W)
+        {reductions, R} -> R;
+        undefined -> undefined
+    end.
+
+%% With a window, memory is the costly item (on OTP 25 the target answers it
+%% through a signal round trip, about 10x a local item), and it cannot have
+%% changed while a process neither ran nor got a message: reductions and
+%% queue length equal to what the previous pass recorded (after its own
+%% memory request, which counts a few reductions) reuse the memory kept
+%% then. Everything that changes memory (running, a message, a link or
+%% monitor signal, a GC request) changes one of the two, except
+%% `erlang:suspend_process/1' (a suspend monitor, tens of bytes).
+visit_cached(P, #w{skip = Skip, window = Window} = W) ->
+    case erlang:process_info(P, [message_queue_len, reductions]) of
+        [{message_queue_len, Q}, {reductions, R}] when Q >= Skip ->
+            note_window(P, Q, skipped, R, offer_queue(P, Q, W#w{skipped = W#w.skipped + 1}));
+        [{message_queue_len, Q}, {reductions, R}] ->
+            W1 = offer_queue(P, Q, W),
+            case ?NIF:scan_window_cached(Window, P, R, Q) of
+                none -> ask_memory(P, Q, W1);
+                M -> note_window(P, Q, M, R, offer_memory(P, M, W1))
             end;
         undefined ->
             W#w{gone = W#w.gone + 1}
+    end.
+
+%% Memory, then reductions again: the request itself counted some.
+ask_memory(P, Q, W) ->
+    case erlang:process_info(P, memory) of
+        {memory, M} ->
+            case erlang:process_info(P, reductions) of
+                {reductions, R} -> note_window(P, Q, M, R, offer_memory(P, M, W));
+                undefined -> W#w{gone = W#w.gone + 1}
+            end;
+        undefined ->
+            W#w{gone = W#w.gone + 1}
+    end.
+
+offer_memory(P, M, #w{tm = T, fm = F, mh = H} = W) ->
+    _ = hist_add(H, M),
+    case T =/= undefined andalso M > F of
+        true -> W#w{fm = ?NIF:scan_topk_add(T, P, M)};
+        false -> W
+    end.
+
+%% Records reductions, flags, queue and memory (or `skipped') in the window.
+note_window(P, Q, M, R, #w{window = Window, tr = T, fr = F} = W) ->
+    Flags = flag(Q, W#w.lmq, ?FLAG_QUEUE) bor flag(M, W#w.lmem, ?FLAG_MEMORY),
+    case ?NIF:scan_window_update(Window, P, R, Flags, Q, M) of
+        D when is_integer(D) -> offer_reds(P, D, T, F, W);
+        {D, Risen} when is_integer(D) -> offer_reds(P, D, T, F, crossed(P, Risen, Q, M, W))
     end.
 
 %% The hot path: in the common case (nothing enters a top-K, no histogram)
@@ -305,7 +366,7 @@ ports(#{keys := Keys, n := N} = Spec) ->
              end,
     W0 = #pw{tops = [{K, ?NIF:scan_topk_new(N), -1} || K <- Keys], window = Window,
              busy = maps:get(busy_port_queue, Spec, infinity)},
-    {W, _Slices, Cpu} = slices(Buf, ?SLICE_FIRST, fun visit_port/2, W0, 0, 0),
+    {W, _Slices, Cpu} = slices(Buf, ?SLICE_FIRST, each(fun visit_port/2), W0, 0, 0),
     #{tops => maps:from_list([{K, ?NIF:scan_topk_list(T)} || {K, T, _} <- W#pw.tops]),
       scanned => W#pw.scanned, gone => W#pw.gone,
       duration_us => us(erlang:monotonic_time() - Start), cpu_us => Cpu div 1000,
