@@ -8,6 +8,9 @@
 %% heap of the process doing the work (garbage-collection trace: heap + old
 %% heap blocks + heap fragments; for beamprof, the scanner process), and the
 %% worst lateness of a process that wakes every 1 ms. Median of 3 runs.
+%% For beamprof's own passes, also the pid list's hand-off (erlang:processes()
+%% in a helper, into the C buffer: 'fill') and the longest slice (wall),
+%% the largest of the 3 runs.
 %% The reductions window is 1000 ms for every method; its CPU is what the
 %% VM spent over the whole call (the idle window costs next to nothing).
 -module(scan_bench).
@@ -41,11 +44,12 @@ size_run(N, Recon) ->
         {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
         bench_util:print_table(
           ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
-           "peak heap KiB", "worst gap ms"],
+           "peak heap KiB", "worst gap ms", "fill ms", "longest slice ms"],
           [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
             ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
-            bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000)]
-           || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap}} <- Rows]),
+            bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
+            ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
+           || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
                   "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
                   "window' subtracts the idle row)~n", [?WINDOW_MS]),
@@ -73,6 +77,9 @@ methods(Recon) ->
                          {{recon, reductions}, {recon_window, reductions}}];
         false -> Base
     end.
+
+ms(none) -> "";
+ms(Us) -> bench_util:fmt(Us / 1000).
 
 label({Who, Key}) -> atom_to_list(Who) ++ " " ++ atom_to_list(Key).
 %% 'beamprof running memory': beamprof:top(memory, 10) with beamprof started
@@ -103,7 +110,9 @@ median_runs(Peer, Method) ->
     Runs = [peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
             || _ <- lists:seq(1, ?RUNS)],
     Pick = fun(K) -> bench_util:median([maps:get(K, R) || R <- Runs]) end,
-    #{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => Pick(gap_us)}.
+    Phases = maps:from_list([{K, lists:max([maps:get(K, R) || R <- Runs])}
+                             || K <- [fill_us, slice_us], lists:all(fun(R) -> maps:is_key(K, R) end, Runs)]),
+    Phases#{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => Pick(gap_us)}.
 
 %% --- on the peer ---------------------------------------------------------------
 
@@ -162,7 +171,7 @@ measure(Method, _Caller) ->
     Pinger = spawn(fun() -> ping(erlang:monotonic_time(microsecond), 0) end),
     Tracer = spawn(fun() -> gc_peak(0) end),
     Self = self(),
-    Worker = spawn(fun() -> receive go -> ok end, _ = work(Method), Self ! done end),
+    Worker = spawn(fun() -> receive go -> ok end, Self ! {done, phases(work(Method))} end),
     1 = erlang:trace(Worker, true, [garbage_collection, {tracer, Tracer}]),
     %% beamprof running: the scan runs in its server; its heap is the scanner's
     _ = [erlang:trace(S, true, [garbage_collection, {tracer, Tracer}])
@@ -170,13 +179,19 @@ measure(Method, _Caller) ->
     timer:sleep(20),
     {C0, _} = erlang:statistics(runtime),
     Worker ! go,
-    receive done -> ok end,
+    Phases = receive {done, Ph} -> Ph end,
     {C1, _} = erlang:statistics(runtime),
     Pinger ! {stop, self()},
     Gap = receive {gap, G} -> G end,
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
-    #{cpu_ns => (C1 - C0) * 1000000, heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
+    Phases#{cpu_ns => (C1 - C0) * 1000000,
+            heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
+
+%% beamprof's own figures of the pass: the pid list's hand-off and the
+%% longest slice (wall).
+phases(#{fill_us := F, max_slice_us := S}) -> #{fill_us => F, slice_us => S};
+phases(_) -> #{}.
 
 work({running, Key}) ->
     beamprof:top(Key, 10);

@@ -334,12 +334,20 @@ ERL_NIF_TERM bp_scan_topk_add_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
 
 /* scan_topk_list(TopK) -> [{Value, Item}], largest first, ties in the
  * order they were offered. */
+#define BP_TOPK_LIST_DIRTY 1000u
 ERL_NIF_TERM bp_scan_topk_list_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    (void)argc;
     struct scan_topk *r;
     if (!enif_get_resource(env, argv[0], topk_type, (void **)&r))
         return enif_make_badarg(env);
+    /* Sorting and copying 10000 entries takes several ms: beyond
+     * BP_TOPK_LIST_DIRTY entries the list is built on a dirty CPU scheduler. */
+    enif_mutex_lock(r->lock);
+    uint32_t kept = r->t.n;
+    enif_mutex_unlock(r->lock);
+    if (kept > BP_TOPK_LIST_DIRTY && enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER)
+        return enif_schedule_nif(env, "scan_topk_list", ERL_NIF_DIRTY_JOB_CPU_BOUND,
+                                 bp_scan_topk_list_nif, argc, argv);
     enif_mutex_lock(r->lock);
     struct bp_topk_entry *out = enif_alloc((r->t.n + 1) * sizeof *out);
     if (out == NULL) {

@@ -36,7 +36,8 @@
                   reductions := [beamprof_scan_rows:row()],
                   window_ms := non_neg_integer(), scanned := non_neg_integer(),
                   skipped := non_neg_integer(), duration_us := non_neg_integer(),
-                  cpu_us := non_neg_integer()}.
+                  cpu_us := non_neg_integer(), fill_us := non_neg_integer(),
+                  max_slice_us := non_neg_integer()}.
 
 -define(KEYS, [message_queue_len, memory, reductions, total_heap_size]).
 -define(PORT_KEYS, [queue_size, memory, input, output]).
@@ -138,7 +139,8 @@ result(Keys, #{tops := Tops} = R, Skip, WindowMs) ->
                            || K <- Keys]),
     Rows#{window_ms => WindowMs, scanned => maps:get(scanned, R),
           skipped => maps:get(skipped, R), duration_us => maps:get(duration_us, R),
-          cpu_us => maps:get(cpu_us, R)}.
+          cpu_us => maps:get(cpu_us, R), fill_us => maps:get(fill_us, R, 0),
+          max_slice_us => maps:get(max_slice_us, R, 0)}.
 
 %% @doc The queue length from which `memory' is skipped: the application's
 %% `scan_skip_queue' when set, else 10000.

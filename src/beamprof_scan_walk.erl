@@ -44,7 +44,8 @@
                     scanned := non_neg_integer(), skipped := non_neg_integer(),
                     gone := non_neg_integer(), duration_us := non_neg_integer(),
                     cpu_us := non_neg_integer(), slices := non_neg_integer(),
-                    generation := non_neg_integer(),
+                    generation := non_neg_integer(), fill_us := non_neg_integer(),
+                    max_slice_us := non_neg_integer(),
                     histograms := #{message_queue_len => reference(), memory => reference()},
                     crossings := [crossing()], crossings_dropped := non_neg_integer()}.
 
@@ -94,6 +95,7 @@
 processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
     Start = erlang:monotonic_time(),
     Buf = fill(fun erlang:processes/0),
+    FillUs = us(erlang:monotonic_time() - Start),
     #{size := Size} = ?NIF:scan_buf_info(Buf),
     Window = maps:get(window, Spec, undefined),
     Hist = maps:get(histograms, Spec, false),
@@ -108,10 +110,11 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
             tq = topk(message_queue_len, Keys, N), tm = topk(memory, Keys, N),
             tt = topk(total_heap_size, Keys, N), tr = topk(reductions, Keys, N)},
     W1 = begin_window(W0, Size),
-    {W, Slices, Cpu} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, 0, 0),
+    {W, {Slices, Cpu, MaxSlice}} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, {0, 0, 0}),
     #{tops => tops(W), scanned => Size - W#w.gone, skipped => W#w.skipped,
       gone => W#w.gone, duration_us => us(erlang:monotonic_time() - Start),
       cpu_us => Cpu div 1000, slices => Slices, generation => W#w.gen,
+      fill_us => FillUs, max_slice_us => MaxSlice div 1000,
       histograms => maps:from_list([{K, R} || {K, R} <- [{message_queue_len, W#w.qh},
                                                            {memory, W#w.mh}],
                                               R =/= undefined]),
@@ -154,13 +157,14 @@ put_all(_Buf, []) -> ok;
 put_all(Buf, List) -> put_all(Buf, ?NIF:scan_buf_put(Buf, List)).
 
 %% Slices: take Size ids, visit them, measure, yield, adapt Size to ~1 ms.
-slices(Buf, Size, Visit, W, Slices, Cpu) ->
+%% Counts slices, CPU ns and the longest slice's wall ns.
+slices(Buf, Size, Visit, W, {Slices, Cpu, Max} = Acc) ->
     Sched = erlang:system_info(scheduler_id),
     C0 = ?NIF:scan_thread_cpu(),
     T0 = erlang:monotonic_time(nanosecond),
     case ?NIF:scan_buf_take(Buf, Size) of
         [] ->
-            {W, Slices, Cpu};
+            {W, Acc};
         Ids ->
             W1 = Visit(Ids, W),
             Wall = erlang:monotonic_time(nanosecond) - T0,
@@ -169,7 +173,8 @@ slices(Buf, Size, Visit, W, Slices, Cpu) ->
                            _ -> Wall
                        end,
             erlang:yield(),
-            slices(Buf, adapt(Size, Wall), Visit, W1, Slices + 1, Cpu + SliceCpu)
+            slices(Buf, adapt(Size, Wall), Visit, W1,
+                   {Slices + 1, Cpu + SliceCpu, max(Max, Wall)})
     end.
 
 adapt(Size, Wall) when Wall =< 0 -> min(?SLICE_MAX, Size * 2);
@@ -366,7 +371,8 @@ ports(#{keys := Keys, n := N} = Spec) ->
              end,
     W0 = #pw{tops = [{K, ?NIF:scan_topk_new(N), -1} || K <- Keys], window = Window,
              busy = maps:get(busy_port_queue, Spec, infinity)},
-    {W, _Slices, Cpu} = slices(Buf, ?SLICE_FIRST, each(fun visit_port/2), W0, 0, 0),
+    {W, {_Slices, Cpu, _MaxSlice}} = slices(Buf, ?SLICE_FIRST, each(fun visit_port/2), W0,
+                                           {0, 0, 0}),
     #{tops => maps:from_list([{K, ?NIF:scan_topk_list(T)} || {K, T, _} <- W#pw.tops]),
       scanned => W#pw.scanned, gone => W#pw.gone,
       duration_us => us(erlang:monotonic_time() - Start), cpu_us => Cpu div 1000,
