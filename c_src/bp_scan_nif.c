@@ -155,6 +155,16 @@ static ERL_NIF_TERM fail(ErlNifEnv *env, void *obj)
     return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
 }
 
+/* Tells the VM what share of a 1 ms timeslice a call used since t0
+ * (enif_monotonic_time, ns), so that a process calling it in a loop yields
+ * about every millisecond. */
+static void consume_since(ErlNifEnv *env, ErlNifTime t0)
+{
+    ErlNifTime ns = enif_monotonic_time(ERL_NIF_NSEC) - t0;
+    int percent = (int)(ns / 10000);
+    (void)enif_consume_timeslice(env, percent < 1 ? 1 : percent > 100 ? 100 : percent);
+}
+
 static int is_local_id(ErlNifEnv *env, ERL_NIF_TERM t)
 {
     ErlNifPid pid;
@@ -214,6 +224,7 @@ ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     ERL_NIF_TERM rest, list = argv[1], head;
     if (!enif_get_resource(env, argv[0], buf_type, (void **)&r))
         return enif_make_badarg(env);
+    ErlNifTime t0 = enif_monotonic_time(ERL_NIF_NSEC);
     if (!enif_is_list(env, list) || !count_chunk(env, list, &n, &rest))
         return enif_make_badarg(env);
     enif_mutex_lock(r->lock);
@@ -224,7 +235,7 @@ ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     for (size_t i = 0; i < n && enif_get_list_cell(env, list, &head, &list); i++)
         bp_idbuf_push(&r->b, (uint64_t)enif_make_copy(r->env, head));
     enif_mutex_unlock(r->lock);
-    (void)enif_consume_timeslice(env, (int)(1 + n * 20 / BP_SCAN_PUT_CHUNK));
+    consume_since(env, t0);
     return rest;
 }
 
