@@ -61,7 +61,8 @@
 -define(SLICE_MIN, 16).
 -define(SLICE_MAX, 2048).
 -define(SLICE_FIRST, 128).
--define(MAX_CROSSINGS, 100).       % per kind and scan; the rest are counted
+-define(MAX_CROSSINGS, 100).
+-define(BIG_LIST, 20000).          % ids from which the pid-list helper's heap is preset       % per kind and scan; the rest are counted
 -define(FLAG_QUEUE, 1).
 -define(FLAG_MEMORY, 2).
 -define(FLAG_BUSY, 1).
@@ -148,15 +149,17 @@ tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
 fill(ListFun) ->
     fill(ListFun, 0).
 
-%% The helper's heap is made large enough for a list of about `Count' ids
+%% From ?BIG_LIST ids, the helper's heap is made large enough for the list
 %% from the start: growing it while the list is live meant garbage
 %% collections copying the list, 2-3 ms each at 500k processes, without a
-%% yield.
+%% yield. Below, the default heap (such a copy takes microseconds).
 fill(ListFun, Count) ->
     Buf = ?NIF:scan_buf_new(),
-    Words = 2 * (Count + Count div 8) + 1024,
-    {Helper, Ref} = spawn_opt(fun() -> put_all(Buf, ListFun()) end,
-                              [monitor, {min_heap_size, Words}]),
+    Heap = case Count >= ?BIG_LIST of
+               true -> [{min_heap_size, 2 * (Count + Count div 8) + 1024}];
+               false -> []
+           end,
+    {Helper, Ref} = spawn_opt(fun() -> put_all(Buf, ListFun()) end, [monitor | Heap]),
     receive
         {'DOWN', Ref, process, Helper, normal} -> Buf;
         {'DOWN', Ref, process, Helper, Reason} -> erlang:error({scan_helper, Reason})
