@@ -8,13 +8,16 @@
 %% heap of the process doing the work (garbage-collection trace: heap + old
 %% heap blocks + heap fragments; for beamprof, the scanner process), and the
 %% worst lateness of a process that wakes every 1 ms. Median of 3 runs.
+%% For beamprof's own passes, also the pid list's hand-off (erlang:processes()
+%% in a helper, into the C buffer: 'fill') and the longest slice (wall),
+%% the largest of the 3 runs.
 %% The reductions window is 1000 ms for every method; its CPU is what the
 %% VM spent over the whole call (the idle window costs next to nothing).
 -module(scan_bench).
 
 -export([run/0, run/1]).
 %% run on the peer
--export([spawn_idle/1, measure/2]).
+-export([spawn_idle/1, measure/2, measure_screen/0, start_running/0]).
 
 -define(RUNS, 3).
 -define(WINDOW_MS, 1000).
@@ -41,14 +44,19 @@ size_run(N, Recon) ->
         {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
         bench_util:print_table(
           ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
-           "peak heap KiB", "worst gap ms"],
+           "peak heap KiB", "worst gap ms", "fill ms", "longest slice ms"],
           [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
             ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
-            bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000)]
-           || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap}} <- Rows]),
+            bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
+            ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
+           || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
                   "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
-                  "window' subtracts the idle row)~n", [?WINDOW_MS])
+                  "window' subtracts the idle row)~n", [?WINDOW_MS]),
+        #{wall_ms := SW, cpu_ms := SC, runs := SR} =
+            peer:call(Peer, ?MODULE, measure_screen, [], 300000),
+        io:format("  beamprof:top() (the whole screen: snapshot + top_all(5), beamprof running): "
+                  "wall ~s ms, cpu ~s ms (median of ~B)~n", [bench_util:fmt(SW), bench_util:fmt(SC), SR])
     after
         peer:stop(Peer)
     end.
@@ -60,6 +68,7 @@ methods(Recon) ->
             {{naive, message_queue_len}, {naive, message_queue_len}},
             {{beamprof, memory}, {beamprof, [memory]}},
             {{naive, memory}, {naive, memory}},
+            {{'beamprof running', memory}, {running, memory}},
             {{beamprof, reductions}, {beamprof, [reductions]}},
             {{naive, reductions}, {naive_window, reductions}}],
     case Recon of
@@ -69,7 +78,12 @@ methods(Recon) ->
         false -> Base
     end.
 
+ms(none) -> "";
+ms(Us) -> bench_util:fmt(Us / 1000).
+
 label({Who, Key}) -> atom_to_list(Who) ++ " " ++ atom_to_list(Key).
+%% 'beamprof running memory': beamprof:top(memory, 10) with beamprof started
+%% (through its scan server, after one periodic pass).
 
 beyond({_, reductions}, Cpu, Idle) -> bench_util:fmt(max(0, Cpu - Idle) / 1.0e6);
 beyond(_, _, _) -> "".
@@ -84,11 +98,21 @@ ratio({_, Key}, Cpu, Rows) ->
         false -> "n/a"
     end.
 
+median_run(Peer, {running, _} = Method) ->
+    ok = peer:call(Peer, ?MODULE, start_running, [], 300000),
+    try median_runs(Peer, Method)
+    after peer:call(Peer, beamprof, stop, [])
+    end;
 median_run(Peer, Method) ->
+    median_runs(Peer, Method).
+
+median_runs(Peer, Method) ->
     Runs = [peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
             || _ <- lists:seq(1, ?RUNS)],
     Pick = fun(K) -> bench_util:median([maps:get(K, R) || R <- Runs]) end,
-    #{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => Pick(gap_us)}.
+    Phases = maps:from_list([{K, lists:max([maps:get(K, R) || R <- Runs])}
+                             || K <- [fill_us, slice_us], lists:all(fun(R) -> maps:is_key(K, R) end, Runs)]),
+    Phases#{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => Pick(gap_us)}.
 
 %% --- on the peer ---------------------------------------------------------------
 
@@ -101,25 +125,76 @@ spawn_idle(N) ->
           end),
     receive spawned -> ok end.
 
+%% beamprof running, one periodic pass done (it keeps the memory of every
+%% process in the scan window; the next pass asks again only processes
+%% whose reductions or queue changed).
+start_running() ->
+    ok = logger:set_primary_config(level, warning),
+    ok = beamprof:start(#{}),
+    ok = beamprof_scan_server:scan_now().
+
+%% beamprof:top() with beamprof running: the sample plus one pass through the
+%% periodic scanner (three tables), printed into a group leader that drops
+%% the text. Wall and whole-VM CPU, median of ?RUNS.
+measure_screen() ->
+    ok = logger:set_primary_config(level, warning),
+    ok = beamprof:start(#{}),
+    try
+        _ = beamprof_scan_server:stats(),            % the baseline pass is done
+        Null = spawn_link(fun null_io/0),
+        Runs = [begin
+                    {C0, _} = erlang:statistics(runtime),
+                    T0 = erlang:monotonic_time(microsecond),
+                    Self = self(),
+                    spawn(fun() -> group_leader(Null, self()), Self ! {top, beamprof:top()} end),
+                    ok = receive {top, R} -> R end,
+                    {C1, _} = erlang:statistics(runtime),
+                    {(erlang:monotonic_time(microsecond) - T0) / 1000, C1 - C0}
+                end || _ <- lists:seq(1, ?RUNS)],
+        unlink(Null),
+        exit(Null, kill),
+        #{wall_ms => bench_util:median([W || {W, _} <- Runs]),
+          cpu_ms => bench_util:median([C || {_, C} <- Runs]), runs => ?RUNS}
+    after
+        beamprof:stop()
+    end.
+
+null_io() ->
+    receive
+        {io_request, From, Ref, _Request} -> From ! {io_reply, Ref, ok}, null_io();
+        _ -> null_io()
+    end.
+
 %% Runs Method in a fresh process traced for GC, with a 1 ms pinger.
 measure(Method, _Caller) ->
     erlang:garbage_collect(),
     Pinger = spawn(fun() -> ping(erlang:monotonic_time(microsecond), 0) end),
     Tracer = spawn(fun() -> gc_peak(0) end),
     Self = self(),
-    Worker = spawn(fun() -> receive go -> ok end, _ = work(Method), Self ! done end),
+    Worker = spawn(fun() -> receive go -> ok end, Self ! {done, phases(work(Method))} end),
     1 = erlang:trace(Worker, true, [garbage_collection, {tracer, Tracer}]),
+    %% beamprof running: the scan runs in its server; its heap is the scanner's
+    _ = [erlang:trace(S, true, [garbage_collection, {tracer, Tracer}])
+         || {running, _} <- [Method], S <- [whereis(beamprof_scan_server)], is_pid(S)],
     timer:sleep(20),
     {C0, _} = erlang:statistics(runtime),
     Worker ! go,
-    receive done -> ok end,
+    Phases = receive {done, Ph} -> Ph end,
     {C1, _} = erlang:statistics(runtime),
     Pinger ! {stop, self()},
     Gap = receive {gap, G} -> G end,
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
-    #{cpu_ns => (C1 - C0) * 1000000, heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
+    Phases#{cpu_ns => (C1 - C0) * 1000000,
+            heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
 
+%% beamprof's own figures of the pass: the pid list's hand-off and the
+%% longest slice (wall).
+phases(#{fill_us := F, max_slice_us := S}) -> #{fill_us => F, slice_us => S};
+phases(_) -> #{}.
+
+work({running, Key}) ->
+    beamprof:top(Key, 10);
 work({beamprof, Keys}) ->
     beamprof_scan:local_top(Keys, 10, #{window_ms => ?WINDOW_MS});
 work(idle) ->

@@ -314,8 +314,34 @@ static struct bp_wslot *wtab_probe(const struct bp_window *w, const struct bp_wt
     return NULL;
 }
 
+void bp_window_prefetch(const struct bp_window *w, uint32_t hash)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct bp_wtab *t = &w->t[i];
+        if (t->slots != NULL)
+            __builtin_prefetch(&t->slots[hash & t->mask], 1);
+    }
+}
+
+int bp_window_previous(const struct bp_window *w, uint64_t id, uint32_t hash, uint64_t *value,
+                       uint64_t *aux)
+{
+    if (w->gen < 2)
+        return 0;
+    const struct bp_wtab *prev = &w->t[(w->gen - 1) & 1];
+    if (prev->gen != w->gen - 1)
+        return 0;
+    const struct bp_wslot *p = wtab_probe(w, prev, id, hash);
+    if (p == NULL || (p->tag >> 4) != prev->gen)
+        return 0;
+    *value = p->value;
+    *aux = p->aux;
+    return 1;
+}
+
 int bp_window_update(struct bp_window *w, uint64_t id, uint32_t hash, uint64_t value,
-                     unsigned flags, uint64_t *delta, unsigned *prev_flags, int *inserted)
+                     unsigned flags, uint64_t aux, uint64_t *delta, unsigned *prev_flags,
+                     int *inserted)
 {
     *delta = 0;
     *prev_flags = 0;
@@ -347,6 +373,7 @@ int bp_window_update(struct bp_window *w, uint64_t id, uint32_t hash, uint64_t v
         *inserted = 1;
     }
     s->value = value;
+    s->aux = aux;
     s->tag = (cur->gen << 4) | (flags & BP_WINDOW_FLAGS);
     return found;
 }

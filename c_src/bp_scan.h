@@ -102,9 +102,12 @@ typedef int (*bp_id_eq)(uint64_t a, uint64_t b);
 struct bp_wslot {
     uint64_t id;
     uint64_t value;
+    uint64_t aux; /* the caller's word kept beside the value (BP_WINDOW_NO_AUX: none) */
     uint32_t hash;
     uint32_t tag; /* generation << 4 | flags; generation 0 = empty */
 };
+
+#define BP_WINDOW_NO_AUX UINT64_MAX
 
 struct bp_wtab {
     struct bp_wslot *slots;
@@ -134,7 +137,7 @@ void bp_window_destroy(struct bp_window *w);
  * -1 without memory (nothing changed). At BP_WINDOW_GEN_MAX both tables are
  * dropped and generations start again at 1. */
 int bp_window_begin(struct bp_window *w, size_t expected);
-/* Records id's value and flags in the current generation. *delta is value
+/* Records id's value, flags and aux word in the current generation. *delta is value
  * minus the previous generation's value for id (value itself when id is new
  * in a window that has a previous generation or its value went down - a
  * reused id -, 0 in the first generation); *prev_flags the flags it had then (0 when new).
@@ -143,6 +146,15 @@ int bp_window_begin(struct bp_window *w, size_t expected);
  * generation was begun (delta 0). *inserted is set when a new slot was
  * taken (the caller then owns the id's storage for this generation). */
 int bp_window_update(struct bp_window *w, uint64_t id, uint32_t hash, uint64_t value,
-                     unsigned flags, uint64_t *delta, unsigned *prev_flags, int *inserted);
+                     unsigned flags, uint64_t aux, uint64_t *delta, unsigned *prev_flags,
+                     int *inserted);
+/* Hints the cache to load the slots an update of hash will probe first in
+ * both tables (no effect on the contents). */
+void bp_window_prefetch(const struct bp_window *w, uint32_t hash);
+/* What the previous generation recorded for id: 1 with *value and *aux
+ * (the word given to bp_window_update), or 0 when id is not there (or
+ * there is no previous generation). Reads only. */
+int bp_window_previous(const struct bp_window *w, uint64_t id, uint32_t hash, uint64_t *value,
+                       uint64_t *aux);
 
 #endif

@@ -27,7 +27,7 @@ static_assert(sizeof(ERL_NIF_TERM) == sizeof(uint64_t), "a term is one 64-bit wo
 
 #define BP_SCAN_ATOMS(X)                                                     \
     X(size) X(taken) X(count) X(min) X(max) X(sum) X(generation) X(entries)  \
-    X(previous) X(capacity) X(overflow) X(no_generation)
+    X(previous) X(capacity) X(overflow) X(no_generation) X(skipped) X(undefined)
 
 #define BP_SCAN_ATOM_DECL(name) ERL_NIF_TERM name;
 static struct {
@@ -155,6 +155,16 @@ static ERL_NIF_TERM fail(ErlNifEnv *env, void *obj)
     return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
 }
 
+/* Tells the VM what share of a 1 ms timeslice a call used since t0
+ * (enif_monotonic_time, ns), so that a process calling it in a loop yields
+ * about every millisecond. */
+static void consume_since(ErlNifEnv *env, ErlNifTime t0)
+{
+    ErlNifTime ns = enif_monotonic_time(ERL_NIF_NSEC) - t0;
+    int percent = (int)(ns / 10000);
+    (void)enif_consume_timeslice(env, percent < 1 ? 1 : percent > 100 ? 100 : percent);
+}
+
 static int is_local_id(ErlNifEnv *env, ERL_NIF_TERM t)
 {
     ErlNifPid pid;
@@ -214,6 +224,7 @@ ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     ERL_NIF_TERM rest, list = argv[1], head;
     if (!enif_get_resource(env, argv[0], buf_type, (void **)&r))
         return enif_make_badarg(env);
+    ErlNifTime t0 = enif_monotonic_time(ERL_NIF_NSEC);
     if (!enif_is_list(env, list) || !count_chunk(env, list, &n, &rest))
         return enif_make_badarg(env);
     enif_mutex_lock(r->lock);
@@ -224,7 +235,7 @@ ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     for (size_t i = 0; i < n && enif_get_list_cell(env, list, &head, &list); i++)
         bp_idbuf_push(&r->b, (uint64_t)enif_make_copy(r->env, head));
     enif_mutex_unlock(r->lock);
-    (void)enif_consume_timeslice(env, (int)(1 + n * 20 / BP_SCAN_PUT_CHUNK));
+    consume_since(env, t0);
     return rest;
 }
 
@@ -301,6 +312,17 @@ static int topk_compact(struct scan_topk *r)
     return 0;
 }
 
+/* Offers (value, item) to a locked top-K; the item is copied only when kept. */
+static void topk_offer_term(struct scan_topk *r, ERL_NIF_TERM item, int64_t value)
+{
+    uint64_t evicted;
+    if (value > bp_topk_floor(&r->t) || r->t.n < r->t.k) {
+        uint64_t id = (uint64_t)enif_make_copy(r->env, item);
+        if (bp_topk_offer(&r->t, value, id, &evicted) == 2 && ++r->garbage > 2 * r->t.k + 256)
+            (void)topk_compact(r); /* without memory: retried at the next eviction */
+    }
+}
+
 /* scan_topk_add(TopK, Item, Value) -> Floor. Keeps (Value, Item) if Value
  * is above the smallest of the K kept (any term as Item, a 64-bit signed
  * integer as Value). Returns the value the next offer must exceed:
@@ -310,18 +332,12 @@ ERL_NIF_TERM bp_scan_topk_add_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     (void)argc;
     struct scan_topk *r;
     ErlNifSInt64 value;
-    uint64_t evicted;
     if (!enif_get_resource(env, argv[0], topk_type, (void **)&r))
         return enif_make_badarg(env);
     if (!enif_get_int64(env, argv[2], &value))
         return enif_make_badarg(env);
     enif_mutex_lock(r->lock);
-    if (value > bp_topk_floor(&r->t) || r->t.n < r->t.k) {
-        uint64_t id = (uint64_t)enif_make_copy(r->env, argv[1]);
-        if (bp_topk_offer(&r->t, value, id, &evicted) == 2 &&
-            ++r->garbage > 2 * r->t.k + 256)
-            (void)topk_compact(r); /* without memory: retried at the next eviction */
-    }
+    topk_offer_term(r, argv[1], value);
     int64_t floor = bp_topk_floor(&r->t);
     enif_mutex_unlock(r->lock);
     return enif_make_int64(env, floor);
@@ -329,12 +345,20 @@ ERL_NIF_TERM bp_scan_topk_add_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
 
 /* scan_topk_list(TopK) -> [{Value, Item}], largest first, ties in the
  * order they were offered. */
+#define BP_TOPK_LIST_DIRTY 1000u
 ERL_NIF_TERM bp_scan_topk_list_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    (void)argc;
     struct scan_topk *r;
     if (!enif_get_resource(env, argv[0], topk_type, (void **)&r))
         return enif_make_badarg(env);
+    /* Sorting and copying 10000 entries takes several ms: beyond
+     * BP_TOPK_LIST_DIRTY entries the list is built on a dirty CPU scheduler. */
+    enif_mutex_lock(r->lock);
+    uint32_t kept = r->t.n;
+    enif_mutex_unlock(r->lock);
+    if (kept > BP_TOPK_LIST_DIRTY && enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER)
+        return enif_schedule_nif(env, "scan_topk_list", ERL_NIF_DIRTY_JOB_CPU_BOUND,
+                                 bp_scan_topk_list_nif, argc, argv);
     enif_mutex_lock(r->lock);
     struct bp_topk_entry *out = enif_alloc((r->t.n + 1) * sizeof *out);
     if (out == NULL) {
@@ -478,27 +502,51 @@ ERL_NIF_TERM bp_scan_window_begin_nif(ErlNifEnv *env, int argc, const ERL_NIF_TE
     return enif_make_uint(env, gen);
 }
 
+/* The aux word of a process's slot: its memory (bytes, below 2^48) and the
+ * queue length it had when that memory was asked (below 2^16); anything
+ * else is not kept (BP_WINDOW_NO_AUX). */
+#define BP_AUX_MQL_BITS 16
+#define BP_AUX_MQL_MAX ((1u << BP_AUX_MQL_BITS) - 1u)
+#define BP_AUX_MEM_MAX (((uint64_t)1 << (64 - BP_AUX_MQL_BITS)) - 2u)
+
+static uint64_t make_aux(uint64_t mql, uint64_t mem)
+{
+    if (mql >= BP_AUX_MQL_MAX || mem > BP_AUX_MEM_MAX)
+        return BP_WINDOW_NO_AUX;
+    return mem << BP_AUX_MQL_BITS | mql;
+}
+
 /* scan_window_update(Window, Id, Value, Flags) -> Delta | {Delta, Risen}
  * | {error, no_generation}. Id a local pid or port, Value 0..2^64-1, Flags
  * 0..15. Delta as bp_window_update(); the tuple when some flag is set now
- * that was not set in the previous generation (Risen: those bits). */
+ * that was not set in the previous generation (Risen: those bits).
+ * scan_window_update(Window, Id, Value, Flags, Mql, Mem): the same, and
+ * keeps Mem (bytes, or `skipped`: not kept) with the queue length Mql for
+ * scan_window_cached/4 of the next generation. */
 ERL_NIF_TERM bp_scan_window_update_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    (void)argc;
     struct scan_window *r;
-    ErlNifUInt64 value;
+    ErlNifUInt64 value, mql, mem;
     unsigned int flags, prev;
-    uint64_t delta;
+    uint64_t delta, aux = BP_WINDOW_NO_AUX;
     int inserted;
     if (!enif_get_resource(env, argv[0], window_type, (void **)&r) ||
         !is_local_id(env, argv[1]) || !enif_get_uint64(env, argv[2], &value) ||
         !enif_get_uint(env, argv[3], &flags) || flags > BP_WINDOW_FLAGS)
         return enif_make_badarg(env);
+    if (argc == 6) {
+        if (!enif_get_uint64(env, argv[4], &mql))
+            return enif_make_badarg(env);
+        if (enif_get_uint64(env, argv[5], &mem))
+            aux = make_aux(mql, mem);
+        else if (!enif_is_identical(argv[5], am.skipped))
+            return enif_make_badarg(env);
+    }
     uint32_t hash = (uint32_t)enif_hash(ERL_NIF_INTERNAL_HASH, argv[1], 0);
     enif_mutex_lock(r->lock);
     uint32_t gen = r->w.gen;
     ERL_NIF_TERM id = gen ? enif_make_copy(r->env[gen & 1], argv[1]) : argv[1];
-    int res = bp_window_update(&r->w, (uint64_t)id, hash, value, flags, &delta, &prev,
+    int res = bp_window_update(&r->w, (uint64_t)id, hash, value, flags, aux, &delta, &prev,
                                &inserted);
     enif_mutex_unlock(r->lock);
     if (res < 0 && gen == 0)
@@ -506,6 +554,125 @@ ERL_NIF_TERM bp_scan_window_update_nif(ErlNifEnv *env, int argc, const ERL_NIF_T
     ERL_NIF_TERM d = enif_make_uint64(env, delta);
     unsigned risen = flags & ~prev;
     return risen ? enif_make_tuple2(env, d, enif_make_uint(env, risen)) : d;
+}
+
+/* scan_window_cached(Window, Id, Value, Mql) -> Mem | none: the memory the
+ * previous generation kept for Id (scan_window_update/6) when it recorded
+ * exactly Value and Mql then; none otherwise. Reads only. */
+ERL_NIF_TERM bp_scan_window_cached_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_window *r;
+    ErlNifUInt64 value, mql;
+    uint64_t was, aux;
+    if (!enif_get_resource(env, argv[0], window_type, (void **)&r) ||
+        !is_local_id(env, argv[1]) || !enif_get_uint64(env, argv[2], &value) ||
+        !enif_get_uint64(env, argv[3], &mql))
+        return enif_make_badarg(env);
+    uint32_t hash = (uint32_t)enif_hash(ERL_NIF_INTERNAL_HASH, argv[1], 0);
+    enif_mutex_lock(r->lock);
+    int found = bp_window_previous(&r->w, (uint64_t)argv[1], hash, &was, &aux);
+    enif_mutex_unlock(r->lock);
+    if (!found || was != value || aux == BP_WINDOW_NO_AUX ||
+        (aux & BP_AUX_MQL_MAX) != mql)
+        return bp_atom.none;
+    return enif_make_uint64(env, aux >> BP_AUX_MQL_BITS);
+}
+
+/* scan_window_reds(Window, TopK, Ids, Values) -> {Gone, Floor}: the
+ * reductions-only pass over one slice. Ids a list of local pids or ports,
+ * Values as long (at most BP_SCAN_TAKE_MAX), each a value 0..2^64-1 or
+ * `undefined' (the process is gone: counted in Gone, nothing recorded).
+ * Records each value with no flags (scan_window_update/4) and offers each
+ * delta to TopK (a top-K, or `undefined'); Floor is TopK's floor after
+ * (-2^63 without one). One call per slice instead of one per process, and
+ * the table slots are prefetched a few ids ahead: the probes of a big table
+ * are cache misses, and this way they overlap. The window lock and the
+ * top-K lock are taken one after the other, never together. */
+#define BP_PREFETCH_AHEAD 8
+ERL_NIF_TERM bp_scan_window_reds_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_window *r;
+    struct scan_topk *t = NULL;
+    unsigned n, nv;
+    ERL_NIF_TERM list = argv[2], vlist = argv[3], head;
+    if (!enif_get_resource(env, argv[0], window_type, (void **)&r))
+        return enif_make_badarg(env);
+    if (!enif_is_identical(argv[1], am.undefined) &&
+        !enif_get_resource(env, argv[1], topk_type, (void **)&t))
+        return enif_make_badarg(env);
+    if (!enif_get_list_length(env, list, &n) || !enif_get_list_length(env, vlist, &nv) ||
+        n != nv || n > BP_SCAN_TAKE_MAX)
+        return enif_make_badarg(env);
+    ERL_NIF_TERM *ids = enif_alloc((n + 1) * sizeof *ids);
+    uint64_t *values = enif_alloc((n + 1) * sizeof *values);
+    uint32_t *hashes = enif_alloc((n + 1) * sizeof *hashes);
+    if (ids == NULL || values == NULL || hashes == NULL) {
+        enif_free(ids);
+        enif_free(values);
+        enif_free(hashes);
+        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+    }
+    unsigned m = 0, gone = 0;
+    int bad = 0;
+    for (unsigned i = 0; i < n && enif_get_list_cell(env, list, &head, &list); i++) {
+        ERL_NIF_TERM v;
+        ErlNifUInt64 value;
+        (void)enif_get_list_cell(env, vlist, &v, &vlist);
+        if (!is_local_id(env, head)) {
+            bad = 1;
+            break;
+        }
+        if (enif_is_identical(v, am.undefined)) {
+            gone++;
+            continue;
+        }
+        if (!enif_get_uint64(env, v, &value)) {
+            bad = 1;
+            break;
+        }
+        ids[m] = head;
+        values[m] = value;
+        hashes[m] = (uint32_t)enif_hash(ERL_NIF_INTERNAL_HASH, head, 0);
+        m++;
+    }
+    if (bad) {
+        enif_free(ids);
+        enif_free(values);
+        enif_free(hashes);
+        return enif_make_badarg(env);
+    }
+    enif_mutex_lock(r->lock);
+    uint32_t gen = r->w.gen;
+    for (unsigned i = 0; i < m && i < BP_PREFETCH_AHEAD; i++)
+        bp_window_prefetch(&r->w, hashes[i]);
+    for (unsigned i = 0; i < m; i++) {
+        uint64_t delta;
+        unsigned prev;
+        int inserted;
+        if (i + BP_PREFETCH_AHEAD < m)
+            bp_window_prefetch(&r->w, hashes[i + BP_PREFETCH_AHEAD]);
+        ERL_NIF_TERM id = gen ? enif_make_copy(r->env[gen & 1], ids[i]) : ids[i];
+        (void)bp_window_update(&r->w, (uint64_t)id, hashes[i], values[i], 0, BP_WINDOW_NO_AUX,
+                               &delta, &prev, &inserted);
+        values[i] = delta; /* reused for the offers below */
+    }
+    enif_mutex_unlock(r->lock);
+    int64_t floor = INT64_MIN;
+    if (t != NULL) {
+        enif_mutex_lock(t->lock);
+        for (unsigned i = 0; i < m; i++)
+            if (values[i] <= (uint64_t)INT64_MAX)
+                topk_offer_term(t, ids[i], (int64_t)values[i]);
+        floor = bp_topk_floor(&t->t);
+        enif_mutex_unlock(t->lock);
+    }
+    enif_free(ids);
+    enif_free(values);
+    enif_free(hashes);
+    (void)enif_consume_timeslice(env, (int)(1 + n * 10 / BP_SCAN_TAKE_MAX));
+    return enif_make_tuple2(env, enif_make_uint(env, gone), enif_make_int64(env, floor));
 }
 
 /* scan_window_info(Window) -> #{generation, entries, previous, capacity,

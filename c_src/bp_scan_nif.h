@@ -12,7 +12,7 @@
 
 #include <erl_nif.h>
 
-#define BP_SCAN_PUT_CHUNK 20000u /* ids taken per scan_buf_put call */
+#define BP_SCAN_PUT_CHUNK 5000u /* ids taken per scan_buf_put call (~0.1 ms) */
 #define BP_SCAN_TAKE_MAX 16384u  /* ids given per scan_buf_take call */
 #define BP_SCAN_PERCENTILES_MAX 1000u
 
@@ -36,6 +36,8 @@ BP_SCAN_NIF_DECL(bp_scan_hist_info_nif)
 BP_SCAN_NIF_DECL(bp_scan_window_new_nif)
 BP_SCAN_NIF_DECL(bp_scan_window_begin_nif)
 BP_SCAN_NIF_DECL(bp_scan_window_update_nif)
+BP_SCAN_NIF_DECL(bp_scan_window_cached_nif)
+BP_SCAN_NIF_DECL(bp_scan_window_reds_nif)
 BP_SCAN_NIF_DECL(bp_scan_window_info_nif)
 BP_SCAN_NIF_DECL(bp_scan_thread_cpu_nif)
 #undef BP_SCAN_NIF_DECL
@@ -57,6 +59,9 @@ BP_SCAN_NIF_DECL(bp_scan_thread_cpu_nif)
     {"scan_window_new", 0, bp_scan_window_new_nif, 0},                 \
     {"scan_window_begin", 2, bp_scan_window_begin_nif, 0},             \
     {"scan_window_update", 4, bp_scan_window_update_nif, 0},           \
+    {"scan_window_update", 6, bp_scan_window_update_nif, 0},           \
+    {"scan_window_cached", 4, bp_scan_window_cached_nif, 0},           \
+    {"scan_window_reds", 4, bp_scan_window_reds_nif, 0},               \
     {"scan_window_info", 1, bp_scan_window_info_nif, 0},               \
     {"scan_thread_cpu", 0, bp_scan_thread_cpu_nif, 0}
 

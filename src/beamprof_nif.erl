@@ -31,6 +31,7 @@ is then the only figure available).
          scan_topk_new/1, scan_topk_add/3, scan_topk_list/1,
          scan_hist_new/0, scan_hist_add/2, scan_hist_percentiles/2, scan_hist_info/1,
          scan_window_new/0, scan_window_begin/2, scan_window_update/4,
+         scan_window_update/6, scan_window_cached/4, scan_window_reds/4,
          scan_window_info/1, scan_thread_cpu/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
@@ -323,6 +324,31 @@ scan_window_begin(_Window, _Expected) -> ?NOT_LOADED.
                          Value :: non_neg_integer(), Flags :: 0..15) ->
           non_neg_integer() | {non_neg_integer(), 1..15} | {error, no_generation}.
 scan_window_update(_Window, _Id, _Value, _Flags) -> ?NOT_LOADED.
+
+%% @doc `scan_window_update/4' that also keeps `Mem' (bytes, or `skipped':
+%% nothing kept) beside the value, with the queue length `Mql' it was asked
+%% at, for `scan_window_cached/4' of the next generation.
+-spec scan_window_update(Window :: reference(), Id :: pid() | port(),
+                         Value :: non_neg_integer(), Flags :: 0..15,
+                         Mql :: non_neg_integer(), Mem :: non_neg_integer() | skipped) ->
+          non_neg_integer() | {non_neg_integer(), 1..15} | {error, no_generation}.
+scan_window_update(_Window, _Id, _Value, _Flags, _Mql, _Mem) -> ?NOT_LOADED.
+
+%% @doc The memory the previous generation kept for `Id' when it recorded
+%% exactly `Value' and `Mql' then; `none' otherwise.
+-spec scan_window_cached(Window :: reference(), Id :: pid() | port(),
+                         Value :: non_neg_integer(), Mql :: non_neg_integer()) ->
+          non_neg_integer() | none.
+scan_window_cached(_Window, _Id, _Value, _Mql) -> ?NOT_LOADED.
+
+%% @doc The reductions-only pass over one slice: records each of `Values'
+%% (or skips an `undefined': a process gone, counted) for the id at the same
+%% place in `Ids' (at most 16384), offers each delta to `TopK' (or none with
+%% `undefined') and returns `{Gone, Floor}' (Floor: TopK's, -2^63 without).
+-spec scan_window_reds(Window :: reference(), TopK :: reference() | undefined,
+                       Ids :: [pid() | port()], Values :: [non_neg_integer() | undefined]) ->
+          {non_neg_integer(), integer()} | {error, enomem}.
+scan_window_reds(_Window, _TopK, _Ids, _Values) -> ?NOT_LOADED.
 
 -spec scan_window_info(Window :: reference()) ->
           #{generation := non_neg_integer(), entries := non_neg_integer(),

@@ -17,8 +17,11 @@
 %%
 %% Cost (500k idle processes, 2 cores, see bench/scan_bench.erl and the
 %% README): about one `process_info/2' call per process for
-%% `message_queue_len', two for `memory'; the walker's heap stays under a few
-%% hundred KiB.
+%% `message_queue_len', two for `memory' (the second a signal round trip on
+%% OTP 25: the floor of a cold memory scan); with beamprof running, memory
+%% goes through the periodic scanner's window, which asks again only the
+%% processes whose reductions or queue changed since its last pass. The
+%% walker's heap stays under a few hundred KiB.
 -module(beamprof_scan).
 
 -include("beamprof_doc.hrl").
@@ -36,7 +39,8 @@
                   reductions := [beamprof_scan_rows:row()],
                   window_ms := non_neg_integer(), scanned := non_neg_integer(),
                   skipped := non_neg_integer(), duration_us := non_neg_integer(),
-                  cpu_us := non_neg_integer()}.
+                  cpu_us := non_neg_integer(), fill_us := non_neg_integer(),
+                  max_slice_us := non_neg_integer()}.
 
 -define(KEYS, [message_queue_len, memory, reductions, total_heap_size]).
 -define(PORT_KEYS, [queue_size, memory, input, output]).
@@ -97,9 +101,14 @@ top_all(N, Opts) ->
     check_opts(Opts, [N, Opts]),
     scan([message_queue_len, memory, reductions], N, Opts).
 
-%% Through the server when reductions are asked and it runs; else here.
+%% Through the server when it runs and reductions or memory are asked (its
+%% window holds the previous pass: reductions over the window, and the memory
+%% of processes that did not change since), unless a skip_queue of the
+%% call's own is given; else here.
 scan(Keys, N, Opts) ->
-    case lists:member(reductions, Keys) andalso beamprof_scan_server:top(Keys, N) of
+    Server = (lists:member(reductions, Keys) orelse lists:member(memory, Keys))
+        andalso not maps:is_key(skip_queue, Opts),
+    case Server andalso beamprof_scan_server:top(Keys, N) of
         {ok, Result} -> Result;
         _ -> isolated(fun() -> local_top(Keys, N, Opts) end)
     end.
@@ -133,7 +142,8 @@ result(Keys, #{tops := Tops} = R, Skip, WindowMs) ->
                            || K <- Keys]),
     Rows#{window_ms => WindowMs, scanned => maps:get(scanned, R),
           skipped => maps:get(skipped, R), duration_us => maps:get(duration_us, R),
-          cpu_us => maps:get(cpu_us, R)}.
+          cpu_us => maps:get(cpu_us, R), fill_us => maps:get(fill_us, R, 0),
+          max_slice_us => maps:get(max_slice_us, R, 0)}.
 
 %% @doc The queue length from which `memory' is skipped: the application's
 %% `scan_skip_queue' when set, else 10000.

@@ -6,7 +6,9 @@
 %% Only the K winners are asked, once, at the end of a scan. The queue
 %% length is asked first and `memory' is `skipped' for a queue of
 %% `skip_queue' messages or more. proc_lib's `'$initial_call'' is read from
-%% the process dictionary only when the initial call is proc_lib's (OTP 25
+%% the process dictionary only when the initial call is proc_lib's
+%% (`init_p/5' for gen_* and `proc_lib:start*', `init_p/3' for
+%% `proc_lib:spawn*(Fun)'; OTP 25
 %% has no single-key dictionary item, so the whole dictionary is copied: one
 %% process, K at most).
 -module(beamprof_scan_rows).
@@ -83,7 +85,7 @@ names(Pid, Info) ->
       initial_call => initial_call(Pid, proplists:get_value(initial_call, Info)),
       current_function => mfa(proplists:get_value(current_function, Info))}.
 
-initial_call(Pid, {proc_lib, init_p, 5} = Call) ->
+initial_call(Pid, {proc_lib, init_p, Arity} = Call) when Arity =:= 3; Arity =:= 5 ->
     case erlang:process_info(Pid, dictionary) of
         {dictionary, Dict} ->
             case lists:keyfind('$initial_call', 1, Dict) of

@@ -44,7 +44,8 @@
                     scanned := non_neg_integer(), skipped := non_neg_integer(),
                     gone := non_neg_integer(), duration_us := non_neg_integer(),
                     cpu_us := non_neg_integer(), slices := non_neg_integer(),
-                    generation := non_neg_integer(),
+                    generation := non_neg_integer(), fill_us := non_neg_integer(),
+                    max_slice_us := non_neg_integer(),
                     histograms := #{message_queue_len => reference(), memory => reference()},
                     crossings := [crossing()], crossings_dropped := non_neg_integer()}.
 
@@ -60,7 +61,8 @@
 -define(SLICE_MIN, 16).
 -define(SLICE_MAX, 2048).
 -define(SLICE_FIRST, 128).
--define(MAX_CROSSINGS, 100).       % per kind and scan; the rest are counted
+-define(MAX_CROSSINGS, 100).
+-define(BIG_LIST, 20000).          % ids from which the pid-list helper's heap is preset       % per kind and scan; the rest are counted
 -define(FLAG_QUEUE, 1).
 -define(FLAG_MEMORY, 2).
 -define(FLAG_BUSY, 1).
@@ -93,7 +95,8 @@
 -spec processes(spec()) -> result().
 processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
     Start = erlang:monotonic_time(),
-    Buf = fill(fun erlang:processes/0),
+    Buf = fill(fun erlang:processes/0, erlang:system_info(process_count)),
+    FillUs = us(erlang:monotonic_time() - Start),
     #{size := Size} = ?NIF:scan_buf_info(Buf),
     Window = maps:get(window, Spec, undefined),
     Hist = maps:get(histograms, Spec, false),
@@ -108,10 +111,11 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
             tq = topk(message_queue_len, Keys, N), tm = topk(memory, Keys, N),
             tt = topk(total_heap_size, Keys, N), tr = topk(reductions, Keys, N)},
     W1 = begin_window(W0, Size),
-    {W, Slices, Cpu} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, 0, 0),
+    {W, {Slices, Cpu, MaxSlice}} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, {0, 0, 0}),
     #{tops => tops(W), scanned => Size - W#w.gone, skipped => W#w.skipped,
       gone => W#w.gone, duration_us => us(erlang:monotonic_time() - Start),
       cpu_us => Cpu div 1000, slices => Slices, generation => W#w.gen,
+      fill_us => FillUs, max_slice_us => MaxSlice div 1000,
       histograms => maps:from_list([{K, R} || {K, R} <- [{message_queue_len, W#w.qh},
                                                            {memory, W#w.mh}],
                                               R =/= undefined]),
@@ -143,8 +147,19 @@ tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
 %% short-lived helper process (the list lives only in the helper's heap).
 -spec fill(fun(() -> [pid() | port()])) -> reference().
 fill(ListFun) ->
+    fill(ListFun, 0).
+
+%% From ?BIG_LIST ids, the helper's heap is made large enough for the list
+%% from the start: growing it while the list is live meant garbage
+%% collections copying the list, 2-3 ms each at 500k processes, without a
+%% yield. Below, the default heap (such a copy takes microseconds).
+fill(ListFun, Count) ->
     Buf = ?NIF:scan_buf_new(),
-    {Helper, Ref} = spawn_monitor(fun() -> put_all(Buf, ListFun()) end),
+    Heap = case Count >= ?BIG_LIST of
+               true -> [{min_heap_size, 2 * (Count + Count div 8) + 1024}];
+               false -> []
+           end,
+    {Helper, Ref} = spawn_opt(fun() -> put_all(Buf, ListFun()) end, [monitor | Heap]),
     receive
         {'DOWN', Ref, process, Helper, normal} -> Buf;
         {'DOWN', Ref, process, Helper, Reason} -> erlang:error({scan_helper, Reason})
@@ -154,22 +169,24 @@ put_all(_Buf, []) -> ok;
 put_all(Buf, List) -> put_all(Buf, ?NIF:scan_buf_put(Buf, List)).
 
 %% Slices: take Size ids, visit them, measure, yield, adapt Size to ~1 ms.
-slices(Buf, Size, Visit, W, Slices, Cpu) ->
+%% Counts slices, CPU ns and the longest slice's wall ns.
+slices(Buf, Size, Visit, W, {Slices, Cpu, Max} = Acc) ->
     Sched = erlang:system_info(scheduler_id),
     C0 = ?NIF:scan_thread_cpu(),
     T0 = erlang:monotonic_time(nanosecond),
     case ?NIF:scan_buf_take(Buf, Size) of
         [] ->
-            {W, Slices, Cpu};
+            {W, Acc};
         Ids ->
-            W1 = lists:foldl(Visit, W, Ids),
+            W1 = Visit(Ids, W),
             Wall = erlang:monotonic_time(nanosecond) - T0,
             SliceCpu = case erlang:system_info(scheduler_id) of
                            Sched -> ?NIF:scan_thread_cpu() - C0;
                            _ -> Wall
                        end,
             erlang:yield(),
-            slices(Buf, adapt(Size, Wall), Visit, W1, Slices + 1, Cpu + SliceCpu)
+            slices(Buf, adapt(Size, Wall), Visit, W1,
+                   {Slices + 1, Cpu + SliceCpu, max(Max, Wall)})
     end.
 
 adapt(Size, Wall) when Wall =< 0 -> min(?SLICE_MAX, Size * 2);
@@ -183,18 +200,79 @@ visitor(#w{keys = Keys, need_mem = false, need_ths = false, qh = undefined,
            lmq = infinity, window = Window})
   when Window =/= undefined, (Keys =:= [] orelse Keys =:= [reductions]) ->
     fun visit_reds/2;
+%% Memory with a window: the window keeps each process's memory from the
+%% previous pass, asked again only when its reductions or queue changed.
+visitor(#w{window = Window, need_mem = true, need_ths = false}) when Window =/= undefined ->
+    each(fun visit_cached/2);
 visitor(_W) ->
-    fun visit/2.
+    each(fun visit/2).
 
-visit_reds(P, W) ->
+%% A slice visitor from a per-id one.
+each(Visit) ->
+    fun(Ids, W) -> lists:foldl(Visit, W, Ids) end.
+
+%% One NIF call per slice: the window's table is large and its probes miss
+%% the cache; the NIF prefetches them a few ids ahead.
+visit_reds(Ids, #w{window = Window, tr = T, gone = Gone} = W) ->
+    Values = [reductions(P) || P <- Ids],
+    case ?NIF:scan_window_reds(Window, T, Ids, Values) of
+        {G, _Floor} when T =:= undefined -> W#w{gone = Gone + G};
+        {G, Floor} -> W#w{gone = Gone + G, fr = Floor}
+    end.
+
+reductions(P) ->
     case erlang:process_info(P, reductions) of
-        {reductions, R} ->
-            case ?NIF:scan_window_update(W#w.window, P, R, 0) of
-                D when is_integer(D) -> offer_reds(P, D, W#w.tr, W#w.fr, W);
-                {D, _} -> offer_reds(P, D, W#w.tr, W#w.fr, W)
+        {reductions, R} -> R;
+        undefined -> undefined
+    end.
+
+%% With a window, memory is the costly item (on OTP 25 the target answers it
+%% through a signal round trip, about 10x a local item), and it cannot have
+%% changed while a process neither ran nor got a message: reductions and
+%% queue length equal to what the previous pass recorded (after its own
+%% memory request, which counts a few reductions) reuse the memory kept
+%% then. Everything that changes memory (running, a message, a link or
+%% monitor signal, a GC request) changes one of the two, except
+%% `erlang:suspend_process/1' (a suspend monitor, tens of bytes).
+visit_cached(P, #w{skip = Skip, window = Window} = W) ->
+    case erlang:process_info(P, [message_queue_len, reductions]) of
+        [{message_queue_len, Q}, {reductions, R}] when Q >= Skip ->
+            note_window(P, Q, skipped, R, offer_queue(P, Q, W#w{skipped = W#w.skipped + 1}));
+        [{message_queue_len, Q}, {reductions, R}] ->
+            W1 = offer_queue(P, Q, W),
+            case ?NIF:scan_window_cached(Window, P, R, Q) of
+                none -> ask_memory(P, Q, W1);
+                M -> note_window(P, Q, M, R, offer_memory(P, M, W1))
             end;
         undefined ->
             W#w{gone = W#w.gone + 1}
+    end.
+
+%% Memory, then reductions again: the request itself counted some.
+ask_memory(P, Q, W) ->
+    case erlang:process_info(P, memory) of
+        {memory, M} ->
+            case erlang:process_info(P, reductions) of
+                {reductions, R} -> note_window(P, Q, M, R, offer_memory(P, M, W));
+                undefined -> W#w{gone = W#w.gone + 1}
+            end;
+        undefined ->
+            W#w{gone = W#w.gone + 1}
+    end.
+
+offer_memory(P, M, #w{tm = T, fm = F, mh = H} = W) ->
+    _ = hist_add(H, M),
+    case T =/= undefined andalso M > F of
+        true -> W#w{fm = ?NIF:scan_topk_add(T, P, M)};
+        false -> W
+    end.
+
+%% Records reductions, flags, queue and memory (or `skipped') in the window.
+note_window(P, Q, M, R, #w{window = Window, tr = T, fr = F} = W) ->
+    Flags = flag(Q, W#w.lmq, ?FLAG_QUEUE) bor flag(M, W#w.lmem, ?FLAG_MEMORY),
+    case ?NIF:scan_window_update(Window, P, R, Flags, Q, M) of
+        D when is_integer(D) -> offer_reds(P, D, T, F, W);
+        {D, Risen} when is_integer(D) -> offer_reds(P, D, T, F, crossed(P, Risen, Q, M, W))
     end.
 
 %% The hot path: in the common case (nothing enters a top-K, no histogram)
@@ -297,7 +375,7 @@ us(Native) -> erlang:convert_time_unit(Native, native, microsecond).
 -spec ports(port_spec()) -> port_result().
 ports(#{keys := Keys, n := N} = Spec) ->
     Start = erlang:monotonic_time(),
-    Buf = fill(fun erlang:ports/0),
+    Buf = fill(fun erlang:ports/0, erlang:system_info(port_count)),
     #{size := Size} = ?NIF:scan_buf_info(Buf),
     Window = case maps:get(window, Spec, undefined) of
                  undefined -> undefined;
@@ -305,7 +383,8 @@ ports(#{keys := Keys, n := N} = Spec) ->
              end,
     W0 = #pw{tops = [{K, ?NIF:scan_topk_new(N), -1} || K <- Keys], window = Window,
              busy = maps:get(busy_port_queue, Spec, infinity)},
-    {W, _Slices, Cpu} = slices(Buf, ?SLICE_FIRST, fun visit_port/2, W0, 0, 0),
+    {W, {_Slices, Cpu, _MaxSlice}} = slices(Buf, ?SLICE_FIRST, each(fun visit_port/2), W0,
+                                           {0, 0, 0}),
     #{tops => maps:from_list([{K, ?NIF:scan_topk_list(T)} || {K, T, _} <- W#pw.tops]),
       scanned => W#pw.scanned, gone => W#pw.gone,
       duration_us => us(erlang:monotonic_time() - Start), cpu_us => Cpu div 1000,

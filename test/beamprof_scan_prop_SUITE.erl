@@ -5,9 +5,9 @@
 -include_lib("common_test/include/ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
--export([topk/1, hist/1, window/1, random_args/1]).
+-export([topk/1, hist/1, window/1, window_cached/1, window_reds/1, random_args/1]).
 
-all() -> [topk, hist, window, random_args].
+all() -> [topk, hist, window, window_cached, window_reds, random_args].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -21,6 +21,10 @@ topk(_Config) -> check(prop_beamprof_scan:prop_topk(), 1000).
 hist(_Config) -> check(prop_beamprof_scan:prop_hist(), 1000).
 
 window(_Config) -> check(prop_beamprof_scan:prop_window(), 500).
+
+window_cached(_Config) -> check(prop_beamprof_scan:prop_window_cached(), 500).
+
+window_reds(_Config) -> check(prop_beamprof_scan:prop_window_reds(), 500).
 
 random_args(_Config) -> check(prop_beamprof_scan:prop_random_args(), 5000).
 

@@ -7,7 +7,8 @@
 
 -include_lib("proper/include/proper.hrl").
 
--export([prop_topk/0, prop_hist/0, prop_window/0, prop_random_args/0]).
+-export([prop_topk/0, prop_hist/0, prop_window/0, prop_window_cached/0, prop_window_reds/0,
+         prop_random_args/0]).
 
 -define(NIF, beamprof_nif).
 -define(U64, 18446744073709551615).
@@ -116,6 +117,65 @@ model_update(G, Found, V, F) ->
         Risen -> {Delta, Risen}
     end.
 
+%% The memory kept beside the value (scan_window_update/6) is given back by
+%% scan_window_cached/4 of the next generation exactly when the value and
+%% queue length it is asked with are those recorded then (and the pair fits
+%% the kept word: queue below 65535, memory below 2^48 - 1).
+prop_window_cached() ->
+    Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 6)],
+    Mem = oneof([range(0, 100000), skipped, 1 bsl 50, (1 bsl 48) - 2]),
+    Mql = oneof([range(0, 2), 65534, 65535, 1 bsl 40]),
+    ?FORALL(Gens, non_empty(list(list({range(1, 6), range(0, 3), Mql, Mem}))),
+            begin
+                W = ?NIF:scan_window_new(),
+                run_cached(W, Gens, Pids, #{})
+            end).
+
+run_cached(_W, [], _Pids, _Prev) -> true;
+run_cached(W, [Updates | Rest], Pids, Prev) ->
+    _ = ?NIF:scan_window_begin(W, length(Updates)),
+    {Ok, Cur} = lists:foldl(
+                  fun({I, V, Q, M}, {Ok0, Cur0}) ->
+                          P = lists:nth(I, Pids),
+                          Got = ?NIF:scan_window_cached(W, P, V, Q),
+                          Exp = case maps:find(P, Prev) of
+                                    {ok, {V, Q, PM}} when is_integer(PM), Q < 65535,
+                                                          PM =< (1 bsl 48) - 2 -> PM;
+                                    _ -> none
+                                end,
+                          _ = ?NIF:scan_window_update(W, P, V, 0, Q, M),
+                          {Ok0 andalso Got =:= Exp, Cur0#{P => {V, Q, M}}}
+                  end, {true, #{}}, Updates),
+    Ok andalso run_cached(W, Rest, Pids, Cur).
+
+%% A slice through scan_window_reds/4 does what scan_window_update/4 one id
+%% at a time does: the same deltas (seen through a top-3 of them), and the
+%% `undefined' values (gone processes) are counted and not recorded.
+prop_window_reds() ->
+    Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 6)],
+    ?FORALL(Gens, non_empty(list(list({range(1, 6), oneof([range(0, 1000), undefined])}))),
+            begin
+                A = ?NIF:scan_window_new(),
+                B = ?NIF:scan_window_new(),
+                lists:all(fun(Slice) -> reds_gen(A, B, Slice, Pids) end, Gens)
+            end).
+
+reds_gen(A, B, Slice, Pids) ->
+    _ = ?NIF:scan_window_begin(A, length(Slice)),
+    _ = ?NIF:scan_window_begin(B, length(Slice)),
+    T = ?NIF:scan_topk_new(3),
+    Ids = [lists:nth(I, Pids) || {I, _} <- Slice],
+    Values = [V || {_, V} <- Slice],
+    {Gone, Floor} = ?NIF:scan_window_reds(A, T, Ids, Values),
+    Deltas = [case ?NIF:scan_window_update(B, P, V, 0) of D when is_integer(D) -> D end
+              || {P, V} <- lists:zip(Ids, Values), V =/= undefined],
+    Top = lists:sublist(lists:reverse(lists:sort(Deltas)), 3),
+    ExpFloor = case length(Deltas) >= 3 of true -> lists:last(Top); false -> -(1 bsl 63) end,
+    Gone =:= length([u || undefined <- Values])
+        andalso [V || {V, _} <- ?NIF:scan_topk_list(T)] =:= Top
+        andalso Floor =:= ExpFloor
+        andalso ?NIF:scan_window_info(A) =:= ?NIF:scan_window_info(B).
+
 %%--------------------------------------------------------------------
 %% random arguments
 
@@ -136,7 +196,9 @@ call_like(Res) ->
                             {scan_topk_list, 1}, {scan_hist_new, 0}, {scan_hist_add, 2},
                             {scan_hist_percentiles, 2}, {scan_hist_info, 1},
                             {scan_window_new, 0}, {scan_window_begin, 2},
-                            {scan_window_update, 4}, {scan_window_info, 1},
+                            {scan_window_update, 4}, {scan_window_update, 6},
+                            {scan_window_cached, 4}, {scan_window_reds, 4},
+                            {scan_window_info, 1},
                             {scan_thread_cpu, 0}]),
          {F, vector(Arity, arg(Res))}).
 
@@ -155,5 +217,7 @@ valid(scan_hist_add, R) -> R =:= ok;
 valid(scan_hist_percentiles, R) -> is_list(R);
 valid(scan_window_begin, R) -> is_integer(R) orelse R =:= {error, enomem};
 valid(scan_window_update, R) -> is_integer(R) orelse is_tuple(R);
+valid(scan_window_reds, R) -> is_tuple(R);
+valid(scan_window_cached, R) -> is_integer(R) orelse R =:= none;
 valid(scan_thread_cpu, R) -> is_integer(R);
 valid(_, R) -> is_map(R).

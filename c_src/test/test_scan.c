@@ -164,21 +164,50 @@ BP_TEST(window_generations)
     unsigned pf;
     int ins;
     bp_window_init(&w, NULL);
-    CHECK(bp_window_update(&w, 1, 1, 10, 0, &d, &pf, &ins) == -1);
+    CHECK(bp_window_update(&w, 1, 1, 10, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == -1);
     CHECK(bp_window_begin(&w, 3) == 1);
-    CHECK(bp_window_update(&w, 1, 7, 100, 1, &d, &pf, &ins) == 0 && d == 0 && ins);
-    CHECK(bp_window_update(&w, 2, 7, 50, 0, &d, &pf, &ins) == 0 && d == 0);
+    CHECK(bp_window_update(&w, 1, 7, 100, 1, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 0 && d == 0 && ins);
+    CHECK(bp_window_update(&w, 2, 7, 50, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 0 && d == 0);
     CHECK(bp_window_begin(&w, 3) == 0);
-    CHECK(bp_window_update(&w, 1, 7, 130, 0, &d, &pf, &ins) == 1 && d == 30 && pf == 1);
-    CHECK(bp_window_update(&w, 3, 9, 40, 2, &d, &pf, &ins) == 0 && d == 40 && pf == 0);
+    CHECK(bp_window_update(&w, 1, 7, 130, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 1 && d == 30 && pf == 1);
+    CHECK(bp_window_update(&w, 3, 9, 40, 2, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 0 && d == 40 && pf == 0);
     /* id 2 is gone this generation */
     CHECK(bp_window_begin(&w, 3) == 1);
-    CHECK(bp_window_update(&w, 2, 7, 60, 0, &d, &pf, &ins) == 0 && d == 60);
-    CHECK(bp_window_update(&w, 3, 9, 45, 0, &d, &pf, &ins) == 1 && d == 5 && pf == 2);
-    CHECK(bp_window_update(&w, 1, 7, 10, 0, &d, &pf, &ins) == 1 && d == 10); /* went down */
+    CHECK(bp_window_update(&w, 2, 7, 60, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 0 && d == 60);
+    CHECK(bp_window_update(&w, 3, 9, 45, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 1 && d == 5 && pf == 2);
+    CHECK(bp_window_update(&w, 1, 7, 10, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 1 && d == 10); /* went down */
     /* updating twice in a generation keeps one slot */
-    CHECK(bp_window_update(&w, 3, 9, 47, 0, &d, &pf, &ins) == 1 && d == 7 && !ins);
+    CHECK(bp_window_update(&w, 3, 9, 47, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 1 && d == 7 && !ins);
     CHECK(w.t[1].used == 3);
+    bp_window_destroy(&w);
+}
+
+/* The aux word is kept beside the value and read back from the previous
+ * generation only; an update without one forgets it. */
+BP_TEST(window_aux_previous)
+{
+    struct bp_window w;
+    uint64_t d, v, aux;
+    unsigned pf;
+    int ins;
+    bp_window_init(&w, NULL);
+    CHECK(bp_window_previous(&w, 1, 7, &v, &aux) == 0);
+    CHECK(bp_window_begin(&w, 3) == 1);
+    CHECK(bp_window_update(&w, 1, 7, 100, 0, 4242, &d, &pf, &ins) == 0);
+    CHECK(bp_window_update(&w, 2, 7, 50, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 0);
+    CHECK(bp_window_previous(&w, 1, 7, &v, &aux) == 0); /* not in a previous generation */
+    CHECK(bp_window_begin(&w, 3) == 0);
+    CHECK(bp_window_previous(&w, 1, 7, &v, &aux) == 1 && v == 100 && aux == 4242);
+    CHECK(bp_window_previous(&w, 2, 7, &v, &aux) == 1 && v == 50 && aux == BP_WINDOW_NO_AUX);
+    CHECK(bp_window_previous(&w, 3, 7, &v, &aux) == 0);
+    CHECK(bp_window_update(&w, 1, 7, 100, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 1 && d == 0);
+    CHECK(bp_window_update(&w, 2, 7, 60, 0, 7, &d, &pf, &ins) == 1 && d == 10);
+    CHECK(bp_window_begin(&w, 3) == 1);
+    CHECK(bp_window_previous(&w, 1, 7, &v, &aux) == 1 && aux == BP_WINDOW_NO_AUX);
+    CHECK(bp_window_previous(&w, 2, 7, &v, &aux) == 1 && v == 60 && aux == 7);
+    /* two generations back is gone */
+    CHECK(bp_window_begin(&w, 3) == 0);
+    CHECK(bp_window_previous(&w, 2, 7, &v, &aux) == 0);
     bp_window_destroy(&w);
 }
 
@@ -190,9 +219,9 @@ BP_TEST(window_custom_equality)
     int ins;
     bp_window_init(&w, eq_low);
     bp_window_begin(&w, 1);
-    bp_window_update(&w, 0x100000005ull, 5, 10, 0, &d, &pf, &ins);
+    bp_window_update(&w, 0x100000005ull, 5, 10, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins);
     bp_window_begin(&w, 1);
-    CHECK(bp_window_update(&w, 0x200000005ull, 5, 15, 0, &d, &pf, &ins) == 1 && d == 5);
+    CHECK(bp_window_update(&w, 0x200000005ull, 5, 15, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == 1 && d == 5);
     bp_window_destroy(&w);
 }
 
@@ -209,7 +238,7 @@ BP_TEST(window_many_ids)
         CHECK(bp_window_begin(&w, N) >= 0);
         for (uint64_t i = 0; i < N; i++) {
             int r = bp_window_update(&w, i, (uint32_t)(i * 2654435761u) & 0xfff0u,
-                                     i * (uint64_t)(g + 1), 0, &d, &pf, &ins);
+                                     i * (uint64_t)(g + 1), 0, BP_WINDOW_NO_AUX, &d, &pf, &ins);
             if (g > 0 && (r != 1 || d != i))
                 bad++;
         }
@@ -229,7 +258,7 @@ BP_TEST(window_overflow)
     bp_window_init(&w, NULL);
     bp_window_begin(&w, 0);
     for (uint64_t i = 0; i < 1000; i++)
-        refused += bp_window_update(&w, i, (uint32_t)i, 1, 0, &d, &pf, &ins) == -1;
+        refused += bp_window_update(&w, i, (uint32_t)i, 1, 0, BP_WINDOW_NO_AUX, &d, &pf, &ins) == -1;
     CHECK(refused > 0 && w.overflow == (uint64_t)refused);
     CHECK(w.t[1].used <= (w.t[1].mask + 1) * 3 / 4);
     bp_window_destroy(&w);
@@ -243,6 +272,7 @@ const struct bp_test_case bp_scan_tests[] = {
     {"scan: histogram percentiles within a bucket", hist_percentiles_match_exact},
     {"scan: id buffer in order", idbuf_take_in_order},
     {"scan: window over generations", window_generations},
+    {"scan: aux word read back from the previous generation", window_aux_previous},
     {"scan: window with an equality function", window_custom_equality},
     {"scan: window with many ids", window_many_ids},
     {"scan: window overflow refused", window_overflow},
