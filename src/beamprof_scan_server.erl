@@ -30,7 +30,7 @@
 %% (checked every second) and are counted in `stats/0' as `paused'. Asked by
 %% `beamprof_scan:top_all/1' or `top(reductions, N)', it scans at once
 %% (whatever the gate: an operator asked), with the reductions window since
-%% its previous pass.
+%% its previous pass, waiting first until that window is at least 500 ms.
 -module(beamprof_scan_server).
 -behaviour(gen_server).
 
@@ -52,6 +52,7 @@
                 next_ms = 0 :: non_neg_integer()}).
 
 -define(PAUSE_RETRY_MS, 1000).
+-define(MIN_WINDOW_MS, 500).    % shortest reductions window an on-demand top answers with
 -define(PERCENTILES, [50, 90, 99, 100]).
 
 -spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
@@ -96,9 +97,18 @@ handle_continue(baseline, #state{config = Config, window = Window} = State) ->
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call({top, Keys, N}, _From, State) ->
-    {Result, State1} = scan(Keys, N, on_demand, State),
-    {reply, {ok, Result}, State1};
+handle_call({top, Keys, N}, From, State) ->
+    %% A reductions window shorter than ?MIN_WINDOW_MS (just after start, or
+    %% right after another pass) would rank noise: the answer waits for it.
+    Short = ?MIN_WINDOW_MS - (erlang:monotonic_time(millisecond) - State#state.last_at),
+    case lists:member(reductions, Keys) andalso Short > 0 of
+        true ->
+            _ = erlang:send_after(Short, self(), {deferred_top, Keys, N, From}),
+            {noreply, State};
+        false ->
+            {Result, State1} = scan(Keys, N, on_demand, State),
+            {reply, {ok, Result}, State1}
+    end;
 handle_call(scan_now, _From, State) ->
     {_, State1} = scan([], 1, periodic, State),
     {reply, ok, State1};
@@ -117,6 +127,10 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({deferred_top, Keys, N, From}, State) ->
+    {Result, State1} = scan(Keys, N, on_demand, State),
+    gen_server:reply(From, {ok, Result}),
+    {noreply, State1};
 handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
     case beamprof_nif:gate() of
         closed ->

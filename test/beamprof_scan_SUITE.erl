@@ -13,7 +13,7 @@
 all() ->
     [known_queues_are_top, known_heaps_are_top, rows_are_named, proc_lib_spawn_named,
      memory_kept_while_unchanged,
-     reductions_window,
+     reductions_window, window_never_short,
      huge_queue_skipped, top_ports_rows, bad_arguments, scan_event,
      thresholds_once_per_crossing, busy_port_event, periodic_scan_paused_by_gate,
      big_scan_on_peer].
@@ -132,6 +132,15 @@ memory_kept_while_unchanged(_Config) ->
     end.
 
 %% A spinner does far more reductions over the window than anything else.
+%% Through the running server, right after start and right after another
+%% pass, the reductions window is still at least 500 ms: never lifetime
+%% totals or a few milliseconds of noise ranked as CPU hogs.
+window_never_short(_Config) ->
+    ok = beamprof:start(),
+    Windows = [maps:get(window_ms, beamprof_scan:top_all(3)) || _ <- [1, 2, 3]],
+    ct:log("windows: ~p", [Windows]),
+    [?assert(W >= 500) || W <- Windows].
+
 reductions_window(_Config) ->
     Spinner = spawn(fun() -> spin(0) end),
     try
