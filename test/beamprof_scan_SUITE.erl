@@ -9,6 +9,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -compile([export_all, nowarn_export_all]).
+-import(beamprof_ct, [wait_events/2, wait_until/2]).
 
 all() ->
     [known_queues_are_top, known_heaps_are_top, rows_are_named, proc_lib_spawn_named,
@@ -471,31 +472,3 @@ mine(P) ->
     end.
 
 spin(N) -> spin(N + 1).
-
-wait_events(Event, N) ->
-    Ref = make_ref(),
-    Self = self(),
-    ok = beamprof:attach(Ref, Event, fun(E, M, Meta, _) -> Self ! {Ref, {E, M, Meta}} end, nil),
-    try
-        lists:foldl(fun(_, Acc) ->
-                            receive {Ref, Ev} -> [Ev | Acc]
-                            after 10000 -> ct:fail({no_event, Event})
-                            end
-                    end, [], lists:seq(1, N))
-    after
-        beamprof:detach(Ref)
-    end.
-
-wait_until(Fun, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(Fun, Deadline, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({timeout, Timeout});
-                false -> receive after 10 -> wait_until(Fun, Deadline, Timeout) end
-            end
-    end.

@@ -28,9 +28,4 @@ window_reds(_Config) -> check(prop_beamprof_scan:prop_window_reds(), 500).
 
 random_args(_Config) -> check(prop_beamprof_scan:prop_random_args(), 5000).
 
-check(Prop, N) ->
-    Opts = [{numtests, N}, {to_file, user}, long_result],
-    case proper:quickcheck(Prop, Opts) of
-        true -> ok;
-        CounterExample -> ct:fail({counterexample, CounterExample})
-    end.
+check(Prop, N) -> beamprof_ct:quickcheck(Prop, N).
