@@ -90,8 +90,22 @@ option_message(_) -> "Unknown option".
 %% when no sampler runs.
 -spec stop() -> {ok, profile()} | {error, not_running}.
 stop() ->
-    try gen_server:call(?SERVER, stop, 60000)
-    catch exit:{noproc, _} -> {error, not_running}
+    case whereis(?SERVER) of
+        undefined ->
+            {error, not_running};
+        Pid ->
+            %% The reply comes before the collector has exited and given up
+            %% its name: wait for that, so that start/1 right after works.
+            Ref = monitor(process, Pid),
+            try gen_server:call(Pid, stop, 60000) of
+                Reply ->
+                    receive {'DOWN', Ref, process, Pid, _} -> Reply
+                    after 60000 -> Reply
+                    end
+            catch exit:{noproc, _} ->
+                demonitor(Ref, [flush]),
+                {error, not_running}
+            end
     end.
 
 %% @doc Whether a collector exists (sampling, or holding a finished profile).
