@@ -4,8 +4,8 @@
 %% fixed number of iterations of a tail-recursive loop and list building)
 %% runs with sampling off, at 99 Hz and at 999 Hz requested (interleaved,
 %% Runs times each), then once under eprof and once under fprof (tracing
-%% profilers, for scale: they run 1/100 of the workload, their CPU time is
-%% scaled by 100, and only the profiling run is timed, not the analysis).
+%% profilers, for scale: they run 1/1000 of the workload, their CPU time is
+%% scaled by 1000, and only the profiling run is timed, not the analysis).
 %% The figure is the change of the whole VM's CPU time (the sum of every
 %% thread's /proc/self/task/*/schedstat, ns resolution) over the workload,
 %% median of the runs; overhead is against the median with sampling off.
@@ -22,10 +22,10 @@
 
 -export([run/0, run/1]).
 
--define(ITER, 3000).
+-define(ITER, 30000).
 %% eprof and fprof trace every call (fprof writes each to a file): they run
 %% 1/TRACE_DIV of the workload and their CPU time is scaled back up.
--define(TRACE_DIV, 100).
+-define(TRACE_DIV, 1000).
 
 run() -> run(15).
 
@@ -35,8 +35,8 @@ run(Runs) ->
     Off = bench_util:median([O || {O, _, _} <- Rounds]),
     Row99 = row("native sampler, 99 Hz", [R || {_, R, _} <- Rounds], Off),
     Row999 = row("native sampler, 999 Hz", [R || {_, _, R} <- Rounds], Off),
-    Eprof = tracer_row("eprof (1/100 of the work, x100)", fun eprof_run/0, Off),
-    Fprof = tracer_row("fprof trace (1/100 of the work, x100)", fun fprof_run/0, Off),
+    Eprof = tracer_row("eprof (1/1000 of the work, x1000)", fun eprof_run/0, Off),
+    Fprof = tracer_row("fprof trace (1/1000 of the work, x1000)", fun fprof_run/0, Off),
     io:format("~nnative_bench: fixed CPU-bound workload (2 processes), ~b interleaved rounds, "
               "median VM CPU time (IQR of the change); own CPU = the sampler's own "
               "measured cost, own max = with the collector in wall time~n", [Runs]),

@@ -22,7 +22,7 @@ for bench in "$@"; do
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
         gate_bench|events_bench) call="$bench:run()" ;;
         flame_bench) call="flame_bench:run()" ;;
-        native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map" ;;
+        native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map +sbwt none +sbwtdcpu none +sbwtdio none" ;;
         profile_bench) call="profile_bench:run()" ;;
         scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;

@@ -187,7 +187,7 @@ init({Config, Opts}) ->
     case start_nif(Config) of
         ok ->
             _ = maybe_duration(Opts),
-            erlang:send_after(?DRAIN_MS, self(), drain),
+            erlang:send_after(drain_ms(Config), self(), drain),
             {ok, #{sym => Sym, acc => beamprof_native_agg:new(), config => Config,
                    collector_ns => 0,
                    started => erlang:monotonic_time(millisecond), finished => undefined}};
@@ -232,8 +232,8 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 %% @private
-handle_info(drain, #{finished := undefined} = State) ->
-    erlang:send_after(?DRAIN_MS, self(), drain),
+handle_info(drain, #{finished := undefined, config := Config} = State) ->
+    erlang:send_after(drain_ms(Config), self(), drain),
     {noreply, drain(State)};
 handle_info(finish, State) ->
     {noreply, finish(State)};
@@ -245,6 +245,14 @@ terminate(_Reason, #{finished := undefined}) ->
     ok = beamprof_nif:native_stop();
 terminate(_Reason, _State) ->
     ok.
+
+%% How often the collector drains: each round costs the same whatever it
+%% finds (a dirty NIF call, the perf map's size, the batch's symbols), so
+%% low rates drain less often. A busy thread's samples in C code carry a
+%% 16 KiB stack window: a 1 MiB ring holds about 60 of them, 0.6 s at 99 Hz
+%% and a quarter of a second at the 250/s the kernel tick allows.
+drain_ms(#{hz := Hz}) when Hz =< 100 -> 300;
+drain_ms(_) -> ?DRAIN_MS.
 
 %% Stops the C side, drains what is left, and builds the profile once.
 finish(#{finished := undefined} = State) ->
