@@ -228,7 +228,7 @@ BP_TEST(window_custom_equality)
 /* Many ids, all colliding hashes in part: every delta is exact. */
 BP_TEST(window_many_ids)
 {
-    enum { N = 100000 };
+    enum { N = 20000 }; /* colliding hashes probe linearly: keep it quadratic-cheap */
     struct bp_window w;
     uint64_t d;
     unsigned pf;
