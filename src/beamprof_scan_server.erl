@@ -2,7 +2,9 @@
 %%
 %% Every `scan_interval' (default 10 s), or less often when the CPU budget
 %% asks for it (`scan_budget', default 0.01 of one core: the next scan comes
-%% no sooner than the last scan's CPU time divided by the budget), it walks
+%% no sooner than the last scan's CPU time divided by the budget; that CPU
+%% is the larger of the scanner's own and the schedulers' over the pass,
+%% since the processes asked answer on their own schedulers), it walks
 %% every process and port (see `beamprof_scan_walk') at low priority and
 %% emits:
 %%
@@ -164,6 +166,7 @@ schedule(Ms, State) ->
 scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
     Skip = maps:get(scan_skip_queue, Config),
     T0 = erlang:monotonic_time(millisecond),
+    Vm0 = scheduler_cpu_ns(),
     R = beamprof_scan_walk:processes(
           #{keys => Keys, n => N, skip_queue => Skip, window => Window, histograms => true,
             long_message_queue => maps:get(long_message_queue, Config),
@@ -172,7 +175,12 @@ scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
                                    busy_port_queue => maps:get(busy_port_queue, Config)}),
     WindowMs = T0 - State#state.last_at,
     emit(R, P, Trigger, WindowMs, Config),
-    Cpu = maps:get(cpu_us, R) + maps:get(cpu_us, P),
+    Own = maps:get(cpu_us, R) + maps:get(cpu_us, P),
+    %% The scanner's own CPU misses what the scanned processes spend answering
+    %% (process_info(P, memory) is a signal P handles on its own scheduler):
+    %% the budget counts the schedulers' CPU over the pass when it is larger,
+    %% which on a busy node also counts others' work and spaces scans further.
+    Cpu = max(Own, (scheduler_cpu_ns() - Vm0) div 1000),
     State1 = State#state{last_at = T0, scans = State#state.scans + 1, last_cpu_us = Cpu,
                          last_duration_us = maps:get(duration_us, R) + maps:get(duration_us, P)},
     {beamprof_scan:result(Keys, R, Skip, WindowMs), State1}.
@@ -218,3 +226,9 @@ process_event(Kind, Measurements, Pid, Threshold) ->
                          Names#{pid => Pid, threshold => Threshold}).
 
 native(Us) -> erlang:convert_time_unit(Us, microsecond, native).
+
+%% CPU time of the normal and dirty CPU scheduler threads, ns (C, one clock
+%% read per thread).
+scheduler_cpu_ns() ->
+    {_, Threads} = beamprof_nif:sched_cpu(),
+    lists:sum([Ns || {Type, _, Ns} <- Threads, Type =/= dirty_io]).
