@@ -12,20 +12,9 @@
 #include "../bp_unwind.h"
 #include "bp_test.h"
 #include "nofp/unwind_chain.h"
+#include "bp_regs_capture.h"
 
 #define WINDOW (32 * 1024)
-
-static uint64_t stack_end(void)
-{
-    pthread_attr_t a;
-    void *addr = NULL;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &a) != 0)
-        return 0;
-    pthread_attr_getstack(&a, &addr, &size);
-    pthread_attr_destroy(&a);
-    return (uint64_t)(uintptr_t)addr + size;
-}
 
 /* Captures inside the chain, returns out of it and overwrites the stack
  * where it was. */
@@ -34,7 +23,7 @@ static void capture(struct uw_snap *s, uint8_t *buf)
     memset(s, 0, sizeof *s);
     s->buf = buf;
     s->cap = WINDOW;
-    s->stack_end = stack_end();
+    s->stack_end = bp_thread_stack_end();
     chain_run(s, 42);
     chain_scribble(WINDOW);
 }
@@ -223,7 +212,7 @@ BP_TEST(stops_at_jit_between_c_frames)
     memset(&s, 0, sizeof s);
     s.buf = buf;
     s.cap = WINDOW;
-    s.stack_end = stack_end();
+    s.stack_end = bp_thread_stack_end();
     chain_enter_jit((chain_tramp_fn)(void *)page, &s, 5);
     chain_scribble(WINDOW);
 

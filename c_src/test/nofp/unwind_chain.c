@@ -3,6 +3,7 @@
  * these frames. Each function keeps values live across its call (so the CFI
  * records callee-saved registers) and is not a tail call. */
 #include "unwind_chain.h"
+#include "../bp_regs_capture.h"
 
 #define NOINL __attribute__((noinline, noclone, used))
 
@@ -12,40 +13,15 @@ const char *const chain_names[CHAIN_FRAMES] = {
 
 /* Copies with rep movsb: no memcpy call for the sanitizers to check (the
  * window spans other frames' redzones). */
-static void raw_copy(uint8_t *dst, uint64_t src, size_t n)
-{
-    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
-}
-
 NOINL uint64_t chain_capture(struct uw_snap *s, uint64_t x)
 {
-    uint64_t r[8];
-    __asm__ volatile("leaq 0(%%rip), %%rax\n\t"
-                     "movq %%rax, 0(%0)\n\t"
-                     "movq %%rsp, 8(%0)\n\t"
-                     "movq %%rbp, 16(%0)\n\t"
-                     "movq %%rbx, 24(%0)\n\t"
-                     "movq %%r12, 32(%0)\n\t"
-                     "movq %%r13, 40(%0)\n\t"
-                     "movq %%r14, 48(%0)\n\t"
-                     "movq %%r15, 56(%0)\n\t"
-                     :
-                     : "r"(r)
-                     : "rax", "memory");
-    s->regs.ip = r[0];
-    s->regs.sp = r[1];
-    s->regs.bp = r[2];
-    s->regs.bx = r[3];
-    s->regs.r12 = r[4];
-    s->regs.r13 = r[5];
-    s->regs.r14 = r[6];
-    s->regs.r15 = r[7];
+    BP_CAPTURE_REGS(&s->regs);
     size_t n = s->cap;
-    if (s->stack_end > r[1] && s->stack_end - r[1] < n)
-        n = (size_t)(s->stack_end - r[1]);
-    raw_copy(s->buf, r[1], n);
+    if (s->stack_end > s->regs.sp && s->stack_end - s->regs.sp < n)
+        n = (size_t)(s->stack_end - s->regs.sp);
+    bp_raw_copy(s->buf, s->regs.sp, n);
     s->len = n;
-    return x * 7 + r[1];
+    return x * 7 + s->regs.sp;
 }
 
 #define LINK(name, next, k)                                                  \

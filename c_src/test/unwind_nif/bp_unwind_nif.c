@@ -11,6 +11,7 @@
 #include <erl_nif.h>
 
 #include "../../bp_unwind.h"
+#include "../bp_regs_capture.h"
 
 #define WINDOW (64 * 1024)
 #define MAXF 64
@@ -22,53 +23,16 @@ struct snap {
     uint64_t stack_end;
 };
 
-static void raw_copy(uint8_t *dst, uint64_t src, size_t n)
-{
-    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
-}
-
-static uint64_t thread_stack_end(void)
-{
-    pthread_attr_t a;
-    void *addr = NULL;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &a) != 0)
-        return 0;
-    pthread_attr_getstack(&a, &addr, &size);
-    pthread_attr_destroy(&a);
-    return (uint64_t)(uintptr_t)addr + size;
-}
-
 __attribute__((noinline, noclone, visibility("default"))) uint64_t
 bp_unwind_nif_capture(struct snap *s, uint64_t x)
 {
-    uint64_t r[8];
-    __asm__ volatile("leaq 0(%%rip), %%rax\n\t"
-                     "movq %%rax, 0(%0)\n\t"
-                     "movq %%rsp, 8(%0)\n\t"
-                     "movq %%rbp, 16(%0)\n\t"
-                     "movq %%rbx, 24(%0)\n\t"
-                     "movq %%r12, 32(%0)\n\t"
-                     "movq %%r13, 40(%0)\n\t"
-                     "movq %%r14, 48(%0)\n\t"
-                     "movq %%r15, 56(%0)\n\t"
-                     :
-                     : "r"(r)
-                     : "rax", "memory");
-    s->regs.ip = r[0];
-    s->regs.sp = r[1];
-    s->regs.bp = r[2];
-    s->regs.bx = r[3];
-    s->regs.r12 = r[4];
-    s->regs.r13 = r[5];
-    s->regs.r14 = r[6];
-    s->regs.r15 = r[7];
+    BP_CAPTURE_REGS(&s->regs);
     size_t n = WINDOW;
-    if (s->stack_end > r[1] && s->stack_end - r[1] < n)
-        n = (size_t)(s->stack_end - r[1]);
-    raw_copy(s->buf, r[1], n);
+    if (s->stack_end > s->regs.sp && s->stack_end - s->regs.sp < n)
+        n = (size_t)(s->stack_end - s->regs.sp);
+    bp_raw_copy(s->buf, s->regs.sp, n);
     s->len = n;
-    return x + r[1];
+    return x + s->regs.sp;
 }
 
 __attribute__((noinline, noclone, visibility("default"))) uint64_t
@@ -126,7 +90,7 @@ static ERL_NIF_TERM unwind_here(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     if (s == NULL)
         return enif_make_badarg(env);
     memset(&s->regs, 0, sizeof s->regs);
-    s->stack_end = thread_stack_end();
+    s->stack_end = bp_thread_stack_end();
     bp_unwind_nif_middle(s, 3);
     scribble();
     uint64_t out[MAXF];
@@ -166,7 +130,7 @@ static ERL_NIF_TERM unwind_cost(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     struct snap *s = enif_alloc(sizeof *s);
     if (s == NULL)
         return enif_make_badarg(env);
-    s->stack_end = thread_stack_end();
+    s->stack_end = bp_thread_stack_end();
     bp_unwind_nif_middle(s, 3);
     uint64_t out[MAXF];
     int n = 0;
