@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead|flame_bench|profile_bench ...]
+# Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead|flame_bench|native_bench|profile_bench|scan_bench ...]
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -20,10 +20,8 @@ for bench in "$@"; do
     flags=""
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
-        gate_bench|events_bench) call="$bench:run()" ;;
-        flame_bench) call="flame_bench:run()" ;;
+        gate_bench|events_bench|flame_bench|profile_bench) call="$bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map +sbwt none +sbwtdcpu none +sbwtdio none" ;;
-        profile_bench) call="profile_bench:run()" ;;
         scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac

@@ -1,9 +1,12 @@
 %% sampler_overhead: what leaving beamprof on costs an idle node.
 %%
-%% 100k idle processes (each waiting in receive), then three phases:
+%% 100k idle processes (each waiting in receive), then four phases:
 %%   1. beamprof started with defaults for Seconds: its CPU = the C sampler
 %%      thread's CPU (beamprof_nif:sampler_info() cpu_ns delta) + the Erlang
-%%      sampler's busy time (beamprof_sampler:stats() busy_ns delta);
+%%      sampler's busy time (beamprof_sampler:stats() busy_ns delta); the
+%%      periodic scan runs too (its first pass comes after 10 s): its passes
+%%      and their CPU (beamprof_scan_server:stats()) are printed beside;
+%%   1b. the same with the periodic scan off (scan_interval => off);
 %%   2. beamprof stopped, a naive Erlang poller at the same rates instead: every
 %%      tick (100 ms, beamprof's default tick, at which its gate is kept current)
 %%      scheduler:sample() and the utilization since the previous one; every
@@ -26,7 +29,8 @@ run() -> run(20).
 run(Seconds) ->
     Procs = [spawn(fun idle/0) || _ <- lists:seq(1, ?PROCS)],
     Ms = Seconds * 1000,
-    {BpCpu, BpVm, BpDetail} = beamprof_phase(Ms),
+    {BpCpu, BpVm, BpDetail} = beamprof_phase(Ms, #{}),
+    {OffCpu, OffVm, OffDetail} = beamprof_phase(Ms, #{scan_interval => off}),
     {NaiveCpu, NaiveVm, Polls} = naive_phase(Ms),
     IdleMs = max(1000, Ms div 2),
     IdleVm = vm_phase(fun() -> timer:sleep(IdleMs) end),
@@ -37,10 +41,13 @@ run(Seconds) ->
       ["what", "own CPU %", "VM CPU % (noisy)", "own: beamprof / naive"],
       [["beamprof (C thread + Erlang sampler)", pct(BpCpu), pct(BpVm),
         bench_util:ratio(BpCpu, NaiveCpu)],
+       ["beamprof, periodic scan off", pct(OffCpu), pct(OffVm),
+        bench_util:ratio(OffCpu, NaiveCpu)],
        ["naive Erlang poller", pct(NaiveCpu), pct(NaiveVm), "1.00x"],
        ["nothing (idle VM)", "-", pct(IdleVm), "-"]]),
-    io:format("  beamprof detail: ~ts~n  naive poller: ~b polls, ~ts us busy per poll~n",
-              [BpDetail, Polls, bench_util:fmt(NaiveCpu * Ms * 1.0e6 / max(1, Polls) / 1000)]).
+    io:format("  beamprof detail: ~ts~n  scan off detail: ~ts~n"
+              "  naive poller: ~b polls, ~ts us busy per poll~n",
+              [BpDetail, OffDetail, Polls, bench_util:fmt(NaiveCpu * Ms * 1.0e6 / max(1, Polls) / 1000)]).
 
 idle() ->
     receive stop -> ok end.
@@ -55,21 +62,23 @@ vm_phase(Fun) ->
     Fun(),
     (bench_util:proc_cpu_ns() - C0) / max(1, erlang:monotonic_time(nanosecond) - T0).
 
-beamprof_phase(Ms) ->
-    bench_util:start_beamprof(#{}),
+beamprof_phase(Ms, Opts) ->
+    bench_util:start_beamprof(Opts),
     C0 = beamprof_cpu(),
     T0 = erlang:monotonic_time(nanosecond),
     Vm = vm_phase(fun() -> timer:sleep(Ms) end),
     C1 = beamprof_cpu(),
     Elapsed = erlang:monotonic_time(nanosecond) - T0,
+    Scan = bench_util:call_if_exported(beamprof_scan_server, stats, []),
     ok = beamprof:stop(),
     case {C0, C1} of
         {{ok, Thread0, Busy0}, {ok, Thread1, Busy1}} ->
             Thread = Thread1 - Thread0,
             Busy = Busy1 - Busy0,
-            Detail = io_lib:format("C thread ~ts ms CPU, Erlang sampler ~ts ms busy, over ~ts s",
+            Detail = io_lib:format("C thread ~ts ms CPU, Erlang sampler ~ts ms busy, over ~ts s;"
+                                   " periodic scan ~0p",
                                    [bench_util:fmt(Thread / 1.0e6), bench_util:fmt(Busy / 1.0e6),
-                                    bench_util:fmt(Elapsed / 1.0e9)]),
+                                    bench_util:fmt(Elapsed / 1.0e9), Scan]),
             {(Thread + Busy) / Elapsed, Vm, Detail};
         _ ->
             {undefined, Vm, io_lib:format("cpu_ns/busy_ns not available: ~0p ~0p", [C0, C1])}

@@ -199,11 +199,8 @@ work({beamprof, Keys}) ->
     beamprof_scan:local_top(Keys, 10, #{window_ms => ?WINDOW_MS});
 work(idle) ->
     timer:sleep(?WINDOW_MS);
-work({naive, [_ | _] = Items}) ->
-    lists:sublist(lists:reverse(lists:keysort(2, [{P, erlang:process_info(P, Items)}
-                                                   || P <- erlang:processes()])), 10);
-work({naive, Key}) ->
-    lists:sublist(lists:reverse(lists:keysort(2, [{P, erlang:process_info(P, Key)}
+work({naive, ItemOrItems}) ->
+    lists:sublist(lists:reverse(lists:keysort(2, [{P, erlang:process_info(P, ItemOrItems)}
                                                    || P <- erlang:processes()])), 10);
 work({naive_window, reductions}) ->
     First = maps:from_list([{P, R} || P <- erlang:processes(),

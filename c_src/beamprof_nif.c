@@ -87,12 +87,6 @@ static void bp_state_native_handover(void *state, struct bp_native_carry *carry)
     bp_native_handover(atomic_load(&st->native), carry);
 }
 
-static struct bp_native_env bp_native_env_of(struct bp_state *st)
-{
-    struct bp_native_env ne = {&st->native, &st->threads, &st->pub.closed};
-    return ne;
-}
-
 /* Makes a fresh state: threads discovered, files opened, no thread started.
  * Returns NULL with nothing left behind on failure. */
 static struct bp_state *bp_state_new(void)
@@ -474,7 +468,7 @@ static ERL_NIF_TERM bp_memory_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
      * without one, nothing else keeps it current. */
     if (!bp_sampler_is_running(&st->sampler))
         bp_memory_refresh_cgroup(&st->memory);
-    if (bp_memory_read(&st->memory, bp_sampler_memory_limit(&st->sampler), &m) != 0)
+    if (bp_memory_read(&st->memory, bp_sampler_memory_limit(&st->sampler), 1, &m) != 0)
         return bp_error(env, bp_atom.memory);
     ERL_NIF_TERM keys[] = {bp_atom.rss,   bp_atom.limit,     bp_atom.limit_source,
                            bp_atom.ratio, bp_atom.mem_total, bp_atom.mem_available};
@@ -522,34 +516,12 @@ static ERL_NIF_TERM bp_history_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
 
 /* --------------------------------------------------------------- native */
 
-static ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+/* The accessor bp_native_nif.c's NIFs reach the library's state through. */
+struct bp_native_env bp_native_env_of(ErlNifEnv *env)
 {
-    (void)argc;
-    struct bp_native_env ne = bp_native_env_of(bp_st(env));
-    return bp_native_start_term(env, argv[0], &ne);
-}
-
-static ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    (void)argc;
-    (void)argv;
-    struct bp_native_env ne = bp_native_env_of(bp_st(env));
-    return bp_native_stop_term(env, &ne);
-}
-
-static ERL_NIF_TERM bp_native_drain_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    (void)argc;
-    struct bp_native_env ne = bp_native_env_of(bp_st(env));
-    return bp_native_drain_term(env, argv[0], &ne);
-}
-
-static ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    (void)argc;
-    (void)argv;
-    struct bp_native_env ne = bp_native_env_of(bp_st(env));
-    return bp_native_info_term(env, &ne);
+    struct bp_state *st = bp_st(env);
+    struct bp_native_env ne = {&st->native, &st->threads, &st->pub.closed};
+    return ne;
 }
 
 /* ---------------------------------------------------------------- table */

@@ -58,6 +58,7 @@ struct bp_memory {
     int meminfo_fd;
     uint64_t page_size;
     struct bp_cgroup_limit cgroup;
+    uint64_t mem_total;   /* MemTotal of the last meminfo read; under lock */
 };
 
 /* --- pure (bp_memory.c) ------------------------------------------------- */
@@ -97,9 +98,12 @@ void bp_memory_close(struct bp_memory *m);
 /* Re-reads the cgroup limit into the cache. Locks. */
 void bp_memory_refresh_cgroup(struct bp_memory *m);
 
-/* Reads RSS and meminfo now and decides the limit with the cached cgroup
- * limit. Returns 0, or -1 if a read failed. Locks. Thread-safe. */
-int bp_memory_read(struct bp_memory *m, uint64_t option_limit,
+/* Reads RSS now and decides the limit with the cached cgroup limit.
+ * /proc/meminfo is read when `machine` is set or when the decision needs it
+ * (no option limit, and no cgroup limit below the last MemTotal); otherwise
+ * mem_total is the last one read and mem_available is left as it was in
+ * *out. Returns 0, or -1 if a read failed. Locks. Thread-safe. */
+int bp_memory_read(struct bp_memory *m, uint64_t option_limit, int machine,
                    struct bp_memory_reading *out);
 
 #endif

@@ -89,6 +89,7 @@ int bp_memory_open(struct bp_memory *m)
 {
     long ps = sysconf(_SC_PAGESIZE);
     m->page_size = ps > 0 ? (uint64_t)ps : 4096;
+    m->mem_total = 0;
     m->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     m->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
     if (m->statm_fd < 0 || m->meminfo_fd < 0)
@@ -122,24 +123,31 @@ void bp_memory_refresh_cgroup(struct bp_memory *m)
     pthread_mutex_unlock(&m->lock);
 }
 
-int bp_memory_read(struct bp_memory *m, uint64_t option_limit,
+int bp_memory_read(struct bp_memory *m, uint64_t option_limit, int machine,
                    struct bp_memory_reading *out)
 {
     char statm[128];
     char meminfo[1024]; /* MemTotal, MemFree, MemAvailable are the first lines */
     uint64_t pages;
-    int rc = -1;
+    ssize_t nm = 0;
     pthread_mutex_lock(&m->lock);
-    ssize_t ns = bp_pread_all(m->statm_fd, statm, sizeof statm);
-    ssize_t nm = bp_pread_all(m->meminfo_fd, meminfo, sizeof meminfo);
     struct bp_cgroup_limit cg = m->cgroup;
+    int need_meminfo = machine ||
+                       !(option_limit > 0 || (cg.bytes > 0 && cg.bytes < m->mem_total));
+    ssize_t ns = bp_pread_all(m->statm_fd, statm, sizeof statm);
+    if (need_meminfo) {
+        nm = bp_pread_all(m->meminfo_fd, meminfo, sizeof meminfo);
+        if (nm > 0 && bp_memory_parse_meminfo(meminfo, (size_t)nm, &out->mem_total,
+                                              &out->mem_available) == 0)
+            m->mem_total = out->mem_total;
+        else
+            nm = -1;
+    } else {
+        out->mem_total = m->mem_total;
+    }
     pthread_mutex_unlock(&m->lock);
-    if (ns <= 0 || nm <= 0)
-        return rc;
-    if (bp_memory_parse_statm(statm, (size_t)ns, &pages) != 0 ||
-        bp_memory_parse_meminfo(meminfo, (size_t)nm, &out->mem_total,
-                                &out->mem_available) != 0)
-        return rc;
+    if (ns <= 0 || nm < 0 || bp_memory_parse_statm(statm, (size_t)ns, &pages) != 0)
+        return -1;
     out->rss = pages * m->page_size;
     bp_memory_decide(option_limit, &cg, out);
     return 0;

@@ -68,7 +68,6 @@ static struct bp_native *bp_native_new(struct bp_threads *threads,
     }
     n->threads = threads;
     n->gate_closed = gate_closed;
-    n->frame_pointers = -1;
     atomic_init(&n->rescans, 0);
     return n;
 }
@@ -240,14 +239,6 @@ static void bp_thread_stop(struct bp_native *n)
 
 /* -------------------------------------------------------- start / stop */
 
-/* erts_frame_layout of beam.smp: 1 when JIT code keeps frame pointers
- * (+JPperf map | true), 0 without, -1 when the symbol is missing (the
- * emulator flavour). */
-static int bp_frame_layout(void)
-{
-    return bp_sym_frame_layout();
-}
-
 static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, void **foreign)
 {
     if (n->retired)
@@ -262,8 +253,9 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, 
         n->run = NULL;
     }
     n->opts = *o;
-    n->frame_pointers = bp_frame_layout();
-    n->opts.cap.frame_pointers = n->frame_pointers == 1;
+    /* erts_frame_layout: 1 when JIT code keeps frame pointers (+JPperf
+     * map | true), 0 without, -1 in the emulator flavour. */
+    n->opts.cap.frame_pointers = bp_sym_frame_layout() == 1;
     size_t count = bp_threads_count(n->threads);
     struct bp_ncap_run *run = bp_ncap_run_new(&n->opts.cap, count + BP_SPARE_SLOTS,
                                               n->gate_closed);
@@ -541,7 +533,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
 void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
 {
     memset(st, 0, sizeof *st);
-    st->frame_pointers = bp_frame_layout();
+    st->frame_pointers = bp_sym_frame_layout();
     if (n == NULL)
         return;
     pthread_mutex_lock(&n->ctl);

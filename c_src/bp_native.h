@@ -65,7 +65,6 @@ struct bp_native {
     uint64_t drained;
     struct bp_range *ranges_tmp;    /* BP_RANGES_MAX, for refreshes */
     struct bp_thread *sel;          /* BP_THREADS_MAX, for thread syncs */
-    int frame_pointers;             /* erts_frame_layout, -1 unknown */
 
     /* the rescan thread */
     pthread_mutex_t lock;  /* guards stop_thread; what the thread sleeps on */

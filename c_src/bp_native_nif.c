@@ -1,5 +1,6 @@
 /* bp_native_nif.c - the native sampler's NIFs: argument validation and
- * terms. beamprof_nif.c's table calls these through thin wrappers.
+ * terms. Registered in beamprof_nif.c's table; the library's state comes
+ * through bp_native_env_of.
  *
  *   native_start(Config) -> ok | {error, Reason}      dirty IO
  *   native_stop() -> ok                                dirty IO
@@ -105,17 +106,18 @@ static ERL_NIF_TERM bp_foreign_term(ErlNifEnv *env, void *handler)
     return enif_make_tuple2(env, bp_atom.sigprof_in_use, bin);
 }
 
-ERL_NIF_TERM bp_native_start_term(ErlNifEnv *env, ERL_NIF_TERM config,
-                                  const struct bp_native_env *ne)
+ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
+    (void)argc;
     struct bp_native_opts o;
-    if (!bp_native_config(env, config, &o))
+    if (!bp_native_config(env, argv[0], &o))
         return enif_make_badarg(env);
     uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth +
                       BP_NCAP_STITCH;
     if (4 * record > o.cap.ring_bytes)
         return bp_err(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.ring_bytes));
-    struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 1);
+    struct bp_native_env ne = bp_native_env_of(env);
+    struct bp_native *n = bp_native_get(ne.slot, ne.threads, ne.gate_closed, 1);
     if (n == NULL)
         return bp_err(env, bp_atom.enomem);
     void *foreign = NULL;
@@ -139,18 +141,27 @@ ERL_NIF_TERM bp_native_start_term(ErlNifEnv *env, ERL_NIF_TERM config,
     }
 }
 
-ERL_NIF_TERM bp_native_stop_term(ErlNifEnv *env, const struct bp_native_env *ne)
+/* The instance's sampler, or NULL before the first start. */
+static struct bp_native *bp_native_of(ErlNifEnv *env)
 {
-    (void)env;
-    struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0);
+    struct bp_native_env ne = bp_native_env_of(env);
+    return bp_native_get(ne.slot, ne.threads, ne.gate_closed, 0);
+}
+
+ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    struct bp_native *n = bp_native_of(env);
     if (n != NULL)
         bp_native_stop(n);
     return bp_atom.ok;
 }
 
-ERL_NIF_TERM bp_native_drain_term(ErlNifEnv *env, ERL_NIF_TERM max,
-                                  const struct bp_native_env *ne)
+ERL_NIF_TERM bp_native_drain_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
+    (void)argc;
+    ERL_NIF_TERM max = argv[0];
     unsigned m;
     double d;
     if (!enif_get_uint(env, max, &m)) {
@@ -164,7 +175,7 @@ ERL_NIF_TERM bp_native_drain_term(ErlNifEnv *env, ERL_NIF_TERM max,
         return enif_make_badarg(env);
     if (m > BP_DRAIN_MAX)
         m = BP_DRAIN_MAX;
-    struct bp_native *n = bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0);
+    struct bp_native *n = bp_native_of(env);
     if (n == NULL)
         return enif_make_list(env, 0);
     return bp_native_drain(n, env, m);
@@ -192,10 +203,12 @@ static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)
     return l;
 }
 
-ERL_NIF_TERM bp_native_info_term(ErlNifEnv *env, const struct bp_native_env *ne)
+ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
+    (void)argc;
+    (void)argv;
     struct bp_native_stats s;
-    bp_native_stats(bp_native_get(ne->slot, ne->threads, ne->gate_closed, 0), &s);
+    bp_native_stats(bp_native_of(env), &s);
     uint64_t signals = s.samples + s.dropped + s.paused;
     double eff = s.cpu_ns > 0 ? (double)signals * 1e9 / (double)s.cpu_ns : 0.0;
     ERL_NIF_TERM keys[] = {

@@ -1,4 +1,5 @@
-/* bp_native_nif.h - the native sampler's NIF bodies (bp_native_nif.c). */
+/* bp_native_nif.h - the native sampler's NIFs (bp_native_nif.c), registered
+ * in beamprof_nif.c's table. */
 #ifndef BP_NATIVE_NIF_H
 #define BP_NATIVE_NIF_H
 
@@ -13,11 +14,13 @@ struct bp_native_env {
     const _Atomic int *gate_closed;
 };
 
-ERL_NIF_TERM bp_native_start_term(ErlNifEnv *env, ERL_NIF_TERM config,
-                                  const struct bp_native_env *ne);
-ERL_NIF_TERM bp_native_stop_term(ErlNifEnv *env, const struct bp_native_env *ne);
-ERL_NIF_TERM bp_native_drain_term(ErlNifEnv *env, ERL_NIF_TERM max,
-                                  const struct bp_native_env *ne);
-ERL_NIF_TERM bp_native_info_term(ErlNifEnv *env, const struct bp_native_env *ne);
+/* The calling library instance's (defined in beamprof_nif.c, which owns
+ * the state). */
+struct bp_native_env bp_native_env_of(ErlNifEnv *env);
+
+ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM bp_native_drain_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 
 #endif

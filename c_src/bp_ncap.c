@@ -19,7 +19,6 @@
  * or loads the cleared pointer: no handler uses a run after deactivation. */
 static _Atomic(struct bp_ncap_run *) bp_ncap_cur;
 static _Atomic int bp_ncap_inflight;
-static _Atomic uint64_t bp_ncap_strays;
 static _Atomic(const void *) bp_ncap_owner; /* who installed our handler */
 
 #define BP_PAGE 4096u
@@ -60,7 +59,6 @@ static size_t bp_self_read(void *ctx, uint64_t addr, uint8_t *dst, size_t len)
 
 static void bp_count_stray(struct bp_ncap_run *run)
 {
-    atomic_fetch_add_explicit(&bp_ncap_strays, 1, memory_order_relaxed);
     if (run != NULL)
         atomic_fetch_add_explicit(&run->stray, 1, memory_order_relaxed);
 }
@@ -269,7 +267,7 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
  *   the handler itself never dereferences a sampled address. It does not
  *   take any user-space lock; the kernel may sleep on a page fault exactly
  *   as the interrupted code would.
- * - memcpy/memmove (in bp_mem_words and bp_walk_jit) on our own buffers:
+ * - memcpy/memmove (in bp_mem_words and bp_ncap_walk_jit) on our own buffers:
  *   pure functions listed as async-signal-safe since POSIX.1-2016.
  * - bp_nring_reserve/commit, bp_ranges_enter/leave, the walkers: our own
  *   code, atomics and loads from memory we allocated up front.
@@ -324,11 +322,6 @@ out:
 void *bp_ncap_handler_addr(void)
 {
     return (void *)(uintptr_t)bp_ncap_handler;
-}
-
-uint64_t bp_ncap_stray_total(void)
-{
-    return atomic_load(&bp_ncap_strays);
 }
 
 /* --------------------------------------------------------- disposition */

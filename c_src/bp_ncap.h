@@ -94,12 +94,7 @@ struct bp_ncap_slot {
     pid_t tid;
     int kind;        /* enum bp_thread_type */
     uint32_t index;
-    _Atomic int state; /* static inline const uint8_t *bp_nsample_stitch(const struct bp_nsample *s)
-{
-    return (const uint8_t *)(bp_nsample_addrs(s) + s->nfp);
-}
-
-enum bp_slot_state */
+    _Atomic int state; /* enum bp_slot_state */
     timer_t timer;
     int have_timer;
     uint8_t *ring_mem;
@@ -177,9 +172,5 @@ void bp_ncap_run_free(struct bp_ncap_run *run);
 
 /* The kernel's CPU clock of a thread of this process. */
 clockid_t bp_ncap_thread_clock(pid_t tid);
-
-/* Signals the handler rejected in this library image (not for the current
- * run, or after it stopped). */
-uint64_t bp_ncap_stray_total(void);
 
 #endif

@@ -195,9 +195,12 @@ static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
     int64_t wall = bp_clock_ns();
     double os_cpu, demand;
     bp_sched_load(s, l, wall, &os_cpu, &demand);
-    if (l->nticks % BP_CGROUP_EVERY_TICKS == 0)
+    /* The machine's figures (and the cgroup limit) are re-read every 50
+     * ticks; in between /proc/meminfo only when the limit is the machine's. */
+    int refresh = l->nticks % BP_CGROUP_EVERY_TICKS == 0;
+    if (refresh)
         bp_memory_refresh_cgroup(s->memory);
-    (void)bp_memory_read(s->memory, l->cfg.memory_limit, &l->mem); /* keeps last on failure */
+    (void)bp_memory_read(s->memory, l->cfg.memory_limit, refresh, &l->mem); /* keeps last on failure */
     int64_t now = bp_erl_now(s);
     enum bp_sched_source src;
     double sched = bp_sched_input(s, l, wall, demand, &src);
@@ -260,7 +263,7 @@ static void *bp_sampler_main(void *arg)
     uint32_t ignored_n;
     bp_threads_sample_normal(s->threads, 0, &ignored_run, &ignored_wait, &ignored_n); /* prime */
     l.last_wall = bp_clock_ns();
-    (void)bp_memory_read(s->memory, l.cfg.memory_limit, &l.mem);
+    (void)bp_memory_read(s->memory, l.cfg.memory_limit, 1, &l.mem);
     int64_t deadline = l.last_wall + (int64_t)l.cfg.tick_ms * BP_NS_PER_MS;
     for (;;) {
         pthread_mutex_lock(&s->lock);

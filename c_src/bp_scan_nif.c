@@ -18,10 +18,10 @@
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "bp_atoms.h"
 #include "bp_scan.h"
+#include "bp_threads.h"
 
 static_assert(sizeof(ERL_NIF_TERM) == sizeof(uint64_t), "a term is one 64-bit word");
 
@@ -148,6 +148,7 @@ static ERL_NIF_TERM give(ErlNifEnv *env, void *obj)
     return t;
 }
 
+/* {error, enomem}, releasing obj (a half-built resource, or NULL). */
 static ERL_NIF_TERM fail(ErlNifEnv *env, void *obj)
 {
     if (obj != NULL)
@@ -230,7 +231,7 @@ ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     enif_mutex_lock(r->lock);
     if (bp_idbuf_reserve(&r->b, n) != 0) {
         enif_mutex_unlock(r->lock);
-        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+        return fail(env, NULL);
     }
     for (size_t i = 0; i < n && enif_get_list_cell(env, list, &head, &list); i++)
         bp_idbuf_push(&r->b, (uint64_t)enif_make_copy(r->env, head));
@@ -363,7 +364,7 @@ ERL_NIF_TERM bp_scan_topk_list_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     struct bp_topk_entry *out = enif_alloc((r->t.n + 1) * sizeof *out);
     if (out == NULL) {
         enif_mutex_unlock(r->lock);
-        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+        return fail(env, NULL);
     }
     uint32_t n = bp_topk_sorted(&r->t, out);
     ERL_NIF_TERM list = enif_make_list(env, 0);
@@ -498,7 +499,7 @@ ERL_NIF_TERM bp_scan_window_begin_nif(ErlNifEnv *env, int argc, const ERL_NIF_TE
     uint32_t gen = r->w.gen;
     enif_mutex_unlock(r->lock);
     if (idx < 0)
-        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+        return fail(env, NULL);
     return enif_make_uint(env, gen);
 }
 
@@ -612,7 +613,7 @@ ERL_NIF_TERM bp_scan_window_reds_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
         enif_free(ids);
         enif_free(values);
         enif_free(hashes);
-        return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
+        return fail(env, NULL);
     }
     unsigned m = 0, gone = 0;
     int bad = 0;
@@ -703,14 +704,11 @@ ERL_NIF_TERM bp_scan_window_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
 /* ------------------------------------------------------------ CPU clock */
 
 /* scan_thread_cpu() -> Ns: CPU time of the calling scheduler thread
- * (CLOCK_THREAD_CPUTIME_ID). The scanner reads it at both ends of a slice
- * run on one scheduler. */
+ * (CLOCK_THREAD_CPUTIME_ID; 0 when unreadable). The scanner reads it at
+ * both ends of a slice run on one scheduler. */
 ERL_NIF_TERM bp_scan_thread_cpu_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
     (void)argv;
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return enif_make_int(env, 0);
-    return enif_make_uint64(env, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    return enif_make_uint64(env, bp_threads_self_cpu_ns());
 }

@@ -289,7 +289,7 @@ static int bp_sym_cmp(const void *a, const void *b)
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-void bp_jit_table_sort(struct bp_jit_table *t)
+static void bp_jit_table_sort(struct bp_jit_table *t)
 {
     if (t->count > 1)
         qsort(t->syms, t->count, sizeof *t->syms, bp_sym_cmp);

@@ -82,9 +82,6 @@ int bp_jit_parse_symfile(const uint8_t *buf, size_t len, struct bp_jit_table *t)
  * fills t (which must be zeroed) with a consistent, sorted snapshot. */
 enum bp_jit_status bp_jit_snapshot(uint64_t descriptor_addr, struct bp_jit_table *t);
 
-/* Sorts t by start (done by bp_jit_snapshot; exposed for the tests). */
-void bp_jit_table_sort(struct bp_jit_table *t);
-
 void bp_jit_table_free(struct bp_jit_table *t);
 
 #endif

@@ -7,8 +7,7 @@
 -mode(compile).
 
 main(_) ->
-    Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
-    true = code:add_patha(filename:join(Root, "_build/default/lib/beamprof/ebin")),
+    true = code:add_patha(filename:join(root(), "_build/default/lib/beamprof/ebin")),
     ok = beamprof:start(#{interval => 500,
                           system_monitor => #{long_gc => 20, long_schedule => 20}}),
     Self = self(),
@@ -47,14 +46,13 @@ main(_) ->
     flame_files(),
     profile_demo(),
     ok = beamprof:stop(),
-    native_demo(Root).
+    native_demo().
 
 %% The native sampler (the escript's VM runs with +JPperf map, line 2): the
 %% hottest functions of a CPU-bound workload, then a flame graph file.
-native_demo(Root) ->
+native_demo() ->
     section("Native sampler: where the CPU goes (hot loop + GC-heavy workers, 2 s)"),
-    Out = filename:join(Root, "demo_out"),
-    ok = filelib:ensure_dir(filename:join(Out, "x")),
+    Out = out_dir(),
     Load = [spawn(fun Hot() -> _ = lists:sum(lists:seq(1, 5000)), Hot() end),
             spawn(fun Gc() -> _ = lists:reverse(lists:seq(1, 20000)), Gc() end)],
     {ok, _} = beamprof:native_start(#{hz => 999}),
@@ -121,8 +119,7 @@ flame_files() ->
     Stacks = lists:append([begin timer:sleep(10), process_stacks() end || _ <- lists:seq(1, 20)]),
     [exit(P, kill) || P <- Busy],
     Profile = #{title => "demo: process stacks", stacks => Stacks},
-    Dir = filename:join("/tmp", "beamprof-demo-" ++ os:getpid()),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir = out_dir(),
     [begin
          Path = filename:join(Dir, "demo." ++ Ext),
          {ok, Path} = beamprof:write_profile(Profile, Path, Format),
@@ -161,8 +158,7 @@ profile_demo() ->
     _ = beamprof:profile_calls(fun() -> demo_fib(15) end, #{strategy => calls}),
     [io:format("profile_calls: ~B calls, top ~p~n", [N, lists:sublist(Fs, 3)])
      || {calls, #{calls := N}, #{functions := Fs}} <- profile_events()],
-    Dir = filename:join("/tmp", "beamprof-demo-" ++ os:getpid()),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir = out_dir(),
     Svg = filename:join(Dir, "profile.svg"),
     ok = beamprof:flame_graph(Work, #{output => Svg, interval => 2}),
     io:format("flame_graph: ~s (~B bytes)~n", [Svg, filelib:file_size(Svg)]),
@@ -238,3 +234,13 @@ monitor_events(Acc) ->
             end
     after 0 -> lists:reverse(Acc)
     end.
+
+%% The checkout this escript belongs to.
+root() ->
+    filename:dirname(filename:dirname(filename:absname(escript:script_name()))).
+
+%% Where the demo writes its files: demo_out/ in the checkout (git ignores it).
+out_dir() ->
+    Dir = filename:join(root(), "demo_out"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir.

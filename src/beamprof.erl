@@ -111,8 +111,8 @@ top() ->
 %% stop it.
 -spec top(live) -> ok | {error, not_started}.
 top(live) ->
-    case snapshot() of
-        {error, _} = Error -> Error;
+    case whereis(beamprof_sampler) of
+        undefined -> {error, not_started};
         _ -> beamprof_top:live(fun() -> case screen() of
                                              {error, _} -> "beamprof is not running\n";
                                              Text -> Text

@@ -341,16 +341,17 @@ proplist(Key, List) when is_list(List) ->
 proplist(_Key, _) ->
     undefined.
 
-%% @doc Names a local process (`pid', `name', `initial_call',
-%% `current_function', `node') or port (`port', `port_name', `owner'), cheaply:
-%% one `process_info/2' of three items, plus the dictionary only for a
-%% process started by proc_lib. Gone or remote: the values are `undefined'.
+%% @doc Names a local process (`pid', `node', and `name', `initial_call',
+%% `current_function' as `beamprof_names:process/1' gives them) or port (`port', `port_name',
+%% `owner'), cheaply: one `process_info/2' of three items, plus the
+%% dictionary only for a process started by proc_lib. Gone or remote: the
+%% values are `undefined'.
 -spec describe(pid() | port()) -> map().
 describe(Pid) when is_pid(Pid), node(Pid) =:= node() ->
-    Items = erlang:process_info(Pid, [registered_name, initial_call, current_function]),
-    describe(Pid, Items);
+    (beamprof_names:process(Pid))#{pid => Pid, node => node(Pid)};
 describe(Pid) when is_pid(Pid) ->
-    describe(Pid, undefined);
+    #{pid => Pid, name => undefined, initial_call => undefined, current_function => undefined,
+      node => node(Pid)};
 describe(Port) when is_port(Port), node(Port) =:= node() ->
     #{port => Port, port_name => port_name(erlang:port_info(Port, name)),
       owner => case erlang:port_info(Port, connected) of
@@ -359,29 +360,6 @@ describe(Port) when is_port(Port), node(Port) =:= node() ->
                end};
 describe(Port) when is_port(Port) ->
     #{port => Port, port_name => undefined, owner => undefined}.
-
-describe(Pid, [{registered_name, Name}, {initial_call, Initial}, {current_function, Current}]) ->
-    #{pid => Pid, name => case Name of [] -> undefined; _ -> Name end,
-      initial_call => initial_call(Pid, Initial), current_function => mfa(Current),
-      node => node(Pid)};
-describe(Pid, undefined) ->
-    #{pid => Pid, name => undefined, initial_call => undefined, current_function => undefined,
-      node => node(Pid)}.
-
-initial_call(Pid, {proc_lib, init_p, _} = Initial) ->
-    case erlang:process_info(Pid, dictionary) of
-        {dictionary, Dict} ->
-            case mfa(proplist('$initial_call', Dict)) of
-                undefined -> Initial;
-                MFA -> MFA
-            end;
-        undefined -> undefined
-    end;
-initial_call(_Pid, Initial) ->
-    mfa(Initial).
-
-mfa({M, F, A}) when is_atom(M), is_atom(F), is_integer(A) -> {M, F, A};
-mfa(_) -> undefined.
 
 port_name({name, Name}) ->
     case unicode:characters_to_binary(Name) of

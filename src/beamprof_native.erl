@@ -327,17 +327,17 @@ profile(#{acc := Acc, sym := Sym, config := Config, started := Started,
           collector_ns := CollectorNs}, Info) ->
     Totals = beamprof_native_agg:totals(Acc),
     Source = beamprof_native_sym:source(Sym),
-    Layout = beamprof_native_sym:frame_layout(Sym),
+    FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
     Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
                    paused => maps:get(paused, Info, 0),
                    dropped => maps:get(dropped, Info, 0),
-                   frame_source => Source, frame_pointers => Layout =:= 1,
+                   frame_source => Source, frame_pointers => FramePointers,
                    overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started},
-    case Source =:= perf_map andalso Layout =:= 1 of
+    case Source =:= perf_map andalso FramePointers of
         true -> Base;
         false -> Base#{hint => ?HINT}
     end.

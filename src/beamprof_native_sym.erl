@@ -12,12 +12,11 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Symbolizes native samples: JIT names, then dladdr.").
 
--export([new/0, new/1, source/1, frame_layout/1, refresh/1, symbolize/2, close/1]).
+-export([new/0, new/1, source/1, refresh/1, symbolize/2, close/1]).
 -export_type([sym/0, source/0]).
 
 -type source() :: perf_map | gdb_jit | none.
 -opaque sym() :: #{source := source(),
-                   layout := 0 | 1 | undefined,
                    perfmap := beamprof_perfmap:perfmap() | undefined,
                    jit := beamprof_symtab:table() | undefined,
                    jit_at := integer(),
@@ -36,8 +35,7 @@ new() ->
 %% @doc As new/0, or forcing a source (for tests and comparisons).
 -spec new(auto | source()) -> sym().
 new(Want) ->
-    Sym = #{source => none, layout => layout(),
-            perfmap => undefined, jit => undefined, jit_at => 0,
+    Sym = #{source => none, perfmap => undefined, jit => undefined, jit_at => 0,
             jit_missed => false, cache => #{}},
     choose(Want, Sym).
 
@@ -64,21 +62,9 @@ load_jit(Tab) ->
             error
     end.
 
-%% beam.smp's erts_frame_layout, as native_info/0 reports it.
-layout() ->
-    case beamprof_nif:native_info() of
-        #{frame_pointers := true} -> 1;
-        #{frame_pointers := false} -> 0;
-        _ -> undefined
-    end.
-
 %% @doc Where Erlang frames come from.
 -spec source(sym()) -> source().
 source(#{source := Source}) -> Source.
-
-%% @doc beam.smp's erts_frame_layout (1: frame pointers in JIT code).
--spec frame_layout(sym()) -> 0 | 1 | undefined.
-frame_layout(#{layout := Layout}) -> Layout.
 
 %% @doc Catches up with code loaded since the last call: reads what the
 %% perf map gained, or re-snapshots the GDB JIT table (at most once a

@@ -182,11 +182,8 @@ profiled(#{strategy := memory} = C, Fun, Meta, _Mode) ->
 profiled(#{strategy := S} = C, Fun, Meta, Mode) ->
     Started = fun() -> start_event(C, Meta) end,
     %% Only Fun runs inside the traced window: the readings here are not counted.
-    M0 = beamprof_profile_memory:process_memory(),
-    _ = put(?ACTIVE, true),
-    Traced = beamprof_profile_trace:run(S, Started, fun() -> outcome(Fun) end),
-    _ = erase(?ACTIVE),
-    MemDelta = beamprof_profile_memory:process_memory() - M0,
+    Call = fun() -> outcome(Fun) end,
+    {Traced, MemDelta} = active(fun() -> beamprof_profile_trace:run(S, Started, Call) end),
     case Traced of
         {ok, Outcome, Duration, Result} ->
             ended(C, Outcome, Duration, Meta),
@@ -202,13 +199,22 @@ sampler_options(#{interval := I, duration := D, threshold := T}) ->
     #{interval => I, duration => D, delay => case T of undefined -> 0; _ -> T end}.
 
 timed(Fun) ->
+    {{Outcome, Duration}, MemDelta} =
+        active(fun() ->
+                       T0 = erlang:monotonic_time(),
+                       Outcome = outcome(Fun),
+                       {Outcome, erlang:monotonic_time() - T0}
+               end),
+    {Outcome, Duration, MemDelta}.
+
+%% Runs Work with this process marked as profiling (so nested profiled calls run as they
+%% are); returns its result and the process's memory change over it.
+active(Work) ->
     M0 = beamprof_profile_memory:process_memory(),
     _ = put(?ACTIVE, true),
-    T0 = erlang:monotonic_time(),
-    Outcome = outcome(Fun),
-    T1 = erlang:monotonic_time(),
+    Result = Work(),
     _ = erase(?ACTIVE),
-    {Outcome, T1 - T0, beamprof_profile_memory:process_memory() - M0}.
+    {Result, beamprof_profile_memory:process_memory() - M0}.
 
 outcome(Fun) ->
     try {ok, Fun()}
@@ -232,11 +238,9 @@ ended(C, {Class, Reason, Stack}, Duration, Meta) ->
     emit(C, exception, #{duration => Duration},
          Meta#{kind => Class, reason => Reason, stacktrace => Stack}).
 
-sample_report(C, Meta, Duration, MemDelta, #{started := false}) ->
+sample_report(C, Meta, Duration, _MemDelta, #{started := false}) ->
     %% A call faster than the threshold: never sampled, nothing to report.
-    production(C, Meta, Duration),
-    _ = MemDelta,
-    ok;
+    production(C, Meta, Duration);
 sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, Duration,
               MemDelta, #{samples := N, truncated := Cut} = Result) ->
     slow(C, Meta, Duration, T),
@@ -282,7 +286,7 @@ write(_Profile, undefined, _Format) -> undefined;
 write(Profile, Output, Format) ->
     case beamprof_flame:write(Profile, Output, Format) of
         {ok, Path} -> Path;
-        {error, Reason} -> {error, Reason}
+        Error -> Error
     end.
 
 emit(#{emit_metrics := false}, _Event, _Measurements, _Meta) -> ok;

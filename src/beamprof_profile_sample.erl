@@ -51,11 +51,10 @@ stop_async(Sampler, Then) ->
 %% root first, weights in samples.
 -spec profile(Result, Title) -> map() when Result :: result(), Title :: unicode:chardata().
 profile(#{stacks := Stacks, samples := N}, Title) ->
-    Names = #{},
     {Rows, _} = maps:fold(fun(Stack, Count, {Acc, Cache}) ->
                                   {Frames, Cache1} = names(Stack, Cache, []),
                                   {[{Frames, Count} | Acc], Cache1}
-                          end, {[], Names}, Stacks),
+                          end, {[], #{}}, Stacks),
     #{stacks => lists:reverse(lists:keysort(2, Rows)), unit => samples, title => Title,
       samples => N}.
 
@@ -130,8 +129,8 @@ read(Target, Acc) ->
     end.
 
 count(Stack, Cut, #{samples := N, stacks := Stacks, truncated := T} = Acc) ->
-            Acc#{samples := N + 1, stacks := maps:update_with(Stack, fun(C) -> C + 1 end, 1, Stacks),
-                 truncated := T + case Cut of true -> 0; false -> 1 end}.
+    Acc#{samples := N + 1, stacks := maps:update_with(Stack, fun(C) -> C + 1 end, 1, Stacks),
+         truncated := T + case Cut of true -> 0; false -> 1 end}.
 
 %% Leaf first in, root first out; stops at the first frame of the wrapper (true), or at the
 %% end of a stack cut by backtrace_depth (false).

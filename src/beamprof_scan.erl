@@ -142,8 +142,8 @@ result(Keys, #{tops := Tops} = R, Skip, WindowMs) ->
                            || K <- Keys]),
     Rows#{window_ms => WindowMs, scanned => maps:get(scanned, R),
           skipped => maps:get(skipped, R), duration_us => maps:get(duration_us, R),
-          cpu_us => maps:get(cpu_us, R), fill_us => maps:get(fill_us, R, 0),
-          max_slice_us => maps:get(max_slice_us, R, 0)}.
+          cpu_us => maps:get(cpu_us, R), fill_us => maps:get(fill_us, R),
+          max_slice_us => maps:get(max_slice_us, R)}.
 
 %% @doc The queue length from which `memory' is skipped: the application's
 %% `scan_skip_queue' when set, else 10000.

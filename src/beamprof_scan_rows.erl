@@ -16,8 +16,8 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Rows of the process and port scan: names and figures of the winners.").
 
--export([processes/3, ports/2, process_names/1]).
--export_type([row/0, port_row/0, names/0]).
+-export([processes/3, ports/2]).
+-export_type([row/0, port_row/0]).
 
 -type row() :: #{pid := pid(), key := atom(), value := integer(),
                  name := atom() | undefined, initial_call := mfa() | undefined,
@@ -29,8 +29,6 @@
                       name := string() | binary(), owner := pid() | undefined,
                       queue_size := non_neg_integer(), memory := non_neg_integer(),
                       input := non_neg_integer(), output := non_neg_integer()}.
--type names() :: #{name := atom() | undefined, initial_call := mfa() | undefined,
-                   current_function := mfa() | undefined}.
 
 -define(ITEMS, [registered_name, initial_call, current_function, message_queue_len,
                 reductions]).
@@ -48,7 +46,7 @@ process_row(Key, Value, Pid, Skip) ->
             false;
         Info ->
             Q = proplists:get_value(message_queue_len, Info),
-            Row = (names(Pid, Info))#{pid => Pid, key => Key, value => Value,
+            Row = (beamprof_names:from_info(Pid, Info))#{pid => Pid, key => Key, value => Value,
                                       message_queue_len => Q,
                                       memory => memory(Pid, Q, Skip),
                                       reductions => proplists:get_value(reductions, Info)},
@@ -66,38 +64,6 @@ memory(Pid, _Q, _Skip) ->
         {memory, M} -> M;
         undefined -> 0
     end.
-
-%% @doc The names of a process (for threshold events): registered name,
-%% initial call (proc_lib's when there is one), current function.
--spec process_names(pid()) -> names().
-process_names(Pid) ->
-    case erlang:process_info(Pid, [registered_name, initial_call, current_function]) of
-        undefined -> #{name => undefined, initial_call => undefined,
-                       current_function => undefined};
-        Info -> names(Pid, Info)
-    end.
-
-names(Pid, Info) ->
-    #{name => case proplists:get_value(registered_name, Info) of
-                  Name when is_atom(Name), Name =/= [] -> Name;
-                  _ -> undefined
-              end,
-      initial_call => initial_call(Pid, proplists:get_value(initial_call, Info)),
-      current_function => mfa(proplists:get_value(current_function, Info))}.
-
-initial_call(Pid, {proc_lib, init_p, Arity} = Call) when Arity =:= 3; Arity =:= 5 ->
-    case erlang:process_info(Pid, dictionary) of
-        {dictionary, Dict} ->
-            case lists:keyfind('$initial_call', 1, Dict) of
-                {_, {M, F, A} = MFA} when is_atom(M), is_atom(F), is_integer(A) -> MFA;
-                _ -> Call
-            end;
-        undefined -> Call
-    end;
-initial_call(_Pid, Call) -> mfa(Call).
-
-mfa({M, F, A} = MFA) when is_atom(M), is_atom(F), is_integer(A) -> MFA;
-mfa(_) -> undefined.
 
 %% @doc Port rows for `Key' from the scan's `[{Value, Port}]'; a port closed
 %% since is left out.

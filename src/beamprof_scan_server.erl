@@ -146,8 +146,7 @@ handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
 handle_info(_Msg, State) ->
     {noreply, State}.
 
-interval(#{scan_interval := off}) -> off;
-interval(#{scan_interval := Ms}) -> Ms.
+interval(#{scan_interval := Interval}) -> Interval.
 
 %% The next scan: the interval, or later if the last scan's CPU over the
 %% budget asks for more room.
@@ -221,7 +220,7 @@ crossing({busy, Port, Q}, Config) ->
                            threshold => maps:get(busy_port_queue, Config)}).
 
 process_event(Kind, Measurements, Pid, Threshold) ->
-    Names = beamprof_scan_rows:process_names(Pid),
+    Names = beamprof_names:process(Pid),
     beamprof_events:emit([process, Kind], Measurements,
                          Names#{pid => Pid, threshold => Threshold}).
 

@@ -26,7 +26,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("The scan loop over processes and ports, in yielding slices.").
 
--export([processes/1, ports/1, fill/1]).
+-export([processes/1, ports/1]).
 -export_type([spec/0, result/0, port_spec/0, port_result/0, crossing/0]).
 
 -type key() :: message_queue_len | memory | reductions | total_heap_size.
@@ -61,8 +61,8 @@
 -define(SLICE_MIN, 16).
 -define(SLICE_MAX, 2048).
 -define(SLICE_FIRST, 128).
--define(MAX_CROSSINGS, 100).
--define(BIG_LIST, 20000).          % ids from which the pid-list helper's heap is preset       % per kind and scan; the rest are counted
+-define(MAX_CROSSINGS, 100).      % per kind and scan; the rest are counted
+-define(BIG_LIST, 20000).          % ids from which the pid-list helper's heap is preset
 -define(FLAG_QUEUE, 1).
 -define(FLAG_MEMORY, 2).
 -define(FLAG_BUSY, 1).
@@ -143,16 +143,13 @@ tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
                                     {total_heap_size, T}, {reductions, R}],
                        Ref =/= undefined]).
 
-%% @doc A buffer resource holding what `ListFun' returns, filled by a
-%% short-lived helper process (the list lives only in the helper's heap).
--spec fill(fun(() -> [pid() | port()])) -> reference().
-fill(ListFun) ->
-    fill(ListFun, 0).
-
-%% From ?BIG_LIST ids, the helper's heap is made large enough for the list
-%% from the start: growing it while the list is live meant garbage
-%% collections copying the list, 2-3 ms each at 500k processes, without a
-%% yield. Below, the default heap (such a copy takes microseconds).
+%% A buffer resource holding what `ListFun' returns (about `Count' ids),
+%% filled by a short-lived helper process (the list lives only in the
+%% helper's heap). From ?BIG_LIST ids, the helper's heap is made large
+%% enough for the list from the start: growing it while the list is live
+%% meant garbage collections copying the list, 2-3 ms each at 500k
+%% processes, without a yield. Below, the default heap (such a copy takes
+%% microseconds).
 fill(ListFun, Count) ->
     Buf = ?NIF:scan_buf_new(),
     Heap = case Count >= ?BIG_LIST of
@@ -268,12 +265,19 @@ offer_memory(P, M, #w{tm = T, fm = F, mh = H} = W) ->
     end.
 
 %% Records reductions, flags, queue and memory (or `skipped') in the window.
-note_window(P, Q, M, R, #w{window = Window, tr = T, fr = F} = W) ->
-    Flags = flag(Q, W#w.lmq, ?FLAG_QUEUE) bor flag(M, W#w.lmem, ?FLAG_MEMORY),
-    case ?NIF:scan_window_update(Window, P, R, Flags, Q, M) of
-        D when is_integer(D) -> offer_reds(P, D, T, F, W);
-        {D, Risen} when is_integer(D) -> offer_reds(P, D, T, F, crossed(P, Risen, Q, M, W))
-    end.
+note_window(P, Q, M, R, #w{window = Window} = W) ->
+    windowed(P, Q, M, ?NIF:scan_window_update(Window, P, R, flags(Q, M, W), Q, M), W).
+
+%% The threshold flags of queue Q and memory M (or `skipped').
+flags(Q, M, W) ->
+    flag(Q, W#w.lmq, ?FLAG_QUEUE) bor flag(M, W#w.lmem, ?FLAG_MEMORY).
+
+%% Offers the window's reductions delta and notes the thresholds it reports
+%% risen.
+windowed(P, _Q, _M, D, #w{tr = T, fr = F} = W) when is_integer(D) ->
+    offer_reds(P, D, T, F, W);
+windowed(P, Q, M, {D, Risen}, #w{tr = T, fr = F} = W) when is_integer(D) ->
+    offer_reds(P, D, T, F, crossed(P, Risen, Q, M, W)).
 
 %% The hot path: in the common case (nothing enters a top-K, no histogram)
 %% the state is returned unchanged, so nothing is allocated per process
@@ -290,14 +294,10 @@ visit(P, #w{skip = Skip} = W) ->
 
 measure(P, Q, #w{need_mem = false} = W) ->
     reds(P, Q, 0, ths(P, W));
-measure(P, Q, #w{tm = T, fm = F, mh = H} = W) ->
+measure(P, Q, W) ->
     case erlang:process_info(P, memory) of
-        {memory, M} when T =/= undefined, M > F ->
-            _ = hist_add(H, M),
-            reds(P, Q, M, ths(P, W#w{fm = ?NIF:scan_topk_add(T, P, M)}));
         {memory, M} ->
-            _ = hist_add(H, M),
-            reds(P, Q, M, ths(P, W));
+            reds(P, Q, M, ths(P, offer_memory(P, M, W)));
         undefined ->
             W#w{gone = W#w.gone + 1}
     end.
@@ -327,11 +327,7 @@ reds(P, Q, M, #w{window = Window, tr = T, fr = F} = W) ->
         {reductions, R} when Window =:= undefined ->
             offer_reds(P, R, T, F, W);
         {reductions, R} ->
-            Flags = flag(Q, W#w.lmq, ?FLAG_QUEUE) bor flag(M, W#w.lmem, ?FLAG_MEMORY),
-            case ?NIF:scan_window_update(Window, P, R, Flags) of
-                D when is_integer(D) -> offer_reds(P, D, T, F, W);
-                {D, Risen} -> offer_reds(P, D, T, F, crossed(P, Risen, Q, M, W))
-            end;
+            windowed(P, Q, M, ?NIF:scan_window_update(Window, P, R, flags(Q, M, W)), W);
         undefined -> W
     end.
 

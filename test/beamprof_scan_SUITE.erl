@@ -302,8 +302,7 @@ periodic_scan_paused_by_gate(_Config) ->
 %% --- 200k processes on a peer ------------------------------------------------------
 
 big_scan_on_peer(_Config) ->
-    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
-                                          args => ["-pa" | code:get_path()] ++ ["+P", "400000"]}),
+    {ok, Peer, _Node} = beamprof_ct:start_peer(#{args => ["+P", "400000"]}),
     try
         ok = peer:call(Peer, ?MODULE, spawn_idle, [200000], 60000),
         Figures = peer:call(Peer, ?MODULE, measured_scan, [memory], 60000),

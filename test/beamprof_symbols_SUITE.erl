@@ -141,76 +141,72 @@ frame_layout(_Config) ->
 %% Perf map
 
 perfmap_in_peer(_Config) ->
+    ok = in_perf_peer(fun perfmap_in_peer/0).
+
+%% Runs Fun in a peer started with +JPperf map (the perf map's ETS table
+%% belongs to the caller).
+in_perf_peer(Fun) ->
     Peer = peer(["+JPperf", "map"]),
     try
-        ok = in_peer(Peer, fun perfmap_in_peer/0)
+        peer:call(Peer, erlang, apply, [Fun, []], 60000)
     after
         peer:stop(Peer)
     end.
 
-%% Runs Fun in the peer (the perf map's ETS table belongs to the caller).
-in_peer(Peer, Fun) ->
-    peer:call(Peer, erlang, apply, [Fun, []], 60000).
-
 perfmap_in_peer() ->
-        ok = load_probe([alpha, beta], 1),
-        Path = beamprof_perfmap:path(),
-        {ok, Map} = beamprof_perfmap:open(),
-        Raw = probe_ranges(Path),
-        ct:log("nsym_probe in the perf map: ~p", [Raw]),
-        {AlphaStart, AlphaSize, _} = lists:keyfind(<<"$nsym_probe:alpha/1">>, 3, Raw),
-        {ProStart, _, _} = lists:keyfind(<<"$nsym_probe:alpha/1-CodeInfoPrologue">>, 3, Raw),
-        Lookup = fun(A) -> beamprof_perfmap:lookup(Map, A) end,
-        ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart)),
-        ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart + AlphaSize - 1)),
-        ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(ProStart)),
-        ?assertNotEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart + AlphaSize + 64)),
-        {CallNif, _, _} = lists:keyfind(<<"$global::call_nif_shared">>, 3,
-                                        [beamprof_perfmap:parse_line(L) || L <- lines(Path)]),
-        ?assertEqual(<<"global::call_nif_shared">>, Lookup(CallNif + 1)),
-        ok.
+    ok = load_probe([alpha, beta], 1),
+    Path = beamprof_perfmap:path(),
+    {ok, Map} = beamprof_perfmap:open(),
+    Raw = probe_ranges(Path),
+    ct:log("nsym_probe in the perf map: ~p", [Raw]),
+    {AlphaStart, AlphaSize, _} = lists:keyfind(<<"$nsym_probe:alpha/1">>, 3, Raw),
+    {ProStart, _, _} = lists:keyfind(<<"$nsym_probe:alpha/1-CodeInfoPrologue">>, 3, Raw),
+    Lookup = fun(A) -> beamprof_perfmap:lookup(Map, A) end,
+    ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart)),
+    ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart + AlphaSize - 1)),
+    ?assertEqual(<<"nsym_probe:alpha/1">>, Lookup(ProStart)),
+    ?assertNotEqual(<<"nsym_probe:alpha/1">>, Lookup(AlphaStart + AlphaSize + 64)),
+    {CallNif, _, _} = lists:keyfind(<<"$global::call_nif_shared">>, 3,
+                                    [beamprof_perfmap:parse_line(L) || L <- lines(Path)]),
+    ?assertEqual(<<"global::call_nif_shared">>, Lookup(CallNif + 1)),
+    ok.
 
 lines(Path) ->
     {ok, Bin} = file:read_file(Path),
     binary:split(Bin, <<"\n">>, [global]).
 
 perfmap_reload_newest(_Config) ->
-    Peer = peer(["+JPperf", "map"]),
-    try
-        ok = in_peer(Peer, fun perfmap_reload_newest/0)
-    after
-        peer:stop(Peer)
-    end.
+    ok = in_perf_peer(fun perfmap_reload_newest/0).
 
 perfmap_reload_newest() ->
-        ok = load_probe([old_a, old_b, old_c], 1),
-        {ok, Map0} = beamprof_perfmap:open(),
-        Path = beamprof_perfmap:path(),
-        Old = probe_ranges(Path),
-        Offset0 = maps:get(offset, Map0),
-        %% purge and reload with other names, many times: the JIT reuses
-        %% freed code memory, and the newest name must win
-        Rounds = [begin
-                      Name = list_to_atom("new_" ++ integer_to_list(I)),
-                      ok = load_probe([Name], I),
-                      Name
-                  end || I <- lists:seq(1, 20)],
-        Map = beamprof_perfmap:refresh(Map0),
-        ?assert(maps:get(offset, Map) > Offset0),
-        All = probe_ranges(Path),
-        Newest = lists:last([R || {_, _, N} = R <- All,
-                                  binary:match(N, atom_to_binary(lists:last(Rounds))) =/= nomatch,
-                                  binary:match(N, <<"Prologue">>) =:= nomatch]),
-        {Start, Size, _} = Newest,
-        ?assertEqual(<<"nsym_probe:new_20/1">>, beamprof_perfmap:lookup(Map, Start + Size div 2)),
-        Reused = [R || {S, Sz, _} = R <- Old, S < Start + Size, Start < S + Sz],
-        ct:log("old ranges overlapping the newest: ~p", [Reused]),
-        %% every address of every range resolves to the last line covering it
-        lists:foreach(fun({S, Sz, _}) ->
-                              A = S + Sz div 2,
-                              Expected = last_covering(All, A),
-                              ?assertEqual(Expected, beamprof_perfmap:lookup(Map, A))
-                      end, All).
+    ok = load_probe([old_a, old_b, old_c], 1),
+    {ok, Map0} = beamprof_perfmap:open(),
+    Path = beamprof_perfmap:path(),
+    Old = probe_ranges(Path),
+    Offset0 = maps:get(offset, Map0),
+    %% purge and reload with other names, many times: the JIT reuses
+    %% freed code memory, and the newest name must win
+    Rounds = [begin
+                  Name = list_to_atom("new_" ++ integer_to_list(I)),
+                  ok = load_probe([Name], I),
+                  Name
+              end || I <- lists:seq(1, 20)],
+    Map = beamprof_perfmap:refresh(Map0),
+    ?assert(maps:get(offset, Map) > Offset0),
+    All = probe_ranges(Path),
+    Newest = lists:last([R || {_, _, N} = R <- All,
+                              binary:match(N, atom_to_binary(lists:last(Rounds))) =/= nomatch,
+                              binary:match(N, <<"Prologue">>) =:= nomatch]),
+    {Start, Size, _} = Newest,
+    ?assertEqual(<<"nsym_probe:new_20/1">>, beamprof_perfmap:lookup(Map, Start + Size div 2)),
+    Reused = [R || {S, Sz, _} = R <- Old, S < Start + Size, Start < S + Sz],
+    ct:log("old ranges overlapping the newest: ~p", [Reused]),
+    %% every address of every range resolves to the last line covering it
+    lists:foreach(fun({S, Sz, _}) ->
+                          A = S + Sz div 2,
+                          Expected = last_covering(All, A),
+                          ?assertEqual(Expected, beamprof_perfmap:lookup(Map, A))
+                  end, All).
 
 last_covering(Ranges, A) ->
     case [N || {S, Sz, N} <- Ranges, S =< A, A < S + Sz] of
@@ -219,23 +215,18 @@ last_covering(Ranges, A) ->
     end.
 
 perfmap_agrees_with_gdb_jit(_Config) ->
-    Peer = peer(["+JPperf", "map"]),
-    try
-        ok = in_peer(Peer, fun perfmap_agrees_with_gdb_jit/0)
-    after
-        peer:stop(Peer)
-    end.
+    ok = in_perf_peer(fun perfmap_agrees_with_gdb_jit/0).
 
 perfmap_agrees_with_gdb_jit() ->
-        {ok, Map} = beamprof_perfmap:open(),
-        {ok, Ranges, _} = beamprof_nif:native_jit_symbols(),
-        Sample = [R || {_, _, <<"lists:", _/binary>>} = R <- Ranges],
-        ?assert(length(Sample) > 50),
-        lists:foreach(fun({S, E, N}) when E > S ->
-                              ?assertEqual(beamprof_symtab:normalize(N),
-                                           beamprof_perfmap:lookup(Map, S + (E - S) div 2));
-                         (_) -> ok
-                      end, Sample).
+    {ok, Map} = beamprof_perfmap:open(),
+    {ok, Ranges, _} = beamprof_nif:native_jit_symbols(),
+    Sample = [R || {_, _, <<"lists:", _/binary>>} = R <- Ranges],
+    ?assert(length(Sample) > 50),
+    lists:foreach(fun({S, E, N}) when E > S ->
+                          ?assertEqual(beamprof_symtab:normalize(N),
+                                       beamprof_perfmap:lookup(Map, S + (E - S) div 2));
+                     (_) -> ok
+                  end, Sample).
 
 perfmap_incremental_file(Config) ->
     Path = filename:join(?config(priv_dir, Config), "perf-test.map"),

@@ -87,7 +87,7 @@ frame_pointer_walk_continues(Config) ->
         OsPid = peer:call(Peer, os, getpid, []),
         ?assertEqual(no_info, Why),
         {JitIp, none, none} = lists:last(Frames),
-        Map = filename:join("/tmp", "perf-" ++ OsPid ++ ".map"),
+        Map = beamprof_perfmap:path(OsPid),
         Stop = wait_symbol(Map, JitIp - 1, deadline(10000)),
         Caller = wait_symbol(Map, Ra - 1, deadline(10000)),
         ct:pal("stop at ~s; [bp+8] in ~s", [Stop, Caller]),
@@ -133,7 +133,8 @@ wait_symbol(Map, Addr, Deadline) ->
 perf_map_lookup(Map, Addr) ->
     case file:read_file(Map) of
         {ok, Bin} ->
-            Entries = [parse_line(L) || L <- binary:split(Bin, <<"\n">>, [global])],
+            Entries = [beamprof_perfmap:parse_line(L)
+                       || L <- binary:split(Bin, <<"\n">>, [global])],
             Hits = [Name || {Start, Len, Name} <- Entries, Addr >= Start, Addr < Start + Len],
             case Hits of
                 [] -> error;
@@ -141,18 +142,4 @@ perf_map_lookup(Map, Addr) ->
             end;
         {error, _} ->
             error
-    end.
-
-%% "0x<start hex> <size hex> <name>"
-parse_line(Line) ->
-    case binary:split(Line, <<" ">>) of
-        [<<"0x", S/binary>>, Rest] ->
-            case binary:split(Rest, <<" ">>) of
-                [L, Name] ->
-                    try {binary_to_integer(S, 16), binary_to_integer(L, 16), Name}
-                    catch error:badarg -> skip
-                    end;
-                _ -> skip
-            end;
-        _ -> skip
     end.

@@ -113,7 +113,7 @@ defmodule Beamprof.Decorator do
   end
 
   defp compile_options([{entry, opts}], name, arity, file, line) when entry in @decorations do
-    :beamprof_profile_opts.compile(entry, options(opts, file, line))
+    :beamprof_profile_opts.compile(entry, opts)
   catch
     :error, {:badarg, message} ->
       compile_error(file, line, "@decorate of #{name}/#{arity}: #{message}")
@@ -127,17 +127,6 @@ defmodule Beamprof.Decorator do
         "(once), got: #{inspect(decorations)}"
     )
   end
-
-  defp options(opts, _file, _line) when is_map(opts), do: opts
-
-  defp options(opts, file, line) when is_list(opts) do
-    if Keyword.keyword?(opts),
-      do: Map.new(opts),
-      else: compile_error(file, line, "options must be a keyword list or a map")
-  end
-
-  defp options(_opts, file, line),
-    do: compile_error(file, line, "options must be a keyword list or a map")
 
   defp compile_error(file, line, description) do
     raise CompileError, file: file, line: line, description: description
