@@ -14,7 +14,8 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
     exit 1
 fi
 mkdir -p "$OUT"
-erlc -o "$OUT" "$ROOT"/bench/*.erl
+# test/beamprof_ct.erl: the 1 ms pinger scan_bench shares with the scan suite
+erlc -o "$OUT" "$ROOT"/bench/*.erl "$ROOT"/test/beamprof_ct.erl
 [ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench profile_bench scan_bench
 for bench in "$@"; do
     flags=""

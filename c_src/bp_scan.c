@@ -215,6 +215,16 @@ void bp_idbuf_push(struct bp_idbuf *b, uint64_t id)
     b->ids[b->size++] = id;
 }
 
+uint64_t *bp_idbuf_spare(struct bp_idbuf *b)
+{
+    return b->ids + b->size;
+}
+
+void bp_idbuf_added(struct bp_idbuf *b, size_t n)
+{
+    b->size += n;
+}
+
 size_t bp_idbuf_take(struct bp_idbuf *b, size_t max, const uint64_t **out)
 {
     size_t n = b->size - b->cursor;

@@ -90,6 +90,10 @@ void bp_idbuf_destroy(struct bp_idbuf *b);
 int bp_idbuf_reserve(struct bp_idbuf *b, size_t n);
 /* Appends; room must have been reserved. */
 void bp_idbuf_push(struct bp_idbuf *b, uint64_t id);
+/* Where the next ids go: room for what was reserved. bp_idbuf_added then
+ * counts the n written there. */
+uint64_t *bp_idbuf_spare(struct bp_idbuf *b);
+void bp_idbuf_added(struct bp_idbuf *b, size_t n);
 /* Points *out at up to max ids from the cursor and advances it. Returns how
  * many (0 at the end). The pointer is valid until the next push/reserve. */
 size_t bp_idbuf_take(struct bp_idbuf *b, size_t max, const uint64_t **out);

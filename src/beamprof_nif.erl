@@ -32,7 +32,8 @@ is then the only figure available).
          scan_hist_new/0, scan_hist_add/2, scan_hist_percentiles/2, scan_hist_info/1,
          scan_window_new/0, scan_window_begin/2, scan_window_update/4,
          scan_window_update/6, scan_window_cached/4, scan_window_reds/4,
-         scan_window_info/1, scan_thread_cpu/0]).
+         scan_window_info/1, scan_thread_cpu/0, scan_ptab_fill/3,
+         scan_window_release/1]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
@@ -269,6 +270,21 @@ scan_buf_put(_Buf, _List) -> ?NOT_LOADED.
 %% @doc The next ids of the buffer, at most `Max' (1..16384); `[]' at the end.
 -spec scan_buf_take(Buf :: reference(), Max :: 1..16384) -> [pid() | port()].
 scan_buf_take(_Buf, _Max) -> ?NOT_LOADED.
+
+%% @doc Appends to `Buf' the pids of the VM's process table from slot `Slot'
+%% on, a bounded number of slots per call (about 0.1-0.5 ms); call again
+%% with `Next' until `done'. `Limit' is `erlang:system_info(process_limit)'.
+%% `{error, unavailable}' when the table was not found or failed the check
+%% that it holds the caller's own pid where ERTS would look it up: use
+%% `erlang:processes()' then. See c_src/bp_ptab.h.
+-spec scan_ptab_fill(Buf :: reference(), Limit :: pos_integer(), Slot :: non_neg_integer()) ->
+          {more, non_neg_integer()} | done | {error, unavailable | enomem}.
+scan_ptab_fill(_Buf, _Limit, _Slot) -> ?NOT_LOADED.
+
+%% @doc Frees the window's tables on a dirty scheduler (tens of MiB at
+%% hundreds of thousands of processes); the window stays usable.
+-spec scan_window_release(Window :: reference()) -> ok.
+scan_window_release(_Window) -> ?NOT_LOADED.
 
 -spec scan_buf_info(Buf :: reference()) -> #{size := non_neg_integer(),
                                              taken := non_neg_integer()}.

@@ -132,7 +132,9 @@ local_top(Keys, N, Opts) ->
             false ->
                 {Spec0, 0}
         end,
-    result(Keys, beamprof_scan_walk:processes(Spec), Skip, WindowMs).
+    R = beamprof_scan_walk:processes(Spec),
+    _ = [beamprof_nif:scan_window_release(W) || #{window := W} <- [Spec]],
+    result(Keys, R, Skip, WindowMs).
 
 %% @private
 %% @doc Rows per key and the pass's figures, from a walk's result.

@@ -34,8 +34,12 @@
 
 -type spec() :: #{keys := [key()], n := 1..10000, skip_queue := pos_integer(),
                   window => reference(), histograms => boolean(),
+                  enumerate => table | processes,
                   long_message_queue => pos_integer(), large_memory => pos_integer()}.
-%% `window' is required for `reductions' and for the thresholds.
+%% `window' is required for `reductions' and for the thresholds. `enumerate'
+%% (default `table') says where the pids come from: the process table, read
+%% in slices, falling back to `erlang:processes()' when the table cannot be
+%% used; `processes' always takes the fallback.
 
 -type crossing() :: {long_message_queue | large_memory, pid(), non_neg_integer()}
                   | {busy, port(), non_neg_integer()}.
@@ -57,7 +61,9 @@
                          crossings := [crossing()], crossings_dropped := non_neg_integer()}.
 
 -define(NIF, beamprof_nif).
--define(SLICE_NS, 1000000).        % aim: 1 ms of work per slice
+-define(SLICE_NS, 500000).         % aim: 0.5 ms of work per slice
+-define(SLICE_REDS, 4000).         % a full timeslice (CONTEXT_REDS)
+-define(ASK_REDS, 40).             % a memory request (a round trip, ~3-10 us)
 -define(SLICE_MIN, 16).
 -define(SLICE_MAX, 2048).
 -define(SLICE_FIRST, 128).
@@ -95,7 +101,7 @@
 -spec processes(spec()) -> result().
 processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
     Start = erlang:monotonic_time(),
-    Buf = fill(fun erlang:processes/0, erlang:system_info(process_count)),
+    Buf = fill_processes(maps:get(enumerate, Spec, table)),
     FillUs = us(erlang:monotonic_time() - Start),
     #{size := Size} = ?NIF:scan_buf_info(Buf),
     Window = maps:get(window, Spec, undefined),
@@ -143,6 +149,28 @@ tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
                                     {total_heap_size, T}, {reductions, R}],
                        Ref =/= undefined]).
 
+%% A buffer resource holding every pid: read from the process table in
+%% slices when the NIF finds and checks it (c_src/bp_ptab.h), otherwise from
+%% erlang:processes(), whose last steps hold a scheduler for milliseconds at
+%% hundreds of thousands of processes.
+fill_processes(table) ->
+    Buf = ?NIF:scan_buf_new(),
+    case walk_table(Buf, erlang:system_info(process_limit), 0) of
+        done -> Buf;
+        {error, unavailable} -> fill_processes(processes);
+        {error, enomem} = Error -> erlang:error({scan_buffer, Error})
+    end;
+fill_processes(processes) ->
+    fill(fun erlang:processes/0, erlang:system_info(process_count)).
+
+walk_table(Buf, Limit, Slot) ->
+    case ?NIF:scan_ptab_fill(Buf, Limit, Slot) of
+        {more, Next} ->
+            erlang:yield(),
+            walk_table(Buf, Limit, Next);
+        Other -> Other
+    end.
+
 %% A buffer resource holding what `ListFun' returns (about `Count' ids),
 %% filled by a short-lived helper process (the list lives only in the
 %% helper's heap). From ?BIG_LIST ids, the helper's heap is made large
@@ -165,7 +193,7 @@ fill(ListFun, Count) ->
 put_all(_Buf, []) -> ok;
 put_all(Buf, List) -> put_all(Buf, ?NIF:scan_buf_put(Buf, List)).
 
-%% Slices: take Size ids, visit them, measure, yield, adapt Size to ~1 ms.
+%% Slices: take Size ids, visit them, measure, yield, adapt Size to ~0.5 ms.
 %% Counts slices, CPU ns and the longest slice's wall ns.
 slices(Buf, Size, Visit, W, {Slices, Cpu, Max} = Acc) ->
     Sched = erlang:system_info(scheduler_id),
@@ -181,10 +209,20 @@ slices(Buf, Size, Visit, W, {Slices, Cpu, Max} = Acc) ->
                            Sched -> ?NIF:scan_thread_cpu() - C0;
                            _ -> Wall
                        end,
-            erlang:yield(),
+            account(Wall),
             slices(Buf, adapt(Size, Wall), Visit, W1,
                    {Slices + 1, Cpu + SliceCpu, max(Max, Wall)})
     end.
+
+%% Yields after a slice, having charged it to the scheduler at the rate of a
+%% full timeslice per millisecond. process_info/2 costs a reduction or two
+%% whatever its time, and a scheduler reads the clock (and fires due timers)
+%% only once it has run about a timeslice of reductions: uncharged, slices
+%% of process_info calls delayed other processes' timers by whole
+%% milliseconds (a 1 ms pinger saw 3 ms gaps).
+account(WallNs) ->
+    erlang:bump_reductions(max(1, min(?SLICE_REDS, WallNs * ?SLICE_REDS div 1000000))),
+    erlang:yield().
 
 adapt(Size, Wall) when Wall =< 0 -> min(?SLICE_MAX, Size * 2);
 adapt(Size, Wall) ->
@@ -247,7 +285,7 @@ visit_cached(P, #w{skip = Skip, window = Window} = W) ->
 
 %% Memory, then reductions again: the request itself counted some.
 ask_memory(P, Q, W) ->
-    case erlang:process_info(P, memory) of
+    case memory(P) of
         {memory, M} ->
             case erlang:process_info(P, reductions) of
                 {reductions, R} -> note_window(P, Q, M, R, offer_memory(P, M, W));
@@ -256,6 +294,13 @@ ask_memory(P, Q, W) ->
         undefined ->
             W#w{gone = W#w.gone + 1}
     end.
+
+%% A process's memory: a signal round trip on OTP 25 (the target answers
+%% it), charged at ?ASK_REDS reductions, about what its few microseconds are
+%% worth; see account/1 for why the charge matters to other processes.
+memory(P) ->
+    erlang:bump_reductions(?ASK_REDS),
+    erlang:process_info(P, memory).
 
 offer_memory(P, M, #w{tm = T, fm = F, mh = H} = W) ->
     _ = hist_add(H, M),
@@ -295,7 +340,7 @@ visit(P, #w{skip = Skip} = W) ->
 measure(P, Q, #w{need_mem = false} = W) ->
     reds(P, Q, 0, ths(P, W));
 measure(P, Q, W) ->
-    case erlang:process_info(P, memory) of
+    case memory(P) of
         {memory, M} ->
             reds(P, Q, M, ths(P, offer_memory(P, M, W)));
         undefined ->

@@ -1,10 +1,11 @@
 %% Helpers the Common Test suites share: waiting on a condition with a
-%% deadline, collecting emitted events, and starting a peer VM on this
-%% node's code path. Compiled with the suites (test/ is an extra_src_dir of
+%% deadline, collecting emitted events, starting a peer VM on this node's
+%% code path, and a 1 ms pinger (bench/scan_bench.erl uses it too). Compiled with the suites (test/ is an extra_src_dir of
 %% rebar3's test profile).
 -module(beamprof_ct).
 
--export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1]).
+-export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1,
+         start_pinger/0, stop_pinger/1]).
 
 %% @doc Polls `Fun' every 10 ms until it returns `true'; fails the test case
 %% with `{timeout, Timeout}' when it has not after `Timeout' milliseconds.
@@ -68,3 +69,29 @@ hold_binary(Bytes) ->
     Holder = spawn(fun() -> Bin = binary:copy(<<1>>, Bytes), Self ! {held, self()},
                             receive stop -> byte_size(Bin) end end),
     receive {held, Holder} -> Holder end.
+
+%% @doc Starts a process due every millisecond (an absolute timer for the
+%% next millisecond of the monotonic clock: `receive after 1' rounds up to
+%% the next tick and sleeps about 2 ms on an idle node).
+-spec start_pinger() -> pid().
+start_pinger() ->
+    spawn(fun() -> ping(erlang:monotonic_time(microsecond), 0) end).
+
+%% @doc Stops the pinger; returns its worst gap between two wakes, in
+%% microseconds: 1000 when nothing delayed it, about 1200 at most on an idle
+%% node.
+-spec stop_pinger(pid()) -> non_neg_integer().
+stop_pinger(Pinger) ->
+    Pinger ! {stop, self()},
+    receive {gap, Gap} -> Gap end.
+
+ping(Last, Max) ->
+    Ref = erlang:start_timer(erlang:monotonic_time(millisecond) + 1, self(), tick, [{abs, true}]),
+    receive
+        {stop, From} ->
+            _ = erlang:cancel_timer(Ref),
+            From ! {gap, Max};
+        {timeout, Ref, tick} ->
+            Now = erlang:monotonic_time(microsecond),
+            ping(Now, max(Max, Now - Last))
+    end.

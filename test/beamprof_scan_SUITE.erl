@@ -16,6 +16,7 @@ all() ->
      memory_kept_while_unchanged,
      reductions_window, window_never_short,
      huge_queue_skipped, top_ports_rows, bad_arguments, scan_event,
+     table_walk_is_processes, table_walk_refuses_another_limit, enumerations_agree,
      thresholds_once_per_crossing, busy_port_event, periodic_scan_paused_by_gate,
      big_scan_on_peer].
 
@@ -299,6 +300,73 @@ periodic_scan_paused_by_gate(_Config) ->
     #{scans := S3} = beamprof_scan_server:stats(),
     wait_until(fun() -> maps:get(scans, beamprof_scan_server:stats()) > S3 end, 5000).
 
+%% --- where the pids come from (c_src/bp_ptab.h) -------------------------------------
+
+%% The table walk sees every process that lives through it, and nothing that
+%% did not live during it; on this VM (OTP 25) the table is found.
+table_walk_is_processes(_Config) ->
+    Procs = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 5000)],
+    try
+        Before = erlang:processes(),
+        Walked = walk_table(),
+        After = erlang:processes(),
+        Lived = ordsets:intersection(ordsets:from_list(Before), ordsets:from_list(After)),
+        WalkedSet = ordsets:from_list(Walked),
+        ?assertEqual(length(Walked), length(WalkedSet)),
+        ?assertEqual([], ordsets:subtract(Lived, WalkedSet)),
+        Strangers = ordsets:subtract(WalkedSet, ordsets:union(ordsets:from_list(Before),
+                                                              ordsets:from_list(After))),
+        %% spawned and gone between the two lists, if anything
+        ?assertEqual([], [P || P <- Strangers, is_process_alive(P)]),
+        ?assert(length(Strangers) < 100),
+        ?assert(lists:all(fun(P) -> lists:member(P, Walked) end, [self() | Procs]))
+    after
+        [exit(P, kill) || P <- Procs]
+    end.
+
+walk_table() ->
+    Buf = beamprof_nif:scan_buf_new(),
+    Limit = erlang:system_info(process_limit),
+    done = walk_table(Buf, Limit, 0, 0),
+    take_all(Buf, []).
+
+walk_table(Buf, Limit, Slot, Calls) ->
+    ?assert(Calls =< Limit),
+    case beamprof_nif:scan_ptab_fill(Buf, Limit, Slot) of
+        {more, Next} when Next > Slot, Next =< Limit -> walk_table(Buf, Limit, Next, Calls + 1);
+        Other -> Other
+    end.
+
+take_all(Buf, Acc) ->
+    case beamprof_nif:scan_buf_take(Buf, 16384) of
+        [] -> lists:append(lists:reverse(Acc));
+        Ids -> take_all(Buf, [Ids | Acc])
+    end.
+
+%% A limit other than the table's: not the table, so not walked.
+table_walk_refuses_another_limit(_Config) ->
+    Buf = beamprof_nif:scan_buf_new(),
+    Limit = erlang:system_info(process_limit),
+    ?assertEqual({error, unavailable}, beamprof_nif:scan_ptab_fill(Buf, Limit * 2, 0)),
+    ?assertEqual({error, unavailable}, beamprof_nif:scan_ptab_fill(Buf, Limit div 2, 0)),
+    ?assertEqual(#{size => 0, taken => 0}, beamprof_nif:scan_buf_info(Buf)),
+    ?assertError(badarg, beamprof_nif:scan_ptab_fill(Buf, Limit, Limit + 1)).
+
+%% The same scan through the table and through erlang:processes() (the
+%% fallback) finds the same queues.
+enumerations_agree(_Config) ->
+    Lens = [3001, 3003, 3002],
+    Procs = [queued(L) || L <- Lens],
+    try
+        Spec = #{keys => [message_queue_len], n => 3, skip_queue => 100000},
+        Tops = [maps:get(message_queue_len, maps:get(tops, beamprof_scan_walk:processes(Spec#{enumerate => E})))
+                || E <- [table, processes]],
+        Expected = lists:reverse(lists:keysort(1, lists:zip(Lens, Procs))),
+        ?assertEqual([Expected, Expected], Tops)
+    after
+        [exit(P, kill) || P <- Procs]
+    end.
+
 %% --- 200k processes on a peer ------------------------------------------------------
 
 big_scan_on_peer(_Config) ->
@@ -373,7 +441,7 @@ spawn_idle(N) ->
 %% GC trace saw (heap + old heap blocks + heap fragments, words) and the
 %% number of GC events seen.
 measured_scan(Key) ->
-    Pinger = spawn(fun() -> ping(erlang:monotonic_time(microsecond), 0) end),
+    Pinger = beamprof_ct:start_pinger(),
     Tracer = spawn(fun() -> gc_peak(0, 0) end),
     Self = self(),
     Scanner = spawn(fun() ->
@@ -384,20 +452,13 @@ measured_scan(Key) ->
     1 = erlang:trace(Scanner, true, [garbage_collection, {tracer, Tracer}]),
     Scanner ! go,
     R = receive {done, Res} -> Res after 60000 -> exit(scan_timeout) end,
-    Pinger ! {stop, self()},
-    Gap = receive {gap, G} -> G end,
+    Gap = beamprof_ct:stop_pinger(Pinger),
     Tracer ! {stop, self()},
     {Peak, Gcs} = receive {peak, Pk, N} -> {Pk, N} end,
     #{max_gap_ms => Gap / 1000, peak_heap_words => Peak, gcs => Gcs,
       scanned => maps:get(scanned, R), duration_us => maps:get(duration_us, R),
       cpu_us => maps:get(cpu_us, R)}.
 
-ping(Last, Max) ->
-    receive {stop, From} -> From ! {gap, Max}
-    after 1 ->
-            Now = erlang:monotonic_time(microsecond),
-            ping(Now, max(Max, Now - Last - 1000))
-    end.
 
 gc_peak(Peak, N) ->
     receive

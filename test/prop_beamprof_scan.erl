@@ -198,13 +198,14 @@ call_like(Res) ->
                             {scan_window_new, 0}, {scan_window_begin, 2},
                             {scan_window_update, 4}, {scan_window_update, 6},
                             {scan_window_cached, 4}, {scan_window_reds, 4},
-                            {scan_window_info, 1},
-                            {scan_thread_cpu, 0}]),
+                            {scan_window_info, 1}, {scan_window_release, 1},
+                            {scan_thread_cpu, 0}, {scan_ptab_fill, 3}]),
          {F, vector(Arity, arg(Res))}).
 
 arg(Res) ->
     oneof([term(), integer(), range(-2, 20000), float(), list(oneof([self(), term()])),
-           self(), hd(erlang:ports()), oneof(maps:values(Res))]).
+           self(), hd(erlang:ports()), oneof(maps:values(Res)),
+           erlang:system_info(process_limit)]).
 
 valid(_, badarg) -> true;
 valid(F, R) when F =:= scan_buf_new; F =:= scan_topk_new; F =:= scan_hist_new;
@@ -220,4 +221,7 @@ valid(scan_window_update, R) -> is_integer(R) orelse is_tuple(R);
 valid(scan_window_reds, R) -> is_tuple(R);
 valid(scan_window_cached, R) -> is_integer(R) orelse R =:= none;
 valid(scan_thread_cpu, R) -> is_integer(R);
+valid(scan_window_release, R) -> R =:= ok;
+valid(scan_ptab_fill, {more, Next}) -> is_integer(Next);
+valid(scan_ptab_fill, R) -> lists:member(R, [done, {error, unavailable}, {error, enomem}]);
 valid(_, R) -> is_map(R).

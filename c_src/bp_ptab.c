@@ -1,0 +1,136 @@
+/* bp_ptab.c - finding and walking the VM's process table; see bp_ptab.h. */
+#include "bp_ptab.h"
+
+#include <string.h>
+
+static uint64_t u64_at(const uint8_t *p, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, p + off, sizeof v);
+    return v;
+}
+
+static uint32_t u32_at(const uint8_t *p, size_t off)
+{
+    uint32_t v;
+    memcpy(&v, p + off, sizeof v);
+    return v;
+}
+
+static int is_pow2(uint64_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+static uint32_t log2_u64(uint64_t pow2)
+{
+    return (uint32_t)__builtin_ctzll(pow2);
+}
+
+/* Words after the masks within which the invalid element must sit (the
+ * masks that map data to a slot, then OTP 25's four "dix" masks). */
+#define BP_PTAB_INVALID_WINDOW 64
+
+/* The read-only part at offset o, or -1: tab, free_id_data, max, pix_mask,
+ * pix_cl_mask, pix_cl_shift, pix_cli_mask, pix_cli_shift, and further on
+ * the invalid element followed by its data. */
+static int match_at(const uint8_t *hdr, size_t len, size_t o, uint32_t limit, struct bp_ptab *m)
+{
+    if (o + 40 > len)
+        return -1;
+    uint64_t tab = u64_at(hdr, o), free_ids = u64_at(hdr, o + 8);
+    if (tab == 0 || (tab & 7) != 0 || free_ids == 0)
+        return -1;
+    if (u32_at(hdr, o + 16) != limit || u32_at(hdr, o + 20) != limit - 1)
+        return -1;
+    uint64_t cl_mask = u32_at(hdr, o + 24), cl_shift = u32_at(hdr, o + 28);
+    uint64_t cli_mask = u32_at(hdr, o + 32), cli_shift = u32_at(hdr, o + 36);
+    if (!is_pow2(cl_mask + 1) || !is_pow2(cli_mask + 1) ||
+        (cl_mask + 1) * (cli_mask + 1) != limit || cl_shift != log2_u64(cli_mask + 1) ||
+        cli_shift != log2_u64(cl_mask + 1))
+        return -1;
+    int invalids = 0;
+    uint64_t invalid = 0;
+    for (size_t j = o + 48; j + 8 <= len && j <= o + 40 + BP_PTAB_INVALID_WINDOW; j += 8) {
+        if (u64_at(hdr, j) == BP_PTAB_INVALID_DATA && u64_at(hdr, j - 8) != 0) {
+            invalid = u64_at(hdr, j - 8);
+            invalids++;
+        }
+    }
+    if (invalids != 1)
+        return -1;
+    *m = (struct bp_ptab){.tab = tab, .invalid = invalid, .max = limit,
+                          .pix_mask = limit - 1, .cl_mask = (uint32_t)cl_mask,
+                          .cl_shift = (uint32_t)cl_shift, .cli_mask = (uint32_t)cli_mask,
+                          .cli_shift = (uint32_t)cli_shift};
+    return 0;
+}
+
+int bp_ptab_locate(const uint8_t *hdr, size_t len, uint32_t limit, struct bp_ptab *out)
+{
+    if (hdr == NULL || out == NULL || limit < 2 || !is_pow2(limit))
+        return -1;
+    int found = 0;
+    struct bp_ptab m, first;
+    for (size_t o = 0; o + 40 <= len; o += 8) {
+        if (match_at(hdr, len, o, limit, &m) == 0 && found++ == 0)
+            first = m;
+    }
+    if (found != 1)
+        return -1;
+    *out = first;
+    return 0;
+}
+
+/* ERTS spreads consecutive data over cache lines: the low bits pick the
+ * cache line, the high bits the word within it. */
+uint32_t bp_ptab_pix(const struct bp_ptab *t, uint64_t data)
+{
+    uint32_t n = (uint32_t)data & t->pix_mask;
+    return ((n & t->cl_mask) << t->cl_shift) | ((n >> t->cli_shift) & t->cli_mask);
+}
+
+int bp_ptab_check(const struct bp_ptab *t, uint64_t id, bp_ptab_read_fn read)
+{
+    uint64_t first, last, el, got;
+    /* the whole slot array is mapped (one allocation: its ends suffice) */
+    if (read(&first, t->tab, 8) != 0 || read(&last, t->tab + ((uint64_t)t->max - 1) * 8, 8) != 0)
+        return -1;
+    uint32_t pix = bp_ptab_pix(t, id >> BP_PTAB_DATA_SHIFT);
+    if (pix >= t->max || read(&el, t->tab + (uint64_t)pix * 8, 8) != 0)
+        return -1;
+    if (el == 0 || el == t->invalid || read(&got, el, 8) != 0)
+        return -1;
+    return got == id ? 0 : -1;
+}
+
+/* Slots are read a block at a time: the block's elements are prefetched
+ * before their ids are read (each is a cache miss on a large table). */
+#define BP_PTAB_BLOCK 32
+
+size_t bp_ptab_walk(const struct bp_ptab *t, uint32_t from, uint32_t n, uint64_t tag,
+                    uint64_t *out, uint32_t *next)
+{
+    const uint64_t *slots = (const uint64_t *)(uintptr_t)t->tab;
+    uint32_t end = from >= t->max ? t->max : (n > t->max - from ? t->max : from + n);
+    size_t k = 0;
+    for (uint32_t i = from; i < end;) {
+        const uint64_t *els[BP_PTAB_BLOCK];
+        int m = 0;
+        for (uint32_t stop = end - i > BP_PTAB_BLOCK ? i + BP_PTAB_BLOCK : end; i < stop; i++) {
+            uint64_t e = __atomic_load_n(&slots[i], __ATOMIC_ACQUIRE);
+            if (e != 0 && e != t->invalid) {
+                els[m] = (const uint64_t *)(uintptr_t)e;
+                __builtin_prefetch(els[m]);
+                m++;
+            }
+        }
+        for (int j = 0; j < m; j++) {
+            uint64_t id = __atomic_load_n(els[j], __ATOMIC_RELAXED);
+            if ((id & 0xf) == (tag & 0xf))
+                out[k++] = id;
+        }
+    }
+    *next = end > from ? end : from;
+    return k;
+}
