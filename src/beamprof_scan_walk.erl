@@ -63,7 +63,8 @@
 -define(NIF, beamprof_nif).
 -define(SLICE_NS, 500000).         % aim: 0.5 ms of work per slice
 -define(SLICE_REDS, 4000).         % a full timeslice (CONTEXT_REDS)
--define(ASK_REDS, 40).             % a memory request (a round trip, ~3-10 us)
+-define(CHARGE_NS, 500000).        % charged a full timeslice per 0.5 ms
+-define(ASK_REDS, 80).             % a memory request (a round trip, ~3-10 us)
 -define(SLICE_MIN, 16).
 -define(SLICE_MAX, 2048).
 -define(SLICE_FIRST, 128).
@@ -164,9 +165,10 @@ fill_processes(processes) ->
     fill(fun erlang:processes/0, erlang:system_info(process_count)).
 
 walk_table(Buf, Limit, Slot) ->
+    T0 = erlang:monotonic_time(nanosecond),
     case ?NIF:scan_ptab_fill(Buf, Limit, Slot) of
         {more, Next} ->
-            erlang:yield(),
+            account(erlang:monotonic_time(nanosecond) - T0),
             walk_table(Buf, Limit, Next);
         Other -> Other
     end.
@@ -215,13 +217,16 @@ slices(Buf, Size, Visit, W, {Slices, Cpu, Max} = Acc) ->
     end.
 
 %% Yields after a slice, having charged it to the scheduler at the rate of a
-%% full timeslice per millisecond. process_info/2 costs a reduction or two
-%% whatever its time, and a scheduler reads the clock (and fires due timers)
-%% only once it has run about a timeslice of reductions: uncharged, slices
-%% of process_info calls delayed other processes' timers by whole
-%% milliseconds (a 1 ms pinger saw 3 ms gaps).
+%% full timeslice per ?CHARGE_NS. A scheduler reads the clock (and fires due
+%% timers) only once it has run about a timeslice of reductions, and
+%% process_info/2 costs a reduction or two whatever its time: uncharged,
+%% slices of process_info calls delayed other processes' timers by whole
+%% milliseconds (a 1 ms pinger saw 3 ms gaps). Charged at a timeslice per
+%% millisecond, timers could still fire up to a millisecond late; at one per
+%% half millisecond the scheduler reads the clock at least that often while
+%% the scan runs.
 account(WallNs) ->
-    erlang:bump_reductions(max(1, min(?SLICE_REDS, WallNs * ?SLICE_REDS div 1000000))),
+    erlang:bump_reductions(max(1, min(?SLICE_REDS, WallNs * ?SLICE_REDS div ?CHARGE_NS))),
     erlang:yield().
 
 adapt(Size, Wall) when Wall =< 0 -> min(?SLICE_MAX, Size * 2);
@@ -297,7 +302,7 @@ ask_memory(P, Q, W) ->
 
 %% A process's memory: a signal round trip on OTP 25 (the target answers
 %% it), charged at ?ASK_REDS reductions, about what its few microseconds are
-%% worth; see account/1 for why the charge matters to other processes.
+%% worth at account/1's rate (see there why charging matters to others).
 memory(P) ->
     erlang:bump_reductions(?ASK_REDS),
     erlang:process_info(P, memory).
