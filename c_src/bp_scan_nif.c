@@ -247,11 +247,13 @@ ERL_NIF_TERM bp_scan_buf_put_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
 
 /* ------------------------------------------------- process table walk */
 
-/* The process table as found on the first call (bp_ptab.h): found once per
- * library instance, under the lock; `state' is 0 before, 1 found, -1 not. */
+/* The process table as found (bp_ptab.h), under the lock: once found it is
+ * kept for the library instance's life (`found'); a failed search is not
+ * kept, since a call with a wrong limit must not disable the walk for the
+ * right one (a search is a dlsym and a 512-byte read). */
 static struct {
     pthread_mutex_t lock;
-    int state;
+    int found;
     struct bp_ptab t;
 } ptab = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -262,17 +264,16 @@ static struct {
 static int ptab_find(uint32_t limit, struct bp_ptab *out)
 {
     pthread_mutex_lock(&ptab.lock);
-    if (ptab.state == 0) {
+    if (!ptab.found) {
         uint8_t hdr[BP_PTAB_HEADER];
         void *sym = dlsym(RTLD_DEFAULT, "erts_proc");
         size_t len = sizeof hdr;
         /* a shorter copy when the struct sits near the end of its mapping */
         while (sym != NULL && len >= 128 && bp_sym_read(hdr, (uint64_t)(uintptr_t)sym, len) != 0)
             len /= 2;
-        ptab.state = sym != NULL && len >= 128 && bp_ptab_locate(hdr, len, limit, &ptab.t) == 0
-                         ? 1 : -1;
+        ptab.found = sym != NULL && len >= 128 && bp_ptab_locate(hdr, len, limit, &ptab.t) == 0;
     }
-    int found = ptab.state == 1 && ptab.t.max == limit;
+    int found = ptab.found && ptab.t.max == limit;
     if (found)
         *out = ptab.t;
     pthread_mutex_unlock(&ptab.lock);
