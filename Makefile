@@ -3,7 +3,8 @@
 REBAR ?= rebar3
 MIX_ENV_VARS = MIX_BUILD_ROOT=$(CURDIR)/_build_mix MIX_ENV=test
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
-# The NIF suites under AddressSanitizer, in one VM: the ASan build of the library, the
+# The NIF suites (and the scan NIFs' random-argument properties, the process table
+# walk included) under AddressSanitizer, in one VM: the ASan build of the library, the
 # runtime preloaded into the VM (the BEAM itself is not instrumented).
 ASAN_ENV = BEAMPROF_NIF=$(CURDIR)/c_src/asan/beamprof_nif LD_PRELOAD=$(ASAN_LIB) \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
@@ -34,7 +35,7 @@ test-erlang:
 
 test-asan:
 	$(MAKE) -C c_src asan
-	$(ASAN_ENV) $(REBAR) ct --suite test/beamprof_nif_SUITE,test/beamprof_native_nif_SUITE
+	$(ASAN_ENV) $(REBAR) ct --suite test/beamprof_nif_SUITE,test/beamprof_native_nif_SUITE,test/beamprof_scan_prop_SUITE
 
 test-elixir:
 	$(MIX_ENV_VARS) mix test
