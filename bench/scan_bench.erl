@@ -8,7 +8,8 @@
 %% heap of the process doing the work (garbage-collection trace: heap + old
 %% heap blocks + heap fragments; for beamprof, the scanner process), and the
 %% worst gap between the wakes of a process due every 1 ms (1 ms when
-%% nothing delays it). Median of 3 runs, but the worst gap of the 3.
+%% nothing delays it) and how many of its gaps were over 2 ms. Median of
+%% 3 runs, but the worst gap of the 3 and the gaps of all 3.
 %% For beamprof's own passes, also the pid list's hand-off (erlang:processes()
 %% in a helper, into the C buffer: 'fill') and the longest slice (wall),
 %% the largest of the 3 runs.
@@ -45,10 +46,11 @@ size_run(N, Recon) ->
         {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
         bench_util:print_table(
           ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
-           "peak heap KiB", "worst gap ms", "fill ms", "longest slice ms"],
+           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "fill ms", "longest slice ms"],
           [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
             ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
             bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
+            io_lib:format("~B of ~B", [maps:get(over_2ms, R), maps:get(pings, R)]),
             ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
@@ -113,7 +115,9 @@ median_runs(Peer, Method) ->
     Pick = fun(K) -> bench_util:median([maps:get(K, R) || R <- Runs]) end,
     Phases = maps:from_list([{K, lists:max([maps:get(K, R) || R <- Runs])}
                              || K <- [fill_us, slice_us], lists:all(fun(R) -> maps:is_key(K, R) end, Runs)]),
-    Phases#{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => lists:max([maps:get(gap_us, R) || R <- Runs])}.
+    Phases#{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => lists:max([maps:get(gap_us, R) || R <- Runs]),
+              over_2ms => lists:sum([maps:get(over_2ms, R) || R <- Runs]),
+              pings => lists:sum([maps:get(pings, R) || R <- Runs])}.
 
 %% --- on the peer ---------------------------------------------------------------
 
@@ -187,11 +191,12 @@ measure(Method, _Caller) ->
     Phases = receive {done, Ph} -> Ph end,
     receive {'DOWN', Mon, process, Worker, _} -> ok end,
     {C1, _} = erlang:statistics(runtime),
-    Gap = beamprof_ct:stop_pinger(Pinger),
+    #{max_us := Gap, count := Pings, over_2ms := Over} = beamprof_ct:stop_pinger(Pinger),
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
     Phases#{cpu_ns => (C1 - C0) * 1000000,
-            heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap}.
+            heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
+            pings => Pings, over_2ms => Over}.
 
 %% Waits (5 s at most) until the VM is quiet: under 5 ms of CPU in 100 ms.
 %% The allocators give freed carriers back in the background, for a while

@@ -467,7 +467,7 @@ measured_scan(Key) ->
     1 = erlang:trace(Scanner, true, [garbage_collection, {tracer, Tracer}]),
     Scanner ! go,
     R = receive {done, Res} -> Res after 60000 -> exit(scan_timeout) end,
-    Gap = beamprof_ct:stop_pinger(Pinger),
+    #{max_us := Gap} = beamprof_ct:stop_pinger(Pinger),
     Tracer ! {stop, self()},
     {Peak, Gcs} = receive {peak, Pk, N} -> {Pk, N} end,
     #{max_gap_ms => Gap / 1000, peak_heap_words => Peak, gcs => Gcs,
