@@ -2,7 +2,7 @@
 %%
 %% `top/2,3' and `top_ports/2,3' answer "which process?" on a node with
 %% hundreds of thousands of processes: the walk runs in a fresh process, in
-%% slices of about 1 ms that yield between them; `message_queue_len' is asked
+%% slices of about 0.5 ms that yield between them; `message_queue_len' is asked
 %% first and the items that walk a queue (`memory', `total_heap_size') are
 %% skipped for processes whose queue is `skip_queue' messages or longer
 %% (reported as `skipped'); the top-K and histograms live in C (NIF

@@ -1,13 +1,14 @@
 %% @private
 %% @doc The scan loop: walks every process (or port) in slices of about
-%% 1 ms, yielding between slices, and aggregates into NIF resources (top-K,
+%% 0.5 ms, yielding between slices, and aggregates into NIF resources (top-K,
 %% histograms, the window table) so that the walking process's heap stays
 %% flat whatever the process count.
 %%
-%% The pid list is never in the walker's heap: a short-lived helper process
-%% calls `erlang:processes()' (OTP 25 has no process iterator), hands the
-%% pids to a buffer resource in chunks and exits; the walker takes slices
-%% from the buffer.
+%% The pid list is never in the walker's heap: the NIF reads the VM's
+%% process table into a buffer resource, a bounded number of slots per call
+%% (c_src/bp_ptab.h); when it cannot, a short-lived helper process calls
+%% `erlang:processes()' (OTP 25 has no process iterator), hands the pids to
+%% the buffer in chunks and exits. The walker takes slices from the buffer.
 %%
 %% Per process it asks `message_queue_len' first (cheap), then, only when the
 %% queue is below `skip_queue', the items that walk the queue (`memory',
