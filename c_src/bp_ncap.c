@@ -230,8 +230,10 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
                           &s->fp_start);
         s->flags |= BP_NS_WALKED | (n > 0 ? BP_NS_FP_END : 0);
         /* The words just below the chain's first frame: the drain joins
-         * the frame where the unwind reaches JIT code to the chain. */
-        if (n > 0 && s->fp_start > BP_NCAP_STITCH)
+         * the frame where the unwind reaches JIT code to the chain. Only
+         * with a stack window: without one there is no unwind to join (and
+         * no room was reserved for them). */
+        if (n > 0 && s->stack_len > 0 && s->fp_start > BP_NCAP_STITCH)
             s->stitch_len = (uint32_t)bp_self_read(run, s->fp_start - BP_NCAP_STITCH,
                                                    (uint8_t *)(addrs + n), BP_NCAP_STITCH);
     }
