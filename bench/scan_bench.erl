@@ -19,7 +19,7 @@
 
 -export([run/0, run/1]).
 %% run on the peer
--export([spawn_idle/1, measure/2, measure_screen/0, start_running/0]).
+-export([measure/2, measure_screen/0, start_running/0]).
 
 -define(RUNS, 3).
 -define(WINDOW_MS, 1000).
@@ -39,7 +39,7 @@ size_run(N, Recon) ->
     {ok, Peer, _} = peer:start_link(#{connection => standard_io,
                                       args => ["+P", integer_to_list(2 * N + 100000) | Paths]}),
     try
-        ok = peer:call(Peer, ?MODULE, spawn_idle, [N], 120000),
+        ok = peer:call(Peer, beamprof_ct, spawn_idle, [N], 120000),
         Methods = methods(Recon),
         Rows = [{Name, median_run(Peer, Method)} || {Name, Method} <- Methods],
         io:format("~n  ~B idle processes~n", [N]),
@@ -112,23 +112,15 @@ median_run(Peer, Method) ->
 median_runs(Peer, Method) ->
     Runs = [peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
             || _ <- lists:seq(1, ?RUNS)],
-    Pick = fun(K) -> bench_util:median([maps:get(K, R) || R <- Runs]) end,
-    Phases = maps:from_list([{K, lists:max([maps:get(K, R) || R <- Runs])}
+    All = fun(K) -> [maps:get(K, R) || R <- Runs] end,
+    Phases = maps:from_list([{K, lists:max(All(K))}
                              || K <- [fill_us, slice_us], lists:all(fun(R) -> maps:is_key(K, R) end, Runs)]),
-    Phases#{cpu_ns => Pick(cpu_ns), heap_bytes => round(Pick(heap_bytes)), gap_us => lists:max([maps:get(gap_us, R) || R <- Runs]),
-              over_2ms => lists:sum([maps:get(over_2ms, R) || R <- Runs]),
-              pings => lists:sum([maps:get(pings, R) || R <- Runs])}.
+    Phases#{cpu_ns => bench_util:median(All(cpu_ns)),
+            heap_bytes => round(bench_util:median(All(heap_bytes))),
+            gap_us => lists:max(All(gap_us)), over_2ms => lists:sum(All(over_2ms)),
+            pings => lists:sum(All(pings))}.
 
 %% --- on the peer ---------------------------------------------------------------
-
-spawn_idle(N) ->
-    Parent = self(),
-    spawn(fun() ->
-                  [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
-                  Parent ! spawned,
-                  receive stop -> ok end
-          end),
-    receive spawned -> ok end.
 
 %% beamprof running, one periodic pass done (it keeps the memory of every
 %% process in the scan window; the next pass asks again only processes

@@ -113,6 +113,11 @@ int bp_memory_parse_limit(const char *buf, size_t len, uint64_t *bytes)
     return 1;
 }
 
+int bp_memory_cgroup_applies(const struct bp_cgroup_limit *cg, uint64_t mem_total)
+{
+    return cg->bytes > 0 && cg->bytes < mem_total;
+}
+
 void bp_memory_decide(uint64_t option_limit, const struct bp_cgroup_limit *cg,
                       struct bp_memory_reading *out)
 {
@@ -120,7 +125,7 @@ void bp_memory_decide(uint64_t option_limit, const struct bp_cgroup_limit *cg,
         out->source = BP_LIMIT_OPTION;
         out->limit = option_limit;
         out->used = out->rss;
-    } else if (cg->bytes > 0 && cg->bytes < out->mem_total) {
+    } else if (bp_memory_cgroup_applies(cg, out->mem_total)) {
         out->source = cg->source;
         out->limit = cg->bytes;
         out->used = out->rss;

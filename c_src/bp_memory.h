@@ -81,6 +81,10 @@ int bp_memory_parse_cgroup(const char *buf, size_t len, struct bp_cgroup_paths *
  * a number, 0 for "max" (no limit), -1 if malformed. */
 int bp_memory_parse_limit(const char *buf, size_t len, uint64_t *bytes);
 
+/* Whether the cgroup's limit is the one in force when no option sets one:
+ * set, and below the machine's memory. */
+int bp_memory_cgroup_applies(const struct bp_cgroup_limit *cg, uint64_t mem_total);
+
 /* Chooses the limit in force and computes the ratio (see above). rss,
  * mem_total and mem_available must be set in *out already. */
 void bp_memory_decide(uint64_t option_limit, const struct bp_cgroup_limit *cg,

@@ -132,8 +132,9 @@ int bp_memory_read(struct bp_memory *m, uint64_t option_limit, int machine,
     ssize_t nm = 0;
     pthread_mutex_lock(&m->lock);
     struct bp_cgroup_limit cg = m->cgroup;
+    /* the machine's figures when they are the limit (bp_memory_decide) */
     int need_meminfo = machine ||
-                       !(option_limit > 0 || (cg.bytes > 0 && cg.bytes < m->mem_total));
+                       !(option_limit > 0 || bp_memory_cgroup_applies(&cg, m->mem_total));
     ssize_t ns = bp_pread_all(m->statm_fd, statm, sizeof statm);
     if (need_meminfo) {
         nm = bp_pread_all(m->meminfo_fd, meminfo, sizeof meminfo);

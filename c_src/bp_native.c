@@ -18,15 +18,6 @@
 #define BP_DRAIN_BATCH 32   /* samples unwound per hold of ctl */
 #define BP_MAPS_MAX (4u << 20)
 
-/* CPU time of the calling thread, ns. */
-static uint64_t bp_thread_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int64_t bp_now_ns(void)
 {
     struct timespec ts;
@@ -197,12 +188,12 @@ static void *bp_native_main(void *arg)
         /* Never waits for ctl: stop holds it while joining this thread. */
         if (pthread_mutex_trylock(&n->ctl) == 0) {
             if (n->running && n->run != NULL) {
-                uint64_t c0 = bp_thread_cpu_ns();
+                uint64_t c0 = bp_threads_self_cpu_ns();
                 int errs;
                 (void)bp_sync_threads(n, n->run, &errs);
                 bp_refresh_ranges(n, n->run);
                 atomic_fetch_add(&n->rescans, 1);
-                atomic_fetch_add(&n->rescan_ns, bp_thread_cpu_ns() - c0);
+                atomic_fetch_add(&n->rescan_ns, bp_threads_self_cpu_ns() - c0);
             }
             pthread_mutex_unlock(&n->ctl);
         }
@@ -412,12 +403,11 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
                         int max, int *truncated)
 {
     const uint64_t *addrs = bp_nsample_addrs(s);
-    int depth_hit = (s->flags & BP_NS_DEPTH) != 0;
     int n = 0;
     *truncated = BP_TRUNC_NO;
     if (s->flags & BP_NS_JIT) {
         out[n++] = s->regs.ip;
-        if (depth_hit)
+        if (s->flags & BP_NS_DEPTH) /* set by the JIT walk only */
             *truncated = BP_TRUNC_YES;
         else if ((s->flags & BP_NS_WALKED) && !(s->flags & BP_NS_FP_END))
             *truncated = BP_TRUNC_UNROOTED;
@@ -455,8 +445,6 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
         bp_ranges_leave(rb);
         if (!chain)
             return n;
-        if (depth_hit)
-            *truncated = BP_TRUNC_YES;
     }
     for (int i = 0; i < (int)s->nfp && n < max; i++)
         out[n++] = addrs[i];
@@ -500,7 +488,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         return acc;
     unsigned done = 0;
     int more = 1;
-    uint64_t c0 = bp_thread_cpu_ns();
+    uint64_t c0 = bp_threads_self_cpu_ns();
     while (more && done < max) {
         pthread_mutex_lock(&n->ctl);
         struct bp_ncap_run *run = n->run;
@@ -522,7 +510,7 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         pthread_mutex_unlock(&n->ctl);
     }
     free(frames);
-    atomic_fetch_add(&n->drain_ns, bp_thread_cpu_ns() - c0);
+    atomic_fetch_add(&n->drain_ns, bp_threads_self_cpu_ns() - c0);
     ERL_NIF_TERM list;
     enif_make_reverse_list(env, acc, &list);
     return list;

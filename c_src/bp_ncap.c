@@ -98,7 +98,7 @@ int bp_ncap_walk_jit(int frame_pointers, struct bp_mem *m, const struct bp_range
         top[0] = top[1];
     int fix = have && bp_ranges_kind(rb, top[0]) == BP_RANGE_JIT;
     int ended;
-    int n = bp_fp_walk(m, r->bp, out + fix, max - fix, &ended);
+    int n = bp_fp_walk(m, r->bp, out + fix, max - fix, NULL, &ended);
     *flags |= BP_NS_WALKED | (ended ? BP_NS_FP_END : n == max - fix ? BP_NS_DEPTH : 0);
     if (fix && (n == 0 || out[1] != top[0])) {
         out[0] = top[0];
@@ -116,20 +116,9 @@ int bp_ncap_walk_jit(int frame_pointers, struct bp_mem *m, const struct bp_range
 static int bp_erlang_chain(struct bp_mem *m, const struct bp_ranges_buf *rb, uint64_t fp,
                            uint64_t *out, int max)
 {
-    int n = 0;
-    while (n < max) {
-        uint64_t frame[2];
-        if (fp == 0 || (fp & 7u) != 0 || !bp_mem_words(m, fp, frame, 2) ||
-            bp_ranges_kind(rb, frame[1]) != BP_RANGE_JIT)
-            return 0;
-        out[n++] = frame[1];
-        if (frame[0] == 0)
-            return n;
-        if (frame[0] <= fp || frame[0] - fp > BP_FP_MAX_GAP)
-            return 0;
-        fp = frame[0];
-    }
-    return 0; /* depth cap: the chain's end was not seen */
+    int ended;
+    int n = bp_fp_walk(m, fp, out, max, rb, &ended);
+    return ended ? n : 0; /* not ended: broken, not JIT code, or the depth cap */
 }
 
 #define BP_FIND_TRIES 16     /* candidate frame pointers tried per sample */
@@ -159,18 +148,18 @@ static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
                          uint64_t *out, int max, uint64_t *fp_found)
 {
     int tries = 0;
-    size_t ra = len; /* offset of the innermost JIT return address */
-    for (size_t off = 0; off + 8 <= len && off < BP_JIT_RA_SCAN; off += 8) {
-        uint64_t w;
-        memcpy(&w, win + off, 8);
-        if (bp_ranges_kind(rb, w) == BP_RANGE_JIT) {
-            ra = off;
-            break;
-        }
-    }
+    size_t ra = len; /* offset of the innermost JIT return address (steps 1, 2) */
     for (int step = 0; step < 3; step++) {
         size_t lo = 0, hi = step == 0 ? 8 : len;
         if (step == 1) {
+            for (size_t off = 0; off + 8 <= len && off < BP_JIT_RA_SCAN; off += 8) {
+                uint64_t w;
+                memcpy(&w, win + off, 8);
+                if (bp_ranges_kind(rb, w) == BP_RANGE_JIT) {
+                    ra = off;
+                    break;
+                }
+            }
             lo = ra >= 8 * BP_SAVED_SPAN ? ra - 8 * BP_SAVED_SPAN : 0;
             hi = ra;
         }

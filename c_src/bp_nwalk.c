@@ -171,13 +171,15 @@ int bp_mem_words(struct bp_mem *m, uint64_t addr, uint64_t *out, size_t n)
 
 /* ------------------------------------------------------------- walkers */
 
-int bp_fp_walk(struct bp_mem *m, uint64_t fp, uint64_t *out, int max, int *ended)
+int bp_fp_walk(struct bp_mem *m, uint64_t fp, uint64_t *out, int max,
+               const struct bp_ranges_buf *jit_only, int *ended)
 {
     int n = 0;
     *ended = 0;
     while (n < max) {
         uint64_t frame[2];
-        if (fp == 0 || (fp & 7u) != 0 || !bp_mem_words(m, fp, frame, 2))
+        if (fp == 0 || (fp & 7u) != 0 || !bp_mem_words(m, fp, frame, 2) ||
+            (jit_only != NULL && bp_ranges_kind(jit_only, frame[1]) != BP_RANGE_JIT))
             return n;
         out[n++] = frame[1];
         if (frame[0] == 0) {

@@ -96,9 +96,12 @@ int bp_mem_words(struct bp_mem *m, uint64_t addr, uint64_t *out, size_t n);
 /* Frame-pointer walk from fp: each frame is [saved fp, return address] at
  * fp; the chain must grow strictly upwards by at most BP_FP_MAX_GAP and be
  * 8-aligned. Writes the return addresses (innermost first) to out, at most
- * max. *ended is set to 1 when the chain ended properly (a saved fp of 0),
- * else 0 (unreadable, invalid, or max reached). Returns the count. */
-int bp_fp_walk(struct bp_mem *m, uint64_t fp, uint64_t *out, int max, int *ended);
+ * max. With jit_only (else NULL), a return address outside its JIT ranges
+ * stops the walk before it is written. *ended is set to 1 when the chain
+ * ended properly (a saved fp of 0), else 0 (unreadable, invalid, not JIT
+ * code, or max reached). Returns the count. */
+int bp_fp_walk(struct bp_mem *m, uint64_t fp, uint64_t *out, int max,
+               const struct bp_ranges_buf *jit_only, int *ended);
 
 /* Return-address scan, for JIT code without frame pointers: every word in
  * [sp, sp + limit) that points into JIT code, innermost first, at most

@@ -90,12 +90,16 @@ uint32_t bp_ptab_pix(const struct bp_ptab *t, uint64_t data)
     return ((n & t->cl_mask) << t->cl_shift) | ((n >> t->cli_shift) & t->cli_mask);
 }
 
+int bp_ptab_mapped(const struct bp_ptab *t, bp_ptab_read_fn read)
+{
+    uint64_t first, last;
+    return read(&first, t->tab, 8) == 0 && read(&last, t->tab + ((uint64_t)t->max - 1) * 8, 8) == 0
+               ? 0 : -1;
+}
+
 int bp_ptab_check(const struct bp_ptab *t, uint64_t id, bp_ptab_read_fn read)
 {
-    uint64_t first, last, el, got;
-    /* the whole slot array is mapped (one allocation: its ends suffice) */
-    if (read(&first, t->tab, 8) != 0 || read(&last, t->tab + ((uint64_t)t->max - 1) * 8, 8) != 0)
-        return -1;
+    uint64_t el, got;
     uint32_t pix = bp_ptab_pix(t, id >> BP_PTAB_DATA_SHIFT);
     if (pix >= t->max || read(&el, t->tab + (uint64_t)pix * 8, 8) != 0)
         return -1;

@@ -18,9 +18,10 @@
  *     its shape (two pointers, the process limit and limit-1, masks that
  *     multiply out to the limit, then the invalid element and its data
  *     2^28-1), and accepts exactly one match;
- *   - bp_ptab_check() looks up the calling process's own pid by the mask
- *     formula, through reads that cannot fault, and requires the element
- *     found there to carry that pid.
+ *   - bp_ptab_mapped() reads the slot array's ends, once, and
+ *     bp_ptab_check(), on every call, looks up the calling process's own
+ *     pid by the mask formula; both through reads that cannot fault, and the
+ *     element found must carry that pid.
  * Only after both does bp_ptab_walk() read slots directly. Callers run on a
  * normal scheduler thread: a managed thread, which delays thread progress
  * for as long as the NIF call lasts, so no element it sees can be freed
@@ -57,6 +58,10 @@ uint32_t bp_ptab_pix(const struct bp_ptab *t, uint64_t data);
 
 /* Reads len bytes at addr into dst without faulting: 0, or -1. */
 typedef int (*bp_ptab_read_fn)(void *dst, uint64_t addr, size_t len);
+
+/* 0 when the whole slot array can be read through `read' (one allocation
+ * for the VM's life: its first and last slot are read); -1 otherwise. */
+int bp_ptab_mapped(const struct bp_ptab *t, bp_ptab_read_fn read);
 
 /* 0 when the slot of `id' (a live local pid or port term word, usually
  * the caller's own) holds an element that carries exactly `id', read

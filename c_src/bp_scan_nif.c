@@ -161,13 +161,16 @@ static ERL_NIF_TERM fail(ErlNifEnv *env, void *obj)
     return enif_make_tuple2(env, bp_atom.error, bp_atom.enomem);
 }
 
-/* Tells the VM what share of a 1 ms timeslice a call used since t0
- * (enif_monotonic_time, ns), so that a process calling it in a loop yields
- * about every millisecond. */
+/* Tells the VM what share of a timeslice a call used since t0
+ * (enif_monotonic_time, ns), at a timeslice per BP_SCAN_CHARGE_NS, the
+ * rate at which the walker charges its own slices (beamprof_scan_walk's
+ * ?CHARGE_NS): a process calling it in a loop is scheduled out about that
+ * often, and the scheduler reads its clock (and fires due timers) as often. */
+#define BP_SCAN_CHARGE_NS 500000
 static void consume_since(ErlNifEnv *env, ErlNifTime t0)
 {
     ErlNifTime ns = enif_monotonic_time(ERL_NIF_NSEC) - t0;
-    int percent = (int)(ns / 10000);
+    int percent = (int)(ns * 100 / BP_SCAN_CHARGE_NS);
     (void)enif_consume_timeslice(env, percent < 1 ? 1 : percent > 100 ? 100 : percent);
 }
 
@@ -271,7 +274,8 @@ static int ptab_find(uint32_t limit, struct bp_ptab *out)
         /* a shorter copy when the struct sits near the end of its mapping */
         while (sym != NULL && len >= 128 && bp_sym_read(hdr, (uint64_t)(uintptr_t)sym, len) != 0)
             len /= 2;
-        ptab.found = sym != NULL && len >= 128 && bp_ptab_locate(hdr, len, limit, &ptab.t) == 0;
+        ptab.found = sym != NULL && len >= 128 && bp_ptab_locate(hdr, len, limit, &ptab.t) == 0 &&
+                     bp_ptab_mapped(&ptab.t, bp_sym_read) == 0;
     }
     int found = ptab.found && ptab.t.max == limit;
     if (found)

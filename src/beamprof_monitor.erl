@@ -48,7 +48,7 @@
 -include_lib("kernel/include/logger.hrl").
 ?MODULEDOC("The VM monitor bridge: erlang:system_monitor/2 messages turned into events.").
 
--export([start_link/1, status/0, defaults/0, check/1, options/1, vm_settings/1, describe/1]).
+-export([start_link/1, status/0, defaults/0, check/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([options/0, kind/0, status/0]).
@@ -80,7 +80,6 @@
                 settings = [] :: list(),
                 mode = disabled :: active | held | disabled,
                 holder :: pid() | undefined,
-                previous :: undefined | {pid(), list()},
                 buckets = #{} :: #{kind() => {float(), integer()}},
                 pending = #{} :: #{kind() => non_neg_integer()},
                 received = #{} :: #{kind() => non_neg_integer()},
@@ -196,10 +195,12 @@ handle_info(_Msg, State) ->
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{mode = active, previous = Previous}) ->
+%% beamprof takes the monitor only when nobody holds it: what it restores is
+%% no monitor.
+terminate(_Reason, #state{mode = active}) ->
     Self = self(),
     case erlang:system_monitor() of
-        {Self, _} -> restore(Previous);
+        {Self, _} -> restore(undefined);
         _ -> ok
     end;
 terminate(_Reason, _State) ->
@@ -219,7 +220,9 @@ claim(#state{settings = Settings} = State) ->
     case erlang:system_monitor() of
         undefined ->
             case erlang:system_monitor(self(), Settings) of
-                undefined -> watch(State#state{mode = active, holder = self(), previous = undefined});
+                undefined ->
+                    _ = erlang:send_after(?RECHECK_MS, self(), recheck),
+                    State#state{mode = active, holder = self()};
                 {Pid, Theirs} = Previous ->
                     restore(Previous),
                     held(State, Pid, Theirs)
@@ -248,9 +251,8 @@ watch(State) ->
         {Pid, Theirs} -> held(State, Pid, Theirs)
     end.
 
-status(#state{mode = Mode, holder = Holder, previous = Previous, settings = Settings,
-              options = Options} = S) ->
-    #{state => Mode, holder => Holder, previous => Previous, settings => Settings,
+status(#state{mode = Mode, holder = Holder, settings = Settings, options = Options} = S) ->
+    #{state => Mode, holder => Holder, previous => undefined, settings => Settings,
       options => Options, received => S#state.received, emitted => S#state.emitted,
       suppressed => S#state.suppressed}.
 
@@ -265,13 +267,14 @@ message(_Kind, _Who, _Info, State) ->
     State.
 
 limit(Kind, Who, Info, #state{buckets = Buckets} = State, #{max_rate := Rate}) ->
-    Now = erlang:monotonic_time(millisecond),
+    Native = erlang:monotonic_time(),
+    Now = erlang:convert_time_unit(Native, native, millisecond),
     {Tokens, Last} = maps:get(Kind, Buckets, {float(Rate), Now}),
     Refilled = min(float(Rate), Tokens + (Now - Last) * Rate / 1000),
     case Refilled >= 1.0 of
         true ->
             Suppressed = maps:get(Kind, State#state.pending, 0),
-            emit(Kind, Who, Info, Suppressed),
+            emit(Kind, Who, Info, Suppressed, Native),
             bump(#state.emitted, Kind,
                  State#state{buckets = Buckets#{Kind => {Refilled - 1.0, Now}},
                              pending = maps:remove(Kind, State#state.pending)});
@@ -298,10 +301,10 @@ flush(#state{pending = Pending} = State) ->
                  end, Pending),
     State#state{pending = #{}}.
 
-emit(Kind, Who, Info, Suppressed) ->
+emit(Kind, Who, Info, Suppressed, Native) ->
     {Measurements, Metadata} = event(Kind, Who, Info),
     beamprof_events:emit([monitor, Kind], Measurements#{suppressed => Suppressed,
-                                                        monotonic_time => erlang:monotonic_time()},
+                                                        monotonic_time => Native},
                          Metadata).
 
 %% Measurements and metadata of one monitor message.
@@ -353,18 +356,15 @@ describe(Pid) when is_pid(Pid) ->
     #{pid => Pid, name => undefined, initial_call => undefined, current_function => undefined,
       node => node(Pid)};
 describe(Port) when is_port(Port), node(Port) =:= node() ->
-    #{port => Port, port_name => port_name(erlang:port_info(Port, name)),
-      owner => case erlang:port_info(Port, connected) of
-                   {connected, Owner} -> Owner;
-                   undefined -> undefined
-               end};
+    #{name := Name, owner := Owner} = beamprof_names:port(Port),
+    #{port => Port, port_name => port_name(Name), owner => Owner};
 describe(Port) when is_port(Port) ->
     #{port => Port, port_name => undefined, owner => undefined}.
 
-port_name({name, Name}) ->
+port_name(undefined) ->
+    undefined;
+port_name(Name) ->
     case unicode:characters_to_binary(Name) of
         Bin when is_binary(Bin) -> Bin;
         _ -> undefined
-    end;
-port_name(_) ->
-    undefined.
+    end.

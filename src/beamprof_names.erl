@@ -1,6 +1,6 @@
 %% @private
-%% @doc How beamprof names a local process: its registered name, its initial
-%% call and its current function.
+%% @doc How beamprof names a local process (its registered name, its initial
+%% call and its current function) and a local port (its name and owner).
 %%
 %% The initial call is proc_lib's `'$initial_call'' when the process was
 %% started through proc_lib (`init_p/5' for gen_* and `proc_lib:start*',
@@ -10,13 +10,25 @@
 -module(beamprof_names).
 
 -include("beamprof_doc.hrl").
-?MODULEDOC("The names of a process: registered name, initial call, current function.").
+?MODULEDOC("The names of a process (registered name, initial call, current function) and a port.").
 
--export([process/1, from_info/2]).
--export_type([names/0]).
+-export([process/1, from_info/2, port/1]).
+-export_type([names/0, port_names/0]).
 
 -type names() :: #{name := atom() | undefined, initial_call := mfa() | undefined,
                    current_function := mfa() | undefined}.
+
+-type port_names() :: #{name := string() | undefined, owner := pid() | undefined}.
+
+%% @doc The name (as `erlang:port_info/2' gives it) and the owner of the
+%% local port `Port'; `undefined' once it is closed.
+-spec port(port()) -> port_names().
+port(Port) ->
+    #{name => case erlang:port_info(Port, name) of {name, N} -> N; undefined -> undefined end,
+      owner => case erlang:port_info(Port, connected) of
+                   {connected, O} -> O;
+                   undefined -> undefined
+               end}.
 
 %% @doc The names of the local process `Pid', from one `process_info/2' of
 %% three items; all `undefined' when it is gone.

@@ -310,8 +310,7 @@ pct(_, 0) -> 0.0;
 pct(Ns, Cpu) -> round(100000 * Ns / Cpu) / 1000.
 
 %% Samples per second of thread CPU time, to one decimal (250.6).
-one_decimal(Hz) when is_number(Hz) -> round(Hz * 10) / 10;
-one_decimal(_) -> 0.0.
+one_decimal(Hz) -> round(Hz * 10) / 10.
 
 %% The C side marks `unrooted' a sample whose walk reached JIT code without
 %% an Erlang chain: complete when that code is the scheduler loop between

@@ -186,7 +186,9 @@ scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
 
 emit(R, P, Trigger, WindowMs, Config) ->
     #{histograms := #{message_queue_len := QH, memory := MH}} = R,
-    M = maps:merge(percentiles(message_queue_len, QH), percentiles(memory, MH)),
+    M = maps:merge(percentiles([message_queue_len_p50, message_queue_len_p90,
+                                message_queue_len_p99, message_queue_len_max], QH),
+                   percentiles([memory_p50, memory_p90, memory_p99, memory_max], MH)),
     ok = beamprof_events:emit(
            [process, scan],
            M#{scanned => maps:get(scanned, R), skipped => maps:get(skipped, R),
@@ -199,13 +201,9 @@ emit(R, P, Trigger, WindowMs, Config) ->
     lists:foreach(fun(C) -> crossing(C, Config) end,
                   maps:get(crossings, R) ++ maps:get(crossings, P)).
 
-percentiles(message_queue_len, Hist) ->
-    [P50, P90, P99, Max] = beamprof_nif:scan_hist_percentiles(Hist, ?PERCENTILES),
-    #{message_queue_len_p50 => P50, message_queue_len_p90 => P90,
-      message_queue_len_p99 => P99, message_queue_len_max => Max};
-percentiles(memory, Hist) ->
-    [P50, P90, P99, Max] = beamprof_nif:scan_hist_percentiles(Hist, ?PERCENTILES),
-    #{memory_p50 => P50, memory_p90 => P90, memory_p99 => P99, memory_max => Max}.
+%% Measurements Keys (p50, p90, p99, max, the order of ?PERCENTILES) of Hist.
+percentiles(Keys, Hist) ->
+    maps:from_list(lists:zip(Keys, beamprof_nif:scan_hist_percentiles(Hist, ?PERCENTILES))).
 
 crossing({long_message_queue, Pid, Q}, Config) ->
     process_event(long_message_queue, #{message_queue_len => Q}, Pid,
@@ -213,11 +211,9 @@ crossing({long_message_queue, Pid, Q}, Config) ->
 crossing({large_memory, Pid, M}, Config) ->
     process_event(large_memory, #{memory => M}, Pid, maps:get(large_memory, Config));
 crossing({busy, Port, Q}, Config) ->
-    Name = case erlang:port_info(Port, name) of {name, N} -> N; undefined -> undefined end,
-    Owner = case erlang:port_info(Port, connected) of {connected, O} -> O; undefined -> undefined end,
     beamprof_events:emit([port, busy], #{queue_size => Q},
-                         #{port => Port, name => Name, owner => Owner,
-                           threshold => maps:get(busy_port_queue, Config)}).
+                         (beamprof_names:port(Port))#{port => Port,
+                                                      threshold => maps:get(busy_port_queue, Config)}).
 
 process_event(Kind, Measurements, Pid, Threshold) ->
     Names = beamprof_names:process(Pid),

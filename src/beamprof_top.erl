@@ -22,20 +22,9 @@
 
 -export([render/3, print/1, live/2, name/1, mfa/1, width/1]).
 
--export_type([tops/0, row/0, opts/0]).
+-export_type([tops/0, opts/0]).
 
--type row() :: #{pid := pid(), value := integer(),
-                 name := atom() | undefined,
-                 initial_call := mfa() | undefined,
-                 current_function := mfa() | undefined,
-                 message_queue_len := non_neg_integer(),
-                 memory := non_neg_integer() | skipped,
-                 reductions := non_neg_integer(),
-                 _ => _}.
-%% A row of `beamprof_scan' (see the contract in the README).
--type tops() :: #{message_queue_len := [row()], memory := [row()], reductions := [row()],
-                  window_ms := non_neg_integer(), scanned := non_neg_integer(),
-                  skipped := non_neg_integer(), duration_us := non_neg_integer(), _ => _}.
+-type tops() :: beamprof_scan:tops().
 -type opts() :: #{rows => pos_integer(), interval => pos_integer()}.
 %% `rows': rows per table (default 5); `interval': ms between frames of
 %% `live/2' (default 1000).

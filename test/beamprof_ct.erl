@@ -1,11 +1,12 @@
 %% Helpers the Common Test suites share: waiting on a condition with a
 %% deadline, collecting emitted events, starting a peer VM on this node's
-%% code path, and a 1 ms pinger (bench/scan_bench.erl uses it too). Compiled with the suites (test/ is an extra_src_dir of
+%% code path, a 1 ms pinger and idle processes by the thousand
+%% (bench/scan_bench.erl uses the last two too). Compiled with the suites (test/ is an extra_src_dir of
 %% rebar3's test profile).
 -module(beamprof_ct).
 
 -export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1,
-         start_pinger/0, stop_pinger/1]).
+         start_pinger/0, stop_pinger/1, spawn_idle/1]).
 
 %% @doc Polls `Fun' every 10 ms until it returns `true'; fails the test case
 %% with `{timeout, Timeout}' when it has not after `Timeout' milliseconds.
@@ -101,3 +102,15 @@ ping(Last, #{max_us := Max, count := N, over_2ms := Over} = Gaps) ->
             ping(Now, Gaps#{max_us := max(Max, Gap), count := N + 1,
                             over_2ms := Over + min(1, Gap div 2001)})
     end.
+
+%% @doc Spawns `N' processes that wait for a message that never comes (their
+%% parent, which holds them, waits too); returns when all exist.
+-spec spawn_idle(non_neg_integer()) -> ok.
+spawn_idle(N) ->
+    Parent = self(),
+    spawn(fun() ->
+                  [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
+                  Parent ! spawned,
+                  receive stop -> ok end
+          end),
+    receive spawned -> ok end.

@@ -387,7 +387,7 @@ enumerations_agree(_Config) ->
 big_scan_on_peer(_Config) ->
     {ok, Peer, _Node} = beamprof_ct:start_peer(#{args => ["+P", "400000"]}),
     try
-        ok = peer:call(Peer, ?MODULE, spawn_idle, [200000], 60000),
+        ok = peer:call(Peer, beamprof_ct, spawn_idle, [200000], 60000),
         Figures = peer:call(Peer, ?MODULE, measured_scan, [memory], 60000),
         ct:log("200k processes, top(memory, 10): ~p", [Figures]),
         #{max_gap_ms := Gap, peak_heap_words := Peak, gcs := Gcs, scanned := Scanned} = Figures,
@@ -441,15 +441,6 @@ keep_io(Owner, Acc) ->
         {text, Owner} ->
             Owner ! {text, unicode:characters_to_list(Acc)}
     end.
-
-spawn_idle(N) ->
-    Parent = self(),
-    spawn(fun() ->
-                  [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
-                  Parent ! spawned,
-                  receive stop -> ok end
-          end),
-    receive spawned -> ok end.
 
 %% Runs a scan in a fresh process traced for garbage collection, with a
 %% pinger waking every 1 ms; returns the worst ping gap, the peak heap the

@@ -17,6 +17,17 @@ static inline void bp_raw_copy(uint8_t *dst, uint64_t src, size_t n)
     __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
+/* Copies the stack from sp up to stack_end (0: unknown), at most cap bytes,
+ * into buf; returns the length. */
+static inline size_t bp_copy_window(uint8_t *buf, size_t cap, uint64_t sp, uint64_t stack_end)
+{
+    size_t n = cap;
+    if (stack_end > sp && stack_end - sp < n)
+        n = (size_t)(stack_end - sp);
+    bp_raw_copy(buf, sp, n);
+    return n;
+}
+
 /* The top (highest address) of the calling thread's stack, 0 if unknown. */
 static inline uint64_t bp_thread_stack_end(void)
 {

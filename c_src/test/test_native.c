@@ -177,17 +177,17 @@ BP_TEST(fp_walk_chain_ends_at_zero)
     struct bp_mem m = fake_mem(&f, buf, sizeof buf); /* tiny cache: many reads */
     uint64_t out[16];
     int ended;
-    int n = bp_fp_walk(&m, A(10), out, 16, &ended);
+    int n = bp_fp_walk(&m, A(10), out, 16, NULL, &ended);
     CHECK(n == 4 && ended == 1);
     CHECK(out[0] == 0xAAA1 && out[3] == 0xAAA4);
     CHECK(m.reads >= 2);
     /* depth cap */
-    n = bp_fp_walk(&m, A(10), out, 2, &ended);
+    n = bp_fp_walk(&m, A(10), out, 2, NULL, &ended);
     CHECK(n == 2 && ended == 0);
     /* one big cache: one read for the whole chain */
     static uint8_t big[4096];
     struct bp_mem m2 = fake_mem(&f, big, sizeof big);
-    n = bp_fp_walk(&m2, A(10), out, 16, &ended);
+    n = bp_fp_walk(&m2, A(10), out, 16, NULL, &ended);
     CHECK(n == 4 && ended == 1 && m2.reads == 1);
 }
 
@@ -206,17 +206,17 @@ BP_TEST(fp_walk_rejects_bad_chains)
     fake_frame(&f, 60, FAKE_BASE + 8 * 4096, 0xB4); /* off the readable memory */
     f.words[70] = A(70) + BP_FP_MAX_GAP + 8;        /* a gap over the limit */
     struct bp_mem m = fake_mem(&f, buf, sizeof buf);
-    CHECK(bp_fp_walk(&m, A(30), out, 16, &ended) == 1 && !ended);
-    CHECK(bp_fp_walk(&m, A(50), out, 16, &ended) == 1 && !ended);
+    CHECK(bp_fp_walk(&m, A(30), out, 16, NULL, &ended) == 1 && !ended);
+    CHECK(bp_fp_walk(&m, A(50), out, 16, NULL, &ended) == 1 && !ended);
     /* misaligned */
-    CHECK(bp_fp_walk(&m, A(50) + 4, out, 16, &ended) == 0 && !ended);
-    CHECK(bp_fp_walk(&m, A(60), out, 16, &ended) == 1 && !ended);
+    CHECK(bp_fp_walk(&m, A(50) + 4, out, 16, NULL, &ended) == 0 && !ended);
+    CHECK(bp_fp_walk(&m, A(60), out, 16, NULL, &ended) == 1 && !ended);
     /* a frame across the end of the readable memory */
-    CHECK(bp_fp_walk(&m, A(255), out, 16, &ended) == 0);
+    CHECK(bp_fp_walk(&m, A(255), out, 16, NULL, &ended) == 0);
     /* unreadable / null */
-    CHECK(bp_fp_walk(&m, 0x10, out, 16, &ended) == 0);
-    CHECK(bp_fp_walk(&m, 0, out, 16, &ended) == 0);
-    CHECK(bp_fp_walk(&m, A(70), out, 16, &ended) == 1 && !ended);
+    CHECK(bp_fp_walk(&m, 0x10, out, 16, NULL, &ended) == 0);
+    CHECK(bp_fp_walk(&m, 0, out, 16, NULL, &ended) == 0);
+    CHECK(bp_fp_walk(&m, A(70), out, 16, NULL, &ended) == 1 && !ended);
 }
 
 BP_TEST(jit_scan_collects_jit_words)

@@ -160,9 +160,14 @@ BP_TEST(ptab_check_wants_the_id_in_its_slot)
     CHECK(bp_ptab_check(&t, id_of(10, PID_TAG), test_read) == -1); /* placeholder */
     slots[bp_ptab_pix(&t, 11)] = 0x40;                             /* unreadable element */
     CHECK(bp_ptab_check(&t, id_of(11, PID_TAG), test_read) == -1);
+    CHECK(bp_ptab_mapped(&t, test_read) == 0);
     struct bp_ptab bad = t;
     bad.tab = 0x1000; /* slot array unreadable */
     CHECK(bp_ptab_check(&bad, id_of(9 + 3 * LIMIT, PID_TAG), test_read) == -1);
+    CHECK(bp_ptab_mapped(&bad, test_read) == -1);
+    bad = t;
+    bad.max = LIMIT * 2; /* the array is shorter than the table says */
+    CHECK(bp_ptab_mapped(&bad, test_read) == -1);
     memset(slots, 0, sizeof slots);
 }
 

@@ -11,16 +11,10 @@ const char *const chain_names[CHAIN_FRAMES] = {
     "chain_capture", "chain_f11", "chain_f10", "chain_f09", "chain_f08", "chain_f07",
     "chain_f06",     "chain_f05", "chain_f04", "chain_f03", "chain_f02", "chain_f01"};
 
-/* Copies with rep movsb: no memcpy call for the sanitizers to check (the
- * window spans other frames' redzones). */
 NOINL uint64_t chain_capture(struct uw_snap *s, uint64_t x)
 {
     BP_CAPTURE_REGS(&s->regs);
-    size_t n = s->cap;
-    if (s->stack_end > s->regs.sp && s->stack_end - s->regs.sp < n)
-        n = (size_t)(s->stack_end - s->regs.sp);
-    bp_raw_copy(s->buf, s->regs.sp, n);
-    s->len = n;
+    s->len = bp_copy_window(s->buf, s->cap, s->regs.sp, s->stack_end);
     return x * 7 + s->regs.sp;
 }
 

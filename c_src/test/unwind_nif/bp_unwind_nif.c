@@ -27,11 +27,7 @@ __attribute__((noinline, noclone, visibility("default"))) uint64_t
 bp_unwind_nif_capture(struct snap *s, uint64_t x)
 {
     BP_CAPTURE_REGS(&s->regs);
-    size_t n = WINDOW;
-    if (s->stack_end > s->regs.sp && s->stack_end - s->regs.sp < n)
-        n = (size_t)(s->stack_end - s->regs.sp);
-    bp_raw_copy(s->buf, s->regs.sp, n);
-    s->len = n;
+    s->len = bp_copy_window(s->buf, WINDOW, s->regs.sp, s->stack_end);
     return x + s->regs.sp;
 }
 
