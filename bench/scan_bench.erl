@@ -8,8 +8,13 @@
 %% heap of the process doing the work (garbage-collection trace: heap + old
 %% heap blocks + heap fragments; for beamprof, the scanner process), and the
 %% worst gap between the wakes of a process due every 1 ms (1 ms when
-%% nothing delays it) and how many of its gaps were over 2 ms. Median of
-%% 3 runs, but the worst gap of the 3 and the gaps of all 3.
+%% nothing delays it) and how many of its gaps were over 2 ms, and the time
+%% the host took from this machine's CPUs meanwhile (/proc/stat's steal: a
+%% gap that comes with it was not the VM's doing). Three rounds of every
+%% method, one after the other (a slow spell of the host then falls on all
+%% methods); per method the median CPU, the worst gap of the 3 and the gaps
+%% and steal of all 3. The floor row asks `process_info(P, memory)' of every
+%% process and keeps nothing: what any exact cold memory scan pays on OTP 25.
 %% For beamprof's own passes, also the pid list's hand-off (erlang:processes()
 %% in a helper, into the C buffer: 'fill') and the longest slice (wall),
 %% the largest of the 3 runs.
@@ -41,16 +46,24 @@ size_run(N, Recon) ->
     try
         ok = peer:call(Peer, beamprof_ct, spawn_idle, [N], 120000),
         Methods = methods(Recon),
-        Rows = [{Name, median_run(Peer, Method)} || {Name, Method} <- Methods],
+        %% Round after round of every method, so that a slow spell of the host
+        %% falls on all of them rather than on one method's runs.
+        Rounds = [[{Name, run_once(Peer, Method)} || {Name, Method} <- Methods]
+                  || _ <- lists:seq(1, ?RUNS)],
+        Rows = [{Name, summary([R || Round <- Rounds, {Name1, R} <- Round, Name1 =:= Name])}
+                || {Name, _} <- Methods],
         io:format("~n  ~B idle processes~n", [N]),
         {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
+        TickNs = bench_util:tick_ns(),
         bench_util:print_table(
           ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
-           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "fill ms", "longest slice ms"],
+           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "host steal ms", "fill ms",
+           "longest slice ms"],
           [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
             ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
             bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
             io_lib:format("~B of ~B", [maps:get(over_2ms, R), maps:get(pings, R)]),
+            bench_util:fmt(maps:get(steal_ticks, R) * TickNs div 1000000),
             ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
@@ -71,6 +84,7 @@ methods(Recon) ->
             {{naive, message_queue_len}, {naive, message_queue_len}},
             {{beamprof, memory}, {beamprof, [memory]}},
             {{naive, memory}, {naive, memory}},
+            {{floor, memory}, {asks, memory}},
             {{'beamprof running', memory}, {running, memory}},
             {{beamprof, reductions}, {beamprof, [reductions]}},
             {{naive, reductions}, {naive_window, reductions}}],
@@ -84,6 +98,7 @@ methods(Recon) ->
 ms(none) -> "";
 ms(Us) -> bench_util:fmt(Us / 1000).
 
+label({floor, Key}) -> atom_to_list(Key) ++ " asks alone (floor)";
 label({Who, Key}) -> atom_to_list(Who) ++ " " ++ atom_to_list(Key).
 %% 'beamprof running memory': beamprof:top(memory, 10) with beamprof started
 %% (through its scan server, after one periodic pass).
@@ -101,24 +116,22 @@ ratio({_, Key}, Cpu, Rows) ->
         false -> "n/a"
     end.
 
-median_run(Peer, {running, _} = Method) ->
+run_once(Peer, {running, _} = Method) ->
     ok = peer:call(Peer, ?MODULE, start_running, [], 300000),
-    try median_runs(Peer, Method)
+    try peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
     after peer:call(Peer, beamprof, stop, [])
     end;
-median_run(Peer, Method) ->
-    median_runs(Peer, Method).
+run_once(Peer, Method) ->
+    peer:call(Peer, ?MODULE, measure, [Method, self()], 300000).
 
-median_runs(Peer, Method) ->
-    Runs = [peer:call(Peer, ?MODULE, measure, [Method, self()], 300000)
-            || _ <- lists:seq(1, ?RUNS)],
+summary(Runs) ->
     All = fun(K) -> [maps:get(K, R) || R <- Runs] end,
     Phases = maps:from_list([{K, lists:max(All(K))}
                              || K <- [fill_us, slice_us], lists:all(fun(R) -> maps:is_key(K, R) end, Runs)]),
     Phases#{cpu_ns => bench_util:median(All(cpu_ns)),
             heap_bytes => round(bench_util:median(All(heap_bytes))),
             gap_us => lists:max(All(gap_us)), over_2ms => lists:sum(All(over_2ms)),
-            pings => lists:sum(All(pings))}.
+            pings => lists:sum(All(pings)), steal_ticks => lists:sum(All(steal_ticks))}.
 
 %% --- on the peer ---------------------------------------------------------------
 
@@ -178,17 +191,19 @@ measure(Method, _Caller) ->
     _ = [erlang:trace(S, true, [garbage_collection, {tracer, Tracer}])
          || {running, _} <- [Method], S <- [whereis(beamprof_scan_server)], is_pid(S)],
     timer:sleep(20),
+    S0 = bench_util:steal_ticks(),
     {C0, _} = erlang:statistics(runtime),
     Worker ! go,
     Phases = receive {done, Ph} -> Ph end,
     receive {'DOWN', Mon, process, Worker, _} -> ok end,
     {C1, _} = erlang:statistics(runtime),
+    S1 = bench_util:steal_ticks(),
     #{max_us := Gap, count := Pings, over_2ms := Over} = beamprof_ct:stop_pinger(Pinger),
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
     Phases#{cpu_ns => (C1 - C0) * 1000000,
             heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
-            pings => Pings, over_2ms => Over}.
+            pings => Pings, over_2ms => Over, steal_ticks => S1 - S0}.
 
 %% Waits (5 s at most) until the VM is quiet: under 5 ms of CPU in 100 ms.
 %% The allocators give freed carriers back in the background, for a while
@@ -211,6 +226,8 @@ work({running, Key}) ->
     beamprof:top(Key, 10);
 work({beamprof, Keys}) ->
     beamprof_scan:local_top(Keys, 10, #{window_ms => ?WINDOW_MS});
+work({asks, Item}) ->
+    lists:foreach(fun(P) -> _ = erlang:process_info(P, Item) end, erlang:processes());
 work(idle) ->
     timer:sleep(?WINDOW_MS);
 work({naive, ItemOrItems}) ->
