@@ -129,6 +129,12 @@ start_badarg(_Config) ->
     [?assertError(badarg, ?NIF:native_start(B)) || B <- Bad],
     {error, {invalid, ring_bytes}} =
         ?NIF:native_start(#{ring_bytes => 65536, stack_bytes => 65536}),
+    %% The ring must hold 4 records: header (112) + stack window + frames + the
+    %% 512 stitch bytes; 112 + 15752 + 8 + 512 = 16384, a quarter of 64 KiB.
+    ok = ?NIF:native_start(#{ring_bytes => 65536, stack_bytes => 15752, depth => 1}),
+    ok = ?NIF:native_stop(),
+    {error, {invalid, ring_bytes}} =
+        ?NIF:native_start(#{ring_bytes => 65536, stack_bytes => 15752, depth => 2}),
     [?assertError(badarg, ?NIF:native_drain(B)) || B <- [0, -1, foo, 1.0, []]],
     [] = ?NIF:native_drain(1 bsl 70),
     #{running := false} = ?NIF:native_info().

@@ -239,7 +239,9 @@ model_native(C) ->
     case lists:all(fun({K, F}) -> not maps:is_key(K, C) orelse F(maps:get(K, C)) end, Checks) of
         false -> badarg;
         true ->
-            Record = 112 + maps:get(stack_bytes, C, 16384) + 8 * maps:get(depth, C, 128),
+            %% sizeof(struct bp_nsample) + the stack window + the frames + the
+            %% stitch words copied below a C sample's chain (BP_NCAP_STITCH)
+            Record = 112 + maps:get(stack_bytes, C, 16384) + 8 * maps:get(depth, C, 128) + 512,
             case 4 * Record > maps:get(ring_bytes, C, 1 bsl 20) of
                 true -> ring;
                 false -> ok
@@ -254,7 +256,11 @@ valid_kinds(_) -> false.
 
 native_config_like() ->
     frequency([{1, any()},
-               {6, ?LET(Pairs, list(native_pair()), maps:from_list(Pairs))}]).
+               {6, ?LET(Pairs, list(native_pair()), maps:from_list(Pairs))},
+               %% where the ring holds 4 records or not, by the depth
+               {1, ?LET(D, integer(1, 70), #{ring_bytes => 65536, stack_bytes => 15752,
+                                              depth => D})}]).
+
 
 native_pair() ->
     oneof([{hz, oneof([integer(1, 2000), elements([0, 10000, 10001, -1, 99.0])])},
