@@ -261,7 +261,6 @@ native_config_like() ->
                {1, ?LET(D, integer(1, 70), #{ring_bytes => 65536, stack_bytes => 15752,
                                               depth => D})}]).
 
-
 native_pair() ->
     oneof([{hz, oneof([integer(1, 2000), elements([0, 10000, 10001, -1, 99.0])])},
            {depth, oneof([integer(1, 200), elements([0, 1024, 1025, foo])])},
