@@ -150,6 +150,32 @@ BP_TEST(idbuf_take_in_order)
     bp_idbuf_destroy(&b);
 }
 
+/* Grown in the table walk's way (reserve, write at spare, added) to 1M ids:
+ * every doubling to 8 MiB keeps what was written (the pages move). */
+BP_TEST(idbuf_grows_in_blocks)
+{
+    struct bp_idbuf b;
+    const uint64_t *p;
+    bp_idbuf_init(&b);
+    uint64_t next = 0;
+    for (int block = 0; block < 128; block++) {
+        CHECK(bp_idbuf_reserve(&b, 8192) == 0);
+        uint64_t *at = bp_idbuf_spare(&b);
+        for (size_t i = 0; i < 8192; i++)
+            at[i] = next++ * 2654435761u;
+        bp_idbuf_added(&b, 8192);
+    }
+    CHECK(b.capacity == 1u << 20);
+    uint64_t expect = 0;
+    size_t n;
+    while ((n = bp_idbuf_take(&b, 100000, &p)) > 0)
+        for (size_t i = 0; i < n; i++)
+            CHECK(p[i] == expect++ * 2654435761u);
+    CHECK(expect == next);
+    bp_idbuf_destroy(&b);
+    CHECK(b.ids == NULL && b.capacity == 0);
+}
+
 static int eq_low(uint64_t a, uint64_t b)
 {
     return (a & 0xffffffffu) == (b & 0xffffffffu);
@@ -271,6 +297,7 @@ const struct bp_test_case bp_scan_tests[] = {
     {"scan: histogram bucket bounds", hist_index_bounds},
     {"scan: histogram percentiles within a bucket", hist_percentiles_match_exact},
     {"scan: id buffer in order", idbuf_take_in_order},
+    {"scan: id buffer grown in blocks keeps its ids", idbuf_grows_in_blocks},
     {"scan: window over generations", window_generations},
     {"scan: aux word read back from the previous generation", window_aux_previous},
     {"scan: window with an equality function", window_custom_equality},
