@@ -21,7 +21,8 @@ build: setup
 	$(REBAR) compile
 
 # Every suite: C units (plain and ASan), EUnit, Common Test (PropEr runs in
-# both), the NIF suite again under ASan, ExUnit, xref and dialyzer.
+# both), the NIF suite again under ASan, ExUnit, xref and dialyzer (and the
+# bench's C helper compiles cleanly).
 test: setup test-c test-erlang test-asan test-elixir check
 	@echo "make test: all suites passed"
 
@@ -43,6 +44,7 @@ test-elixir:
 check:
 	$(REBAR) xref
 	$(REBAR) dialyzer
+	$(CC) -std=c11 -Wall -Wextra -Werror -fsyntax-only bench/host_pinger.c
 
 demo: build
 	@scripts/demo.sh

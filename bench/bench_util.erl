@@ -3,7 +3,7 @@
 -module(bench_util).
 
 -export([median/1, ns_per_call/3, empty_loop/1, print_table/2, fmt/1, ratio/2,
-         proc_cpu_ns/0, steal_ticks/0, tick_ns/0, start_beamprof/1, call_if_exported/3]).
+         proc_cpu_ns/0, start_beamprof/1, call_if_exported/3]).
 
 %% Median of a non-empty list of numbers.
 median(Xs) ->
@@ -60,19 +60,7 @@ proc_cpu_ns() ->
     Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
     Ticks * tick_ns().
 
-%% Time the host took from this machine's CPUs so far (all CPUs, in clock
-%% ticks: see tick_ns/0): the `steal' column of /proc/stat's cpu line; 0 where
-%% the kernel does not count it. Reads one file, starts nothing.
-steal_ticks() ->
-    {ok, Stat} = file:read_file("/proc/stat"),
-    [Cpu | _] = binary:split(Stat, <<"\n">>),
-    case string:lexemes(Cpu, " ") of
-        [<<"cpu">>, _User, _Nice, _Sys, _Idle, _Wait, _Irq, _Soft, Steal | _] ->
-            binary_to_integer(Steal);
-        _ -> 0
-    end.
-
-%% Nanoseconds per clock tick of /proc/stat and /proc/self/stat.
+%% Nanoseconds per clock tick of /proc/self/stat.
 tick_ns() ->
     1000000000 div clock_ticks().
 

@@ -8,9 +8,11 @@
 %% heap of the process doing the work (garbage-collection trace: heap + old
 %% heap blocks + heap fragments; for beamprof, the scanner process), and the
 %% worst gap between the wakes of a process due every 1 ms (1 ms when
-%% nothing delays it) and how many of its gaps were over 2 ms, and the time
-%% the host took from this machine's CPUs meanwhile (/proc/stat's steal: a
-%% gap that comes with it was not the VM's doing). Three rounds of every
+%% nothing delays it) and how many of its gaps were over 2 ms; beside it,
+%% the worst gap of a real-time thread per CPU waking every millisecond
+%% outside the VM (bench/host_pinger.c: the machine's own stalls), and the
+%% pinger's gaps over 2 ms that overlap none of those stalls ("own": the
+%% VM's doing, beamprof's included). Three rounds of every
 %% method, one after the other (a slow spell of the host then falls on all
 %% methods); per method the median CPU, the worst gap of the 3 and the gaps
 %% and steal of all 3. The floor row asks `process_info(P, memory)' of every
@@ -54,21 +56,22 @@ size_run(N, Recon) ->
                 || {Name, _} <- Methods],
         io:format("~n  ~B idle processes~n", [N]),
         {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
-        TickNs = bench_util:tick_ns(),
         bench_util:print_table(
           ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
-           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "host steal ms", "fill ms",
-           "longest slice ms"],
+           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "host's worst gap ms",
+           "own gaps > 2 ms", "own worst gap ms", "fill ms", "longest slice ms"],
           [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
             ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
             bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
             io_lib:format("~B of ~B", [maps:get(over_2ms, R), maps:get(pings, R)]),
-            bench_util:fmt(maps:get(steal_ticks, R) * TickNs div 1000000),
+            bench_util:fmt(maps:get(host_us, R) / 1000), bench_util:fmt(maps:get(own, R)),
+            own_worst(maps:get(own_us, R)),
             ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
                   "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
-                  "window' subtracts the idle row)~n", [?WINDOW_MS]),
+                  "window' subtracts the idle row; host pingers ~s)~n",
+                  [?WINDOW_MS, host_note([R || {_, R} <- Rows])]),
         #{wall_ms := SW, cpu_ms := SC, runs := SR} =
             peer:call(Peer, ?MODULE, measure_screen, [], 300000),
         io:format("  beamprof:top() (the whole screen: snapshot + top_all(5), beamprof running): "
@@ -94,6 +97,15 @@ methods(Recon) ->
                          {{recon, reductions}, {recon_window, reductions}}];
         false -> Base
     end.
+
+host_note(Rows) ->
+    case lists:all(fun(#{host_rt := Rt}) -> Rt end, Rows) of
+        true -> "at real-time priority";
+        false -> "not at real-time priority (refused) or not built: own gaps err high"
+    end.
+
+own_worst(0) -> "none";
+own_worst(Us) -> bench_util:fmt(Us / 1000).
 
 ms(none) -> "";
 ms(Us) -> bench_util:fmt(Us / 1000).
@@ -131,7 +143,9 @@ summary(Runs) ->
     Phases#{cpu_ns => bench_util:median(All(cpu_ns)),
             heap_bytes => round(bench_util:median(All(heap_bytes))),
             gap_us => lists:max(All(gap_us)), over_2ms => lists:sum(All(over_2ms)),
-            pings => lists:sum(All(pings)), steal_ticks => lists:sum(All(steal_ticks))}.
+            pings => lists:sum(All(pings)), host_us => lists:max(All(host_us)),
+            host_rt => lists:all(fun(Rt) -> Rt end, All(host_rt)),
+            own => lists:sum(All(own)), own_us => lists:max(All(own_us))}.
 
 %% --- on the peer ---------------------------------------------------------------
 
@@ -181,6 +195,7 @@ null_io() ->
 measure(Method, _Caller) ->
     erlang:garbage_collect(),
     settle(50),
+    Host = host_pingers:start(),
     Pinger = beamprof_ct:start_pinger(),
     Tracer = spawn(fun() -> gc_peak(0) end),
     Self = self(),
@@ -191,19 +206,21 @@ measure(Method, _Caller) ->
     _ = [erlang:trace(S, true, [garbage_collection, {tracer, Tracer}])
          || {running, _} <- [Method], S <- [whereis(beamprof_scan_server)], is_pid(S)],
     timer:sleep(20),
-    S0 = bench_util:steal_ticks(),
     {C0, _} = erlang:statistics(runtime),
     Worker ! go,
     Phases = receive {done, Ph} -> Ph end,
     receive {'DOWN', Mon, process, Worker, _} -> ok end,
     {C1, _} = erlang:statistics(runtime),
-    S1 = bench_util:steal_ticks(),
-    #{max_us := Gap, count := Pings, over_2ms := Over} = beamprof_ct:stop_pinger(Pinger),
+    #{max_us := Gap, count := Pings, over_2ms := Over, long := Long} =
+        beamprof_ct:stop_pinger(Pinger),
+    #{gaps := HostGaps, worst_us := HostWorst, rt := Rt} = host_pingers:stop(Host),
+    {Own, OwnWorst} = host_pingers:own(Long, HostGaps),
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
     Phases#{cpu_ns => (C1 - C0) * 1000000,
             heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
-            pings => Pings, over_2ms => Over, steal_ticks => S1 - S0}.
+            pings => Pings, over_2ms => Over, host_us => HostWorst, host_rt => Rt,
+            own => Own, own_us => OwnWorst}.
 
 %% Waits (5 s at most) until the VM is quiet: under 5 ms of CPU in 100 ms.
 %% The allocators give freed carriers back in the background, for a while

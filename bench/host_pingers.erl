@@ -1,0 +1,71 @@
+%% The machine's own floor for a ping gap: one bench/host_pinger per CPU, a
+%% real-time thread waking every millisecond outside the VM (see the C file).
+%% A gap of the VM's pinger that overlaps a gap of a host pinger may be the
+%% machine's doing; one that overlaps none was the VM's own. run.sh builds
+%% the executable next to the bench's beam files; without it, no host
+%% pinger runs and every gap counts as the VM's own.
+-module(host_pingers).
+
+-export([start/0, stop/1, own/2]).
+
+-define(LINE_TIMEOUT, 10000).
+
+%% Starts the host pingers; returns them with whether they run real-time.
+start() ->
+    Exe = filename:join(filename:dirname(code:which(?MODULE)), "host_pinger"),
+    case filelib:is_regular(Exe) of
+        false -> [];
+        true -> [open(Exe, Cpu) || Cpu <- lists:seq(0, erlang:system_info(logical_processors_online) - 1)]
+    end.
+
+open(Exe, Cpu) ->
+    Port = open_port({spawn_executable, Exe},
+                     [{args, [integer_to_list(Cpu)]}, {line, 128}, binary, exit_status]),
+    receive
+        {Port, {data, {eol, <<"rt ", Rt/binary>>}}} -> {Port, Rt =:= <<"1">>};
+        {Port, {exit_status, Status}} -> error({host_pinger, Cpu, Status})
+    after ?LINE_TIMEOUT -> error({host_pinger, Cpu, timeout})
+    end.
+
+%% Stops them: #{rt (all real-time), gaps: [{StartUs, EndUs}] over 1.5 ms on
+%% erlang:monotonic_time(microsecond), worst_us, over_2ms}.
+stop(Pingers) ->
+    Offset = os_offset_ns(),
+    Gaps = lists:append([collect(Port, Offset) || {Port, _} <- Pingers]),
+    Lengths = [E - S || {S, E} <- Gaps],
+    #{rt => Pingers =/= [] andalso lists:all(fun({_, Rt}) -> Rt end, Pingers),
+      gaps => Gaps, worst_us => lists:max([0 | Lengths]),
+      over_2ms => length([L || L <- Lengths, L > 2000])}.
+
+collect(Port, Offset) ->
+    true = port_command(Port, <<"stop\n">>),
+    collect(Port, Offset, []).
+
+collect(Port, Offset, Acc) ->
+    receive
+        {Port, {data, {eol, <<"gap ", Rest/binary>>}}} ->
+            [S, E] = [(binary_to_integer(X) + Offset) div 1000 || X <- binary:split(Rest, <<" ">>)],
+            collect(Port, Offset, [{S, E} | Acc]);
+        {Port, {data, {eol, <<"end ", _/binary>>}}} ->
+            receive {Port, {exit_status, _}} -> ok after ?LINE_TIMEOUT -> ok end,
+            Acc
+    after ?LINE_TIMEOUT -> error({host_pinger, no_end})
+    end.
+
+%% erlang:monotonic_time(nanosecond) minus the OS monotonic clock the host
+%% pingers read (CLOCK_MONOTONIC, as the VM's own source here).
+os_offset_ns() ->
+    Source = erlang:system_info(os_monotonic_time_source),
+    {clock_id, 'CLOCK_MONOTONIC'} = lists:keyfind(clock_id, 1, Source),
+    T1 = erlang:monotonic_time(nanosecond),
+    {time, Os} = lists:keyfind(time, 1, erlang:system_info(os_monotonic_time_source)),
+    T2 = erlang:monotonic_time(nanosecond),
+    {resolution, Res} = lists:keyfind(resolution, 1, Source),
+    (T1 + T2) div 2 - Os * 1000000000 div Res.
+
+%% The VM pinger's gaps over 2 ms that overlap no host pinger gap: how many,
+%% and the worst (0 when none).
+own(VmLong, HostGaps) ->
+    Own = [G || {End, G} <- VmLong, G > 2000,
+                not lists:any(fun({S, E}) -> S < End andalso End - G < E end, HostGaps)],
+    {length(Own), lists:max([0 | Own])}.
