@@ -6,7 +6,7 @@
 %% pinger runs and every gap counts as the VM's own.
 -module(host_pingers).
 
--export([start/0, stop/1, own/2]).
+-export([start/0, stop/1, own/2, ms/1]).
 
 -define(LINE_TIMEOUT, 10000).
 
@@ -69,3 +69,7 @@ own(VmLong, HostGaps) ->
     Own = [G || {End, G} <- VmLong, G > 2000,
                 not lists:any(fun({S, E}) -> S < End andalso End - G < E end, HostGaps)],
     {length(Own), lists:max([0 | Own])}.
+
+%% A worst gap for a table: "none" when there was no gap to speak of.
+ms(0) -> "none";
+ms(Us) -> bench_util:fmt(Us / 1000).

@@ -64,8 +64,8 @@ size_run(N, Recon) ->
             ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
             bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
             io_lib:format("~B of ~B", [maps:get(over_2ms, R), maps:get(pings, R)]),
-            bench_util:fmt(maps:get(host_us, R) / 1000), bench_util:fmt(maps:get(own, R)),
-            own_worst(maps:get(own_us, R)),
+            host_pingers:ms(maps:get(host_us, R)), bench_util:fmt(maps:get(own, R)),
+            host_pingers:ms(maps:get(own_us, R)),
             ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
@@ -103,9 +103,6 @@ host_note(Rows) ->
         true -> "at real-time priority";
         false -> "not at real-time priority (refused) or not built: own gaps err high"
     end.
-
-own_worst(0) -> "none";
-own_worst(Us) -> bench_util:fmt(Us / 1000).
 
 ms(none) -> "";
 ms(Us) -> bench_util:fmt(Us / 1000).

@@ -1,0 +1,122 @@
+%% What delays a 1 ms pinger while beamprof scans: 3 s of each piece of a
+%% scan, run over and over, against 3 s of the VM doing nothing, on a node
+%% of N idle processes (run.sh raises +P), with the machine's own stalls set
+%% apart (host_pingers: a real-time thread per CPU outside the VM).
+%%
+%% Pieces: the process-table walk alone (scan_ptab_fill calls into a fresh
+%% buffer, as each scan starts), queue slices alone (process_info(P,
+%% message_queue_len) for 0.5 ms, charged a timeslice, yield: the walker's
+%% loop), whole `top(message_queue_len, 10)' passes and whole
+%% `top(memory, 10)' passes (cold). Three rounds of every piece, one after
+%% the other. Per piece and round: the pinger's gaps over 2 ms, those that
+%% overlap no host stall ("own") and the worst of them, and the host's worst.
+-module(gap_bench).
+
+-export([run/1]).
+
+-define(SECONDS, 3).
+-define(ROUNDS, 3).
+
+run(N) ->
+    io:format("~ngap_bench: a 1 ms pinger's gaps over ~B s of each piece of a scan, "
+              "~B idle processes~n", [?SECONDS, N]),
+    ok = beamprof_ct:spawn_idle(N),
+    timer:sleep(1000),
+    Pieces = [{"idle VM", fun idle/1}, {"table walks", fun walks/1},
+              {"queue slices", fun slices/1},
+              {"top(message_queue_len, 10)", passes([message_queue_len])},
+              {"top(memory, 10) cold", passes([memory])}],
+    Rows = [[Name, integer_to_list(Round) | measure(Piece)]
+            || Round <- lists:seq(1, ?ROUNDS), {Name, Piece} <- Pieces],
+    bench_util:print_table(["piece", "round", "pings", "gaps > 2 ms", "own gaps > 2 ms",
+                            "own worst ms", "host's worst ms"],
+                           lists:sort(fun([A, _ | _], [B, _ | _]) -> index(A, Pieces) =< index(B, Pieces) end,
+                                      Rows)),
+    io:format("  (own: overlapping no stall of the host's real-time threads; ~s)~n",
+              [host_note()]).
+
+index(Name, Pieces) ->
+    length(lists:takewhile(fun({N, _}) -> N =/= Name end, Pieces)).
+
+host_note() ->
+    Host = host_pingers:start(),
+    #{rt := Rt} = host_pingers:stop(Host),
+    case Rt of
+        true -> "they ran at real-time priority";
+        false -> "they could not run at real-time priority, or were not built: own gaps err high"
+    end.
+
+%% Runs Piece in a fresh process until ?SECONDS have passed; the process
+%% gets its ready state (the pid list for slices) before the pingers start.
+measure(Piece) ->
+    Self = self(),
+    {Pid, Mon} = spawn_monitor(fun() -> State = Piece(prepare), garbage_collect(),
+                                        Self ! ready, receive go -> ok end,
+                                        Piece({State, erlang:monotonic_time(millisecond) + ?SECONDS * 1000}),
+                                        Self ! done end),
+    receive ready -> ok end,
+    Host = host_pingers:start(),
+    Pinger = beamprof_ct:start_pinger(),
+    timer:sleep(20),
+    Pid ! go,
+    receive done -> ok end,
+    receive {'DOWN', Mon, process, Pid, _} -> ok end,
+    #{long := Long, count := Count, over_2ms := Over} = beamprof_ct:stop_pinger(Pinger),
+    #{gaps := HostGaps, worst_us := HostWorst} = host_pingers:stop(Host),
+    {Own, OwnWorst} = host_pingers:own(Long, HostGaps),
+    [integer_to_list(Count), integer_to_list(Over), integer_to_list(Own),
+     host_pingers:ms(OwnWorst), host_pingers:ms(HostWorst)].
+
+until(Deadline) ->
+    erlang:monotonic_time(millisecond) < Deadline.
+
+idle(prepare) -> none;
+idle({_, Deadline}) ->
+    receive after max(0, Deadline - erlang:monotonic_time(millisecond)) -> ok end.
+
+walks(prepare) -> erlang:system_info(process_limit);
+walks({Limit, Deadline} = Arg) ->
+    case until(Deadline) of
+        true -> done = walk(beamprof_nif:scan_buf_new(), Limit, 0), walks(Arg);
+        false -> ok
+    end.
+
+walk(Buf, Limit, Slot) ->
+    case beamprof_nif:scan_ptab_fill(Buf, Limit, Slot) of
+        {more, Next} -> walk(Buf, Limit, Next);
+        Other -> Other
+    end.
+
+slices(prepare) -> erlang:processes();
+slices({Pids, Deadline}) ->
+    slices(Pids, Pids, Deadline).
+
+slices(All, [], Deadline) -> slices(All, All, Deadline);
+slices(All, Pids, Deadline) ->
+    case until(Deadline) of
+        true ->
+            Rest = slice(Pids, erlang:monotonic_time(nanosecond) + 500000),
+            erlang:bump_reductions(4000),
+            erlang:yield(),
+            slices(All, Rest, Deadline);
+        false -> ok
+    end.
+
+slice([], _End) -> [];
+slice([P | Pids], End) ->
+    _ = erlang:process_info(P, message_queue_len),
+    case erlang:monotonic_time(nanosecond) > End of
+        true -> Pids;
+        false -> slice(Pids, End)
+    end.
+
+passes(Keys) ->
+    fun(prepare) -> none;
+       ({_, Deadline}) -> passes(Keys, Deadline)
+    end.
+
+passes(Keys, Deadline) ->
+    case until(Deadline) of
+        true -> _ = beamprof_scan:local_top(Keys, 10, #{}), passes(Keys, Deadline);
+        false -> ok
+    end.
