@@ -32,7 +32,7 @@ run(N) ->
                             "own worst ms", "host's worst ms"],
                            lists:sort(fun([A, _ | _], [B, _ | _]) -> index(A, Pieces) =< index(B, Pieces) end,
                                       Rows)),
-    io:format("  (own: overlapping no stall of the host's real-time threads; ~s)~n",
+    io:format("  (own: overlapping no stall of the host's threads; ~s)~n",
               [host_note()]).
 
 index(Name, Pieces) ->
@@ -40,11 +40,7 @@ index(Name, Pieces) ->
 
 host_note() ->
     Host = host_pingers:start(),
-    #{rt := Rt} = host_pingers:stop(Host),
-    case Rt of
-        true -> "they ran at real-time priority";
-        false -> "they could not run at real-time priority, or were not built: own gaps err high"
-    end.
+    host_pingers:note(host_pingers:stop(Host)).
 
 %% Runs Piece in a fresh process until ?SECONDS have passed; the process
 %% gets its ready state (the pid list for slices) before the pingers start.
@@ -54,12 +50,12 @@ measure(Piece) ->
                                         Self ! ready, receive go -> ok end,
                                         Piece({State, erlang:monotonic_time(millisecond) + ?SECONDS * 1000}),
                                         Self ! done end),
-    receive ready -> ok end,
+    ok = receive ready -> ok; {'DOWN', Mon, process, Pid, Why} -> {piece_failed, Why} end,
     Host = host_pingers:start(),
     Pinger = beamprof_ct:start_pinger(),
     timer:sleep(20),
     Pid ! go,
-    receive done -> ok end,
+    ok = receive done -> ok; {'DOWN', Mon, process, Pid, Why2} -> {piece_failed, Why2} end,
     receive {'DOWN', Mon, process, Pid, _} -> ok end,
     #{long := Long, count := Count, over_2ms := Over} = beamprof_ct:stop_pinger(Pinger),
     #{gaps := HostGaps, worst_us := HostWorst} = host_pingers:stop(Host),

@@ -6,34 +6,40 @@
 %% pinger runs and every gap counts as the VM's own.
 -module(host_pingers).
 
--export([start/0, stop/1, own/2, ms/1]).
+-export([start/0, stop/1, own/2, ms/1, note/1]).
 
 -define(LINE_TIMEOUT, 10000).
 
-%% Starts the host pingers; returns them with whether they run real-time.
+%% Starts the host pingers, one per CPU it may pin a thread to; returns them
+%% with whether they run real-time.
 start() ->
     Exe = filename:join(filename:dirname(code:which(?MODULE)), "host_pinger"),
     case filelib:is_regular(Exe) of
         false -> [];
-        true -> [open(Exe, Cpu) || Cpu <- lists:seq(0, erlang:system_info(logical_processors_online) - 1)]
+        true -> [P || Cpu <- lists:seq(0, erlang:system_info(logical_processors_online) - 1),
+                      {_, _} = P <- [open(Exe, Cpu)]]
     end.
 
+%% A CPU outside this process's set (a cpuset, CPUs numbered with holes)
+%% makes the helper exit: that CPU goes without.
 open(Exe, Cpu) ->
     Port = open_port({spawn_executable, Exe},
                      [{args, [integer_to_list(Cpu)]}, {line, 128}, binary, exit_status]),
     receive
         {Port, {data, {eol, <<"rt ", Rt/binary>>}}} -> {Port, Rt =:= <<"1">>};
-        {Port, {exit_status, Status}} -> error({host_pinger, Cpu, Status})
-    after ?LINE_TIMEOUT -> error({host_pinger, Cpu, timeout})
+        {Port, {exit_status, _}} -> none
+    after ?LINE_TIMEOUT -> catch port_close(Port), none
     end.
 
-%% Stops them: #{rt (all real-time), gaps: [{StartUs, EndUs}] over 1.5 ms on
-%% erlang:monotonic_time(microsecond), worst_us, over_2ms}.
+%% Stops them: #{rt (all real-time), running (how many), gaps: [{StartUs,
+%% EndUs}] over 1.5 ms on erlang:monotonic_time(microsecond), worst_us,
+%% over_2ms}.
 stop(Pingers) ->
     Offset = os_offset_ns(),
     Gaps = lists:append([collect(Port, Offset) || {Port, _} <- Pingers]),
     Lengths = [E - S || {S, E} <- Gaps],
     #{rt => Pingers =/= [] andalso lists:all(fun({_, Rt}) -> Rt end, Pingers),
+      running => length(Pingers),
       gaps => Gaps, worst_us => lists:max([0 | Lengths]),
       over_2ms => length([L || L <- Lengths, L > 2000])}.
 
@@ -55,13 +61,12 @@ collect(Port, Offset, Acc) ->
 %% erlang:monotonic_time(nanosecond) minus the OS monotonic clock the host
 %% pingers read (CLOCK_MONOTONIC, as the VM's own source here).
 os_offset_ns() ->
-    Source = erlang:system_info(os_monotonic_time_source),
-    {clock_id, 'CLOCK_MONOTONIC'} = lists:keyfind(clock_id, 1, Source),
+    {clock_id, 'CLOCK_MONOTONIC'} =
+        lists:keyfind(clock_id, 1, erlang:system_info(os_monotonic_time_source)),
     T1 = erlang:monotonic_time(nanosecond),
     {time, Os} = lists:keyfind(time, 1, erlang:system_info(os_monotonic_time_source)),
     T2 = erlang:monotonic_time(nanosecond),
-    {resolution, Res} = lists:keyfind(resolution, 1, Source),
-    (T1 + T2) div 2 - Os * 1000000000 div Res.
+    (T1 + T2) div 2 - erlang:convert_time_unit(Os, native, nanosecond).
 
 %% The VM pinger's gaps over 2 ms that overlap no host pinger gap: how many,
 %% and the worst (0 when none).
@@ -73,3 +78,13 @@ own(VmLong, HostGaps) ->
 %% A worst gap for a table: "none" when there was no gap to speak of.
 ms(0) -> "none";
 ms(Us) -> bench_util:fmt(Us / 1000).
+
+%% What the own-gap figures are worth, from stop/1's result.
+note(#{running := 0}) ->
+    "no host thread ran (not built, or no CPU could be pinned): every gap counts as own, "
+    "own gaps err high";
+note(#{rt := false}) ->
+    "the host threads ran without real-time priority (refused): they stall when the VM is "
+    "busy and excuse its gaps, own gaps err low";
+note(#{}) ->
+    "the host threads ran at real-time priority".

@@ -70,7 +70,7 @@ size_run(N, Recon) ->
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
         io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
                   "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
-                  "window' subtracts the idle row; host pingers ~s)~n",
+                  "window' subtracts the idle row; ~s)~n",
                   [?WINDOW_MS, host_note([R || {_, R} <- Rows])]),
         #{wall_ms := SW, cpu_ms := SC, runs := SR} =
             peer:call(Peer, ?MODULE, measure_screen, [], 300000),
@@ -99,10 +99,8 @@ methods(Recon) ->
     end.
 
 host_note(Rows) ->
-    case lists:all(fun(#{host_rt := Rt}) -> Rt end, Rows) of
-        true -> "at real-time priority";
-        false -> "not at real-time priority (refused) or not built: own gaps err high"
-    end.
+    host_pingers:note(#{running => lists:min([N || #{host_running := N} <- Rows]),
+                        rt => lists:all(fun(#{host_rt := Rt}) -> Rt end, Rows)}).
 
 ms(none) -> "";
 ms(Us) -> bench_util:fmt(Us / 1000).
@@ -142,6 +140,7 @@ summary(Runs) ->
             gap_us => lists:max(All(gap_us)), over_2ms => lists:sum(All(over_2ms)),
             pings => lists:sum(All(pings)), host_us => lists:max(All(host_us)),
             host_rt => lists:all(fun(Rt) -> Rt end, All(host_rt)),
+            host_running => lists:min(All(host_running)),
             own => lists:sum(All(own)), own_us => lists:max(All(own_us))}.
 
 %% --- on the peer ---------------------------------------------------------------
@@ -210,13 +209,15 @@ measure(Method, _Caller) ->
     {C1, _} = erlang:statistics(runtime),
     #{max_us := Gap, count := Pings, over_2ms := Over, long := Long} =
         beamprof_ct:stop_pinger(Pinger),
-    #{gaps := HostGaps, worst_us := HostWorst, rt := Rt} = host_pingers:stop(Host),
+    #{gaps := HostGaps, worst_us := HostWorst, rt := Rt, running := Running} =
+        host_pingers:stop(Host),
     {Own, OwnWorst} = host_pingers:own(Long, HostGaps),
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
     Phases#{cpu_ns => (C1 - C0) * 1000000,
             heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
             pings => Pings, over_2ms => Over, host_us => HostWorst, host_rt => Rt,
+            host_running => Running,
             own => Own, own_us => OwnWorst}.
 
 %% Waits (5 s at most) until the VM is quiet: under 5 ms of CPU in 100 ms.

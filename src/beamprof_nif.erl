@@ -272,7 +272,7 @@ scan_buf_put(_Buf, _List) -> ?NOT_LOADED.
 scan_buf_take(_Buf, _Max) -> ?NOT_LOADED.
 
 %% @doc Appends to `Buf' the pids of the VM's process table from slot `Slot'
-%% on, a bounded number of slots per call (about 0.1-0.5 ms); call again
+%% on, at most 8192 slots and about 0.2 ms per call; call again
 %% with `Next' until `done'. `Limit' is `erlang:system_info(process_limit)'.
 %% `{error, unavailable}' when the table was not found or failed the check
 %% that it holds the caller's own pid where ERTS would look it up: use
