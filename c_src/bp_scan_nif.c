@@ -298,10 +298,10 @@ static int ptab_find(uint32_t limit, struct bp_ptab *out)
 /* scan_ptab_fill(Buf, Limit, Slot) -> {more, Next} | done | {error,
  * unavailable} | {error, enomem}. Appends to Buf the pids of the process
  * table's slots from Slot on, at most BP_PTAB_SLOTS and about
- * BP_PTAB_CALL_NS at a time; call again with Next until done. Limit is erlang:system_info(process_limit). `unavailable':
- * the table was not found, or does not hold the caller where the mask
- * formula says (checked on every call), so the caller falls back to
- * erlang:processes(). */
+ * BP_PTAB_CALL_NS at a time; call again with Next until done. Limit is
+ * erlang:system_info(process_limit). `unavailable': the table was not
+ * found, or does not hold the caller where the mask formula says (checked
+ * on every call), so the caller falls back to erlang:processes(). */
 ERL_NIF_TERM bp_scan_ptab_fill_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
