@@ -73,7 +73,11 @@ idle({_, Deadline}) ->
 walks(prepare) -> erlang:system_info(process_limit);
 walks({Limit, Deadline} = Arg) ->
     case until(Deadline) of
-        true -> done = walk(beamprof_nif:scan_buf_new(), Limit, 0), walks(Arg);
+        true ->
+            Buf = beamprof_nif:scan_buf_new(),
+            done = walk(Buf, Limit, 0),
+            ok = beamprof_nif:scan_buf_release(Buf),   % as a scan does when it is done
+            walks(Arg);
         false -> ok
     end.
 

@@ -338,6 +338,24 @@ ERL_NIF_TERM bp_scan_ptab_fill_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     return next >= limit ? am.done : enif_make_tuple2(env, am.more, enif_make_uint(env, next));
 }
 
+/* scan_buf_release(Buf) -> ok. Gives the ids' memory back (the buffer stays
+ * usable, empty). A dirty I/O job: unmapping the 8 MiB of 500k processes'
+ * ids takes 0.5-0.7 ms here, and a walker that let its buffers go on its own
+ * scheduler (in the destructor, uncharged) delayed a 1 ms pinger on that
+ * scheduler by whole milliseconds when scans came back to back. */
+ERL_NIF_TERM bp_scan_buf_release_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    struct scan_buf *r;
+    if (!enif_get_resource(env, argv[0], buf_type, (void **)&r))
+        return enif_make_badarg(env);
+    enif_mutex_lock(r->lock);
+    bp_idbuf_destroy(&r->b);
+    enif_clear_env(r->env);
+    enif_mutex_unlock(r->lock);
+    return bp_atom.ok;
+}
+
 /* scan_buf_take(Buf, Max) -> [pid() | port()]: the next ids, at most Max
  * (1..BP_SCAN_TAKE_MAX); [] when all were taken. */
 ERL_NIF_TERM bp_scan_buf_take_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])

@@ -42,10 +42,11 @@ BP_SCAN_NIF_DECL(bp_scan_window_info_nif)
 BP_SCAN_NIF_DECL(bp_scan_thread_cpu_nif)
 BP_SCAN_NIF_DECL(bp_scan_ptab_fill_nif)
 BP_SCAN_NIF_DECL(bp_scan_window_release_nif)
+BP_SCAN_NIF_DECL(bp_scan_buf_release_nif)
 #undef BP_SCAN_NIF_DECL
 
-/* Entries of beamprof_nif's function table. All but scan_window_release
- * run on normal schedulers: each call's work is bounded (see above). */
+/* Entries of beamprof_nif's function table. All but the two releases run on
+ * normal schedulers: each call's work is bounded (see above). */
 #define BP_SCAN_NIFS                                                   \
     {"scan_buf_new", 0, bp_scan_buf_new_nif, 0},                       \
     {"scan_buf_put", 2, bp_scan_buf_put_nif, 0},                       \
@@ -67,6 +68,7 @@ BP_SCAN_NIF_DECL(bp_scan_window_release_nif)
     {"scan_window_info", 1, bp_scan_window_info_nif, 0},               \
     {"scan_thread_cpu", 0, bp_scan_thread_cpu_nif, 0},                 \
     {"scan_ptab_fill", 3, bp_scan_ptab_fill_nif, 0},                   \
-    {"scan_window_release", 1, bp_scan_window_release_nif, ERL_NIF_DIRTY_JOB_IO_BOUND}
+    {"scan_window_release", 1, bp_scan_window_release_nif, ERL_NIF_DIRTY_JOB_IO_BOUND}, \
+    {"scan_buf_release", 1, bp_scan_buf_release_nif, ERL_NIF_DIRTY_JOB_IO_BOUND}
 
 #endif

@@ -8,7 +8,8 @@
 %% process table into a buffer resource, a bounded number of slots per call
 %% (c_src/bp_ptab.h); when it cannot, a short-lived helper process calls
 %% `erlang:processes()' (OTP 25 has no process iterator), hands the pids to
-%% the buffer in chunks and exits. The walker takes slices from the buffer.
+%% the buffer in chunks and exits. The walker takes slices from the buffer,
+%% and gives its memory back on a dirty scheduler when done.
 %%
 %% Per process it asks `message_queue_len' first (cheap), then, only when the
 %% queue is below `skip_queue', the items that walk the queue (`memory',
@@ -120,6 +121,7 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
             tt = topk(total_heap_size, Keys, N), tr = topk(reductions, Keys, N)},
     W1 = begin_window(W0, Size),
     {W, {Slices, Cpu, MaxSlice}} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, {0, 0, 0}),
+    ok = ?NIF:scan_buf_release(Buf),
     #{tops => tops(W), scanned => Size - W#w.gone, skipped => W#w.skipped,
       gone => W#w.gone, duration_us => us(erlang:monotonic_time() - Start),
       cpu_us => Cpu div 1000, slices => Slices, generation => W#w.gen,
@@ -431,6 +433,7 @@ ports(#{keys := Keys, n := N} = Spec) ->
              busy = maps:get(busy_port_queue, Spec, infinity)},
     {W, {_Slices, Cpu, _MaxSlice}} = slices(Buf, ?SLICE_FIRST, each(fun visit_port/2), W0,
                                            {0, 0, 0}),
+    ok = ?NIF:scan_buf_release(Buf),
     #{tops => maps:from_list([{K, ?NIF:scan_topk_list(T)} || {K, T, _} <- W#pw.tops]),
       scanned => W#pw.scanned, gone => W#pw.gone,
       duration_us => us(erlang:monotonic_time() - Start), cpu_us => Cpu div 1000,

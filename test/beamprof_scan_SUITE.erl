@@ -16,7 +16,8 @@ all() ->
      memory_kept_while_unchanged,
      reductions_window, window_never_short,
      huge_queue_skipped, top_ports_rows, bad_arguments, scan_event,
-     table_walk_is_processes, table_walk_refuses_another_limit, enumerations_agree,
+     table_walk_is_processes, table_walk_refuses_another_limit, buffer_release,
+     enumerations_agree,
      thresholds_once_per_crossing, busy_port_event, periodic_scan_paused_by_gate,
      big_scan_on_peer].
 
@@ -342,6 +343,25 @@ take_all(Buf, Acc) ->
         [] -> lists:append(lists:reverse(Acc));
         Ids -> take_all(Buf, [Ids | Acc])
     end.
+
+%% A released buffer is empty (its memory given back) and usable again, by
+%% the table walk and by put.
+buffer_release(_Config) ->
+    Buf = beamprof_nif:scan_buf_new(),
+    Limit = erlang:system_info(process_limit),
+    done = walk_table(Buf, Limit, 0, 0),
+    #{size := Size} = beamprof_nif:scan_buf_info(Buf),
+    ?assert(Size >= erlang:system_info(process_count) div 2),
+    [_ | _] = beamprof_nif:scan_buf_take(Buf, 10),
+    ok = beamprof_nif:scan_buf_release(Buf),
+    ?assertEqual(#{size => 0, taken => 0}, beamprof_nif:scan_buf_info(Buf)),
+    ?assertEqual([], beamprof_nif:scan_buf_take(Buf, 10)),
+    ok = beamprof_nif:scan_buf_release(Buf),
+    done = walk_table(Buf, Limit, 0, 0),
+    ?assert(lists:member(self(), take_all(Buf, []))),
+    ok = beamprof_nif:scan_buf_release(Buf),
+    [] = beamprof_nif:scan_buf_put(Buf, [self()]),
+    ?assertEqual([self()], beamprof_nif:scan_buf_take(Buf, 10)).
 
 %% A limit other than the table's: not the table, so not walked; and the
 %% refusal does not stop the right limit from walking (on a peer, so the

@@ -199,6 +199,7 @@ call_like(Res) ->
                             {scan_window_update, 4}, {scan_window_update, 6},
                             {scan_window_cached, 4}, {scan_window_reds, 4},
                             {scan_window_info, 1}, {scan_window_release, 1},
+                            {scan_buf_release, 1},
                             {scan_thread_cpu, 0}, {scan_ptab_fill, 3}]),
          {F, vector(Arity, arg(Res))}).
 
@@ -222,6 +223,7 @@ valid(scan_window_reds, R) -> is_tuple(R);
 valid(scan_window_cached, R) -> is_integer(R) orelse R =:= none;
 valid(scan_thread_cpu, R) -> is_integer(R);
 valid(scan_window_release, R) -> R =:= ok;
+valid(scan_buf_release, R) -> R =:= ok;
 valid(scan_ptab_fill, {more, Next}) -> is_integer(Next);
 valid(scan_ptab_fill, R) -> lists:member(R, [done, {error, unavailable}, {error, enomem}]);
 valid(_, R) -> is_map(R).
