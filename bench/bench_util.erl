@@ -58,11 +58,7 @@ proc_cpu_ns() ->
     [_, AfterComm] = string:split(Stat, ")", trailing),
     Fields = string:lexemes(AfterComm, " "),
     Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
-    Ticks * tick_ns().
-
-%% Nanoseconds per clock tick of /proc/self/stat.
-tick_ns() ->
-    1000000000 div clock_ticks().
+    Ticks * (1000000000 div clock_ticks()).
 
 clock_ticks() ->
     case string:to_integer(os:cmd("getconf CLK_TCK")) of

@@ -3,8 +3,8 @@
 %% of N idle processes (run.sh raises +P), with the machine's own stalls set
 %% apart (host_pingers: a real-time thread per CPU outside the VM).
 %%
-%% Pieces: the process-table walk alone (scan_ptab_fill calls into a fresh
-%% buffer, as each scan starts), queue slices alone (process_info(P,
+%% Pieces: the process-table walk alone (beamprof_scan_walk:fill_processes/1
+%% into a fresh buffer, as each scan starts), queue slices alone (process_info(P,
 %% message_queue_len) for 0.5 ms, charged a timeslice, yield: the walker's
 %% loop), whole `top(message_queue_len, 10)' passes and whole
 %% `top(memory, 10)' passes (cold). Three rounds of every piece, one after
@@ -26,21 +26,20 @@ run(N) ->
               {"queue slices", fun slices/1},
               {"top(message_queue_len, 10)", passes([message_queue_len])},
               {"top(memory, 10) cold", passes([memory])}],
-    Rows = [[Name, integer_to_list(Round) | measure(Piece)]
+    Runs = [{Name, Round, measure(Piece)}
             || Round <- lists:seq(1, ?ROUNDS), {Name, Piece} <- Pieces],
     bench_util:print_table(["piece", "round", "pings", "gaps > 2 ms", "own gaps > 2 ms",
                             "own worst ms", "host's worst ms"],
-                           lists:sort(fun([A, _ | _], [B, _ | _]) -> index(A, Pieces) =< index(B, Pieces) end,
-                                      Rows)),
+                           [[Name, integer_to_list(Round), integer_to_list(Count),
+                             integer_to_list(Over), integer_to_list(Own), host_pingers:ms(OwnUs),
+                             host_pingers:ms(HostUs)]
+                            || {Name, _} <- Pieces,
+                               {Name1, Round, #{count := Count, over_2ms := Over, own := Own,
+                                               own_us := OwnUs, host_us := HostUs}} <- Runs,
+                               Name1 =:= Name]),
     io:format("  (own: overlapping no stall of the host's threads; ~s)~n",
-              [host_note()]).
-
-index(Name, Pieces) ->
-    length(lists:takewhile(fun({N, _}) -> N =/= Name end, Pieces)).
-
-host_note() ->
-    Host = host_pingers:start(),
-    host_pingers:note(host_pingers:stop(Host)).
+              [host_pingers:note(#{running => lists:min([R || {_, _, #{running := R}} <- Runs]),
+                                   rt => lists:all(fun({_, _, #{rt := Rt}}) -> Rt end, Runs)})]).
 
 %% Runs Piece in a fresh process until ?SECONDS have passed; the process
 %% gets its ready state (the pid list for slices) before the pingers start.
@@ -51,17 +50,12 @@ measure(Piece) ->
                                         Piece({State, erlang:monotonic_time(millisecond) + ?SECONDS * 1000}),
                                         Self ! done end),
     ok = receive ready -> ok; {'DOWN', Mon, process, Pid, Why} -> {piece_failed, Why} end,
-    Host = host_pingers:start(),
-    Pinger = beamprof_ct:start_pinger(),
+    Watch = host_pingers:watch(),
     timer:sleep(20),
     Pid ! go,
     ok = receive done -> ok; {'DOWN', Mon, process, Pid, Why2} -> {piece_failed, Why2} end,
     receive {'DOWN', Mon, process, Pid, _} -> ok end,
-    #{long := Long, count := Count, over_2ms := Over} = beamprof_ct:stop_pinger(Pinger),
-    #{gaps := HostGaps, worst_us := HostWorst} = host_pingers:stop(Host),
-    {Own, OwnWorst} = host_pingers:own(Long, HostGaps),
-    [integer_to_list(Count), integer_to_list(Over), integer_to_list(Own),
-     host_pingers:ms(OwnWorst), host_pingers:ms(HostWorst)].
+    host_pingers:unwatch(Watch).
 
 until(Deadline) ->
     erlang:monotonic_time(millisecond) < Deadline.
@@ -70,21 +64,14 @@ idle(prepare) -> none;
 idle({_, Deadline}) ->
     receive after max(0, Deadline - erlang:monotonic_time(millisecond)) -> ok end.
 
-walks(prepare) -> erlang:system_info(process_limit);
-walks({Limit, Deadline} = Arg) ->
+walks(prepare) -> none;
+walks({_, Deadline} = Arg) ->
     case until(Deadline) of
         true ->
-            Buf = beamprof_nif:scan_buf_new(),
-            done = walk(Buf, Limit, 0),
+            Buf = beamprof_scan_walk:fill_processes(table),
             ok = beamprof_nif:scan_buf_release(Buf),   % as a scan does when it is done
             walks(Arg);
         false -> ok
-    end.
-
-walk(Buf, Limit, Slot) ->
-    case beamprof_nif:scan_ptab_fill(Buf, Limit, Slot) of
-        {more, Next} -> walk(Buf, Limit, Next);
-        Other -> Other
     end.
 
 slices(prepare) -> erlang:processes();

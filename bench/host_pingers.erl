@@ -3,12 +3,29 @@
 %% A gap of the VM's pinger that overlaps a gap of a host pinger may be the
 %% machine's doing; one that overlaps none was the VM's own. run.sh builds
 %% the executable next to the bench's beam files; without it, no host
-%% pinger runs and every gap counts as the VM's own.
+%% pinger runs and every gap counts as the VM's own. watch/0 and unwatch/1
+%% run them beside the VM's 1 ms pinger (beamprof_ct) and set the two apart.
 -module(host_pingers).
 
--export([start/0, stop/1, own/2, ms/1, note/1]).
+-export([watch/0, unwatch/1, ms/1, note/1]).
 
 -define(LINE_TIMEOUT, 10000).
+
+%% Starts the host pingers, then the VM's 1 ms pinger.
+watch() ->
+    Host = start(),
+    {Host, beamprof_ct:start_pinger()}.
+
+%% Stops both: the VM pinger's figures (beamprof_ct:stop_pinger/1 without its
+%% `long' list), the host's worst gap (host_us), whether every host pinger ran
+%% real-time (rt) and how many ran, and the VM pinger's gaps over 2 ms that
+%% overlap no host stall: how many (own) and the worst (own_us, 0 if none).
+unwatch({Host, Pinger}) ->
+    #{long := Long} = Vm = beamprof_ct:stop_pinger(Pinger),
+    #{gaps := HostGaps, worst_us := HostWorst} = Stopped = stop(Host),
+    {Own, OwnWorst} = own(Long, HostGaps),
+    maps:merge(maps:remove(long, Vm), (maps:with([rt, running], Stopped))#{
+                 host_us => HostWorst, own => Own, own_us => OwnWorst}).
 
 %% Starts the host pingers, one per CPU it may pin a thread to; returns them
 %% with whether they run real-time.
@@ -32,16 +49,13 @@ open(Exe, Cpu) ->
     end.
 
 %% Stops them: #{rt (all real-time), running (how many), gaps: [{StartUs,
-%% EndUs}] over 1.5 ms on erlang:monotonic_time(microsecond), worst_us,
-%% over_2ms}.
+%% EndUs}] over 1.5 ms on erlang:monotonic_time(microsecond), worst_us}.
 stop(Pingers) ->
     Offset = os_offset_ns(),
     Gaps = lists:append([collect(Port, Offset) || {Port, _} <- Pingers]),
-    Lengths = [E - S || {S, E} <- Gaps],
     #{rt => Pingers =/= [] andalso lists:all(fun({_, Rt}) -> Rt end, Pingers),
       running => length(Pingers),
-      gaps => Gaps, worst_us => lists:max([0 | Lengths]),
-      over_2ms => length([L || L <- Lengths, L > 2000])}.
+      gaps => Gaps, worst_us => lists:max([0 | [E - S || {S, E} <- Gaps]])}.
 
 collect(Port, Offset) ->
     true = port_command(Port, <<"stop\n">>),
@@ -79,7 +93,7 @@ own(VmLong, HostGaps) ->
 ms(0) -> "none";
 ms(Us) -> bench_util:fmt(Us / 1000).
 
-%% What the own-gap figures are worth, from stop/1's result.
+%% What the own-gap figures are worth, from unwatch/1's result.
 note(#{running := 0}) ->
     "no host thread ran (not built, or no CPU could be pinned): every gap counts as own, "
     "own gaps err high";

@@ -14,8 +14,8 @@
 %% pinger's gaps over 2 ms that overlap none of those stalls ("own": the
 %% VM's doing, beamprof's included). Three rounds of every
 %% method, one after the other (a slow spell of the host then falls on all
-%% methods); per method the median CPU, the worst gap of the 3 and the gaps
-%% and steal of all 3. The floor row asks `process_info(P, memory)' of every
+%% methods); per method the median CPU, the worst gaps of the 3 and the gaps
+%% over 2 ms of all 3. The floor row asks `process_info(P, memory)' of every
 %% process and keeps nothing: what any exact cold memory scan pays on OTP 25.
 %% For beamprof's own passes, also the pid list's hand-off (erlang:processes()
 %% in a helper, into the C buffer: 'fill') and the longest slice (wall),
@@ -99,8 +99,8 @@ methods(Recon) ->
     end.
 
 host_note(Rows) ->
-    host_pingers:note(#{running => lists:min([N || #{host_running := N} <- Rows]),
-                        rt => lists:all(fun(#{host_rt := Rt}) -> Rt end, Rows)}).
+    host_pingers:note(#{running => lists:min([N || #{running := N} <- Rows]),
+                        rt => lists:all(fun(#{rt := Rt}) -> Rt end, Rows)}).
 
 ms(none) -> "";
 ms(Us) -> bench_util:fmt(Us / 1000).
@@ -139,8 +139,7 @@ summary(Runs) ->
             heap_bytes => round(bench_util:median(All(heap_bytes))),
             gap_us => lists:max(All(gap_us)), over_2ms => lists:sum(All(over_2ms)),
             pings => lists:sum(All(pings)), host_us => lists:max(All(host_us)),
-            host_rt => lists:all(fun(Rt) -> Rt end, All(host_rt)),
-            host_running => lists:min(All(host_running)),
+            rt => lists:all(fun(Rt) -> Rt end, All(rt)), running => lists:min(All(running)),
             own => lists:sum(All(own)), own_us => lists:max(All(own_us))}.
 
 %% --- on the peer ---------------------------------------------------------------
@@ -191,8 +190,7 @@ null_io() ->
 measure(Method, _Caller) ->
     erlang:garbage_collect(),
     settle(50),
-    Host = host_pingers:start(),
-    Pinger = beamprof_ct:start_pinger(),
+    Watch = host_pingers:watch(),
     Tracer = spawn(fun() -> gc_peak(0) end),
     Self = self(),
     {Worker, Mon} = spawn_monitor(fun() -> receive go -> ok end,
@@ -207,18 +205,13 @@ measure(Method, _Caller) ->
     Phases = receive {done, Ph} -> Ph end,
     receive {'DOWN', Mon, process, Worker, _} -> ok end,
     {C1, _} = erlang:statistics(runtime),
-    #{max_us := Gap, count := Pings, over_2ms := Over, long := Long} =
-        beamprof_ct:stop_pinger(Pinger),
-    #{gaps := HostGaps, worst_us := HostWorst, rt := Rt, running := Running} =
-        host_pingers:stop(Host),
-    {Own, OwnWorst} = host_pingers:own(Long, HostGaps),
+    #{max_us := Gap, count := Pings} = Gaps = host_pingers:unwatch(Watch),
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
-    Phases#{cpu_ns => (C1 - C0) * 1000000,
-            heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
-            pings => Pings, over_2ms => Over, host_us => HostWorst, host_rt => Rt,
-            host_running => Running,
-            own => Own, own_us => OwnWorst}.
+    maps:merge(maps:with([over_2ms, host_us, rt, running, own, own_us], Gaps),
+               Phases#{cpu_ns => (C1 - C0) * 1000000,
+                       heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
+                       pings => Pings}).
 
 %% Waits (5 s at most) until the VM is quiet: under 5 ms of CPU in 100 ms.
 %% The allocators give freed carriers back in the background, for a while

@@ -28,7 +28,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("The scan loop over processes and ports, in yielding slices.").
 
--export([processes/1, ports/1]).
+-export([processes/1, ports/1, fill_processes/1]).
 -export_type([spec/0, result/0, port_spec/0, port_result/0, crossing/0]).
 
 -type key() :: message_queue_len | memory | reductions | total_heap_size.
@@ -157,6 +157,7 @@ tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
 %% slices when the NIF finds and checks it (c_src/bp_ptab.h), otherwise from
 %% erlang:processes(), whose last steps hold a scheduler for milliseconds at
 %% hundreds of thousands of processes.
+-spec fill_processes(table | processes) -> reference().
 fill_processes(table) ->
     Buf = ?NIF:scan_buf_new(),
     case walk_table(Buf, erlang:system_info(process_limit), 0) of
