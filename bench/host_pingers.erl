@@ -45,7 +45,7 @@ open(Exe, Cpu) ->
     receive
         {Port, {data, {eol, <<"rt ", Rt/binary>>}}} -> {Port, Rt =:= <<"1">>};
         {Port, {exit_status, _}} -> none
-    after ?LINE_TIMEOUT -> catch port_close(Port), none
+    after ?LINE_TIMEOUT -> close_port(Port), none
     end.
 
 %% Stops them: #{rt (all real-time), running (how many), gaps: [{StartUs,
@@ -102,3 +102,7 @@ note(#{rt := false}) ->
     "busy and excuse its gaps, own gaps err low";
 note(#{}) ->
     "the host threads ran at real-time priority".
+
+%% Closes a port that may already be closed.
+close_port(Port) ->
+    try port_close(Port) catch error:badarg -> true end.

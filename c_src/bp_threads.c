@@ -14,11 +14,26 @@ struct bp_name_kind {
     enum bp_thread_type type;
 };
 
+/* OTP 25 and earlier: "N_scheduler", "N_dirty_cpu_scheduler" and
+ * "N_dirty_io_scheduler", cut by the kernel to 15 characters. */
 static const struct bp_name_kind bp_kinds[] = {
     {"scheduler", 9, BP_THREAD_NORMAL},
     {"dirty_cpu_scheduler", 9, BP_THREAD_DIRTY_CPU},
     {"dirty_io_scheduler", 8, BP_THREAD_DIRTY_IO},
 };
+
+/* OTP 26 and later: "erts_sched_N", "erts_dcpus_N", "erts_dios_N" (at most
+ * 15 characters with N <= 1024, so never truncated). */
+static const struct bp_name_prefix {
+    const char *prefix;
+    enum bp_thread_type type;
+} bp_prefixes[] = {
+    {"erts_sched_", BP_THREAD_NORMAL},
+    {"erts_dcpus_", BP_THREAD_DIRTY_CPU},
+    {"erts_dios_", BP_THREAD_DIRTY_IO},
+};
+
+#define BP_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Parses a positive decimal without leading zeros, at most 5 digits.
  * Returns the number of digits consumed, 0 if none or invalid. */
@@ -36,13 +51,10 @@ static size_t bp_parse_index(const char *s, size_t len, uint32_t *out)
     return i;
 }
 
-int bp_threads_classify(const char *name, size_t len, enum bp_thread_type *type,
-                        uint32_t *index)
+/* "N_<kind>" (OTP 25 and earlier). */
+static int bp_classify_suffixed(const char *name, size_t len, enum bp_thread_type *type,
+                                uint32_t *index)
 {
-    while (len > 0 && (name[len - 1] == '\n' || name[len - 1] == '\0'))
-        len--;
-    if (len == 0 || len > BP_COMM_MAX)
-        return 0;
     uint32_t n;
     size_t digits = bp_parse_index(name, len, &n);
     if (digits == 0 || digits >= len || name[digits] != '_')
@@ -50,7 +62,7 @@ int bp_threads_classify(const char *name, size_t len, enum bp_thread_type *type,
     const char *tail = name + digits + 1;
     size_t tail_len = len - digits - 1;
     int truncated = (len == BP_COMM_MAX);
-    for (size_t k = 0; k < sizeof bp_kinds / sizeof bp_kinds[0]; k++) {
+    for (size_t k = 0; k < BP_COUNT(bp_kinds); k++) {
         const struct bp_name_kind *kind = &bp_kinds[k];
         size_t full_len = strlen(kind->full);
         if (tail_len > full_len || memcmp(tail, kind->full, tail_len) != 0)
@@ -62,6 +74,35 @@ int bp_threads_classify(const char *name, size_t len, enum bp_thread_type *type,
         }
     }
     return 0;
+}
+
+/* "erts_<kind>_N" (OTP 26 and later): the digits must end the name. */
+static int bp_classify_prefixed(const char *name, size_t len, enum bp_thread_type *type,
+                                uint32_t *index)
+{
+    for (size_t k = 0; k < BP_COUNT(bp_prefixes); k++) {
+        size_t plen = strlen(bp_prefixes[k].prefix);
+        if (len <= plen || memcmp(name, bp_prefixes[k].prefix, plen) != 0)
+            continue;
+        uint32_t n;
+        if (bp_parse_index(name + plen, len - plen, &n) != len - plen)
+            return 0;
+        *type = bp_prefixes[k].type;
+        *index = n;
+        return 1;
+    }
+    return 0;
+}
+
+int bp_threads_classify(const char *name, size_t len, enum bp_thread_type *type,
+                        uint32_t *index)
+{
+    while (len > 0 && (name[len - 1] == '\n' || name[len - 1] == '\0'))
+        len--;
+    if (len == 0 || len > BP_COMM_MAX)
+        return 0;
+    return bp_classify_suffixed(name, len, type, index) ||
+           bp_classify_prefixed(name, len, type, index);
 }
 
 static int bp_thread_before(const struct bp_thread *a, const struct bp_thread *b)

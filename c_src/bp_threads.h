@@ -30,7 +30,7 @@ enum bp_thread_type {
 struct bp_thread {
     pid_t tid;
     enum bp_thread_type type;
-    uint32_t index;      /* N of "N_scheduler", >= 1 */
+    uint32_t index;      /* N of "N_scheduler" or "erts_sched_N", >= 1 */
     int64_t sampler_prev; /* CPU ns at the sampler's previous tick; -1 = none */
     int64_t wait_prev;    /* run-queue wait ns at that tick; -1 = none */
     int stat_fd;          /* /proc/self/task/<tid>/schedstat, normal only; -1 */
@@ -54,10 +54,11 @@ struct bp_threads {
 /* --- pure (bp_threads.c) ------------------------------------------------ */
 
 /* Classifies a thread name as read from comm (trailing newline allowed).
- * Returns 1 and fills *type and *index for "N_scheduler",
+ * Returns 1 and fills *type and *index for OTP 25's "N_scheduler",
  * "N_dirty_cpu_sch..." and "N_dirty_io_sche..." (the kernel truncates names
  * to 15 characters, so a truncated tail must still be a prefix of the full
- * name); returns 0 for anything else (including index 0 or leading zeros). */
+ * name) and for OTP 26+'s "erts_sched_N", "erts_dcpus_N" and "erts_dios_N";
+ * returns 0 for anything else (including index 0 or leading zeros). */
 int bp_threads_classify(const char *name, size_t len, enum bp_thread_type *type,
                         uint32_t *index);
 

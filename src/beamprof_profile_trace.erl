@@ -64,7 +64,7 @@ lock_holder() ->
 traced(Strategy, Holder, Call) when Strategy =:= calls; Strategy =:= eprof ->
     _ = erlang:trace_pattern({'_', '_', '_'}, true, [call_time]),
     T0 = erlang:monotonic_time(),
-    case catch erlang:trace(self(), true, [call, {tracer, Holder}]) of
+    case try_trace(self(), [call, {tracer, Holder}]) of
         1 ->
             Outcome = try Call() after erlang:trace(self(), false, [call]) end,
             Duration = erlang:monotonic_time() - T0,
@@ -221,9 +221,18 @@ clean(cprof, _Dir) ->
     _ = cprof:stop(),
     ok;
 clean(_Fprof, Dir) ->
-    _ = (catch fprof:trace(stop)),
-    _ = (catch fprof:stop()),
+    _ = quietly(fun() -> fprof:trace(stop) end),
+    _ = quietly(fun() -> fprof:stop() end),
     case Dir of
         undefined -> ok;
         _ -> _ = file:del_dir_r(Dir), ok
     end.
+
+%% erlang:trace/3 on the calling process: the count it answers, or `error' when the
+%% process is already traced by another tracer (badarg).
+try_trace(Pid, Flags) ->
+    try erlang:trace(Pid, true, Flags) catch error:badarg -> error end.
+
+%% Runs a cleanup whose failure (nothing left to stop) does not matter.
+quietly(Fun) ->
+    try Fun() catch _:_ -> ok end.

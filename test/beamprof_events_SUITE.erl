@@ -45,7 +45,7 @@ init_per_testcase(_Case, Config) ->
     [{handlers, Pid} | Config].
 
 end_per_testcase(_Case, Config) ->
-    catch unregister(?SINK),
+    _ = [unregister(?SINK) || whereis(?SINK) =/= undefined],
     gen_server:stop(?config(handlers, Config)),
     ok.
 

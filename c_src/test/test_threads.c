@@ -22,6 +22,22 @@ BP_TEST(scheduler_names)
     CHECK(classify("1000_dirty_io_s", &t, &i) && t == BP_THREAD_DIRTY_IO && i == 1000);
 }
 
+/* OTP 26 and later. */
+BP_TEST(erts_prefixed_names)
+{
+    enum bp_thread_type t;
+    uint32_t i;
+    CHECK(classify("erts_sched_1\n", &t, &i) && t == BP_THREAD_NORMAL && i == 1);
+    CHECK(classify("erts_sched_1024", &t, &i) && t == BP_THREAD_NORMAL && i == 1024);
+    CHECK(classify("erts_dcpus_3\n", &t, &i) && t == BP_THREAD_DIRTY_CPU && i == 3);
+    CHECK(classify("erts_dios_10\n", &t, &i) && t == BP_THREAD_DIRTY_IO && i == 10);
+    const char *bad[] = {"erts_sched_0", "erts_sched_", "erts_sched_01", "erts_sched_1x",
+                         "erts_dcpus", "erts_aux_1", "erts_dios_-1", "erts_sys_sig",
+                         "erts_sched_123456"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        CHECK(!classify(bad[k], &t, &i));
+}
+
 BP_TEST(other_names_rejected)
 {
     enum bp_thread_type t;
@@ -71,6 +87,7 @@ BP_TEST(schedstat_parsed)
 const struct bp_test_case bp_threads_tests[] = {
     {"threads: schedstat parsed", schedstat_parsed},
     {"threads: scheduler names", scheduler_names},
+    {"threads: OTP 26+ scheduler names", erts_prefixed_names},
     {"threads: other names rejected", other_names_rejected},
     {"threads: sort by type then index", sort_by_type_then_index},
     {NULL, NULL},
