@@ -3,7 +3,8 @@
 %% of N idle processes (run.sh raises +P), with the machine's own stalls set
 %% apart (host_pingers: a real-time thread per CPU outside the VM).
 %%
-%% Pieces: the process-table walk alone (beamprof_scan_walk:fill_processes/1
+%% Pieces: the pid source alone (beamprof_scan_walk:fill_processes/1: the
+%% process-table walk on OTP 25 and 27, the process iterator on 28+)
 %% into a fresh buffer, as each scan starts), queue slices alone (process_info(P,
 %% message_queue_len) for 0.5 ms, charged a timeslice, yield: the walker's
 %% loop), whole `top(message_queue_len, 10)' passes and whole
@@ -68,7 +69,7 @@ walks(prepare) -> none;
 walks({_, Deadline} = Arg) ->
     case until(Deadline) of
         true ->
-            Buf = beamprof_scan_walk:fill_processes(table),
+            {Buf, _Source, _} = beamprof_scan_walk:fill_processes(auto),
             ok = beamprof_nif:scan_buf_release(Buf),   % as a scan does when it is done
             walks(Arg);
         false -> ok

@@ -261,7 +261,7 @@ static struct {
 } ptab = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Bytes of the table struct copied to look for its read-only part (OTP 25:
- * at offset 192, 96 bytes long). */
+ * at offset 192, 96 bytes long; OTP 27: at 192, 120 bytes). */
 #define BP_PTAB_HEADER 512
 
 static int ptab_find(uint32_t limit, struct bp_ptab *out)
@@ -300,8 +300,11 @@ static int ptab_find(uint32_t limit, struct bp_ptab *out)
  * table's slots from Slot on, at most BP_PTAB_SLOTS and about
  * BP_PTAB_CALL_NS at a time; call again with Next until done. Limit is
  * erlang:system_info(process_limit). `unavailable': the table was not
- * found, or does not hold the caller where the mask formula says (checked
- * on every call), so the caller falls back to erlang:processes(). */
+ * found (no `erts_proc' symbol, as on OTP 29, or no layout bp_ptab knows),
+ * or does not hold the caller where the mask formula says (checked on
+ * every call), so the caller falls back to erlang:processes(). Whether the
+ * running ERTS may be walked at all is the caller's decision
+ * (beamprof_enum, the versions a test verified). */
 ERL_NIF_TERM bp_scan_ptab_fill_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;

@@ -39,7 +39,9 @@ defmodule Beamprof do
   @typedoc """
   Start options, as a keyword list or a map: `interval`, `tick`,
   `scheduler_high`, `scheduler_low`, `memory_high`, `memory_low`,
-  `reopen_ticks`, `memory_limit`, `event_prefix`, `vm_events`.
+  `reopen_ticks`, `memory_limit`, `event_prefix`, `vm_events`, `vm_internals`
+  (`false`: never read the VM's internal structures), and the scan's options
+  (see the README).
   """
   @type options :: keyword() | map()
 

@@ -55,7 +55,8 @@ start() ->
 %% @doc Starts beamprof with `Options' over the application environment.
 %% Options: `interval' (ms), `tick' (ms), `scheduler_high', `scheduler_low',
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
-%% (bytes or `auto'), `event_prefix', `vm_events'. An unknown or ill-typed
+%% (bytes or `auto'), `event_prefix', `vm_events', `vm_internals' (`false':
+%% never read the VM's internal structures). An unknown or ill-typed
 %% option raises `{badarg, Message}' naming it; if beamprof is already
 %% running, `{error, already_started}'.
 -spec start(Options) -> ok | {error, term()} when Options :: beamprof_config:options().
@@ -86,8 +87,10 @@ stop() ->
     end.
 
 %% @doc The latest sample (at most one interval old): schedulers, run
-%% queues, memory, counts, rates, the gate and `system_monitor'
-%% (`beamprof_monitor:status/0'). See the README for the keys.
+%% queues, memory, counts, rates, the gate, `system_monitor'
+%% (`beamprof_monitor:status/0') and `warnings' (`beamprof_warnings': what
+%% the sampler could not measure, such as scheduler threads not found). See
+%% the README for the keys.
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
     case beamprof_sampler:snapshot() of

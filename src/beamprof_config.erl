@@ -11,7 +11,7 @@
 ?MODULEDOC("Options of the beamprof application: defaults and validation.").
 
 -export([defaults/0, validate/1, load/0, set_start_options/1, clear_start_options/0,
-         nif_config/1]).
+         nif_config/1, vm_internals/0]).
 
 -export_type([config/0, options/0]).
 
@@ -32,8 +32,11 @@
                     scan_skip_queue := pos_integer(),
                     long_message_queue := pos_integer(),
                     large_memory := pos_integer(),
-                    busy_port_queue := pos_integer()}.
-%% A complete, validated configuration.
+                    busy_port_queue := pos_integer(),
+                    vm_internals := boolean()}.
+%% A complete, validated configuration. `vm_internals' (default `true'):
+%% `false' turns off every read of the VM's internal structures (see
+%% `vm_internals/0').
 
 -type options() :: #{atom() => term()} | [{atom(), term()}].
 %% What a caller may pass: any subset of {@link config()}.
@@ -62,7 +65,8 @@ defaults() ->
       scan_skip_queue => 10000,
       long_message_queue => 10000,
       large_memory => 100 * 1024 * 1024,
-      busy_port_queue => 8192}.
+      busy_port_queue => 8192,
+      vm_internals => true}.
 
 %% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
 %% naming the first bad option.
@@ -106,6 +110,25 @@ nif_config(#{tick := Tick, memory_limit := Limit} = Config) ->
     Marks#{tick_ms => Tick, memory_limit => limit_bytes(Limit),
            schedulers_online => erlang:system_info(schedulers_online)}.
 
+%% @doc Whether beamprof may read the VM's internal structures: the
+%% `vm_internals' option of the last `beamprof:start/1', else the
+%% application environment's (`{beamprof, [{vm_internals, false}]}'), else
+%% `true'. Read at each use, so it applies to scans made without beamprof
+%% running. What it governs: the scan's process table walk (else the scan
+%% takes its pids from `erlang:processes()', or from the process iterator on
+%% OTP 28+, which is API). Raises `{badarg, Message}' when the value set is
+%% not a boolean.
+-spec vm_internals() -> boolean().
+vm_internals() ->
+    V = case application:get_env(?APP, ?START_KEY, #{}) of
+            #{vm_internals := Start} -> Start;
+            _ -> application:get_env(?APP, vm_internals, true)
+        end,
+    case is_boolean(V) of
+        true -> V;
+        false -> bad_option(vm_internals, V, [{vm_internals, V}])
+    end.
+
 limit_bytes(auto) -> 0;
 limit_bytes(Bytes) -> Bytes.
 
@@ -114,7 +137,7 @@ check(tick, V, _) when is_integer(V), V >= 10, V =< 60000 -> ok;
 check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
 check(memory_limit, auto, _) -> ok;
 check(memory_limit, V, _) when is_integer(V), V > 0 -> ok;
-check(vm_events, V, _) when is_boolean(V) -> ok;
+check(Key, V, _) when is_boolean(V), (Key =:= vm_events orelse Key =:= vm_internals) -> ok;
 check(system_monitor, V, O) ->
     case beamprof_monitor:check(V) of
         ok -> ok;
@@ -154,6 +177,7 @@ expectation(tick) -> "an integer of milliseconds in 10..60000";
 expectation(reopen_ticks) -> "an integer in 1..10000";
 expectation(memory_limit) -> "auto or a positive integer of bytes";
 expectation(vm_events) -> "a boolean";
+expectation(vm_internals) -> "a boolean";
 expectation(event_prefix) -> "a non-empty list of atoms";
 expectation(scan_interval) -> "off or an integer of milliseconds in 100..86400000";
 expectation(scan_budget) -> "a float fraction of one core in (0.0, 1.0]";

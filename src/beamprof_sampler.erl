@@ -14,6 +14,11 @@
 %% (or dying) leaves it as it was for everyone else. It also has the C
 %% sampler thread restarted if it finds it stopped (after a reload of the NIF
 %% library) or told if the number of schedulers online changed.
+%%
+%% At start it checks the C side's scheduler thread table against
+%% `erlang:system_info/1' (`beamprof_vm:thread_warnings/0'): a kind of
+%% scheduler whose threads were not all found is logged once, here, and
+%% stays in every sample's `warnings' (snapshot and event metadata).
 -module(beamprof_sampler).
 -behaviour(gen_server).
 
@@ -28,6 +33,7 @@
                 from :: beamprof_vm:reading(),
                 last :: beamprof_vm:sample() | undefined,
                 online :: pos_integer(),
+                warnings :: [beamprof_warnings:warning()],
                 busy = 0 :: non_neg_integer(),
                 emits = 0 :: non_neg_integer()}).
 
@@ -60,14 +66,17 @@ init(#{interval := Interval} = Config) ->
     process_flag(trap_exit, true),
     _ = erlang:system_flag(scheduler_wall_time, true),
     Now = erlang:monotonic_time(millisecond),
+    Warnings = beamprof_vm:thread_warnings(),
+    _ = [logger:warning("beamprof: ~ts", [M]) || #{message := M} <- Warnings],
     {ok, schedule(#state{config = Config, next_emit = Now + Interval,
                          from = beamprof_vm:read(),
-                         online = erlang:system_info(schedulers_online)})}.
+                         online = erlang:system_info(schedulers_online),
+                         warnings = Warnings})}.
 
 %% @private
 -spec handle_call(snapshot | stats, gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(snapshot, _From, #state{last = undefined, from = From} = State) ->
-    {reply, beamprof_vm:sample(From, beamprof_vm:read(), beamprof_nif:gate_info()), State};
+    {reply, sample(From, beamprof_vm:read(), State), State};
 handle_call(snapshot, _From, #state{last = Last} = State) ->
     {reply, Last, State};
 handle_call(stats, _From, #state{busy = Busy, emits = Emits} = State) ->
@@ -96,7 +105,7 @@ terminate(_Reason, _State) ->
 
 emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emits} = State) ->
     Reading = beamprof_vm:read(),
-    Sample = beamprof_vm:sample(From, Reading, beamprof_nif:gate_info()),
+    Sample = sample(From, Reading, State),
     emit(Sample, Config),
     Online = erlang:system_info(schedulers_online),
     _ = case beamprof_nif:sampler_info() of
@@ -106,6 +115,9 @@ emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emit
     Now = erlang:monotonic_time(millisecond),
     State#state{from = Reading, last = Sample, emits = Emits + 1, online = Online,
                 next_emit = next(State#state.next_emit, Interval, Now)}.
+
+sample(From, Reading, #state{warnings = Warnings}) ->
+    (beamprof_vm:sample(From, Reading, beamprof_nif:gate_info()))#{warnings => Warnings}.
 
 %% The next deadline on the fixed grid; a late tick skips what it missed
 %% rather than firing a burst.

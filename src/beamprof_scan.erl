@@ -40,7 +40,11 @@
                   window_ms := non_neg_integer(), scanned := non_neg_integer(),
                   skipped := non_neg_integer(), duration_us := non_neg_integer(),
                   cpu_us := non_neg_integer(), fill_us := non_neg_integer(),
-                  max_slice_us := non_neg_integer()}.
+                  max_slice_us := non_neg_integer(), source := beamprof_enum:source(),
+                  warnings := [beamprof_warnings:warning()]}.
+%% `source': where the pass's pids came from (`ptab_walk',
+%% `processes_iterator' or `processes'); `warnings': why, when it is a
+%% fallback (`enumeration_fallback', `vm_internals_off').
 
 -define(KEYS, [message_queue_len, memory, reductions, total_heap_size]).
 -define(PORT_KEYS, [queue_size, memory, input, output]).
@@ -145,7 +149,8 @@ result(Keys, #{tops := Tops} = R, Skip, WindowMs) ->
     Rows#{window_ms => WindowMs, scanned => maps:get(scanned, R),
           skipped => maps:get(skipped, R), duration_us => maps:get(duration_us, R),
           cpu_us => maps:get(cpu_us, R), fill_us => maps:get(fill_us, R),
-          max_slice_us => maps:get(max_slice_us, R)}.
+          max_slice_us => maps:get(max_slice_us, R), source => maps:get(source, R),
+          warnings => maps:get(warnings, R)}.
 
 %% @doc The queue length from which `memory' is skipped: the application's
 %% `scan_skip_queue' when set, else 10000.

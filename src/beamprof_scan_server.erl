@@ -15,7 +15,10 @@
 %% `message_queue_len_p50', `_p90', `_p99', `_max' (messages) and
 %% `memory_p50', `_p90', `_p99', `_max' (bytes, over the processes whose
 %% memory was asked); metadata `trigger' (`periodic' | `on_demand'),
-%% `window_ms', `generation', `crossings_dropped'.</li>
+%% `window_ms', `generation', `crossings_dropped', `source' (where the pids
+%% came from: `ptab_walk', `processes_iterator' or `processes', see
+%% `beamprof_enum') and `warnings' (`beamprof_warnings': why the source is a
+%% fallback, `[]' when it is not).</li>
 %% <li>`[beamprof, process, long_message_queue]' (measurement
 %% `message_queue_len') and `[beamprof, process, large_memory]' (`memory',
 %% bytes), once when a process reaches the threshold (`long_message_queue',
@@ -197,7 +200,8 @@ emit(R, P, Trigger, WindowMs, Config) ->
               cpu => native(maps:get(cpu_us, R))},
            #{trigger => Trigger, window_ms => WindowMs, generation => maps:get(generation, R),
              crossings_dropped => maps:get(crossings_dropped, R)
-                 + maps:get(crossings_dropped, P)}),
+                 + maps:get(crossings_dropped, P),
+             source => maps:get(source, R), warnings => maps:get(warnings, R)}),
     lists:foreach(fun(C) -> crossing(C, Config) end,
                   maps:get(crossings, R) ++ maps:get(crossings, P)).
 

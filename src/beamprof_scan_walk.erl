@@ -4,12 +4,17 @@
 %% histograms, the window table) so that the walking process's heap stays
 %% flat whatever the process count.
 %%
-%% The pid list is never in the walker's heap: the NIF reads the VM's
-%% process table into a buffer resource, a bounded number of slots per call
-%% (c_src/bp_ptab.h); when it cannot, a short-lived helper process calls
-%% `erlang:processes()' (OTP 25 has no process iterator), hands the pids to
-%% the buffer in chunks and exits. The walker takes slices from the buffer,
-%% and gives its memory back on a dirty scheduler when done.
+%% The pid list is never in the walker's heap: the pids go into a buffer
+%% resource first, from the source `beamprof_enum' chooses for the release:
+%% on OTP 28+ the walker takes them from `erlang:processes_iterator/0' a
+%% chunk at a time, yielding between chunks; on the ERTS versions whose
+%% layout a test verified, the NIF reads the VM's process table, a bounded
+%% number of slots per call (c_src/bp_ptab.h); otherwise (and when the table
+%% is not found) a short-lived helper process calls `erlang:processes()',
+%% hands the pids to the buffer in chunks and exits. The walker takes slices
+%% from the buffer, and gives its memory back on a dirty scheduler when done.
+%% The result says which source gave the pids (`source') and, for a
+%% fallback, why (`warnings').
 %%
 %% Per process it asks `message_queue_len' first (cheap), then, only when the
 %% queue is below `skip_queue', the items that walk the queue (`memory',
@@ -36,12 +41,13 @@
 
 -type spec() :: #{keys := [key()], n := 1..10000, skip_queue := pos_integer(),
                   window => reference(), histograms => boolean(),
-                  enumerate => table | processes,
+                  enumerate => auto | processes,
                   long_message_queue => pos_integer(), large_memory => pos_integer()}.
 %% `window' is required for `reductions' and for the thresholds. `enumerate'
-%% (default `table') says where the pids come from: the process table, read
-%% in slices, falling back to `erlang:processes()' when the table cannot be
-%% used; `processes' always takes the fallback.
+%% (default `auto') says where the pids come from: `auto' as
+%% `beamprof_enum:choose/0' says, falling back to `erlang:processes()' when
+%% the process table is chosen but not found; `processes' always takes
+%% `erlang:processes()' (no warning: it was asked for).
 
 -type crossing() :: {long_message_queue | large_memory, pid(), non_neg_integer()}
                   | {busy, port(), non_neg_integer()}.
@@ -53,7 +59,9 @@
                     generation := non_neg_integer(), fill_us := non_neg_integer(),
                     max_slice_us := non_neg_integer(),
                     histograms := #{message_queue_len => reference(), memory => reference()},
-                    crossings := [crossing()], crossings_dropped := non_neg_integer()}.
+                    crossings := [crossing()], crossings_dropped := non_neg_integer(),
+                    source := beamprof_enum:source(),
+                    warnings := [beamprof_warnings:warning()]}.
 
 -type port_spec() :: #{keys := [port_key()], n := 1..10000,
                        window => reference(), busy_port_queue => pos_integer()}.
@@ -72,6 +80,7 @@
 -define(SLICE_FIRST, 128).
 -define(MAX_CROSSINGS, 100).      % per kind and scan; the rest are counted
 -define(BIG_LIST, 20000).          % ids from which the pid-list helper's heap is preset
+-define(ITER_CHUNK, 2000).         % pids taken from the process iterator per step
 -define(FLAG_QUEUE, 1).
 -define(FLAG_MEMORY, 2).
 -define(FLAG_BUSY, 1).
@@ -104,7 +113,7 @@
 -spec processes(spec()) -> result().
 processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
     Start = erlang:monotonic_time(),
-    Buf = fill_processes(maps:get(enumerate, Spec, table)),
+    {Buf, Source, Warnings} = fill_processes(maps:get(enumerate, Spec, auto)),
     FillUs = us(erlang:monotonic_time() - Start),
     #{size := Size} = ?NIF:scan_buf_info(Buf),
     Window = maps:get(window, Spec, undefined),
@@ -129,7 +138,8 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
       histograms => maps:from_list([{K, R} || {K, R} <- [{message_queue_len, W#w.qh},
                                                            {memory, W#w.mh}],
                                               R =/= undefined]),
-      crossings => lists:reverse(W#w.crossings), crossings_dropped => W#w.dropped}.
+      crossings => lists:reverse(W#w.crossings), crossings_dropped => W#w.dropped,
+      source => Source, warnings => Warnings}.
 
 hist(true) -> ?NIF:scan_hist_new();
 hist(false) -> undefined.
@@ -153,20 +163,65 @@ tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
                                     {total_heap_size, T}, {reductions, R}],
                        Ref =/= undefined]).
 
-%% A buffer resource holding every pid: read from the process table in
-%% slices when the NIF finds and checks it (c_src/bp_ptab.h), otherwise from
-%% erlang:processes(), whose last steps hold a scheduler for milliseconds at
-%% hundreds of thousands of processes.
--spec fill_processes(table | processes) -> reference().
-fill_processes(table) ->
+%% A buffer resource holding every pid, the source that gave them and the
+%% warnings of a fallback. From the source `beamprof_enum:choose/0' says
+%% (`auto'), or from erlang:processes(), whose last steps hold a scheduler
+%% for milliseconds at hundreds of thousands of processes.
+-spec fill_processes(auto | processes) ->
+          {reference(), beamprof_enum:source(), [beamprof_warnings:warning()]}.
+fill_processes(auto) ->
+    {Source, Warnings} = beamprof_enum:choose(),
+    fill_from(Source, Warnings);
+fill_processes(processes) ->
+    fill_from(processes, []).
+
+fill_from(ptab_walk, Warnings) ->
     Buf = ?NIF:scan_buf_new(),
     case walk_table(Buf, erlang:system_info(process_limit), 0) of
-        done -> Buf;
-        {error, unavailable} -> fill_processes(processes);
+        done -> {Buf, ptab_walk, Warnings};
+        {error, unavailable} ->
+            fill_from(processes, Warnings ++ [beamprof_enum:table_not_found()]);
         {error, enomem} = Error -> erlang:error({scan_buffer, Error})
     end;
-fill_processes(processes) ->
-    fill(fun erlang:processes/0, erlang:system_info(process_count)).
+fill_from(processes, Warnings) ->
+    {fill(fun erlang:processes/0, erlang:system_info(process_count)), processes, Warnings};
+fill_from(Source, Warnings) ->
+    iterator_fill(Source, Warnings).
+
+%% OTP 28+: the iterator's pids into a buffer, ?ITER_CHUNK at a time, each
+%% step charged and followed by a yield (account/1): the walker's heap holds
+%% one chunk (the VM hands the pids over a table slice at a time). Compiled
+%% only where the iterator exists (beamprof_enum:iterator_compiled/0 says so,
+%% and only then is it chosen).
+-if(?OTP_RELEASE >= 28).
+-spec iterator_fill(processes_iterator, [beamprof_warnings:warning()]) ->
+          {reference(), processes_iterator, [beamprof_warnings:warning()]}.
+iterator_fill(processes_iterator, Warnings) ->
+    Buf = ?NIF:scan_buf_new(),
+    ok = iterate(Buf, erlang:processes_iterator()),
+    {Buf, processes_iterator, Warnings}.
+
+iterate(Buf, Iter) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    {Pids, Next} = next_pids(Iter, ?ITER_CHUNK, []),
+    ok = put_all(Buf, Pids),
+    account(erlang:monotonic_time(nanosecond) - T0),
+    case Next of
+        none -> ok;
+        _ -> iterate(Buf, Next)
+    end.
+
+next_pids(Iter, 0, Acc) -> {Acc, Iter};
+next_pids(Iter, Max, Acc) ->
+    case erlang:processes_next(Iter) of
+        {Pid, Next} -> next_pids(Next, Max - 1, [Pid | Acc]);
+        none -> {Acc, none}
+    end.
+-else.
+-spec iterator_fill(processes_iterator, [beamprof_warnings:warning()]) -> no_return().
+iterator_fill(processes_iterator, _Warnings) ->
+    erlang:error({badarg, "erlang:processes_iterator/0 needs OTP 28"}).
+-endif.
 
 %% Each call charges its own time at account/1's rate (consume_since in
 %% c_src/bp_scan_nif.c), so the loop is scheduled out about every 0.5 ms.
@@ -196,6 +251,7 @@ fill(ListFun, Count) ->
     end.
 
 put_all(_Buf, []) -> ok;
+put_all(_Buf, {error, enomem} = Error) -> erlang:error({scan_buffer, Error});
 put_all(Buf, List) -> put_all(Buf, ?NIF:scan_buf_put(Buf, List)).
 
 %% Slices: take Size ids, visit them, measure, yield, adapt Size to ~0.5 ms.

@@ -4,7 +4,9 @@
 %% the three tables of `beamprof_scan:top_all/1', and returns the text as a
 %% UTF-8 binary, so that it prints correctly whether the shell's device is in
 %% unicode or latin1 mode (names may hold any character). At most about 35
-%% lines and 100 columns: a header (node, window, gate, system monitor),
+%% lines and 100 columns: a header (node, window, gate, system monitor;
+%% where the scan's pids came from, and any warning of the sample or the
+%% scan, see `beamprof_warnings'),
 %% scheduler utilization (a bar per normal scheduler up to 16, one digit per
 %% scheduler beyond: 0 = under 10%, 9 = 90% or more), the totals, memory by
 %% kind and against the limit, counts and rates, then the top processes by
@@ -35,6 +37,7 @@
 -define(NAME_MAX, 24).
 -define(FUNCTION_MAX, 27).
 -define(LABEL, "~-11s").
+-define(NOTE_MAX, 88).     % a header note after its label, in columns
 
 %% Rendering
 
@@ -44,7 +47,8 @@
 -spec render(Snapshot, Tops, Opts) -> binary() when
       Snapshot :: beamprof_vm:sample() | map(), Tops :: tops() | term(), Opts :: opts().
 render(Snapshot, Tops, Opts) ->
-    Text = [header(Snapshot), schedulers(Snapshot), memory(Snapshot), counts(Snapshot),
+    Text = [header(Snapshot), notes(Snapshot, Tops), schedulers(Snapshot), memory(Snapshot),
+            counts(Snapshot),
             "\n", tables(Tops, maps:get(rows, Opts, ?ROWS))],
     unicode:characters_to_binary(Text).
 
@@ -52,6 +56,26 @@ header(#{window_ms := Window} = S) ->
     fmt("beamprof on ~ts - window ~.2f s - gate ~ts - system monitor ~ts~n",
         [atom_to_binary(node()), Window / 1000, gate(maps:get(gate, S, #{})),
          monitor(maps:get(system_monitor, S, undefined))]).
+
+%% Header lines under the first: where the scan's pids came from (a
+%% fallback's reason in parentheses), then the sample's warnings, one a line.
+%% Each cut to the screen's width.
+notes(Snapshot, Tops) ->
+    [pids(Tops) | [note("warning", M) || #{message := M} <- warnings(Snapshot)]].
+
+pids(#{source := Source} = Tops) when Source =:= ptab_walk; Source =:= processes_iterator;
+                                      Source =:= processes ->
+    Why = [beamprof_warnings:short(W) || W <- warnings(Tops)],
+    note("pids", [beamprof_enum:describe(Source), [[" (", lists:join("; ", Why), ")"]
+                                                   || Why =/= []]]);
+pids(_) ->
+    [].
+
+note(Label, Text) ->
+    fmt(?LABEL "~ts~n", [Label, truncate(Text, ?NOTE_MAX)]).
+
+warnings(#{warnings := Ws}) when is_list(Ws) -> [W || #{message := M} = W <- Ws, is_binary(M)];
+warnings(_) -> [].
 
 gate(#{state := closed, reason := {Kind, R}}) when is_atom(Kind), is_number(R) ->
     fmt("CLOSED (~ts ~ts)", [Kind, beamprof_format:percent(R)]);

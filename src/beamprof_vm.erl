@@ -12,6 +12,7 @@
 
 -export([read/0, normal_active/0, normal_utilization/2, sample/3,
          sample_event/1, utilization_event/1, poller_events/1]).
+-export([thread_warnings/0, thread_counts/0, expected_threads/0, check_threads/2]).
 
 -export_type([reading/0, sample/0, active/0]).
 
@@ -40,7 +41,8 @@
                     system := #{atom() => non_neg_integer()},
                     rates := #{atom() => float()},
                     gate := map(),
-                    system_monitor => map()}.
+                    system_monitor => map(),
+                    warnings => [beamprof_warnings:warning()]}.
 %% What `beamprof:snapshot/0' returns; see the README for every key.
 
 %% @doc Reads the VM now. Costs about 10-20 us (scheduler_wall_time_all, the
@@ -186,11 +188,56 @@ per_second(N, Seconds) -> N / Seconds.
 ratio(_, D) when D =< 0 -> 0.0;
 ratio(N, D) -> min(1.0, max(0.0, N / D)).
 
+%% @doc What the C side's scheduler thread table says against the VM's own
+%% counts (`check_threads/2' of `thread_counts/0' and `expected_threads/0').
+-spec thread_warnings() -> [beamprof_warnings:warning()].
+thread_warnings() ->
+    check_threads(thread_counts(), expected_threads()).
+
+%% @doc Scheduler threads per kind in the C side's table (the threads found
+%% by name in /proc/self/task).
+-spec thread_counts() -> #{sched_type() => non_neg_integer()}.
+thread_counts() ->
+    {_, Threads} = beamprof_nif:sched_cpu(),
+    lists:foldl(fun({Type, _, _}, Acc) -> maps:update_with(Type, fun(N) -> N + 1 end, Acc) end,
+                #{normal => 0, dirty_cpu => 0, dirty_io => 0}, Threads).
+
+%% @doc Scheduler threads per kind as `erlang:system_info/1' counts them.
+-spec expected_threads() -> #{sched_type() => non_neg_integer()}.
+expected_threads() ->
+    #{normal => erlang:system_info(schedulers),
+      dirty_cpu => erlang:system_info(dirty_cpu_schedulers),
+      dirty_io => erlang:system_info(dirty_io_schedulers)}.
+
+%% @doc A warning per kind whose count differs: `scheduler_threads_unseen'
+%% when none was found, `scheduler_threads_mismatch' when some were, but not
+%% as many as expected (or more). "The VM says" is `Expected', from
+%% `erlang:system_info/1' (`schedulers', `dirty_cpu_schedulers',
+%% `dirty_io_schedulers'). Pure.
+-spec check_threads(Seen, Expected) -> [beamprof_warnings:warning()] when
+      Seen :: #{sched_type() => non_neg_integer()},
+      Expected :: #{sched_type() => non_neg_integer()}.
+check_threads(Seen, Expected) ->
+    [thread_warning(Kind, maps:get(Kind, Seen, 0), N)
+     || Kind <- [normal, dirty_cpu, dirty_io], N <- [maps:get(Kind, Expected, 0)],
+        maps:get(Kind, Seen, 0) =/= N].
+
+%% Messages fit a line of beamprof:top() (under 90 columns).
+thread_warning(Kind, 0, N) ->
+    beamprof_warnings:new(scheduler_threads_unseen,
+                          io_lib:format("found no ~ts scheduler thread, the VM says ~B; "
+                                        "their OS CPU is not measured", [Kind, N]));
+thread_warning(Kind, Seen, N) ->
+    beamprof_warnings:new(scheduler_threads_mismatch,
+                          io_lib:format("found ~B ~ts scheduler threads, the VM says ~B; "
+                                        "their OS CPU is partial", [Seen, Kind, N])).
+
 %% @doc Measurements and metadata of `[beamprof, vm, sample]': every figure
-%% of the sample as a flat map of numbers, as metric reporters want them.
+%% of the sample as a flat map of numbers, as metric reporters want them;
+%% the metadata's `warnings' are the sample's (`[]' when none).
 -spec sample_event(sample()) -> {map(), map()}.
 sample_event(#{utilization := U, run_queues := RQ, memory := Mem, system := Sys,
-               rates := Rates, gate := Gate, window_ms := Window}) ->
+               rates := Rates, gate := Gate, window_ms := Window} = Sample) ->
     Erl = maps:get(erlang, Mem),
     Measurements = maps:merge(
         maps:merge(Sys, prefixed(memory_, Erl)),
@@ -205,7 +252,8 @@ sample_event(#{utilization := U, run_queues := RQ, memory := Mem, system := Sys,
                       gate_closed => gate_closed(Gate)},
     {M, #{node => node(), window_ms => Window, gate => maps:get(state, Gate),
           gate_reason => maps:get(reason, Gate),
-          memory_limit_source => maps:get(limit_source, Mem)}}.
+          memory_limit_source => maps:get(limit_source, Mem),
+          warnings => maps:get(warnings, Sample, [])}}.
 
 prefixed(Prefix, Map) ->
     maps:fold(fun(K, V, Acc) -> Acc#{key(Prefix, K) => V} end, #{}, Map).
@@ -243,11 +291,12 @@ undefined_to_zero(undefined) -> 0.0;
 undefined_to_zero(V) -> V.
 
 %% @doc Measurements and metadata of `[beamprof, scheduler, utilization]':
-%% per kind and total as measurements, per scheduler in the metadata.
+%% per kind and total as measurements, per scheduler in the metadata, with
+%% the sample's `warnings' (`[]' when none).
 -spec utilization_event(sample()) -> {map(), map()}.
-utilization_event(#{utilization := U, schedulers := Scheds, window_ms := Window}) ->
+utilization_event(#{utilization := U, schedulers := Scheds, window_ms := Window} = Sample) ->
     {maps:filter(fun(_, V) -> V =/= undefined end, U),
-     #{schedulers => Scheds, window_ms => Window}}.
+     #{schedulers => Scheds, window_ms => Window, warnings => maps:get(warnings, Sample, [])}}.
 
 %% @doc telemetry_poller's default VM events, with its names and keys.
 -spec poller_events(sample()) -> [{[atom(), ...], map(), map()}].

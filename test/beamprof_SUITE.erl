@@ -15,7 +15,8 @@ all() ->
      utilization_agrees_with_scheduler_module, idle_utilization_near_zero,
      spinning_schedulers_show_os_cpu, gate_closes_when_starved,
      gate_closes_with_schedulers_offline,
-     gate_closes_on_memory, sampler_survives_kill, thread_restarted_after_stop].
+     gate_closes_on_memory, sampler_survives_kill, thread_restarted_after_stop,
+     scheduler_threads_all_seen, scheduler_threads_missing_reported].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -310,3 +311,99 @@ hogs(N, Priority) ->
     [spawn(fun() -> process_flag(priority, Priority), spin(0) end) || _ <- lists:seq(1, N)].
 
 spin(N) -> spin(N + 1).
+
+%% --- scheduler threads against erlang:system_info/1 -------------------------------
+
+%% On this release the C side finds every scheduler thread by its name (OTP
+%% 25: 1_scheduler, 26+: erts_sched_1, ...): nothing to warn about in the
+%% snapshot, the events or the screen.
+scheduler_threads_all_seen(_Config) ->
+    ?assertEqual(#{normal => erlang:system_info(schedulers),
+                   dirty_cpu => erlang:system_info(dirty_cpu_schedulers),
+                   dirty_io => erlang:system_info(dirty_io_schedulers)},
+                 beamprof_vm:thread_counts()),
+    ok = beamprof:start(#{interval => 100}),
+    [{_, _, Meta} | _] = wait_events([beamprof, vm, sample], 1),
+    ?assertEqual([], maps:get(warnings, Meta)),
+    [{_, _, UMeta} | _] = wait_events([beamprof, scheduler, utilization], 1),
+    ?assertEqual([], maps:get(warnings, UMeta)),
+    ?assertMatch(#{warnings := []}, beamprof:snapshot()).
+
+%% A peer whose scheduler threads the C side cannot all find: every dirty
+%% CPU scheduler thread and one dirty IO one renamed before the library
+%% loads. The snapshot, both sampler events and top()'s header carry the
+%% warnings, and each is logged once over several samples.
+scheduler_threads_missing_reported(_Config) ->
+    {ok, Peer, _Node} = start_peer(#{}),
+    try
+        #{counts := Counts, expected := Expected, snapshot := Snap, sample := Meta,
+          utilization := UMeta, screen := Screen, logs := Logs} =
+            peer:call(Peer, ?MODULE, missing_threads, [], 60000),
+        ct:log("counts ~p, expected ~p~nwarnings ~p~nlogs ~p~n~ts",
+               [Counts, Expected, Snap, Logs, Screen]),
+        #{dirty_cpu := DC, dirty_io := DIO} = Expected,
+        ?assertEqual(Expected#{dirty_cpu := 0, dirty_io := DIO - 1}, Counts),
+        ?assertMatch([#{code := scheduler_threads_unseen}, #{code := scheduler_threads_mismatch}],
+                     Snap),
+        [#{message := Unseen}, #{message := Mismatch}] = Snap,
+        ?assertEqual(iolist_to_binary(io_lib:format(
+                                        "found no dirty_cpu scheduler thread, the VM says ~B; "
+                                        "their OS CPU is not measured", [DC])), Unseen),
+        ?assertEqual(iolist_to_binary(io_lib:format(
+                                        "found ~B dirty_io scheduler threads, the VM says ~B; "
+                                        "their OS CPU is partial", [DIO - 1, DIO])), Mismatch),
+        ?assertEqual(Snap, Meta),
+        ?assertEqual(Snap, UMeta),
+        ?assertNotEqual(nomatch, string:find(Screen, ["warning    ", Unseen])),
+        ?assertNotEqual(nomatch, string:find(Screen, ["warning    ", Mismatch])),
+        ?assertEqual(lists:sort([<<"beamprof: ", Unseen/binary>>,
+                                 <<"beamprof: ", Mismatch/binary>>]), lists:sort(Logs))
+    after
+        peer:stop(Peer)
+    end.
+
+%% Runs on the peer: renames the threads, starts beamprof, waits for three
+%% samples, and returns what each place says.
+missing_threads() ->
+    Threads = [{Tid, Name} || Tid <- element(2, file:list_dir("/proc/self/task")),
+                              {ok, Name} <- [file:read_file(comm(Tid))]],
+    DirtyCpu = [T || {T, N} <- Threads, kind(N) =:= dirty_cpu],
+    [DirtyIo | _] = [T || {T, N} <- Threads, kind(N) =:= dirty_io],
+    [ok = file:write_file(comm(T), <<"renamed">>) || T <- [DirtyIo | DirtyCpu]],
+    {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
+    ok = logger:add_handler(bp_threads_log, ?MODULE, #{config => #{pid => self()}}),
+    ok = beamprof:start(#{interval => 100}),
+    [{_, _, Meta} | _] = wait_events([beamprof, vm, sample], 3),
+    [{_, _, UMeta} | _] = wait_events([beamprof, scheduler, utilization], 1),
+    Snapshot = beamprof:snapshot(),
+    Screen = beamprof_top:render(Snapshot, beamprof_scan:top_all(3), #{}),
+    ok = beamprof:stop(),
+    ok = logger:remove_handler(bp_threads_log),
+    #{counts => beamprof_vm:thread_counts(), expected => beamprof_vm:expected_threads(),
+      snapshot => maps:get(warnings, Snapshot), sample => maps:get(warnings, Meta),
+      utilization => maps:get(warnings, UMeta), screen => unicode:characters_to_list(Screen),
+      logs => logs()}.
+
+comm(Tid) -> "/proc/self/task/" ++ Tid ++ "/comm".
+
+%% OTP 25: "1_dirty_cpu_sch"; 26+: "erts_dcpus_1".
+kind(Name) ->
+    case {binary:match(Name, [<<"dirty_cpu">>, <<"erts_dcpus">>]),
+          binary:match(Name, [<<"dirty_io">>, <<"erts_dios">>])} of
+        {nomatch, nomatch} -> other;
+        {nomatch, _} -> dirty_io;
+        _ -> dirty_cpu
+    end.
+
+logs() ->
+    receive {bp_log, Text} -> [Text | logs()] after 0 -> [] end.
+
+%% A logger handler (on the peer): beamprof's log lines, as text, to pid.
+log(#{msg := {Format, Args}}, #{config := #{pid := Pid}}) when is_list(Format) ->
+    Text = unicode:characters_to_binary(io_lib:format(Format, Args)),
+    case Text of
+        <<"beamprof: ", _/binary>> -> Pid ! {bp_log, Text};
+        _ -> ok
+    end;
+log(_Event, _Config) ->
+    ok.

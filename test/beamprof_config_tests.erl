@@ -21,7 +21,7 @@ ill_typed_options_are_named_test_() ->
     Bad = [{interval, 0}, {interval, 1.5}, {tick, 5}, {scheduler_high, 1.5},
            {scheduler_low, 0}, {memory_high, "0.9"}, {memory_limit, -1},
            {memory_limit, infinity}, {event_prefix, []}, {event_prefix, [a, "b"]},
-           {vm_events, yes}, {reopen_ticks, 0}],
+           {vm_events, yes}, {reopen_ticks, 0}, {vm_internals, off}, {vm_internals, 0}],
     [?_assertError({badarg, "Expected option " ++ _}, beamprof_config:validate(#{K => V}))
      || {K, V} <- Bad].
 
@@ -59,3 +59,24 @@ load_merges_env_and_start_options_test() ->
         application:unset_env(beamprof, interval),
         beamprof_config:clear_start_options()
     end.
+
+%% vm_internals/0: the last start's options, else the application
+%% environment, else true; a non-boolean is refused with a message.
+vm_internals_test_() ->
+    {setup, fun() -> application:load(beamprof) end,
+     fun(_) -> application:unset_env(beamprof, vm_internals),
+               beamprof_config:clear_start_options() end,
+     fun() ->
+             ok = beamprof_config:clear_start_options(),
+             application:unset_env(beamprof, vm_internals),
+             ?assert(beamprof_config:vm_internals()),
+             application:set_env(beamprof, vm_internals, false),
+             ?assertNot(beamprof_config:vm_internals()),
+             ?assertMatch(#{vm_internals := false}, beamprof_config:load()),
+             ok = beamprof_config:set_start_options(#{vm_internals => true}),
+             ?assert(beamprof_config:vm_internals()),
+             ok = beamprof_config:clear_start_options(),
+             application:set_env(beamprof, vm_internals, "no"),
+             ?assertError({badarg, "Expected option vm_internals to be a boolean" ++ _},
+                          beamprof_config:vm_internals())
+     end}.

@@ -3,7 +3,10 @@
 %% processes on a peer node (+P raised) are scanned while a 1 ms pinger
 %% keeps running and the scanner's heap stays under 1 MiB (GC trace);
 %% threshold events fire once per crossing and re-arm; the periodic scan
-%% waits while the gate is closed.
+%% waits while the gate is closed; the pids come from the source each
+%% release should use (OTP 25 and 27: the process table walk, 28+: the
+%% process iterator, else erlang:processes() with a warning), and the
+%% vm_internals switch turns the walk off.
 -module(beamprof_scan_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -17,7 +20,8 @@ all() ->
      reductions_window, window_never_short,
      huge_queue_skipped, top_ports_rows, bad_arguments, scan_event,
      table_walk_is_processes, table_walk_refuses_another_limit, buffer_release,
-     enumerations_agree,
+     enumerations_agree, source_by_release, vm_internals_off_uses_processes,
+     largest_mailbox_from_every_source,
      thresholds_once_per_crossing, busy_port_event, periodic_scan_paused_by_gate,
      big_scan_on_peer].
 
@@ -211,7 +215,10 @@ scan_event(_Config) ->
     ?assert(maps:get(scanned, M) >= erlang:system_info(process_count) div 2),
     ?assert(maps:get(memory_max, M) >= maps:get(memory_p50, M)),
     ?assertMatch(#{trigger := periodic, window_ms := W, generation := G}
-                   when W >= 100 andalso G >= 2, Meta).
+                   when W >= 100 andalso G >= 2, Meta),
+    Source = expected_source(),
+    ?assertMatch(#{source := Source, warnings := Ws} when is_list(Ws), Meta),
+    source_warnings_as_expected(Meta).
 
 %% --- thresholds -------------------------------------------------------------------
 
@@ -303,9 +310,119 @@ periodic_scan_paused_by_gate(_Config) ->
 
 %% --- where the pids come from (c_src/bp_ptab.h) -------------------------------------
 
+%% Which source each release should use, written out here rather than
+%% computed as beamprof_enum does: OTP 28 and later have the iterator; the
+%% table walk is verified on OTP 25 (ERTS 13) and 27 (ERTS 15) by the cases
+%% below; anything else (26) takes erlang:processes() and says why.
+expected_source() ->
+    case list_to_integer(erlang:system_info(otp_release)) of
+        R when R >= 28 -> processes_iterator;
+        R when R =:= 25; R =:= 27 -> ptab_walk;
+        _ -> processes
+    end.
+
+table_verified() ->
+    lists:member(erlang:system_info(otp_release), ["25", "27"]).
+
+%% A result or event metadata with the warnings its source implies: none
+%% for the walk and the iterator, the fallback naming this ERTS otherwise.
+source_warnings_as_expected(#{source := processes, warnings := Ws}) ->
+    Erts = list_to_binary(erlang:system_info(version)),
+    ?assertMatch([#{code := enumeration_fallback, message := <<"process table ", _/binary>>}],
+                 Ws),
+    [#{message := M}] = Ws,
+    ?assertNotEqual(nomatch, binary:match(M, Erts));
+source_warnings_as_expected(#{source := S, warnings := Ws}) ->
+    ?assert(S =:= ptab_walk orelse S =:= processes_iterator),
+    ?assertEqual([], Ws).
+
+%% Runs Walk where the table's layout is verified; elsewhere a scan must
+%% say it took its pids from somewhere else, and why when it is a fallback.
+where_verified(Walk) ->
+    case table_verified() of
+        true ->
+            Walk();
+        false ->
+            R = beamprof_scan_walk:processes(#{keys => [], n => 1, skip_queue => 1}),
+            ct:log("not verified here: ~p", [maps:with([source, warnings], R)]),
+            ?assertNotEqual(ptab_walk, maps:get(source, R)),
+            ?assertEqual(expected_source(), maps:get(source, R)),
+            source_warnings_as_expected(R)
+    end.
+
+%% The scan's own figures say where its pids came from, on this release;
+%% and the list of verified ERTS versions agrees with this suite.
+source_by_release(_Config) ->
+    Erts = erlang:system_info(version),
+    Listed = lists:any(fun(P) -> lists:prefix(P, Erts) end, beamprof_enum:verified_erts()),
+    ?assertEqual(table_verified(), Listed),
+    R = beamprof_scan:top_all(3),
+    ct:log("OTP ~ts, ERTS ~ts: ~p", [erlang:system_info(otp_release), Erts,
+                                     maps:with([source, warnings], R)]),
+    ?assertEqual(expected_source(), maps:get(source, R)),
+    source_warnings_as_expected(R).
+
+%% {beamprof, [{vm_internals, false}]}: no table walk. Before OTP 28 the
+%% pids come from erlang:processes(), with the warning; from 28 from the
+%% iterator (API, not internals), without one. Also through a running
+%% beamprof started with the option: the scan event says the same.
+vm_internals_off_uses_processes(_Config) ->
+    _ = application:load(beamprof),
+    application:set_env(beamprof, vm_internals, false),
+    try
+        R = beamprof_scan_walk:processes(#{keys => [], n => 1, skip_queue => 1}),
+        ct:log("vm_internals off: ~p", [maps:with([source, warnings], R)]),
+        case expected_source() of
+            processes_iterator ->
+                ?assertMatch(#{source := processes_iterator, warnings := []}, R);
+            _ ->
+                ?assertMatch(#{source := processes,
+                               warnings := [#{code := vm_internals_off,
+                                              message := <<_, _/binary>>}]}, R)
+        end
+    after
+        application:unset_env(beamprof, vm_internals)
+    end,
+    ok = beamprof:start(#{vm_internals => false, scan_interval => 100, scan_budget => 1.0}),
+    [{_, _, EvMeta} | _] = wait_events([beamprof, process, scan], 1),
+    case expected_source() of
+        processes_iterator ->
+            ?assertMatch(#{source := processes_iterator, warnings := []}, EvMeta);
+        _ ->
+            ?assertMatch(#{source := processes, warnings := [#{code := vm_internals_off}]},
+                         EvMeta)
+    end.
+
+%% top(message_queue_len, N) finds the largest mailboxes, in order, from the
+%% release's own source and with the table walk switched off; without and
+%% with beamprof running.
+largest_mailbox_from_every_source(_Config) ->
+    Lens = [7002, 7005, 7001, 7004],
+    Procs = [queued(L) || L <- Lens],
+    Expected = lists:sublist(lists:reverse(lists:keysort(1, lists:zip(Lens, Procs))), 3),
+    Top = fun() -> [{V, P} || #{value := V, pid := P} <- beamprof:top(message_queue_len, 3)] end,
+    _ = application:load(beamprof),
+    try
+        ?assertEqual(Expected, Top()),
+        application:set_env(beamprof, vm_internals, false),
+        ?assertEqual(Expected, Top()),
+        ok = beamprof:start(#{scan_interval => off}),
+        ?assertEqual(Expected, Top()),
+        ok = beamprof:stop(),
+        application:unset_env(beamprof, vm_internals),
+        ok = beamprof:start(#{scan_interval => off}),
+        ?assertEqual(Expected, Top())
+    after
+        application:unset_env(beamprof, vm_internals),
+        [exit(P, kill) || P <- Procs]
+    end.
+
 %% The table walk sees every process that lives through it, and nothing that
-%% did not live during it; on this VM (OTP 25) the table is found.
+%% did not live during it; where the layout is verified the table is found.
 table_walk_is_processes(_Config) ->
+    where_verified(fun verified_table_walk_is_processes/0).
+
+verified_table_walk_is_processes() ->
     Procs = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 5000)],
     try
         Before = erlang:processes(),
@@ -347,6 +464,9 @@ take_all(Buf, Acc) ->
 %% A released buffer is empty (its memory given back) and usable again, by
 %% the table walk and by put.
 buffer_release(_Config) ->
+    where_verified(fun verified_buffer_release/0).
+
+verified_buffer_release() ->
     Buf = beamprof_nif:scan_buf_new(),
     Limit = erlang:system_info(process_limit),
     done = walk_table(Buf, Limit, 0, 0),
@@ -367,6 +487,9 @@ buffer_release(_Config) ->
 %% refusal does not stop the right limit from walking (on a peer, so the
 %% wrong limit is the library's first call there).
 table_walk_refuses_another_limit(_Config) ->
+    where_verified(fun verified_table_walk_refuses_another_limit/0).
+
+verified_table_walk_refuses_another_limit() ->
     {ok, Peer, _Node} = beamprof_ct:start_peer(#{}),
     try
         Result = peer:call(Peer, ?MODULE, wrong_then_right_limit, [], 30000),
@@ -387,15 +510,15 @@ wrong_then_right_limit() ->
              end},
     erlang:append_element(Wrong, beamprof_nif:scan_ptab_fill(Buf, Limit, 0)).
 
-%% The same scan through the table and through erlang:processes() (the
-%% fallback) finds the same queues.
+%% The same scan through the release's source and through
+%% erlang:processes() (the fallback) finds the same queues.
 enumerations_agree(_Config) ->
     Lens = [3001, 3003, 3002],
     Procs = [queued(L) || L <- Lens],
     try
         Spec = #{keys => [message_queue_len], n => 3, skip_queue => 100000},
         Tops = [maps:get(message_queue_len, maps:get(tops, beamprof_scan_walk:processes(Spec#{enumerate => E})))
-                || E <- [table, processes]],
+                || E <- [auto, processes]],
         Expected = lists:reverse(lists:keysort(1, lists:zip(Lens, Procs))),
         ?assertEqual([Expected, Expected], Tops)
     after

@@ -218,3 +218,40 @@ mfa_and_name_test_() ->
                                                                      initial_call => {m, f, 0}}))),
      ?_assertEqual(4, beamprof_top:width("日本")),
      ?_assertEqual(2, beamprof_top:width(<<"ab">>))].
+
+%% The header says where the scan's pids came from, a fallback's reason in
+%% parentheses, and the sample's warnings a line each; all on one screen.
+pids_source_in_header_test() ->
+    Walk = lines(text(snapshot(), (tops())#{source => ptab_walk, warnings => []})),
+    ?assertMatch([_, "pids       process table walk" | _], Walk),
+    Iter = lines(text(snapshot(), (tops())#{source => processes_iterator, warnings => []})),
+    ?assertMatch([_, "pids       erlang:processes_iterator()" | _], Iter),
+    Fallback = (tops())#{source => processes,
+                         warnings => [beamprof_warnings:new(enumeration_fallback,
+                                                            "process table layout not verified "
+                                                            "on ERTS 15.2; using "
+                                                            "erlang:processes()")]},
+    ?assertMatch([_, "pids       erlang:processes() (process table layout not verified on "
+                     "ERTS 15.2)" | _], lines(text(snapshot(), Fallback))),
+    %% no scan, no pids line
+    ?assertNotMatch([_, "pids" ++ _ | _], lines(text(snapshot(), {error, timeout}))),
+    ?assertNotMatch([_, "pids" ++ _ | _], lines(text(snapshot(), tops()))).
+
+sample_warnings_in_header_test() ->
+    Ws = [beamprof_warnings:new(scheduler_threads_mismatch,
+                                "found 9 dirty_io scheduler threads, the VM says 10; "
+                                "their OS CPU is partial"),
+          beamprof_warnings:new(scheduler_threads_unseen, "no dirty_cpu thread"),
+          beamprof_warnings:new(native_unsupported, lists:duplicate(200, $x))],
+    Text = text((snapshot())#{warnings => Ws}, (tops())#{source => ptab_walk, warnings => []}),
+    Lines = lines(Text),
+    ?assertMatch([_, "pids" ++ _,
+                  "warning    found 9 dirty_io scheduler threads, the VM says 10; "
+                  "their OS CPU is partial",
+                  "warning    no dirty_cpu thread",
+                  "warning    xxxx" ++ _ | _], Lines),
+    ?assert(lists:suffix("x..", lists:nth(5, Lines))),
+    ?assert(length(Lines) =< ?MAX_LINES),
+    [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines],
+    %% none: no warning line
+    ?assertEqual([], [L || L <- lines(text(snapshot(), tops())), has(L, "warning")]).

@@ -1,6 +1,6 @@
 /* test_ptab.c - finding a process table's read-only part by its shape,
- * the slot formula, the self check and the walk, on a synthetic table laid
- * out as OTP 25 lays out erts_proc. */
+ * the slot formula, the self check and the walk, on synthetic tables laid
+ * out as OTP 25 (ERTS 13) and OTP 27 (ERTS 15) lay out erts_proc. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +44,34 @@ static void write_ro(uint8_t *hdr, size_t at)
     put64(hdr, at + 64, BP_PTAB_INVALID_DATA);
     put64(hdr, at + 72, 0);                           /* release_element */
     put64(hdr, at + 80, 776);                         /* element_size */
+}
+
+/* The read-only part as ERTS 14+ lays it out (OTP 27.3, seen at offset
+ * 192 of erts_proc): 64-bit masks, the two shifts in one word. */
+static void write_ro60(uint8_t *hdr, size_t at)
+{
+    put64(hdr, at, (uint64_t)(uintptr_t)slots);
+    put64(hdr, at + 8, 0x1000);                       /* free_id_data */
+    put64(hdr, at + 16, LIMIT);                       /* max, padding */
+    put64(hdr, at + 24, LIMIT - 1);                   /* pix_mask */
+    put64(hdr, at + 32, 127);                         /* pix_cl_mask */
+    put64(hdr, at + 40, 7);                           /* pix_cli_mask */
+    put64(hdr, at + 48, 0x0000000700000003ull);       /* cl_shift 3, cli_shift 7 */
+    put64(hdr, at + 56, 0xfff);                       /* dix masks and shifts */
+    put64(hdr, at + 64, 7);
+    put64(hdr, at + 72, 0x0000000900000003ull);
+    put64(hdr, at + 80, (uint64_t)(uintptr_t)&invalid_element);
+    put64(hdr, at + 88, BP_PTAB_INVALID_DATA60);
+    put64(hdr, at + 96, 0);                           /* release_element */
+    put64(hdr, at + 104, 760);                        /* element_size */
+}
+
+static void make_header60(uint8_t *hdr)
+{
+    memset(hdr, 0, HDR);
+    put64(hdr, 0, 0x0384003210000000ull);
+    put64(hdr, 128, UINT64_MAX);
+    write_ro60(hdr, RO_OFFSET);
 }
 
 static void make_header(uint8_t *hdr)
@@ -94,10 +122,67 @@ BP_TEST(ptab_locate_finds_the_read_only_part)
     CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == 0);
     CHECK(t.tab == (uint64_t)(uintptr_t)slots);
     CHECK(t.invalid == (uint64_t)(uintptr_t)&invalid_element);
-    CHECK(t.max == LIMIT && t.pix_mask == LIMIT - 1);
+    CHECK(t.max == LIMIT && t.pix_mask == LIMIT - 1 && t.layout == BP_PTAB_DATA28);
     CHECK(t.cl_mask == 127 && t.cl_shift == 3 && t.cli_mask == 7 && t.cli_shift == 7);
     /* a copy too short to hold it */
     CHECK(bp_ptab_locate(hdr, RO_OFFSET + 32, LIMIT, &t) == -1);
+}
+
+BP_TEST(ptab_locate_finds_the_erts14_layout)
+{
+    uint8_t hdr[HDR];
+    struct bp_ptab t;
+    make_header60(hdr);
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == 0);
+    CHECK(t.layout == BP_PTAB_DATA60);
+    CHECK(t.tab == (uint64_t)(uintptr_t)slots);
+    CHECK(t.invalid == (uint64_t)(uintptr_t)&invalid_element);
+    CHECK(t.max == LIMIT && t.pix_mask == LIMIT - 1);
+    CHECK(t.cl_mask == 127 && t.cl_shift == 3 && t.cli_mask == 7 && t.cli_shift == 7);
+    /* the slot is the low bits of the id's data, whatever lies above */
+    CHECK(bp_ptab_pix(&t, 5) == 5 && bp_ptab_pix(&t, 5 + ((uint64_t)77 << 40)) == 5);
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT * 2, &t) == -1);
+    put64(hdr, RO_OFFSET + 88, BP_PTAB_INVALID_DATA); /* 28-bit invalid data */
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == -1);
+    make_header60(hdr);
+    put64(hdr, RO_OFFSET + 48, 0x0000000300000007ull); /* shifts swapped */
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == -1);
+    make_header60(hdr);
+    put64(hdr, RO_OFFSET + 32, 127 | (1ull << 40)); /* a mask beyond the limit */
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == -1);
+    /* both layouts in one copy: ambiguous, refused */
+    make_header60(hdr);
+    write_ro(hdr, 16);
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == -1);
+}
+
+/* The check and the walk on an ERTS 14+ table: ids carry their slot in
+ * their low data bits, with any serial above. */
+BP_TEST(ptab_check_and_walk_erts14)
+{
+    uint8_t hdr[HDR];
+    struct bp_ptab t;
+    static uint64_t out[LIMIT];
+    make_header60(hdr);
+    CHECK(bp_ptab_locate(hdr, sizeof hdr, LIMIT, &t) == 0);
+    memset(slots, 0, sizeof slots);
+    size_t n_pids = 0;
+    for (uint64_t pix = 0; pix < LIMIT; pix += 3) {
+        uint64_t tag = pix % 2 ? PORT_TAG : PID_TAG;
+        uint64_t data = ((uint64_t)(pix * 7919) << 20) | pix; /* serial above the slot */
+        elements[pix] = id_of(data, tag);
+        slots[pix] = (uint64_t)(uintptr_t)&elements[pix];
+        n_pids += tag == PID_TAG;
+    }
+    CHECK(bp_ptab_check(&t, elements[6], test_read) == 0);
+    CHECK(bp_ptab_check(&t, elements[6] + ((uint64_t)1 << 40), test_read) == -1); /* older */
+    CHECK(bp_ptab_check(&t, id_of(7, PID_TAG), test_read) == -1);                /* free */
+    uint32_t next = 0;
+    size_t n = bp_ptab_walk(&t, 0, LIMIT, PID_TAG, out, &next);
+    CHECK(n == n_pids && next == LIMIT);
+    for (size_t i = 0; i < n; i++)
+        CHECK((out[i] & 0xf) == PID_TAG && out[i] == elements[(out[i] >> 4) & (LIMIT - 1)]);
+    memset(slots, 0, sizeof slots);
 }
 
 BP_TEST(ptab_locate_refuses_what_does_not_fit)
@@ -219,6 +304,8 @@ BP_TEST(ptab_walk_in_chunks)
 const struct bp_test_case bp_ptab_tests[] = {
     {"ptab: locate finds the read-only part", ptab_locate_finds_the_read_only_part},
     {"ptab: locate refuses what does not fit", ptab_locate_refuses_what_does_not_fit},
+    {"ptab: locate finds the ERTS 14+ layout", ptab_locate_finds_the_erts14_layout},
+    {"ptab: check and walk, ERTS 14+", ptab_check_and_walk_erts14},
     {"ptab: slot formula is a bijection", ptab_pix_is_a_bijection},
     {"ptab: check wants the id in its slot", ptab_check_wants_the_id_in_its_slot},
     {"ptab: walk in chunks", ptab_walk_in_chunks},

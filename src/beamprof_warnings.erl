@@ -1,0 +1,108 @@
+%% @doc What was degraded, said in one shape everywhere.
+%%
+%% Results, snapshots and event metadata carry a `warnings' list; each entry
+%% is `#{code => Code, message => Message}': `Code' an atom from the fixed
+%% set below (match on it), `Message' a one-line UTF-8 binary for a person
+%% (print it). A message says what was lost first and, after `"; "', what is
+%% used instead, when something is (`short/1' gives the first part).
+%%
+%% The codes:
+%% <ul>
+%% <li>`enumeration_fallback': the scan took its pids from
+%% `erlang:processes()' because the faster source could not be used (the
+%% process table's layout is not verified on this ERTS, or the table was not
+%% found).</li>
+%% <li>`vm_internals_off': a reading of the VM's internal structures was not
+%% made because the `vm_internals' option is `false'; the portable way was
+%% used.</li>
+%% <li>`scheduler_threads_mismatch': the C side found a different number of
+%% scheduler threads of a kind than `erlang:system_info/1' reports; OS CPU
+%% figures of that kind are partial.</li>
+%% <li>`scheduler_threads_unseen': the C side found no scheduler thread of a
+%% kind that the VM has; OS CPU figures of that kind are missing.</li>
+%% <li>`global_tracer_active': another tracer held global tracing while a
+%% strategy that needs it ran; its figures may miss calls.</li>
+%% <li>`native_unsupported': the native sampler cannot run here (library,
+%% architecture or VM feature missing); nothing was sampled natively.</li>
+%% </ul>
+-module(beamprof_warnings).
+
+-include("beamprof_doc.hrl").
+?MODULEDOC("The warnings shape: #{code, message}, codes from a fixed documented set.").
+
+-export([codes/0, meaning/1, new/2, is_warning/1, merge/2, short/1]).
+-export_type([code/0, warning/0]).
+
+-type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
+              | scheduler_threads_unseen | global_tracer_active | native_unsupported.
+-type warning() :: #{code := code(), message := binary()}.
+
+%% @doc Every code, in the order of the module doc.
+-spec codes() -> [code(), ...].
+codes() ->
+    [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
+     scheduler_threads_unseen, global_tracer_active, native_unsupported].
+
+%% @doc The one-line meaning of a code (as in the module doc).
+-spec meaning(code()) -> binary().
+meaning(enumeration_fallback) ->
+    <<"the scan's pids came from erlang:processes(): the faster source could not be used">>;
+meaning(vm_internals_off) ->
+    <<"a reading of VM internals was skipped (vm_internals = false)">>;
+meaning(scheduler_threads_mismatch) ->
+    <<"scheduler threads found differ in number from erlang:system_info/1">>;
+meaning(scheduler_threads_unseen) ->
+    <<"no scheduler thread of a kind was found: its OS CPU figures are missing">>;
+meaning(global_tracer_active) ->
+    <<"another tracer held global tracing: figures may miss calls">>;
+meaning(native_unsupported) ->
+    <<"the native sampler cannot run here">>;
+meaning(Code) ->
+    erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
+
+%% @doc A warning: `Code' from `codes/0', `Message' any chardata (made a
+%% UTF-8 binary). Raises `{badarg, Message}' for an unknown code or a
+%% message that is not text.
+-spec new(Code :: code(), Message :: unicode:chardata()) -> warning().
+new(Code, Message) ->
+    case {lists:member(Code, codes()), text(Message)} of
+        {true, {ok, Bin}} -> #{code => Code, message => Bin};
+        {false, _} -> erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()},
+                                   [Code, Message]);
+        {true, error} -> erlang:error({badarg, "Expected the message to be text (chardata)"},
+                                      [Code, Message])
+    end.
+
+text(Message) ->
+    try unicode:characters_to_binary(Message) of
+        Bin when is_binary(Bin) -> {ok, Bin};
+        _ -> error
+    catch error:badarg -> error
+    end.
+
+codes_text() ->
+    lists:join(", ", [atom_to_list(C) || C <- codes()]).
+
+%% @doc Whether `Term' is a warning of the shape and set above.
+-spec is_warning(term()) -> boolean().
+is_warning(#{code := Code, message := Message} = W) when map_size(W) =:= 2,
+                                                         is_binary(Message) ->
+    lists:member(Code, codes());
+is_warning(_) ->
+    false.
+
+%% @doc `A' then the warnings of `B' that are not in `A' (equal code and
+%% message), each once: a warning said by two parts shows once.
+-spec merge([warning()], [warning()]) -> [warning()].
+merge(A, B) ->
+    dedupe(A ++ B, #{}).
+
+dedupe([W | Rest], Seen) when is_map_key(W, Seen) -> dedupe(Rest, Seen);
+dedupe([W | Rest], Seen) -> [W | dedupe(Rest, Seen#{W => true})];
+dedupe([], _Seen) -> [].
+
+%% @doc The message up to `"; "' (what was lost, without what is used
+%% instead): for a line that already shows the replacement.
+-spec short(warning()) -> binary().
+short(#{message := Message}) ->
+    hd(binary:split(Message, <<"; ">>)).
