@@ -430,6 +430,12 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
         const struct bp_ranges_buf *rb = bp_ranges_enter(run->ranges);
         int at_jit = why == BP_UNWIND_NO_INFO && bp_ranges_kind(rb, at.ip) == BP_RANGE_JIT;
         int chain = (s->flags & BP_NS_FP_END) && s->nfp > 0;
+        /* The JIT zeroes its frame pointer when it leaves a process (the
+         * scheduler loop calls into C with bp 0): an unwind that reaches
+         * JIT code with bp 0 says no Erlang chain is live, so a chain the
+         * handler found is a stale copy of some other process's. */
+        if (at_jit && at.bp == 0)
+            chain = 0;
         if (at_jit && out[n - 1] != at.ip && n < max)
             out[n++] = at.ip;
         if (!at_jit) {
