@@ -73,6 +73,9 @@
     X(cpu_timers)                                                            \
     X(sigaction)                                                             \
     X(frame_pointers)                                                        \
+    X(frame_layout_source)                                                   \
+    X(erts_frame_layout)                                                     \
+    X(gdb_jit)                                                               \
     X(unknown)                                                               \
     X(samples)                                                               \
     X(weighted)                                                              \

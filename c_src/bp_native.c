@@ -245,7 +245,8 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, 
     }
     n->opts = *o;
     /* erts_frame_layout: 1 when JIT code keeps frame pointers (+JPperf
-     * map | true), 0 without, -1 in the emulator flavour. */
+     * map | true, and fp on OTP 26+), 0 without, -1 when beam.smp says
+     * nothing (the emulator flavour; see bp_sym_frame_layout_from). */
     n->opts.cap.frame_pointers = bp_sym_frame_layout() == 1;
     size_t count = bp_threads_count(n->threads);
     struct bp_ncap_run *run = bp_ncap_run_new(&n->opts.cap, count + BP_SPARE_SLOTS,
@@ -429,6 +430,12 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
         const struct bp_ranges_buf *rb = bp_ranges_enter(run->ranges);
         int at_jit = why == BP_UNWIND_NO_INFO && bp_ranges_kind(rb, at.ip) == BP_RANGE_JIT;
         int chain = (s->flags & BP_NS_FP_END) && s->nfp > 0;
+        /* The JIT zeroes its frame pointer when it leaves a process (the
+         * scheduler loop calls into C with bp 0): an unwind that reaches
+         * JIT code with bp 0 says no Erlang chain is live, so a chain the
+         * handler found is a stale copy of some other process's. */
+        if (at_jit && at.bp == 0)
+            chain = 0;
         if (at_jit && out[n - 1] != at.ip && n < max)
             out[n++] = at.ip;
         if (!at_jit) {
@@ -521,7 +528,9 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
 void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
 {
     memset(st, 0, sizeof *st);
-    st->frame_pointers = bp_sym_frame_layout();
+    enum bp_fl_source src;
+    st->frame_pointers = bp_sym_frame_layout_from(&src);
+    st->frame_layout_source = (int)src;
     if (n == NULL)
         return;
     pthread_mutex_lock(&n->ctl);

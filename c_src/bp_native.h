@@ -83,6 +83,7 @@ struct bp_native_stats {
     uint32_t hz, depth, stack_bytes, ring_bytes;
     unsigned kinds;
     int frame_pointers; /* 1, 0, or -1 when beam.smp does not say */
+    int frame_layout_source; /* enum bp_fl_source: where frame_pointers came from */
     uint64_t samples, weighted, dropped, paused, lost_weight, stray;
     uint64_t cpu_ns;    /* CPU time of the sampled threads during the run */
     uint64_t wall_ns;

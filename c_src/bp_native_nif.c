@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bp_atoms.h"
+#include "bp_symbols.h"
 
 #define BP_DEFAULT_HZ 99
 #define BP_DEFAULT_DEPTH 128
@@ -186,6 +187,13 @@ static ERL_NIF_TERM bp_fp_term(int fp)
     return fp == 1 ? bp_atom.true : fp == 0 ? bp_atom.false : bp_atom.unknown;
 }
 
+static ERL_NIF_TERM bp_fl_source_term(int source)
+{
+    return source == BP_FL_SYMBOL    ? bp_atom.erts_frame_layout
+           : source == BP_FL_GDB_JIT ? bp_atom.gdb_jit
+                                     : bp_atom.none;
+}
+
 static ERL_NIF_TERM bp_mode_term(int fp)
 {
     return fp == 1 ? bp_atom.fp : fp == 0 ? bp_atom.scan : bp_atom.leaf;
@@ -218,7 +226,7 @@ ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         bp_atom.wall_ns,  bp_atom.threads,     bp_atom.slots,         bp_atom.stray,
         bp_atom.pending_bytes, bp_atom.drained, bp_atom.rescans,      bp_atom.stack_bytes,
         bp_atom.ring_bytes, bp_atom.thread_kinds, bp_atom.handler_ns, bp_atom.drain_ns,
-        bp_atom.rescan_ns, bp_atom.overhead_pct};
+        bp_atom.rescan_ns, bp_atom.overhead_pct, bp_atom.frame_layout_source};
     ERL_NIF_TERM values[] = {
         s.running ? bp_atom.true : bp_atom.false,
         enif_make_uint(env, s.hz),
@@ -249,6 +257,7 @@ ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
                                                              s.rescan_ns) /
                                                   (double)s.cpu_ns
                                             : 0.0),
+        bp_fl_source_term(s.frame_layout_source),
     };
     ERL_NIF_TERM map;
     size_t nk = sizeof keys / sizeof keys[0];

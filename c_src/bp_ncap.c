@@ -137,21 +137,34 @@ static int bp_fp_candidate(const struct bp_ranges_buf *rb, const struct bp_regs 
  * most BP_FIND_TRIES walks in all:
  * 1. bp;
  * 2. the words just below the innermost JIT return address of the window
- *    (searched in its first BP_JIT_RA_SCAN bytes): that return address is
- *    the first C frame's, called from JIT code, and its prologue pushed the
- *    callee-saved registers, the Erlang frame pointer among them, right
- *    below it;
- * 3. the window's other words that point outside it, innermost first.
- * Returns the chain length and sets *fp_found. */
+ *    (searched in its first BP_JIT_RA_SCAN bytes), nearest first: that
+ *    return address is the first C frame's, called from JIT code, and its
+ *    prologue pushed the callee-saved registers, the Erlang frame pointer
+ *    among them, right below it; further down are its locals and then
+ *    dead words of earlier calls, whose stale frame pointers can still
+ *    lead to a chain that ends properly (OTP 27's lists_reverse_2 pushes
+ *    rbp and rbx only: trying the lowest word first took such a chain in
+ *    about 5% of a GC-heavy load's samples, beamprof_native_SUITE's
+ *    truncation_honest);
+ * 3. the window's other words below that return address, nearest to it
+ *    first: the outermost C frame that reused bp saved the JIT's value, and
+ *    the frames nearer the leaf saved values of their callers;
+ * 4. the rest of the window (above that return address), innermost first.
+ * Only words that point outside the window are tried. Returns the chain
+ * length and sets *fp_found. */
 static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
                          const struct bp_regs *r, const uint8_t *win, size_t len,
                          uint64_t *out, int max, uint64_t *fp_found)
 {
     int tries = 0;
-    size_t ra = len; /* offset of the innermost JIT return address (steps 1, 2) */
-    for (int step = 0; step < 3; step++) {
+    size_t ra = len; /* offset of the innermost JIT return address (steps 1-3) */
+    for (int step = 0; step < 4; step++) {
         size_t lo = 0, hi = step == 0 ? 8 : len;
-        if (step == 1) {
+        if (step == 2) {
+            hi = ra >= 8 * BP_SAVED_SPAN ? ra - 8 * BP_SAVED_SPAN : 0;
+        } else if (step == 3) {
+            lo = ra + 8 < len ? ra + 8 : len;
+        } else if (step == 1) {
             for (size_t off = 0; off + 8 <= len && off < BP_JIT_RA_SCAN; off += 8) {
                 uint64_t w;
                 memcpy(&w, win + off, 8);
@@ -163,13 +176,12 @@ static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
             lo = ra >= 8 * BP_SAVED_SPAN ? ra - 8 * BP_SAVED_SPAN : 0;
             hi = ra;
         }
-        for (size_t off = lo; off + 8 <= hi && tries < BP_FIND_TRIES; off += 8) {
+        for (size_t i = 0; lo + 8 * (i + 1) <= hi && tries < BP_FIND_TRIES; i++) {
+            size_t off = step == 1 || step == 2 ? hi - 8 * (i + 1) : lo + 8 * i;
             uint64_t fp = r->bp;
             if (step > 0)
                 memcpy(&fp, win + off, 8);
-            if ((step > 0 && fp == r->bp) || (step == 2 && off + 8 * BP_SAVED_SPAN >= ra &&
-                                               off < ra) ||
-                !bp_fp_candidate(rb, r, len, fp))
+            if ((step > 0 && fp == r->bp) || !bp_fp_candidate(rb, r, len, fp))
                 continue;
             tries++;
             int n = bp_erlang_chain(m, rb, fp, out, max);

@@ -11,6 +11,8 @@
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <errno.h>
+#include <link.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ safe read */
@@ -127,13 +130,6 @@ size_t bp_sym_describe(uint64_t addr, char *out, size_t cap)
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-int bp_sym_frame_layout(void)
-{
-    const int *layout = dlsym(RTLD_DEFAULT, "erts_frame_layout");
-    if (layout == NULL)
-        return -1;
-    return *layout;
-}
 
 /* ----------------------------------------------------- symfile parsing */
 
@@ -145,12 +141,17 @@ int bp_sym_frame_layout(void)
  *   14 name; next range at 16 + name_length, after line_count line records:
  *   0 u32 start_offset  4 u32 line  8 u16 file_length  10 file; next at
  *   12 + file_length.
- * The emulator's own record (header 0) carries no names. */
+ * The emulator's own record (header 0) carries no names:
+ *   0  u32 header (0)    8  i32 frame_layout (0, or 1 with frame pointers)
+ *   16 u64 normal_exit   (32 bytes in all on OTP 25, 27 and 29). */
 #define BP_SF_MODULE_HDR 32u
 #define BP_SF_RANGE_HDR 16u
 #define BP_SF_RANGE_NAME 14u
 #define BP_SF_LINE_HDR 12u
 #define BP_SF_LINE_FILE 10u
+#define BP_SF_EMU_LAYOUT 8u
+#define BP_SF_EMU_EXIT 16u
+#define BP_SF_EMU_SIZE 32u
 
 static uint16_t bp_rd16(const uint8_t *p)
 {
@@ -245,14 +246,30 @@ static int bp_symfile_check(const uint8_t *buf, size_t len, size_t *names, size_
     return at <= len ? 0 : -1;
 }
 
+/* The frame layout of an emulator record (header 0): only from a record
+ * of exactly the 32 bytes OTP 25, 27 and 29 write (another size is another
+ * layout, not read) with a layout of 0 or 1 and a normal_exit address;
+ * else -1. */
+static int bp_emu_layout(const uint8_t *rec, size_t len)
+{
+    if (len != BP_SF_EMU_SIZE || bp_rd32(rec) != 0 || bp_rd64(rec + BP_SF_EMU_EXIT) == 0)
+        return -1;
+    uint32_t layout = bp_rd32(rec + BP_SF_EMU_LAYOUT);
+    return layout <= 1 ? (int)layout : -1;
+}
+
 int bp_jit_parse_symfile(const uint8_t *buf, size_t len, struct bp_jit_table *t)
 {
     size_t names, bytes;
     if (buf == NULL || len < 4)
         return -1;
     uint32_t header = bp_rd32(buf);
-    if (header == 0)
-        return 0; /* the emulator's record: frame layout, no names */
+    if (header == 0) { /* the emulator's record: frame layout, no names */
+        int layout = bp_emu_layout(buf, len);
+        if (layout >= 0)
+            t->frame_layout = layout;
+        return 0;
+    }
     if (header != 1 || len < BP_SF_MODULE_HDR)
         return -1;
     if (bp_symfile_check(buf, len, &names, &bytes) != 0)
@@ -386,11 +403,150 @@ static int bp_chain_same(uint64_t desc, const uint64_t *chain, size_t n)
     return i == n;
 }
 
+/* ---------------------------------------- locating beam.smp's descriptor */
+
+#define BP_SCAN_CHUNK 65536u
+#define BP_RW_SEGS_MAX 8
+
+int bp_jit_frame_layout(uint64_t desc)
+{
+    uint64_t at, prev = 0;
+    size_t n = 0;
+    if (bp_read_first(desc, &at) != 0)
+        return -1;
+    while (at != 0 && n++ < BP_JIT_MAX_ENTRIES) {
+        struct bp_jit_entry e;
+        uint8_t rec[BP_SF_EMU_SIZE];
+        if ((at & 7u) != 0 || bp_sym_read(&e, at, sizeof e) != 0 || e.prev != prev)
+            return -1;
+        if (e.size == sizeof rec && bp_sym_read(rec, e.symfile, sizeof rec) == 0 &&
+            bp_rd32(rec) == 0)
+            return bp_emu_layout(rec, sizeof rec);
+        prev = at;
+        at = e.next;
+    }
+    return -1;
+}
+
+uint64_t bp_jit_find_descriptor(uint64_t lo, uint64_t hi, int *layout)
+{
+    uint8_t *buf = malloc(BP_SCAN_CHUNK + 24);
+    if (buf == NULL)
+        return 0;
+    uint64_t found = 0;
+    *layout = -1;
+    lo = (lo + 7u) & ~(uint64_t)7u;
+    for (uint64_t base = lo; found == 0 && base + 24 <= hi; base += BP_SCAN_CHUNK) {
+        size_t len = hi - base < BP_SCAN_CHUNK + 24 ? (size_t)(hi - base) : BP_SCAN_CHUNK + 24;
+        if (bp_sym_read(buf, base, len) != 0)
+            continue;
+        for (size_t off = 0; off + 24 <= len && off < BP_SCAN_CHUNK; off += 8) {
+            uint64_t first = bp_rd64(buf + off + 16);
+            if (bp_rd32(buf + off) == 1 && bp_rd32(buf + off + 4) <= 2 && first != 0 &&
+                (first & 7u) == 0 && (*layout = bp_jit_frame_layout(base + off)) >= 0) {
+                found = base + off;
+                break;
+            }
+        }
+    }
+    free(buf);
+    return found;
+}
+
+struct bp_rw_segs {
+    uint64_t lo[BP_RW_SEGS_MAX], hi[BP_RW_SEGS_MAX];
+    int n;
+};
+
+/* The main program's (beam.smp's: the first object listed) writable
+ * PT_LOAD segments, where __jit_debug_descriptor lives (.data). */
+static int bp_main_rw_segs(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct bp_rw_segs *s = data;
+    (void)size;
+    for (size_t i = 0; i < info->dlpi_phnum && s->n < BP_RW_SEGS_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
+            s->lo[s->n] = (uint64_t)info->dlpi_addr + ph->p_vaddr;
+            s->hi[s->n] = s->lo[s->n] + ph->p_memsz;
+            s->n++;
+        }
+    }
+    return 1;
+}
+
+/* beam.smp's descriptor: exported (OTP 25, 27: *how = 1), else searched for
+ * in its writable segments (OTP 29: *how = 2; *layout then gets the frame
+ * layout the search read when this call searched, else -1), else 0. The
+ * answer is kept: the descriptor is a static of beam.smp. A search that
+ * finds nothing is tried three times (the list may be changing under it)
+ * before that is kept too. */
+static uint64_t bp_main_descriptor(int *how, int *layout)
+{
+    static _Atomic uint64_t cached;
+    static _Atomic int cached_how; /* 0 not looked yet, 1 dlsym, 2 search, 3 none */
+    int h = atomic_load(&cached_how);
+    *layout = -1;
+    if (h != 0) {
+        *how = h == 3 ? 0 : h;
+        return atomic_load(&cached);
+    }
+    uint64_t desc = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, "__jit_debug_descriptor");
+    h = desc != 0 ? 1 : 3;
+    for (int attempt = 0; desc == 0 && attempt < 3; attempt++) {
+        struct bp_rw_segs segs = {.n = 0};
+        dl_iterate_phdr(bp_main_rw_segs, &segs);
+        for (int i = 0; i < segs.n && desc == 0; i++)
+            desc = bp_jit_find_descriptor(segs.lo[i], segs.hi[i], layout);
+        if (desc != 0)
+            h = 2;
+        else
+            usleep(1000);
+    }
+    atomic_store(&cached, desc);
+    atomic_store(&cached_how, h);
+    *how = h == 3 ? 0 : h;
+    return desc;
+}
+
+int bp_sym_frame_layout_from(enum bp_fl_source *source)
+{
+    static _Atomic int cached; /* 0 unknown, else 1 + layout + 2 * source */
+    int c = atomic_load(&cached), layout = -1, how;
+    enum bp_fl_source src = BP_FL_NONE;
+    if (c != 0) {
+        layout = (c - 1) % 2;
+        src = (enum bp_fl_source)((c - 1) / 2);
+    } else {
+        const int *sym = dlsym(RTLD_DEFAULT, "erts_frame_layout");
+        if (sym != NULL && (*sym == 0 || *sym == 1)) {
+            layout = *sym;
+            src = BP_FL_SYMBOL;
+        } else {
+            uint64_t desc = bp_main_descriptor(&how, &layout);
+            for (int attempt = 0; desc != 0 && layout < 0 && attempt < 3; attempt++)
+                layout = bp_jit_frame_layout(desc);
+            src = layout >= 0 ? BP_FL_GDB_JIT : BP_FL_NONE;
+        }
+        if (layout >= 0)
+            atomic_store(&cached, 1 + layout + 2 * (int)src);
+    }
+    if (source != NULL)
+        *source = src;
+    return layout;
+}
+
+int bp_sym_frame_layout(void)
+{
+    return bp_sym_frame_layout_from(NULL);
+}
+
 enum bp_jit_status bp_jit_snapshot(uint64_t desc, struct bp_jit_table *t)
 {
     enum bp_jit_status status = BP_JIT_INCONSISTENT;
+    int located = 0, layout;
     if (desc == 0)
-        desc = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, "__jit_debug_descriptor");
+        desc = bp_main_descriptor(&located, &layout);
     if (desc == 0)
         return BP_JIT_NO_DESCRIPTOR;
     uint64_t *chain = malloc(BP_JIT_MAX_ENTRIES * sizeof *chain);
@@ -399,6 +555,8 @@ enum bp_jit_status bp_jit_snapshot(uint64_t desc, struct bp_jit_table *t)
     for (int attempt = 0; attempt < 8; attempt++) {
         size_t n;
         bp_jit_table_free(t);
+        t->frame_layout = -1;
+        t->located = located;
         int rc = bp_walk(desc, t, chain, &n);
         if (rc == -2) {
             status = BP_JIT_ENOMEM;

@@ -4,6 +4,9 @@
  *   native_symbolize([Addr]) -> [binary() | undefined]        (dirty CPU)
  *   native_jit_symbols() -> {ok, [{Start, End, Name}], Info} | {error, R}
  *                                                              (dirty CPU)
+ *     Info: modules, skipped, symbols, frame_layout (the emulator record's:
+ *     0 | 1 | undefined), descriptor (dlsym | search: how beam.smp's
+ *     __jit_debug_descriptor was found; search on OTP 29, which hides it)
  *
  * Names are binaries, never atoms. The dirty ones run dladdr (linear in an
  * object's symbols, takes the loader's lock) or copy the whole JIT symbol
@@ -28,7 +31,11 @@
     X(enomem)                                                                \
     X(modules)                                                               \
     X(skipped)                                                               \
-    X(symbols)
+    X(symbols)                                                               \
+    X(frame_layout)                                                          \
+    X(descriptor)                                                            \
+    X(dlsym)                                                                 \
+    X(search)
 
 #define BP_SYM_ATOM_DECL(name) ERL_NIF_TERM name;
 static struct {
@@ -127,12 +134,16 @@ ERL_NIF_TERM bp_native_jit_symbols_nif(ErlNifEnv *env, int argc, const ERL_NIF_T
     if (s != BP_JIT_OK)
         return bp_sym_error(env, bp_jit_status_term(s));
     ERL_NIF_TERM list = bp_jit_table_term(env, &t);
-    ERL_NIF_TERM keys[] = {bp_sym_atom.modules, bp_sym_atom.skipped, bp_sym_atom.symbols};
+    ERL_NIF_TERM keys[] = {bp_sym_atom.modules, bp_sym_atom.skipped, bp_sym_atom.symbols,
+                           bp_sym_atom.frame_layout, bp_sym_atom.descriptor};
     ERL_NIF_TERM values[] = {enif_make_uint(env, t.modules), enif_make_uint(env, t.skipped),
-                             enif_make_uint64(env, t.count)};
+                             enif_make_uint64(env, t.count),
+                             t.frame_layout < 0 ? bp_sym_atom.undefined
+                                                : enif_make_int(env, t.frame_layout),
+                             t.located == 2 ? bp_sym_atom.search : bp_sym_atom.dlsym};
     ERL_NIF_TERM info;
     bp_jit_table_free(&t);
-    if (!enif_make_map_from_arrays(env, keys, values, 3, &info))
+    if (!enif_make_map_from_arrays(env, keys, values, 5, &info))
         return enif_make_badarg(env);
     return enif_make_tuple3(env, bp_sym_atom.ok, list, info);
 }

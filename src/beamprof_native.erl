@@ -15,7 +15,8 @@
 %% `{Kind, Index}'), `effective_hz', `hz' (requested), `paused' (samples
 %% skipped while beamprof's load gate was closed), `dropped',
 %% `frame_source' (`perf_map' | `gdb_jit' | `none'), `frame_pointers',
-%% `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
+%% `frame_layout_source' (where `frame_pointers' was read: `erts_frame_layout'
+%% | `gdb_jit' | `none', see beamprof_nif:native_info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
 %% see overhead/2), and `hint' when Erlang frames cannot all be recovered.
@@ -37,9 +38,11 @@
 -define(DRAIN_MS, 100).
 -define(DRAIN_MAX, 4096).
 -define(LOOP, <<"global::process_main">>).
--define(HINT, <<"Erlang frames need the JIT's names and frame pointers: start the VM "
-                "with +JPperf map (e.g. ERL_FLAGS=\"+JPperf map\"). Without it only the "
-                "innermost Erlang function of a sample and the C frames are reliable.">>).
+-define(HINT, "Erlang frames need the JIT's names and frame pointers: start the VM "
+              "with +JPperf map (e.g. ERL_FLAGS=\"+JPperf map\")").
+-define(HINT_FP, ", or with +JPperf fp for frame pointers without the map file").
+-define(HINT_END, ". Without them only the innermost Erlang function of a sample and the "
+                  "C frames are reliable.").
 
 %%--------------------------------------------------------------------
 %% API
@@ -327,6 +330,7 @@ profile(#{acc := Acc, sym := Sym, config := Config, started := Started,
     Totals = beamprof_native_agg:totals(Acc),
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
+    LayoutSource = maps:get(frame_layout_source, Info, none),
     Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
@@ -334,9 +338,20 @@ profile(#{acc := Acc, sym := Sym, config := Config, started := Started,
                    paused => maps:get(paused, Info, 0),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => FramePointers,
+                   frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started},
-    case Source =:= perf_map andalso FramePointers of
+    case Source =/= none andalso FramePointers of
         true -> Base;
-        false -> Base#{hint => ?HINT}
+        false -> Base#{hint => hint()}
     end.
+
+%% The VM flags that give names and frame pointers on this release: OTP 26
+%% added `+JPperf fp' (frame pointers alone; names then come from the GDB
+%% JIT table); OTP 25 refuses it.
+hint() ->
+    Fp = case list_to_integer(erlang:system_info(otp_release)) >= 26 of
+             true -> ?HINT_FP;
+             false -> ""
+         end,
+    iolist_to_binary([?HINT, Fp, ?HINT_END]).

@@ -180,11 +180,16 @@ native_symbolize(_Addrs) -> ?NOT_LOADED.
 
 %% @doc A consistent snapshot of the JIT's code ranges from beam.smp's GDB
 %% JIT interface, sorted by start: `{ok, [{Start, End, Name}], Info}'.
-%% Runs on a dirty CPU scheduler (tens of thousands of names).
+%% Info also has the emulator record's `frame_layout' (1 when JIT code
+%% keeps frame pointers) and how the descriptor was found: `dlsym' where
+%% beam.smp exports it (OTP 25, 27), `search' of beam.smp's writable
+%% segments where it does not (OTP 29). Runs on a dirty CPU scheduler
+%% (tens of thousands of names).
 -spec native_jit_symbols() ->
           {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
            #{modules := non_neg_integer(), skipped := non_neg_integer(),
-             symbols := non_neg_integer()}}
+             symbols := non_neg_integer(), frame_layout := 0 | 1 | undefined,
+             descriptor := dlsym | search}}
         | {error, no_descriptor | unreadable | inconsistent | enomem}.
 native_jit_symbols() -> ?NOT_LOADED.
 
@@ -219,7 +224,11 @@ native_drain(_Max) -> ?NOT_LOADED.
 %% `weighted' (their weights), `dropped' (ring full), `paused' (gate
 %% closed), `effective_hz' (signals per CPU second of the sampled
 %% threads), `cpu_ns' of those threads during the run, `frame_pointers'
-%% (from beam.smp's erts_frame_layout) and the walk `mode' it implies;
+%% and the walk `mode' it implies, with `frame_layout_source', where that
+%% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
+%% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP
+%% 29, whose beam.smp exports neither) or `none' (`frame_pointers' is then
+%% `unknown');
 %% the sampler's own cost in CPU ns this run: `handler_ns' (the signal
 %% handler, timed inside it), `drain_ns' (the drains, unwinding included),
 %% `rescan_ns' (the rescan thread), and `overhead_pct', their sum against
@@ -227,6 +236,7 @@ native_drain(_Max) -> ?NOT_LOADED.
 -spec native_info() -> #{running := boolean(), hz := non_neg_integer(),
                          depth := non_neg_integer(),
                          frame_pointers := boolean() | unknown,
+                         frame_layout_source := erts_frame_layout | gdb_jit | none,
                          mode := fp | scan | leaf,
                          samples := non_neg_integer(),
                          weighted := non_neg_integer(),

@@ -12,11 +12,11 @@
          end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([options_badarg/1, start_stop_cycles/1, attribution/1, nif_frames/1, gc_frames/1,
          filter_and_top/1, flame_graph_files/1, chromium_renders/1, no_perf_map_hint/1,
-         stability_60s/1, truncation_honest/1, truncation_depth/1]).
+         fp_without_map/1, stability_60s/1, truncation_honest/1, truncation_depth/1]).
 -export([os_counts/0, cycles/1]).
 
 all() ->
-    [{group, perf_map}, no_perf_map_hint, stability_60s].
+    [{group, perf_map}, no_perf_map_hint, fp_without_map, stability_60s].
 
 groups() ->
     [{perf_map, [], [options_badarg, start_stop_cycles, attribution, nif_frames, gc_frames,
@@ -100,7 +100,11 @@ options_badarg(Config) ->
     {ok, _} = call(Config, beamprof, native_start, [#{}]),
     ?assertEqual({error, already_started}, call(Config, beamprof, native_start, [#{}])),
     {ok, #{stacks := _, frame_source := perf_map, frame_pointers := true,
-           effective_hz := Hz} = P} = call(Config, beamprof, native_stop, []),
+           frame_layout_source := LayoutSource, effective_hz := Hz} = P} =
+        call(Config, beamprof, native_stop, []),
+    %% erts_frame_layout where beam.smp exports it (OTP 25, 27), the GDB
+    %% JIT list's emulator record where it does not (OTP 29)
+    ?assert(lists:member(LayoutSource, [erts_frame_layout, gdb_jit])),
     ?assert(is_float(Hz)),
     ?assertEqual(Hz, round(Hz * 10) / 10),
     ?assertNot(maps:is_key(hint, P)).
@@ -258,8 +262,57 @@ no_perf_map_hint(Config) ->
         ct:log("profile: ~p", [maps:without([stacks], P)]),
         ct:log("stacks: ~p", [lists:sublist(maps:get(stacks, P), 10)]),
         ?assertMatch(#{frame_source := gdb_jit, frame_pointers := false, hint := <<_/binary>>}, P),
+        %% the hint names the flags this release takes: +JPperf fp only on
+        %% OTP 26+ (OTP 25 refuses it)
+        Hint = maps:get(hint, P),
+        ?assertNotEqual(nomatch, binary:match(Hint, <<"+JPperf map">>)),
+        ?assertEqual(otp_release() >= 26, binary:match(Hint, <<"+JPperf fp">>) =/= nomatch),
         Stacks = maps:get(stacks, P),
         ?assert(weight(Stacks, fun(S) -> lists:member(<<"nsym_hot:spin/1">>, S) end) > 0)
+    after
+        peer:stop(Peer)
+    end.
+
+otp_release() ->
+    list_to_integer(erlang:system_info(otp_release)).
+
+%% OTP 26+: +JPperf fp gives frame pointers without the perf map; names
+%% then come from the GDB JIT table, the whole chain is there and no hint
+%% is given. OTP 25 has no such flag: the VM refuses to start with it.
+fp_without_map(Config) ->
+    case otp_release() >= 26 of
+        true -> fp_without_map_run(Config);
+        false -> ?assertMatch({error, _}, fp_peer_start(Config))
+    end.
+
+fp_peer_start(Config) ->
+    try peer:start(#{connection => standard_io,
+                     args => ["-pa", ?config(priv_dir, Config), "-pa" | code:get_path()] ++
+                         ["+JPperf", "fp"]}) of
+        {ok, Peer, _} -> {ok, Peer};
+        {error, _} = Error -> Error
+    catch
+        exit:Reason -> {error, Reason}
+    end.
+
+fp_without_map_run(Config) ->
+    Peer = peer(Config, ["+JPperf", "fp"]),
+    try
+        %% loaded first: the GDB JIT table is re-read at most once a second
+        {module, nsym_hot} = peer:call(Peer, code, ensure_loaded, [nsym_hot]),
+        {ok, _} = peer:call(Peer, beamprof, native_start, [#{hz => 999, threads => [normal]}]),
+        ok = peer:call(Peer, nsym_hot, run_outer, [3000], 30000),
+        {ok, P} = peer:call(Peer, beamprof, native_stop, []),
+        ct:log("profile: ~p", [maps:without([stacks], P)]),
+        ?assertMatch(#{frame_source := gdb_jit, frame_pointers := true}, P),
+        ?assertNot(maps:is_key(hint, P)),
+        Stacks = maps:get(stacks, P),
+        All = weight(Stacks, fun(_) -> true end),
+        Hot = weight(Stacks, fun(S) -> below(<<"nsym_hot:outer/1">>, <<"nsym_hot:spin/1">>, S)
+                                           andalso lists:last(S) =:= <<"nsym_hot:spin/1">> end),
+        ct:log("spin under outer: ~p of ~p", [Hot, All]),
+        ?assert(All > 100),
+        ?assert(Hot >= 0.85 * All)
     after
         peer:stop(Peer)
     end.

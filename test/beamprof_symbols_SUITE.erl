@@ -42,6 +42,13 @@ beam_base() ->
                      binary_to_integer(Off, 16) =:= 0],
     Base.
 
+%% Whether beam.smp exports Name (OTP 29's exports only the NIF and driver
+%% APIs: no erts_frame_layout, no __jit_debug_descriptor).
+exports(Name) ->
+    lists:member(Name, [lists:last(string:lexemes(L, " "))
+                        || L <- string:split(os:cmd("nm -D --defined-only " ++ beam_smp()),
+                                             "\n", all), L =/= ""]).
+
 %% beam.smp's defined dynamic function symbols: [{Value, Size, Name}].
 dynsyms() ->
     Out = os:cmd("nm -D -S --defined-only " ++ beam_smp()),
@@ -81,9 +88,15 @@ probe_ranges(Path) ->
 dladdr_exported(_Config) ->
     Base = beam_base(),
     Syms = dynsyms(),
-    {V, S, _} = lists:keyfind("erts_garbage_collect", 3, Syms),
+    %% erts_garbage_collect where beam.smp exports it (OTP 25, 27); the NIF
+    %% API is all OTP 29's exports
+    Fun = case lists:keymember("erts_garbage_collect", 3, Syms) of
+              true -> "erts_garbage_collect";
+              false -> "enif_make_atom"
+          end,
+    {V, S, _} = lists:keyfind(Fun, 3, Syms),
     ?assert(S > 8),
-    ?assertEqual([<<"erts_garbage_collect">>, <<"erts_garbage_collect">>],
+    ?assertEqual([list_to_binary(Fun), list_to_binary(Fun)],
                  beamprof_nif:native_symbolize([Base + V, Base + V + S - 1])),
     %% a sample of exported functions resolves to their own names
     Sample = lists:sublist([X || {_, Sz, _} = X <- Syms, Sz > 0], 200),
@@ -109,8 +122,16 @@ dladdr_static(_Config) ->
     ?assert(Start =< Gap andalso Start >= Gap - 16).
 
 gdb_jit_table(_Config) ->
-    {ok, Ranges, #{symbols := N, modules := M}} = beamprof_nif:native_jit_symbols(),
-    ct:log("GDB JIT table: ~p ranges in ~p modules", [N, M]),
+    {ok, Ranges, #{symbols := N, modules := M} = Info} = beamprof_nif:native_jit_symbols(),
+    ct:log("GDB JIT table: ~p ranges in ~p modules; ~p", [N, M, Info]),
+    %% found by dlsym where beam.smp exports it, else by the search of its
+    %% writable segments (OTP 29); the emulator's record: no frame pointers
+    %% in this VM (no +JPperf)
+    Found = case exports("__jit_debug_descriptor") of
+                true -> dlsym;
+                false -> search
+            end,
+    ?assertMatch(#{descriptor := Found, frame_layout := 0}, Info),
     ?assertEqual(N, length(Ranges)),
     ?assert(N > 5000),
     ?assert(lists:all(fun({S, E, Name}) -> S =< E andalso is_binary(Name) end, Ranges)),
@@ -127,12 +148,33 @@ gdb_jit_table(_Config) ->
     {ok, Again, _} = beamprof_nif:native_jit_symbols(),
     ?assert(lists:keymember(<<"nsym_probe:jit_probe_fun/1">>, 3, Again)).
 
+%% The frame layout comes from erts_frame_layout where beam.smp exports it
+%% (OTP 25, 27), else from the emulator's record in the GDB JIT list (OTP
+%% 29). The record's layout is checked on every release: against
+%% erts_frame_layout where both exist, against the VM's flags where only
+%% the record does.
 frame_layout(_Config) ->
-    ?assertMatch(#{frame_pointers := false, mode := scan}, beamprof_nif:native_info()),
-    Peer = peer(["+JPperf", "map"]),
+    Source = case exports("erts_frame_layout") of
+                 true -> erts_frame_layout;
+                 false -> gdb_jit
+             end,
+    ?assertMatch(#{frame_pointers := false, mode := scan, frame_layout_source := Source},
+                 beamprof_nif:native_info()),
+    {ok, _, #{frame_layout := 0}} = beamprof_nif:native_jit_symbols(),
+    Flags = [["+JPperf", "map"]] ++
+        case list_to_integer(erlang:system_info(otp_release)) >= 26 of
+            true -> [["+JPperf", "fp"], ["+JPperf", "true"]]; % fp: OTP 26+
+            false -> [["+JPperf", "true"]]
+        end,
+    lists:foreach(fun(Args) -> frame_layout_in_peer(Args, Source) end, Flags).
+
+frame_layout_in_peer(Args, Source) ->
+    Peer = peer(Args),
     try
-        ?assertMatch(#{frame_pointers := true, mode := fp},
-                     peer:call(Peer, beamprof_nif, native_info, []))
+        ?assertMatch(#{frame_pointers := true, mode := fp, frame_layout_source := Source},
+                     peer:call(Peer, beamprof_nif, native_info, [])),
+        ?assertMatch({ok, _, #{frame_layout := 1}},
+                     peer:call(Peer, beamprof_nif, native_jit_symbols, []))
     after
         peer:stop(Peer)
     end.

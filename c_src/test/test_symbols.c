@@ -60,6 +60,15 @@ static size_t build(uint8_t *b, uint64_t base, uint32_t code_size, const char *m
 static const struct tr ranges[] = {{0, 0x10, "m::codeHeader"}, {0x10, 0x40, "m:f/1"},
                                    {0x40, 0x80, "m:g/2"}};
 
+/* The emulator's record as OTP 25, 27 and 29 write it (32 bytes). */
+static void emu_record(uint8_t rec[32], uint32_t layout)
+{
+    uint64_t normal_exit = 0x7f0000001000ull;
+    memset(rec, 0, 32);
+    memcpy(rec + 8, &layout, 4);
+    memcpy(rec + 16, &normal_exit, 8);
+}
+
 BP_TEST(parses_module_symfile)
 {
     uint8_t b[4096];
@@ -102,8 +111,19 @@ BP_TEST(rejects_malformed_symfiles)
     CHECK(bp_jit_parse_symfile(c, len, &t) == -1);
     uint32_t zero = 0;
     memcpy(c, &zero, 4); /* the emulator's record: accepted, no names */
+    t.frame_layout = -1;
     CHECK(bp_jit_parse_symfile(c, len, &t) == 0);
-    CHECK(t.count == 0);
+    CHECK(t.count == 0 && t.frame_layout == -1); /* 0x10000 is not a layout */
+    uint8_t emu[32];
+    emu_record(emu, 1);
+    CHECK(bp_jit_parse_symfile(emu, sizeof emu, &t) == 0 && t.frame_layout == 1);
+    emu_record(emu, 0);
+    /* another size is another layout: accepted, its layout not read */
+    CHECK(bp_jit_parse_symfile(emu, 24, &t) == 0 && t.frame_layout == 1);
+    memset(emu + 16, 0, 8); /* no normal_exit */
+    CHECK(bp_jit_parse_symfile(emu, sizeof emu, &t) == 0 && t.frame_layout == 1);
+    emu_record(emu, 0);
+    CHECK(bp_jit_parse_symfile(emu, sizeof emu, &t) == 0 && t.frame_layout == 0);
     /* random bytes never crash */
     srand(42);
     for (int i = 0; i < 2000; i++) {
@@ -136,7 +156,8 @@ BP_TEST(snapshots_a_descriptor_list)
     static const struct tr r2[] = {{0, 0x20, "n:h/0"}};
     size_t l1 = build(b1, 0x20000, 0x80, "m", ranges, 3);
     size_t l2 = build(b2, 0x10000, 0x20, "n", r2, 1);
-    uint8_t emu[32] = {0};
+    uint8_t emu[32];
+    emu_record(emu, 0);
     struct entry e3 = {NULL, NULL, emu, sizeof emu};
     struct entry e2 = {&e3, NULL, b2, l2};
     struct entry e1 = {&e2, NULL, b1, l1};
@@ -147,6 +168,7 @@ BP_TEST(snapshots_a_descriptor_list)
     memset(&t, 0, sizeof t);
     CHECK(bp_jit_snapshot((uint64_t)(uintptr_t)&d, &t) == BP_JIT_OK);
     CHECK(t.count == 4 && t.modules == 3 && t.skipped == 0);
+    CHECK(t.frame_layout == 0 && t.located == 0); /* the emulator record's; given */
     CHECK(t.count == 4 && t.syms[0].start == 0x10000 && t.syms[1].start == 0x20000);
     bp_jit_table_free(&t);
     /* a broken back link is never accepted */
@@ -169,6 +191,61 @@ BP_TEST(snapshots_a_descriptor_list)
     /* a wrong version is refused */
     d.version = 2;
     CHECK(bp_jit_snapshot((uint64_t)(uintptr_t)&d, &t) != BP_JIT_OK);
+}
+
+BP_TEST(finds_a_hidden_descriptor)
+{
+    static uint8_t b1[4096];
+    size_t l1 = build(b1, 0x20000, 0x80, "m", ranges, 3);
+    uint8_t emu[32];
+    emu_record(emu, 1);
+    /* newest first, as the JIT inserts: a module, the emulator, the module
+     * erts_beamasm registered before it */
+    struct entry e3 = {NULL, NULL, b1, l1};
+    struct entry e2 = {&e3, NULL, emu, sizeof emu};
+    struct entry e1 = {&e2, NULL, b1, l1};
+    e3.prev = &e2;
+    e2.prev = &e1;
+    /* a decoy whose first entry has a back link, then the descriptor */
+    struct entry decoy = {NULL, &e1, b1, l1};
+    uint64_t seg[64];
+    for (size_t i = 0; i < 64; i++)
+        seg[i] = 0x0000000200000001ull; /* version 1, action 2, then junk */
+    struct descriptor *fake = (struct descriptor *)(void *)&seg[8];
+    struct descriptor *real = (struct descriptor *)(void *)&seg[40];
+    *fake = (struct descriptor){1, 0, NULL, &decoy};
+    *real = (struct descriptor){1, 0, NULL, &e1};
+    uint64_t lo = (uint64_t)(uintptr_t)seg, hi = lo + sizeof seg;
+    int layout = -2;
+    CHECK(bp_jit_frame_layout((uint64_t)(uintptr_t)real) == 1);
+    CHECK(bp_jit_frame_layout((uint64_t)(uintptr_t)fake) == -1);
+    CHECK(bp_jit_find_descriptor(lo, hi, &layout) == (uint64_t)(uintptr_t)real && layout == 1);
+    /* the snapshot of it has the layout too */
+    struct bp_jit_table t;
+    memset(&t, 0, sizeof t);
+    CHECK(bp_jit_snapshot((uint64_t)(uintptr_t)real, &t) == BP_JIT_OK);
+    CHECK(t.frame_layout == 1 && t.count == 6 && t.modules == 3);
+    bp_jit_table_free(&t);
+    /* a segment ending inside the descriptor, or a list without the
+     * emulator's record, or one with a layout other than 0 or 1: none */
+    CHECK(bp_jit_find_descriptor(lo, (uint64_t)(uintptr_t)real + 16, &layout) == 0 &&
+          layout == -1);
+    e2.symfile = b1;
+    e2.size = l1;
+    CHECK(bp_jit_frame_layout((uint64_t)(uintptr_t)real) == -1);
+    CHECK(bp_jit_find_descriptor(lo, hi, &layout) == 0 && layout == -1);
+    emu_record(emu, 7);
+    e2.symfile = emu;
+    e2.size = sizeof emu;
+    CHECK(bp_jit_find_descriptor(lo, hi, &layout) == 0);
+    emu_record(emu, 0);
+    CHECK(bp_jit_find_descriptor(lo, hi, &layout) == (uint64_t)(uintptr_t)real && layout == 0);
+    /* an unmapped range is skipped, not faulted on */
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(page != MAP_FAILED);
+    munmap(page, 4096);
+    CHECK(bp_jit_find_descriptor((uint64_t)(uintptr_t)page, (uint64_t)(uintptr_t)page + 4096,
+                                 &layout) == 0);
 }
 
 BP_TEST(checked_reads)
@@ -203,13 +280,20 @@ BP_TEST(describes_addresses)
     char tiny[4];
     n = bp_sym_describe((uint64_t)(uintptr_t)&qsort, tiny, sizeof tiny);
     CHECK(n == 3 && tiny[3] == '\0');
-    CHECK(bp_sym_frame_layout() == -1); /* not a BEAM */
+    /* not a BEAM: no erts_frame_layout, no descriptor in our data */
+    enum bp_fl_source src = BP_FL_SYMBOL;
+    CHECK(bp_sym_frame_layout_from(&src) == -1 && src == BP_FL_NONE);
+    CHECK(bp_sym_frame_layout() == -1);
+    struct bp_jit_table t;
+    memset(&t, 0, sizeof t);
+    CHECK(bp_jit_snapshot(0, &t) == BP_JIT_NO_DESCRIPTOR);
 }
 
 const struct bp_test_case bp_symbols_tests[] = {
     {"parses_module_symfile", parses_module_symfile},
     {"rejects_malformed_symfiles", rejects_malformed_symfiles},
     {"snapshots_a_descriptor_list", snapshots_a_descriptor_list},
+    {"finds_a_hidden_descriptor", finds_a_hidden_descriptor},
     {"checked_reads", checked_reads},
     {"describes_addresses", describes_addresses},
     {NULL, NULL}};
