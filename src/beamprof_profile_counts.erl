@@ -28,7 +28,8 @@ call_time(Strategy, Pid, Info, Own) ->
     case Strategy of
         calls ->
             Sorted = lists:reverse(lists:keysort(2, Rows)),
-            #{calls => Total, functions => [{MFA, N} || {MFA, N, _} <- lists:sublist(Sorted, ?TOP)]};
+            #{calls => Total,
+              functions => [{MFA, N} || {MFA, N, _} <- lists:sublist(Sorted, ?TOP)]};
         eprof ->
             Sorted = lists:reverse(lists:keysort(3, Rows)),
             #{calls => Total, time_us => lists:sum([T || {_, _, T} <- Rows]),
