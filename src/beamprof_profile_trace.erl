@@ -260,10 +260,24 @@ clean(cprof, _Dir) ->
     ok;
 clean(_Fprof, Dir) ->
     _ = quietly(fun() -> fprof:trace(stop) end),
-    _ = quietly(fun() -> fprof:stop() end),
+    stop_fprof(),
     case Dir of
         undefined -> ok;
         _ -> _ = file:del_dir_r(Dir), ok
+    end.
+
+%% fprof:stop/0 returns when its server has answered, before the server has exited and let go
+%% of its name: the next profile's fprof:start/0 would find the old server, which then goes.
+%% So the lock is released only once the server is gone (5 s at most).
+stop_fprof() ->
+    case whereis(fprof_server) of
+        undefined -> ok;
+        Pid ->
+            Ref = monitor(process, Pid),
+            _ = quietly(fun() -> fprof:stop() end),
+            receive {'DOWN', Ref, process, Pid, _} -> ok
+            after 5000 -> demonitor(Ref, [flush]), ok
+            end
     end.
 
 %% erlang:trace/3 on the calling process: the count it answers, or `error' when the

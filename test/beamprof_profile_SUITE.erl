@@ -21,7 +21,7 @@ all() ->
      profile_if_slow_profiles_only_slow_calls, production_event, memory_strategy,
      calls_strategies, gate_closed_nothing_profiled, busy_tracing_lock,
      trace_cleaned_after_exception_and_kill, beside_dbg, beside_global_tracer,
-     global_tracer_said, flame_graph_writes_file, async_off_callers_path,
+     global_tracer_said, fprof_back_to_back, flame_graph_writes_file, async_off_callers_path,
      env_option, emit_metrics_false, nested_calls_profiled_once, duration_caps_sampling,
      backtrace_depth_restored, options_refused, prop_transparent, prop_transparent_traced,
      prop_bad_options_refused].
@@ -350,6 +350,14 @@ global_tracer_said(_Config) ->
     after
         [begin unlink(P), exit(P, kill) end || P <- [Traced, Tracer]]
     end.
+
+%% fprof profiles one right after the other: each finds the previous one's fprof server gone
+%% (fprof:stop/0 answers before its server exits).
+fprof_back_to_back(_Config) ->
+    [begin
+         ?assertEqual(3, beamprof:profile_calls(fun() -> sum(2) end, noload(#{strategy => S}))),
+         [#{functions := [_ | _]}] = [M || {calls, _, M} <- events(4)]
+     end || _ <- lists:seq(1, 15), S <- [fprof, call_graph]].
 
 assert_no_breakpoints() ->
     ?assertEqual({call_time, false}, erlang:trace_info({lists, seq, 2}, call_time)),
