@@ -22,7 +22,9 @@ defmodule Beamprof do
   `[:beamprof, :vm, :sample]`, `[:beamprof, :scheduler, :utilization]`,
   `[:beamprof, :gate, :open]` and `[:beamprof, :gate, :closed]`; the VM's
   system monitor as `[:beamprof, :monitor, kind]` (`:long_gc`,
-  `:long_schedule`, `:large_heap`, `:busy_port`, `:busy_dist_port`). When the
+  `:long_schedule`, `:large_heap`, `:busy_port`, `:busy_dist_port`), and long
+  message queues as `[:beamprof, :process, :long_message_queue]` (from the
+  scan, and on OTP 27+ from the system monitor between scans). When the
   `telemetry` library is loaded they go through `:telemetry.execute/3`, so
   handlers attached with `:telemetry.attach/4` see them too.
   """
@@ -238,7 +240,8 @@ defmodule Beamprof do
   @doc """
   The top `n` processes by `key` (`:message_queue_len`, `:memory`,
   `:reductions` over a window, or `:total_heap_size`) as maps with `pid`,
-  `value`, `name`, `initial_call`, `current_function`, `message_queue_len`,
+  `value`, `name`, `label` (`:proc_lib.set_label/1`, OTP 27+; else
+  `:undefined`), `initial_call`, `current_function`, `message_queue_len`,
   `memory` (`:skipped` for a huge queue) and `reductions`.
   """
   @spec top(atom(), pos_integer()) :: [map()]

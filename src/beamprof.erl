@@ -251,8 +251,11 @@ profile_production(Fun, Options) ->
 profile_memory(Fun, Options) ->
     beamprof_profile:profile_memory(Fun, Options).
 
-%% @doc Counts the calls `Fun' makes; `{error, {busy, Strategy}}' while
-%% another tracing profile runs on the node.
+%% @doc Counts the calls `Fun' makes. On OTP 27+ `calls', `eprof' and `cprof'
+%% run in a trace session of their own, beside `dbg' or any other tracer; a
+%% strategy on global tracing (`fprof', `call_graph'; every one on OTP 25 and
+%% 26) answers `{error, {busy, Strategy}}' while another such profile runs on
+%% the node, and says in its `warnings' when another tracer was active.
 -spec profile_calls(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
 profile_calls(Fun, Options) ->
     beamprof_profile:profile_calls(Fun, Options).

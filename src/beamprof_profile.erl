@@ -26,7 +26,11 @@
 %% <li>`[profile, production]' `#{duration}'</li>
 %% <li>`[profile, memory]' `#{before, after, delta}' (bytes of `erlang:memory(total)');
 %%     metadata `by_type', `process'</li>
-%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100), `call_graph'</li>
+%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100), `call_graph',
+%%     `time_us' (eprof), `tracing' (`session': a trace session of its own, OTP 27+ for
+%%     calls, eprof and cprof; `global': global tracing, under the node-wide lock) and
+%%     `warnings' (`beamprof_warnings' entries; `global_tracer_active' when another
+%%     tracer used global tracing as the profile started)</li>
 %% <li>`[profile, complete]' `#{duration, memory_delta, samples}': the profile is done
 %%     (after the file is written); `memory_delta' is the calling process's memory change
 %%     in bytes</li>
@@ -47,8 +51,9 @@
 -define(ACTIVE, '$beamprof_profile_active').
 
 %% @doc Profiles `Fun' with `Options' (strategy `sample' by default) and returns its result.
-%% Tracing strategies return `{error, {busy, Strategy}}' without calling `Fun' while another
-%% tracing profile runs on the node.
+%% Strategies on global tracing (`fprof', `call_graph'; all tracing strategies on OTP 25 and
+%% 26) return `{error, {busy, Strategy}}' without calling `Fun' while another such profile
+%% runs on the node.
 -spec profile(Fun, Options) -> term() when Fun :: body(), Options :: options().
 profile(Fun, Options) -> api(profile, Fun, Options).
 

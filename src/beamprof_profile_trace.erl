@@ -2,14 +2,24 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC(
 "The strategies that trace: `calls`, `eprof` (call_time breakpoints, as OTP's eprof), "
-"`cprof` (OTP cprof: call_count breakpoints, every process), `fprof` and `call_graph` (OTP "
-"fprof: a trace file, then its analysis).\n\n"
-"Tracing is VM-wide, so one node-wide lock guards it: a holder process registered as "
+"`cprof` (call_count breakpoints, every process), `fprof` and `call_graph` (OTP fprof: a "
+"trace file, then its analysis).\n\n"
+"On OTP 27+ `calls`, `eprof` and `cprof` run in a trace session of their own "
+"(`beamprof_profile_session`): they take no lock, and neither disturb nor are disturbed by "
+"`dbg`, `recon_trace` or another tracer. fprof has no session API, so `fprof` and "
+"`call_graph` use global tracing on every release, as all five do on OTP 25 and 26.\n\n"
+"Global tracing is VM-wide, so one node-wide lock guards it: a holder process registered as "
 "`beamprof_profile_trace`. A second caller finds the name taken and gets "
 "`{error, {busy, Strategy}}` with the strategy that holds the lock. The holder monitors the "
 "caller and is the one that clears the trace patterns (and stops fprof, removes its files), "
 "on release or when the caller dies mid-call, so nothing is left set even when the profiled "
-"call raises or its process is killed.\n\n"
+"call raises or its process is killed. Another tracer using global tracing at the same time "
+"(`dbg`, `recon_trace`) shares it with the profile: each may change or clear the other's "
+"settings. The result says so: `warnings` holds a `global_tracer_active` entry when, as the "
+"profile started, some other process was traced or some function had a trace pattern "
+"(finding out reads the trace state of every process and loaded function: milliseconds on "
+"a large node, small beside the profile itself). Every result says how it traced: "
+"`tracing => global | session`.\n\n"
 "Cost: setting breakpoints on every loaded function takes milliseconds, and every traced "
 "call is slower (2-10x for call-heavy code, far more for fprof, which writes every call to "
 "a file). These are development tools; the profiling API refuses them while the gate is "
@@ -19,16 +29,26 @@
 
 -define(LOCK, beamprof_profile_trace).
 -define(TOP, 100).
+%% The call that turns the trace off is seen once on its way in.
+-define(OWN, #{{erlang, trace, 3} => 1, {erts_internal, trace, 3} => 1,
+               {erlang, ensure_tracer_module_loaded, 2} => 1}).
 
-%% @doc Takes the lock, calls `Locked()', then runs `Call' (which must not raise) under
-%% `Strategy'. Returns what `Call' returned, its duration (native units, read outside the
-%% traced window so the reading itself is not counted) and what was measured; or
-%% `{error, {busy, Held}}' (or `{error, {unavailable, Module}}' when OTP's tools are not
-%% installed) without calling either.
+%% @doc Takes the lock (global tracing only), calls `Locked()', then runs `Call' (which
+%% must not raise) under `Strategy'. Returns what `Call' returned, its duration (native
+%% units, read outside the traced window so the reading itself is not counted) and what was
+%% measured, with `tracing' and `warnings'; or `{error, {busy, Held}}' (or
+%% `{error, {unavailable, Module}}' when OTP's tools are not installed) without calling
+%% either.
 -spec run(Strategy, Locked, Call) -> {ok, Result, integer(), map()} | {error, term()} when
       Strategy :: calls | eprof | cprof | fprof | call_graph, Locked :: fun(() -> any()),
       Call :: fun(() -> Result), Result :: term().
 run(Strategy, Locked, Call) ->
+    case beamprof_profile_session:applies(Strategy) of
+        true -> beamprof_profile_session:run(Strategy, Locked, Call);
+        false -> global(Strategy, Locked, Call)
+    end.
+
+global(Strategy, Locked, Call) ->
     case code:ensure_loaded(tool(Strategy)) of
         {module, _} -> locked(Strategy, Locked, Call);
         {error, _} -> {error, {unavailable, tool(Strategy)}}
@@ -46,7 +66,13 @@ locked(Strategy, Locked, Call) ->
         {ok, Holder} ->
             try
                 _ = Locked(),
-                traced(Strategy, Holder, Call)
+                Warnings = others(),
+                case traced(Strategy, Holder, Call) of
+                    {ok, Outcome, Duration, Result} ->
+                        {ok, Outcome, Duration, Result#{tracing => global, warnings => Warnings}};
+                    Error ->
+                        Error
+                end
             after release(Holder)
             end
     end.
@@ -68,7 +94,8 @@ traced(Strategy, Holder, Call) when Strategy =:= calls; Strategy =:= eprof ->
         1 ->
             Outcome = try Call() after erlang:trace(self(), false, [call]) end,
             Duration = erlang:monotonic_time() - T0,
-            {ok, Outcome, Duration, call_time(Strategy, self())};
+            {ok, Outcome, Duration,
+             beamprof_profile_counts:call_time(Strategy, self(), fun call_time/1, ?OWN)};
         _ ->
             {error, already_traced}
     end;
@@ -77,7 +104,7 @@ traced(cprof, _Holder, Call) ->
     {Outcome, Duration} = timed(Call, fun cprof:pause/0),
     {Total, Modules} = cprof:analyse(),
     Rows = lists:reverse(lists:keysort(2, [Row || {_, _, Fs} <- Modules, {MFA, _} = Row <- Fs,
-                                                  not own(MFA)])),
+                                                  not beamprof_profile_counts:own(MFA)])),
     {ok, Outcome, Duration, #{calls => Total, functions => lists:sublist(Rows, ?TOP)}};
 traced(Strategy, Holder, Call) ->
     Dir = private_dir(),
@@ -99,33 +126,7 @@ timed(Call, Stop) ->
     Outcome = try Call() after Stop() end,
     {Outcome, erlang:monotonic_time() - T0}.
 
-%% Every loaded function's call_time entry for Pid: [{MFA, Calls, Microseconds}].
-call_time(Strategy, Pid) ->
-    Rows = [{MFA, N - own_calls(MFA), S * 1000000 + Us}
-            || {M, _} <- code:all_loaded(), not own_module(M),
-               {F, A} <- erlang:get_module_info(M, functions),
-               MFA <- [{M, F, A}],
-               {P, N, S, Us} <- entries(erlang:trace_info(MFA, call_time)),
-               P =:= Pid, N > own_calls(MFA)],
-    Total = lists:sum([N || {_, N, _} <- Rows]),
-    case Strategy of
-        calls ->
-            Sorted = lists:reverse(lists:keysort(2, Rows)),
-            #{calls => Total, functions => [{MFA, N} || {MFA, N, _} <- lists:sublist(Sorted, ?TOP)]};
-        eprof ->
-            Sorted = lists:reverse(lists:keysort(3, Rows)),
-            #{calls => Total, time_us => lists:sum([T || {_, _, T} <- Rows]),
-              functions => lists:sublist(Sorted, ?TOP)}
-    end.
-
-%% The call that turns the trace off is seen once on its way in.
-own_calls({erlang, trace, 3}) -> 1;
-own_calls({erts_internal, trace, 3}) -> 1;
-own_calls({erlang, ensure_tracer_module_loaded, 2}) -> 1;
-own_calls(_) -> 0.
-
-entries({call_time, L}) when is_list(L) -> L;
-entries(_) -> [].
+call_time(MFA) -> erlang:trace_info(MFA, call_time).
 
 fprof_result(Strategy, Dir, Trace) ->
     Analysis = filename:join(Dir, "analysis"),
@@ -133,7 +134,8 @@ fprof_result(Strategy, Dir, Trace) ->
     ok = fprof:analyse([{dest, Analysis}, {totals, true}, {details, Strategy =:= call_graph}]),
     {ok, Terms} = file:consult(Analysis),
     Total = hd([Cnt || [{totals, Cnt, _, _}] <- Terms] ++ [0]),
-    Entries = [E || {_, {MFA, _, _, _}, _} = E <- Terms, is_tuple(MFA), not own(MFA)],
+    Entries = [E || {_, {MFA, _, _, _}, _} = E <- Terms, is_tuple(MFA),
+                    not beamprof_profile_counts:own(MFA)],
     Functions = lists:reverse(lists:keysort(4, [F || {_, {_, _, _, _} = F, _} <- Entries])),
     Result = #{calls => Total, functions => lists:sublist(Functions, ?TOP)},
     case Strategy of
@@ -154,12 +156,6 @@ quietly(Holder, Fun) ->
     after group_leader(Leader, self())
     end.
 
-own({M, _, _}) -> own_module(M);
-own(_) -> false.
-
-own_module(M) ->
-    lists:member(M, [beamprof_profile, beamprof_profile_trace, beamprof_profile_opts, fprof, cprof]).
-
 %% A directory only this user can read, created fresh (make_dir fails on anything already
 %% there, a symbolic link included).
 private_dir() ->
@@ -170,6 +166,48 @@ private_dir() ->
     ok = file:make_dir(Dir),
     ok = file:change_mode(Dir, 8#700),
     Dir.
+
+%% --- other users of global tracing -------------------------------------------------------
+
+%% A `global_tracer_active' warning when, as a profile starts, another process is traced
+%% (or new processes will be) or a function has a trace pattern or counter: all of it
+%% global tracing (on OTP 27+, erlang:trace_info/2 answers for global tracing only, and
+%% sessions of others' do not meet ours). Nothing of the profile's own is traced yet.
+others() ->
+    Procs = traced_processes(),
+    Funs = length([MFA || MFA <- [on_load | loaded_functions()], patterned(MFA)]),
+    case {Procs, Funs} of
+        {0, 0} -> [];
+        _ -> [beamprof_warnings:new(global_tracer_active,
+                                    io_lib:format("another tracer uses global tracing (~B ~ts "
+                                                  "traced, ~B ~ts with trace patterns); this "
+                                                  "profile shares it: each may change or clear "
+                                                  "the other's settings",
+                                                  [Procs, plural(Procs, "process", "processes"),
+                                                   Funs, plural(Funs, "function", "functions")]))]
+    end.
+
+traced_processes() ->
+    New = case erlang:trace_info(new, tracer) of {tracer, []} -> 0; _ -> 1 end,
+    New + length([P || P <- erlang:processes(),
+                       case erlang:trace_info(P, tracer) of
+                           {tracer, []} -> false;
+                           undefined -> false;
+                           _ -> true
+                       end]).
+
+loaded_functions() ->
+    [{M, F, A} || {M, _} <- code:all_loaded(), {F, A} <- erlang:get_module_info(M, functions)].
+
+patterned(MFA) ->
+    case erlang:trace_info(MFA, all) of
+        {all, Items} when is_list(Items) ->
+            lists:any(fun({_, V}) -> V =/= false andalso V =/= undefined end, Items);
+        _ -> false
+    end.
+
+plural(1, One, _Many) -> One;
+plural(_, _One, Many) -> Many.
 
 %% --- the lock ------------------------------------------------------------------------------
 
@@ -222,10 +260,24 @@ clean(cprof, _Dir) ->
     ok;
 clean(_Fprof, Dir) ->
     _ = quietly(fun() -> fprof:trace(stop) end),
-    _ = quietly(fun() -> fprof:stop() end),
+    stop_fprof(),
     case Dir of
         undefined -> ok;
         _ -> _ = file:del_dir_r(Dir), ok
+    end.
+
+%% fprof:stop/0 returns when its server has answered, before the server has exited and let go
+%% of its name: the next profile's fprof:start/0 would find the old server, which then goes.
+%% So the lock is released only once the server is gone (5 s at most).
+stop_fprof() ->
+    case whereis(fprof_server) of
+        undefined -> ok;
+        Pid ->
+            Ref = monitor(process, Pid),
+            _ = quietly(fun() -> fprof:stop() end),
+            receive {'DOWN', Ref, process, Pid, _} -> ok
+            after 5000 -> demonitor(Ref, [flush]), ok
+            end
     end.
 
 %% erlang:trace/3 on the calling process: the count it answers, or `error' when the

@@ -57,9 +57,10 @@ top(Key, N) ->
     top(Key, N, #{}).
 
 %% @doc The `N' processes with the largest `Key', best first, as rows
-%% `#{pid, key, value, name, initial_call, current_function,
+%% `#{pid, key, value, name, label, initial_call, current_function,
 %% message_queue_len, memory, reductions}' (`memory' is `skipped' for a huge
-%% queue). Options: `window_ms' (the reductions window when beamprof is not
+%% queue; `label' is the process's `proc_lib:set_label/1' label, OTP 27+, else
+%% `undefined'). Options: `window_ms' (the reductions window when beamprof is not
 %% running, default 500) and `skip_queue' (default: the `scan_skip_queue'
 %% option, 10000).
 -spec top(Key :: key(), N :: 1..10000, Opts :: options()) -> [beamprof_scan_rows:row()].

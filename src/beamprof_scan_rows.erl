@@ -1,7 +1,9 @@
 %% @private
 %% @doc Names the winners of a scan: turns `{Value, Pid}' into the rows of
-%% `beamprof:top/2' (registered name, initial call, current function, queue,
-%% memory, reductions) and `{Value, Port}' into port rows.
+%% `beamprof:top/2' (registered name, label, initial call, current function,
+%% queue, memory, reductions) and `{Value, Port}' into port rows. The label
+%% (`proc_lib:set_label/1', OTP 27+) is `undefined' when the process set none,
+%% and always on OTP 25 and 26.
 %%
 %% Only the K winners are asked, once, at the end of a scan. The queue
 %% length is asked first and `memory' is `skipped' for a queue of
@@ -20,7 +22,8 @@
 -export_type([row/0, port_row/0]).
 
 -type row() :: #{pid := pid(), key := atom(), value := integer(),
-                 name := atom() | undefined, initial_call := mfa() | undefined,
+                 name := atom() | undefined, label := term(),
+                 initial_call := mfa() | undefined,
                  current_function := mfa() | undefined,
                  message_queue_len := non_neg_integer(),
                  memory := non_neg_integer() | skipped,
@@ -41,7 +44,7 @@ processes(Key, Winners, Skip) ->
     lists:filtermap(fun({Value, Pid}) -> process_row(Key, Value, Pid, Skip) end, Winners).
 
 process_row(Key, Value, Pid, Skip) ->
-    case erlang:process_info(Pid, ?ITEMS) of
+    case erlang:process_info(Pid, ?ITEMS ++ beamprof_names:label_items()) of
         undefined ->
             false;
         Info ->

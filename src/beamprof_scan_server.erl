@@ -23,8 +23,13 @@
 %% `message_queue_len') and `[beamprof, process, large_memory]' (`memory',
 %% bytes), once when a process reaches the threshold (`long_message_queue',
 %% `large_memory'), again only after a scan has seen it below; metadata
-%% `pid', `name', `initial_call', `current_function', `threshold'. At most
-%% 100 of each kind per scan (the rest counted in `crossings_dropped').</li>
+%% `pid', `name', `label', `initial_call', `current_function', `threshold',
+%% `source => scan'. At most 100 of each kind per scan (the rest counted in
+%% `crossings_dropped'). On OTP 27+ the system monitor bridge
+%% (`beamprof_monitor') emits the long queue event as it happens, between
+%% scans (`source => system_monitor'), and tells this server: a queue it
+%% reported since the last scan is not reported again by the next (unless the
+%% scan met it first, a narrow race).</li>
 %% <li>`[beamprof, port, busy]' (measurement `queue_size', bytes) when a
 %% port's queue reaches `busy_port_queue' (default 8192, the VM's default
 %% busy mark), re-armed likewise; metadata `port', `name', `owner',
@@ -42,7 +47,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("The periodic process and port scan: events, thresholds, CPU budget.").
 
--export([start_link/1, top/2, stats/0, scan_now/0]).
+-export([start_link/1, top/2, stats/0, scan_now/0, reported/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
 
 -record(state, {config :: map(),
@@ -54,11 +59,14 @@
                 paused = 0 :: non_neg_integer(),
                 last_cpu_us = 0 :: non_neg_integer(),
                 last_duration_us = 0 :: non_neg_integer(),
-                next_ms = 0 :: non_neg_integer()}).
+                next_ms = 0 :: non_neg_integer(),
+                %% long queues the system monitor reported since the last scan
+                reported = #{} :: #{pid() => true}}).
 
 -define(PAUSE_RETRY_MS, 1000).
 -define(MIN_WINDOW_MS, 500).    % shortest reductions window an on-demand top answers with
 -define(PERCENTILES, [50, 90, 99, 100]).
+-define(MAX_REPORTED, 10000).   % long queues remembered between two scans
 
 -spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
 start_link(Config) ->
@@ -75,6 +83,12 @@ top(Keys, N) ->
 -spec stats() -> map() | {error, not_started}.
 stats() ->
     call(stats).
+
+%% @doc Tells the scan that the system monitor has just reported `Pid''s long
+%% message queue: the next scan does not report it again. Returns at once.
+-spec reported(pid()) -> ok.
+reported(Pid) ->
+    gen_server:cast(?MODULE, {reported, Pid}).
 
 %% @doc Runs a periodic-style scan now (events included) and returns `ok'.
 -spec scan_now() -> ok | {error, not_started}.
@@ -127,6 +141,9 @@ handle_call(_Request, _From, State) ->
 
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast({reported, Pid}, #state{reported = Reported} = State)
+  when map_size(Reported) < ?MAX_REPORTED ->
+    {noreply, State#state{reported = Reported#{Pid => true}}};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
@@ -176,7 +193,7 @@ scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
     P = beamprof_scan_walk:ports(#{keys => [], n => 1, window => State#state.port_window,
                                    busy_port_queue => maps:get(busy_port_queue, Config)}),
     WindowMs = T0 - State#state.last_at,
-    emit(R, P, Trigger, WindowMs, Config),
+    emit(R, P, Trigger, WindowMs, Config, State#state.reported),
     Own = maps:get(cpu_us, R) + maps:get(cpu_us, P),
     %% The scanner's own CPU misses what the scanned processes spend answering
     %% (process_info(P, memory) is a signal P handles on its own scheduler):
@@ -184,10 +201,11 @@ scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
     %% which on a busy node also counts others' work and spaces scans further.
     Cpu = max(Own, (scheduler_cpu_ns() - Vm0) div 1000),
     State1 = State#state{last_at = T0, scans = State#state.scans + 1, last_cpu_us = Cpu,
+                         reported = #{},
                          last_duration_us = maps:get(duration_us, R) + maps:get(duration_us, P)},
     {beamprof_scan:result(Keys, R, Skip, WindowMs), State1}.
 
-emit(R, P, Trigger, WindowMs, Config) ->
+emit(R, P, Trigger, WindowMs, Config, Reported) ->
     #{histograms := #{message_queue_len := QH, memory := MH}} = R,
     M = maps:merge(percentiles([message_queue_len_p50, message_queue_len_p90,
                                 message_queue_len_p99, message_queue_len_max], QH),
@@ -203,7 +221,11 @@ emit(R, P, Trigger, WindowMs, Config) ->
                  + maps:get(crossings_dropped, P),
              source => maps:get(source, R), warnings => maps:get(warnings, R)}),
     lists:foreach(fun(C) -> crossing(C, Config) end,
-                  maps:get(crossings, R) ++ maps:get(crossings, P)).
+                  [C || C <- maps:get(crossings, R) ++ maps:get(crossings, P),
+                        not reported(C, Reported)]).
+
+reported({long_message_queue, Pid, _}, Reported) -> is_map_key(Pid, Reported);
+reported(_Crossing, _Reported) -> false.
 
 %% Measurements Keys (p50, p90, p99, max, the order of ?PERCENTILES) of Hist.
 percentiles(Keys, Hist) ->
@@ -222,7 +244,7 @@ crossing({busy, Port, Q}, Config) ->
 process_event(Kind, Measurements, Pid, Threshold) ->
     Names = beamprof_names:process(Pid),
     beamprof_events:emit([process, Kind], Measurements,
-                         Names#{pid => Pid, threshold => Threshold}).
+                         Names#{pid => Pid, threshold => Threshold, source => scan}).
 
 native(Us) -> erlang:convert_time_unit(Us, microsecond, native).
 

@@ -83,6 +83,7 @@ gate(#{state := closed}) -> "CLOSED";
 gate(#{state := open}) -> "open";
 gate(_) -> "?".
 
+monitor(#{state := active, via := session}) -> "on (trace session)";
 monitor(#{state := active}) -> "on";
 monitor(#{state := held, holder := Pid}) when is_pid(Pid) ->
     fmt("held by ~ts (not beamprof's)", [pid_to_list(Pid)]);
@@ -216,7 +217,10 @@ cells(#{pid := Pid} = Row) ->
      case maps:get(memory, Row, undefined) of skipped -> "skipped"; Mem -> bytes(Mem) end,
      count(maps:get(reductions, Row, undefined))].
 
+%% A name or a label keeps its start, an initial call its end (the function).
 name_cell(#{name := Name} = Row) when is_atom(Name), Name =/= undefined ->
+    truncate(name(Row), ?NAME_MAX);
+name_cell(#{label := Label} = Row) when Label =/= undefined ->
     truncate(name(Row), ?NAME_MAX);
 name_cell(Row) ->
     truncate_left(name(Row), ?NAME_MAX).
@@ -234,11 +238,36 @@ row(Cells, Widths) ->
      [["  ", pad(C, W, leading)] || {C, W} <- Right], "\n"].
 
 %% @doc How a process is named in a table: its registered name, else its
-%% initial call (proc_lib's `$initial_call' as the scan reports it), else "-".
+%% label (`proc_lib:set_label/1', OTP 27+: text as it is, any other term as
+%% `~0tp' prints it), else its initial call (proc_lib's `$initial_call' as the
+%% scan reports it), else "-".
 -spec name(map()) -> unicode:chardata().
 name(#{name := Name}) when is_atom(Name), Name =/= undefined -> atom_to_binary(Name);
+name(#{label := Label}) when Label =/= undefined -> label(Label);
 name(#{initial_call := {_, _, _} = MFA}) -> mfa(MFA);
 name(_) -> "-".
+
+%% A label on one line: an atom, a string or a UTF-8 binary of printable
+%% characters as they are; anything else as ~0tp prints it.
+label(Label) when is_atom(Label) -> atom_to_binary(Label);
+label(Label) ->
+    case printable(Label) of
+        {true, Chars} -> Chars;
+        false -> fmt("~0tp", [Label])
+    end.
+
+printable(Text) when is_binary(Text); is_list(Text) ->
+    try unicode:characters_to_list(Text) of
+        [_ | _] = Chars ->
+            case lists:all(fun(C) -> C >= $\s end, Chars)
+                andalso io_lib:printable_unicode_list(Chars) of
+                true -> {true, Chars};
+                false -> false
+            end;
+        _ -> false
+    catch error:_ -> false
+    end;
+printable(_) -> false.
 
 %% @doc `{M, F, A}' as `"M:F/A"' (an Elixir module without its `Elixir.'
 %% prefix); anything else as "-".

@@ -6,7 +6,7 @@
 -module(beamprof_ct).
 
 -export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1,
-         start_pinger/0, stop_pinger/1, spawn_idle/1]).
+         start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1]).
 
 %% @doc Polls `Fun' every 10 ms until it returns `true'; fails the test case
 %% with `{timeout, Timeout}' when it has not after `Timeout' milliseconds.
@@ -121,3 +121,18 @@ spawn_idle(N) ->
                   receive stop -> ok end
           end),
     receive spawned -> ok end.
+
+%% @doc Whether this VM has process labels (`proc_lib:set_label/1', OTP 27+).
+-spec labels() -> boolean().
+labels() ->
+    {module, proc_lib} = code:ensure_loaded(proc_lib),
+    erlang:function_exported(proc_lib, set_label, 1).
+
+%% @doc Labels the calling process where the VM has labels; nothing on OTP 25
+%% and 26.
+-spec set_label(term()) -> ok.
+set_label(Label) ->
+    case labels() of
+        true -> proc_lib:set_label(Label);
+        false -> ok
+    end.

@@ -174,7 +174,7 @@ speedscope_test() ->
 
 speedscope_units_test_() ->
     [?_assertMatch(#{<<"profiles">> := [#{<<"unit">> := U}]},
-                   decode(beamprof_flame:render(?P#{unit => Unit}, speedscope)))
+                   decode(beamprof_flame:render(maps:put(unit, Unit, ?P), speedscope)))
      || {Unit, U} <- [{samples, <<"none">>}, {microseconds, <<"microseconds">>},
                       {bytes, <<"bytes">>}]].
 

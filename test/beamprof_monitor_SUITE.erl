@@ -1,7 +1,9 @@
 %% The VM monitor bridge against a real VM: real long garbage collections,
-%% large heaps, long schedules and a busy port; a monitor someone else holds
-%% left alone and said so; the one found restored exactly on stop; the rate
-%% limit under a storm.
+%% large heaps, long schedules, a busy port and a long message queue; a monitor
+%% someone else holds left alone and said so (OTP 25-27) or left alone while
+%% beamprof monitors in a trace session of its own (OTP 28+); the one found
+%% restored exactly on stop; the rate limit under a storm; process labels in
+%% the events (OTP 27+).
 -module(beamprof_monitor_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -11,9 +13,10 @@
 
 all() ->
     [takes_free_monitor_and_clears_it, long_gc_and_large_heap, long_schedule, busy_port,
-     busy_dist_port_named, port_long_schedule_named, gone_process_named_undefined, existing_monitor_left_alone,
-     taken_when_freed, taken_over_while_running_is_left, restarted_after_crash,
-     storm_is_rate_limited, disabled, bad_options_refused].
+     busy_dist_port_named, port_long_schedule_named, gone_process_named_undefined,
+     existing_monitor_left_alone, beside_another_monitor, taken_when_freed,
+     taken_over_while_running_is_left, restarted_after_crash, long_message_queue_between_scans,
+     long_message_queue_off, storm_is_rate_limited, disabled, bad_options_refused].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -35,19 +38,31 @@ end_per_testcase(_Case, _Config) ->
 
 %% --- ownership ------------------------------------------------------------------
 
+%% The settings asked for by default: long queues from OTP 27 on. OTP 25 to 27 take the
+%% node's free system monitor and clear it on stop; OTP 28+ monitor in a trace session
+%% and never touch it.
 takes_free_monitor_and_clears_it(_Config) ->
     ok = beamprof:start(),
     Pid = whereis(beamprof_monitor),
     Words = erlang:system_info(wordsize),
-    ?assertEqual({Pid, lists:sort([{long_gc, 100}, {long_schedule, 100},
-                                   {large_heap, 128 * 1024 * 1024 div Words},
-                                   busy_port, busy_dist_port])},
-                 sorted(erlang:system_monitor())),
-    ?assertMatch(#{state := active, holder := Pid, previous := undefined}, beamprof_monitor:status()),
+    Settings = lists:sort([{long_gc, 100}, {long_schedule, 100},
+                           {large_heap, 128 * 1024 * 1024 div Words}, busy_port, busy_dist_port]
+                          ++ [{long_message_queue, {5000, 10000}} || release() >= 27]),
+    #{state := active, holder := Pid, previous := undefined, settings := Asked, via := Via} =
+        beamprof_monitor:status(),
+    ?assertEqual(Settings, lists:sort(Asked)),
+    ?assertEqual(via(), Via),
+    case Via of
+        system_monitor -> ?assertEqual({Pid, Settings}, sorted(erlang:system_monitor()));
+        session -> ?assertEqual(undefined, erlang:system_monitor())
+    end,
     ok = beamprof:stop(),
     ?assertEqual(undefined, erlang:system_monitor()),
     ?assertEqual(#{state => not_started}, beamprof_monitor:status()).
 
+%% Another process holds the node's system monitor. OTP 25-27: beamprof leaves it alone,
+%% says so (log and status) and is `held'. OTP 28+: beamprof monitors in its own session,
+%% says nothing of the kind, and leaves the other's monitor as it was.
 existing_monitor_left_alone(_Config) ->
     Holder = spawn_link(fun() -> receive stop -> ok end end),
     _ = erlang:system_monitor(Holder, [{long_gc, 500}, busy_port]),
@@ -56,11 +71,19 @@ existing_monitor_left_alone(_Config) ->
     try
         ok = beamprof:start(),
         ?assertEqual(Before, erlang:system_monitor()),
-        ?assertMatch(#{state := held, holder := Holder}, beamprof_monitor:status()),
-        receive
-            {log, warning, Text} ->
-                ?assertNotEqual(nomatch, string:find(Text, pid_to_list(Holder)))
-        after 5000 -> ct:fail(no_warning_logged)
+        case via() of
+            system_monitor ->
+                ?assertMatch(#{state := held, holder := Holder}, beamprof_monitor:status()),
+                receive
+                    {log, warning, Text} ->
+                        ?assertNotEqual(nomatch, string:find(Text, pid_to_list(Holder)))
+                after 5000 -> ct:fail(no_warning_logged)
+                end;
+            session ->
+                Pid = whereis(beamprof_monitor),
+                ?assertMatch(#{state := active, holder := Pid, via := session},
+                             beamprof_monitor:status()),
+                receive {log, _, Text} -> ct:fail({logged, Text}) after 500 -> ok end
         end,
         ok = beamprof:stop(),
         ?assertEqual(Before, erlang:system_monitor())
@@ -70,16 +93,65 @@ existing_monitor_left_alone(_Config) ->
         exit(Holder, kill)
     end.
 
+%% Another tool holds erlang:system_monitor/2 (large_heap) and a real process grows a large
+%% heap. OTP 28+: both the other monitor and beamprof's bridge get the VM's message, and the
+%% other's monitor is as it was after beamprof stops. OTP 25-27: only the other tool does;
+%% beamprof receives nothing (`held').
+beside_another_monitor(_Config) ->
+    Self = self(),
+    Other = spawn_link(fun() -> forward_monitor(Self) end),
+    _ = erlang:system_monitor(Other, [{large_heap, 1024 * 1024}]),
+    Before = erlang:system_monitor(),
+    try
+        ok = beamprof:start(#{system_monitor => #{large_heap => 1024 * 1024, long_gc => false,
+                                                  long_schedule => false}}),
+        Events = collect([[beamprof, monitor, large_heap]]),
+        P = proc_lib:spawn_link(fun() -> heap_hog(lists:seq(1, 2000000)) end),
+        try
+            receive {other, {monitor, P, large_heap, _}} -> ok
+            after 10000 -> ct:fail(other_monitor_got_nothing)
+            end,
+            case via() of
+                session ->
+                    {M, _} = wait_event(Events, large_heap, P),
+                    ?assert(maps:get(total_heap_size, M) >= 1024 * 1024);
+                system_monitor ->
+                    ?assertMatch(#{state := held, holder := Other, received := R}
+                                   when map_size(R) =:= 0, beamprof_monitor:status())
+            end
+        after
+            stop_proc(P)
+        end,
+        ok = beamprof:stop(),
+        ?assertEqual(Before, erlang:system_monitor())
+    after
+        unlink(Other),
+        exit(Other, kill)
+    end.
+
+forward_monitor(To) ->
+    receive Msg -> To ! {other, Msg}, forward_monitor(To) end.
+
+%% OTP 25-27: beamprof takes the node's monitor once its holder lets go. OTP 28+: beamprof
+%% is active from the start in its session and never takes the node's monitor.
 taken_when_freed(_Config) ->
     Holder = spawn(fun() -> receive stop -> ok end end),
     _ = erlang:system_monitor(Holder, [busy_port]),
     ok = beamprof:start(#{system_monitor => #{long_gc => 250}}),
-    ?assertMatch(#{state := held}, beamprof_monitor:status()),
-    exit(Holder, kill),
-    %% beamprof looks again every 5 s.
-    wait_until(fun() -> maps:get(state, beamprof_monitor:status()) =:= active end, 15000),
     Pid = whereis(beamprof_monitor),
-    ?assertMatch({Pid, [_ | _]}, erlang:system_monitor()),
+    case via() of
+        system_monitor ->
+            ?assertMatch(#{state := held}, beamprof_monitor:status()),
+            exit(Holder, kill),
+            %% beamprof looks again every 5 s.
+            wait_until(fun() -> maps:get(state, beamprof_monitor:status()) =:= active end, 15000),
+            ?assertMatch({Pid, [_ | _]}, erlang:system_monitor());
+        session ->
+            ?assertMatch(#{state := active, holder := Pid}, beamprof_monitor:status()),
+            exit(Holder, kill),
+            wait_until(fun() -> erlang:system_monitor() =:= undefined end, 5000),
+            ?assertMatch(#{state := active, holder := Pid}, beamprof_monitor:status())
+    end,
     ok = beamprof:stop(),
     ?assertEqual(undefined, erlang:system_monitor()).
 
@@ -99,8 +171,95 @@ restarted_after_crash(_Config) ->
     wait_until(fun() -> is_pid(whereis(beamprof_monitor)) andalso whereis(beamprof_monitor) =/= Old end,
                5000),
     New = whereis(beamprof_monitor),
-    ?assertMatch({New, _}, erlang:system_monitor()),
-    ?assertMatch(#{state := active}, beamprof_monitor:status()).
+    case via() of
+        system_monitor -> ?assertMatch({New, _}, erlang:system_monitor());
+        session -> ?assertEqual(undefined, erlang:system_monitor())
+    end,
+    ?assertMatch(#{state := active, holder := New}, beamprof_monitor:status()).
+
+%% A real process whose mailbox grows past the long_message_queue threshold, with no
+%% periodic scan. OTP 27+: the system monitor says it at once (source system_monitor), the
+%% process named with its label; the scan that follows does not say it again; once the
+%% queue has been below half the threshold, a new crossing is said again. OTP 25 and 26
+%% (no such monitor): nothing until a scan, which says it (source scan).
+long_message_queue_between_scans(_Config) ->
+    ok = beamprof:start(#{scan_interval => off, long_message_queue => 100}),
+    Events = collect([[beamprof, process, long_message_queue]]),
+    Self = self(),
+    P = proc_lib:spawn_link(fun() -> beamprof_ct:set_label({bp_queue, 1}),
+                                     register(bp_long_queue, self()), Self ! {ready, self()},
+                                     queue_holder() end),
+    receive {ready, P} -> ok after 10000 -> ct:fail(not_started) end,
+    try
+        [P ! {m, I} || I <- lists:seq(1, 150)],
+        case release() >= 27 of
+            true ->
+                {M, Meta} = wait_event(Events, long_message_queue, P),
+                ?assertMatch(#{pid := P, name := bp_long_queue, label := {bp_queue, 1},
+                               threshold := 100, source := system_monitor,
+                               initial_call := {?MODULE, _, 0}}, Meta),
+                ?assert(maps:get(message_queue_len, M) >= 100),
+                ?assertMatch(#{suppressed := 0}, M),
+                ok = beamprof_scan_server:scan_now(),
+                no_event(Events, P),
+                drain(P, 40),
+                [P ! {m, I} || I <- lists:seq(1, 100)],
+                {_, Meta2} = wait_event(Events, long_message_queue, P),
+                ?assertMatch(#{source := system_monitor}, Meta2);
+            false ->
+                receive {Events, _, _, #{pid := P}} = E -> ct:fail({before_a_scan, E})
+                after 500 -> ok
+                end,
+                ok = beamprof_scan_server:scan_now(),
+                {M, Meta} = wait_event(Events, long_message_queue, P),
+                ?assertEqual(150, maps:get(message_queue_len, M)),
+                ?assertMatch(#{pid := P, name := bp_long_queue, label := undefined,
+                               threshold := 100, source := scan}, Meta)
+        end
+    after
+        stop_proc(P)
+    end.
+
+%% The option off: the scan alone says long queues, on every release.
+long_message_queue_off(_Config) ->
+    ok = beamprof:start(#{scan_interval => off, long_message_queue => 100,
+                          system_monitor => #{long_message_queue => false}}),
+    ?assertNot(lists:keymember(long_message_queue, 1,
+                               maps:get(settings, beamprof_monitor:status()))),
+    Events = collect([[beamprof, process, long_message_queue]]),
+    P = spawn_link(fun() -> queue_holder() end),
+    try
+        [P ! {m, I} || I <- lists:seq(1, 150)],
+        wait_until(fun() -> {message_queue_len, 150} =:= erlang:process_info(P, message_queue_len)
+                   end, 5000),
+        no_event(Events, P),
+        ok = beamprof_scan_server:scan_now(),
+        {_, Meta} = wait_event(Events, long_message_queue, P),
+        ?assertMatch(#{source := scan}, Meta)
+    after
+        stop_proc(P)
+    end.
+
+%% Keeps its {m, _} messages queued; takes N of them when told.
+queue_holder() ->
+    receive
+        {take, N, From} -> take(N), From ! {taken, self()}, queue_holder();
+        stop -> ok
+    end.
+
+take(0) -> ok;
+take(N) -> receive {m, _} -> take(N - 1) end.
+
+%% Leaves Left messages in P's queue.
+drain(P, Left) ->
+    {message_queue_len, Q} = erlang:process_info(P, message_queue_len),
+    P ! {take, Q - Left, self()},
+    receive {taken, P} -> ok after 10000 -> ct:fail(not_drained) end.
+
+no_event(Ref, Pid) ->
+    receive {Ref, Kind, M, #{pid := Pid} = Meta} -> ct:fail({unexpected_event, Kind, M, Meta})
+    after 500 -> ok
+    end.
 
 disabled(_Config) ->
     ok = beamprof:start(#{system_monitor => false}),
@@ -269,13 +428,23 @@ beamprof_events_check(#{monotonic_time := T, suppressed := S}) when is_integer(T
 beamprof_events_check(M) -> {bad_measurements, M}.
 
 assert_named(Pid, Name, Meta) ->
-    ?assertMatch(#{pid := Pid, name := Name, node := _}, Meta),
+    ?assertMatch(#{pid := Pid, name := Name, node := _, label := undefined}, Meta),
     %% proc_lib's '$initial_call', not proc_lib:init_p/5.
     ?assertMatch({?MODULE, _, 0}, maps:get(initial_call, Meta)),
     ?assertMatch({_, _, _}, maps:get(current_function, Meta)).
 
 sorted({Pid, Settings}) -> {Pid, lists:sort(Settings)};
 sorted(Other) -> Other.
+
+release() -> list_to_integer(erlang:system_info(otp_release)).
+
+%% How beamprof monitors on this VM: in a trace session where trace:system/3 exists.
+via() ->
+    _ = code:ensure_loaded(trace),
+    case erlang:function_exported(trace, system, 3) of
+        true -> session;
+        false -> system_monitor
+    end.
 
 %% Forwards the events to a collector; returns it.
 collect(Names) ->

@@ -16,6 +16,7 @@
 
 all() ->
     [known_queues_are_top, known_heaps_are_top, rows_are_named, proc_lib_spawn_named,
+     labelled_rows,
      memory_kept_while_unchanged,
      reductions_window, window_never_short,
      huge_queue_skipped, top_ports_rows, bad_arguments, scan_event,
@@ -85,6 +86,7 @@ rows_are_named(_Config) ->
                        current_function := {?MODULE, _, _}}, Row),
         ok = gen_server:call(Gen, {grow, 3600000}, 10000),
         [GenRow] = beamprof:top(memory, 1),
+        %% gen_server:loop/7 on OTP 25 and 27, loop/5 on 29.
         ?assertMatch(#{pid := Gen, name := undefined,
                        initial_call := {?MODULE, init, 1},
                        current_function := {gen_server, loop, _}}, GenRow)
@@ -108,6 +110,31 @@ proc_lib_spawn_named(_Config) ->
         ?assertMatch("-proc_lib_spawn_named/1-fun-" ++ _, atom_to_list(F))
     after
         exit(P, kill)
+    end.
+
+%% A process labelled with proc_lib:set_label/1 (OTP 27+): its row carries the label. A
+%% process that set none, and every process on OTP 25 and 26 (no labels there), has
+%% `label => undefined'.
+labelled_rows(_Config) ->
+    Self = self(),
+    P = proc_lib:spawn(fun() -> beamprof_ct:set_label({bp_worker, <<"ж">>, 7}),
+                                L = lists:seq(1, 2000000), garbage_collect(),
+                                Self ! {held, self()}, hold(L) end),
+    receive {held, P} -> ok after 10000 -> ct:fail(not_started) end,
+    Q = queued(5000),
+    try
+        [Row] = beamprof:top(memory, 1),
+        ?assertMatch(#{pid := P, name := undefined, initial_call := {?MODULE, _, 0}}, Row),
+        Label = case beamprof_ct:labels() of
+                    true -> {bp_worker, <<"ж">>, 7};
+                    false -> undefined
+                end,
+        ?assertEqual(Label, maps:get(label, Row)),
+        [QRow] = beamprof:top(message_queue_len, 1),
+        ?assertMatch(#{pid := Q, label := undefined}, QRow)
+    after
+        exit(P, kill),
+        exit(Q, kill)
     end.
 
 %% With beamprof running, top(memory) goes through the scan server, whose
@@ -222,9 +249,12 @@ scan_event(_Config) ->
 
 %% --- thresholds -------------------------------------------------------------------
 
+%% The scan's own thresholds: the system monitor's long queue reports (OTP 27+, see
+%% beamprof_monitor_SUITE) are off here.
 thresholds_once_per_crossing(_Config) ->
     ok = beamprof:start(#{scan_interval => off, long_message_queue => 500,
-                          large_memory => 20 * 1024 * 1024}),
+                          large_memory => 20 * 1024 * 1024,
+                          system_monitor => #{long_message_queue => false}}),
     Events = [[beamprof, process, long_message_queue], [beamprof, process, large_memory]],
     Self = self(),
     ok = beamprof:attach_many(th, Events, fun(E, M, Meta, _) -> Self ! {ev, E, M, Meta} end, nil),
@@ -233,7 +263,8 @@ thresholds_once_per_crossing(_Config) ->
         fill(P, 600),
         ok = beamprof_scan_server:scan_now(),
         ?assertMatch([{[beamprof, process, long_message_queue], #{message_queue_len := 600},
-                       #{pid := P, threshold := 500}}], mine(P)),
+                       #{pid := P, threshold := 500, source := scan, label := undefined}}],
+                     mine(P)),
         ok = beamprof_scan_server:scan_now(),
         ?assertEqual([], mine(P)),                       % still above: no event
         drain(P),

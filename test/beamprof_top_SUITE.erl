@@ -10,7 +10,8 @@
 -import(beamprof_ct, [wait_until/2, wait_events/2]).
 
 all() ->
-    [top_prints_one_screen, top_names_hot_processes, top_not_started, print_utf8_on_both_encodings,
+    [top_prints_one_screen, top_names_hot_processes, top_names_labelled_process, top_not_started,
+     print_utf8_on_both_encodings,
      live_redraws_until_a_line, live_stops_at_eof, live_reader_killed_on_error].
 
 init_per_suite(Config) ->
@@ -68,6 +69,39 @@ top_names_hot_processes(_Config) ->
     end.
 
 spin(N) -> spin(N + 1).
+
+%% A process with no registered name, labelled (proc_lib:set_label/1, OTP 27+) and with the
+%% longest mailbox: top() names it by its label. OTP 25 and 26 have no labels: it is named by
+%% its initial call there.
+top_names_labelled_process(_Config) ->
+    ok = beamprof:start(#{interval => 200}),
+    wait_sample(),
+    Self = self(),
+    P = proc_lib:spawn_link(fun() -> beamprof_ct:set_label({bp_top_label, 1}),
+                                     Self ! {labelled, self()},
+                                     receive stop -> ok end end),
+    receive {labelled, P} -> ok after 10000 -> ct:fail(not_started) end,
+    [P ! {msg, I} || I <- lists:seq(1, 60000)],
+    try
+        {ok, Text} = captured(fun beamprof:top/0, #{}),
+        ct:log("~ts", [Text]),
+        [Queue | _] = split_tables(Text),
+        [QLine | _] = rows_of(Queue),
+        ?assertNotEqual(nomatch, string:find(QLine, pid_to_list(P)), Text),
+        case beamprof_ct:labels() of
+            true -> ?assertNotEqual(nomatch, string:find(QLine, "{bp_top_label,1}"), Text);
+            false ->
+                %% The initial call (the fun), cut at its start to keep the function.
+                ?assertNotEqual(nomatch, string:find(QLine, "_process/1-fun-0-/0"), Text),
+                ?assertEqual(nomatch, string:find(QLine, "bp_top_label"), Text)
+        end,
+        [Row] = [R || #{pid := Pid} = R <- beamprof:top(message_queue_len, 5), Pid =:= P],
+        Label = case beamprof_ct:labels() of true -> {bp_top_label, 1}; false -> undefined end,
+        ?assertEqual(Label, maps:get(label, Row))
+    after
+        unlink(P),
+        exit(P, kill)
+    end.
 
 %% The three tables' texts, each from its "top processes" title on.
 split_tables(Text) ->

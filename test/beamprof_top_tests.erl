@@ -50,7 +50,10 @@ tops() ->
                #{name => bp_mailbox, message_queue_len => 1000000, memory => skipped}),
            row("<0.1234.0>", message_queue_len, 1234,
                #{initial_call => {my_worker, init, 1}, message_queue_len => 1234,
-                 memory => 3 * 1024 * 1024})],
+                 memory => 3 * 1024 * 1024}),
+           row("<0.1235.0>", message_queue_len, 999,
+               #{label => {conn, <<"10.0.0.7:5432">>, 12345678}, initial_call => {my_worker, init, 1},
+                 message_queue_len => 999, memory => 1024})],
       memory =>
           [row("<0.90.0>", memory, 1288490189,
                #{name => 'процесс_日本', memory => 1288490189,
@@ -119,7 +122,11 @@ header_says_node_gate_and_monitor_test() ->
     ?assert(has(First2, "gate CLOSED (scheduler 93.0%)")),
     ?assert(has(First2, "held by <0.77.0>")),
     [First3 | _] = lines(text(maps:remove(system_monitor, snapshot()), tops())),
-    ?assert(has(First3, "system monitor -")).
+    ?assert(has(First3, "system monitor -")),
+    %% OTP 28+: in a trace session of beamprof's own, whoever holds the node's monitor.
+    Session = (snapshot())#{system_monitor => #{state => active, via => session}},
+    [First4 | _] = lines(text(Session, tops())),
+    ?assert(has(First4, "system monitor on (trace session)")).
 
 schedulers_bars_and_digits_test() ->
     Text = text(snapshot(4), tops()),
@@ -167,7 +174,11 @@ names_test() ->
     ?assert(has(Line, "..VeryLongModuleName.Worker:handle_info/2")
             orelse has(Line, "Worker:handle_info/2")),
     ?assertEqual(nomatch, string:find(Line, "Elixir.")),
-    ?assertEqual(nomatch, string:find(Line, "MyApp.VeryLong")).
+    ?assertEqual(nomatch, string:find(Line, "MyApp.VeryLong")),
+    %% A label before the initial call, cut at the end to keep its start.
+    [Labelled] = [L || L <- lines(Text), has(L, "<0.1235.0>")],
+    ?assertMatch(["<0.1235.0>", "{conn,<<\"10.0.0.7:5432.." | _],
+                 string:lexemes(Labelled, " ")).
 
 no_name_at_all_test() ->
     Tops = (tops())#{reductions => [row("<0.5.0>", reductions, 1,
@@ -217,6 +228,19 @@ mfa_and_name_test_() ->
      ?_assertEqual(<<"m:f/0">>, iolist_to_binary(beamprof_top:name(#{name => undefined,
                                                                      initial_call => {m, f, 0}}))),
      ?_assertEqual(4, beamprof_top:width("日本")),
+     %% A label (proc_lib:set_label/1, OTP 27+) names a process with no registered name.
+     ?_assertEqual(<<"reg">>, beamprof_top:name(#{name => reg, label => {worker, 1}})),
+     ?_assertEqual(<<"{worker,7}">>,
+                   iolist_to_binary(beamprof_top:name(#{name => undefined, label => {worker, 7},
+                                                        initial_call => {m, f, 0}}))),
+     ?_assertEqual(<<"conn-Ω"/utf8>>,
+                   unicode:characters_to_binary(beamprof_top:name(#{name => undefined,
+                                                                    label => <<"conn-Ω"/utf8>>}))),
+     ?_assertEqual(<<"pool">>, iolist_to_binary(beamprof_top:name(#{label => pool}))),
+     ?_assertEqual(<<"\"a\\nb\"">>, iolist_to_binary(beamprof_top:name(#{label => "a\nb"}))),
+     ?_assertEqual(<<"[x,1]">>, iolist_to_binary(beamprof_top:name(#{label => [x, 1]}))),
+     ?_assertEqual(<<"m:f/0">>, iolist_to_binary(beamprof_top:name(#{label => undefined,
+                                                                     initial_call => {m, f, 0}}))),
      ?_assertEqual(2, beamprof_top:width(<<"ab">>))].
 
 %% The header says where the scan's pids came from, a fallback's reason in
