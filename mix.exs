@@ -84,6 +84,6 @@ defmodule Beamprof.MixProject do
   end
 
   defp package_files do
-    ~w(c_src/*.c c_src/*.h c_src/Makefile src include lib mix.exs rebar.config README.md)
+    ~w(c_src/**/*.c c_src/**/*.h c_src/Makefile c_src/README.md src include lib mix.exs rebar.config README.md)
   end
 end

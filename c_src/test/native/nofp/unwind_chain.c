@@ -3,7 +3,7 @@
  * these frames. Each function keeps values live across its call (so the CFI
  * records callee-saved registers) and is not a tail call. */
 #include "unwind_chain.h"
-#include "../bp_regs_capture.h"
+#include "bp_regs_capture.h"
 
 #define NOINL __attribute__((noinline, noclone, used))
 

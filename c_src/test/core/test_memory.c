@@ -1,7 +1,7 @@
 /* test_memory.c - /proc and cgroup text parsers, and the limit decision. */
 #include <string.h>
 
-#include "../bp_memory.h"
+#include "bp_memory.h"
 #include "bp_test.h"
 
 #define S(str) str, strlen(str)

@@ -1,5 +1,5 @@
-/* bp_native.c - the native sampler's control side (see bp_native.h). */
-#include "bp_native.h"
+/* bp_native_sampler.c - the native sampler's control side (see bp_native_sampler.h). */
+#include "bp_native_sampler.h"
 
 #include <errno.h>
 #include <fcntl.h>

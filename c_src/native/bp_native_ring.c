@@ -1,5 +1,5 @@
-/* bp_nring.c - SPSC ring of variable-length records (see bp_nring.h). */
-#include "bp_nring.h"
+/* bp_native_ring.c - SPSC ring of variable-length records (see bp_native_ring.h). */
+#include "bp_native_ring.h"
 
 #define BP_ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
 

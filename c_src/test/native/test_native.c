@@ -10,10 +10,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../bp_ncap.h"
-#include "../bp_ncap_walk.h"
-#include "../bp_nring.h"
-#include "../bp_nwalk.h"
+#include "bp_native_capture.h"
+#include "bp_native_capture_walk.h"
+#include "bp_native_ring.h"
+#include "bp_native_walk.h"
 #include "bp_test.h"
 
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic int must be lock-free");

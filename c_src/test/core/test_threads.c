@@ -1,7 +1,7 @@
 /* test_threads.c - thread name classification and ordering. */
 #include <string.h>
 
-#include "../bp_threads.h"
+#include "bp_threads.h"
 #include "bp_test.h"
 
 static int classify(const char *name, enum bp_thread_type *t, uint32_t *i)

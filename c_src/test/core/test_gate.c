@@ -1,5 +1,5 @@
 /* test_gate.c - the gate's step function and published state. */
-#include "../bp_gate.h"
+#include "bp_gate.h"
 #include "bp_test.h"
 
 static struct bp_gate_config cfg(void)

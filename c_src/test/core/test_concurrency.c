@@ -4,8 +4,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "../bp_gate.h"
-#include "../bp_ring.h"
+#include "bp_gate.h"
+#include "bp_ring.h"
 #include "bp_test.h"
 
 #define WRITES 200000

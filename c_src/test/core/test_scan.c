@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../bp_scan.h"
+#include "bp_scan.h"
 #include "bp_test.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;

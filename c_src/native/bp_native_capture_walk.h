@@ -1,11 +1,11 @@
-/* bp_ncap_walk.h - internal: the signal handler's walk of JIT frames
- * (bp_ncap.c), exposed for its unit test on hand-built fake stacks. */
-#ifndef BP_NCAP_WALK_H
-#define BP_NCAP_WALK_H
+/* bp_native_capture_walk.h - internal: the signal handler's walk of JIT frames
+ * (bp_native_capture.c), exposed for its unit test on hand-built fake stacks. */
+#ifndef BP_NATIVE_CAPTURE_WALK_H
+#define BP_NATIVE_CAPTURE_WALK_H
 
 #include <stdint.h>
 
-#include "bp_nwalk.h"
+#include "bp_native_walk.h"
 #include "bp_unwind.h"
 
 /* JIT frames of a sample taken in JIT code (registers r), innermost first,

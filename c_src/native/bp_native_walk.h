@@ -1,4 +1,4 @@
-/* bp_nwalk.h - the native sampler's stack readers: executable ranges (ELF
+/* bp_native_walk.h - the native sampler's stack readers: executable ranges (ELF
  * text vs JIT code), a chunk cache over a fault-free memory reader, the
  * frame-pointer walk and the return-address scan. Pure C: the reader is a
  * callback (process_vm_readv on our own process in the signal handler, a
@@ -7,8 +7,8 @@
  * Everything in this header is async-signal-safe except
  * bp_ranges_parse_maps and bp_ranges_publish (control side only).
  */
-#ifndef BP_NWALK_H
-#define BP_NWALK_H
+#ifndef BP_NATIVE_WALK_H
+#define BP_NATIVE_WALK_H
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -1,11 +1,11 @@
-/* bp_native_nif.h - the native sampler's NIFs (bp_native_nif.c), registered
+/* bp_native_sampler_nif.h - the native sampler's NIFs (bp_native_sampler_nif.c), registered
  * in beamprof_nif.c's table. */
-#ifndef BP_NATIVE_NIF_H
-#define BP_NATIVE_NIF_H
+#ifndef BP_NATIVE_SAMPLER_NIF_H
+#define BP_NATIVE_SAMPLER_NIF_H
 
 #include <erl_nif.h>
 
-#include "bp_native.h"
+#include "bp_native_sampler.h"
 
 /* Where the library instance keeps its native sampler. */
 struct bp_native_env {

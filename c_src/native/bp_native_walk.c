@@ -1,7 +1,7 @@
-/* bp_nwalk.c - executable ranges, chunk cache and stack walkers (see
- * bp_nwalk.h). Nothing here dereferences a stack address itself: every read
+/* bp_native_walk.c - executable ranges, chunk cache and stack walkers (see
+ * bp_native_walk.h). Nothing here dereferences a stack address itself: every read
  * of the sampled thread's memory goes through bp_mem's reader. */
-#include "bp_nwalk.h"
+#include "bp_native_walk.h"
 
 #include <string.h>
 #include <time.h>

@@ -1,4 +1,4 @@
-/* bp_native_nif.c - the native sampler's NIFs: argument validation and
+/* bp_native_sampler_nif.c - the native sampler's NIFs: argument validation and
  * terms. Registered in beamprof_nif.c's table; the library's state comes
  * through bp_native_env_of.
  *
@@ -9,7 +9,7 @@
  *                                                      for at most one
  *                                                      drain batch)
  */
-#include "bp_native_nif.h"
+#include "bp_native_sampler_nif.h"
 
 #include <dlfcn.h>
 #include <stdio.h>

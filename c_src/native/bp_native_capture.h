@@ -1,7 +1,7 @@
-/* bp_ncap.h - capture half of the native sampler: per-thread CPU-clock
+/* bp_native_capture.h - capture half of the native sampler: per-thread CPU-clock
  * timers raising SIGPROF on their own thread, the signal handler, and the
  * per-thread rings it fills. No ERTS dependency (the NIF glue is
- * bp_native.c), so the unit tests run it for real.
+ * bp_native_sampler.c), so the unit tests run it for real.
  *
  * A run (struct bp_ncap_run) owns a fixed array of thread slots; each slot
  * has its ring and its scratch buffer, allocated before its timer exists.
@@ -10,7 +10,7 @@
  * thread (gettid), and writes one record: registers, a frame-pointer walk
  * (or a return-address scan) of the JIT frames and, when the sample is not
  * in JIT code, a copy of the C stack window above RSP for later DWARF
- * unwinding. See the comment above bp_ncap_handler in bp_ncap.c for the
+ * unwinding. See the comment above bp_ncap_handler in bp_native_capture.c for the
  * list of what the handler calls and why each is async-signal-safe.
  *
  * Concurrency: the control side (start, add/remove thread, deactivate,
@@ -18,8 +18,8 @@
  * handler runs concurrently on any sampled thread; the slot ring is SPSC
  * (the handler of that slot's thread is the only producer).
  */
-#ifndef BP_NCAP_H
-#define BP_NCAP_H
+#ifndef BP_NATIVE_CAPTURE_H
+#define BP_NATIVE_CAPTURE_H
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,8 +28,8 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "bp_nring.h"
-#include "bp_nwalk.h"
+#include "bp_native_ring.h"
+#include "bp_native_walk.h"
 #include "bp_unwind.h"
 
 #define BP_NCAP_MAX_DEPTH 1024  /* upper bound of cfg.depth */

@@ -1,4 +1,4 @@
-/* bp_nring.h - a single-producer single-consumer ring of variable-length
+/* bp_native_ring.h - a single-producer single-consumer ring of variable-length
  * records, for the native sampler's per-thread sample buffers.
  *
  * The producer is a signal handler on one thread; the consumer is whoever
@@ -12,8 +12,8 @@
  * 8 bytes. A record never wraps: when it does not fit before the end of the
  * buffer the producer writes a pad record up to the end and starts at 0.
  */
-#ifndef BP_NRING_H
-#define BP_NRING_H
+#ifndef BP_NATIVE_RING_H
+#define BP_NATIVE_RING_H
 
 #include <stdatomic.h>
 #include <stddef.h>

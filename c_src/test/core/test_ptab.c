@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../bp_ptab.h"
+#include "bp_ptab.h"
 #include "bp_test.h"
 
 enum { LIMIT = 1024, RO_OFFSET = 192, HDR = 512 };

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "../bp_unwind.h"
+#include "bp_unwind.h"
 #include "bp_test.h"
 #include "nofp/unwind_chain.h"
 #include "bp_regs_capture.h"

@@ -17,7 +17,7 @@
 #include "bp_atoms.h"
 #include "bp_gate.h"
 #include "bp_memory.h"
-#include "bp_native_nif.h"
+#include "bp_native_sampler_nif.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
 #include "bp_symbols_nif.h"
@@ -516,7 +516,7 @@ static ERL_NIF_TERM bp_history_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
 
 /* --------------------------------------------------------------- native */
 
-/* The accessor bp_native_nif.c's NIFs reach the library's state through. */
+/* The accessor bp_native_sampler_nif.c's NIFs reach the library's state through. */
 struct bp_native_env bp_native_env_of(ErlNifEnv *env)
 {
     struct bp_state *st = bp_st(env);

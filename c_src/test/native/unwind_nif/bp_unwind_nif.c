@@ -10,8 +10,8 @@
 
 #include <erl_nif.h>
 
-#include "../../bp_unwind.h"
-#include "../bp_regs_capture.h"
+#include "bp_unwind.h"
+#include "bp_regs_capture.h"
 
 #define WINDOW (64 * 1024)
 #define MAXF 64

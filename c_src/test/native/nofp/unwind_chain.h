@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../bp_unwind.h"
+#include "bp_unwind.h"
 
 struct uw_snap {
     uint8_t *buf;      /* in: where the window goes */

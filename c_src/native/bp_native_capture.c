@@ -1,7 +1,7 @@
-/* bp_ncap.c - the native sampler's signal handler, timers and runs (see
- * bp_ncap.h). Linux x86_64. */
-#include "bp_ncap.h"
-#include "bp_ncap_walk.h"
+/* bp_native_capture.c - the native sampler's signal handler, timers and runs (see
+ * bp_native_capture.h). Linux x86_64. */
+#include "bp_native_capture.h"
+#include "bp_native_capture_walk.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../bp_unwind.h"
+#include "bp_unwind.h"
 
 /* Copies with rep movsb: no memcpy call for the sanitizers to check (a
  * stack window spans other frames' redzones). */

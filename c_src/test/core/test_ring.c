@@ -1,5 +1,5 @@
 /* test_ring.c - ring wrap-around and copy order. */
-#include "../bp_ring.h"
+#include "bp_ring.h"
 #include "bp_test.h"
 
 static struct bp_tick tick(int64_t n)

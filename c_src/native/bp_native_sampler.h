@@ -1,7 +1,7 @@
-/* bp_native.h - the native sampler's NIF-side control: start/stop of a
+/* bp_native_sampler.h - the native sampler's NIF-side control: start/stop of a
  * capture run over the VM's scheduler threads, the rescan thread, the drain
  * (records -> unwound samples) and its statistics. The capture itself
- * (signal handler, timers, rings) is bp_ncap.c.
+ * (signal handler, timers, rings) is bp_native_capture.c.
  *
  * Nothing exists until the first start (off = zero cost): the state behind
  * struct bp_native is allocated by bp_native_get(create = 1), and no
@@ -12,15 +12,15 @@
  * stop may join the thread while holding ctl. The signal handler takes no
  * lock.
  */
-#ifndef BP_NATIVE_H
-#define BP_NATIVE_H
+#ifndef BP_NATIVE_SAMPLER_H
+#define BP_NATIVE_SAMPLER_H
 
 #include <erl_nif.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "bp_ncap.h"
+#include "bp_native_capture.h"
 #include "bp_threads.h"
 
 #define BP_NATIVE_KIND_ALL 7u /* 1 << enum bp_thread_type, all three */
