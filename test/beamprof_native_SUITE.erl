@@ -23,6 +23,12 @@ groups() ->
                      truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders]}].
 
 init_per_suite(Config) ->
+    case beamprof_ct:native_suite(Config) of
+        {skip, _} = Skip -> Skip;
+        _ -> build_data(Config)
+    end.
+
+build_data(Config) ->
     Data = ?config(data_dir, Config),
     Out = ?config(priv_dir, Config),
     {ok, _} = compile:file(filename:join(Data, "nsym_hot.erl"), [{outdir, Out}]),

@@ -21,6 +21,12 @@ all() ->
      frame_pointer_walk_continues, reports_cost].
 
 init_per_suite(Config) ->
+    case beamprof_ct:native_suite(Config) of
+        {skip, _} = Skip -> Skip;
+        _ -> build_unwind_nif(Config)
+    end.
+
+build_unwind_nif(Config) ->
     CSrc = filename:join(code:priv_dir(beamprof), "../c_src"),
     Out = os:cmd("make -s -C '" ++ CSrc ++ "' unwind-nif 2>&1; echo \"rc=$?\""),
     ?assertMatch({match, _}, re:run(Out, "rc=0\\s*$"), Out),

@@ -1,6 +1,9 @@
-/* beamprof_nif.c - entry file of the beamprof C core: atoms, the library's
- * private state and its lifecycle (load / upgrade / unload), the NIF table and
- * thin NIF wrappers. Each concern lives in its own bp_<concern>.c.
+/* beamprof_nif.c - entry file of the beamprof C core (beamprof_nif.so): atoms,
+ * the library's private state and its lifecycle (load / upgrade / unload), the
+ * NIF table and thin NIF wrappers. Each concern lives in its own
+ * bp_<concern>.c. Portable C for Linux on any architecture; the native
+ * sampler is a library of its own (c_src/native/), reached through the
+ * channel of bp_core_channel.c.
  *
  * Error contract: an ill-typed or out-of-range argument raises badarg (every
  * argument is validated first, in order); a condition the caller can act on
@@ -15,19 +18,21 @@
 #include <string.h>
 
 #include "bp_atoms.h"
+#include "bp_core_channel.h"
 #include "bp_gate.h"
 #include "bp_memory.h"
-#include "bp_native_sampler_nif.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
-#include "bp_symbols_nif.h"
 
 #include "bp_scan_nif.h"
 #include "bp_threads.h"
-#include "bp_unwind.h"
+
+#if !defined(__linux__)
+#error "beamprof needs Linux (see c_src/Makefile)"
+#endif
 
 #define BP_STATE_MAGIC 0x62707266u /* "bprf" */
-#define BP_STATE_ABI 2u /* 2: native_handover */
+#define BP_STATE_ABI 3u /* 2: native_handover; 3: the native sampler moved out */
 #define BP_RING_SIZE 600          /* 60 s at the default 100 ms tick */
 
 /* ---------------------------------------------------------------- atoms */
@@ -47,6 +52,13 @@ void bp_atoms_make(ErlNifEnv *env)
 
 /* ---------------------------------------------------------------- state */
 
+/* The head of what abi 2 libraries (the native sampler still inside the
+ * core) hand over; this library only asks for the head, to retire theirs. */
+struct bp_native_carry {
+    uint32_t size; /* set by the caller */
+    uint32_t abi;  /* set by the callee: 0 when it had no native sampler */
+};
+
 /* The stable head of every version's private state. A newer library reads
  * it from the old private data in upgrade, whatever the rest looks like.
  * Fields are never reordered or removed. */
@@ -59,8 +71,8 @@ struct bp_state_header {
      * from its upgrade callback. */
     int (*stop)(void *state, struct bp_carry *carry);
     /* Since abi 2. Stops that library's native sampler for good, leaving
-     * its samples, and fills *carry (its config, whether it ran, its
-     * SIGPROF handler) up to carry->size bytes. */
+     * its samples, and fills *carry up to carry->size bytes. Since abi 3 the
+     * native sampler is beamprof_native_nif's: this one answers abi 0. */
     void (*native_handover)(void *state, struct bp_native_carry *carry);
 };
 
@@ -72,7 +84,7 @@ struct bp_state {
     struct bp_ring ring;
     struct bp_sampler sampler;
     struct bp_tick slots[BP_RING_SIZE];
-    struct bp_native *_Atomic native; /* NULL until native_start */
+    ErlNifResourceType *channel_type; /* this instance's (bp_core_channel.c) */
 };
 
 static int bp_state_stop(void *state, struct bp_carry *carry)
@@ -83,8 +95,10 @@ static int bp_state_stop(void *state, struct bp_carry *carry)
 
 static void bp_state_native_handover(void *state, struct bp_native_carry *carry)
 {
-    struct bp_state *st = state;
-    bp_native_handover(atomic_load(&st->native), carry);
+    (void)state;
+    uint32_t size = carry->size;
+    if (size >= sizeof *carry)
+        carry->abi = 0; /* no native sampler here: nothing ran, nothing to carry */
 }
 
 /* Makes a fresh state: threads discovered, files opened, no thread started.
@@ -99,7 +113,6 @@ static struct bp_state *bp_state_new(void)
     st->hdr.abi = BP_STATE_ABI;
     st->hdr.stop = bp_state_stop;
     st->hdr.native_handover = bp_state_native_handover;
-    atomic_init(&st->native, NULL);
     bp_gate_pub_init(&st->pub, enif_monotonic_time(ERL_NIF_NSEC));
     if (bp_threads_init(&st->threads) != 0)
         goto fail;
@@ -125,7 +138,6 @@ fail:
 /* Frees a state whose thread is stopped. */
 static void bp_state_free(struct bp_state *st)
 {
-    bp_native_free(atomic_load(&st->native)); /* SIGPROF released first */
     bp_sampler_destroy(&st->sampler);
     bp_ring_destroy(&st->ring);
     bp_memory_close(&st->memory);
@@ -145,33 +157,22 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
 {
     (void)info;
     bp_atoms_make(env);
-    bp_symbols_nif_load(env);
     if (bp_scan_open(env) != 0)
         return 1;
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
+    st->channel_type = bp_core_channel_open(env);
     *priv = st;
     return 0;
 }
 
-/* The old library stops its native sampler (its samples stay with it); a
- * running one restarts here with the same config, our handler replacing
- * the old one (which is taken as ours, not as someone else's). */
-static void bp_upgrade_native(struct bp_state *st, struct bp_state_header *old)
+/* An abi 2 library ran the native sampler itself: retire it (stopped for
+ * good, its samples dropped with it). beamprof_native_nif starts anew. */
+static void bp_upgrade_native(struct bp_state_header *old)
 {
-    struct bp_native_carry nc;
-    memset(&nc, 0, sizeof nc);
-    nc.size = sizeof nc;
+    struct bp_native_carry nc = {sizeof nc, 0};
     old->native_handover(old, &nc);
-    if (nc.abi < 1 || !nc.was_running)
-        return;
-    struct bp_native *n = bp_native_get(&st->native, &st->threads, &st->pub.closed, 1);
-    if (n == NULL)
-        return;
-    bp_native_adopt(n, &nc);
-    void *foreign;
-    (void)bp_native_start(n, &nc.opts, &foreign);
 }
 
 /* The module is reloaded while old code (with its library) exists: stop the
@@ -181,12 +182,12 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
 {
     (void)info;
     bp_atoms_make(env);
-    bp_symbols_nif_load(env);
     if (bp_scan_open(env) != 0)
         return 1;
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return 1;
+    st->channel_type = bp_core_channel_open(env);
     struct bp_state_header *old = old_priv ? *old_priv : NULL;
     if (old != NULL && old->magic == BP_STATE_MAGIC && old->stop != NULL) {
         struct bp_carry carry;
@@ -199,7 +200,7 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
                 (void)bp_sampler_start(&st->sampler, &carry.cfg, &carry.notify);
         }
         if (old->abi >= 2 && old->native_handover != NULL)
-            bp_upgrade_native(st, old);
+            bp_upgrade_native(old);
     }
     *priv = st;
     return 0;
@@ -213,7 +214,6 @@ static void bp_unload(ErlNifEnv *env, void *priv)
         return;
     bp_sampler_stop(&st->sampler, NULL, NULL, 1);
     bp_state_free(st);
-    bp_unwind_release(); /* after the drain stopped: frees the unwinder's caches */
 }
 
 /* ----------------------------------------------------------------- gate */
@@ -514,14 +514,14 @@ static ERL_NIF_TERM bp_history_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     return list;
 }
 
-/* --------------------------------------------------------------- native */
+/* -------------------------------------------------------------- channel */
 
-/* The accessor bp_native_sampler_nif.c's NIFs reach the library's state through. */
-struct bp_native_env bp_native_env_of(ErlNifEnv *env)
+/* What bp_core_channel.c's channels point at: this instance's state. */
+struct bp_core_channel_src bp_core_channel_src_of(ErlNifEnv *env)
 {
     struct bp_state *st = bp_st(env);
-    struct bp_native_env ne = {&st->native, &st->threads, &st->pub.closed};
-    return ne;
+    struct bp_core_channel_src src = {st->channel_type, &st->threads, &st->pub.closed};
+    return src;
 }
 
 /* ---------------------------------------------------------------- table */
@@ -538,17 +538,7 @@ static ErlNifFunc nif_funcs[] = {
     {"memory", 0, bp_memory_nif, 0},
     {"history", 0, bp_history_nif, 0},
     {"sampler_info", 0, bp_sampler_info_nif, 0},
-    /* Dirty IO: start reads /proc and creates one timer per thread; stop
-     * joins a thread and waits for running signal handlers. */
-    {"native_start", 1, bp_native_start_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"native_stop", 0, bp_native_stop_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    /* Dirty CPU: DWARF unwinding of up to Max samples (tens of us each). */
-    {"native_drain", 1, bp_native_drain_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
-    {"native_info", 0, bp_native_info_nif, 0},
-    /* Dirty CPU: dladdr is linear in an object's symbols; the JIT table
-     * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
-    {"native_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
-    {"native_jit_symbols", 0, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"native_channel", 0, bp_native_channel_nif, 0},
 
     BP_SCAN_NIFS,
 };

@@ -54,43 +54,10 @@
     X(ratio)                                                                 \
     X(mem_total)                                                             \
     X(mem_available)                                                         \
+    X(no_channel)                                                            \
     X(ticks)                                                                 \
     X(cpu_ns)                                                                \
-    X(threads)                                                               \
-    X(hz)                                                                    \
-    X(depth)                                                                 \
-    X(stack_bytes)                                                           \
-    X(ring_bytes)                                                            \
-    X(already_started)                                                       \
-    X(sigprof_in_use)                                                        \
-    X(unrooted)                                                              \
-    X(handler_ns)                                                            \
-    X(drain_ns)                                                              \
-    X(rescan_ns)                                                             \
-    X(overhead_pct)                                                          \
-    X(unsupported)                                                           \
-    X(no_threads)                                                            \
-    X(cpu_timers)                                                            \
-    X(sigaction)                                                             \
-    X(frame_pointers)                                                        \
-    X(unknown)                                                               \
-    X(samples)                                                               \
-    X(weighted)                                                              \
-    X(dropped)                                                               \
-    X(paused)                                                                \
-    X(lost_weight)                                                           \
-    X(effective_hz)                                                          \
-    X(wall_ns)                                                               \
-    X(stray)                                                                 \
-    X(slots)                                                                 \
-    X(pending_bytes)                                                         \
-    X(drained)                                                               \
-    X(rescans)                                                               \
-    X(mode)                                                                  \
-    X(fp)                                                                    \
-    X(scan)                                                                  \
-    X(leaf)                                                                  \
-    X(thread_kinds)
+    X(threads)
 
 #define BP_ATOM_DECL(name) ERL_NIF_TERM name;
 struct bp_atoms {

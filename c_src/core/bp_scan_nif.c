@@ -24,7 +24,7 @@
 #include "bp_atoms.h"
 #include "bp_ptab.h"
 #include "bp_scan.h"
-#include "bp_symbols.h"
+#include "bp_sym_read.h"
 #include "bp_threads.h"
 
 static_assert(sizeof(ERL_NIF_TERM) == sizeof(uint64_t), "a term is one 64-bit word");

@@ -18,14 +18,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* 1024 normal + 1024 dirty CPU + 1024 dirty IO is the VM's maximum. */
-#define BP_THREADS_MAX 3072
+#include "bp_thread_kind.h"
+#include "bp_threads_self.h"
 
-enum bp_thread_type {
-    BP_THREAD_NORMAL = 0,
-    BP_THREAD_DIRTY_CPU = 1,
-    BP_THREAD_DIRTY_IO = 2
-};
 
 struct bp_thread {
     pid_t tid;
@@ -111,11 +106,5 @@ size_t bp_threads_count(struct bp_threads *tab);
 
 /* Forgets every sampler_prev (a new sampler thread starts afresh). Locks. */
 void bp_threads_reset_prev(struct bp_threads *tab);
-
-/* Names the calling thread (at most 15 characters are kept). */
-void bp_threads_name_self(const char *name);
-
-/* CPU time of the calling thread in ns (0 if it cannot be read). */
-uint64_t bp_threads_self_cpu_ns(void);
 
 #endif

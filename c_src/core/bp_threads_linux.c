@@ -1,7 +1,7 @@
 /* bp_threads_linux.c - Linux side of the scheduler thread table:
  * /proc/self/task/<tid>/comm for discovery, per-thread CPU clocks for
  * readings, /proc/self/task/<tid>/schedstat (kept open) for the sampler's
- * run-queue wait, pthread_setname_np for naming our own thread. */
+ * run-queue wait. (Naming our own thread: shared/bp_threads_self.c.) */
 #include "bp_threads.h"
 
 #include <dirent.h>
@@ -29,21 +29,6 @@ int bp_threads_cpu_ns(pid_t tid, uint64_t *ns)
         return -1;
     *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     return 0;
-}
-
-uint64_t bp_threads_self_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void bp_threads_name_self(const char *name)
-{
-    char buf[16];
-    snprintf(buf, sizeof buf, "%s", name);
-    (void)pthread_setname_np(pthread_self(), buf);
 }
 
 /* Reads one task's comm into buf; returns its length or -1. */

@@ -8,8 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bp_atoms.h"
+#include "bp_native_atoms.h"
 #include "bp_symbols.h"
+#include "bp_threads_self.h"
 #include "bp_unwind.h"
 
 #define BP_NATIVE_THREAD_NAME "beamprof_native"
@@ -27,8 +28,7 @@ static int64_t bp_now_ns(void)
 
 /* ------------------------------------------------------------- creation */
 
-static struct bp_native *bp_native_new(struct bp_threads *threads,
-                                       const _Atomic int *gate_closed)
+static struct bp_native *bp_native_new(void)
 {
     struct bp_native *n = calloc(1, sizeof *n);
     if (n == NULL)
@@ -57,19 +57,16 @@ static struct bp_native *bp_native_new(struct bp_threads *threads,
         free(n);
         return NULL;
     }
-    n->threads = threads;
-    n->gate_closed = gate_closed;
     atomic_init(&n->rescans, 0);
     return n;
 }
 
-struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, struct bp_threads *threads,
-                                const _Atomic int *gate_closed, int create)
+struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, int create)
 {
     struct bp_native *n = atomic_load(slot);
     if (n != NULL || !create)
         return n;
-    struct bp_native *fresh = bp_native_new(threads, gate_closed);
+    struct bp_native *fresh = bp_native_new();
     if (fresh == NULL)
         return NULL;
     struct bp_native *expected = NULL;
@@ -113,17 +110,15 @@ static void bp_refresh_ranges(struct bp_native *n, struct bp_ncap_run *run)
     bp_ranges_publish(run->ranges, n->ranges_tmp, k);
 }
 
-/* The selected threads of the table, copied under its lock. */
-static size_t bp_selected(struct bp_native *n, unsigned kinds, struct bp_thread *out,
+/* The selected threads of the core's table, rescanned and copied through
+ * the channel. ctl held, n->ch set. */
+static size_t bp_selected(struct bp_native *n, unsigned kinds, struct bp_channel_thread *out,
                           size_t max)
 {
-    bp_threads_rescan(n->threads);
-    size_t k = 0;
-    pthread_mutex_lock(&n->threads->lock);
-    for (size_t i = 0; i < n->threads->count && k < max; i++)
-        if (kinds & (1u << n->threads->t[i].type))
-            out[k++] = n->threads->t[i];
-    pthread_mutex_unlock(&n->threads->lock);
+    size_t all = n->ch->threads(n->ch->threads_ctx, out, max), k = 0;
+    for (size_t i = 0; i < all; i++)
+        if (out[i].type <= BP_THREAD_DIRTY_IO && (kinds & (1u << out[i].type)))
+            out[k++] = out[i];
     return k;
 }
 
@@ -140,7 +135,7 @@ static int bp_slot_of(struct bp_ncap_run *run, pid_t tid)
  * threads that are gone. Returns the number of threads added. ctl held. */
 static size_t bp_sync_threads(struct bp_native *n, struct bp_ncap_run *run, int *timer_errors)
 {
-    struct bp_thread *sel = n->sel;
+    struct bp_channel_thread *sel = n->sel;
     size_t k = bp_selected(n, n->opts.kinds, sel, BP_THREADS_MAX), added = 0;
     *timer_errors = 0;
     size_t ns = atomic_load(&run->nslots);
@@ -230,7 +225,24 @@ static void bp_thread_stop(struct bp_native *n)
 
 /* -------------------------------------------------------- start / stop */
 
-static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, void **foreign)
+/* Takes the channel for the run being started (ctl held). */
+static void bp_channel_hold(struct bp_native *n, const struct bp_channel *ch)
+{
+    enif_keep_resource(ch->resource);
+    n->ch = ch;
+}
+
+/* Gives the channel back once nothing of the run uses it (ctl held). */
+static void bp_channel_drop(struct bp_native *n)
+{
+    if (n->ch == NULL)
+        return;
+    enif_release_resource(n->ch->resource);
+    n->ch = NULL;
+}
+
+static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
+                           const struct bp_channel *ch, void **foreign)
 {
     if (n->retired)
         return BP_NATIVE_RETIRED;
@@ -247,20 +259,25 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, 
     /* erts_frame_layout: 1 when JIT code keeps frame pointers (+JPperf
      * map | true), 0 without, -1 in the emulator flavour. */
     n->opts.cap.frame_pointers = bp_sym_frame_layout() == 1;
-    size_t count = bp_threads_count(n->threads);
+    bp_channel_hold(n, ch);
+    size_t count = ch->threads(ch->threads_ctx, n->sel, BP_THREADS_MAX);
     struct bp_ncap_run *run = bp_ncap_run_new(&n->opts.cap, count + BP_SPARE_SLOTS,
-                                              n->gate_closed);
-    if (run == NULL)
-        return BP_NATIVE_ENOMEM;
-    bp_refresh_ranges(n, run);
-    bp_ncap_activate(run);
-    int errs;
-    size_t added = bp_sync_threads(n, run, &errs);
-    if (added == 0 || bp_thread_start(n) != 0) {
-        bp_ncap_deactivate(run);
-        bp_ncap_run_free(run);
-        return added == 0 ? (errs > 0 ? BP_NATIVE_TIMERS : BP_NATIVE_NO_THREADS)
-                          : BP_NATIVE_ENOMEM;
+                                              ch->gate_closed);
+    int errs = 0;
+    size_t added = 0;
+    if (run != NULL) {
+        bp_refresh_ranges(n, run);
+        bp_ncap_activate(run);
+        added = bp_sync_threads(n, run, &errs);
+    }
+    if (run == NULL || added == 0 || bp_thread_start(n) != 0) {
+        if (run != NULL) {
+            bp_ncap_deactivate(run);
+            bp_ncap_run_free(run);
+        }
+        bp_channel_drop(n);
+        return run != NULL && added == 0 ? (errs > 0 ? BP_NATIVE_TIMERS : BP_NATIVE_NO_THREADS)
+                                         : BP_NATIVE_ENOMEM;
     }
     n->run = run;
     n->running = 1;
@@ -272,10 +289,11 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o, 
     return BP_NATIVE_OK;
 }
 
-int bp_native_start(struct bp_native *n, const struct bp_native_opts *o, void **foreign)
+int bp_native_start(struct bp_native *n, const struct bp_native_opts *o,
+                    const struct bp_channel *ch, void **foreign)
 {
     pthread_mutex_lock(&n->ctl);
-    int rc = bp_start_locked(n, o, foreign);
+    int rc = bp_start_locked(n, o, ch, foreign);
     pthread_mutex_unlock(&n->ctl);
     return rc;
 }
@@ -286,6 +304,7 @@ static void bp_stop_locked(struct bp_native *n)
         return;
     bp_thread_stop(n);
     bp_ncap_deactivate(n->run);
+    bp_channel_drop(n); /* no rescan and no handler left to use it */
     n->running = 0;
     n->stopped_ns = bp_now_ns();
 }
@@ -456,10 +475,10 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
 static ERL_NIF_TERM bp_kind_atom(int kind)
 {
     if (kind == BP_THREAD_DIRTY_CPU)
-        return bp_atom.dirty_cpu;
+        return bp_native_atom.dirty_cpu;
     if (kind == BP_THREAD_DIRTY_IO)
-        return bp_atom.dirty_io;
-    return bp_atom.normal;
+        return bp_native_atom.dirty_io;
+    return bp_native_atom.normal;
 }
 
 static ERL_NIF_TERM bp_sample_term(ErlNifEnv *env, struct bp_ncap_run *run,
@@ -473,9 +492,9 @@ static ERL_NIF_TERM bp_sample_term(ErlNifEnv *env, struct bp_ncap_run *run,
     const struct bp_ncap_slot *slot = &run->slots[s->slot];
     ERL_NIF_TERM e[5] = {bp_kind_atom(slot->kind), enif_make_uint(env, slot->index),
                          enif_make_uint(env, s->weight),
-                         truncated == BP_TRUNC_NO    ? bp_atom.false
-                         : truncated == BP_TRUNC_YES ? bp_atom.true
-                                                     : bp_atom.unrooted,
+                         truncated == BP_TRUNC_NO    ? bp_native_atom.false
+                         : truncated == BP_TRUNC_YES ? bp_native_atom.true
+                                                     : bp_native_atom.unrooted,
                          list};
     return enif_make_tuple_from_array(env, e, 5);
 }

@@ -1,13 +1,16 @@
 /* bp_native_sampler.h - the native sampler's NIF-side control: start/stop of a
  * capture run over the VM's scheduler threads, the rescan thread, the drain
  * (records -> unwound samples) and its statistics. The capture itself
- * (signal handler, timers, rings) is bp_native_capture.c.
+ * (signal handler, timers, rings) is bp_native_capture.c. The scheduler
+ * threads and the load gate come from the core library through a channel
+ * (shared/bp_channel.h), kept from start to stop.
  *
  * Nothing exists until the first start (off = zero cost): the state behind
  * struct bp_native is allocated by bp_native_get(create = 1), and no
  * handler, timer or thread exists before bp_native_start.
  *
- * Locks (order): ctl -> threads.lock (bp_threads). ctl serialises start,
+ * Locks (order): ctl -> the core's thread table lock (inside the channel's
+ * threads function). ctl serialises start,
  * stop, drain batches and info; the rescan thread only ever trylocks it, so
  * stop may join the thread while holding ctl. The signal handler takes no
  * lock.
@@ -20,8 +23,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "bp_channel.h"
 #include "bp_native_capture.h"
-#include "bp_threads.h"
 
 #define BP_NATIVE_KIND_ALL 7u /* 1 << enum bp_thread_type, all three */
 
@@ -52,10 +55,11 @@ enum bp_native_err {
 
 struct bp_native {
     pthread_mutex_t ctl;
-    struct bp_threads *threads;     /* the library's table */
-    const _Atomic int *gate_closed; /* the published gate */
 
     /* under ctl */
+    /* The core's channel while running: kept (enif_keep_resource) by start,
+     * released by stop once no handler and no rescan can use it. */
+    const struct bp_channel *ch;
     struct bp_ncap_run *run; /* the last run: running, or stopped and drainable */
     int running;
     int retired;
@@ -64,7 +68,7 @@ struct bp_native {
     int64_t started_ns, stopped_ns; /* CLOCK_MONOTONIC */
     uint64_t drained;
     struct bp_range *ranges_tmp;    /* BP_RANGES_MAX, for refreshes */
-    struct bp_thread *sel;          /* BP_THREADS_MAX, for thread syncs */
+    struct bp_channel_thread *sel;  /* BP_THREADS_MAX, for thread syncs */
 
     /* the rescan thread */
     pthread_mutex_t lock;  /* guards stop_thread; what the thread sleeps on */
@@ -98,17 +102,19 @@ struct bp_native_stats {
 /* The state hanging off *slot, made on first use when create is set (a
  * lock-free publish: concurrent creators agree on one). NULL when absent
  * and create is 0, or out of memory. */
-struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, struct bp_threads *threads,
-                                const _Atomic int *gate_closed, int create);
+struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, int create);
 
-/* Starts capturing on the selected threads. Returns an enum
+/* Starts capturing on the selected threads of the channel's table, pausing
+ * while its gate is closed. ch must have passed bp_channel_check; on
+ * success the run keeps it (enif_keep_resource) until stop. Returns an enum
  * bp_native_err; on BP_NATIVE_FOREIGN, *foreign is the installed handler.
  * Scheduler threads only (reads erts_frame_layout through dlsym). */
-int bp_native_start(struct bp_native *n, const struct bp_native_opts *o, void **foreign);
+int bp_native_start(struct bp_native *n, const struct bp_native_opts *o,
+                    const struct bp_channel *ch, void **foreign);
 
 /* Stops: the rescan thread joined, every timer deleted, no handler running
- * in the run; the samples stay for the drain and our handler stays
- * installed (a late SIGPROF is ignored). Idempotent. */
+ * in the run, the channel released; the samples stay for the drain and our
+ * handler stays installed (a late SIGPROF is ignored). Idempotent. */
 void bp_native_stop(struct bp_native *n);
 
 /* Builds up to max samples, oldest first, as a list of

@@ -1,13 +1,13 @@
-/* bp_native_sampler_nif.c - the native sampler's NIFs: argument validation and
- * terms. Registered in beamprof_nif.c's table; the library's state comes
- * through bp_native_env_of.
+/* bp_native_sampler_nif.c - the native sampler's NIFs: argument validation
+ * and terms. Registered in beamprof_native_nif.c's table; the library's
+ * state comes through bp_native_slot_of.
  *
- *   native_start(Config) -> ok | {error, Reason}      dirty IO
- *   native_stop() -> ok                                dirty IO
- *   native_drain(Max) -> [Sample]                      dirty CPU
- *   native_info() -> map()                             normal (a lock held
- *                                                      for at most one
- *                                                      drain batch)
+ *   nif_start(Config, Channel) -> ok | {error, Reason}  dirty IO
+ *   nif_stop() -> ok                                    dirty IO
+ *   nif_drain(Max) -> [Sample]                          dirty CPU
+ *   nif_info() -> map()                                 normal (a lock held
+ *                                                       for at most one
+ *                                                       drain batch)
  */
 #include "bp_native_sampler_nif.h"
 
@@ -15,7 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bp_atoms.h"
+#include "bp_native_atoms.h"
+#include "bp_native_channel.h"
 
 #define BP_DEFAULT_HZ 99
 #define BP_DEFAULT_DEPTH 128
@@ -25,7 +26,7 @@
 
 static ERL_NIF_TERM bp_err(ErlNifEnv *env, ERL_NIF_TERM reason)
 {
-    return enif_make_tuple2(env, bp_atom.error, reason);
+    return enif_make_tuple2(env, bp_native_atom.error, reason);
 }
 
 /* An optional unsigned key in lo..hi. 0 = absent (def kept), 1 = ok,
@@ -49,17 +50,17 @@ static int bp_opt_kinds(ErlNifEnv *env, ERL_NIF_TERM map, unsigned *kinds)
     ERL_NIF_TERM v, head;
     unsigned len;
     *kinds = BP_NATIVE_KIND_ALL;
-    if (!enif_get_map_value(env, map, bp_atom.threads, &v))
+    if (!enif_get_map_value(env, map, bp_native_atom.threads, &v))
         return 0;
     if (!enif_get_list_length(env, v, &len) || len == 0)
         return -1;
     unsigned k = 0;
     while (enif_get_list_cell(env, v, &head, &v)) {
-        if (enif_is_identical(head, bp_atom.normal))
+        if (enif_is_identical(head, bp_native_atom.normal))
             k |= 1u << BP_THREAD_NORMAL;
-        else if (enif_is_identical(head, bp_atom.dirty_cpu))
+        else if (enif_is_identical(head, bp_native_atom.dirty_cpu))
             k |= 1u << BP_THREAD_DIRTY_CPU;
-        else if (enif_is_identical(head, bp_atom.dirty_io))
+        else if (enif_is_identical(head, bp_native_atom.dirty_io))
             k |= 1u << BP_THREAD_DIRTY_IO;
         else
             return -1;
@@ -78,10 +79,10 @@ static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_o
     o->cap.ring_bytes = BP_DEFAULT_RING;
     if (!enif_is_map(env, map))
         return 0;
-    if (bp_opt_uint(env, map, bp_atom.hz, 1, 10000, &o->cap.hz) < 0 ||
-        bp_opt_uint(env, map, bp_atom.depth, 1, BP_NCAP_MAX_DEPTH, &o->cap.depth) < 0 ||
-        bp_opt_uint(env, map, bp_atom.stack_bytes, 0, 65536, &o->cap.stack_bytes) < 0 ||
-        bp_opt_uint(env, map, bp_atom.ring_bytes, 65536, 1u << 26, &o->cap.ring_bytes) < 0 ||
+    if (bp_opt_uint(env, map, bp_native_atom.hz, 1, 10000, &o->cap.hz) < 0 ||
+        bp_opt_uint(env, map, bp_native_atom.depth, 1, BP_NCAP_MAX_DEPTH, &o->cap.depth) < 0 ||
+        bp_opt_uint(env, map, bp_native_atom.stack_bytes, 0, 65536, &o->cap.stack_bytes) < 0 ||
+        bp_opt_uint(env, map, bp_native_atom.ring_bytes, 65536, 1u << 26, &o->cap.ring_bytes) < 0 ||
         bp_opt_kinds(env, map, &o->kinds) < 0)
         return 0;
     uint32_t r = o->cap.ring_bytes;
@@ -103,49 +104,61 @@ static ERL_NIF_TERM bp_foreign_term(ErlNifEnv *env, void *handler)
     size_t len = strlen(text);
     unsigned char *p = enif_make_new_binary(env, len, &bin);
     memcpy(p, text, len);
-    return enif_make_tuple2(env, bp_atom.sigprof_in_use, bin);
+    return enif_make_tuple2(env, bp_native_atom.sigprof_in_use, bin);
+}
+
+/* {error, {unsupported, What}} */
+static ERL_NIF_TERM bp_unsupported(ErlNifEnv *env, ERL_NIF_TERM what)
+{
+    return bp_err(env, enif_make_tuple2(env, bp_native_atom.unsupported, what));
 }
 
 ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
     struct bp_native_opts o;
+    const struct bp_channel *ch;
+    ERL_NIF_TERM refused;
     if (!bp_native_config(env, argv[0], &o))
+        return enif_make_badarg(env);
+    int got = bp_native_channel_read(env, argv[1], &ch, &refused);
+    if (got < 0)
         return enif_make_badarg(env);
     uint64_t record = sizeof(struct bp_nsample) + o.cap.stack_bytes + 8u * o.cap.depth +
                       BP_NCAP_STITCH;
     if (4 * record > o.cap.ring_bytes)
-        return bp_err(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.ring_bytes));
-    struct bp_native_env ne = bp_native_env_of(env);
-    struct bp_native *n = bp_native_get(ne.slot, ne.threads, ne.gate_closed, 1);
+        return bp_err(env,
+                      enif_make_tuple2(env, bp_native_atom.invalid, bp_native_atom.ring_bytes));
+    if (got == 0)
+        return refused;
+    struct bp_native *n = bp_native_get(bp_native_slot_of(env), 1);
     if (n == NULL)
-        return bp_err(env, bp_atom.enomem);
+        return bp_err(env, bp_native_atom.enomem);
     void *foreign = NULL;
-    switch (bp_native_start(n, &o, &foreign)) {
+    switch (bp_native_start(n, &o, ch, &foreign)) {
     case BP_NATIVE_OK:
-        return bp_atom.ok;
+        return bp_native_atom.ok;
     case BP_NATIVE_ALREADY:
-        return bp_err(env, bp_atom.already_started);
+        return bp_err(env, bp_native_atom.already_started);
     case BP_NATIVE_FOREIGN:
         return bp_err(env, bp_foreign_term(env, foreign));
     case BP_NATIVE_NO_THREADS:
-        return bp_err(env, enif_make_tuple2(env, bp_atom.unsupported, bp_atom.no_threads));
+        return bp_unsupported(env, bp_native_atom.no_threads);
     case BP_NATIVE_TIMERS:
-        return bp_err(env, enif_make_tuple2(env, bp_atom.unsupported, bp_atom.cpu_timers));
+        return bp_unsupported(env, bp_native_atom.cpu_timers);
     case BP_NATIVE_RETIRED:
-        return bp_err(env, bp_atom.superseded);
+        return bp_err(env, bp_native_atom.superseded);
     case BP_NATIVE_SIGACTION:
-        return bp_err(env, enif_make_tuple2(env, bp_atom.unsupported, bp_atom.sigaction));
+        return bp_unsupported(env, bp_native_atom.sigaction);
     default:
-        return bp_err(env, bp_atom.enomem);
+        return bp_err(env, bp_native_atom.enomem);
     }
 }
 
 /* The instance's sampler, or NULL before the first start. */
 static struct bp_native *bp_native_of(ErlNifEnv *env)
 {
-    struct bp_native_env ne = bp_native_env_of(env);
-    return bp_native_get(ne.slot, ne.threads, ne.gate_closed, 0);
+    return bp_native_get(bp_native_slot_of(env), 0);
 }
 
 ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -155,7 +168,7 @@ ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     struct bp_native *n = bp_native_of(env);
     if (n != NULL)
         bp_native_stop(n);
-    return bp_atom.ok;
+    return bp_native_atom.ok;
 }
 
 ERL_NIF_TERM bp_native_drain_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -183,23 +196,23 @@ ERL_NIF_TERM bp_native_drain_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
 
 static ERL_NIF_TERM bp_fp_term(int fp)
 {
-    return fp == 1 ? bp_atom.true : fp == 0 ? bp_atom.false : bp_atom.unknown;
+    return fp == 1 ? bp_native_atom.true : fp == 0 ? bp_native_atom.false : bp_native_atom.unknown;
 }
 
 static ERL_NIF_TERM bp_mode_term(int fp)
 {
-    return fp == 1 ? bp_atom.fp : fp == 0 ? bp_atom.scan : bp_atom.leaf;
+    return fp == 1 ? bp_native_atom.fp : fp == 0 ? bp_native_atom.scan : bp_native_atom.leaf;
 }
 
 static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)
 {
     ERL_NIF_TERM l = enif_make_list(env, 0);
     if (kinds & (1u << BP_THREAD_DIRTY_IO))
-        l = enif_make_list_cell(env, bp_atom.dirty_io, l);
+        l = enif_make_list_cell(env, bp_native_atom.dirty_io, l);
     if (kinds & (1u << BP_THREAD_DIRTY_CPU))
-        l = enif_make_list_cell(env, bp_atom.dirty_cpu, l);
+        l = enif_make_list_cell(env, bp_native_atom.dirty_cpu, l);
     if (kinds & (1u << BP_THREAD_NORMAL))
-        l = enif_make_list_cell(env, bp_atom.normal, l);
+        l = enif_make_list_cell(env, bp_native_atom.normal, l);
     return l;
 }
 
@@ -211,16 +224,16 @@ ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     bp_native_stats(bp_native_of(env), &s);
     uint64_t signals = s.samples + s.dropped + s.paused;
     double eff = s.cpu_ns > 0 ? (double)signals * 1e9 / (double)s.cpu_ns : 0.0;
+    const struct bp_native_atoms *a = &bp_native_atom;
     ERL_NIF_TERM keys[] = {
-        bp_atom.running,  bp_atom.hz,          bp_atom.depth,         bp_atom.frame_pointers,
-        bp_atom.mode,     bp_atom.samples,     bp_atom.weighted,      bp_atom.dropped,
-        bp_atom.paused,   bp_atom.lost_weight, bp_atom.effective_hz,  bp_atom.cpu_ns,
-        bp_atom.wall_ns,  bp_atom.threads,     bp_atom.slots,         bp_atom.stray,
-        bp_atom.pending_bytes, bp_atom.drained, bp_atom.rescans,      bp_atom.stack_bytes,
-        bp_atom.ring_bytes, bp_atom.thread_kinds, bp_atom.handler_ns, bp_atom.drain_ns,
-        bp_atom.rescan_ns, bp_atom.overhead_pct};
+        a->running,       a->hz,          a->depth,        a->frame_pointers, a->mode,
+        a->samples,       a->weighted,    a->dropped,      a->paused,         a->lost_weight,
+        a->effective_hz,  a->cpu_ns,      a->wall_ns,      a->threads,        a->slots,
+        a->stray,         a->pending_bytes, a->drained,    a->rescans,        a->stack_bytes,
+        a->ring_bytes,    a->thread_kinds, a->handler_ns,  a->drain_ns,       a->rescan_ns,
+        a->overhead_pct};
     ERL_NIF_TERM values[] = {
-        s.running ? bp_atom.true : bp_atom.false,
+        s.running ? bp_native_atom.true : bp_native_atom.false,
         enif_make_uint(env, s.hz),
         enif_make_uint(env, s.depth),
         bp_fp_term(s.frame_pointers),

@@ -1,5 +1,5 @@
-/* bp_native_sampler_nif.h - the native sampler's NIFs (bp_native_sampler_nif.c), registered
- * in beamprof_nif.c's table. */
+/* bp_native_sampler_nif.h - the native sampler's NIFs (bp_native_sampler_nif.c),
+ * registered in beamprof_native_nif.c's table. */
 #ifndef BP_NATIVE_SAMPLER_NIF_H
 #define BP_NATIVE_SAMPLER_NIF_H
 
@@ -7,16 +7,9 @@
 
 #include "bp_native_sampler.h"
 
-/* Where the library instance keeps its native sampler. */
-struct bp_native_env {
-    struct bp_native *_Atomic *slot; /* NULL until the first start */
-    struct bp_threads *threads;
-    const _Atomic int *gate_closed;
-};
-
-/* The calling library instance's (defined in beamprof_nif.c, which owns
- * the state). */
-struct bp_native_env bp_native_env_of(ErlNifEnv *env);
+/* Where the calling library instance keeps its native sampler (defined in
+ * beamprof_native_nif.c, which owns the state). */
+struct bp_native *_Atomic *bp_native_slot_of(ErlNifEnv *env);
 
 ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM bp_native_stop_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);

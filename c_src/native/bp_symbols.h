@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bp_sym_read.h" /* bp_sym_read: checked reads of our own memory */
+
 /* Limits of one GDB JIT snapshot. */
 #define BP_JIT_MAX_ENTRIES 65536u       /* modules (list entries) walked */
 #define BP_JIT_MAX_SYMFILE (16u << 20)  /* bytes of one entry's symfile */
@@ -54,11 +56,6 @@ enum bp_jit_status {
     BP_JIT_INCONSISTENT = 3,  /* the list kept changing under the walk */
     BP_JIT_ENOMEM = 4,
 };
-
-/* Copies len bytes at address addr of this process into dst without ever
- * faulting: 0 on success, -1 when any byte is unreadable. Thread-safe; not
- * async-signal-safe in its fallback path (it may open /proc/self/mem). */
-int bp_sym_read(void *dst, uint64_t addr, size_t len);
 
 /* Writes the name of the native code at addr into out (NUL-terminated,
  * truncated to cap): its exported symbol, else "object+0x<offset of its
