@@ -63,8 +63,11 @@ static void bp_count_stray(struct bp_ncap_run *run)
         atomic_fetch_add_explicit(&run->stray, 1, memory_order_relaxed);
 }
 
+/* The interrupted registers, from the signal's ucontext (x86_64 only: the
+ * Makefile builds the native library nowhere else). */
 static void bp_regs_of(const ucontext_t *uc, struct bp_regs *r)
 {
+#if defined(__x86_64__)
     const greg_t *g = uc->uc_mcontext.gregs;
     r->ip = (uint64_t)g[REG_RIP];
     r->sp = (uint64_t)g[REG_RSP];
@@ -74,6 +77,9 @@ static void bp_regs_of(const ucontext_t *uc, struct bp_regs *r)
     r->r13 = (uint64_t)g[REG_R13];
     r->r14 = (uint64_t)g[REG_R14];
     r->r15 = (uint64_t)g[REG_R15];
+#else
+#error "the native sampler reads x86_64 registers: it is built for Linux x86_64 only"
+#endif
 }
 
 /* JIT frames of a sample taken in JIT code: the frame-pointer walk from

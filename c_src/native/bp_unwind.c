@@ -51,6 +51,10 @@
  * x86_64 only (struct bp_regs is that architecture's register set). */
 #include "bp_unwind.h"
 
+#if !defined(__x86_64__)
+#error "bp_unwind.c unwinds x86_64 register sets (libunwind-x86_64): x86_64 only"
+#endif
+
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>

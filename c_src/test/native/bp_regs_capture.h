@@ -10,6 +10,10 @@
 
 #include "bp_unwind.h"
 
+#if !defined(__x86_64__)
+#error "the unwinding tests capture x86_64 registers in line: x86_64 only"
+#endif
+
 /* Copies with rep movsb: no memcpy call for the sanitizers to check (a
  * stack window spans other frames' redzones). */
 static inline void bp_raw_copy(uint8_t *dst, uint64_t src, size_t n)
