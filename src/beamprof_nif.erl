@@ -170,7 +170,7 @@ sampler_info() -> ?NOT_LOADED.
 -spec native_channel() -> binary() | {error, no_channel | enomem}.
 native_channel() -> ?NOT_LOADED.
 
-%% --- process and port scan (c_src/bp_scan_nif.c) -----------------------------
+%% --- process and port scan (c_src/core/bp_scan_nif.c) -----------------------------
 %% Resources are references; each holds its own mutex, so they may be shared,
 %% but the scanner uses each from one process. Every call's work is bounded.
 
@@ -195,7 +195,7 @@ scan_buf_take(_Buf, _Max) -> ?NOT_LOADED.
 %% with `Next' until `done'. `Limit' is `erlang:system_info(process_limit)'.
 %% `{error, unavailable}' when the table was not found or failed the check
 %% that it holds the caller's own pid where ERTS would look it up: use
-%% `erlang:processes()' then. See c_src/bp_ptab.h.
+%% `erlang:processes()' then. See c_src/core/bp_ptab.h.
 -spec scan_ptab_fill(Buf :: reference(), Limit :: pos_integer(), Slot :: non_neg_integer()) ->
           {more, non_neg_integer()} | done | {error, unavailable | enomem}.
 scan_ptab_fill(_Buf, _Limit, _Slot) -> ?NOT_LOADED.

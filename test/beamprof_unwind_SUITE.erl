@@ -1,4 +1,4 @@
-%% Common Test suite of the remote DWARF unwinder (c_src/bp_unwind.c) in a
+%% Common Test suite of the remote DWARF unwinder (c_src/native/bp_unwind.c) in a
 %% real VM: a test-only NIF (c_src/test/unwind_nif, module bp_unwind_nif)
 %% copies its own C stack from inside a NIF call, overwrites the original and
 %% unwinds the copy. On a normal scheduler the walk must name the NIF's
