@@ -1,8 +1,8 @@
 /* bp_symbols_nif.c - the NIFs of symbolization (bp_symbols.c): thin
- * wrappers registered in beamprof_nif.c's table.
+ * wrappers registered in beamprof_native_nif.c's table.
  *
- *   native_symbolize([Addr]) -> [binary() | undefined]        (dirty CPU)
- *   native_jit_symbols() -> {ok, [{Start, End, Name}], Info} | {error, R}
+ *   nif_symbolize([Addr]) -> [binary() | undefined]           (dirty CPU)
+ *   nif_jit_symbols() -> {ok, [{Start, End, Name}], Info} | {error, R}
  *                                                              (dirty CPU)
  *
  * Names are binaries, never atoms. The dirty ones run dladdr (linear in an
@@ -58,7 +58,7 @@ static ERL_NIF_TERM bp_sym_binary(ErlNifEnv *env, const char *s, size_t len)
     return bin;
 }
 
-/* native_symbolize(Addrs): Addrs a proper list of at most 100000 integers
+/* nif_symbolize(Addrs): Addrs a proper list of at most 100000 integers
  * 0..2^64-1. Each becomes its name, or undefined when the address lies in
  * no loaded object (JIT code). */
 ERL_NIF_TERM bp_native_symbolize_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])

@@ -1,4 +1,4 @@
-/* bp_symbols_nif.h - NIFs of symbolization, registered in beamprof_nif.c. */
+/* bp_symbols_nif.h - NIFs of symbolization, registered in beamprof_native_nif.c. */
 #ifndef BP_SYMBOLS_NIF_H
 #define BP_SYMBOLS_NIF_H
 
