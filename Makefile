@@ -4,13 +4,20 @@ REBAR ?= rebar3
 MIX_ENV_VARS = MIX_BUILD_ROOT=$(CURDIR)/_build_mix MIX_ENV=test
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 # The NIF suites (and the scan NIFs' random-argument properties, the process table
-# walk included) under AddressSanitizer, in one VM: the ASan build of the library, the
-# runtime preloaded into the VM (the BEAM itself is not instrumented).
-ASAN_ENV = BEAMPROF_NIF=$(CURDIR)/c_src/asan/beamprof_nif LD_PRELOAD=$(ASAN_LIB) \
+# walk included) under AddressSanitizer, in one VM: the ASan builds of both libraries,
+# the runtime preloaded into the VM (the BEAM itself is not instrumented).
+ASAN_ENV = BEAMPROF_NIF=$(CURDIR)/c_src/asan/beamprof_nif \
+	BEAMPROF_NATIVE_NIF=$(CURDIR)/c_src/asan/beamprof_native_nif LD_PRELOAD=$(ASAN_LIB) \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all setup build test test-c test-erlang test-asan test-elixir check demo bench clean
+
+# -Werror (C) is for our test and CI builds only: c_src/Makefile adds it when
+# BEAMPROF_WERROR=1, which these targets export to every make they run, rebar3's and
+# mix's pre-build included. (warnings_as_errors: rebar.config's test profile.) A
+# project that depends on beamprof builds without either.
+test test-c test-erlang test-asan test-elixir check: export BEAMPROF_WERROR = 1
 
 all: build
 
@@ -20,15 +27,16 @@ setup:
 build: setup
 	$(REBAR) compile
 
-# Every suite: C units (plain and ASan), EUnit, Common Test (PropEr runs in
-# both), the NIF suite again under ASan, ExUnit, xref and dialyzer (and the
-# bench's C helper compiles cleanly).
+# Every suite: C units (plain and ASan), the core cross-compiled for aarch64, EUnit,
+# Common Test (PropEr runs in both), the NIF suites again under ASan, ExUnit, xref and
+# dialyzer (and the bench's C helper compiles cleanly).
 test: setup test-c test-erlang test-asan test-elixir check
 	@echo "make test: all suites passed"
 
 test-c:
 	$(MAKE) -C c_src test
 	$(MAKE) -C c_src test-asan
+	$(MAKE) -C c_src cross-aarch64
 
 test-erlang:
 	$(REBAR) eunit --app beamprof

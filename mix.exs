@@ -1,6 +1,7 @@
 defmodule Mix.Tasks.Compile.BeamprofNif do
   @moduledoc """
-  Builds the C core (`c_src/`) with the same Makefile rebar3's pre-hook runs.
+  Builds the C libraries (`c_src/`) with the same Makefile rebar3's pre-hook runs,
+  and shows its `beamprof: ...` lines (the native sampler skipped, and why).
 
   The library goes straight into the application's priv directory under the
   build path: Mix links `priv/` into the build tree before compilers run, so a
@@ -12,7 +13,7 @@ defmodule Mix.Tasks.Compile.BeamprofNif do
   @impl true
   def run(_args) do
     case make([]) do
-      {_, 0} -> {:ok, []}
+      {output, 0} -> notes(output)
       {output, status} -> failed(output, status)
     end
   end
@@ -24,6 +25,14 @@ defmodule Mix.Tasks.Compile.BeamprofNif do
     priv = Path.join(Mix.Project.app_path(), "priv")
     File.mkdir_p!(priv)
     System.cmd("make", ["-C", "c_src", "PRIV_DIR=#{priv}" | targets], stderr_to_stdout: true)
+  end
+
+  defp notes(output) do
+    for line <- String.split(output, "\n"), String.starts_with?(line, "beamprof:") do
+      Mix.shell().info(line)
+    end
+
+    {:ok, []}
   end
 
   defp failed(output, status) do
@@ -84,6 +93,6 @@ defmodule Beamprof.MixProject do
   end
 
   defp package_files do
-    ~w(c_src/*.c c_src/*.h c_src/Makefile src include lib mix.exs rebar.config README.md)
+    ~w(c_src/**/*.c c_src/**/*.h c_src/Makefile c_src/BSDmakefile c_src/README.md src include lib mix.exs rebar.config README.md)
   end
 end

@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-proper-dev
           erlang-eunit erlang-tools rebar3 elixir libunwind-dev gcc make
+          gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # make test: the core built for aarch64
           chromium)  # chromium: the flame graph suite opens the SVG and HTML headless
 
 missing=()
@@ -21,10 +22,11 @@ else
     cat >&2 <<MSG
 beamprof needs: Erlang/OTP 25 or later with its development headers (erl_nif.h),
 common_test, dialyzer and PropEr (its header proper.hrl), rebar3, Elixir 1.14 or later
-(for the mix build and ExUnit tests), a C11 compiler, GNU make and libunwind's headers.
+(for the mix build and ExUnit tests), a C11 compiler, GNU make, libunwind's headers (the
+native sampler, x86_64 only) and, for make test's aarch64 check, aarch64-linux-gnu-gcc.
 Missing here: ${missing[*]}
-Install them with your system's package manager (Homebrew: erlang rebar3 elixir libunwind;
-Fedora: erlang erlang-proper rebar3 elixir libunwind-devel) and run this again.
+Install them with your system's package manager (Fedora: erlang erlang-proper rebar3 elixir
+libunwind-devel gcc-aarch64-linux-gnu) and run this again. beamprof builds on Linux only.
 MSG
     exit 1
   fi

@@ -16,7 +16,7 @@
 %% skipped while beamprof's load gate was closed), `dropped',
 %% `frame_source' (`perf_map' | `gdb_jit' | `none'), `frame_pointers',
 %% `frame_layout_source' (where `frame_pointers' was read: `erts_frame_layout'
-%% | `gdb_jit' | `none', see beamprof_nif:native_info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
+%% | `gdb_jit' | `none', see beamprof_native_nif:info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
 %% see overhead/2), and `hint' when Erlang frames cannot all be recovered.
@@ -52,17 +52,23 @@
 %% (default 99; the kernel tick caps it, about 250 here). With `duration'
 %% (ms) it stops by itself; `stop/0' then returns the profile. Returns the
 %% collector's pid, `{error, already_started}', or the C side's reason
-%% (`{sigprof_in_use, Description}', `{unsupported, What}').
+%% (`{sigprof_in_use, Description}', `{unsupported, What}'). Where the
+%% native sampler library is not built or cannot load (it exists for Linux
+%% x86_64 only), `{error, {unsupported, {not_built | load_failed | channel,
+%% Detail}}}' with `Detail' a binary saying what is missing (see
+%% `beamprof_native_nif').
 -spec start(options()) -> {ok, pid()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     Config = config(Opts),
-    case whereis(?SERVER) of
-        undefined ->
+    case {whereis(?SERVER), beamprof_native_nif:load()} of
+        {undefined, ok} ->
             case gen_server:start({local, ?SERVER}, ?MODULE, {Config, Opts}, []) of
                 {ok, Pid} -> {ok, Pid};
                 {error, {already_started, _}} -> {error, already_started};
                 {error, _} = Error -> Error
             end;
+        {undefined, {error, _} = Unsupported} ->
+            Unsupported;
         _ ->
             {error, already_started}
     end;
@@ -203,16 +209,16 @@ init({Config, Opts}) ->
 %% samples left undrained by an earlier run are dropped.
 start_nif(Config) ->
     discard(),
-    case beamprof_nif:native_start(Config) of
+    case beamprof_native_nif:start(Config) of
         {error, already_started} ->
-            ok = beamprof_nif:native_stop(),
-            beamprof_nif:native_start(Config);
+            ok = beamprof_native_nif:stop(),
+            beamprof_native_nif:start(Config);
         Other ->
             Other
     end.
 
 discard() ->
-    case beamprof_nif:native_drain(?DRAIN_MAX) of
+    case beamprof_native_nif:drain(?DRAIN_MAX) of
         [] -> ok;
         _ -> discard()
     end.
@@ -226,7 +232,7 @@ handle_call(stop, _From, State) ->
     {stop, normal, {ok, Profile}, Done};
 handle_call(profile, _From, #{finished := undefined} = State) ->
     Drained = drain(State),
-    {reply, {ok, profile(Drained, beamprof_nif:native_info())}, Drained};
+    {reply, {ok, profile(Drained, info())}, Drained};
 handle_call(profile, _From, #{finished := Profile} = State) ->
     {reply, {ok, Profile}, State}.
 
@@ -245,7 +251,7 @@ handle_info(_Msg, State) ->
 
 %% @private
 terminate(_Reason, #{finished := undefined}) ->
-    ok = beamprof_nif:native_stop();
+    ok = beamprof_native_nif:stop();
 terminate(_Reason, _State) ->
     ok.
 
@@ -259,13 +265,20 @@ drain_ms(_) -> ?DRAIN_MS.
 
 %% Stops the C side, drains what is left, and builds the profile once.
 finish(#{finished := undefined} = State) ->
-    ok = beamprof_nif:native_stop(),
+    ok = beamprof_native_nif:stop(),
     Drained = drain(State),
-    Info = beamprof_nif:native_info(),
+    Info = info(),
     beamprof_native_sym:close(maps:get(sym, Drained)),
     Drained#{finished := profile(Drained, Info)};
 finish(State) ->
     State.
+
+%% The C side's counters (none if the library went away meanwhile).
+info() ->
+    case beamprof_native_nif:info() of
+        Info when is_map(Info) -> Info;
+        {error, _} -> #{}
+    end.
 
 %% Drains until the rings are empty (bounded: a few batches per call),
 %% adding the time it took to collector_ns (wall time: an upper bound of
@@ -278,7 +291,7 @@ drain(State) ->
 drain(State, 0) ->
     State;
 drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
-    case beamprof_nif:native_drain(?DRAIN_MAX) of
+    case beamprof_native_nif:drain(?DRAIN_MAX) of
         [] ->
             State;
         Samples ->

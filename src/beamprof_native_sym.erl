@@ -4,7 +4,7 @@
 %% Erlang frames come from the JIT's names: the perf map when the VM runs
 %% with `+JPperf map | true' (source `perf_map'), else a snapshot of
 %% beam.smp's GDB JIT table (`gdb_jit'), else none. Everything else goes
-%% through `dladdr' in one batch per call (`beamprof_nif:native_symbolize/1'),
+%% through `dladdr' in one batch per call (`beamprof_native_nif:symbolize/1'),
 %% cached by address. Return addresses (every frame but the leaf) are looked
 %% up at address - 1, so a call at the very end of a function is not
 %% attributed to the next one.
@@ -55,7 +55,7 @@ choose(none, Sym) ->
     Sym.
 
 load_jit(Tab) ->
-    case beamprof_nif:native_jit_symbols() of
+    case beamprof_native_nif:jit_symbols() of
         {ok, Ranges, _Info} ->
             lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges);
         {error, _} ->
@@ -134,9 +134,17 @@ symbolize_chunks([]) ->
     [];
 symbolize_chunks(Addrs) when length(Addrs) > 10000 ->
     {Chunk, Rest} = lists:split(10000, Addrs),
-    beamprof_nif:native_symbolize(Chunk) ++ symbolize_chunks(Rest);
+    names(Chunk) ++ symbolize_chunks(Rest);
 symbolize_chunks(Addrs) ->
-    beamprof_nif:native_symbolize(Addrs).
+    names(Addrs).
+
+%% dladdr names; none when the native library is unavailable (a collector
+%% only runs once it started, so this is the library gone since).
+names(Addrs) ->
+    case beamprof_native_nif:symbolize(Addrs) of
+        Names when is_list(Names) -> Names;
+        {error, _} -> [undefined || _ <- Addrs]
+    end.
 
 name(A, undefined, #{cache := Cache}) ->
     case maps:get(A, Cache, undefined) of

@@ -18,13 +18,17 @@ the normal schedulers' utilization from `scheduler_wall_time` (it is also a
 heartbeat: when reports stop for longer than 1.5 ticks, the thread falls back
 to the OS CPU time of the scheduler threads, which includes busy-waiting but
 is then the only figure available).
+
+This is the portable core (Linux, any architecture). The native sampler is
+a library of its own, `beamprof_native_nif`, loaded on first use; it reaches
+the gate and the scheduler thread table through `native_channel/0` (see
+c_src/README.md, "The channel").
 """).
 
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
--export([native_start/1, native_stop/0, native_drain/1, native_info/0]).
--export([native_symbolize/1, native_jit_symbols/0]).
+-export([native_channel/0]).
 
 %% Process and port scan (bp_scan_nif.c): see beamprof_scan.
 -export([scan_buf_new/0, scan_buf_put/2, scan_buf_take/2, scan_buf_info/1,
@@ -37,7 +41,6 @@ is then the only figure available).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
--export_type([native_config/0, native_sample/0, native_error/0]).
 
 -on_load(init/0).
 
@@ -60,20 +63,6 @@ is then the only figure available).
                           MemLimit :: non_neg_integer(),
                           MemRatio :: float(), gate_state(),
                           DemandRatio :: float()}.
-
--type native_config() :: #{hz => 1..10000,
-                           threads => [thread_type(), ...],
-                           depth => 1..1024,
-                           stack_bytes => 0..65536,
-                           ring_bytes => 65536..67108864,
-                           _ => _}.
--type native_sample() :: {thread_type(), Index :: pos_integer(),
-                          Weight :: pos_integer(), Truncated :: boolean() | unrooted,
-                          Addrs :: [non_neg_integer()]}.
--type native_error() :: already_started | superseded | enomem
-                      | {sigprof_in_use, Description :: binary()}
-                      | {unsupported, no_threads | cpu_timers | sigaction}
-                      | {invalid, ring_bytes}.
 
 -define(NIF_LIB, "beamprof_nif").
 
@@ -169,99 +158,19 @@ history() -> ?NOT_LOADED.
                           threads := non_neg_integer()}.
 sampler_info() -> ?NOT_LOADED.
 
-%% @doc The names of native code addresses (dladdr): the exported symbol
-%% covering each address, else `<<"object+0xOffset">>' relative to the
-%% object's base; `undefined' for an address in no loaded object (JIT
-%% code). Pass `ReturnAddress - 1' for non-leaf frames. At most 100000
-%% addresses; runs on a dirty CPU scheduler.
--spec native_symbolize(Addrs) -> [binary() | undefined] when
-      Addrs :: [non_neg_integer()].
-native_symbolize(_Addrs) -> ?NOT_LOADED.
+%% @doc A channel to this library instance for the native sampler library
+%% (`beamprof_native_nif'): a binary whose bytes are a versioned table of
+%% pointers into this instance (its published gate, a snapshot function of
+%% its scheduler thread table), held inside a resource object of this
+%% instance. While the native library keeps it, this instance is neither
+%% unloaded nor unmapped (ERTS defers a NIF library's unload while objects
+%% of its resource types with a destructor exist). Only meaningful in this
+%% VM: a copy of the binary is refused. `{error, no_channel}' if the
+%% resource type could not be made at load.
+-spec native_channel() -> binary() | {error, no_channel | enomem}.
+native_channel() -> ?NOT_LOADED.
 
-%% @doc A consistent snapshot of the JIT's code ranges from beam.smp's GDB
-%% JIT interface, sorted by start: `{ok, [{Start, End, Name}], Info}'.
-%% Info also has the emulator record's `frame_layout' (1 when JIT code
-%% keeps frame pointers) and how the descriptor was found: `dlsym' where
-%% beam.smp exports it (OTP 25, 27), `search' of beam.smp's writable
-%% segments where it does not (OTP 29). Runs on a dirty CPU scheduler
-%% (tens of thousands of names).
--spec native_jit_symbols() ->
-          {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
-           #{modules := non_neg_integer(), skipped := non_neg_integer(),
-             symbols := non_neg_integer(), frame_layout := 0 | 1 | undefined,
-             descriptor := dlsym | search}}
-        | {error, no_descriptor | unreadable | inconsistent | enomem}.
-native_jit_symbols() -> ?NOT_LOADED.
-
-%% @doc Starts the native sampler: a CPU-time timer on each selected
-%% scheduler thread raising SIGPROF on it `hz' times per CPU second (the
-%% kernel delivers at most its tick rate, 250/s here: samples carry the
-%% overrun as their weight), a handler capturing registers, the JIT frames
-%% and a copy of the C stack window into per-thread rings. Every key is
-%% optional: `hz' (default 99), `threads' (default all three kinds),
-%% `depth' (frames kept, default 128), `stack_bytes' (C stack window,
-%% default 16384, a multiple of 8), `ring_bytes' (per thread, a power of
-%% two, default 1048576; pages are touched only as
-%% samples arrive). Drain at least every 100 ms at high rates: a full ring
-%% drops samples (counted). Refuses to replace someone else's SIGPROF handler.
--spec native_start(Config) -> ok | {error, native_error()} when
-      Config :: native_config().
-native_start(_Config) -> ?NOT_LOADED.
-
-%% @doc Stops the native sampler: no timer fires afterwards and SIGPROF
-%% stays handled. Samples not drained yet stay until the next start.
-%% Idempotent; runs on a dirty IO scheduler.
--spec native_stop() -> ok.
-native_stop() -> ?NOT_LOADED.
-
-%% @doc At most `Max' samples, oldest first, unwound (C frames by DWARF
-%% from the copied window, JIT frames by frame pointers): addresses leaf
-%% first, return addresses as captured. Runs on a dirty CPU scheduler.
--spec native_drain(Max :: pos_integer()) -> [native_sample()].
-native_drain(_Max) -> ?NOT_LOADED.
-
-%% @doc The native sampler's state and counters: `samples' written,
-%% `weighted' (their weights), `dropped' (ring full), `paused' (gate
-%% closed), `effective_hz' (signals per CPU second of the sampled
-%% threads), `cpu_ns' of those threads during the run, `frame_pointers'
-%% and the walk `mode' it implies, with `frame_layout_source', where that
-%% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
-%% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP
-%% 29, whose beam.smp exports neither) or `none' (`frame_pointers' is then
-%% `unknown');
-%% the sampler's own cost in CPU ns this run: `handler_ns' (the signal
-%% handler, timed inside it), `drain_ns' (the drains, unwinding included),
-%% `rescan_ns' (the rescan thread), and `overhead_pct', their sum against
-%% `cpu_ns'.
--spec native_info() -> #{running := boolean(), hz := non_neg_integer(),
-                         depth := non_neg_integer(),
-                         frame_pointers := boolean() | unknown,
-                         frame_layout_source := erts_frame_layout | gdb_jit | none,
-                         mode := fp | scan | leaf,
-                         samples := non_neg_integer(),
-                         weighted := non_neg_integer(),
-                         dropped := non_neg_integer(),
-                         paused := non_neg_integer(),
-                         lost_weight := non_neg_integer(),
-                         effective_hz := float(),
-                         cpu_ns := non_neg_integer(),
-                         wall_ns := non_neg_integer(),
-                         threads := non_neg_integer(),
-                         slots := non_neg_integer(),
-                         stray := non_neg_integer(),
-                         pending_bytes := non_neg_integer(),
-                         drained := non_neg_integer(),
-                         rescans := non_neg_integer(),
-                         stack_bytes := non_neg_integer(),
-                         ring_bytes := non_neg_integer(),
-                         thread_kinds := [thread_type()],
-                         handler_ns := non_neg_integer(),
-                         drain_ns := non_neg_integer(),
-                         rescan_ns := non_neg_integer(),
-                         overhead_pct := float()}.
-native_info() -> ?NOT_LOADED.
-
-%% --- process and port scan (c_src/bp_scan_nif.c) -----------------------------
+%% --- process and port scan (c_src/core/bp_scan_nif.c) -----------------------------
 %% Resources are references; each holds its own mutex, so they may be shared,
 %% but the scanner uses each from one process. Every call's work is bounded.
 
@@ -286,7 +195,7 @@ scan_buf_take(_Buf, _Max) -> ?NOT_LOADED.
 %% with `Next' until `done'. `Limit' is `erlang:system_info(process_limit)'.
 %% `{error, unavailable}' when the table was not found or failed the check
 %% that it holds the caller's own pid where ERTS would look it up: use
-%% `erlang:processes()' then. See c_src/bp_ptab.h.
+%% `erlang:processes()' then. See c_src/core/bp_ptab.h.
 -spec scan_ptab_fill(Buf :: reference(), Limit :: pos_integer(), Slot :: non_neg_integer()) ->
           {more, non_neg_integer()} | done | {error, unavailable | enomem}.
 scan_ptab_fill(_Buf, _Limit, _Slot) -> ?NOT_LOADED.

@@ -1,12 +1,26 @@
 %% Helpers the Common Test suites share: waiting on a condition with a
 %% deadline, collecting emitted events, starting a peer VM on this node's
-%% code path, a 1 ms pinger and idle processes by the thousand
+%% code path, a 1 ms pinger and idle processes by the thousand, the native
+%% sampler library for the suites that need it
 %% (bench/scan_bench.erl uses the last two too). Compiled with the suites (test/ is an extra_src_dir of
 %% rebar3's test profile).
 -module(beamprof_ct).
 
 -export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1,
-         start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1]).
+         start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1,
+         native_suite/1]).
+
+%% @doc For init_per_suite of a suite of the native sampler: loads its
+%% library and returns `Config'. Where the library cannot exist (a VM that
+%% is not x86_64) the suite is skipped with the reason the library gives;
+%% on x86_64 its absence fails the suite (a build that lost it is a bug).
+-spec native_suite(list()) -> list() | {skip, string()}.
+native_suite(Config) ->
+    case {beamprof_native_nif:load(), erlang:system_info(system_architecture)} of
+        {ok, _} -> Config;
+        {{error, Reason}, "x86_64" ++ _} -> ct:fail({native_library, Reason});
+        {{error, Reason}, Arch} -> {skip, lists:flatten(io_lib:format("~s: ~p", [Arch, Reason]))}
+    end.
 
 %% @doc Polls `Fun' every 10 ms until it returns `true'; fails the test case
 %% with `{timeout, Timeout}' when it has not after `Timeout' milliseconds.

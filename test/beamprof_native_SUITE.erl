@@ -23,6 +23,12 @@ groups() ->
                      truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders]}].
 
 init_per_suite(Config) ->
+    case beamprof_ct:native_suite(Config) of
+        {skip, _} = Skip -> Skip;
+        _ -> build_data(Config)
+    end.
+
+build_data(Config) ->
     Data = ?config(data_dir, Config),
     Out = ?config(priv_dir, Config),
     {ok, _} = compile:file(filename:join(Data, "nsym_hot.erl"), [{outdir, Out}]),
@@ -136,7 +142,10 @@ attribution(Config) ->
                                        andalso lists:last(S) =:= <<"nsym_hot:spin/1">> end),
     ct:log("spin under outer: ~p of ~p (~.1f%)", [Hot, All, 100 * Hot / max(All, 1)]),
     ?assert(All > 100),
-    ?assert(Hot >= 0.85 * All).
+    %% measured 86-93% on an idle host, 82% with the machine's load at 6:
+    %% the bound leaves room for load, not for a broken walk (59% without
+    %% the [RSP] fix, 0% without frame pointers)
+    ?assert(Hot >= 0.75 * All).
 
 nif_frames(Config) ->
     #{stacks := Stacks} = profile(Config, #{hz => 999, threads => [normal]},

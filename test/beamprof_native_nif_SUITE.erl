@@ -1,9 +1,11 @@
-%% Common Test suite of the native sampler's capture NIFs (native_start/1,
-%% native_stop/0, native_drain/1, native_info/0) in a real VM: which threads
+%% Common Test suite of the native sampler's capture NIFs (beamprof_native_nif:
+%% start/1, stop/0, drain/1, info/0) in a real VM: which threads
 %% get samples, that weights add up to CPU time x rate, thread selection,
 %% 1,000 start/stop cycles under a GC-heavy load, refusal of a foreign
-%% SIGPROF handler, stray signals after stop, and module purge/reload while
-%% stopped and while running.
+%% SIGPROF handler, stray signals after stop, module purge/reload while
+%% stopped and while running, the channel from the core library (what is
+%% refused) and the core instance a run's channel came from staying loaded,
+%% with the gate it reads, until the run stops.
 -module(beamprof_native_nif_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -15,34 +17,40 @@
          idle_schedulers_get_none/1, weights_match_cpu_time/1,
          thread_selection/1, already_started/1, start_stop_cycles/1,
          foreign_handler_refused/1, stray_signal_after_stop/1,
-         reload_while_stopped/1, reload_while_running/1]).
+         reload_while_stopped/1, reload_while_running/1, channel_checked/1,
+         gate_through_channel/1, core_reload_while_running/1]).
 
--define(NIF, beamprof_nif).
+-define(NIF, beamprof_native_nif).
 -define(HELPER, bp_sigprof_helper).
 
 all() ->
     [off_costs_nothing, start_badarg, samples_shape, idle_schedulers_get_none,
      weights_match_cpu_time, thread_selection, already_started,
      foreign_handler_refused, stray_signal_after_stop, start_stop_cycles,
-     reload_while_stopped, reload_while_running].
+     reload_while_stopped, reload_while_running, channel_checked, gate_through_channel,
+     core_reload_while_running].
 
 init_per_suite(Config) ->
-    {module, ?NIF} = code:ensure_loaded(?NIF),
-    ok = build_helper(?config(data_dir, Config), ?config(priv_dir, Config)),
-    Config.
+    case beamprof_ct:native_suite(Config) of
+        {skip, _} = Skip ->
+            Skip;
+        _ ->
+            ok = build_helper(?config(data_dir, Config), ?config(priv_dir, Config)),
+            Config
+    end.
 
 end_per_suite(_Config) ->
-    ok = ?NIF:native_stop().
+    ok = ?NIF:stop().
 
 init_per_testcase(_Case, Config) ->
-    ok = ?NIF:native_stop(),
-    _ = ?NIF:native_drain(1000000),
+    ok = ?NIF:stop(),
+    _ = ?NIF:drain(1000000),
     Config.
 
 end_per_testcase(_Case, _Config) ->
     ok = ?HELPER:restore(),
-    ok = ?NIF:native_stop(),
-    _ = ?NIF:native_drain(1000000),
+    ok = ?NIF:stop(),
+    _ = ?NIF:drain(1000000),
     ok.
 
 %%--------------------------------------------------------------------
@@ -95,7 +103,7 @@ wait_cpu(Ms) ->
     wait_cpu(Ms * 1000000, Deadline).
 
 wait_cpu(Ns, Deadline) ->
-    #{cpu_ns := C} = ?NIF:native_info(),
+    #{cpu_ns := C} = ?NIF:info(),
     case C >= Ns orelse erlang:monotonic_time(millisecond) > Deadline of
         true -> ok;
         false -> receive after 20 -> wait_cpu(Ns, Deadline) end
@@ -103,7 +111,7 @@ wait_cpu(Ns, Deadline) ->
 
 drain_all() -> drain_all([]).
 drain_all(Acc) ->
-    case ?NIF:native_drain(500) of
+    case ?NIF:drain(500) of
         [] -> lists:append(lists:reverse(Acc));
         S -> drain_all([S | Acc])
     end.
@@ -112,13 +120,13 @@ drain_all(Acc) ->
 %% Cases
 
 off_costs_nothing(_Config) ->
-    Info = ?NIF:native_info(),
+    Info = ?NIF:info(),
     ct:log("~p", [Info]),
     #{running := false, threads := 0, frame_pointers := FP, mode := Mode} = Info,
     ?assert(lists:member(FP, [true, false, unknown])),
     ?assert(lists:member(Mode, [fp, scan, leaf])),
     ?assertNot(lists:member(<<"beamprof_native">>, task_names())),
-    [] = ?NIF:native_drain(10).
+    [] = ?NIF:drain(10).
 
 start_badarg(_Config) ->
     Bad = [foo, [], #{hz => 0}, #{hz => 10001}, #{hz => 99.0}, #{hz => -1},
@@ -126,25 +134,25 @@ start_badarg(_Config) ->
            #{threads => normal}, #{depth => 0}, #{depth => 1025},
            #{stack_bytes => 7}, #{stack_bytes => 65544}, #{ring_bytes => 100000},
            #{ring_bytes => 1024}, #{ring_bytes => 1 bsl 27}],
-    [?assertError(badarg, ?NIF:native_start(B)) || B <- Bad],
+    [?assertError(badarg, ?NIF:start(B)) || B <- Bad],
     {error, {invalid, ring_bytes}} =
-        ?NIF:native_start(#{ring_bytes => 65536, stack_bytes => 65536}),
+        ?NIF:start(#{ring_bytes => 65536, stack_bytes => 65536}),
     %% The ring must hold 4 records: header (112) + stack window + frames + the
     %% 512 stitch bytes; 112 + 15752 + 8 + 512 = 16384, a quarter of 64 KiB.
-    ok = ?NIF:native_start(#{ring_bytes => 65536, stack_bytes => 15752, depth => 1}),
-    ok = ?NIF:native_stop(),
+    ok = ?NIF:start(#{ring_bytes => 65536, stack_bytes => 15752, depth => 1}),
+    ok = ?NIF:stop(),
     {error, {invalid, ring_bytes}} =
-        ?NIF:native_start(#{ring_bytes => 65536, stack_bytes => 15752, depth => 2}),
-    [?assertError(badarg, ?NIF:native_drain(B)) || B <- [0, -1, foo, 1.0, []]],
-    [] = ?NIF:native_drain(1 bsl 70),
-    #{running := false} = ?NIF:native_info().
+        ?NIF:start(#{ring_bytes => 65536, stack_bytes => 15752, depth => 2}),
+    [?assertError(badarg, ?NIF:drain(B)) || B <- [0, -1, foo, 1.0, []]],
+    [] = ?NIF:drain(1 bsl 70),
+    #{running := false} = ?NIF:info().
 
 samples_shape(_Config) ->
     Stop = busy_on(1, 1),
-    ok = ?NIF:native_start(#{hz => 999, depth => 16}),
+    ok = ?NIF:start(#{hz => 999, depth => 16}),
     ok = wait_cpu(300),
-    S = ?NIF:native_drain(1000000),
-    ok = ?NIF:native_stop(),
+    S = ?NIF:drain(1000000),
+    ok = ?NIF:stop(),
     Stop(),
     ?assert(length(S) > 10),
     [begin
@@ -155,7 +163,7 @@ samples_shape(_Config) ->
          ?assert(is_list(A) andalso A =/= [] andalso length(A) =< 16),
          [?assert(is_integer(X) andalso X >= 0) || X <- A]
      end || {K, I, W, T, A} <- S],
-    #{drained := D} = ?NIF:native_info(),
+    #{drained := D} = ?NIF:info(),
     ?assertEqual(length(S), D).
 
 %% A process spinning on normal scheduler 1 for ~1 s of CPU: scheduler 1
@@ -163,9 +171,9 @@ samples_shape(_Config) ->
 %% running native_start/stop itself may get a few).
 idle_schedulers_get_none(_Config) ->
     Stop = busy_on(1, 1),
-    ok = ?NIF:native_start(#{hz => 199}),
+    ok = ?NIF:start(#{hz => 199}),
     ok = wait_cpu(1000),
-    ok = ?NIF:native_stop(),
+    ok = ?NIF:stop(),
     Stop(),
     S = drain_all(),
     Count = fun(K, I) -> length([x || {K2, I2, _, _, _} <- S, K2 =:= K, I2 =:= I]) end,
@@ -183,11 +191,11 @@ idle_schedulers_get_none(_Config) ->
 weights_match_cpu_time(_Config) ->
     Stop = busy_on(1, 1),
     Rates = [begin
-                 ok = ?NIF:native_start(#{hz => Hz, threads => [normal]}),
+                 ok = ?NIF:start(#{hz => Hz, threads => [normal]}),
                  ok = wait_cpu(1000),
-                 ok = ?NIF:native_stop(),
+                 ok = ?NIF:stop(),
                  #{weighted := W, lost_weight := L, cpu_ns := C, effective_hz := E,
-                   samples := N} = ?NIF:native_info(),
+                   samples := N} = ?NIF:info(),
                  _ = drain_all(),
                  Expected = C / 1.0e9 * Hz,
                  ct:log("hz ~p: ~p samples, weight ~p (+~p lost), expected ~.1f "
@@ -201,17 +209,17 @@ weights_match_cpu_time(_Config) ->
 
 thread_selection(_Config) ->
     Stop = busy_on(1, 1),
-    ok = ?NIF:native_start(#{threads => [dirty_cpu], hz => 999}),
-    #{slots := Slots, thread_kinds := [dirty_cpu]} = ?NIF:native_info(),
+    ok = ?NIF:start(#{threads => [dirty_cpu], hz => 999}),
+    #{slots := Slots, thread_kinds := [dirty_cpu]} = ?NIF:info(),
     ?assertEqual(erlang:system_info(dirty_cpu_schedulers), Slots),
     receive after 300 -> ok end,
-    ok = ?NIF:native_stop(),
+    ok = ?NIF:stop(),
     [] = [S || S <- drain_all(), element(1, S) =/= dirty_cpu],
-    ok = ?NIF:native_start(#{threads => [normal], hz => 999}),
-    #{slots := N2} = ?NIF:native_info(),
+    ok = ?NIF:start(#{threads => [normal], hz => 999}),
+    #{slots := N2} = ?NIF:info(),
     ?assertEqual(erlang:system_info(schedulers), N2),
     ok = wait_cpu(200),
-    ok = ?NIF:native_stop(),
+    ok = ?NIF:stop(),
     Stop(),
     S2 = drain_all(),
     ?assert(length(S2) > 0),
@@ -219,39 +227,39 @@ thread_selection(_Config) ->
 
 already_started(_Config) ->
     Base = task_count(),
-    ok = ?NIF:native_start(#{}),
+    ok = ?NIF:start(#{}),
     ?assertEqual(Base + 1, task_count()),
     ?assert(lists:member(<<"beamprof_native">>, task_names())),
-    {error, already_started} = ?NIF:native_start(#{}),
-    #{running := true, hz := 99, depth := 128} = ?NIF:native_info(),
-    ok = ?NIF:native_stop(),
-    ok = ?NIF:native_stop(),
+    {error, already_started} = ?NIF:start(#{}),
+    #{running := true, hz := 99, depth := 128} = ?NIF:info(),
+    ok = ?NIF:stop(),
+    ok = ?NIF:stop(),
     ?assertEqual(Base, task_count()),
     %% our own scheduler threads are not counted: the thread has its name
-    {_, Rows} = ?NIF:sched_cpu(),
+    {_, Rows} = beamprof_nif:sched_cpu(),
     ?assertEqual(erlang:system_info(schedulers), length([x || {normal, _, _} <- Rows])).
 
 foreign_handler_refused(_Config) ->
     ok = ?HELPER:install(),
     foreign = ?HELPER:disposition(),
-    {error, {sigprof_in_use, Desc}} = ?NIF:native_start(#{}),
+    {error, {sigprof_in_use, Desc}} = ?NIF:start(#{}),
     ct:log("~ts", [Desc]),
     ?assertMatch({_, _}, binary:match(Desc, <<"bp_sigprof_helper">>)),
     foreign = ?HELPER:disposition(), %% not clobbered
-    #{running := false} = ?NIF:native_info(),
+    #{running := false} = ?NIF:info(),
     ok = ?HELPER:restore(),
-    ok = ?NIF:native_start(#{}),
+    ok = ?NIF:start(#{}),
     handler_onstack = ?HELPER:disposition(),
-    ok = ?NIF:native_stop().
+    ok = ?NIF:stop().
 
 %% After stop our handler stays: a stray SIGPROF is counted, not fatal.
 stray_signal_after_stop(_Config) ->
-    ok = ?NIF:native_start(#{}),
-    ok = ?NIF:native_stop(),
+    ok = ?NIF:start(#{}),
+    ok = ?NIF:stop(),
     handler_onstack = ?HELPER:disposition(),
     [ok = ?HELPER:stray() || _ <- lists:seq(1, 20)],
     receive after 100 -> ok end,
-    #{running := false} = ?NIF:native_info(),
+    #{running := false} = ?NIF:info(),
     handler_onstack = ?HELPER:disposition().
 
 start_stop_cycles(_Config) ->
@@ -260,14 +268,14 @@ start_stop_cycles(_Config) ->
     Busy = busy_on(1, 1),
     {Us, _} = timer:tc(fun() ->
         [begin
-             ok = ?NIF:native_start(#{hz => 999}),
-             _ = I rem 50 =:= 0 andalso is_list(?NIF:native_drain(100)),
-             ok = ?NIF:native_stop()
+             ok = ?NIF:start(#{hz => 999}),
+             _ = I rem 50 =:= 0 andalso is_list(?NIF:drain(100)),
+             ok = ?NIF:stop()
          end || I <- lists:seq(1, 1000)]
     end),
     Stop(),
     Busy(),
-    Info = ?NIF:native_info(),
+    Info = ?NIF:info(),
     ct:log("1000 cycles in ~p ms; last run: ~p", [Us div 1000, Info]),
     ct:comment("1000 start/stop cycles: ~p ms", [Us div 1000]),
     #{running := false} = Info,
@@ -279,16 +287,21 @@ start_stop_cycles(_Config) ->
 purge() -> _ = code:purge(?NIF), ok.
 
 lib_path() ->
-    case os:getenv("BEAMPROF_NIF") of
-        false -> filename:join(code:priv_dir(beamprof), "beamprof_nif");
+    case os:getenv("BEAMPROF_NATIVE_NIF") of
+        false -> filename:join(code:priv_dir(beamprof), "beamprof_native_nif");
         Path -> Path
     end.
 
+%% New code over the running library: its first use (load/0 here) loads the
+%% library again, which takes the old instance's run over (upgrade).
 upgrade() ->
     ok = purge(),
     true = code:delete(?NIF),
-    {module, ?NIF} = code:load_file(?NIF).
+    {module, ?NIF} = code:load_file(?NIF),
+    ok = ?NIF:load().
 
+%% The library unloaded (purge), then fresh code without it: loaded again on
+%% first use.
 fresh() ->
     ok = purge(),
     true = code:delete(?NIF),
@@ -297,9 +310,9 @@ fresh() ->
 
 reload_while_stopped(_Config) ->
     Base = task_count(),
-    ok = ?NIF:native_start(#{}),
-    ok = ?NIF:native_stop(),
-    [begin upgrade(), #{running := false} = ?NIF:native_info() end || _ <- lists:seq(1, 10)],
+    ok = ?NIF:start(#{}),
+    ok = ?NIF:stop(),
+    [begin upgrade(), #{running := false} = ?NIF:info() end || _ <- lists:seq(1, 10)],
     %% the last instance that installed the handler is gone: SIG_IGN, never
     %% a pointer into unloaded code, never SIG_DFL
     fresh(),
@@ -310,27 +323,131 @@ reload_while_stopped(_Config) ->
     %% (by file name: priv/ may be reached through a link, maps shows the target)
     Name = list_to_binary(filename:basename(lib_path()) ++ ".so"),
     ?assertNotEqual(nomatch, binary:match(Maps, <<"/", Name/binary, "\n">>)),
-    ok = ?NIF:native_start(#{}),
+    ok = ?NIF:start(#{}),
     handler_onstack = ?HELPER:disposition(),
-    ok = ?NIF:native_stop(),
+    ok = ?NIF:stop(),
     ?assertEqual(Base, task_count()).
 
 reload_while_running(_Config) ->
     Base = task_count(),
     Busy = busy_on(1, 1),
-    ok = ?NIF:native_start(#{hz => 999, threads => [normal]}),
+    ok = ?NIF:start(#{hz => 999, threads => [normal]}),
     [begin
          upgrade(),
-         #{running := true, hz := 999, thread_kinds := [normal]} = ?NIF:native_info(),
+         #{running := true, hz := 999, thread_kinds := [normal]} = ?NIF:info(),
          ?assertEqual(Base + 1, task_count())
      end || _ <- lists:seq(1, 20)],
     ok = wait_cpu(100),
-    #{samples := N} = ?NIF:native_info(),
+    #{samples := N} = ?NIF:info(),
     ?assert(N > 0),
     ?assertNotEqual([], drain_all()),
     fresh(), %% unload while running: timers gone, handler released
     ignore = ?HELPER:disposition(),
-    #{running := false} = ?NIF:native_info(),
+    #{running := false} = ?NIF:info(),
     Busy(),
     ok = purge(),
     ?assertEqual(Base, task_count()).
+
+%%--------------------------------------------------------------------
+%% The channel from the core library (c_src/README.md, "The channel")
+
+%% Only a channel the core made in this VM is taken: a copy of its bytes,
+%% another binary or another term raise badarg, before anything starts.
+channel_checked(_Config) ->
+    Ch = beamprof_nif:native_channel(),
+    ?assert(is_binary(Ch)),
+    Bad = [binary:copy(Ch), binary_to_term(term_to_binary(Ch)), <<>>,
+           binary:part(Ch, 0, byte_size(Ch) - 1), <<0:(8 * byte_size(Ch))>>, foo, [Ch]],
+    [?assertError(badarg, ?NIF:start(#{}, B)) || B <- Bad],
+    #{running := false} = ?NIF:info(),
+    ok = ?NIF:start(#{}, Ch),
+    {error, already_started} = ?NIF:start(#{}, beamprof_nif:native_channel()),
+    ok = ?NIF:stop(),
+    %% a config error is still badarg with a good channel
+    ?assertError(badarg, ?NIF:start(#{hz => 0}, Ch)).
+
+core_config(Limit) ->
+    #{tick_ms => 20, scheduler_high => 0.80, scheduler_low => 0.60,
+      memory_high => 0.90, memory_low => 0.85, reopen_ticks => 1, memory_limit => Limit}.
+
+%% The run reads the core's published gate through the channel: samples
+%% pause while the core's sampler holds it closed (memory over a 1-byte
+%% limit), and resume once it reopens.
+gate_through_channel(_Config) ->
+    Busy = busy_on(1, 1),
+    ok = beamprof_nif:sampler_start(core_config(1), self()),
+    receive {beamprof_gate, closed, {memory, _}, _} -> ok
+    after 10000 -> ct:fail(no_close_message)
+    end,
+    ok = ?NIF:start(#{hz => 999, threads => [normal]}),
+    ok = wait_cpu(100),
+    #{paused := P1, samples := S1} = ?NIF:info(),
+    ct:log("gate closed: ~p paused, ~p samples", [P1, S1]),
+    ?assert(P1 > 0),
+    ok = beamprof_nif:sampler_start(core_config(0), self()), %% reconfigured: reopens
+    receive {beamprof_gate, open, _, _} -> ok
+    after 10000 -> ct:fail(no_open_message)
+    end,
+    beamprof_ct:wait_until(fun() -> maps:get(samples, ?NIF:info()) > S1 end, 30000),
+    ok = ?NIF:stop(),
+    ok = beamprof_nif:sampler_stop(),
+    Busy().
+
+core_lib_path() ->
+    case os:getenv("BEAMPROF_NIF") of
+        false -> filename:join(code:priv_dir(beamprof), "beamprof_nif");
+        Path -> Path
+    end.
+
+%% Loads beamprof_nif from the library at Path (without ".so") as new code.
+load_core(Path) ->
+    true = os:putenv("BEAMPROF_NIF", Path),
+    _ = code:purge(beamprof_nif),
+    true = code:delete(beamprof_nif),
+    {module, beamprof_nif} = code:load_file(beamprof_nif),
+    ok.
+
+core_mapped(Path) ->
+    {ok, Maps} = file:read_file("/proc/self/maps"),
+    binary:match(Maps, list_to_binary(Path ++ ".so")) =/= nomatch.
+
+%% A run keeps the core instance its channel came from: that instance's
+%% module purged (two copies of the core library, so its mapping can be
+%% told apart), its library stays mapped and the run keeps sampling and
+%% reading its gate; once the run stops and the channel term is gone, ERTS
+%% runs the deferred unload and unmaps it.
+core_reload_while_running(Config) ->
+    Priv = ?config(priv_dir, Config),
+    Orig = os:getenv("BEAMPROF_NIF"),
+    Src = core_lib_path(),
+    [A, B] = [begin
+                  Base = filename:join([Priv, N, "beamprof_nif"]),
+                  ok = filelib:ensure_dir(Base),
+                  {ok, _} = file:copy(Src ++ ".so", Base ++ ".so"),
+                  Base
+              end || N <- ["core_a", "core_b"]],
+    Busy = busy_on(1, 1),
+    try
+        ok = load_core(A),
+        ok = ?NIF:start(#{hz => 999, threads => [normal]}),
+        ok = load_core(B),
+        _ = code:purge(beamprof_nif), %% A's instance: old code, purged
+        ?assert(core_mapped(A)),
+        #{samples := S0} = ?NIF:info(),
+        beamprof_ct:wait_until(fun() -> maps:get(samples, ?NIF:info()) > S0 + 10 end, 30000),
+        #{running := true, paused := 0} = ?NIF:info(),
+        ?assertNotEqual([], drain_all()),
+        ok = ?NIF:stop(),
+        true = erlang:garbage_collect(), %% the channel terms start/1 made here
+        beamprof_ct:wait_until(fun() -> not core_mapped(A) end, 10000),
+        ?assert(core_mapped(B))
+    after
+        Busy(),
+        case Orig of
+            false -> os:unsetenv("BEAMPROF_NIF");
+            _ -> os:putenv("BEAMPROF_NIF", Orig)
+        end,
+        ok = load_core(core_lib_path()),
+        _ = code:purge(beamprof_nif)
+    end,
+    beamprof_ct:wait_until(fun() -> not core_mapped(B) end, 10000).

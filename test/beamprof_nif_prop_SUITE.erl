@@ -4,7 +4,8 @@
 
 -include_lib("common_test/include/ct.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
+         end_per_testcase/2]).
 -export([nullary/1, report_utilization/1, sampler_start/1]).
 -export([native_start/1, native_drain/1]).
 
@@ -16,9 +17,18 @@ init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
     Config.
 
+%% The native sampler's properties need its library (x86_64 only).
+init_per_testcase(Case, Config) when Case =:= native_start; Case =:= native_drain ->
+    beamprof_ct:native_suite(Config);
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    ok.
+
 end_per_suite(_Config) ->
     ok = beamprof_nif:sampler_stop(),
-    ok = beamprof_nif:native_stop().
+    ok = beamprof_native_nif:stop().
 
 nullary(_Config) -> check(prop_beamprof_nif:prop_nullary(), 200).
 

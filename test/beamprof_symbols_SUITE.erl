@@ -21,7 +21,7 @@ all() ->
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
-    Config.
+    beamprof_ct:native_suite(Config).
 
 end_per_suite(_Config) ->
     ok.
@@ -97,10 +97,10 @@ dladdr_exported(_Config) ->
     {V, S, _} = lists:keyfind(Fun, 3, Syms),
     ?assert(S > 8),
     ?assertEqual([list_to_binary(Fun), list_to_binary(Fun)],
-                 beamprof_nif:native_symbolize([Base + V, Base + V + S - 1])),
+                 beamprof_native_nif:symbolize([Base + V, Base + V + S - 1])),
     %% a sample of exported functions resolves to their own names
     Sample = lists:sublist([X || {_, Sz, _} = X <- Syms, Sz > 0], 200),
-    Names = beamprof_nif:native_symbolize([Base + Vx + Sz div 2 || {Vx, Sz, _} <- Sample]),
+    Names = beamprof_native_nif:symbolize([Base + Vx + Sz div 2 || {Vx, Sz, _} <- Sample]),
     Hits = length([ok || {{_, _, N}, B} <- lists:zip(Sample, Names), B =:= list_to_binary(N)]),
     ct:log("~p of ~p exported functions named by dladdr", [Hits, length(Sample)]),
     ?assert(Hits >= length(Sample) * 9 div 10).
@@ -116,13 +116,13 @@ dladdr_static(_Config) ->
     Gap = lists:nth(length(Gaps) div 2, Gaps),
     %% named by its function's start (.eh_frame), shared by its addresses
     [<<"beam.smp+0x", Hex/binary>> = Name, Name] =
-        beamprof_nif:native_symbolize([Base + Gap, Base + Gap + 1]),
+        beamprof_native_nif:symbolize([Base + Gap, Base + Gap + 1]),
     Start = binary_to_integer(Hex, 16),
     ct:log("static code at 0x~.16b: ~ts", [Gap, Name]),
     ?assert(Start =< Gap andalso Start >= Gap - 16).
 
 gdb_jit_table(_Config) ->
-    {ok, Ranges, #{symbols := N, modules := M} = Info} = beamprof_nif:native_jit_symbols(),
+    {ok, Ranges, #{symbols := N, modules := M} = Info} = beamprof_native_nif:jit_symbols(),
     ct:log("GDB JIT table: ~p ranges in ~p modules; ~p", [N, M, Info]),
     %% found by dlsym where beam.smp exports it, else by the search of its
     %% writable segments (OTP 29); the emulator's record: no frame pointers
@@ -142,10 +142,10 @@ gdb_jit_table(_Config) ->
     ?assert(lists:member(<<"erts_beamasm:normal_exit/0">>, Names)),
     %% JIT addresses are in no loaded object
     {S0, _, _} = lists:keyfind(<<"lists:reverse/2">>, 3, Ranges),
-    ?assertEqual([undefined], beamprof_nif:native_symbolize([S0 + 1])),
+    ?assertEqual([undefined], beamprof_native_nif:symbolize([S0 + 1])),
     %% a module loaded now appears in the next snapshot
     ok = load_probe([jit_probe_fun], 1),
-    {ok, Again, _} = beamprof_nif:native_jit_symbols(),
+    {ok, Again, _} = beamprof_native_nif:jit_symbols(),
     ?assert(lists:keymember(<<"nsym_probe:jit_probe_fun/1">>, 3, Again)).
 
 %% The frame layout comes from erts_frame_layout where beam.smp exports it
@@ -159,8 +159,8 @@ frame_layout(_Config) ->
                  false -> gdb_jit
              end,
     ?assertMatch(#{frame_pointers := false, mode := scan, frame_layout_source := Source},
-                 beamprof_nif:native_info()),
-    {ok, _, #{frame_layout := 0}} = beamprof_nif:native_jit_symbols(),
+                 beamprof_native_nif:info()),
+    {ok, _, #{frame_layout := 0}} = beamprof_native_nif:jit_symbols(),
     Flags = [["+JPperf", "map"]] ++
         case list_to_integer(erlang:system_info(otp_release)) >= 26 of
             true -> [["+JPperf", "fp"], ["+JPperf", "true"]]; % fp: OTP 26+
@@ -172,9 +172,9 @@ frame_layout_in_peer(Args, Source) ->
     Peer = peer(Args),
     try
         ?assertMatch(#{frame_pointers := true, mode := fp, frame_layout_source := Source},
-                     peer:call(Peer, beamprof_nif, native_info, [])),
+                     peer:call(Peer, beamprof_native_nif, info, [])),
         ?assertMatch({ok, _, #{frame_layout := 1}},
-                     peer:call(Peer, beamprof_nif, native_jit_symbols, []))
+                     peer:call(Peer, beamprof_native_nif, jit_symbols, []))
     after
         peer:stop(Peer)
     end.
@@ -261,7 +261,7 @@ perfmap_agrees_with_gdb_jit(_Config) ->
 
 perfmap_agrees_with_gdb_jit() ->
     {ok, Map} = beamprof_perfmap:open(),
-    {ok, Ranges, _} = beamprof_nif:native_jit_symbols(),
+    {ok, Ranges, _} = beamprof_native_nif:jit_symbols(),
     Sample = [R || {_, _, <<"lists:", _/binary>>} = R <- Ranges],
     ?assert(length(Sample) > 50),
     lists:foreach(fun({S, E, N}) when E > S ->
@@ -299,21 +299,21 @@ perfmap_incremental_file(Config) ->
 %% NIF boundary
 
 symbolize_badarg(_Config) ->
-    [?assertError(badarg, beamprof_nif:native_symbolize(Bad))
+    [?assertError(badarg, beamprof_native_nif:symbolize(Bad))
      || Bad <- [x, [-1], [1 bsl 64], [1 | 2], [a], <<>>, #{},
                 lists:duplicate(100001, 1)]],
-    ?assertEqual([], beamprof_nif:native_symbolize([])),
-    ?assertEqual([undefined, undefined], beamprof_nif:native_symbolize([0, (1 bsl 64) - 1])).
+    ?assertEqual([], beamprof_native_nif:symbolize([])),
+    ?assertEqual([undefined, undefined], beamprof_native_nif:symbolize([0, (1 bsl 64) - 1])).
 
 prop_nif_terms(_Config) ->
     Prop = ?FORALL(T, term(),
                    begin
-                       R = try beamprof_nif:native_symbolize(T) catch error:badarg -> badarg end,
+                       R = try beamprof_native_nif:symbolize(T) catch error:badarg -> badarg end,
                        R =:= badarg orelse (is_list(R) andalso length(R) =:= length(T))
                    end),
     Prop2 = ?FORALL(L, list(oneof([non_neg_integer(), integer(0, 1 bsl 64 - 1), term()])),
                     begin
-                        R = try beamprof_nif:native_symbolize(L) catch error:badarg -> badarg end,
+                        R = try beamprof_native_nif:symbolize(L) catch error:badarg -> badarg end,
                         R =:= badarg orelse lists:all(fun(X) -> X =:= undefined orelse
                                                                     is_binary(X) end, R)
                     end),

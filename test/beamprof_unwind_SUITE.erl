@@ -1,4 +1,4 @@
-%% Common Test suite of the remote DWARF unwinder (c_src/bp_unwind.c) in a
+%% Common Test suite of the remote DWARF unwinder (c_src/native/bp_unwind.c) in a
 %% real VM: a test-only NIF (c_src/test/unwind_nif, module bp_unwind_nif)
 %% copies its own C stack from inside a NIF call, overwrites the original and
 %% unwinds the copy. On a normal scheduler the walk must name the NIF's
@@ -21,6 +21,12 @@ all() ->
      frame_pointer_walk_continues, reports_cost].
 
 init_per_suite(Config) ->
+    case beamprof_ct:native_suite(Config) of
+        {skip, _} = Skip -> Skip;
+        _ -> build_unwind_nif(Config)
+    end.
+
+build_unwind_nif(Config) ->
     CSrc = filename:join(code:priv_dir(beamprof), "../c_src"),
     Out = os:cmd("make -s -C '" ++ CSrc ++ "' unwind-nif 2>&1; echo \"rc=$?\""),
     ?assertMatch({match, _}, re:run(Out, "rc=0\\s*$"), Out),

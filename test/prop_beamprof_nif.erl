@@ -10,6 +10,7 @@
 -export([prop_native_start/0, prop_native_drain/0]).
 
 -define(NIF, beamprof_nif).
+-define(NATIVE, beamprof_native_nif).
 
 -define(KEYS, [tick_ms, scheduler_high, scheduler_low, memory_high, memory_low,
                reopen_ticks, memory_limit]).
@@ -200,14 +201,14 @@ valid_tick(_) ->
 %%--------------------------------------------------------------------
 %% Native sampler NIFs
 
-%% Random and near-miss configs into native_start/1: badarg exactly when
+%% Random and near-miss configs into beamprof_native_nif:start/1: badarg exactly when
 %% the model says so; otherwise ok or an {error, _} (then stopped again).
 prop_native_start() ->
     ?FORALL(Config, native_config_like(),
             begin
-                R = call(fun() -> ?NIF:native_start(Config) end),
-                ok = ?NIF:native_stop(),
-                _ = ?NIF:native_drain(1 bsl 20),
+                R = call(fun() -> ?NATIVE:start(Config) end),
+                ok = ?NATIVE:stop(),
+                _ = ?NATIVE:drain(1 bsl 20),
                 Expected = model_native(Config),
                 ?WHENFAIL(io:format("~p -> ~p, model ~p~n", [Config, R, Expected]),
                           case Expected of
@@ -220,7 +221,7 @@ prop_native_start() ->
 prop_native_drain() ->
     ?FORALL(Max, oneof([any(), integer(), elements([0, 1, 1 bsl 64, 1 bsl 70, -1, 1.0])]),
             begin
-                R = call(fun() -> ?NIF:native_drain(Max) end),
+                R = call(fun() -> ?NATIVE:drain(Max) end),
                 case is_integer(Max) andalso Max > 0 of
                     true -> is_list(R);
                     false -> R =:= badarg

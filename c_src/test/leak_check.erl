@@ -1,13 +1,16 @@
-%% Run by `make leak-check`: loads the ASan build of the library into a VM
-%% with the ASan runtime preloaded and LeakSanitizer on, exercises every NIF
-%% and 50 reloads (upgrade and fresh load paths) with the sampler running,
-%% purges the module and halts. LeakSanitizer then reports anything the
-%% library left allocated (the VM's own leftovers are suppressed in
-%% test/lsan.supp).
+%% Run by `make leak-check`: loads the ASan builds of both libraries into a
+%% VM with the ASan runtime preloaded and LeakSanitizer on, exercises every
+%% NIF of the core and 50 reloads (upgrade and fresh load paths) with the
+%% sampler running, then the native sampler where it is built: runs, drains,
+%% reloads of its module while running and of the core under a run (the
+%% channel), purges both modules and halts. LeakSanitizer then reports
+%% anything the libraries left allocated (the VM's own leftovers are
+%% suppressed in test/lsan.supp).
 -module(leak_check).
 -export([run/0]).
 
 -define(NIF, beamprof_nif).
+-define(NATIVE, beamprof_native_nif).
 
 run() ->
     {module, ?NIF} = code:ensure_loaded(?NIF),
@@ -17,24 +20,55 @@ run() ->
     ok = ?NIF:sampler_start(Cfg, self()),
     [cycle(I) || I <- lists:seq(1, 50)],
     ok = ?NIF:sampler_stop(),
-    _ = code:purge(?NIF),
-    true = code:delete(?NIF),
-    _ = code:purge(?NIF),
+    native(),
+    [begin _ = code:purge(M), true = code:delete(M), _ = code:purge(M) end
+     || M <- [?NATIVE, ?NIF]],
     io:format("leak_check: done~n"),
     halt(0).
 
 cycle(I) ->
     _ = ?NIF:report_utilization(0.1),
-    _ = [?NIF:F() || F <- [gate, gate_info, sched_cpu, memory, history, sampler_info]],
-    _ = code:purge(?NIF),
-    true = code:delete(?NIF),
-    case I rem 5 of
-        0 -> _ = code:purge(?NIF); %% fresh load: the thread is not carried
-        _ -> ok
-    end,
-    {module, ?NIF} = code:load_file(?NIF),
+    _ = [?NIF:F() || F <- [gate, gate_info, sched_cpu, memory, history, sampler_info,
+                           native_channel]],
+    reload(?NIF, I rem 5 =:= 0), %% fresh load every fifth: the thread is not carried
     ok = ?NIF:sampler_start(#{tick_ms => 5, scheduler_high => 0.8,
                               scheduler_low => 0.6, memory_high => 0.9,
                               memory_low => 0.85, reopen_ticks => 1,
                               memory_limit => I rem 2}, self()),
     receive after 12 -> ok end.
+
+reload(Mod, Fresh) ->
+    _ = code:purge(Mod),
+    true = code:delete(Mod),
+    case Fresh of
+        true -> _ = code:purge(Mod);
+        false -> ok
+    end,
+    {module, Mod} = code:load_file(Mod),
+    ok.
+
+%% The native sampler, where this machine builds it.
+native() ->
+    case ?NATIVE:load() of
+        ok -> native_runs();
+        {error, {unsupported, Why}} -> io:format("leak_check: native sampler skipped: ~p~n", [Why])
+    end.
+
+native_runs() ->
+    Spin = spawn(fun Loop() -> Loop() end),
+    [begin
+         ok = ?NATIVE:start(#{hz => 999}),
+         receive after 20 -> ok end,
+         _ = ?NATIVE:drain(1000),
+         reload(?NATIVE, I rem 5 =:= 0), %% upgrade (the run carried) or fresh
+         ok = ?NATIVE:load(),
+         reload(?NIF, false),            %% the core under a run: the channel holds it
+         _ = ?NATIVE:info(),
+         _ = ?NATIVE:symbolize([A || {_, _, _, _, As} <- ?NATIVE:drain(100), A <- As]),
+         _ = ?NATIVE:jit_symbols(),
+         ok = ?NATIVE:stop(),
+         _ = ?NATIVE:drain(1000000)
+     end || I <- lists:seq(1, 20)],
+    exit(Spin, kill),
+    true = erlang:garbage_collect(), %% channel terms made here
+    ok.

@@ -1,4 +1,6 @@
-/* test_main.c - runs every test table and prints the summary line. */
+/* test_main.c - runs every test table and prints the summary line. The
+ * native sampler's tables (test/native/) are in only where it is built
+ * (BP_TEST_NATIVE, set by the Makefile). */
 #include <string.h>
 
 #include "bp_test.h"
@@ -10,16 +12,22 @@ extern const struct bp_test_case bp_ring_tests[];
 extern const struct bp_test_case bp_memory_tests[];
 extern const struct bp_test_case bp_threads_tests[];
 extern const struct bp_test_case bp_concurrency_tests[];
+extern const struct bp_test_case bp_scan_tests[];
+extern const struct bp_test_case bp_ptab_tests[];
+extern const struct bp_test_case bp_channel_tests[];
+#ifdef BP_TEST_NATIVE
 extern const struct bp_test_case bp_native_tests[];
 extern const struct bp_test_case bp_symbols_tests[];
 extern const struct bp_test_case bp_unwind_tests[];
-extern const struct bp_test_case bp_scan_tests[];
-extern const struct bp_test_case bp_ptab_tests[];
+#endif
 
 static const struct bp_test_case *const tables[] = {
     bp_gate_tests, bp_ring_tests, bp_memory_tests, bp_threads_tests,
-    bp_concurrency_tests, bp_native_tests, bp_symbols_tests, bp_unwind_tests,
-    bp_scan_tests, bp_ptab_tests};
+    bp_concurrency_tests, bp_scan_tests, bp_ptab_tests, bp_channel_tests,
+#ifdef BP_TEST_NATIVE
+    bp_native_tests, bp_symbols_tests, bp_unwind_tests,
+#endif
+};
 
 int main(void)
 {

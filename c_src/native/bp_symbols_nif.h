@@ -1,0 +1,13 @@
+/* bp_symbols_nif.h - NIFs of symbolization, registered in beamprof_native_nif.c. */
+#ifndef BP_SYMBOLS_NIF_H
+#define BP_SYMBOLS_NIF_H
+
+#include <erl_nif.h>
+
+/* Makes this file's atoms; call from load and upgrade. */
+void bp_symbols_nif_load(ErlNifEnv *env);
+
+ERL_NIF_TERM bp_native_symbolize_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM bp_native_jit_symbols_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
+#endif

@@ -1,0 +1,298 @@
+%% @private
+-module(beamprof_native_nif).
+-include("beamprof_doc.hrl").
+
+?MODULEDOC("""
+The native sampler's C library (`beamprof_native_nif.so`, c_src/native/):
+SIGPROF capture on the scheduler threads, unwinding and symbolization.
+
+Internal: the public API is `beamprof:native_start/1` and `beamprof_native`.
+
+The library is optional and loaded on first use, never at application
+start: it is built only where supported (Linux x86_64 with libunwind), and
+every function here loads it first. Where it is missing or cannot load,
+`load/0`, `start/1`, `info/0`, `symbolize/1` and `jit_symbols/0` answer
+`{error, {unsupported, Reason}}`, `stop/0` answers `ok` and `drain/1` `[]`
+(nothing can run). `Reason` says what is missing:
+
+- `{not_built, Detail}`: no library file; `Detail` is the line the build
+  printed when it skipped the library (`priv/beamprof_native_nif.unsupported`:
+  the architecture, or libunwind's headers missing), else the path looked at;
+- `{load_failed, Detail}`: the file exists but the VM's loader refused it
+  (`Detail` is its message: a missing `libunwind-x86_64.so.8`, another
+  architecture's file, ...);
+- `{channel, Detail}`: the core library (`beamprof_nif`) is not loaded, or
+  speaks another channel version than this library (see c_src/README.md,
+  "The channel").
+
+The library finds the scheduler threads and the load gate in the core
+library through `beamprof_nif:native_channel/0`: every `start/1` passes a
+fresh channel, kept by the C side until the run stops. Ill-typed arguments
+raise `badarg`; conditions a caller can act on return `{error, Reason}`.
+""").
+
+-export([load/0, start/1, start/2, stop/0, drain/1, info/0, symbolize/1, jit_symbols/0]).
+-export_type([config/0, sample/0, start_error/0, unsupported/0]).
+
+-type thread_type() :: normal | dirty_cpu | dirty_io.
+-type config() :: #{hz => 1..10000,
+                    threads => [thread_type(), ...],
+                    depth => 1..1024,
+                    stack_bytes => 0..65536,
+                    ring_bytes => 65536..67108864,
+                    _ => _}.
+-type sample() :: {thread_type(), Index :: pos_integer(),
+                   Weight :: pos_integer(), Truncated :: boolean() | unrooted,
+                   Addrs :: [non_neg_integer()]}.
+-type unsupported() :: {not_built | load_failed | channel, Detail :: binary()}.
+-type start_error() :: already_started | superseded | enomem
+                     | {sigprof_in_use, Description :: binary()}
+                     | {unsupported, no_threads | cpu_timers | sigaction | unsupported()}
+                     | {invalid, ring_bytes}.
+
+-define(NIF_LIB, "beamprof_native_nif").
+
+%% Stubs call erlang:nif_error/1 directly: Dialyzer then trusts their specs.
+-define(NOT_LOADED,
+        erlang:nif_error({not_loaded, [{module, ?MODULE}, {line, ?LINE}]})).
+
+%%--------------------------------------------------------------------
+%% Loading
+
+%% @doc Loads the library unless this module instance has it: `ok', or what
+%% is missing. From $BEAMPROF_NATIVE_NIF (a path without ".so"), else the
+%% application's priv dir, else ../priv next to this module's ebin. Loading
+%% over an older instance of this module that ran the sampler hands its run
+%% over (it restarts here with the same options). Safe to call from many
+%% processes at once.
+-spec load() -> ok | {error, {unsupported, unsupported()}}.
+load() ->
+    try nif_loaded() of
+        true -> ok
+    catch
+        error:{not_loaded, _} -> load_library()
+    end.
+
+load_library() ->
+    Path = lib_path(),
+    case {filelib:is_regular(Path ++ ".so"), channel()} of
+        {false, _} -> unsupported({not_built, not_built(Path)});
+        {true, {ok, Channel}} -> load_nif(Path, Channel);
+        {true, {error, _} = Error} -> Error
+    end.
+
+load_nif(Path, Channel) ->
+    case erlang:load_nif(Path, Channel) of
+        ok -> ok;
+        {error, {reload, _}} -> ok; %% another process loaded it meanwhile
+        {error, {_, Text}} -> unsupported({load_failed, text(Text)})
+    end.
+
+%% A fresh channel of the core library's current instance.
+channel() ->
+    try beamprof_nif:native_channel() of
+        Channel when is_binary(Channel) ->
+            {ok, Channel};
+        {error, Reason} ->
+            unsupported({channel, text(io_lib:format("beamprof_nif:native_channel() -> ~p",
+                                                     [Reason]))})
+    catch
+        error:Undef when Undef =:= undef; element(1, Undef) =:= not_loaded ->
+            unsupported({channel, <<"the core library (beamprof_nif) is not loaded">>})
+    end.
+
+not_built(Path) ->
+    case file:read_file(Path ++ ".unsupported") of
+        {ok, Note} -> string:trim(Note);
+        {error, _} -> text(["no ", Path, ".so (the build did not make it)"])
+    end.
+
+unsupported(What) -> {error, {unsupported, What}}.
+
+text(Chars) ->
+    case unicode:characters_to_binary(Chars) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> iolist_to_binary(io_lib:format("~p", [Chars]))
+    end.
+
+-spec lib_path() -> file:filename().
+lib_path() ->
+    case os:getenv("BEAMPROF_NATIVE_NIF") of
+        Path when is_list(Path), Path =/= "" -> Path;
+        _ -> filename:join(priv_dir(), ?NIF_LIB)
+    end.
+
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(beamprof) of
+        Dir when is_list(Dir) ->
+            Dir;
+        {error, bad_name} ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv")
+    end.
+
+%%--------------------------------------------------------------------
+%% API
+
+%% @doc Starts the native sampler: a CPU-time timer on each selected
+%% scheduler thread raising SIGPROF on it `hz' times per CPU second (the
+%% kernel delivers at most its tick rate, 250/s here: samples carry the
+%% overrun as their weight), a handler capturing registers, the JIT frames
+%% and a copy of the C stack window into per-thread rings. Every key is
+%% optional: `hz' (default 99), `threads' (default all three kinds),
+%% `depth' (frames kept, default 128), `stack_bytes' (C stack window,
+%% default 16384, a multiple of 8), `ring_bytes' (per thread, a power of
+%% two, default 1048576; pages are touched only as
+%% samples arrive). Drain at least every 100 ms at high rates: a full ring
+%% drops samples (counted). Refuses to replace someone else's SIGPROF
+%% handler. Samples pause while the core's load gate is closed.
+-spec start(Config) -> ok | {error, start_error()} when
+      Config :: config().
+start(Config) ->
+    case load() of
+        ok ->
+            case channel() of
+                {ok, Channel} -> nif_start(Config, Channel);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc `start/1' with a given channel (a binary of
+%% `beamprof_nif:native_channel/0' in this VM): `badarg' for anything else,
+%% a copy of one included; `{error, {unsupported, {channel, Detail}}}' for a
+%% channel of a version this library does not read.
+-spec start(Config, Channel) -> ok | {error, start_error()} when
+      Config :: config(), Channel :: binary().
+start(Config, Channel) ->
+    case load() of
+        ok -> nif_start(Config, Channel);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Stops the native sampler: no timer fires afterwards and SIGPROF
+%% stays handled. Samples not drained yet stay until the next start.
+%% Idempotent; runs on a dirty IO scheduler. `ok' without the library.
+-spec stop() -> ok.
+stop() ->
+    case load() of
+        ok -> nif_stop();
+        {error, _} -> ok
+    end.
+
+%% @doc At most `Max' samples, oldest first, unwound (C frames by DWARF
+%% from the copied window, JIT frames by frame pointers): addresses leaf
+%% first, return addresses as captured. Runs on a dirty CPU scheduler.
+%% `[]' without the library.
+-spec drain(Max :: pos_integer()) -> [sample()].
+drain(Max) ->
+    case load() of
+        ok -> nif_drain(Max);
+        {error, _} -> []
+    end.
+
+%% @doc The native sampler's state and counters: `samples' written,
+%% `weighted' (their weights), `dropped' (ring full), `paused' (gate
+%% closed), `effective_hz' (signals per CPU second of the sampled
+%% threads), `cpu_ns' of those threads during the run, `frame_pointers'
+%% and the walk `mode' it implies, with `frame_layout_source', where that
+%% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
+%% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP
+%% 29, whose beam.smp exports neither) or `none' (`frame_pointers' is then
+%% `unknown');
+%% the sampler's own cost in CPU ns this run: `handler_ns' (the signal
+%% handler, timed inside it), `drain_ns' (the drains, unwinding included),
+%% `rescan_ns' (the rescan thread), and `overhead_pct', their sum against
+%% `cpu_ns'.
+-spec info() -> #{running := boolean(), hz := non_neg_integer(),
+                  depth := non_neg_integer(),
+                  frame_pointers := boolean() | unknown,
+                  mode := fp | scan | leaf,
+                  samples := non_neg_integer(),
+                  weighted := non_neg_integer(),
+                  dropped := non_neg_integer(),
+                  paused := non_neg_integer(),
+                  lost_weight := non_neg_integer(),
+                  effective_hz := float(),
+                  cpu_ns := non_neg_integer(),
+                  wall_ns := non_neg_integer(),
+                  threads := non_neg_integer(),
+                  slots := non_neg_integer(),
+                  stray := non_neg_integer(),
+                  pending_bytes := non_neg_integer(),
+                  drained := non_neg_integer(),
+                  rescans := non_neg_integer(),
+                  stack_bytes := non_neg_integer(),
+                  ring_bytes := non_neg_integer(),
+                  thread_kinds := [thread_type()],
+                  handler_ns := non_neg_integer(),
+                  drain_ns := non_neg_integer(),
+                  rescan_ns := non_neg_integer(),
+                  overhead_pct := float(),
+                  frame_layout_source := erts_frame_layout | gdb_jit | none}
+              | {error, {unsupported, unsupported()}}.
+info() ->
+    case load() of
+        ok -> nif_info();
+        {error, _} = Error -> Error
+    end.
+
+%% @doc The names of native code addresses (dladdr): the exported symbol
+%% covering each address, else `<<"object+0xOffset">>' relative to the
+%% object's base; `undefined' for an address in no loaded object (JIT
+%% code). Pass `ReturnAddress - 1' for non-leaf frames. At most 100000
+%% addresses; runs on a dirty CPU scheduler.
+-spec symbolize(Addrs) -> [binary() | undefined] | {error, {unsupported, unsupported()}} when
+      Addrs :: [non_neg_integer()].
+symbolize(Addrs) ->
+    case load() of
+        ok -> nif_symbolize(Addrs);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc A consistent snapshot of the JIT's code ranges from beam.smp's GDB
+%% JIT interface, sorted by start: `{ok, [{Start, End, Name}], Info}'.
+%% Info also has the emulator record's `frame_layout' (1 when JIT code
+%% keeps frame pointers) and how the descriptor was found: `dlsym' where
+%% beam.smp exports it (OTP 25, 27), `search' of beam.smp's writable
+%% segments where it does not (OTP 29). Runs on a dirty CPU scheduler
+%% (tens of thousands of names).
+-spec jit_symbols() ->
+          {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
+           #{modules := non_neg_integer(), skipped := non_neg_integer(),
+             symbols := non_neg_integer(), frame_layout := 0 | 1 | undefined,
+             descriptor := dlsym | search}}
+        | {error, no_descriptor | unreadable | inconsistent | enomem
+                | {unsupported, unsupported()}}.
+jit_symbols() ->
+    case load() of
+        ok -> nif_jit_symbols();
+        {error, _} = Error -> Error
+    end.
+
+%%--------------------------------------------------------------------
+%% NIF stubs (c_src/native/beamprof_native_nif.c)
+
+-spec nif_loaded() -> true.
+nif_loaded() -> ?NOT_LOADED.
+
+-spec nif_start(config(), binary()) -> ok | {error, start_error()}.
+nif_start(_Config, _Channel) -> ?NOT_LOADED.
+
+-spec nif_stop() -> ok.
+nif_stop() -> ?NOT_LOADED.
+
+-spec nif_drain(pos_integer()) -> [sample()].
+nif_drain(_Max) -> ?NOT_LOADED.
+
+-spec nif_info() -> #{atom() => term()}.
+nif_info() -> ?NOT_LOADED.
+
+-spec nif_symbolize([non_neg_integer()]) -> [binary() | undefined].
+nif_symbolize(_Addrs) -> ?NOT_LOADED.
+
+-spec nif_jit_symbols() -> {ok, [{non_neg_integer(), non_neg_integer(), binary()}], map()}
+                               | {error, no_descriptor | unreadable | inconsistent | enomem}.
+nif_jit_symbols() -> ?NOT_LOADED.
