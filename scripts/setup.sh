@@ -2,11 +2,14 @@
 # Installs what beamprof needs to build and test, when it is missing.
 # Debian/Ubuntu: installs the packages with apt-get (as root, or through sudo).
 # Elsewhere: says what to install and stops.
+# `setup.sh --list` prints the Debian packages (scripts/otp_matrix.sh installs them in its roots).
 set -euo pipefail
 
 packages=(erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-proper-dev
           erlang-eunit erlang-tools rebar3 elixir libunwind-dev gcc make
           chromium)  # chromium: the flame graph suite opens the SVG and HTML headless
+
+if [ "${1:-}" = --list ]; then echo "${packages[*]}"; exit 0; fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
