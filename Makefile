@@ -11,13 +11,23 @@ ASAN_ENV = BEAMPROF_NIF=$(CURDIR)/c_src/asan/beamprof_nif \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all setup build test test-c test-erlang test-asan test-elixir check demo bench clean
+# What `make test` runs on one OTP release, in order (test-local; scripts/otp_matrix.sh
+# runs the same steps one by one in each Debian root of the OTP matrix).
+TEST_STEPS = setup test-c test-eunit test-ct test-asan test-elixir check
+# The OTP matrix after the host's suites: auto (run it when this machine can, else say so
+# in one line), required (fail when it cannot; .ci/run), off (the host's suites only).
+BEAMPROF_MATRIX ?= auto
+OTP ?= all
+
+.PHONY: all setup build test test-local test-steps test-otp test-c test-erlang test-eunit \
+	test-ct test-asan test-elixir check demo bench clean
 
 # -Werror (C) is for our test and CI builds only: c_src/Makefile adds it when
 # BEAMPROF_WERROR=1, which these targets export to every make they run, rebar3's and
 # mix's pre-build included. (warnings_as_errors: rebar.config's test profile.) A
 # project that depends on beamprof builds without either.
-test test-c test-erlang test-asan test-elixir check: export BEAMPROF_WERROR = 1
+test test-local test-otp test-c test-erlang test-eunit test-ct test-asan test-elixir check: \
+	export BEAMPROF_WERROR = 1
 
 all: build
 
@@ -27,19 +37,35 @@ setup:
 build: setup
 	$(REBAR) compile
 
-# Every suite: C units (plain and ASan), the core cross-compiled for aarch64, EUnit,
-# Common Test (PropEr runs in both), the NIF suites again under ASan, ExUnit, xref and
-# dialyzer (and the bench's C helper compiles cleanly).
-test: setup test-c test-erlang test-asan test-elixir check
-	@echo "make test: all suites passed"
+# Every suite: C units (plain and ASan), the core cross-compiled for aarch64,
+# EUnit, Common Test (PropEr runs in both), the NIF suites again under ASan,
+# ExUnit, xref and dialyzer (and the bench's C helper compiles cleanly), on the
+# host's OTP; then all of it again on OTP 27 and 29 (scripts/otp_matrix.sh), as
+# BEAMPROF_MATRIX says.
+test: test-local
+	@BEAMPROF_MATRIX=$(BEAMPROF_MATRIX) scripts/otp_matrix.sh test
+
+test-local: $(TEST_STEPS)
+	@echo "make test: all suites passed on the host's OTP"
+
+test-steps:
+	@echo $(TEST_STEPS)
+
+# One release of the matrix alone (OTP=27, OTP=29 or OTP=all); needs root.
+test-otp:
+	@scripts/otp_matrix.sh run $(OTP)
 
 test-c:
 	$(MAKE) -C c_src test
 	$(MAKE) -C c_src test-asan
 	$(MAKE) -C c_src cross-aarch64
 
-test-erlang:
+test-erlang: test-eunit test-ct
+
+test-eunit:
 	$(REBAR) eunit --app beamprof
+
+test-ct:
 	$(REBAR) ct
 
 test-asan:
@@ -60,7 +86,10 @@ demo: build
 bench: build
 	@bench/run.sh
 
+# The matrix's roots are unmounted (and removed) first: removing a root with /dev
+# still bound in it would delete the host's device nodes.
 clean:
+	scripts/otp_matrix.sh clean
 	-$(REBAR) clean
 	$(MAKE) -C c_src clean
 	rm -rf _build _build_mix priv/*.so

@@ -2,12 +2,15 @@
 # Installs what beamprof needs to build and test, when it is missing.
 # Debian/Ubuntu: installs the packages with apt-get (as root, or through sudo).
 # Elsewhere: says what to install and stops.
+# `setup.sh --list` prints the Debian packages (scripts/otp_matrix.sh installs them in its roots).
 set -euo pipefail
 
 packages=(erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-proper-dev
           erlang-eunit erlang-tools rebar3 elixir libunwind-dev gcc make
           gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # make test: the core built for aarch64
           chromium)  # chromium: the flame graph suite opens the SVG and HTML headless
+
+if [ "${1:-}" = --list ]; then echo "${packages[*]}"; exit 0; fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
