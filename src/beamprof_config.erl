@@ -116,10 +116,14 @@ nif_config(#{tick := Tick, memory_limit := Limit} = Config) ->
 %% `true'. Read at each use, so it applies to scans made without beamprof
 %% running. What it governs: the scan's process table walk (else the scan
 %% takes its pids from `erlang:processes()', or from the process iterator on
-%% OTP 28+, which is API). Raises `{badarg, Message}' when the value set is
-%% not a boolean.
+%% OTP 28+, which is API) and every read of the native sampler
+%% (`beamprof_native': the frame layout, the GDB JIT list, the JIT frames on
+%% the VM's stacks). The application is loaded first if it is not, so that
+%% `-beamprof vm_internals false' and a sys.config apply before beamprof
+%% starts. Raises `{badarg, Message}' when the value set is not a boolean.
 -spec vm_internals() -> boolean().
 vm_internals() ->
+    ok = ensure_loaded(),
     V = case application:get_env(?APP, ?START_KEY, #{}) of
             #{vm_internals := Start} -> Start;
             _ -> application:get_env(?APP, vm_internals, true)
@@ -127,6 +131,15 @@ vm_internals() ->
     case is_boolean(V) of
         true -> V;
         false -> bad_option(vm_internals, V, [{vm_internals, V}])
+    end.
+
+%% The application's environment exists once it is loaded (an ETS read when
+%% it is; a load, which reads the command line's -beamprof flags and the
+%% system config, when not).
+ensure_loaded() ->
+    case application:get_key(?APP, vsn) of
+        {ok, _} -> ok;
+        undefined -> _ = application:load(?APP), ok
     end.
 
 limit_bytes(auto) -> 0;

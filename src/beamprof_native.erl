@@ -19,7 +19,17 @@
 %% | `gdb_jit' | `none', see beamprof_native_nif:info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
-%% see overhead/2), and `hint' when Erlang frames cannot all be recovered.
+%% see overhead/2), `hint' when Erlang frames cannot all be recovered, and
+%% `warnings' (`beamprof_warnings' entries).
+%%
+%% The `vm_internals' switch (`beamprof_config:vm_internals/0', read once
+%% per start): `false' reads none of the VM's internals: no frame layout,
+%% no GDB JIT list, no JIT or Erlang frames walked on the VM's stacks.
+%% Erlang names then come from the perf map alone (`frame_source' `perf_map'
+%% with `+JPperf map', else `none'), `frame_layout_source' is `none', a JIT
+%% sample keeps its innermost function and a C sample its C frames down to
+%% the JIT code that called them, and `warnings' holds a `vm_internals_off'
+%% entry saying so.
 -module(beamprof_native).
 -behaviour(gen_server).
 -include("beamprof_doc.hrl").
@@ -43,6 +53,10 @@
 -define(HINT_FP, ", or with +JPperf fp for frame pointers without the map file").
 -define(HINT_END, ". Without them only the innermost Erlang function of a sample and the "
                   "C frames are reliable.").
+-define(HINT_OFF, "Erlang callers are not read while vm_internals is false: start beamprof "
+                  "with vm_internals => true (and the VM with +JPperf map) for whole stacks.").
+-define(OFF_MESSAGE, "frame layout, GDB JIT list and JIT stack frames not read "
+                     "(vm_internals = false); ").
 
 %%--------------------------------------------------------------------
 %% API
@@ -77,7 +91,8 @@ start(Opts) ->
 
 config(Opts) ->
     maps:foreach(fun check_option/2, Opts),
-    maps:with([hz, threads, depth], maps:merge(#{hz => 99}, Opts)).
+    Config = maps:with([hz, threads, depth], maps:merge(#{hz => 99}, Opts)),
+    Config#{vm_internals => beamprof_config:vm_internals()}.
 
 check_option(hz, Hz) when is_integer(Hz), Hz >= 1, Hz =< 10000 -> ok;
 check_option(threads, [_ | _] = Ts) ->
@@ -175,7 +190,7 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         hint, overhead], Profile),
+                         frame_layout_source, hint, overhead, warnings], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -190,9 +205,9 @@ write(Profile, Output, Format) ->
 %% Collector
 
 %% @private
-init({Config, Opts}) ->
+init({#{vm_internals := Internals} = Config, Opts}) ->
     process_flag(trap_exit, true),
-    Sym = beamprof_native_sym:new(),
+    Sym = beamprof_native_sym:new(auto, Internals),
     case start_nif(Config) of
         ok ->
             _ = maybe_duration(Opts),
@@ -232,7 +247,7 @@ handle_call(stop, _From, State) ->
     {stop, normal, {ok, Profile}, Done};
 handle_call(profile, _From, #{finished := undefined} = State) ->
     Drained = drain(State),
-    {reply, {ok, profile(Drained, info())}, Drained};
+    {reply, {ok, profile(Drained, info(State))}, Drained};
 handle_call(profile, _From, #{finished := Profile} = State) ->
     {reply, {ok, Profile}, State}.
 
@@ -267,15 +282,16 @@ drain_ms(_) -> ?DRAIN_MS.
 finish(#{finished := undefined} = State) ->
     ok = beamprof_native_nif:stop(),
     Drained = drain(State),
-    Info = info(),
+    Info = info(State),
     beamprof_native_sym:close(maps:get(sym, Drained)),
     Drained#{finished := profile(Drained, Info)};
 finish(State) ->
     State.
 
-%% The C side's counters (none if the library went away meanwhile).
-info() ->
-    case beamprof_native_nif:info() of
+%% The C side's counters (none if the library went away meanwhile), its
+%% frame layout as this run's vm_internals lets it know.
+info(#{config := #{vm_internals := Internals}}) ->
+    case beamprof_native_nif:info(Internals) of
         Info when is_map(Info) -> Info;
         {error, _} -> #{}
     end.
@@ -338,8 +354,8 @@ settle(K, I, W, unrooted, [?LOOP | _]) -> {K, I, W, false, [?LOOP]};
 settle(K, I, W, unrooted, Frames) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames};
 settle(K, I, W, T, Frames) -> {K, I, W, T, Frames}.
 
-profile(#{acc := Acc, sym := Sym, config := Config, started := Started,
-          collector_ns := CollectorNs}, Info) ->
+profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Config,
+          started := Started, collector_ns := CollectorNs}, Info) ->
     Totals = beamprof_native_agg:totals(Acc),
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
@@ -353,11 +369,24 @@ profile(#{acc := Acc, sym := Sym, config := Config, started := Started,
                    frame_source => Source, frame_pointers => FramePointers,
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
-                   duration_ms => erlang:monotonic_time(millisecond) - Started},
-    case Source =/= none andalso FramePointers of
-        true -> Base;
-        false -> Base#{hint => hint()}
+                   duration_ms => erlang:monotonic_time(millisecond) - Started,
+                   warnings => warnings(Internals, Source)},
+    case {Internals, Source =/= none andalso FramePointers} of
+        {false, _} -> Base#{hint => <<?HINT_OFF>>};
+        {true, true} -> Base;
+        {true, false} -> Base#{hint => hint()}
     end.
+
+warnings(true, _Source) ->
+    [];
+warnings(false, perf_map) ->
+    [beamprof_warnings:new(vm_internals_off,
+                           [?OFF_MESSAGE, "Erlang names from the perf map, the innermost "
+                            "Erlang function of each sample and C frames by DWARF unwinding"])];
+warnings(false, _Source) ->
+    [beamprof_warnings:new(vm_internals_off,
+                           [?OFF_MESSAGE, "no perf map (+JPperf map) for Erlang names: C frames "
+                            "by DWARF unwinding, JIT code as [unknown]"])].
 
 %% The VM flags that give names and frame pointers on this release: OTP 26
 %% added `+JPperf fp' (frame pointers alone; names then come from the GDB

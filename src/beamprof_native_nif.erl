@@ -31,8 +31,9 @@ fresh channel, kept by the C side until the run stops. Ill-typed arguments
 raise `badarg`; conditions a caller can act on return `{error, Reason}`.
 """).
 
--export([load/0, start/1, start/2, stop/0, drain/1, info/0, symbolize/1, jit_symbols/0]).
--export_type([config/0, sample/0, start_error/0, unsupported/0]).
+-export([load/0, start/1, start/2, stop/0, drain/1, info/0, info/1, symbolize/1,
+         jit_symbols/0, jit_symbols/1]).
+-export_type([config/0, sample/0, start_error/0, unsupported/0, info/0]).
 
 -type thread_type() :: normal | dirty_cpu | dirty_io.
 -type config() :: #{hz => 1..10000,
@@ -40,11 +41,49 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
                     depth => 1..1024,
                     stack_bytes => 0..65536,
                     ring_bytes => 65536..67108864,
+                    vm_internals => boolean(),
                     _ => _}.
 -type sample() :: {thread_type(), Index :: pos_integer(),
                    Weight :: pos_integer(), Truncated :: boolean() | unrooted,
                    Addrs :: [non_neg_integer()]}.
 -type unsupported() :: {not_built | load_failed | channel, Detail :: binary()}.
+%% What info/0,1 return (see info/0).
+-type info() :: #{running := boolean(), hz := non_neg_integer(),
+                  depth := non_neg_integer(),
+                  frame_pointers := boolean() | unknown,
+                  mode := fp | scan | leaf,
+                  samples := non_neg_integer(),
+                  weighted := non_neg_integer(),
+                  dropped := non_neg_integer(),
+                  paused := non_neg_integer(),
+                  lost_weight := non_neg_integer(),
+                  effective_hz := float(),
+                  cpu_ns := non_neg_integer(),
+                  wall_ns := non_neg_integer(),
+                  threads := non_neg_integer(),
+                  slots := non_neg_integer(),
+                  stray := non_neg_integer(),
+                  pending_bytes := non_neg_integer(),
+                  drained := non_neg_integer(),
+                  rescans := non_neg_integer(),
+                  stack_bytes := non_neg_integer(),
+                  ring_bytes := non_neg_integer(),
+                  thread_kinds := [thread_type()],
+                  handler_ns := non_neg_integer(),
+                  drain_ns := non_neg_integer(),
+                  rescan_ns := non_neg_integer(),
+                  overhead_pct := float(),
+                  frame_layout_source := erts_frame_layout | gdb_jit | none,
+                  vm_internals := boolean(),
+                  internal_reads := non_neg_integer(),
+                  jit_walks := non_neg_integer()}.
+-type jit_symbols() ::
+        {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
+         #{modules := non_neg_integer(), skipped := non_neg_integer(),
+           symbols := non_neg_integer(), frame_layout := 0 | 1 | undefined,
+           descriptor := dlsym | search}}
+      | {error, no_descriptor | unreadable | inconsistent | enomem | vm_internals_off
+              | {unsupported, unsupported()}}.
 -type start_error() :: already_started | superseded | enomem
                      | {sigprof_in_use, Description :: binary()}
                      | {unsupported, no_threads | cpu_timers | sigaction | unsupported()}
@@ -144,16 +183,26 @@ priv_dir() ->
 %% `depth' (frames kept, default 128), `stack_bytes' (C stack window,
 %% default 16384, a multiple of 8), `ring_bytes' (per thread, a power of
 %% two, default 1048576; pages are touched only as
-%% samples arrive). Drain at least every 100 ms at high rates: a full ring
+%% samples arrive), `vm_internals' (default `beamprof_config:vm_internals()',
+%% `badarg' for a non-boolean). Drain at least every 100 ms at high rates: a full ring
 %% drops samples (counted). Refuses to replace someone else's SIGPROF
 %% handler. Samples pause while the core's load gate is closed.
+%%
+%% With `vm_internals => false' the library reads none of the VM's
+%% internals: not the frame layout (`erts_frame_layout', or the GDB JIT
+%% list's emulator record), not the GDB JIT list, and no JIT or Erlang
+%% frames on the VM's stacks (their layout is the VM's). A sample taken in
+%% JIT code is then its instruction pointer alone, one taken in C code its
+%% C frames (DWARF unwinding, beam.smp's public unwind tables) down to the
+%% JIT code that called them; both are marked `unrooted'. `info/0' then
+%% says `mode => leaf', `frame_layout_source => none'.
 -spec start(Config) -> ok | {error, start_error()} when
       Config :: config().
 start(Config) ->
     case load() of
         ok ->
             case channel() of
-                {ok, Channel} -> nif_start(Config, Channel);
+                {ok, Channel} -> nif_start(with_internals(Config), Channel);
                 {error, _} = Error -> Error
             end;
         {error, _} = Error ->
@@ -168,9 +217,16 @@ start(Config) ->
       Config :: config(), Channel :: binary().
 start(Config, Channel) ->
     case load() of
-        ok -> nif_start(Config, Channel);
+        ok -> nif_start(with_internals(Config), Channel);
         {error, _} = Error -> Error
     end.
+
+%% The application's vm_internals switch unless Config says (a non-map is
+%% left to the NIF's badarg).
+with_internals(Config) when is_map(Config), not is_map_key(vm_internals, Config) ->
+    Config#{vm_internals => beamprof_config:vm_internals()};
+with_internals(Config) ->
+    Config.
 
 %% @doc Stops the native sampler: no timer fires afterwards and SIGPROF
 %% stays handled. Samples not drained yet stay until the next start.
@@ -201,41 +257,32 @@ drain(Max) ->
 %% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
 %% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP
 %% 29, whose beam.smp exports neither) or `none' (`frame_pointers' is then
-%% `unknown');
+%% `unknown'); `mode', the walk of JIT frames a start uses: `fp' (frame
+%% pointers), `scan' (a return-address scan: no frame pointers, or the
+%% layout unknown) or `leaf' (`vm_internals' off: no JIT frame read); these
+%% three as a start with `beamprof_config:vm_internals()' finds them (see
+%% info/1); `internal_reads', how many lookups of VM internals (the frame
+%% layout, the GDB JIT list, a search for its descriptor) this library has
+%% made since it was loaded, and `jit_walks', how many samples of the last
+%% run read the VM's stack (both stay put while `vm_internals' is off:
+%% proof that nothing was read);
 %% the sampler's own cost in CPU ns this run: `handler_ns' (the signal
 %% handler, timed inside it), `drain_ns' (the drains, unwinding included),
 %% `rescan_ns' (the rescan thread), and `overhead_pct', their sum against
 %% `cpu_ns'.
--spec info() -> #{running := boolean(), hz := non_neg_integer(),
-                  depth := non_neg_integer(),
-                  frame_pointers := boolean() | unknown,
-                  mode := fp | scan | leaf,
-                  samples := non_neg_integer(),
-                  weighted := non_neg_integer(),
-                  dropped := non_neg_integer(),
-                  paused := non_neg_integer(),
-                  lost_weight := non_neg_integer(),
-                  effective_hz := float(),
-                  cpu_ns := non_neg_integer(),
-                  wall_ns := non_neg_integer(),
-                  threads := non_neg_integer(),
-                  slots := non_neg_integer(),
-                  stray := non_neg_integer(),
-                  pending_bytes := non_neg_integer(),
-                  drained := non_neg_integer(),
-                  rescans := non_neg_integer(),
-                  stack_bytes := non_neg_integer(),
-                  ring_bytes := non_neg_integer(),
-                  thread_kinds := [thread_type()],
-                  handler_ns := non_neg_integer(),
-                  drain_ns := non_neg_integer(),
-                  rescan_ns := non_neg_integer(),
-                  overhead_pct := float(),
-                  frame_layout_source := erts_frame_layout | gdb_jit | none}
-              | {error, {unsupported, unsupported()}}.
+-spec info() -> info() | {error, {unsupported, unsupported()}}.
 info() ->
+    info(beamprof_config:vm_internals()).
+
+%% @doc `info/0' with its frame layout keys (`frame_pointers',
+%% `frame_layout_source', `mode') as a start with `vm_internals =>
+%% VmInternals' finds them: looked up when `true' (the layout is fixed at
+%% the VM's boot), else `unknown', `none', `leaf' without reading anything.
+%% `vm_internals' is `VmInternals'; `badarg' for a non-boolean.
+-spec info(VmInternals :: boolean()) -> info() | {error, {unsupported, unsupported()}}.
+info(VmInternals) ->
     case load() of
-        ok -> nif_info();
+        ok -> nif_info(VmInternals);
         {error, _} = Error -> Error
     end.
 
@@ -258,17 +305,19 @@ symbolize(Addrs) ->
 %% keeps frame pointers) and how the descriptor was found: `dlsym' where
 %% beam.smp exports it (OTP 25, 27), `search' of beam.smp's writable
 %% segments where it does not (OTP 29). Runs on a dirty CPU scheduler
-%% (tens of thousands of names).
--spec jit_symbols() ->
-          {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
-           #{modules := non_neg_integer(), skipped := non_neg_integer(),
-             symbols := non_neg_integer(), frame_layout := 0 | 1 | undefined,
-             descriptor := dlsym | search}}
-        | {error, no_descriptor | unreadable | inconsistent | enomem
-                | {unsupported, unsupported()}}.
+%% (tens of thousands of names). The GDB JIT list is a VM internal:
+%% `jit_symbols(beamprof_config:vm_internals())'.
+-spec jit_symbols() -> jit_symbols().
 jit_symbols() ->
+    jit_symbols(beamprof_config:vm_internals()).
+
+%% @doc `jit_symbols/0' when `VmInternals' is `true'; with `false',
+%% `{error, vm_internals_off}' without reading anything; `badarg' for a
+%% non-boolean.
+-spec jit_symbols(VmInternals :: boolean()) -> jit_symbols().
+jit_symbols(VmInternals) ->
     case load() of
-        ok -> nif_jit_symbols();
+        ok -> nif_jit_symbols(VmInternals);
         {error, _} = Error -> Error
     end.
 
@@ -287,12 +336,13 @@ nif_stop() -> ?NOT_LOADED.
 -spec nif_drain(pos_integer()) -> [sample()].
 nif_drain(_Max) -> ?NOT_LOADED.
 
--spec nif_info() -> #{atom() => term()}.
-nif_info() -> ?NOT_LOADED.
+-spec nif_info(boolean()) -> #{atom() => term()}.
+nif_info(_VmInternals) -> ?NOT_LOADED.
 
 -spec nif_symbolize([non_neg_integer()]) -> [binary() | undefined].
 nif_symbolize(_Addrs) -> ?NOT_LOADED.
 
--spec nif_jit_symbols() -> {ok, [{non_neg_integer(), non_neg_integer(), binary()}], map()}
-                               | {error, no_descriptor | unreadable | inconsistent | enomem}.
-nif_jit_symbols() -> ?NOT_LOADED.
+-spec nif_jit_symbols(boolean()) ->
+          {ok, [{non_neg_integer(), non_neg_integer(), binary()}], map()}
+        | {error, no_descriptor | unreadable | inconsistent | enomem | vm_internals_off}.
+nif_jit_symbols(_VmInternals) -> ?NOT_LOADED.

@@ -3,7 +3,8 @@
 %%
 %% Erlang frames come from the JIT's names: the perf map when the VM runs
 %% with `+JPperf map | true' (source `perf_map'), else a snapshot of
-%% beam.smp's GDB JIT table (`gdb_jit'), else none. Everything else goes
+%% beam.smp's GDB JIT table (`gdb_jit', a VM internal: not with the
+%% `vm_internals' switch off), else none. Everything else goes
 %% through `dladdr' in one batch per call (`beamprof_native_nif:symbolize/1'),
 %% cached by address. Return addresses (every frame but the leaf) are looked
 %% up at address - 1, so a call at the very end of a function is not
@@ -12,7 +13,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Symbolizes native samples: JIT names, then dladdr.").
 
--export([new/0, new/1, source/1, refresh/1, symbolize/2, close/1]).
+-export([new/0, new/1, new/2, source/1, refresh/1, symbolize/2, close/1]).
 -export_type([sym/0, source/0]).
 
 -type source() :: perf_map | gdb_jit | none.
@@ -21,6 +22,7 @@
                    jit := beamprof_symtab:table() | undefined,
                    jit_at := integer(),
                    jit_missed := boolean(),
+                   vm_internals := boolean(),
                    cache := #{non_neg_integer() => binary() | undefined}}.
 
 -define(UNKNOWN, <<"[unknown]">>).
@@ -35,8 +37,14 @@ new() ->
 %% @doc As new/0, or forcing a source (for tests and comparisons).
 -spec new(auto | source()) -> sym().
 new(Want) ->
+    new(Want, beamprof_config:vm_internals()).
+
+%% @doc As new/1 with the `vm_internals' switch given: `false' never reads
+%% the GDB JIT table (a forced `gdb_jit' gives source `none').
+-spec new(auto | source(), VmInternals :: boolean()) -> sym().
+new(Want, VmInternals) when is_boolean(VmInternals) ->
     Sym = #{source => none, perfmap => undefined, jit => undefined, jit_at => 0,
-            jit_missed => false, cache => #{}},
+            jit_missed => false, vm_internals => VmInternals, cache => #{}},
     choose(Want, Sym).
 
 choose(Want, Sym) when Want =:= auto; Want =:= perf_map ->
@@ -45,7 +53,9 @@ choose(Want, Sym) when Want =:= auto; Want =:= perf_map ->
         {error, _} when Want =:= auto -> choose(gdb_jit, Sym);
         {error, _} -> Sym
     end;
-choose(gdb_jit, Sym) ->
+choose(gdb_jit, #{vm_internals := false} = Sym) ->
+    Sym;
+choose(gdb_jit, #{vm_internals := true} = Sym) ->
     Tab = beamprof_symtab:new(),
     case load_jit(Tab) of
         ok -> Sym#{source := gdb_jit, jit := Tab, jit_at := now_ms()};
@@ -55,7 +65,7 @@ choose(none, Sym) ->
     Sym.
 
 load_jit(Tab) ->
-    case beamprof_native_nif:jit_symbols() of
+    case beamprof_native_nif:jit_symbols(true) of
         {ok, Ranges, _Info} ->
             lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges);
         {error, _} ->

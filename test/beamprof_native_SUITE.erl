@@ -2,7 +2,8 @@
 %% with +JPperf map: attribution of a tight loop to its caller, a NIF's C
 %% frames under its Erlang caller, GC frames, a 60 s run at 999 Hz under a
 %% GC-heavy many-process load (no leaked thread or timer), flame graph files
-%% rendered by headless Chromium, and the API's contracts.
+%% rendered by headless Chromium, the API's contracts, and the vm_internals
+%% switch (nothing of the VM's internals read while it is off).
 -module(beamprof_native_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -12,11 +13,12 @@
          end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([options_badarg/1, start_stop_cycles/1, attribution/1, nif_frames/1, gc_frames/1,
          filter_and_top/1, flame_graph_files/1, chromium_renders/1, no_perf_map_hint/1,
-         fp_without_map/1, stability_60s/1, truncation_honest/1, truncation_depth/1]).
+         fp_without_map/1, stability_60s/1, truncation_honest/1, truncation_depth/1,
+         vm_internals_off/1]).
 -export([os_counts/0, cycles/1]).
 
 all() ->
-    [{group, perf_map}, no_perf_map_hint, fp_without_map, stability_60s].
+    [{group, perf_map}, no_perf_map_hint, fp_without_map, vm_internals_off, stability_60s].
 
 groups() ->
     [{perf_map, [], [options_badarg, start_stop_cycles, attribution, nif_frames, gc_frames,
@@ -325,6 +327,87 @@ fp_without_map_run(Config) ->
     after
         peer:stop(Peer)
     end.
+
+%% vm_internals false (issue 11 item 3): the native sampler reads none of
+%% the VM's internals. A fresh peer with +JPperf map and the switch off in
+%% its application environment from boot (-beamprof vm_internals false)
+%% profiles a spinning process; then with the environment saying true and
+%% beamprof:start(#{vm_internals => false}); then, as a control, with the
+%% switch on; then off again after that. Each off run has samples named
+%% from the perf map, frame_layout_source none, the vm_internals_off
+%% warning, and proves nothing was read: the library's count of lookups of
+%% VM internals (the frame layout, the GDB JIT list, its descriptor's
+%% search) does not move, no sample's JIT stack was read (jit_walks 0), and
+%% spin/1 never shows its caller outer/1. The on run moves both counters,
+%% so they can fail; the last off run shows the frame layout the on run
+%% cached is neither consulted nor reported.
+vm_internals_off(Config) ->
+    Peer = peer(Config, ["+JPperf", "map", "-beamprof", "vm_internals", "false"]),
+    try
+        vm_internals_off_in(Peer)
+    after
+        peer:stop(Peer)
+    end.
+
+vm_internals_off_in(Peer) ->
+    Call = fun(M, F, A) -> peer:call(Peer, M, F, A, 120000) end,
+    ?assertEqual(false, Call(beamprof_config, vm_internals, [])),
+    ?assertMatch(#{internal_reads := 0, mode := leaf, frame_pointers := unknown,
+                   frame_layout_source := none, vm_internals := false},
+                 Call(beamprof_native_nif, info, [])),
+    ?assertEqual({error, vm_internals_off}, Call(beamprof_native_nif, jit_symbols, [])),
+    %% the application environment, set before anything started
+    off_run(Call, 0),
+    %% the start options, over an environment that says true
+    ok = Call(application, set_env, [beamprof, vm_internals, true]),
+    ok = Call(beamprof, start, [#{vm_internals => false}]),
+    off_run(Call, 0),
+    ok = Call(beamprof, stop, []),
+    %% the control: on, the same library reads the layout and walks stacks
+    ok = Call(beamprof, start, [#{vm_internals => true}]),
+    {#{frame_layout_source := Source, warnings := []}, On} = internals_run(Call),
+    ct:log("on: ~p", [On]),
+    ?assert(lists:member(Source, [erts_frame_layout, gdb_jit])),
+    ?assertMatch(#{mode := fp, vm_internals := true, frame_layout_source := Source}, On),
+    ?assert(maps:get(internal_reads, On) > 0),
+    ?assert(maps:get(jit_walks, On) > 0),
+    ok = Call(beamprof, stop, []),
+    %% off again: the layout the on run cached is not consulted
+    ok = Call(beamprof, start, [#{vm_internals => false}]),
+    off_run(Call, maps:get(internal_reads, On)),
+    ok = Call(beamprof, stop, []).
+
+%% A run with the switch off: samples, perf map names, no VM internal read
+%% (the library's lookups still at Reads).
+off_run(Call, Reads) ->
+    {P, Info} = internals_run(Call),
+    #{stacks := Stacks, samples := N, warnings := Warnings} = P,
+    ct:log("off: ~p~n~p", [maps:without([stacks], P), Info]),
+    ?assertMatch(#{frame_source := perf_map, frame_layout_source := none,
+                   frame_pointers := false, hint := <<_/binary>>}, P),
+    ?assertMatch([#{code := vm_internals_off, message := <<_/binary>>}], Warnings),
+    [#{message := Message}] = Warnings,
+    ?assertNotEqual(nomatch, binary:match(Message, <<"not read">>)),
+    ?assertNotEqual(nomatch, binary:match(Message, <<"perf map">>)),
+    ?assertMatch(#{vm_internals := false, mode := leaf, frame_pointers := unknown,
+                   frame_layout_source := none, jit_walks := 0}, Info),
+    ?assertEqual(Reads, maps:get(internal_reads, Info)),
+    All = weight(Stacks, fun(_) -> true end),
+    Spin = weight(Stacks, fun(S) -> lists:last(S) =:= <<"nsym_hot:spin/1">> end),
+    Walked = weight(Stacks, fun(S) -> below(<<"nsym_hot:outer/1">>, <<"nsym_hot:spin/1">>, S) end),
+    ct:log("~p samples: spin/1 the leaf in ~p of ~p, under outer/1 in ~p",
+           [N, Spin, All, Walked]),
+    ?assert(N > 50),
+    ?assert(Spin >= 0.5 * All),
+    ?assertEqual(0, Walked).
+
+%% Profiles nsym_hot:run_outer/1 for 1.5 s; the profile and the library's
+%% info after the run.
+internals_run(Call) ->
+    {ok, _} = Call(beamprof, native_start, [#{hz => 999, threads => [normal]}]),
+    ok = Call(nsym_hot, run_outer, [1500]),
+    {ok, P} = Call(beamprof, native_stop, []),
+    {P, Call(beamprof_native_nif, info, [])}.
 
 %% 60 s at 999 Hz while 200 processes allocate: the peer survives, answers,
 %% and has the same threads and POSIX timers afterwards.

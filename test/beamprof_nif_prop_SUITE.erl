@@ -7,18 +7,20 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
          end_per_testcase/2]).
 -export([nullary/1, report_utilization/1, sampler_start/1]).
--export([native_start/1, native_drain/1]).
+-export([native_start/1, native_drain/1, native_internals/1]).
 
 -define(NUMTESTS, 2000).
 
-all() -> [nullary, report_utilization, sampler_start, native_start, native_drain].
+all() -> [nullary, report_utilization, sampler_start, native_start, native_drain,
+          native_internals].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
     Config.
 
 %% The native sampler's properties need its library (x86_64 only).
-init_per_testcase(Case, Config) when Case =:= native_start; Case =:= native_drain ->
+init_per_testcase(Case, Config) when Case =:= native_start; Case =:= native_drain;
+                                     Case =:= native_internals ->
     beamprof_ct:native_suite(Config);
 init_per_testcase(_Case, Config) ->
     Config.
@@ -40,6 +42,9 @@ sampler_start(_Config) -> check(prop_beamprof_nif:prop_sampler_start(), ?NUMTEST
 native_start(_Config) -> check(prop_beamprof_nif:prop_native_start(), 300).
 
 native_drain(_Config) -> check(prop_beamprof_nif:prop_native_drain(), 500).
+
+%% A GDB JIT snapshot per true: fewer runs.
+native_internals(_Config) -> check(prop_beamprof_nif:prop_native_internals(), 100).
 
 check(Prop, N) ->
     beamprof_ct:quickcheck(Prop, N).

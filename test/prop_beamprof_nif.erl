@@ -7,7 +7,7 @@
 -include_lib("proper/include/proper.hrl").
 
 -export([prop_nullary/0, prop_report_utilization/0, prop_sampler_start/0]).
--export([prop_native_start/0, prop_native_drain/0]).
+-export([prop_native_start/0, prop_native_drain/0, prop_native_internals/0]).
 
 -define(NIF, beamprof_nif).
 -define(NATIVE, beamprof_native_nif).
@@ -218,6 +218,32 @@ prop_native_start() ->
                           end)
             end).
 
+%% The vm_internals switch at the NIF boundary: info/1 and jit_symbols/1
+%% take a boolean and nothing else (badarg), and with false jit_symbols/1
+%% reads nothing and says so, info/1 knows no frame layout.
+prop_native_internals() ->
+    ?FORALL(V, boolean_like(),
+            begin
+                Info = call(fun() -> ?NATIVE:info(V) end),
+                Jit = call(fun() -> ?NATIVE:jit_symbols(V) end),
+                ?WHENFAIL(io:format("~p -> ~p, ~p~n", [V, Info, Jit]),
+                          case V of
+                              false ->
+                                  Jit =:= {error, vm_internals_off} andalso
+                                      is_map(Info) andalso
+                                      maps:get(mode, Info) =:= leaf andalso
+                                      maps:get(frame_layout_source, Info) =:= none;
+                              true ->
+                                  element(1, Jit) =:= ok andalso is_map(Info) andalso
+                                      maps:get(vm_internals, Info);
+                              _ ->
+                                  Info =:= badarg andalso Jit =:= badarg
+                          end)
+            end).
+
+boolean_like() ->
+    oneof([boolean(), any(), elements([0, 1, nil, "true", <<"false">>, 'TRUE', {true}])]).
+
 prop_native_drain() ->
     ?FORALL(Max, oneof([any(), integer(), elements([0, 1, 1 bsl 64, 1 bsl 70, -1, 1.0])]),
             begin
@@ -236,7 +262,8 @@ model_native(C) ->
                                           andalso V rem 8 =:= 0 end},
               {ring_bytes, fun(V) -> is_integer(V) andalso V >= 65536 andalso V =< 1 bsl 26
                                          andalso V band (V - 1) =:= 0 end},
-              {threads, fun valid_kinds/1}],
+              {threads, fun valid_kinds/1},
+              {vm_internals, fun is_boolean/1}],
     case lists:all(fun({K, F}) -> not maps:is_key(K, C) orelse F(maps:get(K, C)) end, Checks) of
         false -> badarg;
         true ->
@@ -269,4 +296,5 @@ native_pair() ->
            {ring_bytes, elements([65536, 131072, 1 bsl 20, 1 bsl 26, 1 bsl 27, 100000, 0])},
            {threads, oneof([list(elements([normal, dirty_cpu, dirty_io])),
                             elements([normal, [foo], [normal | dirty_io]])])},
+           {vm_internals, boolean_like()},
            {any(), any()}]).

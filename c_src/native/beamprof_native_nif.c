@@ -127,7 +127,8 @@ static void bp_upgrade_native(ErlNifEnv *env, struct bp_nstate *st,
         return;
     bp_native_adopt(n, &nc);
     void *foreign;
-    (void)bp_native_start(n, &nc.opts, ch, &foreign);
+    /* A carry of abi 1 does not say: the VM's internals are not read. */
+    (void)bp_native_start(n, &nc.opts, nc.abi >= 2 && nc.vm_internals, ch, &foreign);
 }
 
 static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM info)
@@ -178,11 +179,11 @@ static ErlNifFunc nif_funcs[] = {
     {"nif_stop", 0, bp_native_stop_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
     /* Dirty CPU: DWARF unwinding of up to Max samples (tens of us each). */
     {"nif_drain", 1, bp_native_drain_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
-    {"nif_info", 0, bp_native_info_nif, 0},
+    {"nif_info", 1, bp_native_info_nif, 0},
     /* Dirty CPU: dladdr is linear in an object's symbols; the JIT table
      * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
     {"nif_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
-    {"nif_jit_symbols", 0, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"nif_jit_symbols", 1, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
 };
 
 ERL_NIF_INIT(beamprof_native_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)

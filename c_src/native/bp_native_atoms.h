@@ -59,7 +59,10 @@
     X(scan)                                                                  \
     X(leaf)                                                                  \
     X(thread_kinds)                                                          \
-    X(channel)
+    X(channel)                                                               \
+    X(vm_internals)                                                          \
+    X(internal_reads)                                                        \
+    X(jit_walks)
 
 #define BP_NATIVE_ATOM_DECL(name) ERL_NIF_TERM name;
 struct bp_native_atoms {

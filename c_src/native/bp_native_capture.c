@@ -85,11 +85,16 @@ static void bp_regs_of(const ucontext_t *uc, struct bp_regs *r)
 /* JIT frames of a sample taken in JIT code: the frame-pointer walk from
  * bp, with the [RSP] fix-up (at a function's entry, right after `leave`,
  * and in frameless code the return address is at [RSP] and not yet, or no
- * longer, in the chain); without frame pointers, a return-address scan. */
-int bp_ncap_walk_jit(int frame_pointers, struct bp_mem *m, const struct bp_ranges_buf *rb,
+ * longer, in the chain); without frame pointers, a return-address scan;
+ * with neither allowed, nothing. */
+int bp_ncap_walk_jit(int walk, struct bp_mem *m, const struct bp_ranges_buf *rb,
                      const struct bp_regs *r, uint64_t *out, int max, uint16_t *flags)
 {
-    if (!frame_pointers) {
+    if (walk == BP_WALK_LEAF) {
+        *flags |= BP_NS_LEAF;
+        return 0;
+    }
+    if (walk != BP_WALK_FP) {
         int n = bp_jit_scan(m, rb, r->sp, BP_NCAP_SCAN_LIMIT, out, max);
         *flags |= BP_NS_SCAN | (n == max ? BP_NS_DEPTH : 0);
         return n;
@@ -229,8 +234,8 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
     int n = 0, max = (int)run->cfg.depth;
     s->fp_start = r.bp;
     if (kind == BP_RANGE_JIT) {
-        n = bp_ncap_walk_jit(run->cfg.frame_pointers, &m, rb, &r, addrs, max, &s->flags);
-    } else if (run->cfg.frame_pointers && slot->kind == 0 /* BP_THREAD_NORMAL */) {
+        n = bp_ncap_walk_jit(run->cfg.jit_walk, &m, rb, &r, addrs, max, &s->flags);
+    } else if (run->cfg.jit_walk == BP_WALK_FP && slot->kind == 0 /* BP_THREAD_NORMAL */) {
         /* Dirty schedulers' native stacks never lead to the Erlang stack
          * of the process they run: no chain to look for. */
         n = bp_find_chain(&m, rb, &r, (const uint8_t *)(s + 1), s->stack_len, addrs, max,
@@ -244,6 +249,8 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
             s->stitch_len = (uint32_t)bp_self_read(run, s->fp_start - BP_NCAP_STITCH,
                                                    (uint8_t *)(addrs + n), BP_NCAP_STITCH);
     }
+    if (s->flags & (BP_NS_WALKED | BP_NS_SCAN))
+        atomic_fetch_add_explicit(&slot->walks, 1, memory_order_relaxed);
     s->seq = atomic_fetch_add_explicit(&run->seq, 1, memory_order_relaxed);
     s->weight = weight;
     s->nfp = (uint16_t)n;

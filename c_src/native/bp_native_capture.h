@@ -42,7 +42,18 @@ struct bp_ncap_config {
     uint32_t depth;       /* max frames kept from the walk, 1..1024 */
     uint32_t stack_bytes; /* C stack window copied, 0..65536, multiple of 8 */
     uint32_t ring_bytes;  /* per thread, power of two */
-    int frame_pointers;   /* JIT code keeps frame pointers (erts_frame_layout) */
+    int jit_walk;         /* enum bp_ncap_walk: how the JIT's frames are read */
+};
+
+/* How a sample's JIT frames are read. The first two read the VM's own
+ * stack (the Erlang process's frames): the caller picks them only when the
+ * vm_internals option allows it. */
+enum bp_ncap_walk {
+    BP_WALK_SCAN = 0, /* a return-address scan (JIT code without frame pointers) */
+    BP_WALK_FP = 1,   /* the frame-pointer walk (erts_frame_layout 1); also the
+                         Erlang chain of samples taken in C code */
+    BP_WALK_LEAF = 2  /* none: a JIT sample is its ip alone, a C sample its
+                         C frames (DWARF) down to the JIT code that called them */
 };
 
 /* Flags of a sample record. */
@@ -53,6 +64,7 @@ struct bp_ncap_config {
 #define BP_NS_SCAN 0x10u     /* addrs come from a return-address scan */
 #define BP_NS_WALKED 0x20u   /* a walk was attempted (bp outside the window) */
 #define BP_NS_DEPTH 0x40u    /* the walk stopped at the depth cap */
+#define BP_NS_LEAF 0x80u     /* a JIT sample whose frames were not read (BP_WALK_LEAF) */
 
 /* One sample in a ring: this header, stack_len bytes of stack copied from
  * regs.sp (padded to 8), nfp return addresses (innermost first), then
@@ -108,6 +120,7 @@ struct bp_ncap_slot {
     _Atomic uint64_t paused;      /* gate closed */
     _Atomic uint64_t lost_weight; /* weights of dropped and paused */
     _Atomic uint64_t handler_ns;  /* thread CPU time spent in the handler */
+    _Atomic uint64_t walks;       /* samples whose JIT/Erlang stack was read */
 };
 
 struct bp_ncap_run {

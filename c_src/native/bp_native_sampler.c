@@ -241,8 +241,21 @@ static void bp_channel_drop(struct bp_native *n)
     n->ch = NULL;
 }
 
+/* The frame layout, its source and the walk a start with vm_internals
+ * uses. erts_frame_layout: 1 when JIT code keeps frame pointers (+JPperf
+ * map | true, and fp on OTP 26+), 0 without, -1 when beam.smp says nothing
+ * (see bp_sym_frame_layout_from) or vm_internals forbids asking: then
+ * nothing is read and the frame-layout cache is not touched. */
+static enum bp_ncap_walk bp_walk_choose(int vm_internals, int *layout,
+                                        enum bp_fl_source *source)
+{
+    *source = BP_FL_NONE;
+    *layout = vm_internals ? bp_sym_frame_layout_from(source) : -1;
+    return !vm_internals ? BP_WALK_LEAF : *layout == 1 ? BP_WALK_FP : BP_WALK_SCAN;
+}
+
 static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
-                           const struct bp_channel *ch, void **foreign)
+                           int vm_internals, const struct bp_channel *ch, void **foreign)
 {
     if (n->retired)
         return BP_NATIVE_RETIRED;
@@ -256,10 +269,10 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
         n->run = NULL;
     }
     n->opts = *o;
-    /* erts_frame_layout: 1 when JIT code keeps frame pointers (+JPperf
-     * map | true, and fp on OTP 26+), 0 without, -1 when beam.smp says
-     * nothing (the emulator flavour; see bp_sym_frame_layout_from). */
-    n->opts.cap.frame_pointers = bp_sym_frame_layout() == 1;
+    n->vm_internals = vm_internals;
+    int layout;
+    enum bp_fl_source source;
+    n->opts.cap.jit_walk = (int)bp_walk_choose(vm_internals, &layout, &source);
     bp_channel_hold(n, ch);
     size_t count = ch->threads(ch->threads_ctx, n->sel, BP_THREADS_MAX);
     struct bp_ncap_run *run = bp_ncap_run_new(&n->opts.cap, count + BP_SPARE_SLOTS,
@@ -290,11 +303,11 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
     return BP_NATIVE_OK;
 }
 
-int bp_native_start(struct bp_native *n, const struct bp_native_opts *o,
+int bp_native_start(struct bp_native *n, const struct bp_native_opts *o, int vm_internals,
                     const struct bp_channel *ch, void **foreign)
 {
     pthread_mutex_lock(&n->ctl);
-    int rc = bp_start_locked(n, o, ch, foreign);
+    int rc = bp_start_locked(n, o, vm_internals != 0, ch, foreign);
     pthread_mutex_unlock(&n->ctl);
     return rc;
 }
@@ -322,12 +335,13 @@ void bp_native_handover(struct bp_native *n, struct bp_native_carry *carry)
     struct bp_native_carry c;
     memset(&c, 0, sizeof c);
     c.size = sizeof c;
-    c.abi = 1;
+    c.abi = 2;
     c.handler = bp_ncap_handler_addr();
     if (n != NULL) {
         pthread_mutex_lock(&n->ctl);
         c.was_running = n->running;
         c.opts = n->opts;
+        c.vm_internals = n->vm_internals;
         bp_stop_locked(n);
         n->retired = 1;
         pthread_mutex_unlock(&n->ctl);
@@ -412,7 +426,8 @@ static int bp_stitch(const struct bp_nsample *s, const struct bp_ranges_buf *rb,
  *                     (the copied window too short, garbage), code without
  *                     unwind info that is not JIT code, or a chain that does
  *                     not join the unwind;
- *   BP_TRUNC_UNROOTED JIT code was reached but no Erlang chain was found:
+ *   BP_TRUNC_UNROOTED JIT code was reached but no Erlang chain was found (or
+ *                     none was looked for: BP_WALK_LEAF):
  *                     complete when that code is the scheduler loop
  *                     ($global::process_main, no process running), else an
  *                     Erlang chain was expected and is missing. Only names
@@ -429,8 +444,8 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
         out[n++] = s->regs.ip;
         if (s->flags & BP_NS_DEPTH) /* set by the JIT walk only */
             *truncated = BP_TRUNC_YES;
-        else if ((s->flags & BP_NS_WALKED) && !(s->flags & BP_NS_FP_END))
-            *truncated = BP_TRUNC_UNROOTED;
+        else if ((s->flags & (BP_NS_WALKED | BP_NS_LEAF)) && !(s->flags & BP_NS_FP_END))
+            *truncated = BP_TRUNC_UNROOTED; /* the leaf alone: complete in the loop only */
     } else {
         struct bp_regs at;
         memset(&at, 0, sizeof at);
@@ -544,12 +559,13 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
 
 /* ---------------------------------------------------------------- stats */
 
-void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
+void bp_native_stats(struct bp_native *n, int vm_internals, struct bp_native_stats *st)
 {
     memset(st, 0, sizeof *st);
     enum bp_fl_source src;
-    st->frame_pointers = bp_sym_frame_layout_from(&src);
+    st->jit_walk = (int)bp_walk_choose(vm_internals, &st->frame_pointers, &src);
     st->frame_layout_source = (int)src;
+    st->internal_reads = bp_sym_internal_reads();
     if (n == NULL)
         return;
     pthread_mutex_lock(&n->ctl);
@@ -576,6 +592,7 @@ void bp_native_stats(struct bp_native *n, struct bp_native_stats *st)
             st->paused += atomic_load(&s->paused);
             st->lost_weight += atomic_load(&s->lost_weight);
             st->handler_ns += atomic_load(&s->handler_ns);
+            st->jit_walks += atomic_load(&s->walks);
             st->cpu_ns += s->cpu_last - s->cpu_start;
             st->threads += atomic_load(&s->state) == BP_SLOT_ACTIVE && n->running;
             st->pending += bp_nring_used(&s->ring);

@@ -29,7 +29,7 @@
 #define BP_NATIVE_KIND_ALL 7u /* 1 << enum bp_thread_type, all three */
 
 struct bp_native_opts {
-    struct bp_ncap_config cap; /* hz, depth, stack_bytes, ring_bytes */
+    struct bp_ncap_config cap; /* hz, depth, stack_bytes, ring_bytes (jit_walk: set by start) */
     unsigned kinds;            /* mask of 1 << enum bp_thread_type */
 };
 
@@ -40,6 +40,7 @@ struct bp_native_carry {
     int was_running;
     struct bp_native_opts opts;
     void *handler; /* the old instance's SIGPROF handler */
+    int vm_internals; /* abi 2+: the run's vm_internals (an abi 1 carry: read as 0) */
 };
 
 enum bp_native_err {
@@ -65,6 +66,7 @@ struct bp_native {
     int retired;
     void *also_ours;         /* a previous instance's handler (upgrade) */
     struct bp_native_opts opts;
+    int vm_internals; /* the last start's (handed over on upgrade) */
     int64_t started_ns, stopped_ns; /* CLOCK_MONOTONIC */
     uint64_t drained;
     struct bp_range *ranges_tmp;    /* BP_RANGES_MAX, for refreshes */
@@ -86,8 +88,11 @@ struct bp_native_stats {
     int running;
     uint32_t hz, depth, stack_bytes, ring_bytes;
     unsigned kinds;
-    int frame_pointers; /* 1, 0, or -1 when beam.smp does not say */
+    int frame_pointers; /* 1, 0, or -1 when beam.smp does not say (or was not asked) */
     int frame_layout_source; /* enum bp_fl_source: where frame_pointers came from */
+    int jit_walk;       /* enum bp_ncap_walk: what a start would use */
+    uint64_t internal_reads; /* bp_sym_internal_reads(): image-wide */
+    uint64_t jit_walks; /* samples of the last run whose JIT/Erlang stack was read */
     uint64_t samples, weighted, dropped, paused, lost_weight, stray;
     uint64_t cpu_ns;    /* CPU time of the sampled threads during the run */
     uint64_t wall_ns;
@@ -109,8 +114,12 @@ struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, int create);
  * while its gate is closed. ch must have passed bp_channel_check; on
  * success the run keeps it (enif_keep_resource) until stop. Returns an enum
  * bp_native_err; on BP_NATIVE_FOREIGN, *foreign is the installed handler.
- * Scheduler threads only (reads erts_frame_layout through dlsym). */
-int bp_native_start(struct bp_native *n, const struct bp_native_opts *o,
+ * With vm_internals set, reads the frame layout (bp_sym_frame_layout_from)
+ * and walks JIT frames by it (BP_WALK_FP, else BP_WALK_SCAN); with it 0,
+ * reads no VM internals at all: the layout is unknown, the frame-layout
+ * cache is neither consulted nor filled, and the walk is BP_WALK_LEAF.
+ * Scheduler threads only (may dlsym). */
+int bp_native_start(struct bp_native *n, const struct bp_native_opts *o, int vm_internals,
                     const struct bp_channel *ch, void **foreign);
 
 /* Stops: the rescan thread joined, every timer deleted, no handler running
@@ -122,7 +131,11 @@ void bp_native_stop(struct bp_native *n);
  * {Kind, Index, Weight, Truncated, Addrs}. Any thread with an env. */
 ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max);
 
-void bp_native_stats(struct bp_native *n, struct bp_native_stats *s);
+/* Statistics (n may be NULL). The frame layout, its source and the walk
+ * are what a start with vm_internals uses: looked up when it is set (the
+ * layout is the VM's, fixed at boot: the same for every start), else
+ * unknown (-1, BP_FL_NONE, BP_WALK_LEAF) without reading anything. */
+void bp_native_stats(struct bp_native *n, int vm_internals, struct bp_native_stats *s);
 
 /* Upgrade: stops this instance for good (it never starts again) and fills
  * the carry for the next one (up to carry->size bytes). */

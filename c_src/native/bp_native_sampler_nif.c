@@ -5,9 +5,12 @@
  *   nif_start(Config, Channel) -> ok | {error, Reason}  dirty IO
  *   nif_stop() -> ok                                    dirty IO
  *   nif_drain(Max) -> [Sample]                          dirty CPU
- *   nif_info() -> map()                                 normal (a lock held
+ *   nif_info(VmInternals) -> map()                      normal (a lock held
  *                                                       for at most one
  *                                                       drain batch)
+ *
+ * Config's vm_internals (a boolean, default true) and info's VmInternals
+ * say whether the VM's internals may be read (bp_native_start).
  */
 #include "bp_native_sampler_nif.h"
 
@@ -45,6 +48,25 @@ static int bp_opt_uint(ErlNifEnv *env, ERL_NIF_TERM map, ERL_NIF_TERM key, unsig
     return 1;
 }
 
+/* A boolean term: 1 true, 0 false, -1 anything else. */
+static int bp_bool(ERL_NIF_TERM v)
+{
+    return enif_is_identical(v, bp_native_atom.true)    ? 1
+           : enif_is_identical(v, bp_native_atom.false) ? 0
+                                                        : -1;
+}
+
+/* vm_internals: absent (1) or a boolean. -1 when ill-typed. */
+static int bp_opt_internals(ErlNifEnv *env, ERL_NIF_TERM map, int *out)
+{
+    ERL_NIF_TERM v;
+    *out = 1;
+    if (!enif_get_map_value(env, map, bp_native_atom.vm_internals, &v))
+        return 0;
+    *out = bp_bool(v);
+    return *out < 0 ? -1 : 1;
+}
+
 /* threads: a non-empty proper list of normal | dirty_cpu | dirty_io. */
 static int bp_opt_kinds(ErlNifEnv *env, ERL_NIF_TERM map, unsigned *kinds)
 {
@@ -71,8 +93,10 @@ static int bp_opt_kinds(ErlNifEnv *env, ERL_NIF_TERM map, unsigned *kinds)
 }
 
 /* Reads the config map; 0 = badarg. */
-static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_opts *o)
+static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_opts *o,
+                            int *vm_internals)
 {
+    *vm_internals = 1;
     memset(o, 0, sizeof *o);
     o->cap.hz = BP_DEFAULT_HZ;
     o->cap.depth = BP_DEFAULT_DEPTH;
@@ -84,7 +108,7 @@ static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_o
         bp_opt_uint(env, map, bp_native_atom.depth, 1, BP_NCAP_MAX_DEPTH, &o->cap.depth) < 0 ||
         bp_opt_uint(env, map, bp_native_atom.stack_bytes, 0, 65536, &o->cap.stack_bytes) < 0 ||
         bp_opt_uint(env, map, bp_native_atom.ring_bytes, 65536, 1u << 26, &o->cap.ring_bytes) < 0 ||
-        bp_opt_kinds(env, map, &o->kinds) < 0)
+        bp_opt_kinds(env, map, &o->kinds) < 0 || bp_opt_internals(env, map, vm_internals) < 0)
         return 0;
     uint32_t r = o->cap.ring_bytes;
     return (o->cap.stack_bytes & 7u) == 0 && (r & (r - 1)) == 0;
@@ -120,7 +144,8 @@ ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     struct bp_native_opts o;
     const struct bp_channel *ch;
     ERL_NIF_TERM refused;
-    if (!bp_native_config(env, argv[0], &o))
+    int internals;
+    if (!bp_native_config(env, argv[0], &o, &internals))
         return enif_make_badarg(env);
     int got = bp_native_channel_read(env, argv[1], &ch, &refused);
     if (got < 0)
@@ -136,7 +161,7 @@ ERL_NIF_TERM bp_native_start_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     if (n == NULL)
         return bp_err(env, bp_native_atom.enomem);
     void *foreign = NULL;
-    switch (bp_native_start(n, &o, ch, &foreign)) {
+    switch (bp_native_start(n, &o, internals, ch, &foreign)) {
     case BP_NATIVE_OK:
         return bp_native_atom.ok;
     case BP_NATIVE_ALREADY:
@@ -207,9 +232,11 @@ static ERL_NIF_TERM bp_fl_source_term(int source)
                                      : bp_native_atom.none;
 }
 
-static ERL_NIF_TERM bp_mode_term(int fp)
+static ERL_NIF_TERM bp_mode_term(int walk)
 {
-    return fp == 1 ? bp_native_atom.fp : fp == 0 ? bp_native_atom.scan : bp_native_atom.leaf;
+    return walk == BP_WALK_FP     ? bp_native_atom.fp
+           : walk == BP_WALK_SCAN ? bp_native_atom.scan
+                                  : bp_native_atom.leaf;
 }
 
 static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)
@@ -227,9 +254,11 @@ static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)
 ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
-    (void)argv;
+    int internals = bp_bool(argv[0]);
+    if (internals < 0)
+        return enif_make_badarg(env);
     struct bp_native_stats s;
-    bp_native_stats(bp_native_of(env), &s);
+    bp_native_stats(bp_native_of(env), internals, &s);
     uint64_t signals = s.samples + s.dropped + s.paused;
     double eff = s.cpu_ns > 0 ? (double)signals * 1e9 / (double)s.cpu_ns : 0.0;
     const struct bp_native_atoms *a = &bp_native_atom;
@@ -239,13 +268,14 @@ ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         a->effective_hz,  a->cpu_ns,      a->wall_ns,      a->threads,        a->slots,
         a->stray,         a->pending_bytes, a->drained,    a->rescans,        a->stack_bytes,
         a->ring_bytes,    a->thread_kinds, a->handler_ns,  a->drain_ns,       a->rescan_ns,
-        a->overhead_pct,  a->frame_layout_source};
+        a->overhead_pct,  a->frame_layout_source, a->vm_internals, a->internal_reads,
+        a->jit_walks};
     ERL_NIF_TERM values[] = {
         s.running ? bp_native_atom.true : bp_native_atom.false,
         enif_make_uint(env, s.hz),
         enif_make_uint(env, s.depth),
         bp_fp_term(s.frame_pointers),
-        bp_mode_term(s.frame_pointers),
+        bp_mode_term(s.jit_walk),
         enif_make_uint64(env, s.samples),
         enif_make_uint64(env, s.weighted),
         enif_make_uint64(env, s.dropped),
@@ -271,6 +301,9 @@ ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
                                                   (double)s.cpu_ns
                                             : 0.0),
         bp_fl_source_term(s.frame_layout_source),
+        internals ? bp_native_atom.true : bp_native_atom.false,
+        enif_make_uint64(env, s.internal_reads),
+        enif_make_uint64(env, s.jit_walks),
     };
     ERL_NIF_TERM map;
     size_t nk = sizeof keys / sizeof keys[0];

@@ -375,6 +375,18 @@ static int bp_chain_same(uint64_t desc, const uint64_t *chain, size_t n)
 
 /* ---------------------------------------- locating beam.smp's descriptor */
 
+static _Atomic uint64_t bp_internal_reads;
+
+uint64_t bp_sym_internal_reads(void)
+{
+    return atomic_load(&bp_internal_reads);
+}
+
+static void bp_count_internal_read(void)
+{
+    atomic_fetch_add(&bp_internal_reads, 1);
+}
+
 #define BP_SCAN_CHUNK 65536u
 #define BP_RW_SEGS_MAX 8
 
@@ -382,6 +394,7 @@ int bp_jit_frame_layout(uint64_t desc)
 {
     uint64_t at, prev = 0;
     size_t n = 0;
+    bp_count_internal_read();
     if (bp_read_first(desc, &at) != 0)
         return -1;
     while (at != 0 && n++ < BP_JIT_MAX_ENTRIES) {
@@ -400,6 +413,7 @@ int bp_jit_frame_layout(uint64_t desc)
 
 uint64_t bp_jit_find_descriptor(uint64_t lo, uint64_t hi, int *layout)
 {
+    bp_count_internal_read();
     uint8_t *buf = malloc(BP_SCAN_CHUNK + 24);
     if (buf == NULL)
         return 0;
@@ -484,6 +498,7 @@ int bp_sym_frame_layout_from(enum bp_fl_source *source)
     static _Atomic int cached; /* 0 unknown, else 1 + layout + 2 * source */
     int c = atomic_load(&cached), layout = -1, how;
     enum bp_fl_source src = BP_FL_NONE;
+    bp_count_internal_read();
     if (c != 0) {
         layout = (c - 1) % 2;
         src = (enum bp_fl_source)((c - 1) / 2);
@@ -515,6 +530,7 @@ enum bp_jit_status bp_jit_snapshot(uint64_t desc, struct bp_jit_table *t)
 {
     enum bp_jit_status status = BP_JIT_INCONSISTENT;
     int located = 0, layout;
+    bp_count_internal_read();
     if (desc == 0)
         desc = bp_main_descriptor(&located, &layout);
     if (desc == 0)

@@ -25,6 +25,11 @@
  * bytes; the layout of OTP 25, 27 and 29, checked by beamprof_symbols_SUITE
  * against erts_frame_layout where both exist and against +JPperf where only
  * the record does; a record of another size is not read).
+ *
+ * All three read the VM's private memory or layout: with the vm_internals
+ * option false, nothing here but bp_sym_describe (dladdr, .eh_frame) is
+ * called (bp_native_start, nif_info and nif_jit_symbols check the flag
+ * first), and bp_sym_internal_reads counts the calls that read.
  */
 #ifndef BP_SYMBOLS_H
 #define BP_SYMBOLS_H
@@ -124,5 +129,13 @@ int bp_jit_parse_symfile(const uint8_t *buf, size_t len, struct bp_jit_table *t)
 enum bp_jit_status bp_jit_snapshot(uint64_t descriptor_addr, struct bp_jit_table *t);
 
 void bp_jit_table_free(struct bp_jit_table *t);
+
+/* How many calls of bp_sym_frame_layout_from, bp_jit_frame_layout,
+ * bp_jit_find_descriptor and bp_jit_snapshot this library image has made
+ * (a cached answer counts: it was read from the VM once). Every read of
+ * erts_frame_layout, of the GDB JIT list and every search for its
+ * descriptor goes through one of them, so 0 proves none was made (the
+ * vm_internals option; beamprof_native_nif:info/0's internal_reads). */
+uint64_t bp_sym_internal_reads(void);
 
 #endif

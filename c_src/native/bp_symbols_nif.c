@@ -2,8 +2,10 @@
  * wrappers registered in beamprof_native_nif.c's table.
  *
  *   nif_symbolize([Addr]) -> [binary() | undefined]           (dirty CPU)
- *   nif_jit_symbols() -> {ok, [{Start, End, Name}], Info} | {error, R}
- *                                                              (dirty CPU)
+ *   nif_jit_symbols(VmInternals) -> {ok, [{Start, End, Name}], Info}
+ *                                    | {error, R}              (dirty CPU)
+ *     VmInternals false: {error, vm_internals_off}, nothing read; not a
+ *     boolean: badarg.
  *     Info: modules, skipped, symbols, frame_layout (the emulator record's:
  *     0 | 1 | undefined), descriptor (dlsym | search: how beam.smp's
  *     __jit_debug_descriptor was found; search on OTP 29, which hides it)
@@ -35,7 +37,10 @@
     X(frame_layout)                                                          \
     X(descriptor)                                                            \
     X(dlsym)                                                                 \
-    X(search)
+    X(search)                                                                \
+    X(true)                                                                  \
+    X(false)                                                                 \
+    X(vm_internals_off)
 
 #define BP_SYM_ATOM_DECL(name) ERL_NIF_TERM name;
 static struct {
@@ -127,7 +132,10 @@ static ERL_NIF_TERM bp_jit_table_term(ErlNifEnv *env, const struct bp_jit_table 
 ERL_NIF_TERM bp_native_jit_symbols_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
-    (void)argv;
+    if (enif_is_identical(argv[0], bp_sym_atom.false))
+        return bp_sym_error(env, bp_sym_atom.vm_internals_off);
+    if (!enif_is_identical(argv[0], bp_sym_atom.true))
+        return enif_make_badarg(env);
     struct bp_jit_table t;
     memset(&t, 0, sizeof t);
     enum bp_jit_status s = bp_jit_snapshot(0, &t);

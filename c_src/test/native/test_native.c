@@ -312,6 +312,18 @@ BP_TEST(jit_walk_rsp_fixup)
     n = bp_ncap_walk_jit(1, &m, b, &r, out, 2, &flags);
     CHECK(n == 2 && out[0] == 0x5100 && out[1] == 0x5300);
     CHECK((flags & BP_NS_FIXUP) && (flags & BP_NS_DEPTH) && !(flags & BP_NS_FP_END));
+
+    /* 6. BP_WALK_LEAF (vm_internals off): no frame, no read of the stack. */
+    m = fake_mem(&f, buf, sizeof buf);
+    flags = 0;
+    n = bp_ncap_walk_jit(BP_WALK_LEAF, &m, b, &r, out, 8, &flags);
+    CHECK(n == 0 && m.reads == 0 && flags == BP_NS_LEAF);
+
+    /* 7. BP_WALK_SCAN reads the stack: every JIT word, innermost first. */
+    m = fake_mem(&f, buf, sizeof buf);
+    flags = 0;
+    n = bp_ncap_walk_jit(BP_WALK_SCAN, &m, b, &r, out, 8, &flags);
+    CHECK(n >= 2 && m.reads > 0 && out[0] == 0x5100 && (flags & BP_NS_SCAN));
     bp_ranges_leave(b);
 }
 
@@ -390,6 +402,8 @@ BP_TEST(capture_busy_thread)
     CHECK(paused > 0);
     CHECK((double)(weighted + lost) > expected * 0.5 && (double)(weighted + lost) < expected * 1.5);
     CHECK(atomic_load(&s->dropped) == 0);
+    /* BP_WALK_FP on a normal thread: every C sample looked for an Erlang chain */
+    CHECK(atomic_load(&s->walks) == samples);
     /* every record: registers, a window copied from the C stack (no JIT
      * ranges known here), in order */
     uint64_t n = 0, last_seq = 0;

@@ -280,13 +280,22 @@ BP_TEST(describes_addresses)
     char tiny[4];
     n = bp_sym_describe((uint64_t)(uintptr_t)&qsort, tiny, sizeof tiny);
     CHECK(n == 3 && tiny[3] == '\0');
-    /* not a BEAM: no erts_frame_layout, no descriptor in our data */
+    /* not a BEAM: no erts_frame_layout, no descriptor in our data; each
+     * lookup counts as a read of VM internals, dladdr does not */
+    uint64_t reads = bp_sym_internal_reads();
+    (void)bp_sym_describe((uint64_t)(uintptr_t)&qsort, name, sizeof name);
+    CHECK(bp_sym_internal_reads() == reads);
     enum bp_fl_source src = BP_FL_SYMBOL;
     CHECK(bp_sym_frame_layout_from(&src) == -1 && src == BP_FL_NONE);
+    CHECK(bp_sym_internal_reads() > reads);
+    reads = bp_sym_internal_reads();
     CHECK(bp_sym_frame_layout() == -1);
+    CHECK(bp_sym_internal_reads() > reads);
+    reads = bp_sym_internal_reads();
     struct bp_jit_table t;
     memset(&t, 0, sizeof t);
     CHECK(bp_jit_snapshot(0, &t) == BP_JIT_NO_DESCRIPTOR);
+    CHECK(bp_sym_internal_reads() > reads);
 }
 
 const struct bp_test_case bp_symbols_tests[] = {
