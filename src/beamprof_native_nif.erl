@@ -158,17 +158,7 @@ text(Chars) ->
 lib_path() ->
     case os:getenv("BEAMPROF_NATIVE_NIF") of
         Path when is_list(Path), Path =/= "" -> Path;
-        _ -> filename:join(priv_dir(), ?NIF_LIB)
-    end.
-
--spec priv_dir() -> file:filename().
-priv_dir() ->
-    case code:priv_dir(beamprof) of
-        Dir when is_list(Dir) ->
-            Dir;
-        {error, bad_name} ->
-            Ebin = filename:dirname(code:which(?MODULE)),
-            filename:join(filename:dirname(Ebin), "priv")
+        _ -> filename:join(beamprof_nif:priv_dir(), ?NIF_LIB)
     end.
 
 %%--------------------------------------------------------------------

@@ -28,7 +28,7 @@ c_src/README.md, "The channel").
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
          sampler_info/0]).
--export([native_channel/0]).
+-export([native_channel/0, priv_dir/0]).
 
 %% Process and port scan (bp_scan_nif.c): see beamprof_scan.
 -export([scan_buf_new/0, scan_buf_put/2, scan_buf_take/2, scan_buf_info/1,
@@ -84,6 +84,9 @@ nif_path() ->
         _ -> filename:join(priv_dir(), ?NIF_LIB)
     end.
 
+%% @doc beamprof's priv directory, where both C libraries are built; found
+%% beside ebin/ when the application is not known to the code server (a bare
+%% `erl -pa ebin').
 -spec priv_dir() -> file:filename().
 priv_dir() ->
     case code:priv_dir(beamprof) of

@@ -153,16 +153,26 @@ static struct bp_state *bp_st(ErlNifEnv *env)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* What load and upgrade both do first: atoms, the scan's resource types, a
+ * fresh state with this instance's channel type. NULL on failure. */
+static struct bp_state *bp_instance_open(ErlNifEnv *env)
+{
+    bp_atoms_make(env);
+    if (bp_scan_open(env) != 0)
+        return NULL;
+    struct bp_state *st = bp_state_new();
+    if (st == NULL)
+        return NULL;
+    st->channel_type = bp_core_channel_open(env);
+    return st;
+}
+
 static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
 {
     (void)info;
-    bp_atoms_make(env);
-    if (bp_scan_open(env) != 0)
-        return 1;
-    struct bp_state *st = bp_state_new();
+    struct bp_state *st = bp_instance_open(env);
     if (st == NULL)
         return 1;
-    st->channel_type = bp_core_channel_open(env);
     *priv = st;
     return 0;
 }
@@ -181,13 +191,9 @@ static void bp_upgrade_native(struct bp_state_header *old)
 static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM info)
 {
     (void)info;
-    bp_atoms_make(env);
-    if (bp_scan_open(env) != 0)
-        return 1;
-    struct bp_state *st = bp_state_new();
+    struct bp_state *st = bp_instance_open(env);
     if (st == NULL)
         return 1;
-    st->channel_type = bp_core_channel_open(env);
     struct bp_state_header *old = old_priv ? *old_priv : NULL;
     if (old != NULL && old->magic == BP_STATE_MAGIC && old->stop != NULL) {
         struct bp_carry carry;
