@@ -449,7 +449,7 @@ reload_leaves_nothing(_Config) ->
     %% purge + delete + purge + load: a fresh load (no thread carried)
     [reload_fresh(BaseTasks) || _ <- lists:seq(1, 20)],
     ok = purge(),
-    ?assertEqual(BaseTasks, task_count()),
+    ok = wait_until(fun() -> task_count() =:= BaseTasks end, 5000),
     ?assertEqual(BaseFds, fd_count()),
     #{rss := Rss1} = ?NIF:memory(),
     ct:log("RSS before ~p after ~p reloads: ~p KB more", [Rss0, 140, (Rss1 - Rss0) div 1024]),
@@ -489,7 +489,9 @@ reload_fresh(BaseTasks) ->
     ok = purge(),
     true = code:delete(?NIF),
     ok = purge(),
-    ?assertEqual(BaseTasks, task_count()),
+    %% the library's unload (which joins the thread) may run after purge
+    %% returns: on OTP 27 a count of one more was seen right after it
+    ok = wait_until(fun() -> task_count() =:= BaseTasks end, 5000),
     {module, ?NIF} = load_nif_module(),
     #{running := false} = ?NIF:sampler_info(),
     open = ?NIF:gate().
