@@ -8,7 +8,7 @@
 
 -export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1,
          start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1,
-         native_suite/1]).
+         native_suite/1, beam_smp/0, beam_exports/1]).
 
 %% @doc For init_per_suite of a suite of the native sampler: loads its
 %% library and returns `Config'. Where the library cannot exist (a VM that
@@ -150,3 +150,20 @@ set_label(Label) ->
         true -> proc_lib:set_label(Label);
         false -> ok
     end.
+
+%% @doc The path of this VM's beam.smp.
+-spec beam_smp() -> file:filename().
+beam_smp() ->
+    filename:join([code:root_dir(), "erts-" ++ erlang:system_info(version), "bin", "beam.smp"]).
+
+%% @doc Whether beam.smp exports a dynamic symbol named Name, or a C++ one
+%% whose mangled name holds it (OTP 29's exports only the NIF and driver
+%% APIs: no erts_frame_layout, no __jit_debug_descriptor, none of its
+%% internal functions).
+-spec beam_exports(string()) -> boolean().
+beam_exports(Name) ->
+    Mangled = integer_to_list(length(Name)) ++ Name,
+    lists:any(fun(S) -> S =:= Name orelse string:find(S, Mangled) =/= nomatch end,
+              [lists:last(string:lexemes(L, " "))
+               || L <- string:split(os:cmd("nm -D --defined-only " ++ beam_smp()), "\n", all),
+                  L =/= ""]).

@@ -29,9 +29,6 @@ end_per_suite(_Config) ->
 %%--------------------------------------------------------------------
 %% Helpers
 
-beam_smp() ->
-    filename:join([code:root_dir(), "erts-" ++ erlang:system_info(version), "bin", "beam.smp"]).
-
 %% Load base of beam.smp in this VM: the start of its mapping at offset 0.
 beam_base() ->
     {ok, Maps} = file:read_file("/proc/self/maps"),
@@ -42,16 +39,9 @@ beam_base() ->
                      binary_to_integer(Off, 16) =:= 0],
     Base.
 
-%% Whether beam.smp exports Name (OTP 29's exports only the NIF and driver
-%% APIs: no erts_frame_layout, no __jit_debug_descriptor).
-exports(Name) ->
-    lists:member(Name, [lists:last(string:lexemes(L, " "))
-                        || L <- string:split(os:cmd("nm -D --defined-only " ++ beam_smp()),
-                                             "\n", all), L =/= ""]).
-
 %% beam.smp's defined dynamic function symbols: [{Value, Size, Name}].
 dynsyms() ->
-    Out = os:cmd("nm -D -S --defined-only " ++ beam_smp()),
+    Out = os:cmd("nm -D -S --defined-only " ++ beamprof_ct:beam_smp()),
     [{list_to_integer(V, 16), list_to_integer(S, 16), N}
      || Line <- string:split(Out, "\n", all),
         [V, S, T, N] <- [string:lexemes(Line, " ")], T =:= "T" orelse T =:= "t"].
@@ -127,7 +117,7 @@ gdb_jit_table(_Config) ->
     %% found by dlsym where beam.smp exports it, else by the search of its
     %% writable segments (OTP 29); the emulator's record: no frame pointers
     %% in this VM (no +JPperf)
-    Found = case exports("__jit_debug_descriptor") of
+    Found = case beamprof_ct:beam_exports("__jit_debug_descriptor") of
                 true -> dlsym;
                 false -> search
             end,
@@ -154,7 +144,7 @@ gdb_jit_table(_Config) ->
 %% erts_frame_layout where both exist, against the VM's flags where only
 %% the record does.
 frame_layout(_Config) ->
-    Source = case exports("erts_frame_layout") of
+    Source = case beamprof_ct:beam_exports("erts_frame_layout") of
                  true -> erts_frame_layout;
                  false -> gdb_jit
              end,

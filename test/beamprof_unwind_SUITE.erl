@@ -58,7 +58,12 @@ normal_scheduler_stops_at_jit(_Config) ->
     ?assertEqual(Lib1, Lib3),
     %% beam.smp (dladdr names the main program as it was invoked)
     ?assertNotEqual(Lib1, Beam),
-    ?assertMatch({match, _}, re:run(CallNif, "beam_jit_call_nif")),
+    %% named where beam.smp exports it; OTP 29's hides its internals, so
+    %% the frame is there, in beam.smp, without a name
+    case beamprof_ct:beam_exports("beam_jit_call_nif") of
+        true -> ?assertMatch({match, _}, re:run(CallNif, "beam_jit_call_nif"));
+        false -> ?assertEqual(none, CallNif)
+    end,
     %% then the first JIT address (in no loaded object), and nothing after it
     [{JitIp, none, none}] = Rest,
     #{ip := StopIp, sp := Sp, window_lo := Lo, window_hi := Hi} = Stop,
@@ -71,8 +76,15 @@ dirty_scheduler_reaches_thread_start(_Config) ->
     ?assertEqual('end', Why),
     Names = [S || {_, _, S} <- Frames],
     ?assertMatch(["bp_unwind_nif_capture", "bp_unwind_nif_middle" | _], Names),
-    ?assert(lists:member("erts_call_dirty_nif", Names)),
-    ?assert(lists:member("erts_dirty_process_main", Names)),
+    %% beam.smp's dirty scheduler frames: named where it exports them, else
+    %% (OTP 29) there without names
+    [?assert(lists:member(F, Names) orelse not beamprof_ct:beam_exports(F))
+     || F <- ["erts_call_dirty_nif", "erts_dirty_process_main"]],
+    %% (dladdr names the main program as it was invoked: beam.smp, rebar3...)
+    Main = [ok || {_, Obj, _} <- Frames, is_list(Obj),
+                  filename:basename(Obj) =/= "bp_unwind_nif.so",
+                  re:run(filename:basename(Obj), "^libc") =:= nomatch],
+    ?assert(length(Main) >= 2),
     %% every frame lies in a loaded object; the outermost are libc's
     %% thread start (start_thread, clone3)
     ?assertEqual([], [F || {_, none, _} = F <- Frames]),
