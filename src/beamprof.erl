@@ -266,8 +266,9 @@ profile_calls(Fun, Options) ->
 %% samples the whole VM's native stacks for Ms milliseconds and writes a
 %% CPU flame graph; Opts is an output path (`"cpu.svg"', `"cpu.html"') or a
 %% map with `output', `format' and native_start/1's options; returns
-%% `{ok, #{samples, weighted, effective_hz, truncated, paused, frame_source,
-%% file}}'.
+%% `{ok, #{samples, weighted, effective_hz, truncated, frame_source,
+%% hz, hz_under_gate, gate_closed_ms, gate_closed_pct, gated, stray, warnings,
+%% file}}' (see `beamprof_native').
 -spec flame_graph(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list();
                  (Ms, Opts) -> {ok, map()} | {error, term()} when
       Ms :: pos_integer(), Opts :: file:filename() | map().

@@ -12,8 +12,11 @@
 %% as root frame), `unit => samples', `title', `samples' (signals handled),
 %% `weighted' (samples weighted by timer overruns: CPU time in ticks),
 %% `truncated', `kinds' (weight per thread kind), `threads' (per
-%% `{Kind, Index}'), `effective_hz', `hz' (requested), `paused' (samples
-%% skipped while beamprof's load gate was closed), `dropped',
+%% `{Kind, Index}'), `effective_hz', `hz' (requested), `dropped',
+%% the gate and stray report of `beamprof_native_report' (`hz_under_gate',
+%% `gate_closed_ms', `gate_closed_pct', `gated', `thinned', `stray',
+%% `vm_readv': the sampler keeps sampling at `min(hz, 99)' per thread while
+%% beamprof's load gate is closed, and says so),
 %% `frame_source' (`perf_map' | `gdb_jit' | `none'), `frame_pointers',
 %% `frame_layout_source' (where `frame_pointers' was read: `erts_frame_layout'
 %% | `gdb_jit' | `none', see beamprof_native_nif:info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
@@ -30,6 +33,15 @@
 %% sample keeps its innermost function and a C sample its C frames down to
 %% the JIT code that called them, and `warnings' holds a `vm_internals_off'
 %% entry saying so.
+%%
+%% Warnings of a native profile (besides `vm_internals_off'):
+%% `native_rate_lowered', `native_no_samples', `native_leaf_only',
+%% `perf_map_missing' (see `beamprof_native_report').
+%%
+%% Events: `[beamprof, native, stop]' when a run's profile is built, with
+%% measurements `duration' (native units), `monotonic_time', `samples' and
+%% `weighted', and metadata `hz', `hz_under_gate', `gate_closed_ms',
+%% `stray', `frame_source' and `warnings'.
 -module(beamprof_native).
 -behaviour(gen_server).
 -include("beamprof_doc.hrl").
@@ -189,8 +201,9 @@ format_of(Path) ->
     end.
 
 write(Profile, Output, Format) ->
-    Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         frame_layout_source, hint, overhead, warnings], Profile),
+    Summary = maps:with([samples, weighted, effective_hz, truncated, frame_source,
+                         frame_layout_source, hint, overhead, warnings, hz, hz_under_gate,
+                         gate_closed_ms, gate_closed_pct, gated, stray, vm_readv], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -212,9 +225,10 @@ init({#{vm_internals := Internals} = Config, Opts}) ->
         ok ->
             _ = maybe_duration(Opts),
             erlang:send_after(drain_ms(Config), self(), drain),
-            {ok, #{sym => Sym, acc => beamprof_native_agg:new(), config => Config,
-                   collector_ns => 0,
-                   started => erlang:monotonic_time(millisecond), finished => undefined}};
+            State = #{sym => Sym, acc => beamprof_native_agg:new(), config => Config,
+                      collector_ns => 0, started => erlang:monotonic_time(millisecond),
+                      t0 => erlang:monotonic_time(), finished => undefined},
+            {ok, State#{stray0 => maps:get(stray, info(State), 0)}};
         {error, Reason} ->
             beamprof_native_sym:close(Sym),
             {stop, Reason}
@@ -284,7 +298,9 @@ finish(#{finished := undefined} = State) ->
     Drained = drain(State),
     Info = info(State),
     beamprof_native_sym:close(maps:get(sym, Drained)),
-    Drained#{finished := profile(Drained, Info)};
+    Profile = profile(Drained, Info),
+    ok = stop_event(Drained, Profile),
+    Drained#{finished := Profile};
 finish(State) ->
     State.
 
@@ -354,8 +370,17 @@ settle(K, I, W, unrooted, [?LOOP | _]) -> {K, I, W, false, [?LOOP]};
 settle(K, I, W, unrooted, Frames) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames};
 settle(K, I, W, T, Frames) -> {K, I, W, T, Frames}.
 
+stop_event(#{t0 := T0}, Profile) ->
+    Now = erlang:monotonic_time(),
+    beamprof_events:emit([native, stop],
+                         #{duration => Now - T0, monotonic_time => Now,
+                           samples => maps:get(samples, Profile, 0),
+                           weighted => maps:get(weighted, Profile, 0)},
+                         maps:with([hz, hz_under_gate, gate_closed_ms, stray, frame_source,
+                                    warnings], Profile)).
+
 profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Config,
-          started := Started, collector_ns := CollectorNs}, Info) ->
+          started := Started, collector_ns := CollectorNs, stray0 := Stray0}, Info) ->
     Totals = beamprof_native_agg:totals(Acc),
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
@@ -364,18 +389,28 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
-                   paused => maps:get(paused, Info, 0),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => FramePointers,
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
-                   duration_ms => erlang:monotonic_time(millisecond) - Started,
-                   warnings => warnings(Internals, Source)},
-    case {Internals, Source =/= none andalso FramePointers} of
-        {false, _} -> Base#{hint => <<?HINT_OFF>>};
-        {true, true} -> Base;
-        {true, false} -> Base#{hint => hint()}
-    end.
+                   duration_ms => erlang:monotonic_time(millisecond) - Started},
+    Hint = case {Internals, Source =/= none andalso FramePointers} of
+               {false, _} -> <<?HINT_OFF>>;
+               {true, true} -> undefined;
+               {true, false} -> hint()
+           end,
+    Report = beamprof_native_report:fields(Info, Stray0),
+    Warnings = warnings(Internals, Source) ++
+        beamprof_native_report:warnings(Info, missing_names(Internals, Hint)),
+    with_hint(maps:merge(Base, Report#{warnings => Warnings}), Hint).
+
+with_hint(Profile, undefined) -> Profile;
+with_hint(Profile, Hint) -> Profile#{hint => Hint}.
+
+%% The hint about Erlang frames, as the perf_map_missing warning's message
+%% (with vm_internals off, vm_internals_off says it).
+missing_names(true, Hint) -> Hint;
+missing_names(false, _Hint) -> undefined.
 
 warnings(true, _Source) ->
     [];

@@ -42,6 +42,7 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
                     stack_bytes => 0..65536,
                     ring_bytes => 65536..67108864,
                     vm_internals => boolean(),
+                    test_hooks => [deny_vm_readv | slow_start],
                     _ => _}.
 -type sample() :: {thread_type(), Index :: pos_integer(),
                    Weight :: pos_integer(), Truncated :: boolean() | unrooted,
@@ -55,7 +56,10 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
                   samples := non_neg_integer(),
                   weighted := non_neg_integer(),
                   dropped := non_neg_integer(),
-                  paused := non_neg_integer(),
+                  hz_under_gate := non_neg_integer(),
+                  thinned := non_neg_integer(),
+                  gated := non_neg_integer(),
+                  gate_closed_ns := non_neg_integer(),
                   lost_weight := non_neg_integer(),
                   effective_hz := float(),
                   cpu_ns := non_neg_integer(),
@@ -76,7 +80,9 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
                   frame_layout_source := erts_frame_layout | gdb_jit | none,
                   vm_internals := boolean(),
                   internal_reads := non_neg_integer(),
-                  jit_walks := non_neg_integer()}.
+                  jit_walks := non_neg_integer(),
+                  vm_readv := ok | denied | untested,
+                  cached := boolean()}.
 -type jit_symbols() ::
         {ok, [{Start :: non_neg_integer(), End :: non_neg_integer(), Name :: binary()}],
          #{modules := non_neg_integer(), skipped := non_neg_integer(),
@@ -176,7 +182,22 @@ lib_path() ->
 %% samples arrive), `vm_internals' (default `beamprof_config:vm_internals()',
 %% `badarg' for a non-boolean). Drain at least every 100 ms at high rates: a full ring
 %% drops samples (counted). Refuses to replace someone else's SIGPROF
-%% handler. Samples pause while the core's load gate is closed.
+%% handler.
+%%
+%% While the core's load gate is closed each thread is sampled at
+%% `min(hz, 99)' (`hz_under_gate' in info/0): the signals in between are
+%% not captured (`thinned') and their weight goes to the next sample, so
+%% `weighted' still measures CPU time; it never stops sampling.
+%%
+%% Before the first timer, start probes `process_vm_readv' on the VM's own
+%% pid (every stack read of the signal handler goes through it; a seccomp
+%% filter may deny it). When it is denied the run reads no stack: each
+%% sample is its innermost address alone (`vm_readv => denied' in info/0).
+%%
+%% Test-only: `test_hooks' (a list; from the application environment key
+%% `native_test_hooks' when Config has none), `deny_vm_readv' makes the
+%% probe report denial, `slow_start' holds the control lock 3 s longer in
+%% start. Not for production use.
 %%
 %% With `vm_internals => false' the library reads none of the VM's
 %% internals: not the frame layout (`erts_frame_layout', or the GDB JIT
@@ -212,10 +233,19 @@ start(Config, Channel) ->
     end.
 
 %% The application's vm_internals switch unless Config says (a non-map is
-%% left to the NIF's badarg).
+%% left to the NIF's badarg), and the test-only hooks of the application
+%% environment (`native_test_hooks').
 with_internals(Config) when is_map(Config), not is_map_key(vm_internals, Config) ->
-    Config#{vm_internals => beamprof_config:vm_internals()};
+    with_hooks(Config#{vm_internals => beamprof_config:vm_internals()});
 with_internals(Config) ->
+    with_hooks(Config).
+
+with_hooks(Config) when is_map(Config), not is_map_key(test_hooks, Config) ->
+    case application:get_env(beamprof, native_test_hooks) of
+        {ok, Hooks} -> Config#{test_hooks => Hooks};
+        undefined -> Config
+    end;
+with_hooks(Config) ->
     Config.
 
 %% @doc Stops the native sampler: no timer fires afterwards and SIGPROF
@@ -240,9 +270,20 @@ drain(Max) ->
     end.
 
 %% @doc The native sampler's state and counters: `samples' written,
-%% `weighted' (their weights), `dropped' (ring full), `paused' (gate
-%% closed), `effective_hz' (signals per CPU second of the sampled
-%% threads), `cpu_ns' of those threads during the run, `frame_pointers'
+%% `weighted' (their weights), `dropped' (ring full), `hz_under_gate' (the
+%% rate kept while the load gate is closed: `min(hz, 99)'), `thinned'
+%% (signals not captured under the closed gate, their weight carried into
+%% the next sample), `gated' (samples taken while it was closed),
+%% `gate_closed_ns' (wall time the gate was closed during the run, polled
+%% every 100 ms), `stray' (SIGPROFs the handler got that were for no
+%% sampled thread: sent by `kill', or arriving after a stop; counted since
+%% the library was loaded, whether a run is on or not), `vm_readv' (`ok',
+%% or `denied' when the last start found `process_vm_readv' denied and ran
+%% leaf-only; `untested' before the first start), `cached' (`true' when
+%% the control lock was held, by a start, a rescan or a drain, and the
+%% run's figures are the copy taken the last time it was free: this call
+%% never waits for it), `effective_hz' (signals per CPU second of the
+%% sampled threads), `cpu_ns' of those threads during the run, `frame_pointers'
 %% and the walk `mode' it implies, with `frame_layout_source', where that
 %% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
 %% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP

@@ -24,6 +24,18 @@
 %% strategy that needs it ran; its figures may miss calls.</li>
 %% <li>`native_unsupported': the native sampler cannot run here (library,
 %% architecture or VM feature missing); nothing was sampled natively.</li>
+%% <li>`native_rate_lowered': beamprof's load gate was closed during a
+%% native run, and each thread was sampled at the lower rate kept under it
+%% (at most 99 Hz) meanwhile; the weights still measure CPU time.</li>
+%% <li>`native_no_samples': a native run has no sample; the message says
+%% why (the run too short for the kernel's tick or one sampling period,
+%% idle threads, every sample dropped, no timer signal).</li>
+%% <li>`native_leaf_only': `process_vm_readv' on the VM's own pid was
+%% denied at the native start (a seccomp filter); no stack was read, each
+%% sample is its innermost function alone.</li>
+%% <li>`perf_map_missing': the VM runs without `+JPperf map' (names and
+%% frame pointers of JIT code): Erlang callers in native stacks cannot all
+%% be recovered; the message says which flag to add.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -34,14 +46,17 @@
 -export_type([code/0, warning/0]).
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
-              | scheduler_threads_unseen | global_tracer_active | native_unsupported.
+              | scheduler_threads_unseen | global_tracer_active | native_unsupported
+              | native_rate_lowered | native_no_samples | native_leaf_only
+              | perf_map_missing.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
 -spec codes() -> [code(), ...].
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
-     scheduler_threads_unseen, global_tracer_active, native_unsupported].
+     scheduler_threads_unseen, global_tracer_active, native_unsupported,
+     native_rate_lowered, native_no_samples, native_leaf_only, perf_map_missing].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -57,6 +72,14 @@ meaning(global_tracer_active) ->
     <<"another tracer held global tracing: figures may miss calls">>;
 meaning(native_unsupported) ->
     <<"the native sampler cannot run here">>;
+meaning(native_rate_lowered) ->
+    <<"the load gate was closed: native samples were taken at a lower rate meanwhile">>;
+meaning(native_no_samples) ->
+    <<"a native run has no sample (the message says why)">>;
+meaning(native_leaf_only) ->
+    <<"process_vm_readv is denied: native samples are their innermost function only">>;
+meaning(perf_map_missing) ->
+    <<"no +JPperf map: Erlang callers in native stacks cannot all be recovered">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 

@@ -14,15 +14,18 @@
 -export([options_badarg/1, start_stop_cycles/1, attribution/1, nif_frames/1, gc_frames/1,
          filter_and_top/1, flame_graph_files/1, chromium_renders/1, no_perf_map_hint/1,
          fp_without_map/1, stability_60s/1, truncation_honest/1, truncation_depth/1,
-         vm_internals_off/1]).
--export([os_counts/0, cycles/1]).
+         vm_internals_off/1, saturated_node/1, empty_profiles_say_why/1,
+         vm_readv_denied/1]).
+-export([os_counts/0, cycles/1, busy_flame_graph/1]).
 
 all() ->
-    [{group, perf_map}, no_perf_map_hint, fp_without_map, vm_internals_off, stability_60s].
+    [{group, perf_map}, no_perf_map_hint, fp_without_map, vm_internals_off, saturated_node,
+     stability_60s].
 
 groups() ->
     [{perf_map, [], [options_badarg, start_stop_cycles, attribution, nif_frames, gc_frames,
-                     truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders]}].
+                     truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders,
+                     empty_profiles_say_why, vm_readv_denied]}].
 
 init_per_suite(Config) ->
     case beamprof_ct:native_suite(Config) of
@@ -115,7 +118,12 @@ options_badarg(Config) ->
     ?assert(lists:member(LayoutSource, [erts_frame_layout, gdb_jit])),
     ?assert(is_float(Hz)),
     ?assertEqual(Hz, round(Hz * 10) / 10),
-    ?assertNot(maps:is_key(hint, P)).
+    ?assertNot(maps:is_key(hint, P)),
+    %% names and frame pointers: no perf_map_missing; the gate (application
+    %% not running here) never closed
+    ?assertEqual([], [W || #{code := perf_map_missing} = W <- maps:get(warnings, P)]),
+    ?assertMatch(#{gate_closed_ms := 0, gated := 0, thinned := 0, hz_under_gate := 99,
+                   vm_readv := ok}, P).
 
 catch_call(Config, M, F, A) ->
     try call(Config, M, F, A) of R -> R
@@ -280,6 +288,9 @@ no_perf_map_hint(Config) ->
         %% OTP 26+ (OTP 25 refuses it)
         Hint = maps:get(hint, P),
         ?assertNotEqual(nomatch, binary:match(Hint, <<"+JPperf map">>)),
+        %% and the hint is a warning too, where the user looks
+        ?assertEqual([Hint], [M || #{code := perf_map_missing, message := M}
+                                       <- maps:get(warnings, P)]),
         ?assertEqual(otp_release() >= 26, binary:match(Hint, <<"+JPperf fp">>) =/= nomatch),
         Stacks = maps:get(stacks, P),
         ?assert(weight(Stacks, fun(S) -> lists:member(<<"nsym_hot:spin/1">>, S) end) > 0)
@@ -438,3 +449,102 @@ os_counts() ->
                  _ -> unknown
              end,
     #{threads => length(Tasks), timers => Timers}.
+
+%%--------------------------------------------------------------------
+%% The gate, empty profiles, fallbacks
+
+%% A saturated node is profilable: with the application running (its gate
+%% live) and one spinning process per scheduler, the gate closes; a native
+%% flame graph then still samples (at most 99 Hz per thread under the
+%% gate), the spinning function has most samples, and the result says the
+%% gate was closed and which rate was used. At hz 999 it also says, as a
+%% native_rate_lowered warning, that the rate was lowered.
+saturated_node(Config) ->
+    Peer = peer(Config, ["+JPperf", "map"]),
+    try
+        {ok, _} = peer:call(Peer, application, ensure_all_started, [beamprof]),
+        N = peer:call(Peer, erlang, system_info, [schedulers_online]),
+        [_ = peer:call(Peer, erlang, spawn, [nsym_hot, run_outer, [120000]])
+         || _ <- lists:seq(1, N)],
+        Gate = fun() -> peer:call(Peer, beamprof, gate, []) =:= closed end,
+        ok = beamprof_ct:wait_until(Gate, 60000),
+        File = filename:join(?config(priv_dir, Config), "saturated.folded"),
+        {ok, R} = peer:call(Peer, beamprof, flame_graph,
+                            [3000, #{output => File, format => folded}], 120000),
+        ct:log("result: ~p", [R]),
+        {Spin, All} = folded_weight(File, <<"nsym_hot:spin/1">>),
+        ct:log("spin/1 in ~p of ~p samples", [Spin, All]),
+        ?assert(All > 20),
+        ?assert(Spin > 0.5 * All),
+        #{gate_closed_ms := Closed, hz_under_gate := 99, gated := Gated} = R,
+        ?assert(Closed > 0 andalso Gated > 0),
+        {ok, R2} = peer:call(Peer, beamprof, flame_graph,
+                             [3000, #{output => File, format => folded, hz => 999}], 120000),
+        ct:log("at 999 Hz: ~p", [R2]),
+        #{hz := 999, hz_under_gate := 99, gated := Gated2, warnings := Ws} = R2,
+        ?assert(Gated2 > 0),
+        [Msg] = [M || #{code := native_rate_lowered, message := M} <- Ws],
+        ?assertNotEqual(nomatch, binary:match(Msg, <<"99 Hz">>))
+    after
+        peer:stop(Peer)
+    end.
+
+%% The weight of the folded file's stacks that contain Frame, and of all.
+folded_weight(File, Frame) ->
+    {ok, Bin} = file:read_file(File),
+    Lines = [L || L <- binary:split(Bin, <<"\n">>, [global]), L =/= <<>>,
+                  binary:first(L) =/= $#],
+    lists:foldl(fun(L, {In, All}) ->
+                        [Stack, W] = string:split(L, <<" ">>, trailing),
+                        Weight = binary_to_integer(W),
+                        {In + case binary:match(Stack, Frame) of
+                                  nomatch -> 0;
+                                  _ -> Weight
+                              end, All + Weight}
+                end, {0, 0}, Lines).
+
+%% A native profile without samples says why in its warnings: a run of
+%% 1 ms (too short for the kernel's tick and one sampling period), and
+%% idle threads (dirty IO threads at 10 Hz: a sample needs 100 ms of one
+%% thread's CPU time, which they do not use in 600 ms).
+empty_profiles_say_why(Config) ->
+    {ok, Short} = call(Config, beamprof, flame_graph, [1, #{threads => [normal]}]),
+    ShortWhy = empty_warning(Short),
+    ?assertNotEqual(nomatch, binary:match(ShortWhy, <<"too short">>)),
+    {ok, Idle} = call(Config, beamprof, flame_graph, [600, #{threads => [dirty_io], hz => 10}]),
+    IdleWhy = empty_warning(Idle),
+    ?assertNotEqual(nomatch, binary:match(IdleWhy, <<"idle">>)),
+    %% and a profile with samples has no such warning
+    {ok, Busy} = call(Config, ?MODULE, busy_flame_graph, [500]),
+    ?assertEqual([], [W || #{code := native_no_samples} = W <- maps:get(warnings, Busy)]).
+
+empty_warning(#{samples := 0, warnings := Ws} = R) ->
+    ct:log("empty: ~p", [R]),
+    [Why] = [M || #{code := native_no_samples, message := M} <- Ws],
+    Why.
+
+%% Runs in the peer: a flame graph of Ms while a process spins.
+busy_flame_graph(Ms) ->
+    Pid = spawn(nsym_hot, run_outer, [Ms * 4]),
+    try beamprof:flame_graph(Ms, #{threads => [normal]})
+    after exit(Pid, kill)
+    end.
+
+%% process_vm_readv denied (the test-only hook deny_vm_readv makes the
+%% start's probe report it): the run reads no stack, every sample is one
+%% frame (its innermost function), and the profile names it.
+vm_readv_denied(Config) ->
+    ok = call(Config, application, set_env, [beamprof, native_test_hooks, [deny_vm_readv]]),
+    try
+        {ok, P} = call(Config, ?MODULE, busy_flame_graph, [800]),
+        ct:log("denied: ~p", [P]),
+        #{vm_readv := denied, warnings := Ws, profile := #{stacks := Stacks}} = P,
+        [_] = [W || #{code := native_leaf_only} = W <- Ws],
+        ?assert(length(Stacks) > 0),
+        %% root frame: the thread kind; then one frame
+        [] = [S || {S, _} <- Stacks, length(S) > 2]
+    after
+        call(Config, application, unset_env, [beamprof, native_test_hooks])
+    end,
+    {ok, P2} = call(Config, ?MODULE, busy_flame_graph, [300]),
+    #{vm_readv := ok} = P2.

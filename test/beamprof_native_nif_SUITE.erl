@@ -18,7 +18,8 @@
          thread_selection/1, already_started/1, start_stop_cycles/1,
          foreign_handler_refused/1, stray_signal_after_stop/1,
          reload_while_stopped/1, reload_while_running/1, channel_checked/1,
-         gate_through_channel/1, core_reload_while_running/1]).
+         gate_through_channel/1, core_reload_while_running/1, vm_readv_denied/1,
+         info_while_start_holds_lock/1]).
 
 -define(NIF, beamprof_native_nif).
 -define(HELPER, bp_sigprof_helper).
@@ -28,7 +29,7 @@ all() ->
      weights_match_cpu_time, thread_selection, already_started,
      foreign_handler_refused, stray_signal_after_stop, start_stop_cycles,
      reload_while_stopped, reload_while_running, channel_checked, gate_through_channel,
-     core_reload_while_running].
+     core_reload_while_running, vm_readv_denied, info_while_start_holds_lock].
 
 init_per_suite(Config) ->
     case beamprof_ct:native_suite(Config) of
@@ -133,7 +134,8 @@ start_badarg(_Config) ->
            #{threads => []}, #{threads => [normal | dirty_cpu]}, #{threads => [foo]},
            #{threads => normal}, #{depth => 0}, #{depth => 1025},
            #{stack_bytes => 7}, #{stack_bytes => 65544}, #{ring_bytes => 100000},
-           #{ring_bytes => 1024}, #{ring_bytes => 1 bsl 27}],
+           #{ring_bytes => 1024}, #{ring_bytes => 1 bsl 27}, #{test_hooks => [nope]},
+           #{test_hooks => deny_vm_readv}, #{test_hooks => [deny_vm_readv | x]}],
     [?assertError(badarg, ?NIF:start(B)) || B <- Bad],
     {error, {invalid, ring_bytes}} =
         ?NIF:start(#{ring_bytes => 65536, stack_bytes => 65536}),
@@ -185,7 +187,7 @@ idle_schedulers_get_none(_Config) ->
     ?assert(Busy > 50),
     ?assert(length(IdleIo) >= erlang:system_info(dirty_io_schedulers) - 2).
 
-%% The weights of all signals (kept, dropped and paused) add up to the
+%% The weights of all signals (kept and dropped) add up to the
 %% sampled threads' CPU time x hz, though the kernel delivers at most its
 %% tick rate per thread (the overrun is the weight).
 weights_match_cpu_time(_Config) ->
@@ -253,14 +255,29 @@ foreign_handler_refused(_Config) ->
     ok = ?NIF:stop().
 
 %% After stop our handler stays: a stray SIGPROF is counted, not fatal.
+%% A SIGPROF after stop finds our handler still installed, is counted as
+%% stray (info/0's `stray', since the library was loaded), and the VM goes
+%% on: from the helper NIF (raise on the calling scheduler thread) and from
+%% `kill -PROF' of the OS pid (to any thread of the process).
 stray_signal_after_stop(_Config) ->
     ok = ?NIF:start(#{}),
     ok = ?NIF:stop(),
     handler_onstack = ?HELPER:disposition(),
-    [ok = ?HELPER:stray() || _ <- lists:seq(1, 20)],
-    receive after 100 -> ok end,
+    #{stray := S0} = ?NIF:info(),
+    %% one at a time: a pending SIGPROF absorbs another one sent meanwhile
+    Send = fun(Sender, S) ->
+                   ok = Sender(),
+                   ok = beamprof_ct:wait_until(fun() -> stray() > S end, 10000),
+                   stray()
+           end,
+    S1 = lists:foldl(fun(_, S) -> Send(fun ?HELPER:stray/0, S) end, S0, lists:seq(1, 5)),
+    S2 = Send(fun() -> "" = os:cmd("kill -PROF " ++ os:getpid()), ok end, S1),
+    ct:log("stray: ~p -> ~p -> ~p", [S0, S1, S2]),
+    ?assert(S1 >= S0 + 5),
     #{running := false} = ?NIF:info(),
     handler_onstack = ?HELPER:disposition().
+
+stray() -> maps:get(stray, ?NIF:info()).
 
 start_stop_cycles(_Config) ->
     Base = task_count(),
@@ -370,9 +387,11 @@ core_config(Limit) ->
     #{tick_ms => 20, scheduler_high => 0.80, scheduler_low => 0.60,
       memory_high => 0.90, memory_low => 0.85, reopen_ticks => 1, memory_limit => Limit}.
 
-%% The run reads the core's published gate through the channel: samples
-%% pause while the core's sampler holds it closed (memory over a 1-byte
-%% limit), and resume once it reopens.
+%% The run reads the core's published gate through the channel: while the
+%% core's sampler holds it closed (memory over a 1-byte limit) the run keeps
+%% sampling, at hz_under_gate (99) instead of 999: samples are `gated',
+%% signals in between `thinned', the closed time counted; once it reopens
+%% samples are no longer gated.
 gate_through_channel(_Config) ->
     Busy = busy_on(1, 1),
     ok = beamprof_nif:sampler_start(core_config(1), self()),
@@ -380,16 +399,22 @@ gate_through_channel(_Config) ->
     after 10000 -> ct:fail(no_close_message)
     end,
     ok = ?NIF:start(#{hz => 999, threads => [normal]}),
-    ok = wait_cpu(100),
-    #{paused := P1, samples := S1} = ?NIF:info(),
-    ct:log("gate closed: ~p paused, ~p samples", [P1, S1]),
-    ?assert(P1 > 0),
+    #{hz_under_gate := 99} = ?NIF:info(),
+    beamprof_ct:wait_until(fun() -> maps:get(gated, ?NIF:info()) >= 10 end, 30000),
+    #{thinned := T1, samples := S1, gated := G1, gate_closed_ns := C1} = ?NIF:info(),
+    ct:log("gate closed: ~p thinned, ~p samples (~p gated), closed ~p ms",
+           [T1, S1, G1, C1 div 1000000]),
+    ?assert(T1 > 0),
+    ?assertEqual(S1, G1),
     ok = beamprof_nif:sampler_start(core_config(0), self()), %% reconfigured: reopens
     receive {beamprof_gate, open, _, _} -> ok
     after 10000 -> ct:fail(no_open_message)
     end,
-    beamprof_ct:wait_until(fun() -> maps:get(samples, ?NIF:info()) > S1 end, 30000),
+    beamprof_ct:wait_until(fun() -> #{samples := S, gated := G} = ?NIF:info(),
+                                    S - G > 10 end, 30000),
     ok = ?NIF:stop(),
+    #{gate_closed_ns := C2, wall_ns := W2} = ?NIF:info(),
+    ?assert(C2 >= C1 andalso C2 =< W2),
     ok = beamprof_nif:sampler_stop(),
     Busy().
 
@@ -435,7 +460,7 @@ core_reload_while_running(Config) ->
         ?assert(core_mapped(A)),
         #{samples := S0} = ?NIF:info(),
         beamprof_ct:wait_until(fun() -> maps:get(samples, ?NIF:info()) > S0 + 10 end, 30000),
-        #{running := true, paused := 0} = ?NIF:info(),
+        #{running := true, gated := 0, thinned := 0} = ?NIF:info(),
         ?assertNotEqual([], drain_all()),
         ok = ?NIF:stop(),
         true = erlang:garbage_collect(), %% the channel terms start/1 made here
@@ -451,3 +476,51 @@ core_reload_while_running(Config) ->
         _ = code:purge(beamprof_nif)
     end,
     beamprof_ct:wait_until(fun() -> not core_mapped(B) end, 10000).
+
+%%--------------------------------------------------------------------
+%% Fallbacks and the control lock
+
+%% process_vm_readv denied at start (the test-only hook makes the probe
+%% report it): the run still samples, reads no stack (no window copied, no
+%% JIT frame walked: one address per sample) and info says vm_readv =>
+%% denied; the next start without the hook probes again and reads stacks.
+vm_readv_denied(_Config) ->
+    #{vm_readv := V0} = ?NIF:info(),
+    ?assert(lists:member(V0, [ok, untested])),
+    Busy = busy_on(1, 1),
+    ok = ?NIF:start(#{hz => 999, threads => [normal], test_hooks => [deny_vm_readv]}),
+    ok = wait_cpu(300),
+    ok = ?NIF:stop(),
+    #{vm_readv := denied, stack_bytes := 0, jit_walks := 0} = ?NIF:info(),
+    Samples = drain_all(),
+    ?assert(length(Samples) > 10),
+    [] = [S || {_, _, _, _, Addrs} = S <- Samples, length(Addrs) =/= 1],
+    ok = ?NIF:start(#{hz => 999, threads => [normal]}),
+    ok = wait_cpu(300),
+    ok = ?NIF:stop(),
+    Busy(),
+    #{vm_readv := ok, stack_bytes := 16384} = ?NIF:info(),
+    ?assert(lists:any(fun({_, _, _, _, Addrs}) -> length(Addrs) > 1 end, drain_all())).
+
+%% info never waits for the control lock: while a start holds it (the
+%% test-only slow_start hook keeps it 3 s longer), info answers from the
+%% last copy (cached => true) before the start has returned.
+info_while_start_holds_lock(_Config) ->
+    #{cached := false} = ?NIF:info(),
+    Self = self(),
+    Starter = spawn_link(fun() ->
+                                 Self ! {started, ?NIF:start(#{test_hooks => [slow_start]})}
+                         end),
+    ok = beamprof_ct:wait_until(fun() -> maps:get(cached, ?NIF:info()) end, 10000),
+    Info = ?NIF:info(),
+    %% the start still holds the lock: it has not answered yet
+    receive {started, _} = Early -> ct:fail({start_answered_first, Early})
+    after 0 -> ok
+    end,
+    ct:log("while start holds the lock: ~p", [Info]),
+    receive {started, ok} -> ok
+    after 60000 -> ct:fail(start_never_answered)
+    end,
+    unlink(Starter),
+    #{running := true, cached := false} = ?NIF:info(),
+    ok = ?NIF:stop().

@@ -45,7 +45,17 @@
     X(samples)                                                               \
     X(weighted)                                                              \
     X(dropped)                                                               \
-    X(paused)                                                                \
+    X(thinned)                                                               \
+    X(gated)                                                                 \
+    X(gate_closed_ns)                                                        \
+    X(hz_under_gate)                                                         \
+    X(vm_readv)                                                              \
+    X(denied)                                                                \
+    X(untested)                                                              \
+    X(cached)                                                                \
+    X(test_hooks)                                                            \
+    X(deny_vm_readv)                                                         \
+    X(slow_start)                                                            \
     X(lost_weight)                                                           \
     X(effective_hz)                                                          \
     X(wall_ns)                                                               \

@@ -57,8 +57,27 @@ static size_t bp_self_read(void *ctx, uint64_t addr, uint8_t *dst, size_t len)
 
 /* ------------------------------------------------------------- handler */
 
+static _Atomic uint64_t bp_ncap_stray_all; /* image-wide, see bp_ncap_stray_total */
+
+uint64_t bp_ncap_stray_total(void)
+{
+    return atomic_load(&bp_ncap_stray_all);
+}
+
+int bp_ncap_probe_reads(void)
+{
+    uint64_t src[2] = {0x6270726f62650a01u, 0x0102030405060708u}, dst[2] = {0, 0};
+    struct iovec local = {dst, sizeof dst}, remote = {src, sizeof src};
+    errno = 0;
+    long got = syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1UL, 0UL);
+    if (got == (long)sizeof src && memcmp(src, dst, sizeof src) == 0)
+        return 0;
+    return errno != 0 ? errno : EIO;
+}
+
 static void bp_count_stray(struct bp_ncap_run *run)
 {
+    atomic_fetch_add_explicit(&bp_ncap_stray_all, 1, memory_order_relaxed);
     if (run != NULL)
         atomic_fetch_add_explicit(&run->stray, 1, memory_order_relaxed);
 }
@@ -209,8 +228,11 @@ static int bp_find_chain(struct bp_mem *m, const struct bp_ranges_buf *rb,
  * code) goes first, read straight into the ring; then the frame addresses
  * of the Erlang chain (see bp_find_chain). */
 static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
-                       const ucontext_t *uc, uint32_t weight)
+                       const ucontext_t *uc, uint32_t weight, int gated)
 {
+    uint64_t w = (uint64_t)weight + slot->carry; /* thinned signals' weight */
+    slot->carry = 0;
+    weight = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
     struct bp_regs r;
     bp_regs_of(uc, &r);
     const struct bp_ranges_buf *rb = bp_ranges_enter(run->ranges);
@@ -261,6 +283,28 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
                     (size_t)((uint8_t *)(addrs + n) + s->stitch_len - (uint8_t *)s));
     atomic_fetch_add_explicit(&slot->samples, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&slot->weighted, weight, memory_order_relaxed);
+    if (gated)
+        atomic_fetch_add_explicit(&slot->gated, 1, memory_order_relaxed);
+}
+
+/* While the gate is closed the slot keeps gate_hz of every hz signals
+ * (by weight: a signal of weight w stands for w periods): 1 when this one
+ * is not captured (its weight carried to the next sample), 0 when it is.
+ * The rate never drops to nothing; with gate_hz 0 or >= hz nothing is
+ * thinned. */
+static int bp_thin(const struct bp_ncap_run *run, struct bp_ncap_slot *slot, uint32_t weight)
+{
+    uint32_t hz = run->cfg.hz, low = run->cfg.gate_hz;
+    if (low == 0 || low >= hz)
+        return 0;
+    slot->gate_credit += (uint64_t)low * weight;
+    if (slot->gate_credit < hz) {
+        slot->carry += weight;
+        atomic_fetch_add_explicit(&slot->thinned, 1, memory_order_relaxed);
+        return 1;
+    }
+    slot->gate_credit %= hz;
+    return 0;
 }
 
 /* The SIGPROF handler. Runs on the alternate signal stack (SA_ONSTACK; the
@@ -318,13 +362,11 @@ static void bp_ncap_handler(int sig, siginfo_t *si, void *ucv)
     if (!atomic_load_explicit(&run->capturing, memory_order_acquire))
         goto out;
     uint32_t weight = 1u + (si->si_overrun > 0 ? (uint32_t)si->si_overrun : 0u);
-    if (run->gate_closed != NULL &&
-        atomic_load_explicit(run->gate_closed, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&slot->paused, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&slot->lost_weight, weight, memory_order_relaxed);
+    int closed = run->gate_closed != NULL &&
+                 atomic_load_explicit(run->gate_closed, memory_order_relaxed);
+    if (closed && bp_thin(run, slot, weight))
         goto out;
-    }
-    bp_capture(run, slot, ucv, weight);
+    bp_capture(run, slot, ucv, weight, closed);
 out:
     if (slot != NULL && timed && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1) == 0) {
         int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);

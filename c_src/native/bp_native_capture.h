@@ -43,6 +43,7 @@ struct bp_ncap_config {
     uint32_t stack_bytes; /* C stack window copied, 0..65536, multiple of 8 */
     uint32_t ring_bytes;  /* per thread, power of two */
     int jit_walk;         /* enum bp_ncap_walk: how the JIT's frames are read */
+    uint32_t gate_hz;     /* rate kept while the gate is closed: 0 or >= hz keeps hz */
 };
 
 /* How a sample's JIT frames are read. The first two read the VM's own
@@ -117,10 +118,16 @@ struct bp_ncap_slot {
     _Atomic uint64_t samples;     /* records written */
     _Atomic uint64_t weighted;    /* their weights */
     _Atomic uint64_t dropped;     /* ring full */
-    _Atomic uint64_t paused;      /* gate closed */
-    _Atomic uint64_t lost_weight; /* weights of dropped and paused */
+    _Atomic uint64_t thinned;     /* gate closed: signals not captured (rate lowered to
+                                     gate_hz); their weight goes to the next sample */
+    _Atomic uint64_t gated;       /* samples captured while the gate was closed */
+    _Atomic uint64_t lost_weight; /* weights of dropped samples */
     _Atomic uint64_t handler_ns;  /* thread CPU time spent in the handler */
     _Atomic uint64_t walks;       /* samples whose JIT/Erlang stack was read */
+    /* The handler's own (this thread only, never nested: SIGPROF is
+     * blocked while its handler runs). */
+    uint64_t gate_credit; /* gate_hz x weight accumulated, a capture per hz */
+    uint64_t carry;       /* weight of thinned signals not yet in a sample */
 };
 
 struct bp_ncap_run {
@@ -136,6 +143,16 @@ struct bp_ncap_run {
     _Atomic uint64_t seq;
     _Atomic uint64_t stray; /* signals that were not for this run */
 };
+
+/* SIGPROFs our handler got that were for no live slot (sent by kill or
+ * tgkill, a timer of an earlier run, a run stopped or not yet started),
+ * since this library image was loaded. Any thread. */
+uint64_t bp_ncap_stray_total(void);
+
+/* Whether process_vm_readv on our own pid works (a seccomp filter or a
+ * kernel without it denies it): 0 when it does, else the errno. The
+ * capture reads every stack through it. Control side. */
+int bp_ncap_probe_reads(void);
 
 /* Installs the handler for SIGPROF (SA_SIGINFO | SA_RESTART | SA_ONSTACK)
  * unless someone else's is installed: SIG_DFL, SIG_IGN, our own handler and

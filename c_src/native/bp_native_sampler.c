@@ -14,7 +14,9 @@
 #include "bp_unwind.h"
 
 #define BP_NATIVE_THREAD_NAME "beamprof_native"
-#define BP_RESCAN_MS 1000
+#define BP_GATE_POLL_MS 100 /* the thread's wake-up: gate time accounting */
+#define BP_RESCAN_POLLS 10   /* a rescan every 10 polls (1 s) */
+#define BP_SLOW_START_MS 3000 /* BP_HOOK_SLOW_START */
 #define BP_SPARE_SLOTS 64   /* room for threads that appear while running */
 #define BP_DRAIN_BATCH 32   /* samples unwound per hold of ctl */
 #define BP_MAPS_MAX (4u << 20)
@@ -26,6 +28,13 @@ static int64_t bp_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static void bp_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 /* ------------------------------------------------------------- creation */
 
 static struct bp_native *bp_native_new(void)
@@ -35,8 +44,10 @@ static struct bp_native *bp_native_new(void)
         return NULL;
     n->ranges_tmp = malloc(BP_RANGES_MAX * sizeof *n->ranges_tmp);
     n->sel = malloc(BP_THREADS_MAX * sizeof *n->sel);
+    n->cache = calloc(1, sizeof *n->cache);
     pthread_condattr_t attr;
-    int ok = n->ranges_tmp != NULL && n->sel != NULL && pthread_condattr_init(&attr) == 0;
+    int ok = n->ranges_tmp != NULL && n->sel != NULL && n->cache != NULL &&
+             pthread_condattr_init(&attr) == 0;
     if (ok) {
         ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
              pthread_cond_init(&n->cond, &attr) == 0;
@@ -51,13 +62,23 @@ static struct bp_native *bp_native_new(void)
         pthread_cond_destroy(&n->cond);
         ok = 0;
     }
+    if (ok && pthread_mutex_init(&n->cache_lock, NULL) != 0) {
+        pthread_mutex_destroy(&n->ctl);
+        pthread_mutex_destroy(&n->lock);
+        pthread_cond_destroy(&n->cond);
+        ok = 0;
+    }
     if (!ok) {
         free(n->ranges_tmp);
         free(n->sel);
+        free(n->cache);
         free(n);
         return NULL;
     }
     atomic_init(&n->rescans, 0);
+    atomic_init(&n->gate_closed_ns, 0);
+    n->reads = -1;
+    n->cache->reads = -1;
     return n;
 }
 
@@ -165,11 +186,44 @@ static size_t bp_sync_threads(struct bp_native *n, struct bp_ncap_run *run, int 
 
 /* ---------------------------------------------------------- the thread */
 
+/* Adds the time since the last poll to gate_closed_ns when the gate was
+ * closed then (a flip is placed at the poll that sees it: within
+ * BP_GATE_POLL_MS). The thread while it runs, else ctl held. */
+static void bp_gate_account(struct bp_native *n, const struct bp_ncap_run *run)
+{
+    int64_t now = bp_now_ns();
+    if (n->gate_last_closed && now > n->gate_last_ns)
+        atomic_fetch_add(&n->gate_closed_ns, (uint64_t)(now - n->gate_last_ns));
+    n->gate_last_ns = now;
+    n->gate_last_closed = run->gate_closed != NULL && atomic_load(run->gate_closed);
+}
+
+static void bp_cache_store(struct bp_native *n);
+
+/* The rescan: threads added/removed, mappings refreshed. Never waits for
+ * ctl: stop holds it while joining this thread. */
+static void bp_rescan(struct bp_native *n)
+{
+    if (pthread_mutex_trylock(&n->ctl) != 0)
+        return;
+    if (n->running && n->run != NULL) {
+        uint64_t c0 = bp_threads_self_cpu_ns();
+        int errs;
+        (void)bp_sync_threads(n, n->run, &errs);
+        bp_refresh_ranges(n, n->run);
+        atomic_fetch_add(&n->rescans, 1);
+        atomic_fetch_add(&n->rescan_ns, bp_threads_self_cpu_ns() - c0);
+        bp_cache_store(n);
+    }
+    pthread_mutex_unlock(&n->ctl);
+}
+
 static void *bp_native_main(void *arg)
 {
     struct bp_native *n = arg;
     bp_threads_name_self(BP_NATIVE_THREAD_NAME);
-    int64_t deadline = bp_now_ns() + BP_RESCAN_MS * 1000000LL;
+    int64_t deadline = bp_now_ns() + BP_GATE_POLL_MS * 1000000LL;
+    unsigned polls = 0;
     pthread_mutex_lock(&n->lock);
     while (!n->stop_thread) {
         struct timespec ts = {(time_t)(deadline / 1000000000LL), (long)(deadline % 1000000000LL)};
@@ -178,29 +232,24 @@ static void *bp_native_main(void *arg)
             break;
         if (rc != ETIMEDOUT && bp_now_ns() < deadline)
             continue;
-        deadline = bp_now_ns() + BP_RESCAN_MS * 1000000LL;
+        deadline = bp_now_ns() + BP_GATE_POLL_MS * 1000000LL;
         pthread_mutex_unlock(&n->lock);
-        /* Never waits for ctl: stop holds it while joining this thread. */
-        if (pthread_mutex_trylock(&n->ctl) == 0) {
-            if (n->running && n->run != NULL) {
-                uint64_t c0 = bp_threads_self_cpu_ns();
-                int errs;
-                (void)bp_sync_threads(n, n->run, &errs);
-                bp_refresh_ranges(n, n->run);
-                atomic_fetch_add(&n->rescans, 1);
-                atomic_fetch_add(&n->rescan_ns, bp_threads_self_cpu_ns() - c0);
-            }
-            pthread_mutex_unlock(&n->ctl);
-        }
+        bp_gate_account(n, n->thread_run);
+        if (++polls % BP_RESCAN_POLLS == 0)
+            bp_rescan(n);
         pthread_mutex_lock(&n->lock);
     }
     pthread_mutex_unlock(&n->lock);
     return NULL;
 }
 
-static int bp_thread_start(struct bp_native *n)
+static int bp_thread_start(struct bp_native *n, struct bp_ncap_run *run)
 {
     n->stop_thread = 0;
+    n->thread_run = run;
+    atomic_store(&n->gate_closed_ns, 0);
+    n->gate_last_closed = 0;
+    bp_gate_account(n, run); /* the state at start */
     ErlNifThreadOpts *opts = enif_thread_opts_create("beamprof_native_opts");
     if (opts != NULL)
         opts->suggested_stack_size = 64; /* kilowords */
@@ -273,18 +322,26 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
     int layout;
     enum bp_fl_source source;
     n->opts.cap.jit_walk = (int)bp_walk_choose(vm_internals, &layout, &source);
+    n->reads = !(o->hooks & BP_HOOK_DENY_READS) && bp_ncap_probe_reads() == 0;
+    if (!n->reads) { /* every read would fail: read nothing, keep the leaf */
+        n->opts.cap.stack_bytes = 0;
+        n->opts.cap.jit_walk = BP_WALK_LEAF;
+    }
+    if (o->hooks & BP_HOOK_SLOW_START)
+        bp_sleep_ms(BP_SLOW_START_MS);
     bp_channel_hold(n, ch);
     size_t count = ch->threads(ch->threads_ctx, n->sel, BP_THREADS_MAX);
     struct bp_ncap_run *run = bp_ncap_run_new(&n->opts.cap, count + BP_SPARE_SLOTS,
                                               ch->gate_closed);
     int errs = 0;
     size_t added = 0;
+    n->started_ns = bp_now_ns(); /* before the thread's first gate reading */
     if (run != NULL) {
         bp_refresh_ranges(n, run);
         bp_ncap_activate(run);
         added = bp_sync_threads(n, run, &errs);
     }
-    if (run == NULL || added == 0 || bp_thread_start(n) != 0) {
+    if (run == NULL || added == 0 || bp_thread_start(n, run) != 0) {
         if (run != NULL) {
             bp_ncap_deactivate(run);
             bp_ncap_run_free(run);
@@ -298,8 +355,8 @@ static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
     atomic_store(&n->drain_ns, 0);
     atomic_store(&n->rescan_ns, 0);
     n->drained = 0;
-    n->started_ns = bp_now_ns();
     n->stopped_ns = 0;
+    bp_cache_store(n);
     return BP_NATIVE_OK;
 }
 
@@ -317,10 +374,12 @@ static void bp_stop_locked(struct bp_native *n)
     if (!n->running)
         return;
     bp_thread_stop(n);
+    bp_gate_account(n, n->run); /* the thread is gone: the last stretch */
     bp_ncap_deactivate(n->run);
     bp_channel_drop(n); /* no rescan and no handler left to use it */
     n->running = 0;
     n->stopped_ns = bp_now_ns();
+    bp_cache_store(n);
 }
 
 void bp_native_stop(struct bp_native *n)
@@ -367,9 +426,11 @@ void bp_native_free(struct bp_native *n)
     bp_ncap_run_free(n->run);
     pthread_mutex_destroy(&n->ctl);
     pthread_mutex_destroy(&n->lock);
+    pthread_mutex_destroy(&n->cache_lock);
     pthread_cond_destroy(&n->cond);
     free(n->ranges_tmp);
     free(n->sel);
+    free(n->cache);
     free(n);
 }
 
@@ -548,6 +609,8 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
         }
         if (run == NULL)
             more = 0;
+        if (!more || done >= max)
+            bp_cache_store(n);
         pthread_mutex_unlock(&n->ctl);
     }
     free(frames);
@@ -559,6 +622,58 @@ ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max)
 
 /* ---------------------------------------------------------------- stats */
 
+/* The run's statistics. ctl held. */
+static void bp_stats_run(struct bp_native *n, struct bp_native_stats_run *st)
+{
+    memset(st, 0, sizeof *st);
+    st->running = n->running;
+    st->hz = n->opts.cap.hz;
+    st->gate_hz = n->opts.cap.gate_hz;
+    st->depth = n->opts.cap.depth;
+    st->stack_bytes = n->opts.cap.stack_bytes;
+    st->ring_bytes = n->opts.cap.ring_bytes;
+    st->kinds = n->opts.kinds;
+    st->reads = n->reads;
+    st->drained = n->drained;
+    st->rescans = atomic_load(&n->rescans);
+    st->drain_ns = atomic_load(&n->drain_ns);
+    st->rescan_ns = atomic_load(&n->rescan_ns);
+    struct bp_ncap_run *run = n->run;
+    if (run == NULL)
+        return;
+    size_t ns = atomic_load(&run->nslots);
+    for (size_t i = 0; i < ns; i++) {
+        struct bp_ncap_slot *s = &run->slots[i];
+        if (n->running)
+            bp_ncap_refresh_cpu(s);
+        st->samples += atomic_load(&s->samples);
+        st->weighted += atomic_load(&s->weighted);
+        st->dropped += atomic_load(&s->dropped);
+        st->thinned += atomic_load(&s->thinned);
+        st->gated += atomic_load(&s->gated);
+        st->lost_weight += atomic_load(&s->lost_weight);
+        st->handler_ns += atomic_load(&s->handler_ns);
+        st->jit_walks += atomic_load(&s->walks);
+        st->cpu_ns += s->cpu_last - s->cpu_start;
+        st->threads += atomic_load(&s->state) == BP_SLOT_ACTIVE && n->running;
+        st->pending += bp_nring_used(&s->ring);
+    }
+    st->slots = ns;
+    st->gate_closed_ns = atomic_load(&n->gate_closed_ns);
+    int64_t end = n->running ? bp_now_ns() : n->stopped_ns;
+    st->wall_ns = (uint64_t)(end - n->started_ns);
+}
+
+/* Refreshes the copy info answers while ctl is held elsewhere. ctl held. */
+static void bp_cache_store(struct bp_native *n)
+{
+    struct bp_native_stats_run st;
+    bp_stats_run(n, &st);
+    pthread_mutex_lock(&n->cache_lock);
+    *n->cache = st;
+    pthread_mutex_unlock(&n->cache_lock);
+}
+
 void bp_native_stats(struct bp_native *n, int vm_internals, struct bp_native_stats *st)
 {
     memset(st, 0, sizeof *st);
@@ -566,41 +681,20 @@ void bp_native_stats(struct bp_native *n, int vm_internals, struct bp_native_sta
     st->jit_walk = (int)bp_walk_choose(vm_internals, &st->frame_pointers, &src);
     st->frame_layout_source = (int)src;
     st->internal_reads = bp_sym_internal_reads();
+    st->stray = bp_ncap_stray_total();
+    st->r.reads = -1;
     if (n == NULL)
         return;
-    pthread_mutex_lock(&n->ctl);
-    st->running = n->running;
-    st->hz = n->opts.cap.hz;
-    st->depth = n->opts.cap.depth;
-    st->stack_bytes = n->opts.cap.stack_bytes;
-    st->ring_bytes = n->opts.cap.ring_bytes;
-    st->kinds = n->opts.kinds;
-    st->drained = n->drained;
-    st->rescans = atomic_load(&n->rescans);
-    st->drain_ns = atomic_load(&n->drain_ns);
-    st->rescan_ns = atomic_load(&n->rescan_ns);
-    struct bp_ncap_run *run = n->run;
-    if (run != NULL) {
-        size_t ns = atomic_load(&run->nslots);
-        for (size_t i = 0; i < ns; i++) {
-            struct bp_ncap_slot *s = &run->slots[i];
-            if (n->running)
-                bp_ncap_refresh_cpu(s);
-            st->samples += atomic_load(&s->samples);
-            st->weighted += atomic_load(&s->weighted);
-            st->dropped += atomic_load(&s->dropped);
-            st->paused += atomic_load(&s->paused);
-            st->lost_weight += atomic_load(&s->lost_weight);
-            st->handler_ns += atomic_load(&s->handler_ns);
-            st->jit_walks += atomic_load(&s->walks);
-            st->cpu_ns += s->cpu_last - s->cpu_start;
-            st->threads += atomic_load(&s->state) == BP_SLOT_ACTIVE && n->running;
-            st->pending += bp_nring_used(&s->ring);
-        }
-        st->slots = ns;
-        st->stray = atomic_load(&run->stray);
-        int64_t end = n->running ? bp_now_ns() : n->stopped_ns;
-        st->wall_ns = (uint64_t)(end - n->started_ns);
+    if (pthread_mutex_trylock(&n->ctl) == 0) {
+        bp_stats_run(n, &st->r);
+        pthread_mutex_lock(&n->cache_lock);
+        *n->cache = st->r;
+        pthread_mutex_unlock(&n->cache_lock);
+        pthread_mutex_unlock(&n->ctl);
+        return;
     }
-    pthread_mutex_unlock(&n->ctl);
+    pthread_mutex_lock(&n->cache_lock);
+    st->r = *n->cache;
+    pthread_mutex_unlock(&n->cache_lock);
+    st->cached = 1;
 }

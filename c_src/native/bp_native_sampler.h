@@ -10,10 +10,10 @@
  * handler, timer or thread exists before bp_native_start.
  *
  * Locks (order): ctl -> the core's thread table lock (inside the channel's
- * threads function). ctl serialises start,
- * stop, drain batches and info; the rescan thread only ever trylocks it, so
- * stop may join the thread while holding ctl. The signal handler takes no
- * lock.
+ * threads function); ctl -> cache_lock. ctl serialises start,
+ * stop and drain batches; info and the rescan thread only ever trylock it
+ * (so info never waits on a normal scheduler, and stop may join the thread
+ * while holding ctl). The signal handler takes no lock.
  */
 #ifndef BP_NATIVE_SAMPLER_H
 #define BP_NATIVE_SAMPLER_H
@@ -28,9 +28,16 @@
 
 #define BP_NATIVE_KIND_ALL 7u /* 1 << enum bp_thread_type, all three */
 
+/* Test-only hooks (bp_native_opts.hooks), set from the start config's
+ * test_hooks list: never in production use. */
+#define BP_HOOK_DENY_READS 1u /* the process_vm_readv probe reports denial */
+#define BP_HOOK_SLOW_START 2u /* start holds ctl 3 s longer (to test info) */
+
 struct bp_native_opts {
-    struct bp_ncap_config cap; /* hz, depth, stack_bytes, ring_bytes (jit_walk: set by start) */
+    struct bp_ncap_config cap; /* hz, depth, stack_bytes, ring_bytes, gate_hz
+                                  (jit_walk: set by start) */
     unsigned kinds;            /* mask of 1 << enum bp_thread_type */
+    unsigned hooks;            /* BP_HOOK_*, tests only */
 };
 
 /* What one library instance hands the next on upgrade. Append-only. */
@@ -68,6 +75,8 @@ struct bp_native {
     struct bp_native_opts opts;
     int vm_internals; /* the last start's (handed over on upgrade) */
     int64_t started_ns, stopped_ns; /* CLOCK_MONOTONIC */
+    int reads; /* the last start's process_vm_readv probe: 1 ok, 0 denied
+                  (the run is leaf-only), -1 no start yet */
     uint64_t drained;
     struct bp_range *ranges_tmp;    /* BP_RANGES_MAX, for refreshes */
     struct bp_channel_thread *sel;  /* BP_THREADS_MAX, for thread syncs */
@@ -81,19 +90,30 @@ struct bp_native {
     _Atomic uint64_t rescans;
     _Atomic uint64_t rescan_ns; /* CPU time of the rescan thread's work, this run */
     _Atomic uint64_t drain_ns;  /* CPU time of drain calls, this run */
+    /* The gate's closed time this run, polled by the thread every
+     * BP_GATE_POLL_MS (and at stop): gate_last_* belong to the thread while
+     * it runs, to ctl's holder otherwise. */
+    _Atomic uint64_t gate_closed_ns;
+    int64_t gate_last_ns;
+    int gate_last_closed;
+    struct bp_ncap_run *thread_run; /* the run the thread polls (set before it starts) */
+
+    /* What info answers while ctl is held by someone else (a start, a
+     * rescan parsing /proc/self/maps, a drain batch): the last statistics
+     * taken under ctl. Guarded by cache_lock, held only to copy. */
+    pthread_mutex_t cache_lock;
+    struct bp_native_stats_run *cache;
 };
 
-/* Statistics for native_info. */
-struct bp_native_stats {
+/* The part of the statistics that needs ctl (cached for info). */
+struct bp_native_stats_run {
     int running;
-    uint32_t hz, depth, stack_bytes, ring_bytes;
+    uint32_t hz, depth, stack_bytes, ring_bytes, gate_hz;
     unsigned kinds;
-    int frame_pointers; /* 1, 0, or -1 when beam.smp does not say (or was not asked) */
-    int frame_layout_source; /* enum bp_fl_source: where frame_pointers came from */
-    int jit_walk;       /* enum bp_ncap_walk: what a start would use */
-    uint64_t internal_reads; /* bp_sym_internal_reads(): image-wide */
+    int reads;          /* see struct bp_native */
     uint64_t jit_walks; /* samples of the last run whose JIT/Erlang stack was read */
-    uint64_t samples, weighted, dropped, paused, lost_weight, stray;
+    uint64_t samples, weighted, dropped, thinned, gated, lost_weight;
+    uint64_t gate_closed_ns; /* wall time the gate was closed during the run */
     uint64_t cpu_ns;    /* CPU time of the sampled threads during the run */
     uint64_t wall_ns;
     uint64_t threads;   /* threads with a live timer */
@@ -105,13 +125,27 @@ struct bp_native_stats {
     uint64_t rescan_ns;  /* CPU time of the rescans (threads, mappings) */
 };
 
+/* Statistics for native_info. */
+struct bp_native_stats {
+    struct bp_native_stats_run r;
+    int cached; /* r is the copy taken last time ctl was free (it was held) */
+    int frame_pointers; /* 1, 0, or -1 when beam.smp does not say (or was not asked) */
+    int frame_layout_source; /* enum bp_fl_source: where frame_pointers came from */
+    int jit_walk;       /* enum bp_ncap_walk: what a start would use */
+    uint64_t internal_reads; /* bp_sym_internal_reads(): image-wide */
+    uint64_t stray;     /* bp_ncap_stray_total(): image-wide, since load */
+};
+
 /* The state hanging off *slot, made on first use when create is set (a
  * lock-free publish: concurrent creators agree on one). NULL when absent
  * and create is 0, or out of memory. */
 struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, int create);
 
-/* Starts capturing on the selected threads of the channel's table, pausing
- * while its gate is closed. ch must have passed bp_channel_check; on
+/* Starts capturing on the selected threads of the channel's table, at
+ * o->cap.gate_hz while its gate is closed (bp_ncap_config). Probes
+ * process_vm_readv first (bp_ncap_probe_reads, or the BP_HOOK_DENY_READS
+ * hook): when denied the run reads no stack at all (no window, leaf walk)
+ * and n->reads says so. ch must have passed bp_channel_check; on
  * success the run keeps it (enif_keep_resource) until stop. Returns an enum
  * bp_native_err; on BP_NATIVE_FOREIGN, *foreign is the installed handler.
  * With vm_internals set, reads the frame layout (bp_sym_frame_layout_from)
@@ -124,14 +158,17 @@ int bp_native_start(struct bp_native *n, const struct bp_native_opts *o, int vm_
 
 /* Stops: the rescan thread joined, every timer deleted, no handler running
  * in the run, the channel released; the samples stay for the drain and our
- * handler stays installed (a late SIGPROF is ignored). Idempotent. */
+ * handler stays installed (a late SIGPROF is counted as stray, see
+ * bp_ncap_stray_total). Idempotent. */
 void bp_native_stop(struct bp_native *n);
 
 /* Builds up to max samples, oldest first, as a list of
  * {Kind, Index, Weight, Truncated, Addrs}. Any thread with an env. */
 ERL_NIF_TERM bp_native_drain(struct bp_native *n, ErlNifEnv *env, unsigned max);
 
-/* Statistics (n may be NULL). The frame layout, its source and the walk
+/* Statistics (n may be NULL). Never waits for ctl: while another thread
+ * holds it (a start, a rescan, a drain batch) the run's part is the copy
+ * taken the last time it was free (s->cached set). The frame layout, its source and the walk
  * are what a start with vm_internals uses: looked up when it is set (the
  * layout is the VM's, fixed at boot: the same for every start), else
  * unknown (-1, BP_FL_NONE, BP_WALK_LEAF) without reading anything. */

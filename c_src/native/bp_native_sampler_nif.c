@@ -5,12 +5,15 @@
  *   nif_start(Config, Channel) -> ok | {error, Reason}  dirty IO
  *   nif_stop() -> ok                                    dirty IO
  *   nif_drain(Max) -> [Sample]                          dirty CPU
- *   nif_info(VmInternals) -> map()                      normal (a lock held
- *                                                       for at most one
- *                                                       drain batch)
+ *   nif_info(VmInternals) -> map()                      normal (never waits
+ *                                                       for the control lock)
  *
  * Config's vm_internals (a boolean, default true) and info's VmInternals
- * say whether the VM's internals may be read (bp_native_start).
+ * say whether the VM's internals may be read (bp_native_start). Config's
+ * test_hooks (tests only: a list of deny_vm_readv | slow_start) sets
+ * BP_HOOK_* (bp_native_sampler.h). nif_info never waits for the control
+ * lock (bp_native_stats): while a start, a rescan or a drain batch holds
+ * it, the run's figures are the last copy and `cached` is true.
  */
 #include "bp_native_sampler_nif.h"
 
@@ -23,6 +26,7 @@
 #include "bp_symbols.h"
 
 #define BP_DEFAULT_HZ 99
+#define BP_GATE_HZ 99 /* the most a thread is sampled while the gate is closed */
 #define BP_DEFAULT_DEPTH 128
 #define BP_DEFAULT_STACK 16384
 #define BP_DEFAULT_RING (1024u * 1024u) /* touched only as used */
@@ -92,6 +96,26 @@ static int bp_opt_kinds(ErlNifEnv *env, ERL_NIF_TERM map, unsigned *kinds)
     return 1;
 }
 
+/* test_hooks: a proper list of deny_vm_readv | slow_start (tests only). */
+static int bp_opt_hooks(ErlNifEnv *env, ERL_NIF_TERM map, unsigned *hooks)
+{
+    ERL_NIF_TERM v, head;
+    *hooks = 0;
+    if (!enif_get_map_value(env, map, bp_native_atom.test_hooks, &v))
+        return 0;
+    if (!enif_is_list(env, v))
+        return -1;
+    while (enif_get_list_cell(env, v, &head, &v)) {
+        if (enif_is_identical(head, bp_native_atom.deny_vm_readv))
+            *hooks |= BP_HOOK_DENY_READS;
+        else if (enif_is_identical(head, bp_native_atom.slow_start))
+            *hooks |= BP_HOOK_SLOW_START;
+        else
+            return -1;
+    }
+    return enif_is_empty_list(env, v) ? 1 : -1;
+}
+
 /* Reads the config map; 0 = badarg. */
 static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_opts *o,
                             int *vm_internals)
@@ -108,8 +132,10 @@ static int bp_native_config(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_native_o
         bp_opt_uint(env, map, bp_native_atom.depth, 1, BP_NCAP_MAX_DEPTH, &o->cap.depth) < 0 ||
         bp_opt_uint(env, map, bp_native_atom.stack_bytes, 0, 65536, &o->cap.stack_bytes) < 0 ||
         bp_opt_uint(env, map, bp_native_atom.ring_bytes, 65536, 1u << 26, &o->cap.ring_bytes) < 0 ||
-        bp_opt_kinds(env, map, &o->kinds) < 0 || bp_opt_internals(env, map, vm_internals) < 0)
+        bp_opt_kinds(env, map, &o->kinds) < 0 || bp_opt_internals(env, map, vm_internals) < 0 ||
+        bp_opt_hooks(env, map, &o->hooks) < 0)
         return 0;
+    o->cap.gate_hz = o->cap.hz < BP_GATE_HZ ? o->cap.hz : BP_GATE_HZ;
     uint32_t r = o->cap.ring_bytes;
     return (o->cap.stack_bytes & 7u) == 0 && (r & (r - 1)) == 0;
 }
@@ -251,6 +277,72 @@ static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)
     return l;
 }
 
+static ERL_NIF_TERM bp_reads_term(int reads)
+{
+    return reads > 0 ? bp_native_atom.ok : reads == 0 ? bp_native_atom.denied
+                                                      : bp_native_atom.untested;
+}
+
+static ERL_NIF_TERM bp_bool_term(int b)
+{
+    return b ? bp_native_atom.true : bp_native_atom.false;
+}
+
+/* The keys and values of info's map; returns their count. */
+static size_t bp_info_pairs(ErlNifEnv *env, const struct bp_native_stats *st, int internals,
+                            ERL_NIF_TERM *k, ERL_NIF_TERM *v)
+{
+    const struct bp_native_stats_run *s = &st->r;
+    const struct bp_native_atoms *a = &bp_native_atom;
+    uint64_t signals = s->samples + s->dropped + s->thinned;
+    uint64_t own = s->handler_ns + s->drain_ns + s->rescan_ns;
+    size_t n = 0;
+#define BP_KV(key, val) (k[n] = a->key, v[n] = (val), n++)
+#define BP_U64(key, x) BP_KV(key, enif_make_uint64(env, (x)))
+    BP_KV(running, bp_bool_term(s->running));
+    BP_KV(hz, enif_make_uint(env, s->hz));
+    BP_KV(hz_under_gate, enif_make_uint(env, s->gate_hz));
+    BP_KV(depth, enif_make_uint(env, s->depth));
+    BP_KV(frame_pointers, bp_fp_term(st->frame_pointers));
+    BP_KV(mode, bp_mode_term(st->jit_walk));
+    BP_U64(samples, s->samples);
+    BP_U64(weighted, s->weighted);
+    BP_U64(dropped, s->dropped);
+    BP_U64(thinned, s->thinned);
+    BP_U64(gated, s->gated);
+    BP_U64(gate_closed_ns, s->gate_closed_ns);
+    BP_U64(lost_weight, s->lost_weight);
+    BP_KV(effective_hz, enif_make_double(env, s->cpu_ns > 0 ? (double)signals * 1e9 /
+                                                                 (double)s->cpu_ns
+                                                           : 0.0));
+    BP_U64(cpu_ns, s->cpu_ns);
+    BP_U64(wall_ns, s->wall_ns);
+    BP_U64(threads, s->threads);
+    BP_U64(slots, s->slots);
+    BP_U64(stray, st->stray);
+    BP_U64(pending_bytes, s->pending);
+    BP_U64(drained, s->drained);
+    BP_U64(rescans, s->rescans);
+    BP_KV(stack_bytes, enif_make_uint(env, s->stack_bytes));
+    BP_KV(ring_bytes, enif_make_uint(env, s->ring_bytes));
+    BP_KV(thread_kinds, bp_kinds_term(env, s->kinds));
+    BP_U64(handler_ns, s->handler_ns);
+    BP_U64(drain_ns, s->drain_ns);
+    BP_U64(rescan_ns, s->rescan_ns);
+    BP_KV(overhead_pct, enif_make_double(env, s->cpu_ns > 0 ? 100.0 * (double)own /
+                                                                 (double)s->cpu_ns
+                                                           : 0.0));
+    BP_KV(frame_layout_source, bp_fl_source_term(st->frame_layout_source));
+    BP_KV(vm_internals, bp_bool_term(internals));
+    BP_U64(internal_reads, st->internal_reads);
+    BP_U64(jit_walks, s->jit_walks);
+    BP_KV(vm_readv, bp_reads_term(s->reads));
+    BP_KV(cached, bp_bool_term(st->cached));
+#undef BP_U64
+#undef BP_KV
+    return n;
+}
+
 ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
@@ -259,54 +351,8 @@ ERL_NIF_TERM bp_native_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         return enif_make_badarg(env);
     struct bp_native_stats s;
     bp_native_stats(bp_native_of(env), internals, &s);
-    uint64_t signals = s.samples + s.dropped + s.paused;
-    double eff = s.cpu_ns > 0 ? (double)signals * 1e9 / (double)s.cpu_ns : 0.0;
-    const struct bp_native_atoms *a = &bp_native_atom;
-    ERL_NIF_TERM keys[] = {
-        a->running,       a->hz,          a->depth,        a->frame_pointers, a->mode,
-        a->samples,       a->weighted,    a->dropped,      a->paused,         a->lost_weight,
-        a->effective_hz,  a->cpu_ns,      a->wall_ns,      a->threads,        a->slots,
-        a->stray,         a->pending_bytes, a->drained,    a->rescans,        a->stack_bytes,
-        a->ring_bytes,    a->thread_kinds, a->handler_ns,  a->drain_ns,       a->rescan_ns,
-        a->overhead_pct,  a->frame_layout_source, a->vm_internals, a->internal_reads,
-        a->jit_walks};
-    ERL_NIF_TERM values[] = {
-        s.running ? bp_native_atom.true : bp_native_atom.false,
-        enif_make_uint(env, s.hz),
-        enif_make_uint(env, s.depth),
-        bp_fp_term(s.frame_pointers),
-        bp_mode_term(s.jit_walk),
-        enif_make_uint64(env, s.samples),
-        enif_make_uint64(env, s.weighted),
-        enif_make_uint64(env, s.dropped),
-        enif_make_uint64(env, s.paused),
-        enif_make_uint64(env, s.lost_weight),
-        enif_make_double(env, eff),
-        enif_make_uint64(env, s.cpu_ns),
-        enif_make_uint64(env, s.wall_ns),
-        enif_make_uint64(env, s.threads),
-        enif_make_uint64(env, s.slots),
-        enif_make_uint64(env, s.stray),
-        enif_make_uint64(env, s.pending),
-        enif_make_uint64(env, s.drained),
-        enif_make_uint64(env, s.rescans),
-        enif_make_uint(env, s.stack_bytes),
-        enif_make_uint(env, s.ring_bytes),
-        bp_kinds_term(env, s.kinds),
-        enif_make_uint64(env, s.handler_ns),
-        enif_make_uint64(env, s.drain_ns),
-        enif_make_uint64(env, s.rescan_ns),
-        enif_make_double(env, s.cpu_ns > 0 ? 100.0 * (double)(s.handler_ns + s.drain_ns +
-                                                             s.rescan_ns) /
-                                                  (double)s.cpu_ns
-                                            : 0.0),
-        bp_fl_source_term(s.frame_layout_source),
-        internals ? bp_native_atom.true : bp_native_atom.false,
-        enif_make_uint64(env, s.internal_reads),
-        enif_make_uint64(env, s.jit_walks),
-    };
-    ERL_NIF_TERM map;
-    size_t nk = sizeof keys / sizeof keys[0];
+    ERL_NIF_TERM keys[48], values[48], map;
+    size_t nk = bp_info_pairs(env, &s, internals, keys, values);
     if (!enif_make_map_from_arrays(env, keys, values, nk, &map))
         return enif_make_badarg(env);
     return map;

@@ -368,7 +368,7 @@ BP_TEST(capture_busy_thread)
     while (atomic_load(&spin_tid) == 0)
         ;
     pid_t tid = atomic_load(&spin_tid);
-    struct bp_ncap_config cfg = {997, 64, 4096, 1u << 20, 1};
+    struct bp_ncap_config cfg = {997, 64, 4096, 1u << 20, 1, 99};
     static _Atomic int gate;
     atomic_store(&gate, 0);
     struct bp_ncap_run *run = bp_ncap_run_new(&cfg, 4, &gate);
@@ -381,25 +381,42 @@ BP_TEST(capture_busy_thread)
     CHECK(bp_ncap_add_thread(run, 0x7ffffff0, 0, 2) == -2); /* no such thread */
     while (thread_cpu(tid) - cpu0 < 300000000u)
         usleep(1000);
-    atomic_store(&gate, 1); /* closed: samples are counted as paused */
+    uint64_t before = atomic_load(&run->slots[0].samples);
+    atomic_store(&gate, 1); /* closed: the rate is lowered to gate_hz, never to nothing */
     uint64_t cpu1 = thread_cpu(tid);
-    while (thread_cpu(tid) - cpu1 < 100000000u)
+    while (thread_cpu(tid) - cpu1 < 300000000u)
         usleep(1000);
+    atomic_store(&gate, 0);
+    uint64_t cpu2 = thread_cpu(tid), under = atomic_load(&run->slots[0].gated);
+    uint64_t during = atomic_load(&run->slots[0].samples) - before;
     bp_ncap_deactivate(run);
+    /* A signal after the run (kill-like, SI_TKILL) is counted as stray. */
+    uint64_t stray0 = bp_ncap_stray_total();
+    syscall(SYS_tgkill, getpid(), tid, SIGPROF);
+    for (int i = 0; i < 2000 && bp_ncap_stray_total() == stray0; i++)
+        usleep(1000);
+    CHECK(bp_ncap_stray_total() == stray0 + 1);
     uint64_t cpu = run->slots[0].cpu_last - run->slots[0].cpu_start;
     atomic_store(&spin_stop, 1);
     pthread_join(th, NULL);
 
     struct bp_ncap_slot *s = &run->slots[0];
     uint64_t samples = atomic_load(&s->samples), weighted = atomic_load(&s->weighted);
-    uint64_t lost = atomic_load(&s->lost_weight), paused = atomic_load(&s->paused);
+    uint64_t lost = atomic_load(&s->lost_weight), thinned = atomic_load(&s->thinned);
     double expected = (double)cpu / 1e9 * 997.0;
-    fprintf(stderr, "  capture: %llu samples, weighted %llu + lost %llu, paused %llu, "
-            "expected %.0f over %.0f ms CPU\n", (unsigned long long)samples,
-            (unsigned long long)weighted, (unsigned long long)lost,
-            (unsigned long long)paused, expected, (double)cpu / 1e6);
+    double gated_hz = (double)during * 1e9 / (double)(cpu2 - cpu1);
+    fprintf(stderr, "  capture: %llu samples, weighted %llu + lost %llu, thinned %llu, "
+            "expected %.0f over %.0f ms CPU; %llu samples under the gate (%.1f/s of CPU)\n",
+            (unsigned long long)samples, (unsigned long long)weighted,
+            (unsigned long long)lost, (unsigned long long)thinned, expected, (double)cpu / 1e6,
+            (unsigned long long)under, gated_hz);
     CHECK(samples > 10);
-    CHECK(paused > 0);
+    CHECK(thinned > 0);
+    CHECK(under > 5 && under <= during + 1); /* a signal may straddle the flip */
+    CHECK(bp_ncap_probe_reads() == 0); /* no seccomp filter here */
+    CHECK(gated_hz > 99 * 0.3 && gated_hz < 99 * 1.5); /* lowered, not stopped */
+    /* thinned signals' weight is carried into the next sample: the total
+     * still matches the CPU time (what is carried at the end is small) */
     CHECK((double)(weighted + lost) > expected * 0.5 && (double)(weighted + lost) < expected * 1.5);
     CHECK(atomic_load(&s->dropped) == 0);
     /* BP_WALK_FP on a normal thread: every C sample looked for an Erlang chain */
