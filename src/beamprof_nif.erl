@@ -113,7 +113,8 @@ gate_info() -> ?NOT_LOADED.
 %% @doc Starts the sampler thread, or reconfigures the running one in place
 %% (keeping the gate state). Every key of `Config' is required and exactly
 %% typed (badarg otherwise); a low mark not below its high mark returns
-%% `{error, {invalid, scheduler_low | memory_low}}'.
+%% `{error, {invalid, scheduler_low | memory_low}}'. Runs on a dirty IO
+%% scheduler: it may wait for a stop that joins the thread.
 -spec sampler_start(Config, NotifyPid) -> ok | {error, Reason} when
       Config :: config(),
       NotifyPid :: pid(),

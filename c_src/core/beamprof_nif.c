@@ -535,7 +535,10 @@ struct bp_core_channel_src bp_core_channel_src_of(ErlNifEnv *env)
 static ErlNifFunc nif_funcs[] = {
     {"gate", 0, bp_gate_nif, 0},
     {"gate_info", 0, bp_gate_info_nif, 0},
-    {"sampler_start", 2, bp_sampler_start_nif, 0},
+    /* Dirty IO: start takes the sampler's control lock, which a stop holds
+     * while it joins the thread (up to a tick's /proc and /sys reads), and
+     * creates the thread. */
+    {"sampler_start", 2, bp_sampler_start_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
     /* Dirty IO: joining the thread may wait for the end of a tick (file
      * reads under /proc and /sys), which must not hold a normal scheduler. */
     {"sampler_stop", 0, bp_sampler_stop_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
