@@ -16,7 +16,7 @@
          fp_without_map/1, stability_60s/1, truncation_honest/1, truncation_depth/1,
          vm_internals_off/1, saturated_node/1, empty_profiles_say_why/1,
          vm_readv_denied/1]).
--export([os_counts/0, cycles/1, busy_flame_graph/1]).
+-export([os_counts/0, cycles/1, busy_flame_graph/1, forward_event/4]).
 
 all() ->
     [{group, perf_map}, no_perf_map_hint, fp_without_map, vm_internals_off, saturated_node,
@@ -463,6 +463,9 @@ saturated_node(Config) ->
     Peer = peer(Config, ["+JPperf", "map"]),
     try
         {ok, _} = peer:call(Peer, application, ensure_all_started, [beamprof]),
+        ok = peer:call(Peer, beamprof_events, attach,
+                       [native_stop, [beamprof, native, stop], fun ?MODULE:forward_event/4,
+                        []]),
         N = peer:call(Peer, erlang, system_info, [schedulers_online]),
         [_ = peer:call(Peer, erlang, spawn, [nsym_hot, run_outer, [120000]])
          || _ <- lists:seq(1, N)],
@@ -478,16 +481,31 @@ saturated_node(Config) ->
         ?assert(Spin > 0.5 * All),
         #{gate_closed_ms := Closed, hz_under_gate := 99, gated := Gated} = R,
         ?assert(Closed > 0 andalso Gated > 0),
+        %% the stop event says it too
+        {[beamprof, native, stop], #{duration := D, samples := S},
+         #{gate_closed_ms := Closed, hz_under_gate := 99, warnings := EvWs}} = last_event(Peer),
+        ?assert(D > 0 andalso S > 0),
+        ?assertEqual(maps:get(warnings, R), EvWs),
         {ok, R2} = peer:call(Peer, beamprof, flame_graph,
                              [3000, #{output => File, format => folded, hz => 999}], 120000),
         ct:log("at 999 Hz: ~p", [R2]),
         #{hz := 999, hz_under_gate := 99, gated := Gated2, warnings := Ws} = R2,
         ?assert(Gated2 > 0),
         [Msg] = [M || #{code := native_rate_lowered, message := M} <- Ws],
-        ?assertNotEqual(nomatch, binary:match(Msg, <<"99 Hz">>))
+        ?assertNotEqual(nomatch, binary:match(Msg, <<"99 Hz">>)),
+        {_, _, #{warnings := EvWs2, hz := 999}} = last_event(Peer),
+        ?assertEqual(Ws, EvWs2)
     after
         peer:stop(Peer)
     end.
+
+%% An event handler (runs in the peer, not connected to this node by
+%% distribution): keeps the last event for last_event/1.
+forward_event(Name, Measurements, Metadata, _Config) ->
+    persistent_term:put({?MODULE, last_event}, {Name, Measurements, Metadata}).
+
+last_event(Peer) ->
+    peer:call(Peer, persistent_term, get, [{?MODULE, last_event}, none]).
 
 %% The weight of the folded file's stacks that contain Frame, and of all.
 folded_weight(File, Frame) ->
