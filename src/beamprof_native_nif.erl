@@ -283,7 +283,7 @@ drain(Max) ->
 %% the control lock was held, by a start, a rescan or a drain, and the
 %% run's figures are the copy taken the last time it was free: this call
 %% never waits for it), `effective_hz' (signals per CPU second of the
-%% sampled threads), `cpu_ns' of those threads during the run, `frame_pointers'
+%% sampled threads, thinned ones included), `cpu_ns' of those threads during the run, `frame_pointers'
 %% and the walk `mode' it implies, with `frame_layout_source', where that
 %% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
 %% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP

@@ -23,8 +23,9 @@ fields_test() ->
     ?assertEqual(#{hz_under_gate => 99, gate_closed_ms => 250, gate_closed_pct => 25.0,
                    gated => 4, thinned => 9, stray => 2, vm_readv => ok}, F),
     %% the library gone: nothing known
-    ?assertMatch(#{gate_closed_ms := 0, gate_closed_pct := 0.0, stray := 0,
-                   vm_readv := untested}, beamprof_native_report:fields(#{}, 3)).
+    ?assertMatch(#{gate_closed_ms := 0, stray := 0,
+                   vm_readv := untested}, beamprof_native_report:fields(#{}, 3)),
+    ?assert(maps:get(gate_closed_pct, beamprof_native_report:fields(#{}, 3)) == 0).
 
 a_plain_run_has_no_warning_test() ->
     ?assertEqual([], codes(info(#{}))),
