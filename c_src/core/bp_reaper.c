@@ -17,16 +17,19 @@ struct bp_reaper_job {
 };
 
 static pthread_mutex_t bp_reaper_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t bp_reaper_cond = PTHREAD_COND_INITIALIZER;
 /* under bp_reaper_lock */
 static struct bp_reaper_job *bp_reaper_head, *bp_reaper_tail;
-static int bp_reaper_opens, bp_reaper_stopping, bp_reaper_have_thread;
+static int bp_reaper_opens, bp_reaper_stopping;
+static int bp_reaper_have_thread; /* created and not joined yet */
+static int bp_reaper_live;        /* still taking jobs (not on its way out) */
 static pthread_t bp_reaper_tid;
 
 static _Atomic uint64_t bp_reaper_given, bp_reaper_done, bp_reaper_bytes_given,
     bp_reaper_bytes_done, bp_reaper_inline;
 
-/* Runs jobs until told to stop with nothing queued. */
+/* Runs jobs until the queue is empty, then exits: no thread of ours waits
+ * while there is nothing to free (large frees are rare: a killed walker).
+ * The next give joins it and starts another. */
 static void *bp_reaper_main(void *unused)
 {
     (void)unused;
@@ -35,10 +38,8 @@ static void *bp_reaper_main(void *unused)
     for (;;) {
         struct bp_reaper_job *j = bp_reaper_head;
         if (j == NULL) {
-            if (bp_reaper_stopping)
-                break;
-            pthread_cond_wait(&bp_reaper_cond, &bp_reaper_lock);
-            continue;
+            bp_reaper_live = 0; /* under the lock: a give after this starts a new one */
+            break;
         }
         bp_reaper_head = j->next;
         if (bp_reaper_head == NULL)
@@ -67,32 +68,38 @@ void bp_reaper_close(void)
     int last = --bp_reaper_opens <= 0, join = last && bp_reaper_have_thread;
     if (last) {
         bp_reaper_opens = 0;
-        bp_reaper_stopping = 1;
-        pthread_cond_signal(&bp_reaper_cond);
+        bp_reaper_stopping = 1; /* no give is taken from now on */
     }
     pthread_mutex_unlock(&bp_reaper_lock);
-    if (join)
+    if (join) /* it runs what is queued, then exits */
         pthread_join(bp_reaper_tid, NULL);
     if (last) { /* a later load of this image starts afresh */
         pthread_mutex_lock(&bp_reaper_lock);
         bp_reaper_have_thread = 0;
+        bp_reaper_live = 0;
         bp_reaper_stopping = 0;
         pthread_mutex_unlock(&bp_reaper_lock);
     }
 }
 
-/* Starts the thread if there is none (lock held). 0 when there is one. */
+/* Makes sure a thread takes the queue (lock held): the live one, else a
+ * new one, after joining one that ran out of work (it no longer needs the
+ * lock: it left it with live cleared). 0 when one is live. */
 static int bp_reaper_ensure_thread(void)
 {
-    if (bp_reaper_have_thread)
+    if (bp_reaper_live)
         return 0;
+    if (bp_reaper_have_thread) {
+        pthread_join(bp_reaper_tid, NULL);
+        bp_reaper_have_thread = 0;
+    }
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0)
         return -1;
     (void)pthread_attr_setstacksize(&attr, 256 * 1024);
     int rc = pthread_create(&bp_reaper_tid, &attr, bp_reaper_main, NULL);
     pthread_attr_destroy(&attr);
-    bp_reaper_have_thread = rc == 0;
+    bp_reaper_have_thread = bp_reaper_live = rc == 0;
     return rc == 0 ? 0 : -1;
 }
 
@@ -115,7 +122,6 @@ int bp_reaper_give(void (*fn)(void *), void *arg, size_t bytes)
         bp_reaper_tail = j;
         atomic_fetch_add(&bp_reaper_given, 1);
         atomic_fetch_add(&bp_reaper_bytes_given, bytes);
-        pthread_cond_signal(&bp_reaper_cond);
     }
     pthread_mutex_unlock(&bp_reaper_lock);
     if (!ok)
@@ -136,6 +142,6 @@ void bp_reaper_stats(struct bp_reaper_stats *s)
     s->bytes_done = atomic_load(&bp_reaper_bytes_done);
     s->inline_frees = atomic_load(&bp_reaper_inline);
     pthread_mutex_lock(&bp_reaper_lock);
-    s->running = bp_reaper_have_thread;
+    s->running = bp_reaper_live;
     pthread_mutex_unlock(&bp_reaper_lock);
 }
