@@ -528,7 +528,11 @@ folded_weight(File, Frame) ->
 empty_profiles_say_why(Config) ->
     {ok, Short} = call(Config, beamprof, flame_graph, [1, #{threads => [normal]}]),
     ShortWhy = empty_warning(Short),
-    ?assertNotEqual(nomatch, binary:match(ShortWhy, <<"too short">>)),
+    %% too short, unless a loaded machine stretched the run (start to stop,
+    %% measured in C) past two sampling periods: then its threads were idle
+    %% for all that time, and it says so
+    ?assert(binary:match(ShortWhy, <<"too short">>) =/= nomatch orelse
+            binary:match(ShortWhy, <<"idle">>) =/= nomatch),
     {ok, Idle} = call(Config, beamprof, flame_graph, [600, #{threads => [dirty_io], hz => 10}]),
     IdleWhy = empty_warning(Idle),
     ?assertNotEqual(nomatch, binary:match(IdleWhy, <<"idle">>)),
