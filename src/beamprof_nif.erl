@@ -167,8 +167,8 @@ sampler_info() -> ?NOT_LOADED.
 %% process killed, say) has its memory freed by this thread of ours, not by
 %% the scheduler that ran the destructor. `given'/`done' jobs and their
 %% `bytes_given'/`bytes_done', `inline_frees' (large frees done in the
-%% destructor because the hand-over failed), `running' (a thread is freeing
-%% now: one runs only while something is queued).
+%% destructor because the hand-over failed), `running' (the thread exists:
+%% it starts on the first hand-over).
 -spec reaper_info() -> #{given := non_neg_integer(), done := non_neg_integer(),
                          bytes_given := non_neg_integer(),
                          bytes_done := non_neg_integer(),

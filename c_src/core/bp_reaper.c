@@ -17,19 +17,16 @@ struct bp_reaper_job {
 };
 
 static pthread_mutex_t bp_reaper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bp_reaper_cond = PTHREAD_COND_INITIALIZER;
 /* under bp_reaper_lock */
 static struct bp_reaper_job *bp_reaper_head, *bp_reaper_tail;
-static int bp_reaper_opens, bp_reaper_stopping;
-static int bp_reaper_have_thread; /* created and not joined yet */
-static int bp_reaper_live;        /* still taking jobs (not on its way out) */
+static int bp_reaper_opens, bp_reaper_stopping, bp_reaper_have_thread;
 static pthread_t bp_reaper_tid;
 
 static _Atomic uint64_t bp_reaper_given, bp_reaper_done, bp_reaper_bytes_given,
     bp_reaper_bytes_done, bp_reaper_inline;
 
-/* Runs jobs until the queue is empty, then exits: no thread of ours waits
- * while there is nothing to free (large frees are rare: a killed walker).
- * The next give joins it and starts another. */
+/* Runs jobs until told to stop with nothing queued. */
 static void *bp_reaper_main(void *unused)
 {
     (void)unused;
@@ -38,8 +35,10 @@ static void *bp_reaper_main(void *unused)
     for (;;) {
         struct bp_reaper_job *j = bp_reaper_head;
         if (j == NULL) {
-            bp_reaper_live = 0; /* under the lock: a give after this starts a new one */
-            break;
+            if (bp_reaper_stopping)
+                break;
+            pthread_cond_wait(&bp_reaper_cond, &bp_reaper_lock);
+            continue;
         }
         bp_reaper_head = j->next;
         if (bp_reaper_head == NULL)
@@ -68,38 +67,32 @@ void bp_reaper_close(void)
     int last = --bp_reaper_opens <= 0, join = last && bp_reaper_have_thread;
     if (last) {
         bp_reaper_opens = 0;
-        bp_reaper_stopping = 1; /* no give is taken from now on */
+        bp_reaper_stopping = 1;
+        pthread_cond_signal(&bp_reaper_cond);
     }
     pthread_mutex_unlock(&bp_reaper_lock);
-    if (join) /* it runs what is queued, then exits */
+    if (join)
         pthread_join(bp_reaper_tid, NULL);
     if (last) { /* a later load of this image starts afresh */
         pthread_mutex_lock(&bp_reaper_lock);
         bp_reaper_have_thread = 0;
-        bp_reaper_live = 0;
         bp_reaper_stopping = 0;
         pthread_mutex_unlock(&bp_reaper_lock);
     }
 }
 
-/* Makes sure a thread takes the queue (lock held): the live one, else a
- * new one, after joining one that ran out of work (it no longer needs the
- * lock: it left it with live cleared). 0 when one is live. */
+/* Starts the thread if there is none (lock held). 0 when there is one. */
 static int bp_reaper_ensure_thread(void)
 {
-    if (bp_reaper_live)
+    if (bp_reaper_have_thread)
         return 0;
-    if (bp_reaper_have_thread) {
-        pthread_join(bp_reaper_tid, NULL);
-        bp_reaper_have_thread = 0;
-    }
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0)
         return -1;
     (void)pthread_attr_setstacksize(&attr, 256 * 1024);
     int rc = pthread_create(&bp_reaper_tid, &attr, bp_reaper_main, NULL);
     pthread_attr_destroy(&attr);
-    bp_reaper_have_thread = bp_reaper_live = rc == 0;
+    bp_reaper_have_thread = rc == 0;
     return rc == 0 ? 0 : -1;
 }
 
@@ -122,6 +115,7 @@ int bp_reaper_give(void (*fn)(void *), void *arg, size_t bytes)
         bp_reaper_tail = j;
         atomic_fetch_add(&bp_reaper_given, 1);
         atomic_fetch_add(&bp_reaper_bytes_given, bytes);
+        pthread_cond_signal(&bp_reaper_cond);
     }
     pthread_mutex_unlock(&bp_reaper_lock);
     if (!ok)
@@ -142,6 +136,6 @@ void bp_reaper_stats(struct bp_reaper_stats *s)
     s->bytes_done = atomic_load(&bp_reaper_bytes_done);
     s->inline_frees = atomic_load(&bp_reaper_inline);
     pthread_mutex_lock(&bp_reaper_lock);
-    s->running = bp_reaper_live;
+    s->running = bp_reaper_have_thread;
     pthread_mutex_unlock(&bp_reaper_lock);
 }

@@ -6,16 +6,13 @@
  * milliseconds. A destructor hands such memory to bp_reaper_give instead,
  * and the reaper thread frees it.
  *
- * A thread runs only while there is something to free: a give starts one
- * when none is live, and it exits once the queue is empty (the next give
- * joins it); the last close joins one still running.
+ * The thread starts on the first give and is joined by the last close.
  * Every instance of the core library opens the reaper in load/upgrade and
  * closes it in unload; instances loaded from one file share this image's
  * reaper (a count of opens), and ERTS runs unload only once no resource
  * with a destructor is left, so no give can follow the last close.
  *
- * Locks: one mutex (the queue), never held while a job runs (a give may
- * join an exited thread under it: that thread no longer takes it). Not for
+ * Locks: one mutex (the queue), never held while a job runs. Not for
  * signal handlers.
  */
 #ifndef BP_REAPER_H
@@ -44,7 +41,7 @@ struct bp_reaper_stats {
     uint64_t given, done;             /* jobs queued, jobs run */
     uint64_t bytes_given, bytes_done; /* their bytes */
     uint64_t inline_frees;            /* large frees a give refused (done inline) */
-    int running;                      /* a thread is taking jobs now */
+    int running;                      /* the thread exists */
 };
 
 /* The counters since this image was loaded. Any thread. */
