@@ -27,7 +27,7 @@ c_src/README.md, "The channel").
 
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
-         sampler_info/0, reaper_info/0]).
+         sampler_info/0]).
 -export([native_channel/0, priv_dir/0]).
 
 %% Process and port scan (bp_scan_nif.c): see beamprof_scan.
@@ -161,19 +161,6 @@ history() -> ?NOT_LOADED.
                           cpu_ns := non_neg_integer(),
                           threads := non_neg_integer()}.
 sampler_info() -> ?NOT_LOADED.
-
-%% @doc The reaper thread's counters since the library was loaded: a scan
-%% buffer or window dropped with 1 MiB or more of ids or tables (its
-%% process killed, say) has its memory freed by this thread of ours, not by
-%% the scheduler that ran the destructor. `given'/`done' jobs and their
-%% `bytes_given'/`bytes_done', `inline_frees' (large frees done in the
-%% destructor because the hand-over failed), `running' (the thread exists:
-%% it starts on the first hand-over).
--spec reaper_info() -> #{given := non_neg_integer(), done := non_neg_integer(),
-                         bytes_given := non_neg_integer(),
-                         bytes_done := non_neg_integer(),
-                         inline_frees := non_neg_integer(), running := boolean()}.
-reaper_info() -> ?NOT_LOADED.
 
 %% @doc A channel to this library instance for the native sampler library
 %% (`beamprof_native_nif'): a binary whose bytes are a versioned table of

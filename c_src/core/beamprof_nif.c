@@ -21,7 +21,6 @@
 #include "bp_core_channel.h"
 #include "bp_gate.h"
 #include "bp_memory.h"
-#include "bp_reaper.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
 
@@ -164,7 +163,6 @@ static struct bp_state *bp_instance_open(ErlNifEnv *env)
     struct bp_state *st = bp_state_new();
     if (st == NULL)
         return NULL;
-    bp_reaper_open(); /* closed by unload (a failed load/upgrade never unloads) */
     st->channel_type = bp_core_channel_open(env);
     return st;
 }
@@ -222,7 +220,6 @@ static void bp_unload(ErlNifEnv *env, void *priv)
         return;
     bp_sampler_stop(&st->sampler, NULL, NULL, 1);
     bp_state_free(st);
-    bp_reaper_close();
 }
 
 /* ----------------------------------------------------------------- gate */
@@ -416,24 +413,6 @@ static ERL_NIF_TERM bp_sampler_info_nif(ErlNifEnv *env, int argc,
     return bp_make_map(env, keys, values, 5);
 }
 
-/* reaper_info() -> #{given, done, bytes_given, bytes_done, inline_frees,
- * running}: the reaper thread's counters (bp_reaper.h), image-wide. */
-static ERL_NIF_TERM bp_reaper_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    (void)argc;
-    (void)argv;
-    struct bp_reaper_stats r;
-    bp_reaper_stats(&r);
-    ERL_NIF_TERM keys[] = {bp_atom.given,      bp_atom.done,         bp_atom.bytes_given,
-                           bp_atom.bytes_done, bp_atom.inline_frees, bp_atom.running};
-    ERL_NIF_TERM values[] = {
-        enif_make_uint64(env, r.given),      enif_make_uint64(env, r.done),
-        enif_make_uint64(env, r.bytes_given), enif_make_uint64(env, r.bytes_done),
-        enif_make_uint64(env, r.inline_frees), r.running ? bp_atom.true : bp_atom.false,
-    };
-    return bp_make_map(env, keys, values, 6);
-}
-
 /* ------------------------------------------------------------- readings */
 
 static ERL_NIF_TERM bp_thread_type_term(enum bp_thread_type t)
@@ -568,7 +547,6 @@ static ErlNifFunc nif_funcs[] = {
     {"memory", 0, bp_memory_nif, 0},
     {"history", 0, bp_history_nif, 0},
     {"sampler_info", 0, bp_sampler_info_nif, 0},
-    {"reaper_info", 0, bp_reaper_info_nif, 0},
     {"native_channel", 0, bp_native_channel_nif, 0},
 
     BP_SCAN_NIFS,

@@ -57,12 +57,7 @@
     X(no_channel)                                                            \
     X(ticks)                                                                 \
     X(cpu_ns)                                                                \
-    X(threads)                                                               \
-    X(given)                                                                 \
-    X(done)                                                                  \
-    X(bytes_given)                                                           \
-    X(bytes_done)                                                            \
-    X(inline_frees)
+    X(threads)
 
 #define BP_ATOM_DECL(name) ERL_NIF_TERM name;
 struct bp_atoms {

@@ -11,9 +11,7 @@
  * compares ids with enif_is_identical when their words differ.
  *
  * Locks: one ErlNifMutex per resource, held for one call, never with
- * another lock (a leaf in the library's lock order). Destructors hand the
- * ids and window tables of 1 MiB and more to the reaper thread
- * (bp_reaper.h), whose queue lock is a leaf too.
+ * another lock (a leaf in the library's lock order).
  */
 #include "bp_scan_nif.h"
 
@@ -21,12 +19,10 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "bp_atoms.h"
 #include "bp_ptab.h"
-#include "bp_reaper.h"
 #include "bp_scan.h"
 #include "bp_sym_read.h"
 #include "bp_threads.h"
@@ -72,53 +68,13 @@ static ErlNifResourceType *buf_type, *topk_type, *hist_type, *window_type;
 
 /* ------------------------------------------------------- destructors */
 
-/* Large frees go to the reaper thread (bp_reaper.h): a destructor runs
- * wherever the last reference drops, a normal scheduler included. */
-static void reap_idbuf(void *arg)
-{
-    bp_idbuf_destroy(arg);
-    free(arg);
-}
-
-static void reap_window(void *arg)
-{
-    bp_window_destroy(arg);
-    free(arg);
-}
-
-/* Hands *obj (size bytes, copied) to the reaper when large; 0 when handed
- * over (then *obj is to be forgotten), -1 when the caller frees it. */
-static int give_to_reaper(void (*fn)(void *), const void *obj, size_t size, size_t bytes)
-{
-    if (bytes < BP_REAPER_MIN_BYTES)
-        return -1;
-    void *copy = malloc(size);
-    if (copy != NULL) {
-        memcpy(copy, obj, size);
-        if (bp_reaper_give(fn, copy, bytes) == 0)
-            return 0;
-        free(copy);
-    }
-    bp_reaper_count_inline();
-    return -1;
-}
-
-static size_t window_bytes(const struct bp_window *w)
-{
-    size_t n = 0;
-    for (int i = 0; i < 2; i++)
-        n += w->t[i].slots != NULL ? ((size_t)w->t[i].mask + 1) * sizeof *w->t[i].slots : 0;
-    return n;
-}
-
 /* Destructors tolerate half-built objects (a failed constructor releases
  * what it made through them). */
 static void buf_dtor(ErlNifEnv *env, void *obj)
 {
     (void)env;
     struct scan_buf *r = obj;
-    if (give_to_reaper(reap_idbuf, &r->b, sizeof r->b, r->b.capacity * sizeof *r->b.ids) != 0)
-        bp_idbuf_destroy(&r->b);
+    bp_idbuf_destroy(&r->b);
     if (r->env)
         enif_free_env(r->env);
     if (r->lock)
@@ -148,8 +104,7 @@ static void window_dtor(ErlNifEnv *env, void *obj)
 {
     (void)env;
     struct scan_window *r = obj;
-    if (give_to_reaper(reap_window, &r->w, sizeof r->w, window_bytes(&r->w)) != 0)
-        bp_window_destroy(&r->w);
+    bp_window_destroy(&r->w);
     for (int i = 0; i < 2; i++)
         if (r->env[i])
             enif_free_env(r->env[i]);
