@@ -4,7 +4,7 @@
 %% per call, K chosen per strategy so that the profiled call lasts at least MIN_MS (1 s):
 %% the strategy's setup and analysis are then not what is measured. Per strategy: K, the
 %% profiled call's median wall time over PART1_RUNS (3), the same K repetitions unprofiled
-%% measured right before (median of as many: the baseline) and the ratio, and beside it the fixed cost:
+%% (median of as many, each run right before a profiled one: the baseline) and the ratio, and beside it the fixed cost:
 %% the same options on a fun that does nothing (setup, stop and analysis alone). check_load
 %% is off so the shared machine's load does not skip any run; flame_graph writes a folded
 %% file to a temporary directory.
@@ -64,8 +64,12 @@ row(Strategy, Dir) ->
     Runs = ?PART1_RUNS,
     Profiled = fun(K) -> fun() -> ok = beamprof:profile(fun() -> workload(K) end, Opts) end end,
     K = reps(Profiled, 1),
-    Base = median_ms(fun() -> workload(K) end, Runs),
-    Ms = median_ms(Profiled(K), Runs),
+    %% Unprofiled and profiled alternate, so that the machine's slow spells
+    %% fall on both.
+    Pairs = [{time_ms(fun() -> workload(K) end), time_ms(Profiled(K))}
+             || _ <- lists:seq(1, Runs)],
+    Base = bench_util:median([B || {B, _} <- Pairs]),
+    Ms = bench_util:median([P || {_, P} <- Pairs]),
     Fixed = median_ms(fun() -> ok = beamprof:profile(fun() -> ok end, Opts) end, Runs),
     [name(Strategy), integer_to_list(K), bench_util:fmt(Ms), bench_util:fmt(Base),
      bench_util:ratio(Ms, Base), bench_util:fmt(Fixed)].

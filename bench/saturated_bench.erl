@@ -67,7 +67,9 @@ mode(Mode, Label, Rounds, WindowMs, Counters) ->
       [row("sampling off", Off, OffRate, OffCpu),
        row("native sampler, 99 Hz", summary(Of(99)), OffRate, OffCpu),
        row("native sampler, 999 Hz", summary(Of(999)), OffRate, OffCpu)]),
-    io:format("  (gate at the end of the mode: ~0p)~n", [Gate]).
+    Warnings = lists:usort(lists:append([W || {_, #{warnings := W}} <- Results])),
+    io:format("  (gate at the end of the mode: ~0p; the sampler's warnings: ~0p)~n",
+              [Gate, Warnings]).
 
 start_mode(app_stopped) ->
     _ = application:stop(beamprof),
@@ -97,6 +99,7 @@ window(Hz, WindowMs, Counters) ->
             {ok, P} = beamprof:native_stop(),
             M#{hz => maps:get(effective_hz, P, 0), samples => maps:get(samples, P, 0),
                paused => maps:get(paused, P, 0),
+               warnings => [C || #{code := C} <- maps:get(warnings, P, [])],
                own => maps:get(pct, maps:get(overhead, P, #{}), 0)};
         Error ->
             io:format("  native_start(#{hz => ~B}): ~0p~n", [Hz, Error]),
