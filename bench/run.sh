@@ -3,7 +3,8 @@
 #   bench/run.sh [BENCH ...]   the named ones (default: all, at their default settings)
 #   bench/run.sh readme        every bench that prints a figure of README.md, at the settings
 #                              the README names, each under the README section it feeds
-#                              (about 10 minutes on a quiet 2-core machine)
+#                              (about 10 minutes on a quiet 2-core machine); `readme BENCH ...`
+#                              runs only those, the same way
 #   bench/run.sh list          the benches, with the README section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
 #        profile_bench scan_bench gap_bench host_stalls micro_bench
@@ -47,7 +48,8 @@ case "${1:-}" in
         README=1
         NATIVE_RUNS=${NATIVE_RUNS:-9}
         SCAN_SIZES=${SCAN_SIZES:-[100000,500000]}
-        set -- $ALL ;;
+        shift
+        [ $# -gt 0 ] || set -- $ALL ;;
     *)
         README=0
         [ $# -gt 0 ] || set -- $ALL ;;
