@@ -160,8 +160,12 @@ html_merges_tiny_frames_test() ->
 -define(NOTE, <<"Erlang callers not shown (no frame pointers); shown: the leaf. "
                 "Start the VM with +JPperf fp <now>">>).
 
+%% ?P with notes (maps:put: updating the literal is a warning on OTP 27+).
+with_notes(Notes) ->
+    maps:put(notes, Notes, ?P).
+
 notes_folded_test() ->
-    P = ?P#{notes => [?NOTE, "second\nline"]},
+    P = with_notes([?NOTE, "second\nline"]),
     Folded = iolist_to_binary(beamprof_flame:render(P, folded)),
     [First, Second | Rest] = binary:split(Folded, <<"\n">>, [global, trim_all]),
     ?assertEqual(<<"# ", ?NOTE/binary, " 0">>, First),
@@ -182,7 +186,7 @@ notes_folded_test() ->
                          [{capture, all_but_first, binary}])) || L <- [First, Second]].
 
 notes_svg_test() ->
-    P = ?P#{notes => [?NOTE]},
+    P = with_notes([?NOTE]),
     Svg = iolist_to_binary(beamprof_flame:render(P, svg)),
     Esc = beamprof_flame:escape_xml(?NOTE),
     ?assertMatch({_, _}, binary:match(Svg, <<"<title>t - ", Esc/binary, "</title>">>)),
@@ -193,7 +197,7 @@ notes_svg_test() ->
     ?assertEqual(root_y(Plain) + 16, root_y(Svg)),
     %% a note longer than a line is wrapped at spaces, no text lost
     Long = lists:flatten(lists:duplicate(40, "word1 word2 ")),
-    Wrapped = iolist_to_binary(beamprof_flame:render(?P#{notes => [Long]}, svg)),
+    Wrapped = iolist_to_binary(beamprof_flame:render(with_notes([Long]), svg)),
     {match, Texts} = re:run(Wrapped, <<"<text class=\"n\"[^>]*>([^<]*)</text>">>,
                             [global, {capture, all_but_first, binary}]),
     ?assert(length(Texts) >= 3),
@@ -207,7 +211,7 @@ root_y(Svg) ->
     binary_to_integer(hd(Ys)).
 
 notes_html_test() ->
-    P = ?P#{notes => [<<"<b>not markup</b> & more">>]},
+    P = with_notes([<<"<b>not markup</b> & more">>]),
     Html = iolist_to_binary(beamprof_flame:render(P, html)),
     Esc = <<"&lt;b&gt;not markup&lt;/b&gt; &amp; more">>,
     ?assertMatch({_, _}, binary:match(Html, <<"<title>t - ", Esc/binary, "</title>">>)),
@@ -217,13 +221,13 @@ notes_html_test() ->
                                        <<"class=\"note\"">>)).
 
 notes_speedscope_test() ->
-    Doc = decode(beamprof_flame:render(?P#{notes => [?NOTE]}, speedscope)),
+    Doc = decode(beamprof_flame:render(with_notes([?NOTE]), speedscope)),
     Name = <<"t - ", ?NOTE/binary>>,
     ?assertMatch(#{<<"name">> := Name, <<"profiles">> := [#{<<"name">> := Name}]}, Doc).
 
 notes_badarg_test_() ->
     [?_assertError({badarg, "Expected notes to be a list of unicode:chardata()"},
-                   beamprof_flame:render(?P#{notes => Bad}, folded))
+                   beamprof_flame:render(with_notes(Bad), folded))
      || Bad <- [<<"not a list">>, [foo], [<<255>>]]].
 
 %% ---- speedscope ----
