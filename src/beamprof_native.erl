@@ -19,8 +19,33 @@
 %% | `gdb_jit' | `none', see beamprof_native_nif:info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
-%% see overhead/2), `hint' when Erlang frames cannot all be recovered, and
-%% `warnings' (`beamprof_warnings' entries).
+%% see overhead/2), `hint' when Erlang frames cannot all be recovered,
+%% `warnings' (`beamprof_warnings' entries) and `notes' (what the files
+%% written from the profile say first: see below and `beamprof_flame').
+%%
+%% Only frames that are known. Whether the VM's JIT code keeps frame
+%% pointers is read from the VM's own frame layout, not from its flags:
+%% beam.smp's `erts_frame_layout' where it exports it (OTP 25, 27), else the
+%% emulator record of its GDB JIT list (OTP 29); `erlang:system_info/1' has
+%% no such item on any release. Measured: `+JPperf map' and `+JPperf true'
+%% give frame pointers on OTP 25, 27 and 29, `+JPperf fp' on 26+ (25
+%% refuses the flag); no flag, `+JPperf dump' and a later `+JPperf no_fp'
+%% give none. With frame pointers a stack is the whole chain: the JIT frames
+%% walked from the frame pointer and, for a sample in C code, its C frames
+%% (DWARF) joined to the Erlang chain they were called from (a chain that
+%% does not join is left out and the stack marked `[truncated]').
+%% Without them (or when the layout cannot be read) no Erlang caller can be
+%% verified, so none is shown: a sample keeps its innermost Erlang function
+%% (the JIT code it was taken in, or the one its C frames return to) and
+%% its C frames, under `[truncated]'; the `warnings' hold a
+%% `native_callers_dropped' entry and `notes' the same message, naming the
+%% flag that gives whole stacks on the running release. Files written from
+%% the profile (`flame_graph/2', `beamprof:write_profile/3') carry the note
+%% in the file itself: a `# ...' first line in folded text, the SVG's title
+%% and a line under its header, the HTML page's title and a notice under
+%% its heading, the speedscope profile's name. (Before this, the JIT frames
+%% came from a return-address scan of 32 KiB above the stack pointer, which
+%% took return addresses left in other processes' memory for callers.)
 %%
 %% The `vm_internals' switch (`beamprof_config:vm_internals/0', read once
 %% per start): `false' reads none of the VM's internals: no frame layout,
@@ -55,6 +80,9 @@
                   "C frames are reliable.").
 -define(HINT_OFF, "Erlang callers are not read while vm_internals is false: start beamprof "
                   "with vm_internals => true (and the VM with +JPperf map) for whole stacks.").
+-define(NOTE_OFF, "Erlang callers not shown (vm_internals is false: the VM's stacks are not "
+                  "read); shown: each sample's innermost Erlang function and its C frames. "
+                  "For whole stacks start beamprof with vm_internals => true.").
 -define(OFF_MESSAGE, "frame layout, GDB JIT list and JIT stack frames not read "
                      "(vm_internals = false); ").
 
@@ -190,7 +218,7 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         frame_layout_source, hint, overhead, warnings], Profile),
+                         frame_layout_source, hint, overhead, warnings, notes], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -370,7 +398,9 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started,
-                   warnings => warnings(Internals, Source)},
+                   warnings => warnings(Internals, Source) ++
+                       callers_warning(Internals, FramePointers, LayoutSource),
+                   notes => notes(Internals, FramePointers, LayoutSource)},
     case {Internals, Source =/= none andalso FramePointers} of
         {false, _} -> Base#{hint => <<?HINT_OFF>>};
         {true, true} -> Base;
@@ -387,6 +417,42 @@ warnings(false, _Source) ->
     [beamprof_warnings:new(vm_internals_off,
                            [?OFF_MESSAGE, "no perf map (+JPperf map) for Erlang names: C frames "
                             "by DWARF unwinding, JIT code as [unknown]"])].
+
+%% Without frame pointers (or not knowing the frame layout) the C side
+%% reads no Erlang caller (a return-address scan took stale words above the
+%% process's stack for callers): each sample keeps its innermost Erlang
+%% function and its C frames. The warning and the files' notes say so, why,
+%% and which flag gives whole stacks. With vm_internals off the
+%% vm_internals_off warning says it already; the files still say it.
+callers_warning(true, false, LayoutSource) ->
+    [beamprof_warnings:new(native_callers_dropped, callers_message(LayoutSource))];
+callers_warning(_Internals, _FramePointers, _LayoutSource) ->
+    [].
+
+notes(true, false, LayoutSource) -> [callers_message(LayoutSource)];
+notes(false, _FramePointers, _LayoutSource) -> [<<?NOTE_OFF>>];
+notes(true, true, _LayoutSource) -> [].
+
+%% What was lost; why; what is shown instead (after "; ", see
+%% beamprof_warnings); the remedy on this release.
+callers_message(LayoutSource) ->
+    Why = case LayoutSource of
+              none -> "the VM's frame layout could not be read";
+              _ -> "this VM's JIT code has no frame pointers"
+          end,
+    iolist_to_binary(["Erlang callers not shown (", Why, ", so they cannot be verified); "
+                      "shown: each sample's innermost Erlang function and its C frames. "
+                      "For whole stacks start the VM with ", fp_flags(), "."]).
+
+%% The flags that give frame pointers, measured (erts_frame_layout or the
+%% GDB JIT record) on OTP 25, 27 and 29: +JPperf map and +JPperf true on
+%% all three, +JPperf fp on 26+ (25 refuses it); not +JPperf dump, nor
+%% +JPperf no_fp after any of them.
+fp_flags() ->
+    case list_to_integer(erlang:system_info(otp_release)) >= 26 of
+        true -> "+JPperf fp (frame pointers) or +JPperf true (also the perf map for names)";
+        false -> "+JPperf true or +JPperf map (OTP 25 has no +JPperf fp)"
+    end.
 
 %% The VM flags that give names and frame pointers on this release: OTP 26
 %% added `+JPperf fp' (frame pointers alone; names then come from the GDB

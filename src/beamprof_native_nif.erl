@@ -51,7 +51,7 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
 -type info() :: #{running := boolean(), hz := non_neg_integer(),
                   depth := non_neg_integer(),
                   frame_pointers := boolean() | unknown,
-                  mode := fp | scan | leaf,
+                  mode := fp | leaf,
                   samples := non_neg_integer(),
                   weighted := non_neg_integer(),
                   dropped := non_neg_integer(),
@@ -248,8 +248,10 @@ drain(Max) ->
 %% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP
 %% 29, whose beam.smp exports neither) or `none' (`frame_pointers' is then
 %% `unknown'); `mode', the walk of JIT frames a start uses: `fp' (frame
-%% pointers), `scan' (a return-address scan: no frame pointers, or the
-%% layout unknown) or `leaf' (`vm_internals' off: no JIT frame read); these
+%% pointers: the Erlang callers are walked) or `leaf' (no JIT frame read:
+%% `vm_internals' off, no frame pointers, or the layout unknown; a sample
+%% keeps its innermost Erlang function and its C frames, since without
+%% frame pointers no caller can be verified); these
 %% three as a start with `beamprof_config:vm_internals()' finds them (see
 %% info/1); `internal_reads', how many lookups of VM internals (the frame
 %% layout, the GDB JIT list, a search for its descriptor) this library has

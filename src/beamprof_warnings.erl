@@ -24,6 +24,13 @@
 %% strategy that needs it ran; its figures may miss calls.</li>
 %% <li>`native_unsupported': the native sampler cannot run here (library,
 %% architecture or VM feature missing); nothing was sampled natively.</li>
+%% <li>`native_callers_dropped': the VM's JIT code has no frame pointers (or
+%% its frame layout could not be read), so the Erlang callers of a native
+%% sample cannot be verified and are not shown; each sample keeps its
+%% innermost Erlang function and its C frames. The message names the VM
+%% flag that gives whole stacks on the running release (`+JPperf fp' or
+%% `+JPperf true' on OTP 26+, `+JPperf true' or `+JPperf map' on OTP 25).
+%% The profile's files say it too.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -34,14 +41,16 @@
 -export_type([code/0, warning/0]).
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
-              | scheduler_threads_unseen | global_tracer_active | native_unsupported.
+              | scheduler_threads_unseen | global_tracer_active | native_unsupported
+              | native_callers_dropped.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
 -spec codes() -> [code(), ...].
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
-     scheduler_threads_unseen, global_tracer_active, native_unsupported].
+     scheduler_threads_unseen, global_tracer_active, native_unsupported,
+     native_callers_dropped].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -57,6 +66,9 @@ meaning(global_tracer_active) ->
     <<"another tracer held global tracing: figures may miss calls">>;
 meaning(native_unsupported) ->
     <<"the native sampler cannot run here">>;
+meaning(native_callers_dropped) ->
+    <<"no frame pointers: native samples keep their innermost Erlang function and C frames, "
+      "not their unverifiable Erlang callers">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 
