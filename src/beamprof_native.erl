@@ -19,8 +19,12 @@
 %% | `gdb_jit' | `none', see beamprof_native_nif:info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
-%% see overhead/2), `hint' when Erlang frames cannot all be recovered, and
-%% `warnings' (`beamprof_warnings' entries).
+%% see overhead/2), `hint' when Erlang frames cannot all be recovered,
+%% `unnamed_pct' (the share of the weight, in percent, whose stack has a C
+%% frame no symbol table names: `Object+0xOffset') and `unnamed' (that share
+%% per object file name), and `warnings' (`beamprof_warnings' entries; a
+%% `c_symbols_missing' one per object without symbols, naming the package
+%% that gives them: see beamprof_native_csyms).
 %%
 %% The `vm_internals' switch (`beamprof_config:vm_internals/0', read once
 %% per start): `false' reads none of the VM's internals: no frame layout,
@@ -190,7 +194,7 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         frame_layout_source, hint, overhead, warnings], Profile),
+                         frame_layout_source, hint, overhead, warnings, unnamed_pct], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -360,7 +364,11 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
     LayoutSource = maps:get(frame_layout_source, Info, none),
-    Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
+    Stacks = beamprof_native_agg:stacks(Acc),
+    #{unnamed_pct := UnnamedPct, unnamed := Unnamed, warnings := CWarnings} =
+        beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym),
+                                     beamprof_native_sym:objects(Sym)),
+    Base = Totals#{stacks => Stacks, unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
@@ -370,7 +378,8 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started,
-                   warnings => warnings(Internals, Source)},
+                   unnamed_pct => UnnamedPct, unnamed => Unnamed,
+                   warnings => warnings(Internals, Source) ++ CWarnings},
     case {Internals, Source =/= none andalso FramePointers} of
         {false, _} -> Base#{hint => <<?HINT_OFF>>};
         {true, true} -> Base;

@@ -24,6 +24,11 @@
 %% strategy that needs it ran; its figures may miss calls.</li>
 %% <li>`native_unsupported': the native sampler cannot run here (library,
 %% architecture or VM feature missing); nothing was sampled natively.</li>
+%% <li>`c_symbols_missing': a native profile has C frames in an object
+%% without a full symbol table (no `.symtab', no debug file found by
+%% build-id or `.gnu_debuglink'), named `Object+0xOffset'; the message gives
+%% the share of samples, the paths looked at, and the package (on Debian
+%% `erlang-base-dbgsym' for beam.smp) that installs the debug file.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -34,14 +39,15 @@
 -export_type([code/0, warning/0]).
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
-              | scheduler_threads_unseen | global_tracer_active | native_unsupported.
+              | scheduler_threads_unseen | global_tracer_active | native_unsupported
+              | c_symbols_missing.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
 -spec codes() -> [code(), ...].
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
-     scheduler_threads_unseen, global_tracer_active, native_unsupported].
+     scheduler_threads_unseen, global_tracer_active, native_unsupported, c_symbols_missing].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -57,6 +63,8 @@ meaning(global_tracer_active) ->
     <<"another tracer held global tracing: figures may miss calls">>;
 meaning(native_unsupported) ->
     <<"the native sampler cannot run here">>;
+meaning(c_symbols_missing) ->
+    <<"C frames of an object without symbols are named only object+0xoffset">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 
