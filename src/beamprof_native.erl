@@ -21,8 +21,9 @@
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
 %% see overhead/2), `hint' when Erlang frames cannot all be recovered,
 %% `unnamed_pct' (the share of the weight, in percent, whose stack has a C
-%% frame no symbol table names: `Object+0xOffset') and `unnamed' (that share
-%% per object file name), and `warnings' (`beamprof_warnings' entries; a
+%% frame no symbol table names: `Object+0xOffset'), `unnamed_leaf_pct' (the
+%% share whose leaf frame is one: self time without a name) and `unnamed'
+%% (the first share per object file name), and `warnings' (`beamprof_warnings' entries; a
 %% `c_symbols_missing' one per object without symbols, naming the package
 %% that gives them: see beamprof_native_csyms).
 %%
@@ -194,7 +195,8 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         frame_layout_source, hint, overhead, warnings, unnamed_pct], Profile),
+                         frame_layout_source, hint, overhead, warnings, unnamed_pct,
+                         unnamed_leaf_pct], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -365,7 +367,8 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
     LayoutSource = maps:get(frame_layout_source, Info, none),
     Stacks = beamprof_native_agg:stacks(Acc),
-    #{unnamed_pct := UnnamedPct, unnamed := Unnamed, warnings := CWarnings} =
+    #{unnamed_pct := UnnamedPct, unnamed_leaf_pct := LeafPct, unnamed := Unnamed,
+      warnings := CWarnings} =
         beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym),
                                      beamprof_native_sym:objects(Sym)),
     Base = Totals#{stacks => Stacks, unit => samples,
@@ -378,7 +381,8 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started,
-                   unnamed_pct => UnnamedPct, unnamed => Unnamed,
+                   unnamed_pct => UnnamedPct, unnamed_leaf_pct => LeafPct,
+                   unnamed => Unnamed,
                    warnings => warnings(Internals, Source) ++ CWarnings},
     case {Internals, Source =/= none andalso FramePointers} of
         {false, _} -> Base#{hint => <<?HINT_OFF>>};

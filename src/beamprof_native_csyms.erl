@@ -26,27 +26,39 @@
 -export([report/3, os_release/0, hint/3]).
 -export_type([report/0, os/0]).
 
--type report() :: #{unnamed_pct := float(), unnamed := #{binary() => float()},
+-type report() :: #{unnamed_pct := float(), unnamed_leaf_pct := float(),
+                    unnamed := #{binary() => float()},
                     warnings := [beamprof_warnings:warning()]}.
+-define(DEBUG_ROOT, <<"/usr/lib/debug">>).
+
 -type os() :: #{id => binary(), id_like => [binary()], codename => binary()}.
 
 %% @doc The share of `Stacks'' weight whose frames include one of
-%% `Unnamed' (frame => object), per object too, and the warnings for the
-%% objects among `Objects' (with their debug root) that have no full table.
+%% `Unnamed' (frame => object: `unnamed_pct', per object `unnamed'), the
+%% share whose leaf (the function the sample's own time goes to) is one
+%% (`unnamed_leaf_pct'), and the warnings for the objects among `Objects'
+%% (with their debug root) that have no full table.
 -spec report([{[binary()], pos_integer()}], #{binary() => binary()},
              {[beamprof_native_nif:symbol_object()], binary()}) -> report().
 report(Stacks, Unnamed, {Objects, Root}) ->
     Total = lists:sum([W || {_, W} <- Stacks]),
-    {Any, PerObject} = lists:foldl(fun(S, Acc) -> count(S, Unnamed, Acc) end, {0, #{}}, Stacks),
+    {Any, Leaf, PerObject} = lists:foldl(fun(S, Acc) -> count(S, Unnamed, Acc) end,
+                                         {0, 0, #{}}, Stacks),
     Pcts = maps:map(fun(_, W) -> pct(W, Total) end, PerObject),
     Ranked = lists:reverse(lists:keysort(2, maps:to_list(Pcts))),
-    #{unnamed_pct => pct(Any, Total), unnamed => Pcts,
+    #{unnamed_pct => pct(Any, Total), unnamed_leaf_pct => pct(Leaf, Total), unnamed => Pcts,
       warnings => warnings(Ranked, Objects, Root)}.
 
-count({Frames, W}, Unnamed, {Any, Per}) ->
+count({[], _W}, _Unnamed, Acc) ->
+    Acc;
+count({Frames, W}, Unnamed, {Any, Leaf, Per}) ->
+    LeafW = case is_map_key(lists:last(Frames), Unnamed) of
+                true -> W;
+                false -> 0
+            end,
     case lists:usort([O || F <- Frames, {ok, O} <- [maps:find(F, Unnamed)]]) of
-        [] -> {Any, Per};
-        Objects -> {Any + W, lists:foldl(fun(O, P) -> add(O, W, P) end, Per, Objects)}
+        [] -> {Any, Leaf, Per};
+        Objects -> {Any + W, Leaf + LeafW, lists:foldl(fun(O, P) -> add(O, W, P) end, Per, Objects)}
     end.
 
 add(Key, W, Map) -> maps:update_with(Key, fun(V) -> V + W end, W, Map).
@@ -94,10 +106,11 @@ rejected(#{rejected := Rejected}) ->
 hint(Path, Os, Root) ->
     hint(Path, Os, Root, #{build_id => undefined}).
 
-hint(Path, Os, Root, Object) ->
+hint(Path, Os, _Root, Object) ->
+    %% a package installs under /usr/lib/debug, whatever root this run used
     Where = case Object of
                 #{build_id := undefined} -> "";
-                #{build_id := Id} -> [", which installs ", build_id_path(Id, Root)]
+                #{build_id := Id} -> [", which installs ", build_id_path(Id, ?DEBUG_ROOT)]
             end,
     case {system_object(Path), family(Os)} of
         {false, _} ->
