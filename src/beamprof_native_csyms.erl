@@ -79,8 +79,11 @@ warning(Pct, #{object := Name, path := Path} = Object, Root, Os) ->
                "; those frames are named ", Name, "+0x<offset of the function>"],
     beamprof_warnings:new(c_symbols_missing, Message).
 
-looked(#{build_id := undefined, debuglink := undefined}, _Root) ->
-    " (it has neither a build-id nor a .gnu_debuglink)";
+looked(#{path := Path, build_id := undefined, debuglink := undefined}, _Root) ->
+    case is_file_path(Path) of
+        true -> " (it has neither a build-id nor a .gnu_debuglink)";
+        false -> " (it is no file: the kernel's vDSO, or code mapped from memory)"
+    end;
 looked(#{build_id := Id, debuglink := Link}, Root) ->
     [" (looked for ", lists:join(" and ", by_id(Id, Root) ++ by_link(Link)), ")"].
 
@@ -112,7 +115,12 @@ hint(Path, Os, _Root, Object) ->
                 #{build_id := undefined} -> "";
                 #{build_id := Id} -> [", which installs ", build_id_path(Id, ?DEBUG_ROOT)]
             end,
-    case {system_object(Path), family(Os)} of
+    case kind(system_object(Path), family(Os)) of
+        {memory, _} ->
+            ["No package gives its names"];
+        {libc, debian} ->
+            ["Its names come with the package libc6-dbg (Debian's main archive: "
+             "apt-get install libc6-dbg)", Where];
         {false, _} ->
             ["Its names need a build that keeps them (not stripped), or its debug file at the "
              "build-id path above"];
@@ -135,12 +143,37 @@ hint(Path, Os, _Root, Object) ->
              "-dbgsym package)", Where]
     end.
 
-%% beam.smp and the other ERTS executables of a distribution's Erlang, or
-%% another object under /usr or /lib, or something else (a local build).
-system_object(<<"/usr/lib/erlang/", _/binary>>) -> erlang;
-system_object(<<"/usr/", _/binary>>) -> other;
-system_object(<<"/lib", _/binary>>) -> other;
-system_object(_) -> false.
+%% libc6-dbg is Debian's; elsewhere glibc's symbols come as any package's.
+kind(libc, debian) -> {libc, debian};
+kind(libc, Family) -> {other, Family};
+kind(Object, Family) -> {Object, Family}.
+
+%% beam.smp and the other ERTS executables of a distribution's Erlang,
+%% glibc's libraries (Debian gives their symbols in libc6-dbg, not a
+%% dbgsym), another object under /usr or /lib, something that is no file
+%% (the vDSO), or something else (a local build).
+system_object(<<"/usr/lib/erlang/", _/binary>>) ->
+    erlang;
+system_object(<<"/", _/binary>> = Path) ->
+    Base = filename:basename(Path),
+    Glibc = [<<"libc.so">>, <<"libm.so">>, <<"libpthread.so">>, <<"libdl.so">>,
+             <<"librt.so">>, <<"ld-linux">>],
+    case {lists:any(fun(P) -> binary:longest_common_prefix([P, Base]) =:= byte_size(P) end,
+                    Glibc),
+          Path} of
+        {true, _} -> libc;
+        {false, <<"/usr/", _/binary>>} -> other;
+        {false, <<"/lib", _/binary>>} -> other;
+        {false, _} -> false
+    end;
+system_object(Path) ->
+    case is_file_path(Path) of
+        true -> false;
+        false -> memory
+    end.
+
+is_file_path(Path) ->
+    binary:match(Path, <<"/">>) =/= nomatch.
 
 family(#{id := <<"debian">>}) -> debian;
 family(#{id := <<"ubuntu">>}) -> ubuntu;

@@ -48,7 +48,16 @@ hints_test() ->
                                       <<"ddebs.ubuntu.com">>)),
     ?assertMatch({_, _}, binary:match(hint(?BEAM_SMP, #{id => <<"fedora">>}), <<"debuginfo">>)),
     ?assertMatch({_, _}, binary:match(hint(<<"/home/me/otp/bin/beam.smp">>, Trixie),
-                                      <<"not stripped">>)).
+                                      <<"not stripped">>)),
+    ?assertMatch({_, _}, binary:match(hint(<<"/usr/lib/x86_64-linux-gnu/libc.so.6">>, Trixie),
+                                      <<"libc6-dbg">>)),
+    ?assertMatch({_, _}, binary:match(hint(<<"/lib64/ld-linux-x86-64.so.2">>, Trixie),
+                                      <<"libc6-dbg">>)),
+    ?assertMatch({_, _}, binary:match(hint(<<"/usr/lib/x86_64-linux-gnu/libcrypto.so.3">>,
+                                           Trixie), <<"-dbgsym">>)),
+    ?assertMatch({_, _}, binary:match(hint(<<"linux-vdso.so.1">>, Trixie), <<"No package">>)),
+    ?assertMatch({_, _}, binary:match(hint(<<"/usr/lib64/libc.so.6">>, #{id => <<"fedora">>}),
+                                      <<"debuginfo">>)).
 
 os_release_test() ->
     Os = beamprof_native_csyms:os_release(),
