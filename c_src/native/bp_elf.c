@@ -35,7 +35,8 @@ int bp_elf_read(const struct bp_elf_src *src, uint64_t off, void *dst, size_t le
     while (done < len) {
         if (off + done > (uint64_t)INT64_MAX)
             return -1;
-        ssize_t n = pread(src->fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
+        ssize_t n =
+            pread(src->fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -69,7 +70,8 @@ static uint64_t rd64(const uint8_t *p)
 /* Reads a whole section into a new buffer with one NUL added past its end
  * (so a string search never leaves it). NULL on a bad range, a size over
  * the cap, or no memory (*nomem set). */
-static uint8_t *bp_section_copy(const struct bp_elf *e, const struct bp_elf_shdr *s, int *nomem)
+static uint8_t *bp_section_copy(const struct bp_elf *e, const struct bp_elf_shdr *s,
+                                int *nomem)
 {
     *nomem = 0;
     if (s->type == SHT_NOBITS || s->size > BP_ELF_MAX_TABLE ||
@@ -105,11 +107,13 @@ static void bp_shdr_decode(const uint8_t *b, struct bp_elf_shdr *s)
 }
 
 /* The ELF header: checks identity and fills shoff, shnum, shstrndx. */
-static int bp_elf_header(struct bp_elf *e, uint64_t *shoff, uint32_t *shnum, uint32_t *shstrndx)
+static int bp_elf_header(struct bp_elf *e, uint64_t *shoff, uint32_t *shnum,
+                         uint32_t *shstrndx)
 {
     uint8_t h[sizeof(Elf64_Ehdr)];
     if (bp_elf_read(&e->src, 0, h, sizeof h) != 0 || memcmp(h, ELFMAG, SELFMAG) != 0 ||
-        h[EI_CLASS] != ELFCLASS64 || h[EI_DATA] != ELFDATA2LSB || h[EI_VERSION] != EV_CURRENT)
+        h[EI_CLASS] != ELFCLASS64 || h[EI_DATA] != ELFDATA2LSB ||
+        h[EI_VERSION] != EV_CURRENT)
         return BP_ELF_BAD;
     e->type = rd16(h + offsetof(Elf64_Ehdr, e_type));
     if (e->type != ET_EXEC && e->type != ET_DYN)
@@ -195,8 +199,8 @@ const struct bp_elf_shdr *bp_elf_section(const struct bp_elf *e, const char *nam
 /* --------------------------------------------------- build-id, debuglink */
 
 /* Looks for NT_GNU_BUILD_ID named "GNU" in one note section's copy. */
-static int bp_notes_build_id(const uint8_t *p, uint64_t len, uint64_t align, uint8_t *out,
-                             size_t cap, size_t *id_len)
+static int bp_notes_build_id(const uint8_t *p, uint64_t len, uint64_t align,
+                             uint8_t *out, size_t cap, size_t *id_len)
 {
     uint64_t at = 0, mask = align - 1;
     while (len - at >= 12) {
@@ -235,8 +239,9 @@ int bp_elf_build_id(const struct bp_elf *e, uint8_t *out, size_t cap, size_t *le
         if (p == NULL && nomem)
             return BP_ELF_NOMEM;
         int rc = p == NULL ? BP_ELF_BAD
-                           : bp_notes_build_id(p, e->sh[i].size, e->sh[i].addralign == 8 ? 8 : 4,
-                                               out, cap, len);
+                           : bp_notes_build_id(p, e->sh[i].size,
+                                               e->sh[i].addralign == 8 ? 8 : 4, out,
+                                               cap, len);
         free(p);
         if (rc == BP_ELF_OK)
             return rc;
@@ -335,8 +340,8 @@ int bp_elf_func_syms(const struct bp_elf *e, struct bp_elf_syms *out)
         goto fail_nomem;
     }
     for (size_t i = 0; i < count; i++)
-        out->n += bp_sym_decode(raw + i * sizeof(Elf64_Sym), out->strtab_len, out->strtab,
-                                &out->v[out->n]);
+        out->n += bp_sym_decode(raw + i * sizeof(Elf64_Sym), out->strtab_len,
+                                out->strtab, &out->v[out->n]);
     free(raw);
     if (out->n > 1)
         qsort(out->v, out->n, sizeof *out->v, bp_sym_cmp);
@@ -352,7 +357,8 @@ fail_nomem:
  * covers the address (a long function holding a shorter alias's start). */
 #define BP_SYM_LOOKBACK 16u
 
-const char *bp_elf_syms_lookup(const struct bp_elf_syms *s, uint64_t vaddr, uint64_t *start)
+const char *bp_elf_syms_lookup(const struct bp_elf_syms *s, uint64_t vaddr,
+                               uint64_t *start)
 {
     size_t lo = 0, hi = s->n; /* first index with start > vaddr */
     while (lo < hi) {

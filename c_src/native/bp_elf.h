@@ -18,11 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BP_ELF_MAX_SECTIONS 65536u          /* section headers read */
-#define BP_ELF_MAX_TABLE (256u << 20)       /* bytes of one .symtab or .strtab */
-#define BP_ELF_MAX_BUILD_ID 64u             /* bytes of a build-id (SHA-1: 20) */
-#define BP_ELF_MAX_DEBUGLINK 256u           /* bytes of a debuglink name */
-#define BP_ELF_MAX_CRC_FILE (4ull << 30)    /* bytes of a file checksummed */
+#define BP_ELF_MAX_SECTIONS  65536u       /* section headers read */
+#define BP_ELF_MAX_TABLE     (256u << 20) /* bytes of one .symtab or .strtab */
+#define BP_ELF_MAX_BUILD_ID  64u          /* bytes of a build-id (SHA-1: 20) */
+#define BP_ELF_MAX_DEBUGLINK 256u         /* bytes of a debuglink name */
+#define BP_ELF_MAX_CRC_FILE  (4ull << 30) /* bytes of a file checksummed */
 
 /* Where an image is read from: buf (len bytes) when buf is not NULL, else
  * the open file fd, of size bytes (pread; no mmap, so a file truncated
@@ -58,8 +58,8 @@ struct bp_elf {
 
 enum bp_elf_rc {
     BP_ELF_OK = 0,
-    BP_ELF_NONE = 1,     /* well formed, but without what was asked */
-    BP_ELF_BAD = -1,     /* not ELF64 LE EXEC/DYN, or malformed */
+    BP_ELF_NONE = 1, /* well formed, but without what was asked */
+    BP_ELF_BAD = -1, /* not ELF64 LE EXEC/DYN, or malformed */
     BP_ELF_NOMEM = -2,
 };
 
@@ -85,8 +85,8 @@ int bp_elf_debuglink(const struct bp_elf *e, char *name, size_t cap, uint32_t *c
 /* One function symbol: [start, end) in the file's virtual addresses. */
 struct bp_elf_sym {
     uint64_t start, end;
-    uint32_t name;    /* offset of its NUL-terminated name in strtab */
-    uint32_t rank;    /* binding: 0 global, 1 weak, 2 local (ties) */
+    uint32_t name; /* offset of its NUL-terminated name in strtab */
+    uint32_t rank; /* binding: 0 global, 1 weak, 2 local (ties) */
 };
 
 /* A sorted table of function symbols; names point into strtab. */
@@ -106,7 +106,8 @@ int bp_elf_func_syms(const struct bp_elf *e, struct bp_elf_syms *out);
 
 /* The name of the function holding vaddr, or NULL; *start (may be NULL)
  * gets its start. */
-const char *bp_elf_syms_lookup(const struct bp_elf_syms *s, uint64_t vaddr, uint64_t *start);
+const char *bp_elf_syms_lookup(const struct bp_elf_syms *s, uint64_t vaddr,
+                               uint64_t *start);
 
 void bp_elf_syms_free(struct bp_elf_syms *s);
 

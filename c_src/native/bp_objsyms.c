@@ -91,7 +91,8 @@ static int bp_take_syms(struct bp_obj *obj, struct bp_file *f, const char *path,
         bp_elf_syms_free(&syms);
         if (!reject)
             return 0;
-        return bp_reject(obj, path, rc == BP_ELF_BAD ? BP_REJ_MALFORMED : BP_REJ_NO_SYMBOLS);
+        return bp_reject(obj, path,
+                         rc == BP_ELF_BAD ? BP_REJ_MALFORMED : BP_REJ_NO_SYMBOLS);
     }
     char *df = source == BP_OBJ_SYMTAB ? NULL : bp_strdup(path);
     if (source != BP_OBJ_SYMTAB && df == NULL) {
@@ -126,7 +127,8 @@ static int bp_by_build_id(struct bp_obj *obj, const char *root)
     if (obj->build_id_len < 2)
         return 0;
     bp_obj_build_id_hex(obj, hex, sizeof hex);
-    int n = snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", root, hex, hex + 2);
+    int n =
+        snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", root, hex, hex + 2);
     if (n < 0 || (size_t)n >= sizeof path)
         return 0;
     struct bp_file f;
@@ -143,7 +145,8 @@ static int bp_by_build_id(struct bp_obj *obj, const char *root)
     rc = bp_elf_build_id(&f.elf, id, sizeof id, &len);
     if (rc == BP_ELF_NOMEM)
         taken = -1;
-    else if (rc != BP_ELF_OK || len != obj->build_id_len || memcmp(id, obj->build_id, len) != 0)
+    else if (rc != BP_ELF_OK || len != obj->build_id_len ||
+             memcmp(id, obj->build_id, len) != 0)
         taken = bp_reject(obj, path, BP_REJ_BUILD_ID_MISMATCH);
     else
         taken = bp_take_syms(obj, &f, path, BP_OBJ_BUILD_ID, 1);
@@ -222,7 +225,8 @@ int bp_obj_load(struct bp_obj *obj, const char *path, uint64_t bias, const char 
         return 0; /* unreadable or not ELF: dladdr's names only */
     struct stat self = f.st;
     int taken = bp_take_syms(obj, &f, path, BP_OBJ_SYMTAB, 0);
-    int id_rc = bp_elf_build_id(&f.elf, obj->build_id, sizeof obj->build_id, &obj->build_id_len);
+    int id_rc = bp_elf_build_id(&f.elf, obj->build_id, sizeof obj->build_id,
+                                &obj->build_id_len);
     int link_rc = bp_elf_debuglink(&f.elf, link, sizeof link, &crc);
     bp_file_close(&f);
     if (taken < 0 || id_rc == BP_ELF_NOMEM || link_rc == BP_ELF_NOMEM)
@@ -295,7 +299,8 @@ void bp_objsyms_free(struct bp_objsyms *o)
 }
 
 /* Adds a new object (lock held): its index, or -1. */
-static long bp_objsyms_add(struct bp_objsyms *o, uint64_t base, uint64_t bias, const char *path)
+static long bp_objsyms_add(struct bp_objsyms *o, uint64_t base, uint64_t bias,
+                           const char *path)
 {
     if (o->n >= BP_OBJSYMS_MAX)
         return -1;
@@ -319,7 +324,8 @@ static long bp_objsyms_add(struct bp_objsyms *o, uint64_t base, uint64_t bias, c
     return (long)o->n++;
 }
 
-long bp_objsyms_get(struct bp_objsyms *o, uint64_t base, uint64_t bias, const char *path)
+long bp_objsyms_get(struct bp_objsyms *o, uint64_t base, uint64_t bias,
+                    const char *path)
 {
     long found = -1;
     pthread_mutex_lock(&o->lock);

@@ -32,7 +32,7 @@
 
 #include "bp_elf.h"
 
-#define BP_OBJSYMS_MAX 1024u
+#define BP_OBJSYMS_MAX      1024u
 #define BP_OBJ_REJECTED_MAX 4u
 
 enum bp_obj_source {
@@ -57,11 +57,11 @@ struct bp_obj_rejected {
 
 /* One object: what was found for it. Strings are malloc'd and owned. */
 struct bp_obj {
-    uint64_t base;       /* dli_fbase: the key */
-    uint64_t bias;       /* runtime address = file virtual address + bias */
-    char *path;          /* the object's file */
+    uint64_t base; /* dli_fbase: the key */
+    uint64_t bias; /* runtime address = file virtual address + bias */
+    char *path;    /* the object's file */
     enum bp_obj_source source;
-    char *debug_file;    /* the file the table came from (source 2, 3) */
+    char *debug_file; /* the file the table came from (source 2, 3) */
     uint8_t build_id[BP_ELF_MAX_BUILD_ID];
     size_t build_id_len; /* 0: none */
     char *debuglink;     /* NULL: none */
@@ -100,7 +100,8 @@ const char *bp_obj_lookup(const struct bp_obj *obj, uint64_t addr, uint64_t *sta
  * first time): its index, or -1 when the set is full or out of memory.
  * Takes o's lock; the object stays valid (and unchanged) until
  * bp_objsyms_free. */
-long bp_objsyms_get(struct bp_objsyms *o, uint64_t base, uint64_t bias, const char *path);
+long bp_objsyms_get(struct bp_objsyms *o, uint64_t base, uint64_t bias,
+                    const char *path);
 
 /* The object at index i (from bp_objsyms_get): NULL if out of range. Takes
  * o's lock to read n; the object itself is immutable once added. */

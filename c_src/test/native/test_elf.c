@@ -28,19 +28,23 @@ static const char shstr[] = "\0.text\0.symtab\0.strtab\0.shstrtab\0.note.gnu.bui
                             ".gnu_debuglink";
 static const uint32_t shname[S_COUNT] = {0, 1, 7, 15, 23, 33, 52};
 static const char strtab[] = "\0alpha\0beta\0gamma_alias\0data\0undef\0empty";
-static const uint8_t build_id[20] = {0xab, 0xcd, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
-                                     11, 12, 13, 14, 15, 16, 17, 18};
+static const uint8_t build_id[20] = {0xab, 0xcd, 1,  2,  3,  4,  5,  6,  7,  8,
+                                     9,    10,   11, 12, 13, 14, 15, 16, 17, 18};
 
 static void sym(uint8_t *b, size_t at, uint32_t name, unsigned bind, unsigned type,
                 uint16_t shndx, uint64_t value, uint64_t size)
 {
-    Elf64_Sym s = {.st_name = name, .st_info = ELF64_ST_INFO(bind, type), .st_other = 0,
-                   .st_shndx = shndx, .st_value = value, .st_size = size};
+    Elf64_Sym s = {.st_name = name,
+                   .st_info = ELF64_ST_INFO(bind, type),
+                   .st_other = 0,
+                   .st_shndx = shndx,
+                   .st_value = value,
+                   .st_size = size};
     memcpy(b + at, &s, sizeof s);
 }
 
-static size_t section(uint8_t *b, size_t idx, uint32_t type, uint64_t off, uint64_t size,
-                      uint32_t link, uint64_t entsize, uint64_t addr)
+static size_t section(uint8_t *b, size_t idx, uint32_t type, uint64_t off,
+                      uint64_t size, uint32_t link, uint64_t entsize, uint64_t addr)
 {
     Elf64_Shdr s;
     memset(&s, 0, sizeof s);
@@ -219,34 +223,100 @@ static int refused_after(void (*patch)(uint8_t *))
     return n;
 }
 
-static void set64(uint8_t *b, size_t at, uint64_t v) { memcpy(b + at, &v, 8); }
-static void set32(uint8_t *b, size_t at, uint32_t v) { memcpy(b + at, &v, 4); }
-static void set16(uint8_t *b, size_t at, uint16_t v) { memcpy(b + at, &v, 2); }
-static size_t shf(int idx, size_t field) { return g_shoff + (size_t)idx * 64 + field; }
+static void set64(uint8_t *b, size_t at, uint64_t v)
+{
+    memcpy(b + at, &v, 8);
+}
+static void set32(uint8_t *b, size_t at, uint32_t v)
+{
+    memcpy(b + at, &v, 4);
+}
+static void set16(uint8_t *b, size_t at, uint16_t v)
+{
+    memcpy(b + at, &v, 2);
+}
+static size_t shf(int idx, size_t field)
+{
+    return g_shoff + (size_t)idx * 64 + field;
+}
 
-static void p_magic(uint8_t *b) { b[1] = 'X'; }
-static void p_class(uint8_t *b) { b[EI_CLASS] = ELFCLASS32; }
-static void p_endian(uint8_t *b) { b[EI_DATA] = ELFDATA2MSB; }
-static void p_type(uint8_t *b) { set16(b, 16, ET_REL); }
-static void p_shentsize(uint8_t *b) { set16(b, 58, 40); }
-static void p_shoff_huge(uint8_t *b) { set64(b, 40, UINT64_MAX - 8); }
-static void p_shnum_huge(uint8_t *b) { set16(b, 60, 0xffff); }
-static void p_shstrndx(uint8_t *b) { set16(b, 62, S_COUNT); }
-static void p_shstr_type(uint8_t *b) { set32(b, shf(S_SHSTRTAB, 4), SHT_PROGBITS); }
-static void p_shstr_wrap(uint8_t *b) { set64(b, shf(S_SHSTRTAB, 24), UINT64_MAX - 4); }
-static void p_sym_entsize(uint8_t *b) { set64(b, shf(S_SYMTAB, 56), 16); }
-static void p_sym_size(uint8_t *b) { set64(b, shf(S_SYMTAB, 32), 8 * 24 + 7); }
-static void p_sym_link(uint8_t *b) { set32(b, shf(S_SYMTAB, 40), 99); }
-static void p_sym_link_type(uint8_t *b) { set32(b, shf(S_SYMTAB, 40), S_TEXT); }
-static void p_sym_off_wrap(uint8_t *b) { set64(b, shf(S_SYMTAB, 24), UINT64_MAX - 23); }
-static void p_sym_huge(uint8_t *b) { set64(b, shf(S_SYMTAB, 32), (uint64_t)1 << 40); }
-static void p_str_off_wrap(uint8_t *b) { set64(b, shf(S_STRTAB, 24), UINT64_MAX); }
-static void p_shname_wild(uint8_t *b) { set32(b, shf(S_LINK, 0), 0xfffffff0u); }
+static void p_magic(uint8_t *b)
+{
+    b[1] = 'X';
+}
+static void p_class(uint8_t *b)
+{
+    b[EI_CLASS] = ELFCLASS32;
+}
+static void p_endian(uint8_t *b)
+{
+    b[EI_DATA] = ELFDATA2MSB;
+}
+static void p_type(uint8_t *b)
+{
+    set16(b, 16, ET_REL);
+}
+static void p_shentsize(uint8_t *b)
+{
+    set16(b, 58, 40);
+}
+static void p_shoff_huge(uint8_t *b)
+{
+    set64(b, 40, UINT64_MAX - 8);
+}
+static void p_shnum_huge(uint8_t *b)
+{
+    set16(b, 60, 0xffff);
+}
+static void p_shstrndx(uint8_t *b)
+{
+    set16(b, 62, S_COUNT);
+}
+static void p_shstr_type(uint8_t *b)
+{
+    set32(b, shf(S_SHSTRTAB, 4), SHT_PROGBITS);
+}
+static void p_shstr_wrap(uint8_t *b)
+{
+    set64(b, shf(S_SHSTRTAB, 24), UINT64_MAX - 4);
+}
+static void p_sym_entsize(uint8_t *b)
+{
+    set64(b, shf(S_SYMTAB, 56), 16);
+}
+static void p_sym_size(uint8_t *b)
+{
+    set64(b, shf(S_SYMTAB, 32), 8 * 24 + 7);
+}
+static void p_sym_link(uint8_t *b)
+{
+    set32(b, shf(S_SYMTAB, 40), 99);
+}
+static void p_sym_link_type(uint8_t *b)
+{
+    set32(b, shf(S_SYMTAB, 40), S_TEXT);
+}
+static void p_sym_off_wrap(uint8_t *b)
+{
+    set64(b, shf(S_SYMTAB, 24), UINT64_MAX - 23);
+}
+static void p_sym_huge(uint8_t *b)
+{
+    set64(b, shf(S_SYMTAB, 32), (uint64_t)1 << 40);
+}
+static void p_str_off_wrap(uint8_t *b)
+{
+    set64(b, shf(S_STRTAB, 24), UINT64_MAX);
+}
+static void p_shname_wild(uint8_t *b)
+{
+    set32(b, shf(S_LINK, 0), 0xfffffff0u);
+}
 
 BP_TEST(elf_refuses_bad_headers)
 {
-    void (*bad[])(uint8_t *) = {p_magic,    p_class,      p_endian,    p_type,
-                                p_shentsize, p_shoff_huge, p_shnum_huge, p_shstrndx,
+    void (*bad[])(uint8_t *) = {p_magic,      p_class,      p_endian,     p_type,
+                                p_shentsize,  p_shoff_huge, p_shnum_huge, p_shstrndx,
                                 p_shstr_type, p_shstr_wrap};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int n = refused_after(bad[i]);
@@ -276,8 +346,9 @@ static int syms_rc_after(void (*patch)(uint8_t *))
 
 BP_TEST(elf_refuses_bad_symtab)
 {
-    void (*bad[])(uint8_t *) = {p_sym_entsize, p_sym_size,     p_sym_link, p_sym_link_type,
-                                p_sym_off_wrap, p_sym_huge,    p_str_off_wrap};
+    void (*bad[])(uint8_t *) = {p_sym_entsize,   p_sym_size,     p_sym_link,
+                                p_sym_link_type, p_sym_off_wrap, p_sym_huge,
+                                p_str_off_wrap};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = syms_rc_after(bad[i]);
         if (rc != BP_ELF_BAD)
@@ -467,8 +538,8 @@ BP_TEST(objsyms_finds_debug_files)
     mkdir(path, 0700);
     snprintf(path, sizeof path, "%s/.build-id/ab", dir);
     mkdir(path, 0700);
-    snprintf(idpath, sizeof idpath, "%s/.build-id/ab/cd0102030405060708090a0b0c0d0e0f101112.debug",
-             dir);
+    snprintf(idpath, sizeof idpath,
+             "%s/.build-id/ab/cd0102030405060708090a0b0c0d0e0f101112.debug", dir);
     uint8_t other[IMG_MAX];
     size_t olen = build(other, 0);
     other[g_noteoff + 16 + 19] ^= 0xff;
@@ -507,7 +578,8 @@ BP_TEST(objsyms_set_keeps_objects)
     CHECK(bp_objsyms_get(&set, 0x1000, 0, "/nonexistent/a.so") == 0);
     CHECK(bp_objsyms_get(&set, 0x1000, 0, "/nonexistent/c.so") == 2); /* reused base */
     const struct bp_obj *o = bp_objsyms_at(&set, 1);
-    CHECK(o != NULL && o->source == BP_OBJ_DYNSYM && strcmp(o->path, "/nonexistent/b.so") == 0);
+    CHECK(o != NULL && o->source == BP_OBJ_DYNSYM &&
+          strcmp(o->path, "/nonexistent/b.so") == 0);
     CHECK(bp_objsyms_at(&set, 3) == NULL);
     bp_objsyms_free(&set);
     bp_objsyms_free(&set); /* twice: harmless */
