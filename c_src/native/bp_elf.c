@@ -6,6 +6,7 @@
  * offset and a size are accepted only if off <= size && len <= size - off.
  */
 #include "bp_elf.h"
+#include "bp_bytes.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -46,27 +47,6 @@ int bp_elf_read(const struct bp_elf_src *src, uint64_t off, void *dst, size_t le
     return 0;
 }
 
-static uint16_t rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
 /* Reads a whole section into a new buffer with one NUL added past its end
  * (so a string search never leaves it). NULL on a bad range, a size over
  * the cap, or no memory (*nomem set). */
@@ -94,16 +74,16 @@ static uint8_t *bp_section_copy(const struct bp_elf *e, const struct bp_elf_shdr
 
 static void bp_shdr_decode(const uint8_t *b, struct bp_elf_shdr *s)
 {
-    s->name = rd32(b);
-    s->type = rd32(b + 4);
-    s->flags = rd64(b + 8);
-    s->addr = rd64(b + 16);
-    s->offset = rd64(b + 24);
-    s->size = rd64(b + 32);
-    s->link = rd32(b + 40);
-    s->info = rd32(b + 44);
-    s->addralign = rd64(b + 48);
-    s->entsize = rd64(b + 56);
+    s->name = bp_rd32(b);
+    s->type = bp_rd32(b + 4);
+    s->flags = bp_rd64(b + 8);
+    s->addr = bp_rd64(b + 16);
+    s->offset = bp_rd64(b + 24);
+    s->size = bp_rd64(b + 32);
+    s->link = bp_rd32(b + 40);
+    s->info = bp_rd32(b + 44);
+    s->addralign = bp_rd64(b + 48);
+    s->entsize = bp_rd64(b + 56);
 }
 
 /* The ELF header: checks identity and fills shoff, shnum, shstrndx. */
@@ -115,15 +95,15 @@ static int bp_elf_header(struct bp_elf *e, uint64_t *shoff, uint32_t *shnum,
         h[EI_CLASS] != ELFCLASS64 || h[EI_DATA] != ELFDATA2LSB ||
         h[EI_VERSION] != EV_CURRENT)
         return BP_ELF_BAD;
-    e->type = rd16(h + offsetof(Elf64_Ehdr, e_type));
+    e->type = bp_rd16(h + offsetof(Elf64_Ehdr, e_type));
     if (e->type != ET_EXEC && e->type != ET_DYN)
         return BP_ELF_BAD;
-    *shoff = rd64(h + offsetof(Elf64_Ehdr, e_shoff));
-    *shnum = rd16(h + offsetof(Elf64_Ehdr, e_shnum));
-    *shstrndx = rd16(h + offsetof(Elf64_Ehdr, e_shstrndx));
+    *shoff = bp_rd64(h + offsetof(Elf64_Ehdr, e_shoff));
+    *shnum = bp_rd16(h + offsetof(Elf64_Ehdr, e_shnum));
+    *shstrndx = bp_rd16(h + offsetof(Elf64_Ehdr, e_shstrndx));
     if (*shoff == 0)
         return BP_ELF_BAD; /* no section headers: nothing we can read */
-    if (rd16(h + offsetof(Elf64_Ehdr, e_shentsize)) != sizeof(Elf64_Shdr))
+    if (bp_rd16(h + offsetof(Elf64_Ehdr, e_shentsize)) != sizeof(Elf64_Shdr))
         return BP_ELF_BAD;
     if (*shnum == 0 || *shstrndx == SHN_XINDEX) { /* extended numbering: in header 0 */
         uint8_t s0[sizeof(Elf64_Shdr)];
@@ -204,8 +184,8 @@ static int bp_notes_build_id(const uint8_t *p, uint64_t len, uint64_t align,
 {
     uint64_t at = 0, mask = align - 1;
     while (len - at >= 12) {
-        uint64_t namesz = rd32(p + at), descsz = rd32(p + at + 4);
-        uint32_t type = rd32(p + at + 8);
+        uint64_t namesz = bp_rd32(p + at), descsz = bp_rd32(p + at + 4);
+        uint32_t type = bp_rd32(p + at + 8);
         uint64_t name_pad = (namesz + mask) & ~mask, desc_pad = (descsz + mask) & ~mask;
         at += 12;
         if (name_pad > len - at)
@@ -269,7 +249,7 @@ int bp_elf_debuglink(const struct bp_elf *e, char *name, size_t cap, uint32_t *c
         memchr(p, '/', n) == NULL && strcmp((const char *)p, "..") != 0 &&
         strcmp((const char *)p, ".") != 0) {
         memcpy(name, p, n + 1);
-        *crc = rd32(p + crc_at);
+        *crc = bp_rd32(p + crc_at);
         rc = BP_ELF_OK;
     }
     free(p);
@@ -295,10 +275,10 @@ static int bp_sym_cmp(const void *a, const void *b)
 static int bp_sym_decode(const uint8_t *p, size_t strtab_len, const char *strtab,
                          struct bp_elf_sym *s)
 {
-    uint32_t name = rd32(p);
+    uint32_t name = bp_rd32(p);
     uint8_t info = p[4];
-    uint16_t shndx = rd16(p + 6);
-    uint64_t value = rd64(p + 8), size = rd64(p + 16);
+    uint16_t shndx = bp_rd16(p + 6);
+    uint64_t value = bp_rd64(p + 8), size = bp_rd64(p + 16);
     unsigned type = ELF64_ST_TYPE(info), bind = ELF64_ST_BIND(info);
     if ((type != STT_FUNC && type != STT_GNU_IFUNC) || shndx == SHN_UNDEF ||
         (shndx >= SHN_LORESERVE && shndx != SHN_XINDEX) || size == 0 ||

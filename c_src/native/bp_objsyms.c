@@ -120,44 +120,37 @@ size_t bp_obj_build_id_hex(const struct bp_obj *obj, char *out, size_t cap)
     return n;
 }
 
-/* <root>/.build-id/ab/cdef....debug: 1 taken, 0 not, -1 out of memory. */
-static int bp_by_build_id(struct bp_obj *obj, const char *root)
+/* 0 when f's build-id is the object's, else the reason (-1: no memory). */
+static int bp_check_build_id(const struct bp_obj *obj, struct bp_file *f)
 {
-    char hex[2 * BP_ELF_MAX_BUILD_ID + 1], path[BP_PATH_MAX];
-    if (obj->build_id_len < 2)
-        return 0;
-    bp_obj_build_id_hex(obj, hex, sizeof hex);
-    int n =
-        snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", root, hex, hex + 2);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return 0;
-    struct bp_file f;
-    int rc = bp_file_open(&f, path);
-    if (rc == BP_ELF_NOMEM)
-        return -1;
-    if (rc == BP_ELF_NONE)
-        return 0;
-    if (rc == BP_ELF_BAD)
-        return bp_reject(obj, path, BP_REJ_MALFORMED);
     uint8_t id[BP_ELF_MAX_BUILD_ID];
     size_t len = 0;
-    int taken;
-    rc = bp_elf_build_id(&f.elf, id, sizeof id, &len);
+    int rc = bp_elf_build_id(&f->elf, id, sizeof id, &len);
     if (rc == BP_ELF_NOMEM)
-        taken = -1;
-    else if (rc != BP_ELF_OK || len != obj->build_id_len ||
-             memcmp(id, obj->build_id, len) != 0)
-        taken = bp_reject(obj, path, BP_REJ_BUILD_ID_MISMATCH);
-    else
-        taken = bp_take_syms(obj, &f, path, BP_OBJ_BUILD_ID, 1);
-    bp_file_close(&f);
-    return taken;
+        return -1;
+    if (rc != BP_ELF_OK || len != obj->build_id_len ||
+        memcmp(id, obj->build_id, len) != 0)
+        return BP_REJ_BUILD_ID_MISMATCH;
+    return 0;
 }
 
-/* ------------------------------------------------------------ debuglink */
+/* 0 when f is not the object itself and its CRC-32 is crc, else the
+ * reason. */
+static int bp_check_crc(struct bp_file *f, uint32_t crc, const struct stat *self)
+{
+    uint32_t got = 0;
+    if (f->st.st_dev == self->st_dev && f->st.st_ino == self->st_ino)
+        return BP_REJ_SAME_FILE;
+    if (bp_elf_file_crc32(f->fd, (uint64_t)f->st.st_size, &got) != 0 || got != crc)
+        return BP_REJ_CRC_MISMATCH;
+    return 0;
+}
 
-/* One debuglink candidate: 1 taken, 0 not, -1 out of memory. */
-static int bp_try_debuglink(struct bp_obj *obj, const char *path, uint32_t crc,
+/* One candidate debug file, checked as how says (BP_OBJ_BUILD_ID: its
+ * build-id; BP_OBJ_DEBUGLINK: its CRC against crc, and not self): 1 taken,
+ * 0 not (absent, or refused and noted), -1 out of memory. */
+static int bp_try_candidate(struct bp_obj *obj, const char *path,
+                            enum bp_obj_source how, uint32_t crc,
                             const struct stat *self)
 {
     struct bp_file f;
@@ -168,17 +161,30 @@ static int bp_try_debuglink(struct bp_obj *obj, const char *path, uint32_t crc,
         return 0;
     if (rc == BP_ELF_BAD)
         return bp_reject(obj, path, BP_REJ_MALFORMED);
-    uint32_t got = 0;
-    int taken;
-    if (f.st.st_dev == self->st_dev && f.st.st_ino == self->st_ino)
-        taken = bp_reject(obj, path, BP_REJ_SAME_FILE);
-    else if (bp_elf_file_crc32(f.fd, (uint64_t)f.st.st_size, &got) != 0 || got != crc)
-        taken = bp_reject(obj, path, BP_REJ_CRC_MISMATCH);
-    else
-        taken = bp_take_syms(obj, &f, path, BP_OBJ_DEBUGLINK, 1);
+    int why = how == BP_OBJ_BUILD_ID ? bp_check_build_id(obj, &f)
+                                     : bp_check_crc(&f, crc, self);
+    int taken = why < 0   ? -1
+                : why > 0 ? bp_reject(obj, path, (enum bp_obj_reject)why)
+                          : bp_take_syms(obj, &f, path, how, 1);
     bp_file_close(&f);
     return taken;
 }
+
+/* <root>/.build-id/ab/cdef....debug: 1 taken, 0 not, -1 out of memory. */
+static int bp_by_build_id(struct bp_obj *obj, const char *root, const struct stat *self)
+{
+    char hex[2 * BP_ELF_MAX_BUILD_ID + 1], path[BP_PATH_MAX];
+    if (obj->build_id_len < 2)
+        return 0;
+    bp_obj_build_id_hex(obj, hex, sizeof hex);
+    int n =
+        snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", root, hex, hex + 2);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return 0;
+    return bp_try_candidate(obj, path, BP_OBJ_BUILD_ID, 0, self);
+}
+
+/* ------------------------------------------------------------ debuglink */
 
 /* The object's directory, its .debug/, <root>/<directory>/ (gdb's order). */
 static int bp_by_debuglink(struct bp_obj *obj, const char *root, uint32_t crc,
@@ -199,7 +205,7 @@ static int bp_by_debuglink(struct bp_obj *obj, const char *root, uint32_t crc,
         int n = snprintf(path, sizeof path, fmt[i], prefix, dir, obj->debuglink);
         if (n < 0 || (size_t)n >= sizeof path)
             continue;
-        int rc = bp_try_debuglink(obj, path, crc, self);
+        int rc = bp_try_candidate(obj, path, BP_OBJ_DEBUGLINK, crc, self);
         if (rc != 0)
             return rc;
     }
@@ -236,7 +242,7 @@ int bp_obj_load(struct bp_obj *obj, const char *path, uint64_t bias, const char 
     if (link_rc == BP_ELF_OK && (obj->debuglink = bp_strdup(link)) == NULL)
         goto fail;
     if (taken == 0)
-        taken = bp_by_build_id(obj, root);
+        taken = bp_by_build_id(obj, root, &self);
     if (taken == 0 && obj->debuglink != NULL)
         taken = bp_by_debuglink(obj, root, crc, &self);
     if (taken >= 0)

@@ -6,6 +6,7 @@
  * the NIF call that built it returns.
  */
 #include "bp_symbols.h"
+#include "bp_bytes.h"
 #include "bp_objsyms.h"
 
 #define UNW_LOCAL_ONLY
@@ -170,27 +171,6 @@ enum bp_sym_kind bp_sym_resolve(struct bp_objsyms *objs, uint64_t addr, char *ou
 #define BP_SF_EMU_LAYOUT 8u
 #define BP_SF_EMU_EXIT 16u
 #define BP_SF_EMU_SIZE 32u
-
-static uint16_t bp_rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint32_t bp_rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint64_t bp_rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* A NUL-terminated name of name_len bytes (NUL included) at buf+at. */
 static int bp_name_ok(const uint8_t *buf, size_t len, size_t at, size_t name_len)

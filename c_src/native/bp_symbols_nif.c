@@ -115,20 +115,18 @@ static ERL_NIF_TERM bp_sym_binary(ErlNifEnv *env, const char *s, size_t len)
     return bin;
 }
 
-/* nif_symbolize(Addrs): Addrs a proper list of at most 100000 integers
- * 0..2^64-1. Each becomes its name, or undefined when the address lies in
- * no loaded object (JIT code). */
-ERL_NIF_TERM bp_native_symbolize_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+/* Addrs (a proper list of at most 100000 integers 0..2^64-1, else badarg)
+ * mapped by one(env, objs, Addr). */
+static ERL_NIF_TERM bp_sym_map(ErlNifEnv *env, ERL_NIF_TERM addrs, struct bp_objsyms *objs,
+                               ERL_NIF_TERM (*one)(ErlNifEnv *, struct bp_objsyms *, uint64_t))
 {
-    (void)argc;
     unsigned len;
-    if (!enif_get_list_length(env, argv[0], &len) || len > BP_SYM_MAX_ADDRS)
+    if (!enif_get_list_length(env, addrs, &len) || len > BP_SYM_MAX_ADDRS)
         return enif_make_badarg(env);
     ERL_NIF_TERM *out = enif_alloc((len ? len : 1) * sizeof *out);
     if (out == NULL)
         return bp_sym_error(env, bp_sym_atom.enomem);
-    ERL_NIF_TERM list = argv[0], head;
-    char name[BP_SYM_NAME_MAX];
+    ERL_NIF_TERM list = addrs, head;
     for (unsigned i = 0; i < len; i++) {
         ErlNifUInt64 addr;
         if (!enif_get_list_cell(env, list, &head, &list) ||
@@ -136,12 +134,28 @@ ERL_NIF_TERM bp_native_symbolize_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
             enif_free(out);
             return enif_make_badarg(env);
         }
-        size_t n = bp_sym_describe(addr, name, sizeof name);
-        out[i] = n ? bp_sym_binary(env, name, n) : bp_sym_atom.undefined;
+        out[i] = one(env, objs, addr);
     }
     ERL_NIF_TERM result = enif_make_list_from_array(env, out, len);
     enif_free(out);
     return result;
+}
+
+/* dladdr's name, or object+0x<offset>; undefined in no loaded object. */
+static ERL_NIF_TERM bp_sym_described(ErlNifEnv *env, struct bp_objsyms *objs, uint64_t addr)
+{
+    char name[BP_SYM_NAME_MAX];
+    (void)objs;
+    size_t n = bp_sym_describe(addr, name, sizeof name);
+    return n ? bp_sym_binary(env, name, n) : bp_sym_atom.undefined;
+}
+
+/* nif_symbolize(Addrs): each address's name, or undefined when it lies in
+ * no loaded object (JIT code). */
+ERL_NIF_TERM bp_native_symbolize_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return bp_sym_map(env, argv[0], NULL, bp_sym_described);
 }
 
 static ERL_NIF_TERM bp_jit_status_term(enum bp_jit_status s)
@@ -251,27 +265,9 @@ ERL_NIF_TERM bp_native_symbolize_in_nif(ErlNifEnv *env, int argc, const ERL_NIF_
 {
     (void)argc;
     struct bp_symtab_res *res;
-    unsigned len;
     if (!enif_get_resource(env, argv[0], bp_symtab_type, (void **)&res))
         return enif_make_badarg(env);
-    if (!enif_get_list_length(env, argv[1], &len) || len > BP_SYM_MAX_ADDRS)
-        return enif_make_badarg(env);
-    ERL_NIF_TERM *out = enif_alloc((len ? len : 1) * sizeof *out);
-    if (out == NULL)
-        return bp_sym_error(env, bp_sym_atom.enomem);
-    ERL_NIF_TERM list = argv[1], head;
-    for (unsigned i = 0; i < len; i++) {
-        ErlNifUInt64 addr;
-        if (!enif_get_list_cell(env, list, &head, &list) ||
-            !enif_get_uint64(env, head, &addr)) {
-            enif_free(out);
-            return enif_make_badarg(env);
-        }
-        out[i] = bp_sym_one(env, &res->objs, addr);
-    }
-    ERL_NIF_TERM result = enif_make_list_from_array(env, out, len);
-    enif_free(out);
-    return result;
+    return bp_sym_map(env, argv[1], &res->objs, bp_sym_one);
 }
 
 static ERL_NIF_TERM bp_sym_str(ErlNifEnv *env, const char *s)
