@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define BP_ELF_MAX_SECTIONS  65536u       /* section headers read */
-#define BP_ELF_MAX_TABLE     (256u << 20) /* bytes of one .symtab or .strtab */
+#define BP_ELF_MAX_TABLE     (64u << 20)  /* bytes of one .symtab or .strtab */
 #define BP_ELF_MAX_BUILD_ID  64u          /* bytes of a build-id (SHA-1: 20) */
 #define BP_ELF_MAX_DEBUGLINK 256u         /* bytes of a debuglink name */
 #define BP_ELF_MAX_CRC_FILE  (4ull << 30) /* bytes of a file checksummed */
