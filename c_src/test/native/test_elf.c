@@ -5,6 +5,7 @@
  * temporary directory. */
 #include <elf.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -585,6 +586,47 @@ BP_TEST(objsyms_set_keeps_objects)
     bp_objsyms_free(&set); /* twice: harmless */
 }
 
+/* Threads asking one set for the same objects get one index each. */
+static struct bp_objsyms g_set;
+
+static void *get_many(void *arg)
+{
+    long *seen = arg;
+    char path[64];
+    for (int k = 0; k < 200; k++) {
+        int i = k % 8;
+        snprintf(path, sizeof path, "/nonexistent/obj%d.so", i);
+        long idx = bp_objsyms_get(&g_set, 0x1000u * (uint64_t)(i + 1), 0, path);
+        const struct bp_obj *o = idx >= 0 ? bp_objsyms_at(&g_set, (size_t)idx) : NULL;
+        if (o == NULL || strcmp(o->path, path) != 0)
+            seen[i] = -2;
+        else if (seen[i] == -1)
+            seen[i] = idx;
+        else if (seen[i] != idx)
+            seen[i] = -3;
+    }
+    return NULL;
+}
+
+BP_TEST(objsyms_threads_share_a_set)
+{
+    pthread_t t[4];
+    long seen[4][8];
+    CHECK(bp_objsyms_init(&g_set, "/nonexistent-debug-root") == 0);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 8; j++)
+            seen[i][j] = -1;
+        CHECK(pthread_create(&t[i], NULL, get_many, seen[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    CHECK(g_set.n == 8);
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 4; i++)
+            CHECK(seen[i][j] >= 0 && seen[i][j] == seen[0][j]);
+    bp_objsyms_free(&g_set);
+}
+
 const struct bp_test_case bp_elf_tests[] = {
     {"elf_reads_symbols", elf_reads_symbols},
     {"elf_truncated_everywhere", elf_truncated_everywhere},
@@ -596,5 +638,6 @@ const struct bp_test_case bp_elf_tests[] = {
     {"elf_file_reads_like_buffer", elf_file_reads_like_buffer},
     {"objsyms_finds_debug_files", objsyms_finds_debug_files},
     {"objsyms_set_keeps_objects", objsyms_set_keeps_objects},
+    {"objsyms_threads_share_a_set", objsyms_threads_share_a_set},
     {NULL, NULL},
 };
