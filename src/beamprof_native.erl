@@ -20,8 +20,14 @@
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
 %% see overhead/2), `hint' when Erlang frames cannot all be recovered,
-%% `warnings' (`beamprof_warnings' entries) and `notes' (what the files
-%% written from the profile say first: see below and `beamprof_flame').
+%% `unnamed_pct' (the share of the weight, in percent, whose stack has a C
+%% frame no symbol table names: `Object+0xOffset'), `unnamed_leaf_pct' (the
+%% share whose leaf frame is one: self time without a name) and `unnamed'
+%% (the first share per object file name), `warnings' (`beamprof_warnings'
+%% entries; among them a `c_symbols_missing' one per object without symbols,
+%% naming the package that gives them: see beamprof_native_csyms) and
+%% `notes' (what the files written from the profile say first: see below
+%% and `beamprof_flame').
 %%
 %% Only frames that are known. Whether the VM's JIT code keeps frame
 %% pointers is read from the VM's own frame layout, not from its flags:
@@ -218,7 +224,8 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, paused, frame_source,
-                         frame_layout_source, hint, overhead, warnings, notes], Profile),
+                         frame_layout_source, hint, overhead, warnings, notes, unnamed_pct,
+                         unnamed_leaf_pct], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
@@ -388,7 +395,12 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
     LayoutSource = maps:get(frame_layout_source, Info, none),
-    Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
+    Stacks = beamprof_native_agg:stacks(Acc),
+    #{unnamed_pct := UnnamedPct, unnamed_leaf_pct := LeafPct, unnamed := Unnamed,
+      warnings := CWarnings} =
+        beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym),
+                                     beamprof_native_sym:objects(Sym)),
+    Base = Totals#{stacks => Stacks, unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
@@ -398,8 +410,10 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
                    duration_ms => erlang:monotonic_time(millisecond) - Started,
+                   unnamed_pct => UnnamedPct, unnamed_leaf_pct => LeafPct,
+                   unnamed => Unnamed,
                    warnings => warnings(Internals, Source) ++
-                       callers_warning(Internals, FramePointers, LayoutSource),
+                       callers_warning(Internals, FramePointers, LayoutSource) ++ CWarnings,
                    notes => notes(Internals, FramePointers, LayoutSource)},
     case {Internals, Source =/= none andalso FramePointers} of
         {false, _} -> Base#{hint => <<?HINT_OFF>>};

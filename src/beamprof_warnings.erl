@@ -31,6 +31,11 @@
 %% flag that gives whole stacks on the running release (`+JPperf fp' or
 %% `+JPperf true' on OTP 26+, `+JPperf true' or `+JPperf map' on OTP 25).
 %% The profile's files say it too.</li>
+%% <li>`c_symbols_missing': a native profile has C frames in an object
+%% without a full symbol table (no `.symtab', no debug file found by
+%% build-id or `.gnu_debuglink'), named `Object+0xOffset'; the message gives
+%% the share of samples, the paths looked at, and the package (on Debian
+%% `erlang-base-dbgsym' for beam.smp) that installs the debug file.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -42,7 +47,7 @@
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
               | scheduler_threads_unseen | global_tracer_active | native_unsupported
-              | native_callers_dropped.
+              | native_callers_dropped | c_symbols_missing.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
@@ -50,7 +55,7 @@
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
      scheduler_threads_unseen, global_tracer_active, native_unsupported,
-     native_callers_dropped].
+     native_callers_dropped, c_symbols_missing].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -69,6 +74,8 @@ meaning(native_unsupported) ->
 meaning(native_callers_dropped) ->
     <<"no frame pointers: native samples keep their innermost Erlang function and C frames, "
       "not their unverifiable Erlang callers">>;
+meaning(c_symbols_missing) ->
+    <<"C frames of an object without symbols are named only object+0xoffset">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 

@@ -67,7 +67,12 @@ native_runs() ->
          ok = ?NATIVE:load(),
          reload(?NIF, false),            %% the core under a run: the channel holds it
          _ = ?NATIVE:info(Internals),
-         _ = ?NATIVE:symbolize([A || {_, _, _, _, As} <- ?NATIVE:drain(100), A <- As]),
+         Addrs = [A || {_, _, _, _, As} <- ?NATIVE:drain(100), A <- As],
+         _ = ?NATIVE:symbolize(Addrs),
+         %% full symbol tables: freed with the table term (GC below)
+         Table = ?NATIVE:symbol_table("/usr/lib/debug"),
+         _ = ?NATIVE:symbolize(Table, Addrs),
+         _ = ?NATIVE:symbol_objects(Table),
          _ = ?NATIVE:jit_symbols(Internals),
          ok = ?NATIVE:stop(),
          _ = ?NATIVE:drain(1000000)
