@@ -24,6 +24,16 @@
 %% strategy that needs it ran; its figures may miss calls.</li>
 %% <li>`native_unsupported': the native sampler cannot run here (library,
 %% architecture or VM feature missing); nothing was sampled natively.</li>
+%% <li>`gate_blind': the C sampler thread sees no normal scheduler thread (no
+%% readable `/proc/self/task', names not matched, out of file descriptors),
+%% so it has no OS CPU or demand figure; the load gate runs on the Erlang
+%% side's `scheduler_wall_time' utilization (`gate_info()''s `source' is
+%% `erlang', or `starved' when that side did not answer within a tick and
+%% the gate takes the schedulers as busy).</li>
+%% <li>`scan_window_unavailable': the scan's reductions window (a table in C)
+%% could not be allocated; reductions were not ranked (a lifetime total is
+%% not a window delta) and the threshold events (long queue, large memory,
+%% busy port) were not checked in that pass.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -34,14 +44,16 @@
 -export_type([code/0, warning/0]).
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
-              | scheduler_threads_unseen | global_tracer_active | native_unsupported.
+              | scheduler_threads_unseen | global_tracer_active | native_unsupported
+              | gate_blind | scan_window_unavailable.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
 -spec codes() -> [code(), ...].
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
-     scheduler_threads_unseen, global_tracer_active, native_unsupported].
+     scheduler_threads_unseen, global_tracer_active, native_unsupported,
+     gate_blind, scan_window_unavailable].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -57,6 +69,11 @@ meaning(global_tracer_active) ->
     <<"another tracer held global tracing: figures may miss calls">>;
 meaning(native_unsupported) ->
     <<"the native sampler cannot run here">>;
+meaning(gate_blind) ->
+    <<"the gate's C thread sees no scheduler thread: the gate runs on scheduler_wall_time">>;
+meaning(scan_window_unavailable) ->
+    <<"the scan's reductions window could not be allocated: reductions not ranked, "
+      "thresholds not checked">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 
