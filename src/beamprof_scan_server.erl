@@ -75,6 +75,7 @@
                 last_cpu_us = 0 :: non_neg_integer(),
                 last_duration_us = 0 :: non_neg_integer(),
                 next_ms = 0 :: non_neg_integer(),
+                deferred = 0 :: non_neg_integer(),   % on-demand tops waiting for their window
                 %% long queues the system monitor reported since the last scan
                 reported = #{} :: #{pid() => true}}).
 
@@ -96,7 +97,9 @@ top(Keys, N) ->
     call({top, Keys, N}).
 
 %% @doc What the periodic scan has done: scans, scans put off by a closed
-%% gate, the last scan's CPU and wall time, the spacing now in force.
+%% gate, the last scan's CPU and wall time, the spacing now in force, whether
+%% the first pass (the reductions window's start) was taken, and whether the
+%% window tables exist.
 -spec stats() -> map() | {error, not_started}.
 stats() ->
     call(stats).
@@ -136,7 +139,9 @@ init(Config) ->
     State = #state{config = Config},
     case interval(Config) of
         off -> {ok, State};
-        _ -> {ok, schedule(0, State)}    % the first pass, once the gate is open
+        %% The first pass once the gate is open; it reads open before the C
+        %% thread's first tick, so the first look comes two ticks later.
+        _ -> {ok, schedule(2 * maps:get(tick, Config, 100), State)}
     end.
 
 %% @private
@@ -152,7 +157,7 @@ handle_call({top, Keys, N}, From, State) ->
     case lists:member(reductions, Keys) andalso Short > 0 of
         true ->
             _ = erlang:send_after(Short, self(), {deferred_top, Keys, N, From}),
-            {noreply, State};
+            {noreply, State#state{deferred = State#state.deferred + 1}};
         false ->
             {Result, State1} = scan(Keys, N, on_demand, State),
             {reply, {ok, Result}, State1}
@@ -164,7 +169,9 @@ handle_call(stats, _From, State) ->
     {reply, #{scans => State#state.scans, paused => State#state.paused,
               last_cpu_us => State#state.last_cpu_us,
               last_duration_us => State#state.last_duration_us,
-              spacing_ms => State#state.next_ms}, State};
+              spacing_ms => State#state.next_ms,
+              first_pass => State#state.last_at =/= undefined,
+              window_tables => State#state.window =/= undefined}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -179,9 +186,13 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({deferred_top, Keys, N, From}, State) ->
-    {Result, State1} = scan(Keys, N, on_demand, State),
+    {Result, State1} = scan(Keys, N, on_demand, State#state{deferred = State#state.deferred - 1}),
     gen_server:reply(From, {ok, Result}),
     {noreply, State1};
+handle_info({timeout, Ref, scan}, #state{timer = Ref, deferred = Deferred} = State)
+  when Deferred > 0 ->
+    %% a periodic pass now would cut the window a waiting top was promised
+    {noreply, schedule(?MIN_WINDOW_MS, State)};
 handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
     case beamprof_nif:gate() of
         closed ->

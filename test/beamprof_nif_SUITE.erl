@@ -99,9 +99,14 @@ busy_until(End) ->
         false -> busy_until(End)
     end.
 
+%% Threads of this OS process, not counting the core's reaper threads (one
+%% per library image loaded, from load to unload: reaper_count/0).
 task_count() ->
     {ok, Tasks} = file:list_dir("/proc/self/task"),
-    length(Tasks).
+    length(Tasks) - reaper_count().
+
+reaper_count() ->
+    length([N || N <- thread_names(), N =:= <<"beamprof_reaper">>]).
 
 fd_count() ->
     {ok, Fds} = file:list_dir("/proc/self/fd"),
@@ -462,6 +467,7 @@ reload_leaves_nothing(_Config) ->
     [reload_fresh(BaseTasks) || _ <- lists:seq(1, 20)],
     ok = purge(),
     ok = wait_until(fun() -> task_count() =:= BaseTasks end, 5000),
+    ?assertEqual(1, reaper_count()),
     ?assertEqual(BaseFds, fd_count()),
     #{rss := Rss1} = ?NIF:memory(),
     ct:log("RSS before ~p after ~p reloads: ~p KB more", [Rss0, 140, (Rss1 - Rss0) div 1024]),
@@ -504,7 +510,10 @@ reload_fresh(BaseTasks) ->
     %% the library's unload (which joins the thread) may run after purge
     %% returns: on OTP 27 a count of one more was seen right after it
     ok = wait_until(fun() -> task_count() =:= BaseTasks end, 5000),
+    %% the unloaded library's reaper was joined too (no other image is loaded)
+    ok = wait_until(fun() -> reaper_count() =:= 0 end, 5000),
     {module, ?NIF} = load_nif_module(),
+    ?assertEqual(1, reaper_count()),
     #{running := false} = ?NIF:sampler_info(),
     open = ?NIF:gate().
 
@@ -563,6 +572,7 @@ upgrade_across_library_files(Config) ->
     ok = purge(),
     ok = ?NIF:sampler_stop(),
     ?assertEqual(BaseTasks, task_count()),
+    ?assertEqual(1, reaper_count()),
     ?assertEqual(BaseFds, fd_count()).
 
 %%--------------------------------------------------------------------

@@ -161,8 +161,10 @@ static struct bp_state *bp_instance_open(ErlNifEnv *env)
     if (bp_scan_open(env) != 0)
         return NULL;
     struct bp_state *st = bp_state_new();
-    if (st == NULL)
+    if (st == NULL) {
+        bp_scan_close();
         return NULL;
+    }
     st->channel_type = bp_core_channel_open(env);
     return st;
 }
@@ -221,6 +223,7 @@ static void bp_unload(ErlNifEnv *env, void *priv)
         return;
     bp_sampler_stop(&st->sampler, NULL, NULL, 1);
     bp_state_free(st);
+    bp_scan_close();
 }
 
 /* ----------------------------------------------------------------- gate */
