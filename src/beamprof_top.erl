@@ -61,9 +61,12 @@ header(#{window_ms := Window} = S) ->
 %% fallback's reason in parentheses), then the sample's warnings, one a line.
 %% Each cut to the screen's width.
 notes(Snapshot, Tops) ->
-    Said = warnings(Snapshot),
+    Pids = pids(Tops),
+    %% the snapshot also carries the periodic scan's pids warnings: said once,
+    %% on the pids line, when there is one
+    Said = [W || W <- warnings(Snapshot), Pids =:= [] orelse not is_pids_warning(W)],
     Scan = [W || W <- warnings(Tops), not is_pids_warning(W), not lists:member(W, Said)],
-    [pids(Tops) | [note("warning", M) || #{message := M} <- Said ++ Scan]].
+    [Pids | [note("warning", M) || #{message := M} <- Said ++ Scan]].
 
 %% Warnings about where the scan's pids came from: said on the pids line.
 is_pids_warning(#{code := Code}) ->
