@@ -18,8 +18,10 @@
 %%
 %% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
 %% times a second and reads each normal scheduler thread's schedstat and two
-%% small /proc files; only when the schedulers' demand reaches the gate's
-%% mark does it ask an Erlang process for `scheduler_wall_time'; the Erlang
+%% small /proc files; it asks an Erlang process for `scheduler_wall_time'
+%% when the schedulers' demand reaches the gate's mark, once per `heartbeat'
+%% (1 s) otherwise, and every tick when it cannot see the scheduler threads
+%% (the blind gate, see `gate_info/0'); the Erlang
 %% sampler reads the whole VM (`erlang:memory/0', counts, statistics) once
 %% per interval.
 -module(beamprof).
@@ -56,7 +58,10 @@ start() ->
 %% Options: `interval' (ms), `tick' (ms), `scheduler_high', `scheduler_low',
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
 %% (bytes or `auto'), `event_prefix', `vm_events', `vm_internals' (`false':
-%% never read the VM's internal structures). An unknown or ill-typed
+%% never read the VM's internal structures), `heartbeat' (ms, default 1000:
+%% how often the gate asks for `scheduler_wall_time' whatever the OS figures
+%% say); for tests only, `test_hide_threads' and `test_window_enomem' (see
+%% `beamprof_config'). An unknown or ill-typed
 %% option raises `{badarg, Message}' naming it; if beamprof is already
 %% running, `{error, already_started}'.
 -spec start(Options) -> ok | {error, term()} when Options :: beamprof_config:options().
