@@ -819,7 +819,8 @@ window_unavailable_reported(_Config) ->
 
 %% scan_window_reds with 16,384 ids (1.8-11.5 ms of work) runs on a dirty CPU
 %% scheduler: their scheduler_wall_time shows the calls' time as active
-%% (before: a normal scheduler ran it, the dirty ones stayed idle).
+%% (before: a normal scheduler ran it, the dirty ones stayed idle; on a
+%% loaded host the dirty share of the calls' wall time was 24-92%).
 window_reds_leaves_normal_schedulers(_Config) ->
     N = 16384,
     Ids = [spawn(fun() -> ok end) || _ <- lists:seq(1, N)],
@@ -840,7 +841,9 @@ window_reds_leaves_normal_schedulers(_Config) ->
         ct:log("40 calls of ~B ids: ~B us; dirty CPU schedulers active ~B us", [N, Us, Dirty]),
         ?assertMatch(#{entries := N}, beamprof_nif:scan_window_info(Window)),
         ?assertMatch([{N, _} | _], beamprof_nif:scan_topk_list(TopK)), % deltas of V * K
-        ?assert(Dirty >= Us div 4)
+        %% 40 calls of 16,384 ids are at least 10 ms of work on any machine;
+        %% on a normal scheduler the dirty ones stay at 0 (checked: 0 us)
+        ?assert(Dirty >= 10000)
     after
         _ = erlang:system_flag(scheduler_wall_time, Old),
         ok = beamprof_nif:scan_window_release(Window)
