@@ -36,6 +36,16 @@
 %% build-id or `.gnu_debuglink'), named `Object+0xOffset'; the message gives
 %% the share of samples, the paths looked at, and the package (on Debian
 %% `erlang-base-dbgsym' for beam.smp) that installs the debug file.</li>
+%% <li>`gate_blind': the C sampler thread sees no normal scheduler thread (no
+%% readable `/proc/self/task', names not matched, out of file descriptors),
+%% so it has no OS CPU or demand figure; the load gate runs on the Erlang
+%% side's `scheduler_wall_time' utilization (`gate_info()''s `source' is
+%% `erlang', or `starved' when that side did not answer within a tick and
+%% the gate takes the schedulers as busy).</li>
+%% <li>`scan_window_unavailable': the scan's reductions window (a table in C)
+%% could not be allocated; reductions were not ranked (a lifetime total is
+%% not a window delta) and the threshold events (long queue, large memory,
+%% busy port) were not checked in that pass.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -47,7 +57,8 @@
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
               | scheduler_threads_unseen | global_tracer_active | native_unsupported
-              | native_callers_dropped | c_symbols_missing.
+              | native_callers_dropped | c_symbols_missing | gate_blind
+              | scan_window_unavailable.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
@@ -55,7 +66,7 @@
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
      scheduler_threads_unseen, global_tracer_active, native_unsupported,
-     native_callers_dropped, c_symbols_missing].
+     native_callers_dropped, c_symbols_missing, gate_blind, scan_window_unavailable].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -76,6 +87,11 @@ meaning(native_callers_dropped) ->
       "not their unverifiable Erlang callers">>;
 meaning(c_symbols_missing) ->
     <<"C frames of an object without symbols are named only object+0xoffset">>;
+meaning(gate_blind) ->
+    <<"the gate's C thread sees no scheduler thread: the gate runs on scheduler_wall_time">>;
+meaning(scan_window_unavailable) ->
+    <<"the scan's reductions window could not be allocated: reductions not ranked, "
+      "thresholds not checked">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 
