@@ -134,13 +134,28 @@ drawn(#{env := Envs} = C, Fun, MFA, Mode) ->
     case get(?ACTIVE) =:= undefined andalso
         (Envs =:= all orelse lists:member(beamprof_profile_opts:current_env(), Envs)) of
         false -> Fun();
-        true -> gated(C, Fun, meta(C, Fun, MFA), Mode)
+        true -> writable(C, Fun, meta(C, Fun, MFA), Mode)
     end.
+
+%% A file to write is checked before anything runs: the API answers `{error, {unwritable,
+%% Path, Reason}}' without calling Fun; a decorated function runs unprofiled (it must run)
+%% and the problem is logged and said in its stop event.
+writable(#{output := Output, strategy := S} = C, Fun, Meta, Mode)
+  when Output =/= undefined, (S =:= sample orelse S =:= flame_graph) ->
+    case beamprof_file:check_writable(Output) of
+        ok -> gated(C, Fun, Meta, Mode);
+        {error, Reason} when Mode =:= api -> {error, {unwritable, Output, Reason}};
+        {error, Reason} ->
+            _ = beamprof_file:write_failed(Output, Reason),
+            unprofiled(C, Fun, skipped(Meta, {unwritable, Output, Reason}))
+    end;
+writable(C, Fun, Meta, Mode) ->
+    gated(C, Fun, Meta, Mode).
 
 gated(#{check_load := true} = C, Fun, Meta, Mode) ->
     case beamprof_nif:gate() of
         open -> profiled(C, Fun, Meta, Mode);
-        closed -> unprofiled(C, Fun, Meta#{skipped => gate_closed})
+        closed -> unprofiled(C, Fun, skipped(Meta, gate_closed))
     end;
 gated(C, Fun, Meta, Mode) ->
     profiled(C, Fun, Meta, Mode).
@@ -162,15 +177,14 @@ fun_mfa(Fun) ->
 
 unprofiled(C, Fun, Meta) ->
     {Outcome, Duration, _} = timed(Fun),
-    ended(C, Outcome, Duration, Meta),
+    off_path(C, fun() -> ended(C, Outcome, Duration, Meta) end),
     result(Outcome).
 
 profiled(#{strategy := S} = C, Fun, Meta, _Mode) when S =:= sample; S =:= flame_graph ->
     start_event(C, Meta),
     Sampler = beamprof_profile_sample:start(self(), sampler_options(C)),
     {Outcome, Duration, MemDelta} = timed(Fun),
-    ended(C, Outcome, Duration, Meta),
-    Report = fun(R) -> sample_report(C, Meta, Duration, MemDelta, R) end,
+    Report = fun(R) -> sample_report(C, Meta, Outcome, Duration, MemDelta, R) end,
     case C of
         #{async := true} -> beamprof_profile_sample:stop_async(Sampler, Report);
         _ -> Report(beamprof_profile_sample:stop(Sampler))
@@ -181,23 +195,35 @@ profiled(#{strategy := memory} = C, Fun, Meta, _Mode) ->
     Before = beamprof_profile_memory:before(),
     {Outcome, Duration, MemDelta} = timed(Fun),
     Result = beamprof_profile_memory:after_call(Before),
-    ended(C, Outcome, Duration, Meta),
-    off_path(C, fun() -> memory_report(C, Meta, Duration, MemDelta, Result) end),
+    off_path(C, fun() ->
+                        ended(C, Outcome, Duration, Meta),
+                        memory_report(C, Meta, Duration, MemDelta, Result)
+                end),
     result(Outcome);
-profiled(#{strategy := S} = C, Fun, Meta, Mode) ->
+profiled(#{strategy := S, async := Async} = C, Fun, Meta, Mode) ->
     Started = fun() -> start_event(C, Meta) end,
     %% Only Fun runs inside the traced window: the readings here are not counted.
     Call = fun() -> outcome(Fun) end,
-    {Traced, MemDelta} = active(fun() -> beamprof_profile_trace:run(S, Started, Call) end),
+    Run = #{async => Async, wait => Mode =:= api},
+    {Traced, MemDelta} = active(fun() -> beamprof_profile_trace:run(S, Started, Call, Run) end),
+    Report = fun(Outcome, Duration) ->
+                     fun(Result) ->
+                             ended(C, Outcome, Duration, Meta),
+                             calls_report(C, Meta, Duration, MemDelta, Result)
+                     end
+             end,
     case Traced of
         {ok, Outcome, Duration, Result} ->
-            ended(C, Outcome, Duration, Meta),
-            off_path(C, fun() -> calls_report(C, Meta, Duration, MemDelta, Result) end),
+            (Report(Outcome, Duration))(Result),
+            result(Outcome);
+        {async, Outcome, Duration, Then} ->
+            %% The holder of the trace settings analyses and reports.
+            ok = Then(Report(Outcome, Duration)),
             result(Outcome);
         {error, Reason} when Mode =:= api ->
             {error, Reason};
         {error, Reason} ->
-            unprofiled(C, Fun, Meta#{skipped => Reason})
+            unprofiled(C, Fun, skipped(Meta, Reason))
     end.
 
 sampler_options(#{interval := I, duration := D, threshold := T}) ->
@@ -243,18 +269,52 @@ ended(C, {Class, Reason, Stack}, Duration, Meta) ->
     emit(C, exception, #{duration => Duration},
          Meta#{kind => Class, reason => Reason, stacktrace => Stack}).
 
-sample_report(C, Meta, Duration, _MemDelta, #{started := false}) ->
+sample_report(C, Meta, Outcome, Duration, _MemDelta, #{started := false}) ->
     %% A call faster than the threshold: never sampled, nothing to report.
+    ended(C, Outcome, Duration, Meta),
     production(C, Meta, Duration);
-sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, Duration,
-              MemDelta, #{samples := N, truncated := Cut} = Result) ->
+sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, Outcome,
+              Duration, MemDelta, #{samples := N, truncated := Cut} = Result) ->
+    Warnings = no_samples(C, N, Duration),
+    Profile = beamprof_profile_sample:profile(Result, title(Meta, Warnings)),
+    Done = maps:merge(Meta#{warnings => Warnings}, write(Profile, Output, Format)),
+    ended(C, Outcome, Duration, Done),
     slow(C, Meta, Duration, T),
     production(C, Meta, Duration),
-    Profile = beamprof_profile_sample:profile(Result, title(Meta)),
-    Written = write(Profile, Output, Format),
-    emit(C, sample, #{samples => N}, Meta#{profile => Profile, truncated => Cut, output => Written}),
-    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => N},
-         Meta#{output => Written}).
+    emit(C, sample, #{samples => N}, Done#{profile => Profile, truncated => Cut}),
+    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => N}, Done).
+
+%% A profile without samples says why: the call was shorter than the interval, or the
+%% sampler got no reading in (a loaded node: it waits for a scheduler like any process).
+no_samples(#{interval := I, threshold := T}, 0, Duration) ->
+    Ms = erlang:convert_time_unit(Duration, native, millisecond),
+    Sampled = Ms - case T of undefined -> 0; _ -> T end,
+    Message = case Sampled < I of
+                  true -> io_lib:format("no samples: the call took ~B ms, less than the "
+                                        "sampling interval (~B ms); use a smaller interval, "
+                                        "or strategy calls or eprof for short calls", [Ms, I]);
+                  false -> io_lib:format("no samples: no reading of the call's stack was "
+                                         "made in ~B ms at ~B ms intervals (the sampler got "
+                                         "no scheduler in time: a loaded node)", [Sampled, I])
+              end,
+    [beamprof_warnings:new(profile_no_samples, Message)];
+no_samples(_C, _N, _Duration) ->
+    [].
+
+%% Meta of a call that ran unprofiled: why (`skipped') and a warning saying it.
+skipped(Meta, Reason) ->
+    Meta#{skipped => Reason,
+          warnings => [beamprof_warnings:new(profile_skipped,
+                                             ["the call ran unprofiled: ", skip_text(Reason)])]}.
+
+skip_text(gate_closed) ->
+    "beamprof's load gate was closed (the node is busy); check_load => false profiles anyway";
+skip_text({busy, S}) ->
+    io_lib:format("a ~0tp profile held global tracing", [S]);
+skip_text({unwritable, Path, Reason}) ->
+    io_lib:format("the output ~0tp cannot be written (~0tp)", [Path, Reason]);
+skip_text(Reason) ->
+    io_lib:format("~0tp", [Reason]).
 
 memory_report(#{threshold := T} = C, Meta, Duration, MemDelta,
               #{before := B, 'after' := A, delta := D} = Result) ->
@@ -284,14 +344,18 @@ production(#{kind := profile_production} = C, Meta, Duration) ->
 production(_C, _Meta, _Duration) ->
     ok.
 
-title(#{module := M, function := F, arity := A}) ->
-    unicode:characters_to_binary(io_lib:format("~ts:~ts/~B", [M, F, A])).
+title(#{module := M, function := F, arity := A}, Warnings) ->
+    unicode:characters_to_binary([io_lib:format("~ts:~ts/~B", [M, F, A]),
+                                  [[" (", Message, ")"] || #{message := Message} <- Warnings]]).
 
-write(_Profile, undefined, _Format) -> undefined;
+%% What the events say of the file: `output' (the path written, or undefined), and
+%% `error' when writing failed (logged too: nobody may be watching the events).
+write(_Profile, undefined, _Format) -> #{output => undefined};
 write(Profile, Output, Format) ->
     case beamprof_flame:write(Profile, Output, Format) of
-        {ok, Path} -> Path;
-        Error -> Error
+        {ok, Path} -> #{output => Path};
+        {error, Reason} -> #{output => undefined,
+                             error => beamprof_file:write_failed(Output, Reason)}
     end.
 
 emit(#{emit_metrics := false}, _Event, _Measurements, _Meta) -> ok;

@@ -24,6 +24,13 @@
 %% strategy that needs it ran; its figures may miss calls.</li>
 %% <li>`native_unsupported': the native sampler cannot run here (library,
 %% architecture or VM feature missing); nothing was sampled natively.</li>
+%% <li>`profile_no_samples': a profile of one call (the `sample' and
+%% `flame_graph' strategies) holds no sample; the message says why (the call
+%% was shorter than the sampling interval, or the sampler got no reading in on
+%% a loaded node).</li>
+%% <li>`profile_skipped': a profiled call ran unprofiled; the message says
+%% why (the load gate was closed, the trace lock was held, the output cannot
+%% be written), as the stop event's `skipped' does.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -34,14 +41,16 @@
 -export_type([code/0, warning/0]).
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
-              | scheduler_threads_unseen | global_tracer_active | native_unsupported.
+              | scheduler_threads_unseen | global_tracer_active | native_unsupported
+              | profile_no_samples | profile_skipped.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
 -spec codes() -> [code(), ...].
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
-     scheduler_threads_unseen, global_tracer_active, native_unsupported].
+     scheduler_threads_unseen, global_tracer_active, native_unsupported,
+     profile_no_samples, profile_skipped].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -57,6 +66,10 @@ meaning(global_tracer_active) ->
     <<"another tracer held global tracing: figures may miss calls">>;
 meaning(native_unsupported) ->
     <<"the native sampler cannot run here">>;
+meaning(profile_no_samples) ->
+    <<"a profile of one call holds no sample (too short, or no reading on a loaded node)">>;
+meaning(profile_skipped) ->
+    <<"a profiled call ran unprofiled (gate closed, trace lock held, output unwritable)">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 
