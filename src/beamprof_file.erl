@@ -103,15 +103,16 @@ check_writable(Path0) ->
             {error, {badarg, "Expected a file name (string or binary)"}}
     end.
 
-%% @doc Logs that writing `Path' failed with `Reason' (a logger warning,
-%% domain `[beamprof]', which OTP's default handler prints: it drops only
-%% `[otp | _]' and `[sasl | _]' progress reports) and returns
+%% @doc Logs that writing `Path' failed with `Reason' (a logger warning
+%% without a domain: OTP's default handler prints only events with no domain
+%% or a domain above `[otp, sasl]', so a `[beamprof]' domain would be dropped
+%% in a plain shell; metadata `beamprof => write_failed' marks it) and returns
 %% `{write_failed, Path, Reason}', the term results and events carry.
 -spec write_failed(Path, Reason) -> {write_failed, Path, Reason} when
       Path :: file:name_all(), Reason :: term().
 write_failed(Path, Reason) ->
     ?LOG_WARNING("beamprof: could not write ~ts: ~ts",
-                 [display(Path), reason_text(Reason)], #{domain => [beamprof]}),
+                 [display(Path), reason_text(Reason)], #{beamprof => write_failed}),
     {write_failed, Path, Reason}.
 
 display(Path) ->

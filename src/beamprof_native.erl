@@ -167,8 +167,8 @@ filter(Profile, Kinds) ->
 %% included) raises `{badarg, Message}'; an output whose directory does
 %% not exist or is not writable returns `{error, {unwritable, Path,
 %% Reason}}' at once. A write that still fails after sampling (the
-%% directory removed meanwhile) is logged (logger warning, domain
-%% `[beamprof]') and returns `{error, {write_failed, Path, Reason}}'.
+%% directory removed meanwhile) is logged (a logger warning with no domain,
+%% which a plain shell prints) and returns `{error, {write_failed, Path, Reason}}'.
 -spec flame_graph(pos_integer(), file:filename_all() | unicode:chardata() | map()) ->
           {ok, map()} | {error, term()}.
 flame_graph(Ms, Path) when is_list(Path); is_binary(Path) ->

@@ -61,9 +61,10 @@ cache(Kind, Options) ->
 compile(Kind, Options) ->
     Map = beamprof_opts:to_map(Options),
     maps:foreach(fun(K, V) -> check(K, V, Options) end, Map),
-    Merged = maps:merge(defaults(Kind), rate_alias(Map, Options)),
+    Merged0 = maps:merge(defaults(Kind), rate_alias(Map, Options)),
+    Merged = Merged0#{output => flat(maps:get(output, Merged0))},
     Compiled = Merged#{kind => Kind, compiled => true, draw => draw(Merged),
-                       format => format(Merged), output => flat(maps:get(output, Merged))},
+                       format => format(Merged)},
     check_strategy(Kind, Compiled, Options),
     check_threshold(Compiled, Options),
     check_output(Compiled, Options),

@@ -127,7 +127,7 @@ analyse(Work) ->
     try silenced(Work), ok
     catch Class:Reason:Stack ->
             ?LOG_WARNING("beamprof: a profile's analysis failed: ~0tp",
-                         [{Class, Reason, Stack}], #{domain => [beamprof]})
+                         [{Class, Reason, Stack}], #{beamprof => analysis_failed})
     end.
 
 %% @doc The strategy holding the lock now, or `none'.
