@@ -8,32 +8,65 @@
 %%
 %% A call goes: `enabled' false, or the rate's draw says no: `Fun()' as a tail call, nothing
 %% else (one random draw: `rand:mwc59/1' on a state in the process dictionary). Drawn: the
-%% `env' check, then the gate (`check_load'); a closed gate runs `Fun' unprofiled and emits
-%% the stop (or exception) event with `skipped => gate_closed' in its metadata. Otherwise the
-%% strategy runs around the call. An exception in `Fun' is re-raised with its class, reason
-%% and stacktrace after the exception event.
+%% `env' check; then the output (strategies `sample' and `flame_graph' with `output'): its
+%% directory must exist and be writable, and the path must not be a directory, or the API
+%% answers `{error, {unwritable, Path, Reason}}' without calling `Fun' (a decorated
+%% function runs unprofiled, the problem is logged and its stop event says `skipped =>
+%% {unwritable, Path, Reason}'); then the gate (`check_load', default `true'): a closed gate
+%% runs `Fun' unprofiled and emits the stop (or exception) event with `skipped =>
+%% gate_closed' in its metadata, every strategy alike. Otherwise the strategy runs around
+%% the call. An exception in `Fun' is re-raised with its class, reason and stacktrace after
+%% the exception event. Every other option is checked when the options are compiled,
+%% before anything runs (`{badarg, Message}').
+%%
+%% The output may be any chardata (a string, a binary as Elixir passes, a deep list of
+%% both); the format comes from its extension unless `format' is given.
+%%
+%% A file that still cannot be written after the call (its directory removed meanwhile) is
+%% logged (a logger warning with no domain, so that a plain shell prints it; metadata
+%% `beamprof => write_failed') and said in the events (`error'); the call's own value is
+%% returned unchanged: decorated production code never sees it.
+%%
+%% `async => true': the caller returns the call's value as soon as the call is done, for
+%% every strategy; its stop or exception event, the reports and all the work that feeds
+%% them run in another process: the sampler (`sample', `flame_graph'), a spawned process
+%% (`memory', and the stop event of a call that ran unprofiled), or the process that holds
+%% the trace settings for the tracing strategies (the lock's holder, or the trace
+%% session's owner on OTP 27+), which walks call_time, analyses cprof or runs fprof's
+%% profile and analysis, reports, and only then clears the settings and releases the lock.
+%% An API call that finds the lock held by such an analysis waits for it (60 s at most);
+%% a decorated call runs unprofiled (`skipped => {busy, Strategy}').
 %%
 %% Events (prefix `[beamprof]' by default), all with metadata `module', `function', `arity',
 %% `strategy', `metadata' (the user's), `entry' (the entry point: profile, profile_if_slow, ...):
 %% <ul>
 %% <li>`[profile, start]' `#{system_time}'</li>
-%% <li>`[profile, stop]' `#{duration}' (native units); `skipped' in metadata when not
-%%     profiled</li>
-%% <li>`[profile, exception]' `#{duration}'; metadata `kind', `reason', `stacktrace'</li>
-%% <li>`[profile, sample]' `#{samples}'; metadata `profile' (the flame-graph profile),
-%%     `truncated', `output' (a written file, when asked)</li>
+%% <li>`[profile, stop]' `#{duration}' (native units). A call that ran unprofiled has
+%%     `skipped' (`gate_closed', `{busy, Strategy}', `already_traced', `{unavailable,
+%%     Module}', `{unwritable, Path, Reason}') and `warnings' (one `profile_skipped' entry
+%%     saying why). For `sample' and `flame_graph' it comes once the profile is built and
+%%     written and carries what `sample' does below: `warnings', `output' and `error'.</li>
+%% <li>`[profile, exception]' `#{duration}'; metadata `kind', `reason', `stacktrace' (and
+%%     the same keys as stop)</li>
+%% <li>`[profile, sample]' `#{samples}'; metadata `profile' (the flame-graph profile; its
+%%     title says why when it holds no sample), `truncated', `output' (the file written, or
+%%     `undefined'), `error' (`{write_failed, Path, Reason}' when the file could not be
+%%     written), `warnings' (`[]', or a `profile_no_samples' entry: the call was shorter
+%%     than the interval, or the sampler got no reading in on a loaded node)</li>
 %% <li>`[profile, slow_operation]' `#{duration, threshold}' (native units, ms)</li>
 %% <li>`[profile, production]' `#{duration}'</li>
 %% <li>`[profile, memory]' `#{before, after, delta}' (bytes of `erlang:memory(total)');
 %%     metadata `by_type', `process'</li>
-%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100), `call_graph',
-%%     `time_us' (eprof), `tracing' (`session': a trace session of its own, OTP 27+ for
-%%     calls, eprof and cprof; `global': global tracing, under the node-wide lock) and
-%%     `warnings' (`beamprof_warnings' entries; `global_tracer_active' when another
-%%     tracer used global tracing as the profile started)</li>
+%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100, each function once),
+%%     `call_graph' (each function once, with its callers and callees), `time_us' (eprof),
+%%     `tracing' (`session': a trace session of its own, OTP 27+ for calls, eprof and
+%%     cprof; `global': global tracing, under the node-wide lock) and `warnings'
+%%     (`beamprof_warnings' entries; `global_tracer_active' when another tracer used
+%%     global tracing as the profile started)</li>
 %% <li>`[profile, complete]' `#{duration, memory_delta, samples}': the profile is done
 %%     (after the file is written); `memory_delta' is the calling process's memory change
-%%     in bytes</li>
+%%     in bytes; for `sample' and `flame_graph' the metadata has `warnings', `output' and
+%%     `error' as `sample' does</li>
 %% </ul>
 -module(beamprof_profile).
 
@@ -78,7 +111,8 @@ profile_memory(Fun, Options) -> api(profile_memory, Fun, Options).
 profile_calls(Fun, Options) -> api(profile_calls, Fun, Options).
 
 %% @doc Samples `Fun' and writes a flame graph to `output' (`format' svg, html, speedscope
-%% or folded; from the file name's extension by default).
+%% or folded; from the file name's extension by default). Answers `{error, {unwritable,
+%% Path, Reason}}' without calling `Fun' when the file cannot be written there.
 -spec flame_graph(Fun, Options) -> term() when Fun :: body(), Options :: options().
 flame_graph(Fun, Options) -> api(flame_graph, Fun, Options).
 

@@ -23,7 +23,13 @@
 "Cost: setting breakpoints on every loaded function takes milliseconds, and every traced "
 "call is slower (2-10x for call-heavy code, far more for fprof, which writes every call to "
 "a file). These are development tools; the profiling API refuses them while the gate is "
-"closed.").
+"closed.\n\n"
+"With `async => true` the caller only runs its call traced: reading what was measured "
+"(the call_time walk, cprof's analysis, fprof's profile and analysis) and the report are "
+"handed to the process that holds the trace settings (the lock's holder here, the "
+"session's owner in `beamprof_profile_session`), which clears them and lets go of the "
+"lock afterwards. fprof's analysis lists each function once (the totals section: the "
+"per-process sections repeat it).").
 
 -export([run/4, lock_holder/0, handoff/2, analyse/1]).
 -export_type([mode/0, outcome/0]).
