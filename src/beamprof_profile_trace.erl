@@ -197,7 +197,7 @@ fprof_result(Strategy, Dir, Trace) ->
 
 fprof_analysis(Strategy, Dir, Trace) ->
     Analysis = filename:join(Dir, "analysis"),
-    ok = fprof:profile({file, Trace}),
+    ok = fprof_profile(Trace, 3),
     ok = fprof:analyse([{dest, Analysis}, {totals, true}, {details, Strategy =:= call_graph}]),
     {ok, Terms} = file:consult(Analysis),
     Total = hd([Cnt || [{totals, Cnt, _, _}] <- Terms] ++ [0]),
@@ -212,6 +212,16 @@ fprof_analysis(Strategy, Dir, Trace) ->
                                      callers => [element(1, C) || C <- Callers],
                                      called => [element(1, C) || C <- Called]}
                                    || {Callers, {MFA, Cnt, Acc, Own}, Called} <- Entries]}
+    end.
+
+%% fprof's server links to the trace reader it has just spawned: a short trace can be read
+%% to its end, and the reader gone, before the link, which then fails, and the profile
+%% answers `{error, noproc}' (seen on a loaded machine). Its state is idle again: read it
+%% again.
+fprof_profile(Trace, Tries) ->
+    case fprof:profile({file, Trace}) of
+        {error, noproc} when Tries > 1 -> fprof_profile(Trace, Tries - 1);
+        Result -> Result
     end.
 
 %% The analysis lists every function once for all processes together (`{totals, true}'),
@@ -303,7 +313,8 @@ plural(_, _One, Many) -> Many.
 %% --- the lock ------------------------------------------------------------------------------
 
 %% With Wait, a lock whose holder is only analysing a finished async profile (its call
-%% has returned) is waited for (60 s at most), then asked again.
+%% has returned: the holder says so, or its caller is this process, which cannot be in
+%% two profiles at once) is waited for (60 s at most), then asked again.
 lock(Strategy, true) ->
     case lock(Strategy) of
         {busy, _} = Busy ->
@@ -323,9 +334,10 @@ analysing_holder() ->
         Pid ->
             case erlang:process_info(Pid, dictionary) of
                 {dictionary, D} when is_list(D) ->
-                    case proplists:get_value('$beamprof_analysing', D) of
+                    Mine = proplists:get_value('$beamprof_owner', D) =:= self(),
+                    case Mine orelse proplists:get_value('$beamprof_analysing', D) =:= true of
                         true -> Pid;
-                        _ -> undefined
+                        false -> undefined
                     end;
                 _ -> undefined
             end
@@ -361,6 +373,7 @@ holder(Owner, Strategy) ->
     try register(?LOCK, self()) of
         true ->
             put('$beamprof_strategy', Strategy),
+            put('$beamprof_owner', Owner),
             Mon = monitor(process, Owner),
             Owner ! {self(), locked},
             holder_loop(Owner, Mon, Strategy, undefined)

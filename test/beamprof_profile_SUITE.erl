@@ -27,7 +27,7 @@ all() ->
      prop_bad_options_refused, saturated_node_runs_calls_unprofiled, no_samples_says_why,
      chardata_output_paths, async_analysis_off_callers_path, call_graph_lists_functions_once,
      output_checked_before_the_call, write_failure_logged_and_reported,
-     write_failure_log_printed_by_plain_erl].
+     write_failure_log_printed_by_plain_erl, async_back_to_back].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -284,6 +284,16 @@ async_analysis_off_callers_path(_Config) ->
     after
         beamprof:detach(blocking)
     end.
+
+%% Async profiles one right after the other from one process: each finds the lock (global
+%% tracing) held by the previous one's analysis, and waits for it rather than answering
+%% {error, {busy, _}}.
+async_back_to_back(_Config) ->
+    [?assertEqual(55, beamprof:profile_calls(fun() -> sum(10) end,
+                                             noload(#{async => true, strategy => S})))
+     || _ <- [1, 2, 3], S <- [fprof, call_graph, calls, eprof, cprof]],
+    Calls = [M || {calls, _, M} <- events(4 * 15)],
+    ?assertEqual(15, length(Calls)).
 
 %% Lets each blocked handler go, up to the complete event; returns the emitting processes.
 release_blocked(Acc) ->
