@@ -292,8 +292,24 @@ async_back_to_back(_Config) ->
     [?assertEqual(55, beamprof:profile_calls(fun() -> sum(10) end,
                                              noload(#{async => true, strategy => S})))
      || _ <- [1, 2, 3], S <- [fprof, call_graph, calls, eprof, cprof]],
-    Calls = [M || {calls, _, M} <- events(4 * 15)],
-    ?assertEqual(15, length(Calls)).
+    %% Each analysis reports when it is done: wait for all 15 (10 s each at most).
+    ?assertEqual(15, length(calls_events(15))).
+
+%% The events up to complete, in order (10 s for each at most).
+until_complete() ->
+    receive
+        {profile_event, complete, M, Meta} -> [{complete, M, Meta}];
+        {profile_event, E, M, Meta} -> [{E, M, Meta} | until_complete()]
+    after 10000 -> ct:fail(no_complete)
+    end.
+
+calls_events(0) -> [];
+calls_events(N) ->
+    receive
+        {profile_event, calls, _, Meta} -> [Meta | calls_events(N - 1)];
+        {profile_event, _, _, _} -> calls_events(N)
+    after 10000 -> []
+    end.
 
 %% Lets each blocked handler go, up to the complete event; returns the emitting processes.
 release_blocked(Acc) ->
@@ -363,7 +379,7 @@ write_failure_logged_and_reported(Config) ->
              Path = filename:join(Dir, "x.svg"),
              Body = fun() -> wrapper(50), ok = file:del_dir(Dir), 42 end,
              ?assertEqual(42, Entry(Body, noload(#{output => Path, async => Async}))),
-             Events = events(4),
+             Events = until_complete(),
              [?assertMatch(#{error := {write_failed, Path, enoent}, output := undefined}, M, E)
               || {E, _, M} <- Events, E =/= start],
              ?assertEqual([start, stop, sample, complete], [E || {E, _, _} <- Events]),
