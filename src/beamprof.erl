@@ -222,7 +222,7 @@ list_handlers(Prefix) ->
 %% Message}}' for a bad profile or format, or `{error, Posix}' for the file
 %% (see `beamprof_flame' and `beamprof_file').
 -spec write_profile(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
-      Profile :: beamprof_flame:profile(), Path :: file:name_all(),
+      Profile :: beamprof_flame:profile(), Path :: file:name_all() | unicode:chardata(),
       Format :: beamprof_flame:format(), Reason :: term().
 write_profile(Profile, Path, Format) ->
     beamprof_flame:write(Profile, Path, Format).
@@ -291,10 +291,16 @@ profile_calls(Fun, Options) ->
 %% process's stacks) and writes a flame graph to `output' (`format' from the
 %% extension unless given); returns `Fun''s result. With an integer:
 %% samples the whole VM's native stacks for Ms milliseconds and writes a
-%% CPU flame graph; Opts is an output path (`"cpu.svg"', `"cpu.html"') or a
-%% map with `output', `format' and native_start/1's options; returns
-%% `{ok, #{samples, weighted, effective_hz, truncated, paused, frame_source,
-%% file}}'.
+%% CPU flame graph; Opts is an output path (`"cpu.svg"', `<<"cpu.html">>',
+%% any chardata) or a map with `output', `format' and native_start/1's
+%% options; returns `{ok, #{samples, weighted, effective_hz, truncated,
+%% paused, frame_source, file}}'. Both check every option, and that the
+%% output's directory exists and is writable, before anything runs: a bad
+%% option raises `{badarg, Message}', an unwritable output answers
+%% `{error, {unwritable, Path, Reason}}' at once. A write that fails after
+%% sampling is logged; the integer form answers `{error, {write_failed,
+%% Path, Reason}}', the fun form returns `Fun''s result and says it in its
+%% events (see `beamprof_profile').
 -spec flame_graph(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list();
                  (Ms, Opts) -> {ok, map()} | {error, term()} when
       Ms :: pos_integer(), Opts :: file:filename() | map().

@@ -85,10 +85,12 @@ render(Profile, Format) ->
         speedscope -> beamprof_flame_speedscope:render(Graph)
     end.
 
-%% @doc Writes `Profile' in `Format' to `Path': mode 0600, replacing the
-%% file atomically, never through a symbolic link (`beamprof_file:write/2').
+%% @doc Writes `Profile' in `Format' to `Path' (a string, a binary or any
+%% chardata): mode 0600, replacing the file atomically, never through a
+%% symbolic link (`beamprof_file:write/2').
 -spec write(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
-      Profile :: profile(), Path :: file:name_all(), Format :: format(), Reason :: term().
+      Profile :: profile(), Path :: file:name_all() | unicode:chardata(), Format :: format(),
+      Reason :: term().
 write(Profile, Path, Format) ->
     try render(Profile, Format) of
         Data ->

@@ -192,29 +192,72 @@ filter(Profile, Kinds) ->
     beamprof_native_agg:filter(Profile, Kinds).
 
 %% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
-%% output path (format from its extension: .svg, .html, .json (speedscope),
-%% anything else folded) or a map with `output', `format', and the options
-%% of start/1. Without an output the profile is returned under `profile'.
--spec flame_graph(pos_integer(), file:filename() | map()) -> {ok, map()} | {error, term()}.
+%% output path (any chardata: a string, a binary as Elixir passes; format
+%% from its extension: .svg, .html, .htm, .json (speedscope), anything else
+%% folded) or a map with `output', `format', and the options of start/1.
+%% Without an output the profile is returned under `profile'.
+%%
+%% Everything is checked before sampling starts: a bad option (`format'
+%% included) raises `{badarg, Message}'; an output whose directory does
+%% not exist or is not writable returns `{error, {unwritable, Path,
+%% Reason}}' at once. A write that still fails after sampling (the
+%% directory removed meanwhile) is logged (a logger warning with no domain,
+%% which a plain shell prints) and returns `{error, {write_failed, Path, Reason}}'.
+-spec flame_graph(pos_integer(), file:filename_all() | unicode:chardata() | map()) ->
+          {ok, map()} | {error, term()}.
 flame_graph(Ms, Path) when is_list(Path); is_binary(Path) ->
     flame_graph(Ms, #{output => Path});
 flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0, is_map(Opts) ->
-    Output = maps:get(output, Opts, undefined),
-    Format = maps:get(format, Opts, format_of(Output)),
-    case start(maps:without([output, format], Opts)) of
+    {Output, Format} = output_options(Opts),
+    StartOpts = maps:without([output, format], Opts),
+    maps:foreach(fun check_option/2, StartOpts),
+    case writable(Output) of
+        ok -> sample_and_write(Ms, StartOpts, Output, Format);
+        {error, _} = Error -> Error
+    end;
+flame_graph(Ms, Opts) ->
+    erlang:error({badarg, "Expected a positive duration (ms) and a path or map"}, [Ms, Opts]).
+
+sample_and_write(Ms, StartOpts, Output, Format) ->
+    case start(StartOpts) of
         {ok, _} ->
             receive after Ms -> ok end,
             {ok, Profile} = stop(),
             write(Profile, Output, Format);
         {error, _} = Error ->
             Error
-    end;
-flame_graph(Ms, Opts) ->
-    erlang:error({badarg, "Expected a positive duration (ms) and a path or map"}, [Ms, Opts]).
+    end.
 
+%% The output path (flat) and the format, checked: raises `{badarg, Message}'.
+output_options(Opts) ->
+    Output = case maps:get(output, Opts, undefined) of
+                 undefined -> undefined;
+                 Path0 ->
+                     case beamprof_file:path(Path0) of
+                         {ok, Path} -> Path;
+                         error -> erlang:error({badarg, "Expected output to be a file name "
+                                                "(string or binary)"}, [Opts])
+                     end
+             end,
+    case maps:get(format, Opts, format_of(Output)) of
+        F when F =:= svg; F =:= html; F =:= speedscope; F =:= folded -> {Output, F};
+        _ -> erlang:error({badarg, "Expected format to be one of svg, html, speedscope, folded"},
+                          [Opts])
+    end.
+
+writable(undefined) -> ok;
+writable(Output) ->
+    case beamprof_file:check_writable(Output) of
+        ok -> ok;
+        {error, Reason} -> {error, {unwritable, Output, Reason}}
+    end.
+
+%% The format a file name's extension names; the name may be any chardata
+%% (a binary's extension is a binary: compared as text, not as a string).
 format_of(undefined) -> svg;
 format_of(Path) ->
-    case string:lowercase(filename:extension(Path)) of
+    Ext = unicode:characters_to_list(filename:extension(Path)),
+    case is_list(Ext) andalso string:lowercase(Ext) of
         ".svg" -> svg;
         ".html" -> html;
         ".htm" -> html;
@@ -232,7 +275,8 @@ write(Profile, Output, Format) ->
         _ ->
             case beamprof_flame:write(Profile, Output, Format) of
                 {ok, File} -> {ok, Summary#{file => File}};
-                {error, _} = Error -> Error
+                {error, {badarg, _}} = Error -> Error;
+                {error, Reason} -> {error, beamprof_file:write_failed(Output, Reason)}
             end
     end.
 

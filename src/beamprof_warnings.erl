@@ -46,6 +46,13 @@
 %% could not be allocated; reductions were not ranked (a lifetime total is
 %% not a window delta) and the threshold events (long queue, large memory,
 %% busy port) were not checked in that pass.</li>
+%% <li>`profile_no_samples': a profile of one call (the `sample' and
+%% `flame_graph' strategies) holds no sample; the message says why (the call
+%% was shorter than the sampling interval, or the sampler got no reading in on
+%% a loaded node).</li>
+%% <li>`profile_skipped': a profiled call ran unprofiled; the message says
+%% why (the load gate was closed, the trace lock was held, the output cannot
+%% be written), as the stop event's `skipped' does.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -58,7 +65,7 @@
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
               | scheduler_threads_unseen | global_tracer_active | native_unsupported
               | native_callers_dropped | c_symbols_missing | gate_blind
-              | scan_window_unavailable.
+              | scan_window_unavailable | profile_no_samples | profile_skipped.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
@@ -66,7 +73,8 @@
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
      scheduler_threads_unseen, global_tracer_active, native_unsupported,
-     native_callers_dropped, c_symbols_missing, gate_blind, scan_window_unavailable].
+     native_callers_dropped, c_symbols_missing, gate_blind, scan_window_unavailable,
+     profile_no_samples, profile_skipped].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -92,6 +100,10 @@ meaning(gate_blind) ->
 meaning(scan_window_unavailable) ->
     <<"the scan's reductions window could not be allocated: reductions not ranked, "
       "thresholds not checked">>;
+meaning(profile_no_samples) ->
+    <<"a profile of one call holds no sample (too short, or no reading on a loaded node)">>;
+meaning(profile_skipped) ->
+    <<"a profiled call ran unprofiled (gate closed, trace lock held, output unwritable)">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 

@@ -346,6 +346,33 @@ file_errors_test() ->
     ?assertEqual({ok, ["f", "ro"]}, sorted(Dir)),
     ok = file:del_dir_r(Dir).
 
+%% check_writable/1 answers what write/2 would, without writing anything.
+file_check_writable_test() ->
+    Dir = tmp_dir(),
+    File = filename:join(Dir, "f"),
+    ok = file:write_file(File, <<>>),
+    ?assertEqual(ok, beamprof_file:check_writable(filename:join(Dir, "x.svg"))),
+    ?assertEqual(ok, beamprof_file:check_writable(list_to_binary(filename:join(Dir, "x.svg")))),
+    ?assertEqual(ok, beamprof_file:check_writable([Dir, <<"/x">>, ".svg"])),
+    ?assertEqual({error, enoent}, beamprof_file:check_writable(filename:join([Dir, "missing", "x"]))),
+    ?assertEqual({error, enotdir}, beamprof_file:check_writable(filename:join(File, "x"))),
+    ?assertEqual({error, eisdir}, beamprof_file:check_writable(Dir)),
+    ?assertMatch({error, {badarg, _}}, beamprof_file:check_writable(self())),
+    ?assertMatch({error, {badarg, _}}, beamprof_file:check_writable(<<>>)),
+    ?assertEqual({ok, ["f"]}, sorted(Dir)),
+    ok = file:del_dir_r(Dir).
+
+%% Any chardata names a file: a binary stays as it is, the rest becomes a flat string.
+file_chardata_path_test() ->
+    ?assertEqual({ok, <<"a/b.svg">>}, beamprof_file:path(<<"a/b.svg">>)),
+    ?assertEqual({ok, "a/b.svg"}, beamprof_file:path(["a/", [<<"b">>], ".svg"])),
+    ?assertEqual({ok, [16#444, $.]}, beamprof_file:path([<<16#444/utf8>>, $.])),
+    [?assertEqual(error, beamprof_file:path(Bad)) || Bad <- [<<>>, [], [x], 42, [<<255>>]]],
+    Dir = tmp_dir(),
+    ?assertEqual(ok, beamprof_file:write([Dir, <<"/deep">>], <<"x">>)),
+    ?assertEqual({ok, <<"x">>}, file:read_file(filename:join(Dir, "deep"))),
+    ok = file:del_dir_r(Dir).
+
 %% ---- helpers ----
 
 is_root() -> string:trim(os:cmd("id -u")) =:= "0".

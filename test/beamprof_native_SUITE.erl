@@ -14,15 +14,17 @@
 -export([options_badarg/1, start_stop_cycles/1, attribution/1, nif_frames/1, gc_frames/1,
          filter_and_top/1, flame_graph_files/1, chromium_renders/1, no_perf_map_hint/1,
          fp_without_map/1, stability_60s/1, truncation_honest/1, truncation_depth/1,
-         vm_internals_off/1]).
--export([os_counts/0, cycles/1]).
+         vm_internals_off/1, flame_graph_binary_path/1, flame_graph_checks_first/1,
+         flame_graph_write_failed/1]).
+-export([os_counts/0, cycles/1, answer/1]).
 
 all() ->
     [{group, perf_map}, no_perf_map_hint, fp_without_map, vm_internals_off, stability_60s].
 
 groups() ->
     [{perf_map, [], [options_badarg, start_stop_cycles, attribution, nif_frames, gc_frames,
-                     truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders]}].
+                     truncation_honest, truncation_depth, filter_and_top, flame_graph_files, chromium_renders,
+                     flame_graph_binary_path, flame_graph_checks_first, flame_graph_write_failed]}].
 
 init_per_suite(Config) ->
     case beamprof_ct:native_suite(Config) of
@@ -240,6 +242,64 @@ flame_graph_files(Config) ->
     {ok, #{file := Html}} = call(Config, beamprof, flame_graph,
                                   [500, #{output => filename:join(Dir, "cpu.html"), hz => 99}]),
     ?assert(filelib:is_regular(Html)).
+
+%% Elixir passes paths as binaries: the format still comes from the extension (a binary
+%% extension was once compared with strings, and cpu.svg got folded text); any chardata too.
+flame_graph_binary_path(Config) ->
+    Dir = ?config(priv_dir, Config),
+    [begin
+         {ok, #{file := _}} = call(Config, beamprof, flame_graph, [200, Output]),
+         {ok, Bin} = file:read_file(filename:join(Dir, Name)),
+         ?assertNotEqual(nomatch, binary:match(Bin, Expect), Name)
+     end || {Output, Name, Expect} <-
+                [{unicode:characters_to_binary(filename:join(Dir, "bin.svg")), "bin.svg", <<"<svg">>},
+                 {unicode:characters_to_binary(filename:join(Dir, "BIN.HTML")), "BIN.HTML", <<"<html">>},
+                 {#{output => [Dir, <<"/deep.json">>]}, "deep.json", <<"speedscope">>},
+                 {[unicode:characters_to_binary(Dir), "/list.svg"], "list.svg", <<"<svg">>}]].
+
+%% A bad format or an output that cannot be written is refused before sampling: at once
+%% (well under the 3 s asked), and no sampler ran.
+flame_graph_checks_first(Config) ->
+    [begin
+         T0 = erlang:monotonic_time(millisecond),
+         Answer = call(Config, ?MODULE, answer, [fun() -> beamprof:flame_graph(3000, Opts) end]),
+         Ms = erlang:monotonic_time(millisecond) - T0,
+         ct:log("~p: ~p in ~B ms", [Opts, Answer, Ms]),
+         case Expected of
+             {badarg, Prefix} ->
+                 {error, {badarg, Message}} = Answer,
+                 ?assert(lists:prefix(Prefix, Message), Message);
+             _ ->
+                 ?assertEqual({ok, Expected}, Answer)
+         end,
+         ?assert(Ms < 1500),
+         ?assertNot(call(Config, beamprof_native, running, []))
+     end || {Opts, Expected} <-
+                [{#{format => bad}, {badarg, "Expected format"}},
+                 {#{output => "x.svg", format => bad}, {badarg, "Expected format"}},
+                 {#{output => "/nonexistent/x.svg"},
+                  {error, {unwritable, "/nonexistent/x.svg", enoent}}},
+                 {<<"/nonexistent/x.svg">>,
+                  {error, {unwritable, <<"/nonexistent/x.svg">>, enoent}}},
+                 {#{output => "x.svg", hz => 0}, {badarg, "Expected hz"}}]].
+
+%% In the peer: Fun's value, or the error it raised.
+answer(Fun) ->
+    try {ok, Fun()} catch error:Reason -> {error, Reason} end.
+
+%% The directory goes while sampling: {error, {write_failed, Path, enoent}}.
+flame_graph_write_failed(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "gone"),
+    ok = file:make_dir(Dir),
+    Path = filename:join(Dir, "cpu.svg"),
+    Remover = spawn_link(fun() ->
+                                 beamprof_ct:wait_until(
+                                   fun() -> call(Config, beamprof_native, running, []) end, 10000),
+                                 ok = file:del_dir(Dir)
+                         end),
+    ?assertEqual({error, {write_failed, Path, enoent}},
+                 call(Config, beamprof, flame_graph, [1500, Path])),
+    unlink(Remover).
 
 file_mode(Path) ->
     {ok, Info} = file:read_file_info(Path),
