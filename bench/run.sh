@@ -7,7 +7,7 @@
 #                              runs only those, the same way
 #   bench/run.sh list          the benches, with the README section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
-#        profile_bench scan_bench gap_bench host_stalls micro_bench
+#        native_names profile_bench scan_bench gap_bench host_stalls micro_bench
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -20,7 +20,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
-ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench profile_bench scan_bench gap_bench host_stalls micro_bench"
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench"
 
 # The README section whose figures a bench prints.
 section() {
@@ -32,6 +32,7 @@ section() {
         flame_bench) echo '"Flame graphs": Cost' ;;
         native_bench) echo '"Native sampler" > "Cost and safety": sampler cost, CPU-bound node' ;;
         saturated_bench) echo '"Native sampler" > "Cost and safety": sampler cost, saturated node' ;;
+        native_names) echo '"Native sampler": Names of C frames (unnamed share)' ;;
         profile_bench) echo '"Profiling API": Cost' ;;
         scan_bench) echo '"Process and port scan" > "Cost": the table and the targets' ;;
         gap_bench) echo '"Process and port scan" > "Cost": latency for others (gap_bench)' ;;
@@ -75,6 +76,7 @@ for bench in "$@"; do
         gate_bench|events_bench|flame_bench|profile_bench|micro_bench) call="$bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map +sbwt none +sbwtdcpu none +sbwtdio none" ;;
         saturated_bench) call="saturated_bench:run(${SATURATED_ROUNDS:-5}, ${SATURATED_WINDOW_MS:-2000})"; flags="${SATURATED_FLAGS:-}" ;;
+        native_names) call="native_names:run(${NAMES_RUNS:-3})"; flags="+JPperf map" ;;
         scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         gap_bench) procs=${GAP_PROCS:-500000}; call="gap_bench:run($procs)"; flags="+P $((2 * procs + 100000))" ;;
         host_stalls) call="host_pingers:run(${HOST_SECONDS:-10})" ;;
