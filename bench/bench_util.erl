@@ -3,7 +3,8 @@
 -module(bench_util).
 
 -export([median/1, ns_per_call/3, empty_loop/1, print_table/2, fmt/1, ratio/2,
-         proc_cpu_ns/0, start_beamprof/1, call_if_exported/3]).
+         proc_cpu_ns/0, start_beamprof/1, call_if_exported/3, watch/0, unwatch/1,
+         per_s/2]).
 
 %% Median of a non-empty list of numbers.
 median(Xs) ->
@@ -52,7 +53,8 @@ fmt(X) -> io_lib:format("~tp", [X]).
 ratio(_, B) when B == 0 -> "n/a";
 ratio(A, B) -> float_to_list(A / B, [{decimals, 2}]) ++ "x".
 
-%% CPU time (user + system) of the whole VM so far, in ns, from /proc/self/stat.
+%% CPU time (user + system) of the whole VM so far, in ns, from /proc/self/stat
+%% (every thread's, at the clock tick's resolution: 10 ms at CLK_TCK 100).
 proc_cpu_ns() ->
     {ok, Stat} = file:read_file("/proc/self/stat"),
     [_, AfterComm] = string:split(Stat, ")", trailing),
@@ -60,10 +62,19 @@ proc_cpu_ns() ->
     Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
     Ticks * (1000000000 div clock_ticks()).
 
+%% The kernel's clock tick (CLK_TCK), asked once per VM: os:cmd/1 starts a
+%% shell, which must not fall inside a measured window.
 clock_ticks() ->
-    case string:to_integer(os:cmd("getconf CLK_TCK")) of
-        {Hz, _} when is_integer(Hz), Hz > 0 -> Hz;
-        _ -> 100
+    case persistent_term:get({?MODULE, clk_tck}, undefined) of
+        undefined ->
+            Hz = case string:to_integer(os:cmd("getconf CLK_TCK")) of
+                     {N, _} when is_integer(N), N > 0 -> N;
+                     _ -> 100
+                 end,
+            persistent_term:put({?MODULE, clk_tck}, Hz),
+            Hz;
+        Hz ->
+            Hz
     end.
 
 %% Starts beamprof with Opts and says what started.
@@ -80,3 +91,19 @@ call_if_exported(M, F, A) ->
         true -> apply(M, F, A);
         false -> undefined
     end.
+
+%% Starts a 1 ms pinger (beamprof_ct:start_pinger/0: a process that sets an
+%% absolute timer for the next millisecond and notes the gap between wakes).
+watch() ->
+    {beamprof_ct:start_pinger(), erlang:monotonic_time(microsecond)}.
+
+%% Stops it: its worst gap (max_us, 1000 when nothing delayed it), how many
+%% gaps (count) and how many over 2 ms (over_2ms), over wall_us.
+unwatch({Pinger, T0}) ->
+    Gaps = beamprof_ct:stop_pinger(Pinger),
+    (maps:with([max_us, count, over_2ms], Gaps))#{
+      wall_us => erlang:monotonic_time(microsecond) - T0}.
+
+%% Count per second of WallUs microseconds, as text.
+per_s(_, 0) -> "n/a";
+per_s(Count, WallUs) -> fmt(Count * 1.0e6 / WallUs).

@@ -1,5 +1,5 @@
 /*
- * host_pinger CPU: the machine's own floor for scan_bench's ping gaps.
+ * host_pinger CPU: the machine's own stalls (bench/run.sh host_stalls).
  *
  * A thread pinned to CPU, at real-time priority when it may have it, wakes
  * every millisecond on an absolute CLOCK_MONOTONIC deadline and notes every

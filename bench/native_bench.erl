@@ -4,8 +4,11 @@
 %% fixed number of iterations of a tail-recursive loop and list building)
 %% runs with sampling off, at 99 Hz and at 999 Hz requested (interleaved,
 %% Runs times each), then once under eprof and once under fprof (tracing
-%% profilers, for scale: they run 1/1000 of the workload, their CPU time is
-%% scaled by 1000, and only the profiling run is timed, not the analysis).
+%% profilers, for scale: they run a part of the workload, grown until the
+%% profiled run lasts at least MIN_MS (1 s) of wall time so that their setup
+%% is not what is measured; their CPU time is scaled up to the whole
+%% workload, and only the profiling run is timed, not the analysis; the
+%% setup alone, the same on no work, is printed beside).
 %% The figure is the change of the whole VM's CPU time (the sum of every
 %% thread's /proc/self/task/*/schedstat, ns resolution) over the workload,
 %% median of the runs; overhead is against the median with sampling off.
@@ -17,15 +20,18 @@
 %% measures it: `overhead.pct' (CPU time in the signal handler, timed
 %% inside it, plus the rescans and the C drain with its unwinding, against
 %% the sampled threads' CPU time) and `overhead.pct_max' (with the
-%% collector's rounds in wall time instead of the drain: an upper bound).
+%% collector's rounds in wall time instead of the drain: an upper bound),
+%% and the signal handler's CPU time per sample (`overhead.handler_ns' over
+%% `samples').
 -module(native_bench).
 
 -export([run/0, run/1]).
 
 -define(ITER, 30000).
 %% eprof and fprof trace every call (fprof writes each to a file): they run
-%% 1/TRACE_DIV of the workload and their CPU time is scaled back up.
--define(TRACE_DIV, 1000).
+%% part of the workload, at least MIN_MS of wall time, scaled back up.
+-define(MIN_MS, 1000).
+-define(TRACE_START, 30).
 
 run() -> run(15).
 
@@ -35,16 +41,16 @@ run(Runs) ->
     Off = bench_util:median([O || {O, _, _} <- Rounds]),
     Row99 = row("native sampler, 99 Hz", [R || {_, R, _} <- Rounds], Off),
     Row999 = row("native sampler, 999 Hz", [R || {_, _, R} <- Rounds], Off),
-    Eprof = tracer_row("eprof (1/1000 of the work, x1000)", fun eprof_run/0, Off),
-    Fprof = tracer_row("fprof trace (1/1000 of the work, x1000)", fun fprof_run/0, Off),
+    Eprof = tracer_row("eprof", fun eprof_run/1, Off),
+    Fprof = tracer_row("fprof trace", fun fprof_run/1, Off),
     io:format("~nnative_bench: fixed CPU-bound workload (2 processes), ~b interleaved rounds, "
               "median VM CPU time (IQR of the change); own CPU = the sampler's own "
               "measured cost, own max = with the collector in wall time~n", [Runs]),
     bench_util:print_table(
       ["what", "CPU ms", "overhead", "IQR", "ratio to off", "effective Hz", "samples",
-       "own CPU", "own max"],
+       "own CPU", "own max", "handler us/sample"],
       [["sampling off", ms(Off), "-", iqr([O || {O, _, _} <- Rounds], Off), "1.00x", "-", "-",
-        "-", "-"],
+        "-", "-", "-"],
        Row99, Row999, Eprof, Fprof]).
 
 %% The three settings in an order rotated every round, so no setting always
@@ -61,24 +67,27 @@ sampled(Hz) ->
         {ok, _} ->
             Cpu = cpu_of(fun() -> work(?ITER) end),
             {ok, P} = beamprof:native_stop(),
-            #{pct := Own, pct_max := Max} = maps:get(overhead, P),
-            {Cpu, maps:get(effective_hz, P, 0), maps:get(samples, P, 0), Own, Max};
+            #{pct := Own, pct_max := Max} = Overhead = maps:get(overhead, P),
+            Samples = maps:get(samples, P, 0),
+            HandlerUs = maps:get(handler_ns, Overhead, 0) / max(1, Samples) / 1000,
+            {Cpu, maps:get(effective_hz, P, 0), Samples, Own, Max, HandlerUs};
         Error ->
             io:format("native_start(~p): ~p~n", [Hz, Error]),
-            {undefined, 0, 0, 0, 0}
+            {undefined, 0, 0, 0, 0, 0}
     end.
 
 row(Name, Results, Off) ->
-    case [C || {C, _, _, _, _} <- Results, C =/= undefined] of
+    case [C || {C, _, _, _, _, _} <- Results, C =/= undefined] of
         [] ->
-            [Name, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"];
+            [Name, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"];
         Cpus ->
             Cpu = bench_util:median(Cpus),
             [Name, ms(Cpu), pct(Cpu, Off), iqr(Cpus, Off), bench_util:ratio(Cpu, Off),
-             bench_util:fmt(bench_util:median([H || {_, H, _, _, _} <- Results])),
-             bench_util:fmt(bench_util:median([S || {_, _, S, _, _} <- Results])),
-             own(bench_util:median([O || {_, _, _, O, _} <- Results])),
-             own(bench_util:median([M || {_, _, _, _, M} <- Results]))]
+             bench_util:fmt(bench_util:median([H || {_, H, _, _, _, _} <- Results])),
+             bench_util:fmt(bench_util:median([S || {_, _, S, _, _, _} <- Results])),
+             own(bench_util:median([O || {_, _, _, O, _, _} <- Results])),
+             own(bench_util:median([M || {_, _, _, _, M, _} <- Results])),
+             bench_util:fmt(bench_util:median([U || {_, _, _, _, _, U} <- Results]))]
     end.
 
 own(P) -> float_to_list(float(P), [{decimals, 2}]) ++ "%".
@@ -91,20 +100,37 @@ iqr(Cpus, Off) when Off > 0 ->
     pct(Q(0.25), Off) ++ ".." ++ pct(Q(0.75), Off);
 iqr(_, _) -> "n/a".
 
+%% A tracer's row: the part of the workload it ran (grown until the profiled
+%% run lasts MIN_MS), its CPU scaled to the whole workload, and its setup
+%% alone (the same on no work, CPU).
 tracer_row(Name, Run, Off) ->
-    Cpu = cpu_of(Run) * ?TRACE_DIV,
-    [Name, ms(Cpu), pct(Cpu, Off), "-", bench_util:ratio(Cpu, Off), "-", "-", "-", "-"].
+    {Iter, Cpu, Wall} = long_enough(Run, ?TRACE_START),
+    Scaled = Cpu * ?ITER / Iter,
+    Setup = cpu_of(fun() -> Run(0) end),
+    [io_lib:format("~s (~B of ~B iterations, ~s s, x~s; setup ~s ms)",
+                   [Name, Iter, ?ITER, bench_util:fmt(Wall / 1000), bench_util:fmt(?ITER / Iter),
+                    ms(Setup)]),
+     ms(Scaled), pct(Scaled, Off), "-", bench_util:ratio(Scaled, Off), "-", "-", "-", "-", "-"].
 
-eprof_run() ->
+long_enough(Run, Iter) ->
+    T0 = erlang:monotonic_time(millisecond),
+    Cpu = cpu_of(fun() -> Run(Iter) end),
+    Wall = erlang:monotonic_time(millisecond) - T0,
+    case Wall >= ?MIN_MS orelse Iter >= ?ITER of
+        true -> {Iter, Cpu, Wall};
+        false -> long_enough(Run, min(?ITER, ceil(Iter * 1.2 * ?MIN_MS / max(1, Wall))))
+    end.
+
+eprof_run(Iter) ->
     {ok, _} = eprof:start(),
-    _ = eprof:profile([], fun() -> work(?ITER div ?TRACE_DIV) end),
+    _ = eprof:profile([], fun() -> work(Iter) end),
     stopped = eprof:stop(),
     ok.
 
-fprof_run() ->
+fprof_run(Iter) ->
     File = filename:join(os:getenv("TMPDIR", "/tmp"),
                          "native_bench_fprof_" ++ os:getpid() ++ ".trace"),
-    _ = fprof:apply(fun() -> work(?ITER div ?TRACE_DIV) end, [], [{file, File}]),
+    _ = fprof:apply(fun() -> work(Iter) end, [], [{file, File}]),
     _ = fprof:stop(),
     _ = file:delete(File),
     ok.

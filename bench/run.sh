@@ -1,39 +1,94 @@
 #!/bin/sh
-# Runs the benchmarks, each in a fresh VM: bench/run.sh [gate_bench|events_bench|sampler_overhead|flame_bench|native_bench|profile_bench|scan_bench|gap_bench ...]
+# Runs the benchmarks, each in a fresh VM:
+#   bench/run.sh [BENCH ...]   the named ones (default: all, at their default settings)
+#   bench/run.sh readme        every bench that prints a figure of README.md, at the settings
+#                              the README names, each under the README section it feeds
+#                              (about 10 minutes on a quiet 2-core machine); `readme BENCH ...`
+#                              runs only those, the same way
+#   bench/run.sh list          the benches, with the README section each feeds
+# BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
+#        native_names profile_bench scan_bench gap_bench host_stalls micro_bench
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
-# NATIVE_RUNS the interleaved rounds of native_bench (default 15);
-# SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000]);
-# GAP_PROCS gap_bench's (default 500000).
+# NATIVE_RUNS the interleaved rounds of native_bench (default 15, readme 9);
+# SATURATED_ROUNDS and SATURATED_WINDOW_MS saturated_bench's rounds and window (5, 2000);
+# SATURATED_FLAGS extra VM flags for it (default none: a VM as an operator finds it);
+# SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000], readme
+# [100000,500000]); GAP_PROCS gap_bench's (default 500000); HOST_SECONDS host_stalls' (10).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench"
+
+# The README section whose figures a bench prints.
+section() {
+    case "$1" in
+        gate_bench) echo '"Cost and scheduler use": beamprof:gate()' ;;
+        events_bench) echo '"Cost and scheduler use": event dispatch' ;;
+        sampler_overhead) echo '"Cost and scheduler use": beamprof running, the periodic scan' ;;
+        micro_bench) echo '"Cost and scheduler use" (where each part runs), "The floor of top(memory)", "VM monitor events" (rate limit)' ;;
+        flame_bench) echo '"Flame graphs": Cost' ;;
+        native_bench) echo '"Native sampler" > "Cost and safety": sampler cost, CPU-bound node' ;;
+        saturated_bench) echo '"Native sampler" > "Cost and safety": sampler cost, saturated node' ;;
+        native_names) echo '"Native sampler": Names of C frames (unnamed share)' ;;
+        profile_bench) echo '"Profiling API": Cost' ;;
+        scan_bench) echo '"Process and port scan" > "Cost": the table and the targets' ;;
+        gap_bench) echo '"Process and port scan" > "Cost": latency for others (gap_bench)' ;;
+        host_stalls) echo '"Process and port scan" > "Cost": this machine takes its CPUs away' ;;
+        *) echo "" ;;
+    esac
+}
+
+case "${1:-}" in
+    list)
+        for b in $ALL; do printf '%-17s %s\n' "$b" "$(section "$b")"; done
+        exit 0 ;;
+    readme)
+        README=1
+        NATIVE_RUNS=${NATIVE_RUNS:-9}
+        SCAN_SIZES=${SCAN_SIZES:-[100000,500000]}
+        shift
+        [ $# -gt 0 ] || set -- $ALL ;;
+    *)
+        README=0
+        [ $# -gt 0 ] || set -- $ALL ;;
+esac
+
 if [ ! -f "$LIB/ebin/beamprof.app" ]; then
     echo "bench: no beamprof build in $LIB; run 'rebar3 compile' first" >&2
     exit 1
 fi
 mkdir -p "$OUT"
-# test/beamprof_ct.erl: the 1 ms pinger scan_bench shares with the scan suite
-erlc -o "$OUT" "$ROOT"/bench/*.erl "$ROOT"/test/beamprof_ct.erl
-# scan_bench's and gap_bench's floor for ping gaps: a real-time thread per CPU
-# outside the VM; without it they run and say that every gap counts as the VM's.
+# test/beamprof_ct.erl: the 1 ms pinger scan_bench and gap_bench share with the scan suite.
+# Warnings are errors: a bench that does not compile cleanly does not run.
+erlc -Werror -Wall -o "$OUT" "$ROOT"/bench/*.erl "$ROOT"/test/beamprof_ct.erl
+# host_stalls: a real-time thread per CPU outside the VM
 ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror -o "$OUT/host_pinger" "$ROOT/bench/host_pinger.c" ||
-    { echo "bench: host_pinger not built; ping gaps are not set apart from the host's" >&2;
+    { echo "bench: host_pinger not built; host_stalls will say so" >&2;
       rm -f "$OUT/host_pinger"; }
-[ $# -gt 0 ] || set -- gate_bench events_bench sampler_overhead flame_bench native_bench profile_bench scan_bench gap_bench
+START=$(date +%s)
 for bench in "$@"; do
     flags=""
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
-        gate_bench|events_bench|flame_bench|profile_bench) call="$bench:run()" ;;
+        gate_bench|events_bench|flame_bench|profile_bench|micro_bench) call="$bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map +sbwt none +sbwtdcpu none +sbwtdio none" ;;
+        saturated_bench) call="saturated_bench:run(${SATURATED_ROUNDS:-5}, ${SATURATED_WINDOW_MS:-2000})"; flags="${SATURATED_FLAGS:-}" ;;
+        native_names) call="native_names:run(${NAMES_RUNS:-3})"; flags="+JPperf map" ;;
         scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         gap_bench) procs=${GAP_PROCS:-500000}; call="gap_bench:run($procs)"; flags="+P $((2 * procs + 100000))" ;;
+        host_stalls) call="host_pingers:run(${HOST_SECONDS:-10})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
+    if [ "$README" = 1 ]; then
+        printf '\n==== README %s\n==== printed by: bench/run.sh %s (%s)\n' "$(section "$bench")" "$bench" "$call"
+    fi
+    t0=$(date +%s)
     # warning: the application stop reports (notice) would clutter the tables.
     # shellcheck disable=SC2086
     erl $flags -noshell -kernel logger_level warning -pa "$LIB/ebin" -pa "$OUT" -eval "$call, halt(0)."
+    [ "$README" = 0 ] || printf '==== %s took %s s\n' "$bench" "$(( $(date +%s) - t0 ))"
 done
+[ "$README" = 0 ] || printf '\n==== all README benches took %s s\n' "$(( $(date +%s) - START ))"

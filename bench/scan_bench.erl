@@ -1,27 +1,36 @@
 %% What finding the top processes costs, beamprof's scan against the naive
-%% list comprehension plus sort (and recon's proc_count/2 and proc_window/3
+%% way that asks the same item (and recon's proc_count/2 and proc_window/3
 %% when recon is on the code path), on a peer node of 10k, 100k and 500k
 %% idle processes (+P raised).
 %%
+%% The baseline of each row is the naive way of the same key, measured in
+%% the same run: for `message_queue_len' and `memory',
+%% `[{P, process_info(P, Key)} || P <- processes()]', sorted, the first 10;
+%% for `reductions', the same asked twice a window apart and diffed through a
+%% map. recon's row of the same key is a second baseline when recon is on
+%% the code path (it is not installed here: its rows are then skipped, and
+%% the table says so).
+%%
 %% For each method: CPU of the whole peer VM (`statistics(runtime)', all
-%% threads, ms; the peer is otherwise quiet), the peak
-%% heap of the process doing the work (garbage-collection trace: heap + old
-%% heap blocks + heap fragments; for beamprof, the scanner process), and the
-%% worst gap between the wakes of a process due every 1 ms (1 ms when
-%% nothing delays it) and how many of its gaps were over 2 ms; beside it,
-%% the worst gap of a real-time thread per CPU waking every millisecond
-%% outside the VM (bench/host_pinger.c: the machine's own stalls), and the
-%% pinger's gaps over 2 ms that overlap none of those stalls ("own": the
-%% VM's doing, beamprof's included). Three rounds of every
-%% method, one after the other (a slow spell of the host then falls on all
-%% methods); per method the median CPU, the worst gaps of the 3 and the gaps
-%% over 2 ms of all 3. The floor row asks `process_info(P, memory)' of every
-%% process and keeps nothing: what any exact cold memory scan pays on OTP 25.
-%% For beamprof's own passes, also the pid list's hand-off (erlang:processes()
-%% in a helper, into the C buffer: 'fill') and the longest slice (wall),
-%% the largest of the 3 runs.
+%% threads, ms; the peer is otherwise quiet), the peak heap of the process
+%% doing the work (garbage-collection trace: heap + old heap blocks + heap
+%% fragments; for beamprof running, its scanner process), and a 1 ms
+%% pinger's worst gap between wakes (1 ms when nothing delays it) and its
+%% gaps over 2 ms per second of the method's wall time; the "idle window"
+%% row is the same pinger on the same peer doing nothing for 1 s, in the
+%% same rounds: what this machine and VM do with no scan at all. Three rounds
+%% of every method, one after the other (a slow spell of the host then falls
+%% on all methods); per method the median CPU, the worst gap of the 3 and
+%% the gaps over 2 ms per second over all 3. The floor row asks
+%% `process_info(P, memory)' of every process and keeps nothing: what any
+%% exact cold memory scan pays on OTP 25. For beamprof's own passes, also
+%% the pid list's hand-off (erlang:processes() in a helper, into the C
+%% buffer: 'fill') and the longest slice (wall), the largest of the 3 runs.
 %% The reductions window is 1000 ms for every method; its CPU is what the
-%% VM spent over the whole call (the idle window costs next to nothing).
+%% VM spent over the whole call ('beyond window' subtracts the idle row).
+%% Then `beamprof:top()' (the whole screen) with beamprof running, wall and
+%% CPU, and `beamprof_top:render/3' alone (the screen's text from a sample
+%% and three tables already taken).
 -module(scan_bench).
 
 -export([run/0, run/1]).
@@ -35,10 +44,11 @@ run() ->
     run([10000, 100000, 500000]).
 
 run(Sizes) ->
-    io:format("~nscan_bench: top processes, beamprof against the naive way "
-              "(CPU of the whole VM, peak heap of the worker, worst gap of a 1 ms pinger)~n"),
+    io:format("~nscan_bench: top 10 processes, beamprof against the naive way asking the same "
+              "item (CPU of the whole VM, peak heap of the worker, a 1 ms pinger's gaps)~n"),
     Recon = code:which(recon) =/= non_existing,
-    Recon orelse io:format("  (recon is not on the code path: its columns are skipped)~n"),
+    Recon orelse io:format("  (recon is not on the code path: its rows and the 'vs recon' "
+                           "column are not run)~n"),
     lists:foreach(fun(N) -> size_run(N, Recon) end, Sizes).
 
 size_run(N, Recon) ->
@@ -57,38 +67,38 @@ size_run(N, Recon) ->
         io:format("~n  ~B idle processes~n", [N]),
         {_, #{cpu_ns := Idle}} = lists:keyfind({idle, window}, 1, Rows),
         bench_util:print_table(
-          ["method", "cpu ms", "beyond window", "vs comprehension", "vs same key",
-           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "host's worst gap ms",
-           "own gaps > 2 ms", "own worst gap ms", "fill ms", "longest slice ms"],
+          ["method", "cpu ms", "beyond window", "baseline", "vs baseline", "vs recon",
+           "peak heap KiB", "worst gap ms", "gaps > 2 ms", "per s", "fill ms",
+           "longest slice ms"],
           [[label(Name), bench_util:fmt(Cpu / 1.0e6), beyond(Name, Cpu, Idle),
-            ratio({naive, comprehension}, Cpu, Rows), ratio(Name, Cpu, Rows),
+            baseline(Name), ratio(Name, naive, Cpu, Rows), ratio(Name, recon, Cpu, Rows),
             bench_util:fmt(Heap div 1024), bench_util:fmt(Gap / 1000),
             io_lib:format("~B of ~B", [maps:get(over_2ms, R), maps:get(pings, R)]),
-            host_pingers:ms(maps:get(host_us, R)), bench_util:fmt(maps:get(own, R)),
-            host_pingers:ms(maps:get(own_us, R)),
+            bench_util:per_s(maps:get(over_2ms, R), maps:get(wall_us, R)),
             ms(maps:get(fill_us, R, none)), ms(maps:get(slice_us, R, none))]
            || {Name, #{cpu_ns := Cpu, heap_bytes := Heap, gap_us := Gap} = R} <- Rows]),
-        io:format("  (comprehension: [process_info(P, [memory, message_queue_len]) || P <- "
-                  "processes()] + sort; reductions methods wait a ~B ms window, 'beyond "
-                  "window' subtracts the idle row; ~s)~n",
-                  [?WINDOW_MS, host_note([R || {_, R} <- Rows])]),
-        #{wall_ms := SW, cpu_ms := SC, runs := SR} =
+        io:format("  (naive K: [{P, process_info(P, K)} || P <- processes()] + sort, top 10; "
+                  "naive reductions: the same twice, ~B ms apart, diffed in a map; 'beyond "
+                  "window' subtracts the idle row; 'per s': gaps over 2 ms per second of the "
+                  "method's wall time, all 3 rounds; the idle window row is the pinger alone)~n",
+                  [?WINDOW_MS]),
+        #{wall_ms := SW, cpu_ms := SC, runs := SR, render_us := RU} =
             peer:call(Peer, ?MODULE, measure_screen, [], 300000),
         io:format("  beamprof:top() (the whole screen: snapshot + top_all(5), beamprof running): "
-                  "wall ~s ms, cpu ~s ms (median of ~B)~n", [bench_util:fmt(SW), bench_util:fmt(SC), SR])
+                  "wall ~s ms, cpu ~s ms (median of ~B); beamprof_top:render/3 alone ~s ms~n",
+                  [bench_util:fmt(SW), bench_util:fmt(SC), SR, bench_util:fmt(RU / 1000)])
     after
         peer:stop(Peer)
     end.
 
 methods(Recon) ->
-    Base = [{{naive, comprehension}, {naive, [memory, message_queue_len]}},
-            {{idle, window}, idle},
+    Base = [{{idle, window}, idle},
             {{beamprof, message_queue_len}, {beamprof, [message_queue_len]}},
             {{naive, message_queue_len}, {naive, message_queue_len}},
             {{beamprof, memory}, {beamprof, [memory]}},
+            {{'beamprof running', memory}, {running, memory}},
             {{naive, memory}, {naive, memory}},
             {{floor, memory}, {asks, memory}},
-            {{'beamprof running', memory}, {running, memory}},
             {{beamprof, reductions}, {beamprof, [reductions]}},
             {{naive, reductions}, {naive_window, reductions}}],
     case Recon of
@@ -98,28 +108,31 @@ methods(Recon) ->
         false -> Base
     end.
 
-host_note(Rows) ->
-    host_pingers:note(#{running => lists:min([N || #{running := N} <- Rows]),
-                        rt => lists:all(fun(#{rt := Rt}) -> Rt end, Rows)}).
-
 ms(none) -> "";
 ms(Us) -> bench_util:fmt(Us / 1000).
 
+label({idle, window}) -> "idle window (pinger alone, 1 s)";
 label({floor, Key}) -> atom_to_list(Key) ++ " asks alone (floor)";
+label({beamprof, memory}) -> "beamprof memory (cold)";
+label({beamprof, reductions}) -> "beamprof reductions (1 s)";
+label({naive, reductions}) -> "naive reductions (map diff)";
 label({Who, Key}) -> atom_to_list(Who) ++ " " ++ atom_to_list(Key).
 %% 'beamprof running memory': beamprof:top(memory, 10) with beamprof started
 %% (through its scan server, after one periodic pass).
 
+baseline({idle, _}) -> "";
+baseline({naive, _}) -> "itself";
+baseline({_, Key}) -> "naive " ++ atom_to_list(Key).
+
 beyond({_, reductions}, Cpu, Idle) -> bench_util:fmt(max(0, Cpu - Idle) / 1.0e6);
 beyond(_, _, _) -> "".
 
-ratio({idle, _}, _, _) -> "";
-ratio({naive, comprehension}, Cpu, Rows) ->
-    {_, #{cpu_ns := Base}} = lists:keyfind({naive, comprehension}, 1, Rows),
-    bench_util:ratio(Cpu, Base);
-ratio({_, Key}, Cpu, Rows) ->
-    case lists:keyfind({naive, Key}, 1, Rows) of
-        {_, #{cpu_ns := Base}} -> bench_util:ratio(Cpu, Base);
+%% The row's CPU against the naive (or recon's) row of the same key.
+ratio({idle, _}, _, _, _) -> "";
+ratio({Who, _}, Who, _, _) -> "";
+ratio({_, Key}, Base, Cpu, Rows) ->
+    case lists:keyfind({Base, Key}, 1, Rows) of
+        {_, #{cpu_ns := BaseCpu}} -> bench_util:ratio(Cpu, BaseCpu);
         false -> "n/a"
     end.
 
@@ -138,9 +151,7 @@ summary(Runs) ->
     Phases#{cpu_ns => bench_util:median(All(cpu_ns)),
             heap_bytes => round(bench_util:median(All(heap_bytes))),
             gap_us => lists:max(All(gap_us)), over_2ms => lists:sum(All(over_2ms)),
-            pings => lists:sum(All(pings)), host_us => lists:max(All(host_us)),
-            rt => lists:all(fun(Rt) -> Rt end, All(rt)), running => lists:min(All(running)),
-            own => lists:sum(All(own)), own_us => lists:max(All(own_us))}.
+            pings => lists:sum(All(pings)), wall_us => lists:sum(All(wall_us))}.
 
 %% --- on the peer ---------------------------------------------------------------
 
@@ -172,8 +183,13 @@ measure_screen() ->
                 end || _ <- lists:seq(1, ?RUNS)],
         unlink(Null),
         exit(Null, kill),
+        Snapshot = beamprof:snapshot(),
+        Tops = beamprof_scan:top_all(5),
+        Render = [element(1, timer:tc(beamprof_top, render, [Snapshot, Tops, #{}]))
+                  || _ <- lists:seq(1, 21)],
         #{wall_ms => bench_util:median([W || {W, _} <- Runs]),
-          cpu_ms => bench_util:median([C || {_, C} <- Runs]), runs => ?RUNS}
+          cpu_ms => bench_util:median([C || {_, C} <- Runs]), runs => ?RUNS,
+          render_us => bench_util:median(Render)}
     after
         beamprof:stop()
     end.
@@ -190,7 +206,7 @@ null_io() ->
 measure(Method, _Caller) ->
     erlang:garbage_collect(),
     settle(50),
-    Watch = host_pingers:watch(),
+    Watch = bench_util:watch(),
     Tracer = spawn(fun() -> gc_peak(0) end),
     Self = self(),
     {Worker, Mon} = spawn_monitor(fun() -> receive go -> ok end,
@@ -205,13 +221,12 @@ measure(Method, _Caller) ->
     Phases = receive {done, Ph} -> Ph end,
     receive {'DOWN', Mon, process, Worker, _} -> ok end,
     {C1, _} = erlang:statistics(runtime),
-    #{max_us := Gap, count := Pings} = Gaps = host_pingers:unwatch(Watch),
+    #{max_us := Gap, count := Pings, over_2ms := Over, wall_us := Wall} =
+        bench_util:unwatch(Watch),
     Tracer ! {stop, self()},
     Peak = receive {peak, P} -> P end,
-    maps:merge(maps:with([over_2ms, host_us, rt, running, own, own_us], Gaps),
-               Phases#{cpu_ns => (C1 - C0) * 1000000,
-                       heap_bytes => Peak * erlang:system_info(wordsize), gap_us => Gap,
-                       pings => Pings}).
+    Phases#{cpu_ns => (C1 - C0) * 1000000, heap_bytes => Peak * erlang:system_info(wordsize),
+            gap_us => Gap, pings => Pings, over_2ms => Over, wall_us => Wall}.
 
 %% Waits (5 s at most) until the VM is quiet: under 5 ms of CPU in 100 ms.
 %% The allocators give freed carriers back in the background, for a while

@@ -18,8 +18,10 @@
 %%
 %% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
 %% times a second and reads each normal scheduler thread's schedstat and two
-%% small /proc files; only when the schedulers' demand reaches the gate's
-%% mark does it ask an Erlang process for `scheduler_wall_time'; the Erlang
+%% small /proc files; it asks an Erlang process for `scheduler_wall_time'
+%% when the schedulers' demand reaches the gate's mark, once per `heartbeat'
+%% (1 s) otherwise, and every tick when it cannot see the scheduler threads
+%% (the blind gate, see `gate_info/0'); the Erlang
 %% sampler reads the whole VM (`erlang:memory/0', counts, statistics) once
 %% per interval.
 -module(beamprof).
@@ -56,7 +58,10 @@ start() ->
 %% Options: `interval' (ms), `tick' (ms), `scheduler_high', `scheduler_low',
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
 %% (bytes or `auto'), `event_prefix', `vm_events', `vm_internals' (`false':
-%% never read the VM's internal structures). An unknown or ill-typed
+%% never read the VM's internal structures), `heartbeat' (ms, default 1000:
+%% how often the gate asks for `scheduler_wall_time' whatever the OS figures
+%% say); for tests only, `test_hide_threads' and `test_window_enomem' (see
+%% `beamprof_config'). An unknown or ill-typed
 %% option raises `{badarg, Message}' naming it; if beamprof is already
 %% running, `{error, already_started}'.
 -spec start(Options) -> ok | {error, term()} when Options :: beamprof_config:options().
@@ -87,16 +92,31 @@ stop() ->
     end.
 
 %% @doc The latest sample (at most one interval old): schedulers, run
-%% queues, memory, counts, rates, the gate, `system_monitor'
-%% (`beamprof_monitor:status/0') and `warnings' (`beamprof_warnings': what
-%% the sampler could not measure, such as scheduler threads not found). See
-%% the README for the keys.
+%% queues, memory, counts, rates, the gate (`gate_info/0' now), `scan' (the
+%% periodic scan's last pass: `#{source, warnings}', or `undefined' before
+%% it), `system_monitor' (`beamprof_monitor:status/0') and `warnings'
+%% (`beamprof_warnings': what the sampler could not measure, such as
+%% scheduler threads not found, a blind gate, the scan's last fallbacks).
+%% See the README for the keys.
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
     case beamprof_sampler:snapshot() of
         {error, _} = Error -> Error;
-        Sample -> Sample#{system_monitor => beamprof_monitor:status()}
+        Sample -> with_gate_and_scan(Sample#{system_monitor => beamprof_monitor:status()})
     end.
+
+%% The gate as it is now (the sample's may be an interval old) and the
+%% periodic scan's last source and warnings, their warnings merged in.
+with_gate_and_scan(Sample) ->
+    Gate = beamprof_gate:info(),
+    Scan = beamprof_scan_server:last(),
+    ScanWarnings = case Scan of #{warnings := Ws} -> Ws; undefined -> [] end,
+    Warnings = [W || W <- maps:get(warnings, Sample, []),
+                     maps:get(code, W) =/= gate_blind],
+    Sample#{gate => Gate, scan => Scan,
+            warnings => beamprof_warnings:merge(
+                          beamprof_warnings:merge(Warnings, maps:get(warnings, Gate)),
+                          ScanWarnings)}.
 
 %% @doc Prints one screen (`beamprof_top:render/3'): scheduler utilization
 %% per scheduler and in total, memory by kind and against the limit, the
@@ -151,17 +171,24 @@ top_ports(Key, N) ->
     beamprof_scan:top_ports(Key, N).
 
 %% @doc `open' when profiling is allowed now, `closed' when the node is too
-%% busy or too short of memory. `open' when beamprof is not running.
+%% busy or too short of memory. `open' when beamprof is not running. Always
+%% `open' or `closed': when the C thread cannot see the scheduler threads the
+%% gate still answers, decided on `scheduler_wall_time' (see `gate_info/0').
 -spec gate() -> open | closed.
 gate() ->
     beamprof_nif:gate().
 
 %% @doc The gate with its reason: `#{state, reason, source, running,
-%% changed_at}'; `reason' is `none', `{scheduler, Ratio}' or
-%% `{memory, Ratio}'.
+%% changed_at, blind, heartbeat_ms, pings, reported_at, warnings}';
+%% `reason' is `none', `{scheduler, Ratio}', `{memory, Ratio}', or
+%% `not_running' when beamprof is not running (the gate then reads `open').
+%% `blind => true' with a `gate_blind' warning: the C thread sees no
+%% scheduler thread and the gate runs on `scheduler_wall_time' (`source' is
+%% `erlang', or `starved' when the Erlang side could not answer within a
+%% tick). See `beamprof_gate:info/0'.
 -spec gate_info() -> map().
 gate_info() ->
-    beamprof_nif:gate_info().
+    beamprof_gate:info().
 
 %% @doc Attaches `Fun' to `EventName' under the unique `Id'.
 -spec attach(Id, EventName, Fun, Config) -> ok | {error, already_exists | not_started} when
@@ -195,7 +222,7 @@ list_handlers(Prefix) ->
 %% Message}}' for a bad profile or format, or `{error, Posix}' for the file
 %% (see `beamprof_flame' and `beamprof_file').
 -spec write_profile(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
-      Profile :: beamprof_flame:profile(), Path :: file:name_all(),
+      Profile :: beamprof_flame:profile(), Path :: file:name_all() | unicode:chardata(),
       Format :: beamprof_flame:format(), Reason :: term().
 write_profile(Profile, Path, Format) ->
     beamprof_flame:write(Profile, Path, Format).
@@ -264,11 +291,18 @@ profile_calls(Fun, Options) ->
 %% process's stacks) and writes a flame graph to `output' (`format' from the
 %% extension unless given); returns `Fun''s result. With an integer:
 %% samples the whole VM's native stacks for Ms milliseconds and writes a
-%% CPU flame graph; Opts is an output path (`"cpu.svg"', `"cpu.html"') or a
-%% map with `output', `format' and native_start/1's options; returns
-%% `{ok, #{samples, weighted, effective_hz, truncated, frame_source,
-%% hz, hz_under_gate, gate_closed_ms, gate_closed_pct, gated, stray, warnings,
-%% file}}' (see `beamprof_native').
+%% CPU flame graph; Opts is an output path (`"cpu.svg"', `<<"cpu.html">>',
+%% any chardata) or a map with `output', `format' and native_start/1's
+%% options; returns `{ok, #{samples, weighted, effective_hz, truncated,
+%% frame_source, hz, hz_under_gate, gate_closed_ms, gate_closed_pct, gated,
+%% stray, warnings, file}}' (see `beamprof_native'). Both check every
+%% option, and that the output's directory exists and is writable, before
+%% anything runs: a bad
+%% option raises `{badarg, Message}', an unwritable output answers
+%% `{error, {unwritable, Path, Reason}}' at once. A write that fails after
+%% sampling is logged; the integer form answers `{error, {write_failed,
+%% Path, Reason}}', the fun form returns `Fun''s result and says it in its
+%% events (see `beamprof_profile').
 -spec flame_graph(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list();
                  (Ms, Opts) -> {ok, map()} | {error, term()} when
       Ms :: pos_integer(), Opts :: file:filename() | map().

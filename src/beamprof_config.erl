@@ -33,10 +33,20 @@
                     long_message_queue := pos_integer(),
                     large_memory := pos_integer(),
                     busy_port_queue := pos_integer(),
-                    vm_internals := boolean()}.
+                    vm_internals := boolean(),
+                    heartbeat := pos_integer(),
+                    test_hide_threads := boolean(),
+                    test_window_enomem := boolean()}.
 %% A complete, validated configuration. `vm_internals' (default `true'):
 %% `false' turns off every read of the VM's internal structures (see
-%% `vm_internals/0').
+%% `vm_internals/0'). `heartbeat' (ms, default 1000): the C sampler thread
+%% asks the Erlang side for `scheduler_wall_time' utilization at least this
+%% often even when its own demand figure reads 0 (a scheduler blocked in the
+%% kernel is busy for the VM, idle for the OS). `test_hide_threads' and
+%% `test_window_enomem' (default `false') are for tests only: the first makes
+%% the C thread act as if it found no scheduler thread (the blind gate,
+%% `gate_blind'); the second makes the periodic scan act as if its reductions
+%% window could not be allocated (`scan_window_unavailable').
 
 -type options() :: #{atom() => term()} | [{atom(), term()}].
 %% What a caller may pass: any subset of {@link config()}.
@@ -66,7 +76,10 @@ defaults() ->
       long_message_queue => 10000,
       large_memory => 100 * 1024 * 1024,
       busy_port_queue => 8192,
-      vm_internals => true}.
+      vm_internals => true,
+      heartbeat => 1000,
+      test_hide_threads => false,
+      test_window_enomem => false}.
 
 %% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
 %% naming the first bad option.
@@ -108,6 +121,8 @@ nif_config(#{tick := Tick, memory_limit := Limit} = Config) ->
     Marks = maps:with([scheduler_high, scheduler_low, memory_high, memory_low, reopen_ticks],
                       Config),
     Marks#{tick_ms => Tick, memory_limit => limit_bytes(Limit),
+           heartbeat_ms => maps:get(heartbeat, Config, 1000),
+           test_hide_threads => maps:get(test_hide_threads, Config, false),
            schedulers_online => erlang:system_info(schedulers_online)}.
 
 %% @doc Whether beamprof may read the VM's internal structures: the
@@ -150,7 +165,10 @@ check(tick, V, _) when is_integer(V), V >= 10, V =< 60000 -> ok;
 check(reopen_ticks, V, _) when is_integer(V), V >= 1, V =< 10000 -> ok;
 check(memory_limit, auto, _) -> ok;
 check(memory_limit, V, _) when is_integer(V), V > 0 -> ok;
-check(Key, V, _) when is_boolean(V), (Key =:= vm_events orelse Key =:= vm_internals) -> ok;
+check(Key, V, _) when is_boolean(V), (Key =:= vm_events orelse Key =:= vm_internals orelse
+                                       Key =:= test_hide_threads orelse
+                                       Key =:= test_window_enomem) -> ok;
+check(heartbeat, V, _) when is_integer(V), V >= 10, V =< 3600000 -> ok;
 check(system_monitor, V, O) ->
     case beamprof_monitor:check(V) of
         ok -> ok;
@@ -191,6 +209,9 @@ expectation(reopen_ticks) -> "an integer in 1..10000";
 expectation(memory_limit) -> "auto or a positive integer of bytes";
 expectation(vm_events) -> "a boolean";
 expectation(vm_internals) -> "a boolean";
+expectation(test_hide_threads) -> "a boolean";
+expectation(test_window_enomem) -> "a boolean";
+expectation(heartbeat) -> "an integer of milliseconds in 10..3600000";
 expectation(event_prefix) -> "a non-empty list of atoms";
 expectation(scan_interval) -> "off or an integer of milliseconds in 100..86400000";
 expectation(scan_budget) -> "a float fraction of one core in (0.0, 1.0]";

@@ -22,6 +22,11 @@
 %% file is 0600 before a byte is written, and no other user could have
 %% opened it in between, whatever the umask.
 %%
+%% `Path' may be any chardata (a string, a binary as Elixir passes, or a
+%% deep list of both): `path/1' flattens it. `check_writable/1' makes step
+%% 1's checks alone, and that the directory is writable, without writing:
+%% callers check an output path before a long profile rather than after.
+%%
 %% Errors: `{error, Posix}' as `file' returns them (`enoent': the
 %% directory does not exist; `enotdir': a part of it is not a directory;
 %% `eacces': not writable; `eisdir': `Path' is a directory; `enospc', ...),
@@ -34,7 +39,9 @@
 
 -include_lib("kernel/include/file.hrl").
 
--export([write/2]).
+-export([write/2, path/1, check_writable/1, write_failed/2]).
+
+-include_lib("kernel/include/logger.hrl").
 
 -ifdef(TEST).
 -export([write/3]).
@@ -52,24 +59,88 @@ write(Path, IoData) ->
 %% Tries the private directory names in order; one that exists already
 %% (a planted file or link) is skipped, never used.
 -spec write(file:name_all(), iodata(), [string()]) -> ok | {error, term()}.
-write(Path, IoData, Names) ->
-    try check_args(Path, IoData) of
-        Bin -> check_target(Path, Bin, Names)
+write(Path0, IoData, Names) ->
+    try {path(Path0), iolist_to_binary(IoData)} of
+        {{ok, Path}, Bin} -> check_target(Path, Bin, Names);
+        {error, _} -> bad_args()
     catch
-        error:_ -> {error, {badarg, "Expected a file name and iodata"}}
+        error:_ -> bad_args()
     end.
 
-check_args(Path, IoData) ->
-    _ = filename:absname(Path),
-    iolist_to_binary(IoData).
+bad_args() ->
+    {error, {badarg, "Expected a file name and iodata"}}.
+
+%% @doc `Path' as one flat file name: a binary stays as it is (its bytes are
+%% the name), any other chardata becomes a flat string; `error' for
+%% anything else (an empty name included).
+-spec path(Path) -> {ok, file:filename_all()} | error when Path :: term().
+path(<<>>) -> error;
+path(Path) when is_binary(Path) -> {ok, Path};
+path(Path) when is_list(Path) ->
+    try unicode:characters_to_list(Path) of
+        [_ | _] = Flat -> {ok, Flat};
+        _ -> error
+    catch error:badarg -> error
+    end;
+path(_) -> error.
+
+%% @doc Whether a file could be written at `Path' now: its directory
+%% exists, is a directory and is writable, and `Path' is not a directory.
+%% Returns `ok' or `{error, Reason}' (`enoent', `enotdir', `eacces',
+%% `eisdir', as `write/2' would, or `{badarg, Message}' for a name that is
+%% not chardata). Writes nothing.
+-spec check_writable(Path) -> ok | {error, Reason} when
+      Path :: file:name_all() | unicode:chardata(), Reason :: term().
+check_writable(Path0) ->
+    case path(Path0) of
+        {ok, Path} ->
+            case target(Path) of
+                {ok, #file_info{access = A}} when A =:= write; A =:= read_write -> ok;
+                {ok, _} -> {error, eacces};
+                Error -> Error
+            end;
+        error ->
+            {error, {badarg, "Expected a file name (string or binary)"}}
+    end.
+
+%% @doc Logs that writing `Path' failed with `Reason' (a logger warning
+%% without a domain: OTP's default handler prints only events with no domain
+%% or a domain above `[otp, sasl]', so a `[beamprof]' domain would be dropped
+%% in a plain shell; metadata `beamprof => write_failed' marks it) and returns
+%% `{write_failed, Path, Reason}', the term results and events carry.
+-spec write_failed(Path, Reason) -> {write_failed, Path, Reason} when
+      Path :: file:name_all(), Reason :: term().
+write_failed(Path, Reason) ->
+    ?LOG_WARNING("beamprof: could not write ~ts: ~ts",
+                 [display(Path), reason_text(Reason)], #{beamprof => write_failed}),
+    {write_failed, Path, Reason}.
+
+display(Path) ->
+    case path(Path) of
+        {ok, Flat} -> io_lib:format("~ts", [Flat]);
+        error -> io_lib:format("~0tp", [Path])
+    end.
+
+reason_text(Reason) when is_atom(Reason) ->
+    case file:format_error(Reason) of
+        "unknown POSIX error" ++ _ -> atom_to_list(Reason);
+        Text -> [Text, " (", atom_to_list(Reason), ")"]
+    end;
+reason_text(Reason) ->
+    io_lib:format("~0tp", [Reason]).
 
 check_target(Path, Bin, Names) ->
-    Dir = filename:dirname(Path),
-    case {file:read_file_info(Dir), file:read_link_info(Path)} of
+    case target(Path) of
+        {ok, _} -> in_private_dir(filename:dirname(Path), Path, Bin, Names);
+        Error -> Error
+    end.
+
+%% The directory's info when it is a directory and Path is not one.
+target(Path) ->
+    case {file:read_file_info(filename:dirname(Path)), file:read_link_info(Path)} of
         {{ok, #file_info{type = directory}}, {ok, #file_info{type = directory}}} ->
             {error, eisdir};
-        {{ok, #file_info{type = directory}}, _} ->
-            in_private_dir(Dir, Path, Bin, Names);
+        {{ok, #file_info{type = directory}} = Dir, _} -> Dir;
         {{ok, _}, _} -> {error, enotdir};
         {{error, _} = Error, _} -> Error
     end.

@@ -5,8 +5,11 @@
 %% Unit}': each stack lists its frames ROOT FIRST as binaries
 %% (`<<"mymod:work/1">>', `<<"beam.smp+0x1a2b">>'), `Weight' is a positive
 %% integer (samples, microseconds or bytes, as `unit' says; default
-%% `samples'), `Title' any chardata (default "Flame graph"). Other keys are
-%% ignored. Identical stacks may repeat: they are summed.
+%% `samples'), `Title' any chardata (default "Flame graph"). `notes' (a
+%% list of chardata, default none) are what a reader must know before
+%% trusting the graph (what was left out and why, the remedy): every format
+%% carries them in the file itself, see below. Other keys are ignored.
+%% Identical stacks may repeat: they are summed.
 %%
 %% Frame names are untrusted text: bytes that are not UTF-8 become U+FFFD,
 %% control characters (newlines, tabs, ...) become spaces; every format then
@@ -17,17 +20,24 @@
 %% <ul>
 %% <li>`folded': one `a;b;c Weight' line per distinct stack (its self
 %% weight), sorted frame by frame; what flamegraph.pl, inferno and
-%% speedscope read.</li>
+%% speedscope read. Each note comes first as a comment line, `# Note 0':
+%% readers that know comments skip a line starting with `#'; the trailing
+%% zero weight keeps the others reading the file (speedscope takes a text
+%% file for folded stacks only when every line ends with a count, and
+%% ignores a zero weight; flamegraph.pl and inferno parse it as a stack of
+%% width 0, which they do not draw).</li>
 %% <li>`svg': a static, self-contained image (no script, no network, no
 %% external font), root at the bottom, a tooltip per frame; frames narrower
 %% than half a pixel are merged per parent into one `[N small frames]' frame
-%% or left out, and the header says how many.</li>
+%% or left out, and the header says how many. Notes are lines under the
+%% header, and follow the title in the document's `<title>'.</li>
 %% <li>`html': one self-contained page (inline CSS and JavaScript, no
 %% network): click a frame to zoom, reset, search (a regular expression)
 %% highlighting the matches with the share of the total they cover; the URL
-%% fragment `#search=Re&zoom=Id' preselects both.</li>
+%% fragment `#search=Re&zoom=Id' preselects both. Notes are shown under the
+%% heading and follow the title in the page's `<title>'.</li>
 %% <li>`speedscope': a speedscope file (https://www.speedscope.app), one
-%% `sampled' profile.</li>
+%% `sampled' profile; notes follow the title in its name.</li>
 %% </ul>
 %%
 %% Errors: `render/2' raises `{badarg, Message}' for a bad profile or
@@ -42,7 +52,8 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Flame graphs (svg, html, speedscope, folded) from a profile.").
 
--export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1]).
+-export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1,
+         titled/1]).
 
 -export_type([profile/0, format/0, graph/0, tree/0]).
 
@@ -56,7 +67,7 @@
 %% sorted by name. The root is `<<"all">>'.
 -type tree() :: {Name :: binary(), Total :: non_neg_integer(), Children :: [tree()]}.
 -type graph() :: #{title := binary(), unit := unit(), total := non_neg_integer(),
-                   stacks := non_neg_integer(), tree := tree()}.
+                   stacks := non_neg_integer(), tree := tree(), notes := [binary()]}.
 
 -define(FORMATS, [svg, html, speedscope, folded]).
 
@@ -74,10 +85,12 @@ render(Profile, Format) ->
         speedscope -> beamprof_flame_speedscope:render(Graph)
     end.
 
-%% @doc Writes `Profile' in `Format' to `Path': mode 0600, replacing the
-%% file atomically, never through a symbolic link (`beamprof_file:write/2').
+%% @doc Writes `Profile' in `Format' to `Path' (a string, a binary or any
+%% chardata): mode 0600, replacing the file atomically, never through a
+%% symbolic link (`beamprof_file:write/2').
 -spec write(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
-      Profile :: profile(), Path :: file:name_all(), Format :: format(), Reason :: term().
+      Profile :: profile(), Path :: file:name_all() | unicode:chardata(), Format :: format(),
+      Reason :: term().
 write(Profile, Path, Format) ->
     try render(Profile, Format) of
         Data ->
@@ -97,7 +110,8 @@ graph(#{stacks := Stacks} = Profile) when is_list(Stacks) ->
     #{title => title(maps:get(title, Profile, <<"Flame graph">>)),
       unit => unit(maps:get(unit, Profile, samples)),
       total => Total, stacks => Count,
-      tree => {<<"all">>, Total, children(Map)}};
+      tree => {<<"all">>, Total, children(Map)},
+      notes => notes(maps:get(notes, Profile, []))};
 graph(Profile) ->
     badarg("Expected a map with a list under stacks", Profile).
 
@@ -135,6 +149,24 @@ title(Title) ->
         _ -> badarg("Expected title to be unicode:chardata()", Title)
     end.
 
+notes(Notes) when is_list(Notes) ->
+    [note(Note, Notes) || Note <- Notes];
+notes(Notes) ->
+    badarg("Expected notes to be a list of unicode:chardata()", Notes).
+
+note(Note, Notes) ->
+    try unicode:characters_to_binary(Note) of
+        Bin when is_binary(Bin) -> clean(Bin);
+        _ -> badarg("Expected notes to be a list of unicode:chardata()", Notes)
+    catch error:badarg -> badarg("Expected notes to be a list of unicode:chardata()", Notes)
+    end.
+
+%% @doc The graph's title followed by its notes, for a document's title or
+%% a profile's name: `<<"Title - Note - Note">>'.
+-spec titled(graph()) -> binary().
+titled(#{title := Title, notes := Notes}) ->
+    iolist_to_binary(lists:join(<<" - ">>, [Title | Notes])).
+
 unit(Unit) when Unit =:= samples; Unit =:= microseconds; Unit =:= bytes -> Unit;
 unit(Unit) -> badarg("Expected unit to be samples, microseconds or bytes", Unit).
 
@@ -152,8 +184,10 @@ clean(<<>>, Acc) -> Acc.
 
 %% Folded text: a line per node with self weight, its path joined by `;'.
 %% Each node's path is its parent's as iodata plus its name: linear.
-folded(#{tree := {_, _, Children}}) ->
-    lists:reverse(lists:foldl(fun(Node, Acc) -> folded(Node, [], Acc) end, [], Children)).
+%% Notes first, as `# Note 0' lines (see the module doc).
+folded(#{tree := {_, _, Children}, notes := Notes}) ->
+    [[[<<"# ">>, Note, <<" 0\n">>] || Note <- Notes] |
+     lists:reverse(lists:foldl(fun(Node, Acc) -> folded(Node, [], Acc) end, [], Children))].
 
 folded({Name, Total, Children}, Prefix, Acc0) ->
     Path = case Prefix of

@@ -13,6 +13,9 @@
 %% frame's depth-first index, the root being 0), so a link or a headless
 %% browser can open the page searched and zoomed.
 %%
+%% The graph's notes are shown under the heading, as text, and follow the
+%% title in the page's `<title>'.
+%%
 %% Frames lighter than 1/100000 of the total are merged per parent
 %% (`beamprof_flame:prune/2'); the page draws only frames at least half a
 %% pixel wide at the current zoom.
@@ -37,9 +40,13 @@ render(#{title := Title, total := Total, stacks := Stacks, tree := Tree0} = Grap
     [<<"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
-       "<meta name=\"viewport\" content=\"width=device-width\">\n<title>">>, Esc,
+       "<meta name=\"viewport\" content=\"width=device-width\">\n<title>">>,
+     beamprof_flame:escape_xml(beamprof_flame:titled(Graph)),
      <<"</title>\n<style>">>, css(), <<"</style>\n</head><body>\n<header><h1>">>, Esc,
-     <<"</h1>\n<div id=\"totals\"></div>\n<div id=\"controls\">"
+     <<"</h1>\n">>,
+     [[<<"<p class=\"note\">">>, beamprof_flame:escape_xml(N), <<"</p>\n">>]
+      || N <- maps:get(notes, Graph, [])],
+     <<"<div id=\"totals\"></div>\n<div id=\"controls\">"
        "<button id=\"reset\" type=\"button\">Reset zoom</button> "
        "<input id=\"search\" type=\"search\" placeholder=\"Search (regular expression)\" size=\"40\"> "
        "<span id=\"matched\"></span></div>\n<div id=\"details\">&nbsp;</div></header>\n"
@@ -64,7 +71,7 @@ compact({Name, Total, Children}, {Index, Names} = Acc0) ->
 
 css() ->
     <<"body{font-family:sans-serif;margin:8px;background:#f8f8f4;color:#222}"
-      "h1{font-size:18px;margin:4px 0}#totals,#details{font-size:13px;color:#444;margin:4px 0}"
+      "h1{font-size:18px;margin:4px 0}.note{font-size:13px;color:#8a1a1a;margin:4px 0}#totals,#details{font-size:13px;color:#444;margin:4px 0}"
       "#controls{margin:6px 0;font-size:13px}#matched{font-weight:bold;color:#8a1a8a}"
       "#chart{position:relative;width:100%;overflow:hidden}"
       ".frame{position:absolute;height:16px;box-sizing:border-box;border:1px solid #f8f8f4;"

@@ -2,7 +2,8 @@
 %% of a `beamprof_flame:graph()': `shared.frames' holds each distinct frame
 %% name once; one profile of type `sampled' holds a sample per distinct
 %% stack (frame indices, root first) with its weight, so the weights sum to
-%% the profile's total.
+%% the profile's total. The graph's notes follow its title in the names of
+%% the file and of the profile (what speedscope shows).
 -module(beamprof_flame_speedscope).
 
 -include("beamprof_doc.hrl").
@@ -14,7 +15,8 @@
 
 %% @doc The speedscope JSON text of `Graph'.
 -spec render(Graph) -> iodata() when Graph :: beamprof_flame:graph().
-render(#{tree := {_, Total, Children}, title := Title, unit := Unit}) ->
+render(#{tree := {_, Total, Children}, unit := Unit} = Graph) ->
+    Title = beamprof_flame:titled(Graph),
     {Index, Samples} = lists:foldl(fun(C, Acc) -> walk(C, [], Acc) end, {#{}, []}, Children),
     Frames = [#{name => N} || {N, _} <- lists:keysort(2, maps:to_list(Index))],
     {Stacks, Weights} = lists:unzip(lists:reverse(Samples)),

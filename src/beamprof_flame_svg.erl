@@ -7,6 +7,10 @@
 %% `[N small frames]' frame when together they are wide enough, left out
 %% otherwise; the header counts them. So the file holds at most about
 %% `width / ?MIN_PX' frames per depth level whatever the profile's size.
+%%
+%% The graph's notes are lines under the header (wrapped at about
+%% `?NOTE_CHARS' characters) and follow the title in the document's
+%% `<title>' (a browser's tab title).
 -module(beamprof_flame_svg).
 
 -include("beamprof_doc.hrl").
@@ -20,6 +24,8 @@
 -define(FRAME_H, 16).
 -define(MIN_PX, 0.5).
 -define(CHAR_PX, 6.7).
+-define(NOTE_H, 16).
+-define(NOTE_CHARS, 165).
 
 %% @doc The SVG document of `Graph'.
 -spec render(Graph) -> iodata() when Graph :: beamprof_flame:graph().
@@ -27,10 +33,15 @@ render(#{tree := {_, Total, _} = Tree} = Graph) ->
     Scale = case Total of 0 -> 0.0; _ -> (?WIDTH - 2 * ?PAD) / Total end,
     {Visible, Hidden} = beamprof_flame:prune(Tree, min_weight(Total)),
     Depth = depth(Visible),
-    Height = ?HEADER + (Depth + 1) * ?FRAME_H + ?PAD,
-    Ctx = #{scale => Scale, total => Total, depth => Depth, unit => beamprof_flame:unit_label(Graph)},
+    Notes = lists:append([wrap(N, ?NOTE_CHARS) || N <- maps:get(notes, Graph, [])]),
+    Top = ?HEADER + length(Notes) * ?NOTE_H,
+    Height = Top + (Depth + 1) * ?FRAME_H + ?PAD,
+    Ctx = #{scale => Scale, total => Total, depth => Depth, top => Top,
+            unit => beamprof_flame:unit_label(Graph)},
     [header(Height),
+     [<<"<title>">>, beamprof_flame:escape_xml(beamprof_flame:titled(Graph)), <<"</title>\n">>],
      texts(Graph, Hidden, Ctx),
+     notes(Notes),
      case Total of 0 -> []; _ -> lists:reverse(frames(Visible, 0, 0, Ctx, [])) end,
      <<"</svg>\n">>].
 
@@ -44,6 +55,7 @@ header(Height) ->
                    [?WIDTH, Height, ?WIDTH, Height]),
      <<"<style>text{font-family:monospace;font-size:11px;fill:#000}"
        ".h{font-family:sans-serif;font-size:17px}.s{font-family:sans-serif;font-size:12px;fill:#333}"
+       ".n{font-family:sans-serif;font-size:12px;fill:#8a1a1a}"
        "g.f:hover rect{stroke:#000;stroke-width:0.5}</style>\n">>,
      io_lib:format("<rect x=\"0\" y=\"0\" width=\"~B\" height=\"~B\" fill=\"#f8f8f4\"/>\n",
                    [?WIDTH, Height])].
@@ -59,6 +71,27 @@ texts(#{title := Title, total := Total, stacks := Stacks}, {Count, Weight}, #{un
      io_lib:format("<text class=\"s\" x=\"~B\" y=\"46\">Total ~B ~s in ~B stacks~s</text>\n",
                    [?PAD, Total, Unit, Stacks, Hidden])].
 
+%% One text line per wrapped line of the notes, under the totals line.
+notes(Lines) ->
+    [[io_lib:format("<text class=\"n\" x=\"~B\" y=\"~B\">", [?PAD, ?HEADER + I * ?NOTE_H - 2]),
+      beamprof_flame:escape_xml(L), <<"</text>\n">>]
+     || {I, L} <- lists:zip(lists:seq(1, length(Lines)), Lines)].
+
+%% Text cut into lines of at most Chars characters at spaces (a longer word
+%% stands on its own line).
+wrap(Text, Chars) ->
+    Words = string:lexemes(Text, " "),
+    [unicode:characters_to_binary(lists:join(" ", Line)) || Line <- lines(Words, Chars, [], 0)].
+
+lines([], _Chars, [], _Len) -> [];
+lines([], _Chars, Line, _Len) -> [lists:reverse(Line)];
+lines([W | Ws], Chars, [], _Len) -> lines(Ws, Chars, [W], string:length(W));
+lines([W | Ws], Chars, Line, Len) ->
+    case Len + 1 + string:length(W) =< Chars of
+        true -> lines(Ws, Chars, [W | Line], Len + 1 + string:length(W));
+        false -> [lists:reverse(Line) | lines([W | Ws], Chars, [], 0)]
+    end.
+
 depth({_, _, []}) -> 0;
 depth({_, _, Children}) -> 1 + lists:max([depth(C) || C <- Children]).
 
@@ -69,10 +102,11 @@ frames({Name, Total, Children}, X, Level, Ctx, Acc) ->
                             end, {X, Acc1}, Children),
     Acc2.
 
-frame(Name, Weight, X, Level, #{scale := Scale, total := Total, depth := Depth, unit := Unit}) ->
+frame(Name, Weight, X, Level, #{scale := Scale, total := Total, depth := Depth, unit := Unit,
+                                top := Top}) ->
     Px = ?PAD + X * Scale,
     Wpx = Weight * Scale,
-    Y = ?HEADER + (Depth - Level) * ?FRAME_H,
+    Y = Top + (Depth - Level) * ?FRAME_H,
     [<<"<g class=\"f\"><title>">>, beamprof_flame:escape_xml(Name),
      io_lib:format(" (~B ~s, ~s%)</title>", [Weight, Unit, num(100 * Weight / Total, 2)]),
      <<"<rect x=\"">>, num(Px, 1), <<"\" y=\"">>, integer_to_binary(Y),

@@ -22,8 +22,39 @@
 %% | `gdb_jit' | `none', see beamprof_native_nif:info/0), `duration_ms', `overhead' (the sampler's own cost: `handler_ns',
 %% `rescan_ns', `drain_ns' in CPU time, `collector_ns' the collector's
 %% rounds in wall time, the sampled threads' `cpu_ns', `pct' and `pct_max':
-%% see overhead/2), `hint' when Erlang frames cannot all be recovered, and
-%% `warnings' (`beamprof_warnings' entries).
+%% see overhead/2), `hint' when Erlang frames cannot all be recovered,
+%% `unnamed_pct' (the share of the weight, in percent, whose stack has a C
+%% frame no symbol table names: `Object+0xOffset'), `unnamed_leaf_pct' (the
+%% share whose leaf frame is one: self time without a name) and `unnamed'
+%% (the first share per object file name), `warnings' (`beamprof_warnings'
+%% entries; among them a `c_symbols_missing' one per object without symbols,
+%% naming the package that gives them: see beamprof_native_csyms) and
+%% `notes' (what the files written from the profile say first: see below
+%% and `beamprof_flame').
+%%
+%% Only frames that are known. Whether the VM's JIT code keeps frame
+%% pointers is read from the VM's own frame layout, not from its flags:
+%% beam.smp's `erts_frame_layout' where it exports it (OTP 25, 27), else the
+%% emulator record of its GDB JIT list (OTP 29); `erlang:system_info/1' has
+%% no such item on any release. Measured: `+JPperf map' and `+JPperf true'
+%% give frame pointers on OTP 25, 27 and 29, `+JPperf fp' on 26+ (25
+%% refuses the flag); no flag, `+JPperf dump' and a later `+JPperf no_fp'
+%% give none. With frame pointers a stack is the whole chain: the JIT frames
+%% walked from the frame pointer and, for a sample in C code, its C frames
+%% (DWARF) joined to the Erlang chain they were called from (a chain that
+%% does not join is left out and the stack marked `[truncated]').
+%% Without them (or when the layout cannot be read) no Erlang caller can be
+%% verified, so none is shown: a sample keeps its innermost Erlang function
+%% (the JIT code it was taken in, or the one its C frames return to) and
+%% its C frames, under `[truncated]'; the `warnings' hold a
+%% `native_callers_dropped' entry and `notes' the same message, naming the
+%% flag that gives whole stacks on the running release. Files written from
+%% the profile (`flame_graph/2', `beamprof:write_profile/3') carry the note
+%% in the file itself: a `# ...' first line in folded text, the SVG's title
+%% and a line under its header, the HTML page's title and a notice under
+%% its heading, the speedscope profile's name. (Before this, the JIT frames
+%% came from a return-address scan of 32 KiB above the stack pointer, which
+%% took return addresses left in other processes' memory for callers.)
 %%
 %% The `vm_internals' switch (`beamprof_config:vm_internals/0', read once
 %% per start): `false' reads none of the VM's internals: no frame layout,
@@ -34,9 +65,8 @@
 %% the JIT code that called them, and `warnings' holds a `vm_internals_off'
 %% entry saying so.
 %%
-%% Warnings of a native profile (besides `vm_internals_off'):
-%% `native_rate_lowered', `native_no_samples', `native_leaf_only',
-%% `perf_map_missing' (see `beamprof_native_report').
+%% Warnings of the run itself (see `beamprof_native_report'):
+%% `native_rate_lowered', `native_no_samples', `native_leaf_only'.
 %%
 %% Events: `[beamprof, native, stop]' when a run's profile is built, with
 %% measurements `duration' (native units), `monotonic_time', `samples' and
@@ -67,6 +97,9 @@
                   "C frames are reliable.").
 -define(HINT_OFF, "Erlang callers are not read while vm_internals is false: start beamprof "
                   "with vm_internals => true (and the VM with +JPperf map) for whole stacks.").
+-define(NOTE_OFF, "Erlang callers not shown (vm_internals is false: the VM's stacks are not "
+                  "read); shown: each sample's innermost Erlang function and its C frames. "
+                  "For whole stacks start beamprof with vm_internals => true.").
 -define(OFF_MESSAGE, "frame layout, GDB JIT list and JIT stack frames not read "
                      "(vm_internals = false); ").
 
@@ -170,29 +203,72 @@ filter(Profile, Kinds) ->
     beamprof_native_agg:filter(Profile, Kinds).
 
 %% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
-%% output path (format from its extension: .svg, .html, .json (speedscope),
-%% anything else folded) or a map with `output', `format', and the options
-%% of start/1. Without an output the profile is returned under `profile'.
--spec flame_graph(pos_integer(), file:filename() | map()) -> {ok, map()} | {error, term()}.
+%% output path (any chardata: a string, a binary as Elixir passes; format
+%% from its extension: .svg, .html, .htm, .json (speedscope), anything else
+%% folded) or a map with `output', `format', and the options of start/1.
+%% Without an output the profile is returned under `profile'.
+%%
+%% Everything is checked before sampling starts: a bad option (`format'
+%% included) raises `{badarg, Message}'; an output whose directory does
+%% not exist or is not writable returns `{error, {unwritable, Path,
+%% Reason}}' at once. A write that still fails after sampling (the
+%% directory removed meanwhile) is logged (a logger warning with no domain,
+%% which a plain shell prints) and returns `{error, {write_failed, Path, Reason}}'.
+-spec flame_graph(pos_integer(), file:filename_all() | unicode:chardata() | map()) ->
+          {ok, map()} | {error, term()}.
 flame_graph(Ms, Path) when is_list(Path); is_binary(Path) ->
     flame_graph(Ms, #{output => Path});
 flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0, is_map(Opts) ->
-    Output = maps:get(output, Opts, undefined),
-    Format = maps:get(format, Opts, format_of(Output)),
-    case start(maps:without([output, format], Opts)) of
+    {Output, Format} = output_options(Opts),
+    StartOpts = maps:without([output, format], Opts),
+    maps:foreach(fun check_option/2, StartOpts),
+    case writable(Output) of
+        ok -> sample_and_write(Ms, StartOpts, Output, Format);
+        {error, _} = Error -> Error
+    end;
+flame_graph(Ms, Opts) ->
+    erlang:error({badarg, "Expected a positive duration (ms) and a path or map"}, [Ms, Opts]).
+
+sample_and_write(Ms, StartOpts, Output, Format) ->
+    case start(StartOpts) of
         {ok, _} ->
             receive after Ms -> ok end,
             {ok, Profile} = stop(),
             write(Profile, Output, Format);
         {error, _} = Error ->
             Error
-    end;
-flame_graph(Ms, Opts) ->
-    erlang:error({badarg, "Expected a positive duration (ms) and a path or map"}, [Ms, Opts]).
+    end.
 
+%% The output path (flat) and the format, checked: raises `{badarg, Message}'.
+output_options(Opts) ->
+    Output = case maps:get(output, Opts, undefined) of
+                 undefined -> undefined;
+                 Path0 ->
+                     case beamprof_file:path(Path0) of
+                         {ok, Path} -> Path;
+                         error -> erlang:error({badarg, "Expected output to be a file name "
+                                                "(string or binary)"}, [Opts])
+                     end
+             end,
+    case maps:get(format, Opts, format_of(Output)) of
+        F when F =:= svg; F =:= html; F =:= speedscope; F =:= folded -> {Output, F};
+        _ -> erlang:error({badarg, "Expected format to be one of svg, html, speedscope, folded"},
+                          [Opts])
+    end.
+
+writable(undefined) -> ok;
+writable(Output) ->
+    case beamprof_file:check_writable(Output) of
+        ok -> ok;
+        {error, Reason} -> {error, {unwritable, Output, Reason}}
+    end.
+
+%% The format a file name's extension names; the name may be any chardata
+%% (a binary's extension is a binary: compared as text, not as a string).
 format_of(undefined) -> svg;
 format_of(Path) ->
-    case string:lowercase(filename:extension(Path)) of
+    Ext = unicode:characters_to_list(filename:extension(Path)),
+    case is_list(Ext) andalso string:lowercase(Ext) of
         ".svg" -> svg;
         ".html" -> html;
         ".htm" -> html;
@@ -202,15 +278,17 @@ format_of(Path) ->
 
 write(Profile, Output, Format) ->
     Summary = maps:with([samples, weighted, effective_hz, truncated, frame_source,
-                         frame_layout_source, hint, overhead, warnings, hz, hz_under_gate,
-                         gate_closed_ms, gate_closed_pct, gated, stray, vm_readv], Profile),
+                         frame_layout_source, hint, overhead, warnings, notes, unnamed_pct,
+                         unnamed_leaf_pct, hz, hz_under_gate, gate_closed_ms, gate_closed_pct,
+                         gated, stray, vm_readv], Profile),
     case Output of
         undefined ->
             {ok, Summary#{profile => Profile}};
         _ ->
             case beamprof_flame:write(Profile, Output, Format) of
                 {ok, File} -> {ok, Summary#{file => File}};
-                {error, _} = Error -> Error
+                {error, {badarg, _}} = Error -> Error;
+                {error, Reason} -> {error, beamprof_file:write_failed(Output, Reason)}
             end
     end.
 
@@ -385,7 +463,12 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
     LayoutSource = maps:get(frame_layout_source, Info, none),
-    Base = Totals#{stacks => beamprof_native_agg:stacks(Acc), unit => samples,
+    Stacks = beamprof_native_agg:stacks(Acc),
+    #{unnamed_pct := UnnamedPct, unnamed_leaf_pct := LeafPct, unnamed := Unnamed,
+      warnings := CWarnings} =
+        beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym),
+                                     beamprof_native_sym:objects(Sym)),
+    Base = Totals#{stacks => Stacks, unit => samples,
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
@@ -393,24 +476,19 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    frame_source => Source, frame_pointers => FramePointers,
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs),
-                   duration_ms => erlang:monotonic_time(millisecond) - Started},
-    Hint = case {Internals, Source =/= none andalso FramePointers} of
-               {false, _} -> <<?HINT_OFF>>;
-               {true, true} -> undefined;
-               {true, false} -> hint()
-           end,
-    Report = beamprof_native_report:fields(Info, Stray0),
-    Warnings = warnings(Internals, Source) ++
-        beamprof_native_report:warnings(Info, missing_names(Internals, Hint)),
-    with_hint(maps:merge(Base, Report#{warnings => Warnings}), Hint).
-
-with_hint(Profile, undefined) -> Profile;
-with_hint(Profile, Hint) -> Profile#{hint => Hint}.
-
-%% The hint about Erlang frames, as the perf_map_missing warning's message
-%% (with vm_internals off, vm_internals_off says it).
-missing_names(true, Hint) -> Hint;
-missing_names(false, _Hint) -> undefined.
+                   duration_ms => erlang:monotonic_time(millisecond) - Started,
+                   unnamed_pct => UnnamedPct, unnamed_leaf_pct => LeafPct,
+                   unnamed => Unnamed,
+                   warnings => warnings(Internals, Source) ++
+                       callers_warning(Internals, FramePointers, LayoutSource) ++ CWarnings ++
+                       beamprof_native_report:warnings(Info),
+                   notes => notes(Internals, FramePointers, LayoutSource)},
+    Report = maps:merge(Base, beamprof_native_report:fields(Info, Stray0)),
+    case {Internals, Source =/= none andalso FramePointers} of
+        {false, _} -> Report#{hint => <<?HINT_OFF>>};
+        {true, true} -> Report;
+        {true, false} -> Report#{hint => hint()}
+    end.
 
 warnings(true, _Source) ->
     [];
@@ -422,6 +500,42 @@ warnings(false, _Source) ->
     [beamprof_warnings:new(vm_internals_off,
                            [?OFF_MESSAGE, "no perf map (+JPperf map) for Erlang names: C frames "
                             "by DWARF unwinding, JIT code as [unknown]"])].
+
+%% Without frame pointers (or not knowing the frame layout) the C side
+%% reads no Erlang caller (a return-address scan took stale words above the
+%% process's stack for callers): each sample keeps its innermost Erlang
+%% function and its C frames. The warning and the files' notes say so, why,
+%% and which flag gives whole stacks. With vm_internals off the
+%% vm_internals_off warning says it already; the files still say it.
+callers_warning(true, false, LayoutSource) ->
+    [beamprof_warnings:new(native_callers_dropped, callers_message(LayoutSource))];
+callers_warning(_Internals, _FramePointers, _LayoutSource) ->
+    [].
+
+notes(true, false, LayoutSource) -> [callers_message(LayoutSource)];
+notes(false, _FramePointers, _LayoutSource) -> [<<?NOTE_OFF>>];
+notes(true, true, _LayoutSource) -> [].
+
+%% What was lost; why; what is shown instead (after "; ", see
+%% beamprof_warnings); the remedy on this release.
+callers_message(LayoutSource) ->
+    Why = case LayoutSource of
+              none -> "the VM's frame layout could not be read";
+              _ -> "this VM's JIT code has no frame pointers"
+          end,
+    iolist_to_binary(["Erlang callers not shown (", Why, ", so they cannot be verified); "
+                      "shown: each sample's innermost Erlang function and its C frames. "
+                      "For whole stacks start the VM with ", fp_flags(), "."]).
+
+%% The flags that give frame pointers, measured (erts_frame_layout or the
+%% GDB JIT record) on OTP 25, 27 and 29: +JPperf map and +JPperf true on
+%% all three, +JPperf fp on 26+ (25 refuses it); not +JPperf dump, nor
+%% +JPperf no_fp after any of them.
+fp_flags() ->
+    case list_to_integer(erlang:system_info(otp_release)) >= 26 of
+        true -> "+JPperf fp (frame pointers) or +JPperf true (also the perf map for names)";
+        false -> "+JPperf true or +JPperf map (OTP 25 has no +JPperf fp)"
+    end.
 
 %% The VM flags that give names and frame pointers on this release: OTP 26
 %% added `+JPperf fp' (frame pointers alone; names then come from the GDB

@@ -32,8 +32,9 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
 """).
 
 -export([load/0, start/1, start/2, stop/0, drain/1, info/0, info/1, symbolize/1,
-         jit_symbols/0, jit_symbols/1]).
--export_type([config/0, sample/0, start_error/0, unsupported/0, info/0]).
+         jit_symbols/0, jit_symbols/1, symbol_table/1, symbolize/2, symbol_objects/1]).
+-export_type([config/0, sample/0, start_error/0, unsupported/0, info/0, symbol_table/0,
+              symbol_object/0]).
 
 -type thread_type() :: normal | dirty_cpu | dirty_io.
 -type config() :: #{hz => 1..10000,
@@ -52,7 +53,7 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
 -type info() :: #{running := boolean(), hz := non_neg_integer(),
                   depth := non_neg_integer(),
                   frame_pointers := boolean() | unknown,
-                  mode := fp | scan | leaf,
+                  mode := fp | leaf,
                   samples := non_neg_integer(),
                   weighted := non_neg_integer(),
                   dropped := non_neg_integer(),
@@ -90,6 +91,14 @@ raise `badarg`; conditions a caller can act on return `{error, Reason}`.
            descriptor := dlsym | search}}
       | {error, no_descriptor | unreadable | inconsistent | enomem | vm_internals_off
               | {unsupported, unsupported()}}.
+-opaque symbol_table() :: reference().
+-type symbol_object() ::
+        #{object := binary(), path := binary(),
+          source := dynsym | symtab | build_id | debuglink,
+          debug_file := binary() | undefined, build_id := binary() | undefined,
+          debuglink := binary() | undefined, symbols := non_neg_integer(),
+          rejected := [{binary(), build_id_mismatch | crc_mismatch | malformed | no_symbols
+                                  | same_file}]}.
 -type start_error() :: already_started | superseded | enomem
                      | {sigprof_in_use, Description :: binary()}
                      | {unsupported, no_threads | cpu_timers | sigaction | unsupported()}
@@ -289,8 +298,10 @@ drain(Max) ->
 %% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP
 %% 29, whose beam.smp exports neither) or `none' (`frame_pointers' is then
 %% `unknown'); `mode', the walk of JIT frames a start uses: `fp' (frame
-%% pointers), `scan' (a return-address scan: no frame pointers, or the
-%% layout unknown) or `leaf' (`vm_internals' off: no JIT frame read); these
+%% pointers: the Erlang callers are walked) or `leaf' (no JIT frame read:
+%% `vm_internals' off, no frame pointers, or the layout unknown; a sample
+%% keeps its innermost Erlang function and its C frames, since without
+%% frame pointers no caller can be verified); these
 %% three as a start with `beamprof_config:vm_internals()' finds them (see
 %% info/1); `internal_reads', how many lookups of VM internals (the frame
 %% layout, the GDB JIT list, a search for its descriptor) this library has
@@ -352,6 +363,50 @@ jit_symbols(VmInternals) ->
         {error, _} = Error -> Error
     end.
 
+%% @doc A new set of full symbol tables (c_src/native/bp_objsyms.h): for
+%% each object `symbolize/2' meets, its own `.symtab', else a debug file
+%% found by build-id under `DebugRoot/.build-id/', else by its
+%% `.gnu_debuglink' (the object's directory, its `.debug/', then
+%% `DebugRoot' followed by the object's directory), checked by build-id or
+%% CRC-32. `DebugRoot' is gdb's debug-file-directory, `/usr/lib/debug' on
+%% Debian. The tables live as long as the returned term.
+-spec symbol_table(DebugRoot :: file:filename_all()) ->
+          symbol_table() | {error, enomem | {unsupported, unsupported()}}.
+symbol_table(DebugRoot) ->
+    Root = unicode:characters_to_binary(DebugRoot, file:native_name_encoding()),
+    case {load(), is_binary(Root)} of
+        {ok, true} -> nif_symbol_table(Root);
+        {ok, false} -> erlang:error({badarg, "Expected a directory name"}, [DebugRoot]);
+        {{error, _} = Error, _} -> Error
+    end.
+
+%% @doc As `symbolize/1', with `Table''s full symbol tables for what dladdr
+%% cannot name (loaded on first use of each object: file reads, on a dirty
+%% IO scheduler). An address that stays unnamed in an object answers
+%% `{Object, Offset}': the object's file name and the offset of its
+%% function's start from the object's base (`Object+0xOffset' as a frame).
+-spec symbolize(symbol_table(), Addrs) ->
+          [binary() | {Object :: binary(), Offset :: non_neg_integer()} | undefined]
+        | {error, {unsupported, unsupported()}} when
+      Addrs :: [non_neg_integer()].
+symbolize(Table, Addrs) ->
+    case load() of
+        ok -> nif_symbolize(Table, Addrs);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc What `Table' found for each object it was asked about, in the
+%% order met: `source' `symtab' (its own), `build_id' or `debuglink' (a
+%% debug file, `debug_file'), or `dynsym' (none: dladdr's exported names
+%% only); its `build_id' (hex) and `debuglink' (`undefined' when absent),
+%% the `symbols' kept, and the candidates `rejected' with why.
+-spec symbol_objects(symbol_table()) -> [symbol_object()] | {error, {unsupported, unsupported()}}.
+symbol_objects(Table) ->
+    case load() of
+        ok -> nif_symbol_objects(Table);
+        {error, _} = Error -> Error
+    end.
+
 %%--------------------------------------------------------------------
 %% NIF stubs (c_src/native/beamprof_native_nif.c)
 
@@ -372,6 +427,16 @@ nif_info(_VmInternals) -> ?NOT_LOADED.
 
 -spec nif_symbolize([non_neg_integer()]) -> [binary() | undefined].
 nif_symbolize(_Addrs) -> ?NOT_LOADED.
+
+-spec nif_symbol_table(binary()) -> symbol_table() | {error, enomem}.
+nif_symbol_table(_Root) -> ?NOT_LOADED.
+
+-spec nif_symbolize(symbol_table(), [non_neg_integer()]) ->
+          [binary() | {binary(), non_neg_integer()} | undefined].
+nif_symbolize(_Table, _Addrs) -> ?NOT_LOADED.
+
+-spec nif_symbol_objects(symbol_table()) -> [symbol_object()].
+nif_symbol_objects(_Table) -> ?NOT_LOADED.
 
 -spec nif_jit_symbols(boolean()) ->
           {ok, [{non_neg_integer(), non_neg_integer(), binary()}], map()}

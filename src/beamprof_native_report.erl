@@ -21,14 +21,13 @@
 %%
 %% Warnings: `native_rate_lowered' (the gate was closed and the rate under
 %% it was below the requested one), `native_no_samples' (the run has no
-%% sample: why), `native_leaf_only' (`process_vm_readv' denied),
-%% `perf_map_missing' (no `+JPperf map' or no frame pointers: the profile's
-%% `hint', as a warning).
+%% sample: why), `native_leaf_only' (`process_vm_readv' denied). Missing
+%% frame pointers or names are `beamprof_native''s `native_callers_dropped'.
 -module(beamprof_native_report).
 -include("beamprof_doc.hrl").
 ?MODULEDOC("The native run's gate, stray and degradation report (fields and warnings).").
 
--export([fields/2, warnings/2]).
+-export([fields/2, warnings/1]).
 
 %% The kernel delivers CPU-time timer signals at its tick (1-10 ms): a run
 %% shorter than this may get none whatever the rate.
@@ -51,11 +50,10 @@ fields(Info, Stray0) ->
 pct(_, 0) -> 0.0;
 pct(Part, All) -> round(1000 * Part / All) / 10.
 
-%% @doc The warnings of a run: `Info' as for fields/2, `Hint' the
-%% profile's hint about Erlang frames (`undefined' when none applies).
--spec warnings(Info :: map(), Hint :: binary() | undefined) -> [beamprof_warnings:warning()].
-warnings(Info, Hint) ->
-    lists:append([rate_lowered(Info), no_samples(Info), leaf_only(Info), perf_map(Hint)]).
+%% @doc The warnings of a run: `Info' as for fields/2.
+-spec warnings(Info :: map()) -> [beamprof_warnings:warning()].
+warnings(Info) ->
+    lists:append([rate_lowered(Info), no_samples(Info), leaf_only(Info)]).
 
 rate_lowered(#{gated := Gated, thinned := Thinned, hz := Hz, hz_under_gate := Low,
                gate_closed_ns := Ns})
@@ -111,6 +109,3 @@ leaf_only(#{vm_readv := denied}) ->
                            "function alone")];
 leaf_only(_) ->
     [].
-
-perf_map(undefined) -> [];
-perf_map(Hint) -> [beamprof_warnings:new(perf_map_missing, Hint)].

@@ -5,15 +5,24 @@
 %% with `+JPperf map | true' (source `perf_map'), else a snapshot of
 %% beam.smp's GDB JIT table (`gdb_jit', a VM internal: not with the
 %% `vm_internals' switch off), else none. Everything else goes
-%% through `dladdr' in one batch per call (`beamprof_native_nif:symbolize/1'),
-%% cached by address. Return addresses (every frame but the leaf) are looked
-%% up at address - 1, so a call at the very end of a function is not
-%% attributed to the next one.
+%% through `dladdr' and the objects' full symbol tables (`.symtab', else a
+%% debug file found by build-id or `.gnu_debuglink' under the debug root:
+%% `beamprof_native_nif:symbol_table/1') in one batch per call, cached by
+%% address. A C frame that stays unnamed is `Object+0xOffset' and is
+%% remembered (`unnamed/1'), so that `beamprof_native_csyms' can say what
+%% share of the samples it touches and which package names it. Return
+%% addresses (every frame but the leaf) are looked up at address - 1, so a
+%% call at the very end of a function is not attributed to the next one.
+%%
+%% The debug root is `/usr/lib/debug' (gdb's and perf's default), or the
+%% `beamprof' application's `debug_root' environment value (a directory
+%% name; meant for tests and for debug files kept elsewhere).
 -module(beamprof_native_sym).
 -include("beamprof_doc.hrl").
 ?MODULEDOC("Symbolizes native samples: JIT names, then dladdr.").
 
--export([new/0, new/1, new/2, source/1, refresh/1, symbolize/2, close/1]).
+-export([new/0, new/1, new/2, new/3, source/1, refresh/1, symbolize/2, close/1, unnamed/1,
+         objects/1, debug_root/0]).
 -export_type([sym/0, source/0]).
 
 -type source() :: perf_map | gdb_jit | none.
@@ -23,11 +32,16 @@
                    jit_at := integer(),
                    jit_missed := boolean(),
                    vm_internals := boolean(),
-                   cache := #{non_neg_integer() => binary() | undefined}}.
+                   cache := #{non_neg_integer() => binary() | undefined},
+                   table := beamprof_native_nif:symbol_table() | undefined,
+                   debug_root := binary(),
+                   unnamed := #{binary() => binary()}}.
 
 -define(UNKNOWN, <<"[unknown]">>).
 -define(CACHE_MAX, 50000).
 -define(JIT_REFRESH_MS, 1000).
+-define(UNNAMED_MAX, 100000).
+-define(DEBUG_ROOT, <<"/usr/lib/debug">>).
 
 %% @doc Chooses the best source this VM offers.
 -spec new() -> sym().
@@ -43,9 +57,37 @@ new(Want) ->
 %% the GDB JIT table (a forced `gdb_jit' gives source `none').
 -spec new(auto | source(), VmInternals :: boolean()) -> sym().
 new(Want, VmInternals) when is_boolean(VmInternals) ->
+    new(Want, VmInternals, debug_root()).
+
+%% @doc As new/2, looking for C debug files under `DebugRoot' instead of
+%% `debug_root/0'.
+-spec new(auto | source(), VmInternals :: boolean(), DebugRoot :: file:filename_all()) -> sym().
+new(Want, VmInternals, DebugRoot) when is_boolean(VmInternals) ->
+    Root = unicode:characters_to_binary(DebugRoot, file:native_name_encoding()),
+    Table = case beamprof_native_nif:symbol_table(Root) of
+                {error, _} -> undefined;
+                T -> T
+            end,
     Sym = #{source => none, perfmap => undefined, jit => undefined, jit_at => 0,
-            jit_missed => false, vm_internals => VmInternals, cache => #{}},
+            jit_missed => false, vm_internals => VmInternals, cache => #{},
+            table => Table, debug_root => Root, unnamed => #{}},
     choose(Want, Sym).
+
+%% @doc Where C debug files are looked for: the `beamprof' application's
+%% `debug_root' (a non-empty directory name), else `/usr/lib/debug'.
+-spec debug_root() -> binary().
+debug_root() ->
+    case application:get_env(beamprof, debug_root) of
+        {ok, Dir} when is_list(Dir), Dir =/= []; is_binary(Dir), Dir =/= <<>> ->
+            case unicode:characters_to_binary(Dir, file:native_name_encoding()) of
+                Bin when is_binary(Bin) -> Bin;
+                _ -> erlang:error({badarg, "Expected debug_root to be a directory name"}, [Dir])
+            end;
+        {ok, Dir} ->
+            erlang:error({badarg, "Expected debug_root to be a directory name"}, [Dir]);
+        undefined ->
+            ?DEBUG_ROOT
+    end.
 
 choose(Want, Sym) when Want =:= auto; Want =:= perf_map ->
     case beamprof_perfmap:open() of
@@ -122,11 +164,29 @@ adjust([Leaf | Callers]) -> [Leaf | [max(A - 1, 0) || A <- Callers]].
 resolve_native(Addrs, #{cache := Cache0} = Sym) ->
     Cache = case map_size(Cache0) > ?CACHE_MAX of true -> #{}; false -> Cache0 end,
     Wanted = [A || A <- Addrs, not is_map_key(A, Cache)],
-    Names = symbolize_chunks(Wanted),
-    Missed = lists:member(undefined, Names),
-    New = lists:foldl(fun({A, N}, C) -> C#{A => simple(N)} end, Cache,
-                      lists:zip(Wanted, Names)),
-    Sym#{cache := New, jit_missed := maps:get(jit_missed, Sym) orelse Missed}.
+    Results = symbolize_chunks(Wanted, maps:get(table, Sym)),
+    Missed = lists:member(undefined, Results),
+    {Names, Unnamed} = frames(Results, maps:get(unnamed, Sym)),
+    New = lists:foldl(fun({A, N}, C) -> C#{A => N} end, Cache, lists:zip(Wanted, Names)),
+    Sym#{cache := New, unnamed := Unnamed,
+         jit_missed := maps:get(jit_missed, Sym) orelse Missed}.
+
+%% Results as frames: a name (simplified), `Object+0xOffset' for an
+%% address no table names (remembered in Unnamed), undefined.
+frames(Results, Unnamed0) ->
+    lists:mapfoldl(fun frame/2, Unnamed0, Results).
+
+frame({Object, Offset}, Unnamed) ->
+    Hex = string:lowercase(integer_to_binary(Offset, 16)),
+    Bin = <<Object/binary, "+0x", Hex/binary>>,
+    case map_size(Unnamed) < ?UNNAMED_MAX of
+        true -> {Bin, Unnamed#{Bin => Object}};
+        false -> {Bin, Unnamed}
+    end;
+frame(undefined, Unnamed) ->
+    {undefined, Unnamed};
+frame(Name, Unnamed) ->
+    {simple(Name), Unnamed}.
 
 %% A plain C++ function's mangled name (`_Z<len><name>...', no namespace)
 %% as its name: `_Z17beam_jit_call_nifP7process...' -> `beam_jit_call_nif'.
@@ -140,18 +200,23 @@ simple(<<"_Z", Rest/binary>> = Name) ->
 simple(Name) ->
     Name.
 
-symbolize_chunks([]) ->
+symbolize_chunks([], _Table) ->
     [];
-symbolize_chunks(Addrs) when length(Addrs) > 10000 ->
+symbolize_chunks(Addrs, Table) when length(Addrs) > 10000 ->
     {Chunk, Rest} = lists:split(10000, Addrs),
-    names(Chunk) ++ symbolize_chunks(Rest);
-symbolize_chunks(Addrs) ->
-    names(Addrs).
+    names(Chunk, Table) ++ symbolize_chunks(Rest, Table);
+symbolize_chunks(Addrs, Table) ->
+    names(Addrs, Table).
 
-%% dladdr names; none when the native library is unavailable (a collector
-%% only runs once it started, so this is the library gone since).
-names(Addrs) ->
-    case beamprof_native_nif:symbolize(Addrs) of
+%% dladdr and full-table names; none when the native library is unavailable
+%% (a collector only runs once it started, so this is the library gone
+%% since). Without a table (out of memory), dladdr's alone.
+names(Addrs, Table) ->
+    Result = case Table of
+                 undefined -> beamprof_native_nif:symbolize(Addrs);
+                 _ -> beamprof_native_nif:symbolize(Table, Addrs)
+             end,
+    case Result of
         Names when is_list(Names) -> Names;
         {error, _} -> [undefined || _ <- Addrs]
     end.
@@ -168,7 +233,24 @@ jit_name(A, #{source := perf_map, perfmap := Map}) -> beamprof_perfmap:lookup(Ma
 jit_name(A, #{source := gdb_jit, jit := Tab}) -> beamprof_symtab:lookup(Tab, A);
 jit_name(_A, _Sym) -> undefined.
 
-%% @doc Frees the tables.
+%% @doc The C frames that stayed unnamed so far (`Object+0xOffset', at
+%% most 100,000 of them), each with its object's file name.
+-spec unnamed(sym()) -> #{Frame :: binary() => Object :: binary()}.
+unnamed(#{unnamed := Unnamed}) -> Unnamed.
+
+%% @doc What the full symbol tables found for each object met so far (see
+%% `beamprof_native_nif:symbol_objects/1'), and the debug root searched.
+-spec objects(sym()) -> {[beamprof_native_nif:symbol_object()], DebugRoot :: binary()}.
+objects(#{table := undefined, debug_root := Root}) ->
+    {[], Root};
+objects(#{table := Table, debug_root := Root}) ->
+    case beamprof_native_nif:symbol_objects(Table) of
+        Objects when is_list(Objects) -> {Objects, Root};
+        {error, _} -> {[], Root}
+    end.
+
+%% @doc Frees the tables (the C symbol tables go with the last reference
+%% to the symbolizer: `unnamed/1' and `objects/1' still answer).
 -spec close(sym()) -> ok.
 close(#{perfmap := Map, jit := Tab}) ->
     _ = Map =/= undefined andalso beamprof_perfmap:close(Map) =:= ok,

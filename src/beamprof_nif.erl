@@ -37,7 +37,7 @@ c_src/README.md, "The channel").
          scan_window_new/0, scan_window_begin/2, scan_window_update/4,
          scan_window_update/6, scan_window_cached/4, scan_window_reds/4,
          scan_window_info/1, scan_thread_cpu/0, scan_ptab_fill/3,
-         scan_window_release/1, scan_buf_release/1]).
+         scan_window_release/1, scan_buf_release/1, scan_reaper_info/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
@@ -46,7 +46,7 @@ c_src/README.md, "The channel").
 
 -type gate_state() :: open | closed.
 -type gate_reason() :: none | {scheduler, float()} | {memory, float()}.
--type sched_source() :: erlang | os_cpu | none.
+-type sched_source() :: erlang | os_cpu | starved | none.
 -type thread_type() :: normal | dirty_cpu | dirty_io.
 -type config() :: #{tick_ms := 1..60000,
                     scheduler_high := float(),
@@ -55,7 +55,12 @@ c_src/README.md, "The channel").
                     memory_low := float(),
                     reopen_ticks := pos_integer(),
                     memory_limit := non_neg_integer(),
-                    schedulers_online => 1..1024}.
+                    schedulers_online => 1..1024,
+                    heartbeat_ms => 10..3600000,
+                    test_hide_threads => boolean()}.
+%% `heartbeat_ms' (default 1000): ping the notify pid at least this often
+%% whatever demand reads. `test_hide_threads' (tests only, default false):
+%% the thread acts as if it found no scheduler thread (blind).
 -type history_entry() :: {MonoNs :: integer(),
                           SchedRatio :: float(), % -1.0: not known that tick
                           sched_source(), OsCpuRatio :: float(),
@@ -102,12 +107,17 @@ priv_dir() ->
 -spec gate() -> gate_state().
 gate() -> ?NOT_LOADED.
 
-%% @doc The published gate with its reason, the scheduler figure's source,
-%% whether the sampler runs, and when the state last changed
-%% (comparable to `erlang:monotonic_time(nanosecond)').
--spec gate_info() -> #{state := gate_state(), reason := gate_reason(),
+%% @doc The published gate with its reason (`not_running' while no sampler
+%% runs), the scheduler figure's source, whether the sampler runs, when the
+%% state last changed (comparable to `erlang:monotonic_time(nanosecond)'),
+%% whether the thread is blind (sees no scheduler thread), the heartbeat,
+%% the pings sent so far and when the Erlang side last reported (same clock,
+%% or `undefined').
+-spec gate_info() -> #{state := gate_state(), reason := gate_reason() | not_running,
                        source := sched_source(), running := boolean(),
-                       changed_at := integer()}.
+                       changed_at := integer(), blind := boolean(),
+                       heartbeat_ms := pos_integer(), pings := non_neg_integer(),
+                       reported_at := integer() | undefined}.
 gate_info() -> ?NOT_LOADED.
 
 %% @doc Starts the sampler thread, or reconfigures the running one in place
@@ -213,6 +223,12 @@ scan_window_release(_Window) -> ?NOT_LOADED.
 %% processes); the buffer stays usable, empty.
 -spec scan_buf_release(Buf :: reference()) -> ok.
 scan_buf_release(_Buf) -> ?NOT_LOADED.
+
+%% @doc How many blocks the core's reaper thread has freed: the large tables
+%% and buffers that resource destructors and window regrowth hand it rather
+%% than free them on a scheduler (c_src/core/bp_reaper.h).
+-spec scan_reaper_info() -> #{freed := non_neg_integer()}.
+scan_reaper_info() -> ?NOT_LOADED.
 
 -spec scan_buf_info(Buf :: reference()) -> #{size := non_neg_integer(),
                                              taken := non_neg_integer()}.

@@ -8,32 +8,65 @@
 %%
 %% A call goes: `enabled' false, or the rate's draw says no: `Fun()' as a tail call, nothing
 %% else (one random draw: `rand:mwc59/1' on a state in the process dictionary). Drawn: the
-%% `env' check, then the gate (`check_load'); a closed gate runs `Fun' unprofiled and emits
-%% the stop (or exception) event with `skipped => gate_closed' in its metadata. Otherwise the
-%% strategy runs around the call. An exception in `Fun' is re-raised with its class, reason
-%% and stacktrace after the exception event.
+%% `env' check; then the output (strategies `sample' and `flame_graph' with `output'): its
+%% directory must exist and be writable, and the path must not be a directory, or the API
+%% answers `{error, {unwritable, Path, Reason}}' without calling `Fun' (a decorated
+%% function runs unprofiled, the problem is logged and its stop event says `skipped =>
+%% {unwritable, Path, Reason}'); then the gate (`check_load', default `true'): a closed gate
+%% runs `Fun' unprofiled and emits the stop (or exception) event with `skipped =>
+%% gate_closed' in its metadata, every strategy alike. Otherwise the strategy runs around
+%% the call. An exception in `Fun' is re-raised with its class, reason and stacktrace after
+%% the exception event. Every other option is checked when the options are compiled,
+%% before anything runs (`{badarg, Message}').
+%%
+%% The output may be any chardata (a string, a binary as Elixir passes, a deep list of
+%% both); the format comes from its extension unless `format' is given.
+%%
+%% A file that still cannot be written after the call (its directory removed meanwhile) is
+%% logged (a logger warning with no domain, so that a plain shell prints it; metadata
+%% `beamprof => write_failed') and said in the events (`error'); the call's own value is
+%% returned unchanged: decorated production code never sees it.
+%%
+%% `async => true': the caller returns the call's value as soon as the call is done, for
+%% every strategy; its stop or exception event, the reports and all the work that feeds
+%% them run in another process: the sampler (`sample', `flame_graph'), a spawned process
+%% (`memory', and the stop event of a call that ran unprofiled), or the process that holds
+%% the trace settings for the tracing strategies (the lock's holder, or the trace
+%% session's owner on OTP 27+), which walks call_time, analyses cprof or runs fprof's
+%% profile and analysis, reports, and only then clears the settings and releases the lock.
+%% An API call that finds the lock held by such an analysis waits for it (60 s at most);
+%% a decorated call runs unprofiled (`skipped => {busy, Strategy}').
 %%
 %% Events (prefix `[beamprof]' by default), all with metadata `module', `function', `arity',
 %% `strategy', `metadata' (the user's), `entry' (the entry point: profile, profile_if_slow, ...):
 %% <ul>
 %% <li>`[profile, start]' `#{system_time}'</li>
-%% <li>`[profile, stop]' `#{duration}' (native units); `skipped' in metadata when not
-%%     profiled</li>
-%% <li>`[profile, exception]' `#{duration}'; metadata `kind', `reason', `stacktrace'</li>
-%% <li>`[profile, sample]' `#{samples}'; metadata `profile' (the flame-graph profile),
-%%     `truncated', `output' (a written file, when asked)</li>
+%% <li>`[profile, stop]' `#{duration}' (native units). A call that ran unprofiled has
+%%     `skipped' (`gate_closed', `{busy, Strategy}', `already_traced', `{unavailable,
+%%     Module}', `{unwritable, Path, Reason}') and `warnings' (one `profile_skipped' entry
+%%     saying why). For `sample' and `flame_graph' it comes once the profile is built and
+%%     written and carries what `sample' does below: `warnings', `output' and `error'.</li>
+%% <li>`[profile, exception]' `#{duration}'; metadata `kind', `reason', `stacktrace' (and
+%%     the same keys as stop)</li>
+%% <li>`[profile, sample]' `#{samples}'; metadata `profile' (the flame-graph profile; its
+%%     title says why when it holds no sample), `truncated', `output' (the file written, or
+%%     `undefined'), `error' (`{write_failed, Path, Reason}' when the file could not be
+%%     written), `warnings' (`[]', or a `profile_no_samples' entry: the call was shorter
+%%     than the interval, or the sampler got no reading in on a loaded node)</li>
 %% <li>`[profile, slow_operation]' `#{duration, threshold}' (native units, ms)</li>
 %% <li>`[profile, production]' `#{duration}'</li>
 %% <li>`[profile, memory]' `#{before, after, delta}' (bytes of `erlang:memory(total)');
 %%     metadata `by_type', `process'</li>
-%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100), `call_graph',
-%%     `time_us' (eprof), `tracing' (`session': a trace session of its own, OTP 27+ for
-%%     calls, eprof and cprof; `global': global tracing, under the node-wide lock) and
-%%     `warnings' (`beamprof_warnings' entries; `global_tracer_active' when another
-%%     tracer used global tracing as the profile started)</li>
+%% <li>`[profile, calls]' `#{calls}'; metadata `functions' (top 100, each function once),
+%%     `call_graph' (each function once, with its callers and callees), `time_us' (eprof),
+%%     `tracing' (`session': a trace session of its own, OTP 27+ for calls, eprof and
+%%     cprof; `global': global tracing, under the node-wide lock) and `warnings'
+%%     (`beamprof_warnings' entries; `global_tracer_active' when another tracer used
+%%     global tracing as the profile started)</li>
 %% <li>`[profile, complete]' `#{duration, memory_delta, samples}': the profile is done
 %%     (after the file is written); `memory_delta' is the calling process's memory change
-%%     in bytes</li>
+%%     in bytes; for `sample' and `flame_graph' the metadata has `warnings', `output' and
+%%     `error' as `sample' does</li>
 %% </ul>
 -module(beamprof_profile).
 
@@ -78,7 +111,8 @@ profile_memory(Fun, Options) -> api(profile_memory, Fun, Options).
 profile_calls(Fun, Options) -> api(profile_calls, Fun, Options).
 
 %% @doc Samples `Fun' and writes a flame graph to `output' (`format' svg, html, speedscope
-%% or folded; from the file name's extension by default).
+%% or folded; from the file name's extension by default). Answers `{error, {unwritable,
+%% Path, Reason}}' without calling `Fun' when the file cannot be written there.
 -spec flame_graph(Fun, Options) -> term() when Fun :: body(), Options :: options().
 flame_graph(Fun, Options) -> api(flame_graph, Fun, Options).
 
@@ -134,13 +168,28 @@ drawn(#{env := Envs} = C, Fun, MFA, Mode) ->
     case get(?ACTIVE) =:= undefined andalso
         (Envs =:= all orelse lists:member(beamprof_profile_opts:current_env(), Envs)) of
         false -> Fun();
-        true -> gated(C, Fun, meta(C, Fun, MFA), Mode)
+        true -> writable(C, Fun, meta(C, Fun, MFA), Mode)
     end.
+
+%% A file to write is checked before anything runs: the API answers `{error, {unwritable,
+%% Path, Reason}}' without calling Fun; a decorated function runs unprofiled (it must run)
+%% and the problem is logged and said in its stop event.
+writable(#{output := Output, strategy := S} = C, Fun, Meta, Mode)
+  when Output =/= undefined, (S =:= sample orelse S =:= flame_graph) ->
+    case beamprof_file:check_writable(Output) of
+        ok -> gated(C, Fun, Meta, Mode);
+        {error, Reason} when Mode =:= api -> {error, {unwritable, Output, Reason}};
+        {error, Reason} ->
+            _ = beamprof_file:write_failed(Output, Reason),
+            unprofiled(C, Fun, skipped(Meta, {unwritable, Output, Reason}))
+    end;
+writable(C, Fun, Meta, Mode) ->
+    gated(C, Fun, Meta, Mode).
 
 gated(#{check_load := true} = C, Fun, Meta, Mode) ->
     case beamprof_nif:gate() of
         open -> profiled(C, Fun, Meta, Mode);
-        closed -> unprofiled(C, Fun, Meta#{skipped => gate_closed})
+        closed -> unprofiled(C, Fun, skipped(Meta, gate_closed))
     end;
 gated(C, Fun, Meta, Mode) ->
     profiled(C, Fun, Meta, Mode).
@@ -162,15 +211,14 @@ fun_mfa(Fun) ->
 
 unprofiled(C, Fun, Meta) ->
     {Outcome, Duration, _} = timed(Fun),
-    ended(C, Outcome, Duration, Meta),
+    off_path(C, fun() -> ended(C, Outcome, Duration, Meta) end),
     result(Outcome).
 
 profiled(#{strategy := S} = C, Fun, Meta, _Mode) when S =:= sample; S =:= flame_graph ->
     start_event(C, Meta),
     Sampler = beamprof_profile_sample:start(self(), sampler_options(C)),
     {Outcome, Duration, MemDelta} = timed(Fun),
-    ended(C, Outcome, Duration, Meta),
-    Report = fun(R) -> sample_report(C, Meta, Duration, MemDelta, R) end,
+    Report = fun(R) -> sample_report(C, Meta, Outcome, Duration, MemDelta, R) end,
     case C of
         #{async := true} -> beamprof_profile_sample:stop_async(Sampler, Report);
         _ -> Report(beamprof_profile_sample:stop(Sampler))
@@ -181,23 +229,35 @@ profiled(#{strategy := memory} = C, Fun, Meta, _Mode) ->
     Before = beamprof_profile_memory:before(),
     {Outcome, Duration, MemDelta} = timed(Fun),
     Result = beamprof_profile_memory:after_call(Before),
-    ended(C, Outcome, Duration, Meta),
-    off_path(C, fun() -> memory_report(C, Meta, Duration, MemDelta, Result) end),
+    off_path(C, fun() ->
+                        ended(C, Outcome, Duration, Meta),
+                        memory_report(C, Meta, Duration, MemDelta, Result)
+                end),
     result(Outcome);
-profiled(#{strategy := S} = C, Fun, Meta, Mode) ->
+profiled(#{strategy := S, async := Async} = C, Fun, Meta, Mode) ->
     Started = fun() -> start_event(C, Meta) end,
     %% Only Fun runs inside the traced window: the readings here are not counted.
     Call = fun() -> outcome(Fun) end,
-    {Traced, MemDelta} = active(fun() -> beamprof_profile_trace:run(S, Started, Call) end),
+    Run = #{async => Async, wait => Mode =:= api},
+    {Traced, MemDelta} = active(fun() -> beamprof_profile_trace:run(S, Started, Call, Run) end),
+    Report = fun(Outcome, Duration) ->
+                     fun(Result) ->
+                             ended(C, Outcome, Duration, Meta),
+                             calls_report(C, Meta, Duration, MemDelta, Result)
+                     end
+             end,
     case Traced of
         {ok, Outcome, Duration, Result} ->
-            ended(C, Outcome, Duration, Meta),
-            off_path(C, fun() -> calls_report(C, Meta, Duration, MemDelta, Result) end),
+            (Report(Outcome, Duration))(Result),
+            result(Outcome);
+        {async, Outcome, Duration, Then} ->
+            %% The holder of the trace settings analyses and reports.
+            ok = Then(Report(Outcome, Duration)),
             result(Outcome);
         {error, Reason} when Mode =:= api ->
             {error, Reason};
         {error, Reason} ->
-            unprofiled(C, Fun, Meta#{skipped => Reason})
+            unprofiled(C, Fun, skipped(Meta, Reason))
     end.
 
 sampler_options(#{interval := I, duration := D, threshold := T}) ->
@@ -243,18 +303,52 @@ ended(C, {Class, Reason, Stack}, Duration, Meta) ->
     emit(C, exception, #{duration => Duration},
          Meta#{kind => Class, reason => Reason, stacktrace => Stack}).
 
-sample_report(C, Meta, Duration, _MemDelta, #{started := false}) ->
+sample_report(C, Meta, Outcome, Duration, _MemDelta, #{started := false}) ->
     %% A call faster than the threshold: never sampled, nothing to report.
+    ended(C, Outcome, Duration, Meta),
     production(C, Meta, Duration);
-sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, Duration,
-              MemDelta, #{samples := N, truncated := Cut} = Result) ->
+sample_report(#{threshold := T, output := Output, format := Format} = C, Meta, Outcome,
+              Duration, MemDelta, #{samples := N, truncated := Cut} = Result) ->
+    Warnings = no_samples(C, N, Duration),
+    Profile = beamprof_profile_sample:profile(Result, title(Meta, Warnings)),
+    Done = maps:merge(Meta#{warnings => Warnings}, write(Profile, Output, Format)),
+    ended(C, Outcome, Duration, Done),
     slow(C, Meta, Duration, T),
     production(C, Meta, Duration),
-    Profile = beamprof_profile_sample:profile(Result, title(Meta)),
-    Written = write(Profile, Output, Format),
-    emit(C, sample, #{samples => N}, Meta#{profile => Profile, truncated => Cut, output => Written}),
-    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => N},
-         Meta#{output => Written}).
+    emit(C, sample, #{samples => N}, Done#{profile => Profile, truncated => Cut}),
+    emit(C, complete, #{duration => Duration, memory_delta => MemDelta, samples => N}, Done).
+
+%% A profile without samples says why: the call was shorter than the interval, or the
+%% sampler got no reading in (a loaded node: it waits for a scheduler like any process).
+no_samples(#{interval := I, threshold := T}, 0, Duration) ->
+    Ms = erlang:convert_time_unit(Duration, native, millisecond),
+    Sampled = Ms - case T of undefined -> 0; _ -> T end,
+    Message = case Sampled < I of
+                  true -> io_lib:format("no samples: the call took ~B ms, less than the "
+                                        "sampling interval (~B ms); use a smaller interval, "
+                                        "or strategy calls or eprof for short calls", [Ms, I]);
+                  false -> io_lib:format("no samples: no reading of the call's stack was "
+                                         "made in ~B ms at ~B ms intervals (the sampler got "
+                                         "no scheduler in time: a loaded node)", [Sampled, I])
+              end,
+    [beamprof_warnings:new(profile_no_samples, Message)];
+no_samples(_C, _N, _Duration) ->
+    [].
+
+%% Meta of a call that ran unprofiled: why (`skipped') and a warning saying it.
+skipped(Meta, Reason) ->
+    Meta#{skipped => Reason,
+          warnings => [beamprof_warnings:new(profile_skipped,
+                                             ["the call ran unprofiled: ", skip_text(Reason)])]}.
+
+skip_text(gate_closed) ->
+    "beamprof's load gate was closed (the node is busy); check_load => false profiles anyway";
+skip_text({busy, S}) ->
+    io_lib:format("a ~0tp profile held global tracing", [S]);
+skip_text({unwritable, Path, Reason}) ->
+    io_lib:format("the output ~0tp cannot be written (~0tp)", [Path, Reason]);
+skip_text(Reason) ->
+    io_lib:format("~0tp", [Reason]).
 
 memory_report(#{threshold := T} = C, Meta, Duration, MemDelta,
               #{before := B, 'after' := A, delta := D} = Result) ->
@@ -284,14 +378,18 @@ production(#{kind := profile_production} = C, Meta, Duration) ->
 production(_C, _Meta, _Duration) ->
     ok.
 
-title(#{module := M, function := F, arity := A}) ->
-    unicode:characters_to_binary(io_lib:format("~ts:~ts/~B", [M, F, A])).
+title(#{module := M, function := F, arity := A}, Warnings) ->
+    unicode:characters_to_binary([io_lib:format("~ts:~ts/~B", [M, F, A]),
+                                  [[" (", Message, ")"] || #{message := Message} <- Warnings]]).
 
-write(_Profile, undefined, _Format) -> undefined;
+%% What the events say of the file: `output' (the path written, or undefined), and
+%% `error' when writing failed (logged too: nobody may be watching the events).
+write(_Profile, undefined, _Format) -> #{output => undefined};
 write(Profile, Output, Format) ->
     case beamprof_flame:write(Profile, Output, Format) of
-        {ok, Path} -> Path;
-        Error -> Error
+        {ok, Path} -> #{output => Path};
+        {error, Reason} -> #{output => undefined,
+                             error => beamprof_file:write_failed(Output, Reason)}
     end.
 
 emit(#{emit_metrics := false}, _Event, _Measurements, _Meta) -> ok;

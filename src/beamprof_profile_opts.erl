@@ -61,7 +61,8 @@ cache(Kind, Options) ->
 compile(Kind, Options) ->
     Map = beamprof_opts:to_map(Options),
     maps:foreach(fun(K, V) -> check(K, V, Options) end, Map),
-    Merged = maps:merge(defaults(Kind), rate_alias(Map, Options)),
+    Merged0 = maps:merge(defaults(Kind), rate_alias(Map, Options)),
+    Merged = Merged0#{output => flat(maps:get(output, Merged0))},
     Compiled = Merged#{kind => Kind, compiled => true, draw => draw(Merged),
                        format => format(Merged)},
     check_strategy(Kind, Compiled, Options),
@@ -103,10 +104,17 @@ rate_alias(#{sample_rate := R} = Map, _) -> Map#{rate => float(R)};
 rate_alias(#{rate := R} = Map, _) -> Map#{rate => float(R)};
 rate_alias(Map, _) -> Map.
 
+%% Any chardata names a file: kept flat (a binary as it is, anything else a string).
+flat(undefined) -> undefined;
+flat(Path) ->
+    {ok, Flat} = beamprof_file:path(Path),
+    Flat.
+
 format(#{format := F}) when F =/= undefined -> F;
 format(#{output := undefined}) -> undefined;
 format(#{output := Path}) ->
-    case string:lowercase(filename:extension(unicode:characters_to_list(Path))) of
+    Ext = unicode:characters_to_list(filename:extension(Path)),
+    case is_list(Ext) andalso string:lowercase(Ext) of
         ".html" -> html;
         ".json" -> speedscope;
         ".folded" -> folded;
@@ -127,10 +135,10 @@ check(env, V, _) when is_list(V) -> ok;
 check(K, V, _) when is_boolean(V), (K =:= enabled orelse K =:= async orelse
                                     K =:= emit_metrics orelse K =:= check_load) -> ok;
 check(metadata, V, _) when is_map(V) -> ok;
-check(output, V, _) when is_binary(V); is_list(V), V =/= [] ->
-    case unicode:characters_to_list(V) of
-        L when is_list(L) -> ok;
-        _ -> bad_option(output, V)
+check(output, V, _) ->
+    case beamprof_file:path(V) of
+        {ok, _} -> ok;
+        error -> bad_option(output, V)
     end;
 check(format, V, _) when V =:= svg; V =:= html; V =:= speedscope; V =:= folded -> ok;
 check(K, V, O) ->
@@ -179,6 +187,6 @@ expectation(interval) -> "an integer of milliseconds in 1..60000";
 expectation(threshold) -> "a non-negative integer (ms, or bytes for memory)";
 expectation(env) -> "all or a list of environments";
 expectation(metadata) -> "a map";
-expectation(output) -> "a file name (string or binary)";
+expectation(output) -> "a file name (string, binary or chardata)";
 expectation(format) -> "one of svg, html, speedscope, folded";
 expectation(_) -> "a boolean".

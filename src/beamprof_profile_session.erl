@@ -10,7 +10,9 @@
 %% The session belongs to an owner process, which is also its tracer (these
 %% strategies set counters, so no trace message is sent): it monitors the
 %% caller and destroys the session on release or when the caller dies, which
-%% undoes every setting of the session at once. Were the owner killed, the
+%% undoes every setting of the session at once. With `async', the caller hands
+%% the owner the reading of the counters and the report: the owner does them,
+%% then destroys the session. Were the owner killed, the
 %% session would go with the last copy of its handle (a dropped handle
 %% destroys its session).
 -module(beamprof_profile_session).
@@ -18,7 +20,7 @@
 -include("beamprof_doc.hrl").
 ?MODULEDOC("calls, eprof and cprof in a trace session of their own (OTP 27+).").
 
--export([available/0, applies/1, run/3]).
+-export([available/0, applies/1, run/4]).
 
 %% OTP 25 and 26 have no `trace' module: it is passed as an argument, so that neither
 %% xref nor dialyzer sees a literal call to it there (as beamprof_events does for telemetry).
@@ -38,22 +40,31 @@ applies(Strategy) ->
     (Strategy =:= calls orelse Strategy =:= eprof orelse Strategy =:= cprof)
         andalso available().
 
-%% @doc As `beamprof_profile_trace:run/3', in a session of its own: calls
+%% @doc As `beamprof_profile_trace:run/4', in a session of its own: calls
 %% `Started()', then `Call' under `Strategy'. The result says
-%% `tracing => session' and has no warnings.
--spec run(Strategy, Started, Call) -> {ok, Result, integer(), map()} when
+%% `tracing => session' and has no warnings. With `async', the session's
+%% owner reads the counters, reports and destroys the session.
+-spec run(Strategy, Started, Call, Mode) -> beamprof_profile_trace:outcome() when
       Strategy :: calls | eprof | cprof, Started :: fun(() -> any()),
-      Call :: fun(() -> Result), Result :: term().
-run(Strategy, Started, Call) ->
-    run(?TRACE, Strategy, Started, Call).
+      Call :: fun(() -> term()), Mode :: beamprof_profile_trace:mode().
+run(Strategy, Started, Call, #{async := Async}) ->
+    run(?TRACE, Strategy, Started, Call, Async).
 
-run(T, Strategy, Started, Call) ->
+run(T, Strategy, Started, Call, Async) ->
     {Owner, Session} = open(T),
     try
         _ = Started(),
-        {ok, Outcome, Duration, Result} = traced(T, Strategy, {Owner, Session}, Call),
-        {ok, Outcome, Duration, Result#{tracing => session, warnings => []}}
-    after close(Owner)
+        traced(T, Strategy, {Owner, Session}, Call)
+    of
+        {ok, Outcome, Duration, Analyse0} ->
+            Analyse = fun() -> (Analyse0())#{tracing => session, warnings => []} end,
+            case Async of
+                true -> {async, Outcome, Duration, beamprof_profile_trace:handoff(Owner, Analyse)};
+                false -> try {ok, Outcome, Duration, Analyse()} after close(Owner) end
+            end
+    catch Class:Reason:Stack ->
+            close(Owner),
+            erlang:raise(Class, Reason, Stack)
     end.
 
 %% cprof counts every process's calls: pausing the counters is seen on its way in (the
@@ -69,8 +80,10 @@ traced(T, cprof, {_Owner, S}, Call) ->
               end,
     Duration = erlang:monotonic_time() - T0,
     {ok, Outcome, Duration,
-     beamprof_profile_counts:call_count(fun(MFA) -> T:info(S, MFA, call_count) end,
-                                        #{{erts_internal, trace_pattern, 4} => 1})};
+     fun() ->
+             beamprof_profile_counts:call_count(fun(MFA) -> T:info(S, MFA, call_count) end,
+                                                #{{erts_internal, trace_pattern, 4} => 1})
+     end};
 %% calls and eprof count this process's calls only: the owner turns its flag off, so that
 %% no call of ours is counted after Call (a send and a receive are not calls).
 traced(T, Strategy, {Owner, S}, Call) ->
@@ -90,8 +103,10 @@ traced(T, Strategy, {Owner, S}, Call) ->
     Duration = erlang:monotonic_time() - T0,
     demonitor(Mon, [flush]),
     {ok, Outcome, Duration,
-     beamprof_profile_counts:call_time(Strategy, Self,
-                                       fun(MFA) -> T:info(S, MFA, call_time) end, #{})}.
+     fun() ->
+             beamprof_profile_counts:call_time(Strategy, Self,
+                                               fun(MFA) -> T:info(S, MFA, call_time) end, #{})
+     end}.
 
 %% --- the session's owner -------------------------------------------------------------------
 
@@ -122,6 +137,10 @@ owner_loop(T, Caller, Mon, Session) ->
             Caller ! {self(), untraced},
             owner_loop(T, Caller, Mon, Session);
         {release, Caller} -> _ = T:session_destroy(Session), ok;
+        {analyse, Caller, Work} ->
+            beamprof_profile_trace:analyse(Work),
+            _ = T:session_destroy(Session),
+            ok;
         {'DOWN', Mon, process, Caller, _} -> _ = T:session_destroy(Session), ok;
         _ -> owner_loop(T, Caller, Mon, Session)
     end.

@@ -18,7 +18,9 @@
 %% At start it checks the C side's scheduler thread table against
 %% `erlang:system_info/1' (`beamprof_vm:thread_warnings/0'): a kind of
 %% scheduler whose threads were not all found is logged once, here, and
-%% stays in every sample's `warnings' (snapshot and event metadata).
+%% stays in every sample's `warnings' (snapshot and event metadata). A blind
+%% gate (`gate_blind', see `beamprof_gate') is added to the samples taken
+%% while it lasts.
 -module(beamprof_sampler).
 -behaviour(gen_server).
 
@@ -116,8 +118,12 @@ emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emit
     State#state{from = Reading, last = Sample, emits = Emits + 1, online = Online,
                 next_emit = next(State#state.next_emit, Interval, Now)}.
 
+%% The sample with the gate's info; its warnings are the thread check's and
+%% the gate's (`gate_blind').
 sample(From, Reading, #state{warnings = Warnings}) ->
-    (beamprof_vm:sample(From, Reading, beamprof_nif:gate_info()))#{warnings => Warnings}.
+    Gate = beamprof_gate:info(),
+    (beamprof_vm:sample(From, Reading, Gate))#{
+        warnings => beamprof_warnings:merge(Warnings, maps:get(warnings, Gate))}.
 
 %% The next deadline on the fixed grid; a late tick skips what it missed
 %% rather than firing a burst.

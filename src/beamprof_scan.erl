@@ -13,7 +13,11 @@
 %% beamprof running, over the time since the periodic scan's last pass
 %% (`beamprof_scan_server'); otherwise the call takes a baseline pass, waits
 %% `window_ms' (default 500) and takes the real one. The window table is
-%% linear in the process count (two generations in C).
+%% linear in the process count (two generations in C). When it cannot be
+%% allocated nothing is ranked by reductions (`top(reductions, N)' returns
+%% `[]' and logs a warning; `top_all/1' says `scan_window_unavailable' in its
+%% `warnings'). With `scan_interval => off' the server keeps no window: the
+%% call takes its own baseline pass and wait.
 %%
 %% Cost (500k idle processes, 2 cores, see bench/scan_bench.erl and the
 %% README): about one `process_info/2' call per process for
@@ -44,7 +48,10 @@
                   warnings := [beamprof_warnings:warning()]}.
 %% `source': where the pass's pids came from (`ptab_walk',
 %% `processes_iterator' or `processes'); `warnings': why, when it is a
-%% fallback (`enumeration_fallback', `vm_internals_off').
+%% fallback (`enumeration_fallback', `vm_internals_off'), and
+%% `scan_window_unavailable' when the reductions window's table could not be
+%% allocated (then `reductions' is `[]': a lifetime total is not ranked as a
+%% delta).
 
 -define(KEYS, [message_queue_len, memory, reductions, total_heap_size]).
 -define(PORT_KEYS, [queue_size, memory, input, output]).
@@ -69,7 +76,11 @@ top(Key, N, Opts) ->
           "reductions, total_heap_size", [Key, N, Opts]),
     check_n(N, [Key, N, Opts]),
     check_opts(Opts, [Key, N, Opts]),
-    maps:get(Key, scan([Key], N, Opts)).
+    Result = scan([Key], N, Opts),
+    _ = [logger:warning("beamprof: ~ts", [M])
+         || Key =:= reductions,
+            #{code := scan_window_unavailable, message := M} <- maps:get(warnings, Result)],
+    maps:get(Key, Result).
 
 %% @doc The `N' ports with the largest `Key' (`queue_size', `memory',
 %% `input', `output' bytes), as rows `#{port, key, value, name, owner,

@@ -36,23 +36,38 @@
 %% `threshold'.</li>
 %% </ul>
 %%
-%% While the load gate is closed (`beamprof:gate/0'), periodic scans wait
-%% (checked every second) and are counted in `stats/0' as `paused'. Asked by
-%% `beamprof_scan:top_all/1' or `top(reductions, N)', it scans at once
-%% (whatever the gate: an operator asked), with the reductions window since
-%% its previous pass, waiting first until that window is at least 500 ms.
+%% The first pass after start only records reductions (the window's start).
+%% It waits for the load gate like every periodic pass: while the gate is
+%% closed (`beamprof:gate/0'), periodic passes wait (checked every second)
+%% and are counted in `stats/0' as `paused'. Asked by `beamprof_scan:top_all/1'
+%% or `top(reductions, N)', it scans at once (whatever the gate: an operator
+%% asked), with the reductions window since its previous pass (taking that
+%% first pass now if it was not taken), waiting first until that window is at
+%% least 500 ms.
+%%
+%% With `scan_interval => off' there is no periodic pass, no first pass and
+%% no window table: `top/2' answers `{error, off}' (`beamprof_scan' then
+%% scans in a process of its own, with a window that lives for that call);
+%% `scan_now/0' makes the tables on its first call and keeps them.
+%%
+%% The window tables (two generations of a hash table in C, linear in the
+%% process count) are allocated at each pass's start; when that fails the
+%% pass goes on without them and says so (`scan_window_unavailable' in the
+%% event's and the result's `warnings': reductions not ranked, thresholds not
+%% checked). The last pass's `source' and `warnings' are kept for
+%% `beamprof:snapshot/0' (`last/0').
 -module(beamprof_scan_server).
 -behaviour(gen_server).
 
 -include("beamprof_doc.hrl").
 ?MODULEDOC("The periodic process and port scan: events, thresholds, CPU budget.").
 
--export([start_link/1, top/2, stats/0, scan_now/0, reported/1]).
--export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
+-export([start_link/1, top/2, stats/0, scan_now/0, reported/1, last/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -record(state, {config :: map(),
-                window :: reference(),
-                port_window :: reference(),
+                window :: reference() | undefined,      % made by the first pass
+                port_window :: reference() | undefined,
                 last_at :: integer() | undefined,   % ms, start of the last pass
                 timer :: reference() | undefined,
                 scans = 0 :: non_neg_integer(),
@@ -60,6 +75,7 @@
                 last_cpu_us = 0 :: non_neg_integer(),
                 last_duration_us = 0 :: non_neg_integer(),
                 next_ms = 0 :: non_neg_integer(),
+                deferred = 0 :: non_neg_integer(),   % on-demand tops waiting for their window
                 %% long queues the system monitor reported since the last scan
                 reported = #{} :: #{pid() => true}}).
 
@@ -67,19 +83,23 @@
 -define(MIN_WINDOW_MS, 500).    % shortest reductions window an on-demand top answers with
 -define(PERCENTILES, [50, 90, 99, 100]).
 -define(MAX_REPORTED, 10000).   % long queues remembered between two scans
+-define(LAST, beamprof_scan_last). % ETS: the last pass's source and warnings
 
 -spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
 start_link(Config) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
 
 %% @doc Scans now and returns the rows per key of `Keys' (top `N') with the
-%% pass's figures; `{error, not_started}' when the server does not run.
--spec top([beamprof_scan:key()], 1..10000) -> {ok, map()} | {error, not_started}.
+%% pass's figures; `{error, not_started}' when the server does not run,
+%% `{error, off}' when it runs with `scan_interval => off'.
+-spec top([beamprof_scan:key()], 1..10000) -> {ok, map()} | {error, not_started | off}.
 top(Keys, N) ->
     call({top, Keys, N}).
 
 %% @doc What the periodic scan has done: scans, scans put off by a closed
-%% gate, the last scan's CPU and wall time, the spacing now in force.
+%% gate, the last scan's CPU and wall time, the spacing now in force, whether
+%% the first pass (the reductions window's start) was taken, and whether the
+%% window tables exist.
 -spec stats() -> map() | {error, not_started}.
 stats() ->
     call(stats).
@@ -95,27 +115,41 @@ reported(Pid) ->
 scan_now() ->
     call(scan_now).
 
+%% @doc The last pass's `#{source, warnings}' (where its pids came from, what
+%% was degraded), `undefined' before the first pass or when the server does
+%% not run. An ETS read: never waits for a pass.
+-spec last() -> #{source := beamprof_enum:source(), warnings := [beamprof_warnings:warning()]}
+                    | undefined.
+last() ->
+    try ets:lookup(?LAST, last) of
+        [{last, Last}] -> Last;
+        [] -> undefined
+    catch error:badarg -> undefined
+    end.
+
 call(Request) ->
     try gen_server:call(?MODULE, Request, 120000)
     catch exit:{noproc, _} -> {error, not_started}
     end.
 
 %% @private
--spec init(beamprof_config:config()) -> {ok, #state{}, {continue, baseline}}.
+-spec init(beamprof_config:config()) -> {ok, #state{}}.
 init(Config) ->
-    {ok, #state{config = Config, window = beamprof_nif:scan_window_new(),
-                port_window = beamprof_nif:scan_window_new()}, {continue, baseline}}.
-
-%% @private The first pass only records reductions (the window's start).
--spec handle_continue(baseline, #state{}) -> {noreply, #state{}}.
-handle_continue(baseline, #state{config = Config, window = Window} = State) ->
-    T0 = erlang:monotonic_time(millisecond),
-    _ = beamprof_scan_walk:processes(#{keys => [], n => 1, window => Window,
-                                       skip_queue => maps:get(scan_skip_queue, Config)}),
-    {noreply, schedule(interval(Config), State#state{last_at = T0})}.
+    _ = ets:new(?LAST, [named_table, protected, {read_concurrency, true}]),
+    State = #state{config = Config},
+    case interval(Config) of
+        off -> {ok, State};
+        %% The first pass once the gate is open; it reads open before the C
+        %% thread's first tick, so the first look comes two ticks later.
+        _ -> {ok, schedule(2 * maps:get(tick, Config, 100), State)}
+    end.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call({top, _Keys, _N}, _From, #state{config = #{scan_interval := off}} = State) ->
+    {reply, {error, off}, State};
+handle_call({top, _, _} = Top, From, #state{last_at = undefined} = State) ->
+    handle_call(Top, From, baseline(State));
 handle_call({top, Keys, N}, From, State) ->
     %% A reductions window shorter than ?MIN_WINDOW_MS (just after start, or
     %% right after another pass) would rank noise: the answer waits for it.
@@ -123,7 +157,7 @@ handle_call({top, Keys, N}, From, State) ->
     case lists:member(reductions, Keys) andalso Short > 0 of
         true ->
             _ = erlang:send_after(Short, self(), {deferred_top, Keys, N, From}),
-            {noreply, State};
+            {noreply, State#state{deferred = State#state.deferred + 1}};
         false ->
             {Result, State1} = scan(Keys, N, on_demand, State),
             {reply, {ok, Result}, State1}
@@ -135,7 +169,9 @@ handle_call(stats, _From, State) ->
     {reply, #{scans => State#state.scans, paused => State#state.paused,
               last_cpu_us => State#state.last_cpu_us,
               last_duration_us => State#state.last_duration_us,
-              spacing_ms => State#state.next_ms}, State};
+              spacing_ms => State#state.next_ms,
+              first_pass => State#state.last_at =/= undefined,
+              window_tables => State#state.window =/= undefined}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -150,13 +186,22 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({deferred_top, Keys, N, From}, State) ->
-    {Result, State1} = scan(Keys, N, on_demand, State),
+    {Result, State1} = scan(Keys, N, on_demand, State#state{deferred = State#state.deferred - 1}),
     gen_server:reply(From, {ok, Result}),
     {noreply, State1};
+handle_info({timeout, Ref, scan}, #state{timer = Ref, deferred = Deferred} = State)
+  when Deferred > 0 ->
+    %% a periodic pass now would cut the window a waiting top was promised
+    {noreply, schedule(?MIN_WINDOW_MS, State)};
 handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
     case beamprof_nif:gate() of
         closed ->
             {noreply, schedule(?PAUSE_RETRY_MS, State#state{paused = State#state.paused + 1})};
+        open when State#state.last_at =:= undefined ->
+            Old = process_flag(priority, low),
+            State1 = baseline(State),
+            _ = process_flag(priority, Old),
+            {noreply, schedule(interval(State1#state.config), State1)};
         open ->
             Old = process_flag(priority, low),
             {_, State1} = scan([], 1, periodic, State),
@@ -167,6 +212,31 @@ handle_info(_Msg, State) ->
     {noreply, State}.
 
 interval(#{scan_interval := Interval}) -> Interval.
+
+%% The first pass: makes the window tables and records reductions only.
+baseline(#state{config = Config} = State0) ->
+    #state{window = Window} = State = windows(State0),
+    T0 = erlang:monotonic_time(millisecond),
+    R = beamprof_scan_walk:processes(
+          (walk_opts(Config))#{keys => [], n => 1, window => Window,
+                               skip_queue => maps:get(scan_skip_queue, Config)}),
+    keep_last(R),
+    State#state{last_at = T0}.
+
+windows(#state{window = undefined} = State) ->
+    State#state{window = beamprof_nif:scan_window_new(),
+                port_window = beamprof_nif:scan_window_new()};
+windows(State) ->
+    State.
+
+%% Test only: test_window_enomem makes the walk act as if its window table
+%% could not be allocated.
+walk_opts(#{test_window_enomem := true}) -> #{test_window_enomem => true};
+walk_opts(_Config) -> #{}.
+
+keep_last(#{source := Source, warnings := Warnings}) ->
+    true = ets:insert(?LAST, {last, #{source => Source, warnings => Warnings}}),
+    ok.
 
 %% The next scan: the interval, or later if the last scan's CPU over the
 %% budget asks for more room.
@@ -182,17 +252,23 @@ schedule(Ms, State) ->
     State#state{timer = erlang:start_timer(Ms, self(), scan), next_ms = Ms}.
 
 %% One pass over processes and ports, its events, and rows for Keys.
+scan(Keys, N, Trigger, #state{window = undefined} = State) ->
+    scan(Keys, N, Trigger, windows(State));
 scan(Keys, N, Trigger, #state{config = Config, window = Window} = State) ->
     Skip = maps:get(scan_skip_queue, Config),
     T0 = erlang:monotonic_time(millisecond),
     Vm0 = scheduler_cpu_ns(),
-    R = beamprof_scan_walk:processes(
-          #{keys => Keys, n => N, skip_queue => Skip, window => Window, histograms => true,
-            long_message_queue => maps:get(long_message_queue, Config),
-            large_memory => maps:get(large_memory, Config)}),
-    P = beamprof_scan_walk:ports(#{keys => [], n => 1, window => State#state.port_window,
+    R0 = beamprof_scan_walk:processes(
+          (walk_opts(Config))#{keys => Keys, n => N, skip_queue => Skip, window => Window,
+                               histograms => true,
+                               long_message_queue => maps:get(long_message_queue, Config),
+                               large_memory => maps:get(large_memory, Config)}),
+    P = beamprof_scan_walk:ports((walk_opts(Config))#{
+                                   keys => [], n => 1, window => State#state.port_window,
                                    busy_port_queue => maps:get(busy_port_queue, Config)}),
-    WindowMs = T0 - State#state.last_at,
+    R = R0#{warnings => beamprof_warnings:merge(maps:get(warnings, R0), maps:get(warnings, P))},
+    keep_last(R),
+    WindowMs = T0 - last_at(State#state.last_at, T0),
     emit(R, P, Trigger, WindowMs, Config, State#state.reported),
     Own = maps:get(cpu_us, R) + maps:get(cpu_us, P),
     %% The scanner's own CPU misses what the scanned processes spend answering
@@ -247,6 +323,11 @@ process_event(Kind, Measurements, Pid, Threshold) ->
                          Names#{pid => Pid, threshold => Threshold, source => scan}).
 
 native(Us) -> erlang:convert_time_unit(Us, microsecond, native).
+
+%% A pass without an earlier one (scan_now/0 with scan_interval off) has no
+%% window: 0 ms.
+last_at(undefined, T0) -> T0;
+last_at(LastAt, _T0) -> LastAt.
 
 %% CPU time of the normal and dirty CPU scheduler threads, ns (C, one clock
 %% read per thread).

@@ -16,6 +16,14 @@
 %% The result says which source gave the pids (`source') and, for a
 %% fallback, why (`warnings').
 %%
+%% The window table is allocated at the pass's start (`scan_window_begin');
+%% when that fails (`{error, enomem}') the pass goes on without it and says so
+%% with a `scan_window_unavailable' warning: reductions are not ranked (the
+%% only figure left is each process's lifetime total, which is not a delta
+%% over the window) and no threshold is checked (a crossing is judged against
+%% the previous pass, which the table holds). `test_window_enomem => true' in
+%% the spec (tests only) makes the allocation fail.
+%%
 %% Per process it asks `message_queue_len' first (cheap), then, only when the
 %% queue is below `skip_queue', the items that walk the queue (`memory',
 %% `total_heap_size': linear in the queue's length, OTP issue 6494); those
@@ -42,7 +50,8 @@
 -type spec() :: #{keys := [key()], n := 1..10000, skip_queue := pos_integer(),
                   window => reference(), histograms => boolean(),
                   enumerate => auto | processes,
-                  long_message_queue => pos_integer(), large_memory => pos_integer()}.
+                  long_message_queue => pos_integer(), large_memory => pos_integer(),
+                  test_window_enomem => boolean()}.
 %% `window' is required for `reductions' and for the thresholds. `enumerate'
 %% (default `auto') says where the pids come from: `auto' as
 %% `beamprof_enum:choose/0' says, falling back to `erlang:processes()' when
@@ -64,11 +73,13 @@
                     warnings := [beamprof_warnings:warning()]}.
 
 -type port_spec() :: #{keys := [port_key()], n := 1..10000,
-                       window => reference(), busy_port_queue => pos_integer()}.
+                       window => reference(), busy_port_queue => pos_integer(),
+                       test_window_enomem => boolean()}.
 -type port_result() :: #{tops := #{port_key() => [{integer(), port()}]},
                          scanned := non_neg_integer(), gone := non_neg_integer(),
                          duration_us := non_neg_integer(), cpu_us := non_neg_integer(),
-                         crossings := [crossing()], crossings_dropped := non_neg_integer()}.
+                         crossings := [crossing()], crossings_dropped := non_neg_integer(),
+                         warnings := [beamprof_warnings:warning()]}.
 
 -define(NIF, beamprof_nif).
 -define(SLICE_NS, 500000).         % aim: 0.5 ms of work per slice
@@ -105,7 +116,8 @@
             gone = 0 :: non_neg_integer(),
             crossings = [] :: [crossing()],
             ncross = #{} :: #{atom() => non_neg_integer()},
-            dropped = 0 :: non_neg_integer()}).
+            dropped = 0 :: non_neg_integer(),
+            warnings = [] :: [beamprof_warnings:warning()]}).
 
 %% ------------------------------------------------------------ processes
 
@@ -128,7 +140,7 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
             qh = hist(Hist), mh = hist(Hist),
             tq = topk(message_queue_len, Keys, N), tm = topk(memory, Keys, N),
             tt = topk(total_heap_size, Keys, N), tr = topk(reductions, Keys, N)},
-    W1 = begin_window(W0, Size),
+    W1 = begin_window(W0, Size, Spec),
     {W, {Slices, Cpu, MaxSlice}} = slices(Buf, ?SLICE_FIRST, visitor(W1), W1, {0, 0, 0}),
     ok = ?NIF:scan_buf_release(Buf),
     #{tops => tops(W), scanned => Size - W#w.gone, skipped => W#w.skipped,
@@ -139,7 +151,7 @@ processes(#{keys := Keys, n := N, skip_queue := Skip} = Spec) ->
                                                            {memory, W#w.mh}],
                                               R =/= undefined]),
       crossings => lists:reverse(W#w.crossings), crossings_dropped => W#w.dropped,
-      source => Source, warnings => Warnings}.
+      source => Source, warnings => beamprof_warnings:merge(Warnings, W#w.warnings)}.
 
 hist(true) -> ?NIF:scan_hist_new();
 hist(false) -> undefined.
@@ -150,12 +162,24 @@ topk(Key, Keys, N) ->
         false -> undefined
     end.
 
-begin_window(#w{window = undefined} = W, _Size) -> W;
-begin_window(#w{window = Window} = W, Size) ->
-    case ?NIF:scan_window_begin(Window, Size) of
+%% Without the table: nothing ranks reductions (tr), nothing judges a
+%% threshold (lmq, lmem), and the result says so.
+begin_window(#w{window = undefined} = W, _Size, _Spec) -> W;
+begin_window(#w{window = Window} = W, Size, Spec) ->
+    case window_begin(Window, Size, Spec) of
         Gen when is_integer(Gen) -> W#w{gen = Gen};
-        {error, enomem} -> W#w{window = undefined}
+        {error, enomem} ->
+            W#w{window = undefined, tr = undefined, need_reds = false, lmq = infinity,
+                lmem = infinity, warnings = [window_unavailable("processes")]}
     end.
+
+window_begin(_Window, _Size, #{test_window_enomem := true}) -> {error, enomem};
+window_begin(Window, Size, _Spec) -> ?NIF:scan_window_begin(Window, Size).
+
+window_unavailable(What) ->
+    beamprof_warnings:new(scan_window_unavailable,
+                          ["no memory for the scan's window table of ", What,
+                           ": reductions not ranked and thresholds not checked this pass"]).
 
 tops(#w{tq = Q, tm = M, tt = T, tr = R}) ->
     maps:from_list([{K, ?NIF:scan_topk_list(Ref)}
@@ -484,7 +508,7 @@ ports(#{keys := Keys, n := N} = Spec) ->
     #{size := Size} = ?NIF:scan_buf_info(Buf),
     Window = case maps:get(window, Spec, undefined) of
                  undefined -> undefined;
-                 Win -> window_or_none(Win, ?NIF:scan_window_begin(Win, Size))
+                 Win -> window_or_none(Win, window_begin(Win, Size, Spec))
              end,
     W0 = #pw{tops = [{K, ?NIF:scan_topk_new(N), -1} || K <- Keys], window = Window,
              busy = maps:get(busy_port_queue, Spec, infinity)},
@@ -494,7 +518,9 @@ ports(#{keys := Keys, n := N} = Spec) ->
     #{tops => maps:from_list([{K, ?NIF:scan_topk_list(T)} || {K, T, _} <- W#pw.tops]),
       scanned => W#pw.scanned, gone => W#pw.gone,
       duration_us => us(erlang:monotonic_time() - Start), cpu_us => Cpu div 1000,
-      crossings => lists:reverse(W#pw.crossings), crossings_dropped => W#pw.dropped}.
+      crossings => lists:reverse(W#pw.crossings), crossings_dropped => W#pw.dropped,
+      warnings => [window_unavailable("ports") || Window =:= undefined,
+                                                  maps:is_key(window, Spec)]}.
 
 window_or_none(Win, Gen) when is_integer(Gen) -> Win;
 window_or_none(_Win, {error, enomem}) -> undefined.

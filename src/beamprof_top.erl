@@ -61,11 +61,20 @@ header(#{window_ms := Window} = S) ->
 %% fallback's reason in parentheses), then the sample's warnings, one a line.
 %% Each cut to the screen's width.
 notes(Snapshot, Tops) ->
-    [pids(Tops) | [note("warning", M) || #{message := M} <- warnings(Snapshot)]].
+    Pids = pids(Tops),
+    %% the snapshot also carries the periodic scan's pids warnings: said once,
+    %% on the pids line, when there is one
+    Said = [W || W <- warnings(Snapshot), Pids =:= [] orelse not is_pids_warning(W)],
+    Scan = [W || W <- warnings(Tops), not is_pids_warning(W), not lists:member(W, Said)],
+    [Pids | [note("warning", M) || #{message := M} <- Said ++ Scan]].
+
+%% Warnings about where the scan's pids came from: said on the pids line.
+is_pids_warning(#{code := Code}) ->
+    Code =:= enumeration_fallback orelse Code =:= vm_internals_off.
 
 pids(#{source := Source} = Tops) when Source =:= ptab_walk; Source =:= processes_iterator;
                                       Source =:= processes ->
-    Why = [beamprof_warnings:short(W) || W <- warnings(Tops)],
+    Why = [beamprof_warnings:short(W) || W <- warnings(Tops), is_pids_warning(W)],
     note("pids", [beamprof_enum:describe(Source), [[" (", lists:join("; ", Why), ")"]
                                                    || Why =/= []]]);
 pids(_) ->
@@ -77,6 +86,7 @@ note(Label, Text) ->
 warnings(#{warnings := Ws}) when is_list(Ws) -> [W || #{message := M} = W <- Ws, is_binary(M)];
 warnings(_) -> [].
 
+gate(#{blind := true} = G) -> [gate(maps:remove(blind, G)), " [blind: scheduler_wall_time]"];
 gate(#{state := closed, reason := {Kind, R}}) when is_atom(Kind), is_number(R) ->
     fmt("CLOSED (~ts ~ts)", [Kind, beamprof_format:percent(R)]);
 gate(#{state := closed}) -> "CLOSED";

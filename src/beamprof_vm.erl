@@ -42,6 +42,7 @@
                     rates := #{atom() => float()},
                     gate := map(),
                     system_monitor => map(),
+                    scan => map() | undefined,
                     warnings => [beamprof_warnings:warning()]}.
 %% What `beamprof:snapshot/0' returns; see the README for every key.
 

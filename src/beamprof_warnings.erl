@@ -24,6 +24,35 @@
 %% strategy that needs it ran; its figures may miss calls.</li>
 %% <li>`native_unsupported': the native sampler cannot run here (library,
 %% architecture or VM feature missing); nothing was sampled natively.</li>
+%% <li>`native_callers_dropped': the VM's JIT code has no frame pointers (or
+%% its frame layout could not be read), so the Erlang callers of a native
+%% sample cannot be verified and are not shown; each sample keeps its
+%% innermost Erlang function and its C frames. The message names the VM
+%% flag that gives whole stacks on the running release (`+JPperf fp' or
+%% `+JPperf true' on OTP 26+, `+JPperf true' or `+JPperf map' on OTP 25).
+%% The profile's files say it too.</li>
+%% <li>`c_symbols_missing': a native profile has C frames in an object
+%% without a full symbol table (no `.symtab', no debug file found by
+%% build-id or `.gnu_debuglink'), named `Object+0xOffset'; the message gives
+%% the share of samples, the paths looked at, and the package (on Debian
+%% `erlang-base-dbgsym' for beam.smp) that installs the debug file.</li>
+%% <li>`gate_blind': the C sampler thread sees no normal scheduler thread (no
+%% readable `/proc/self/task', names not matched, out of file descriptors),
+%% so it has no OS CPU or demand figure; the load gate runs on the Erlang
+%% side's `scheduler_wall_time' utilization (`gate_info()''s `source' is
+%% `erlang', or `starved' when that side did not answer within a tick and
+%% the gate takes the schedulers as busy).</li>
+%% <li>`scan_window_unavailable': the scan's reductions window (a table in C)
+%% could not be allocated; reductions were not ranked (a lifetime total is
+%% not a window delta) and the threshold events (long queue, large memory,
+%% busy port) were not checked in that pass.</li>
+%% <li>`profile_no_samples': a profile of one call (the `sample' and
+%% `flame_graph' strategies) holds no sample; the message says why (the call
+%% was shorter than the sampling interval, or the sampler got no reading in on
+%% a loaded node).</li>
+%% <li>`profile_skipped': a profiled call ran unprofiled; the message says
+%% why (the load gate was closed, the trace lock was held, the output cannot
+%% be written), as the stop event's `skipped' does.</li>
 %% <li>`native_rate_lowered': beamprof's load gate was closed during a
 %% native run, and each thread was sampled at the lower rate kept under it
 %% (at most 99 Hz) meanwhile; the weights still measure CPU time.</li>
@@ -33,9 +62,6 @@
 %% <li>`native_leaf_only': `process_vm_readv' on the VM's own pid was
 %% denied at the native start (a seccomp filter); no stack was read, each
 %% sample is its innermost function alone.</li>
-%% <li>`perf_map_missing': the VM runs without `+JPperf map' (names and
-%% frame pointers of JIT code): Erlang callers in native stacks cannot all
-%% be recovered; the message says which flag to add.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -47,8 +73,9 @@
 
 -type code() :: enumeration_fallback | vm_internals_off | scheduler_threads_mismatch
               | scheduler_threads_unseen | global_tracer_active | native_unsupported
-              | native_rate_lowered | native_no_samples | native_leaf_only
-              | perf_map_missing.
+              | native_callers_dropped | c_symbols_missing | gate_blind
+              | scan_window_unavailable | profile_no_samples | profile_skipped
+              | native_rate_lowered | native_no_samples | native_leaf_only.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
@@ -56,7 +83,9 @@
 codes() ->
     [enumeration_fallback, vm_internals_off, scheduler_threads_mismatch,
      scheduler_threads_unseen, global_tracer_active, native_unsupported,
-     native_rate_lowered, native_no_samples, native_leaf_only, perf_map_missing].
+     native_callers_dropped, c_symbols_missing, gate_blind, scan_window_unavailable,
+     profile_no_samples, profile_skipped, native_rate_lowered, native_no_samples,
+     native_leaf_only].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -72,14 +101,26 @@ meaning(global_tracer_active) ->
     <<"another tracer held global tracing: figures may miss calls">>;
 meaning(native_unsupported) ->
     <<"the native sampler cannot run here">>;
+meaning(native_callers_dropped) ->
+    <<"no frame pointers: native samples keep their innermost Erlang function and C frames, "
+      "not their unverifiable Erlang callers">>;
+meaning(c_symbols_missing) ->
+    <<"C frames of an object without symbols are named only object+0xoffset">>;
+meaning(gate_blind) ->
+    <<"the gate's C thread sees no scheduler thread: the gate runs on scheduler_wall_time">>;
+meaning(scan_window_unavailable) ->
+    <<"the scan's reductions window could not be allocated: reductions not ranked, "
+      "thresholds not checked">>;
+meaning(profile_no_samples) ->
+    <<"a profile of one call holds no sample (too short, or no reading on a loaded node)">>;
+meaning(profile_skipped) ->
+    <<"a profiled call ran unprofiled (gate closed, trace lock held, output unwritable)">>;
 meaning(native_rate_lowered) ->
     <<"the load gate was closed: native samples were taken at a lower rate meanwhile">>;
 meaning(native_no_samples) ->
     <<"a native run has no sample (the message says why)">>;
 meaning(native_leaf_only) ->
     <<"process_vm_readv is denied: native samples are their innermost function only">>;
-meaning(perf_map_missing) ->
-    <<"no +JPperf map: Erlang callers in native stacks cannot all be recovered">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 

@@ -16,7 +16,9 @@ all() ->
      spinning_schedulers_show_os_cpu, gate_closes_when_starved,
      gate_closes_with_schedulers_offline,
      gate_closes_on_memory, sampler_survives_kill, thread_restarted_after_stop,
-     scheduler_threads_all_seen, scheduler_threads_missing_reported].
+     scheduler_threads_all_seen, scheduler_threads_missing_reported,
+     gate_not_running, blind_gate_closes_on_scheduler_wall_time,
+     blind_gate_closes_when_starved, heartbeat_while_demand_reads_zero].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -407,3 +409,99 @@ log(#{msg := {Format, Args}}, #{config := #{pid := Pid}}) when is_list(Format) -
     end;
 log(_Event, _Config) ->
     ok.
+
+%% --- the blind gate and the heartbeat ------------------------------------------------
+
+%% Not running: the gate reads open and says why.
+gate_not_running(_Config) ->
+    ok = beamprof:stop(),
+    ?assertEqual(open, beamprof:gate()),
+    ?assertMatch(#{state := open, reason := not_running, running := false, blind := false,
+                   warnings := []}, beamprof:gate_info()),
+    ok = beamprof:start(#{tick => 100}),
+    ?assertMatch(#{running := true, reason := none}, beamprof:gate_info()),
+    ok = beamprof:stop(),
+    ?assertMatch(#{state := open, reason := not_running}, beamprof:gate_info()).
+
+%% A C thread that sees no scheduler thread (the test option hides them)
+%% gates on scheduler_wall_time: one normal-priority spinner per scheduler
+%% leaves the gate process its turn to measure, utilization reads ~1.0 and
+%% the gate closes with source erlang; gate_info, snapshot, top's header and
+%% the gate events say the gate is blind. Before, a blind thread read demand
+%% 0 and the gate stayed open.
+blind_gate_closes_on_scheduler_wall_time(_Config) ->
+    ok = beamprof:start(#{tick => 100, interval => 200, test_hide_threads => true}),
+    wait_until(fun() -> maps:get(blind, beamprof:gate_info()) end, 5000),
+    Self = self(),
+    ok = beamprof:attach_many(gate, [[beamprof, gate, closed], [beamprof, gate, open]],
+                              fun(E, M, Meta, _) -> Self ! {E, M, Meta} end, nil),
+    Hogs = hogs(erlang:system_info(schedulers_online), normal),
+    try
+        wait_until(fun() -> beamprof:gate() =:= closed end, 10000),
+        Info = beamprof:gate_info(),
+        ct:log("blind gate closed: ~p", [Info]),
+        ?assertMatch(#{state := closed, reason := {scheduler, _}, blind := true,
+                       warnings := [#{code := gate_blind}]}, Info),
+        ?assert(lists:member(maps:get(source, Info), [erlang, starved])),
+        receive {[beamprof, gate, closed], _, Meta} ->
+                ?assertMatch(#{blind := true, warnings := [#{code := gate_blind}]}, Meta)
+        after 5000 -> ct:fail(no_closed_event)
+        end,
+        Snap = beamprof:snapshot(),
+        ?assertMatch(#{gate := #{blind := true}}, Snap),
+        ?assert(lists:member(gate_blind, [C || #{code := C} <- maps:get(warnings, Snap)])),
+        Screen = beamprof_top:render(Snap, {error, not_scanned}, #{}),
+        ?assertMatch({_, _}, binary:match(Screen, <<"blind">>)),
+        ?assertMatch({_, _}, binary:match(Screen, <<"scheduler_wall_time">>))
+    after
+        [exit(H, kill) || H <- Hogs]
+    end,
+    wait_until(fun() -> beamprof:gate() =:= open end, 10000),
+    receive {[beamprof, gate, open], _, OpenMeta} ->
+            ?assertMatch(#{blind := true}, OpenMeta)
+    after 5000 -> ct:fail(no_open_event)
+    end,
+    ?assertMatch(#{source := erlang, blind := true}, beamprof:gate_info()).
+
+%% Blind and starved: high-priority hogs leave the gate process no turn, its
+%% answers stop, and the blind thread takes the schedulers as busy.
+blind_gate_closes_when_starved(_Config) ->
+    ok = beamprof:start(#{tick => 100, test_hide_threads => true}),
+    wait_until(fun() -> maps:get(blind, beamprof:gate_info()) end, 5000),
+    Old = process_flag(priority, max),
+    Hogs = hogs(erlang:system_info(schedulers_online), high),
+    try
+        wait_until(fun() -> beamprof:gate() =:= closed end, 5000),
+        Info = beamprof:gate_info(),
+        ct:log("blind and starved: ~p", [Info]),
+        ?assertMatch(#{reason := {scheduler, _}, blind := true}, Info),
+        ?assert(lists:member(maps:get(source, Info), [erlang, starved]))
+    after
+        [exit(H, kill) || H <- Hogs],
+        process_flag(priority, Old)
+    end,
+    wait_until(fun() -> beamprof:gate() =:= open end, 10000).
+
+%% On an idle node the thread's demand reads ~0, below every mark; the
+%% heartbeat still asks the Erlang side for scheduler_wall_time: pings and
+%% answers keep coming, about one per heartbeat. Before, nothing was asked
+%% while demand stayed below the mark.
+heartbeat_while_demand_reads_zero(_Config) ->
+    ok = beamprof:start(#{tick => 100, heartbeat => 200}),
+    ?assertMatch(#{heartbeat_ms := 200, blind := false}, beamprof:gate_info()),
+    #{pings := P0} = beamprof:gate_info(),
+    T0 = erlang:monotonic_time(),
+    wait_until(fun() -> maps:get(pings, beamprof:gate_info()) >= P0 + 5 end, 10000),
+    wait_until(fun() -> case beamprof:gate_info() of
+                            #{reported_at := At} when is_integer(At) ->
+                                At > erlang:convert_time_unit(T0, native, nanosecond);
+                            _ -> false
+                        end
+               end, 5000),
+    #{pings := P1} = beamprof:gate_info(),
+    Ms = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, millisecond),
+    ct:log("~B pings in ~B ms at a 200 ms heartbeat", [P1 - P0, Ms]),
+    %% not one per tick (a 100 ms tick would give twice as many)
+    ?assert(P1 - P0 =< Ms div 200 + 2),
+    [{_, Demand} | _] = [{M, D} || {M, _, _, _, _, _, _, _, D} <- beamprof_nif:history()],
+    ?assert(Demand < 0.8).

@@ -43,7 +43,7 @@ nif_config_test() ->
     N = beamprof_config:nif_config(beamprof_config:defaults()),
     ?assertEqual(#{tick_ms => 100, scheduler_high => 0.8, scheduler_low => 0.6,
                    memory_high => 0.9, memory_low => 0.85, reopen_ticks => 3,
-                   memory_limit => 0,
+                   memory_limit => 0, heartbeat_ms => 1000, test_hide_threads => false,
                    schedulers_online => erlang:system_info(schedulers_online)}, N),
     ?assertMatch(#{memory_limit := 4096},
                  beamprof_config:nif_config((beamprof_config:defaults())#{memory_limit => 4096})).

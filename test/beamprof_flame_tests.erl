@@ -155,6 +155,81 @@ html_merges_tiny_frames_test() ->
     ?assert(byte_size(Html) < 20000),
     ?assertNotEqual(nomatch, binary:match(Html, <<"[3000 small frames]">>)).
 
+%% ---- notes: what a reader must know, in the file itself ----
+
+-define(NOTE, <<"Erlang callers not shown (no frame pointers); shown: the leaf. "
+                "Start the VM with +JPperf fp <now>">>).
+
+%% ?P with notes (maps:put: updating the literal is a warning on OTP 27+).
+with_notes(Notes) ->
+    maps:put(notes, Notes, ?P).
+
+notes_folded_test() ->
+    P = with_notes([?NOTE, "second\nline"]),
+    Folded = iolist_to_binary(beamprof_flame:render(P, folded)),
+    [First, Second | Rest] = binary:split(Folded, <<"\n">>, [global, trim_all]),
+    ?assertEqual(<<"# ", ?NOTE/binary, " 0">>, First),
+    ?assertEqual(<<"# second line 0">>, Second),
+    %% the stacks follow, unchanged; our reader skips the notes
+    ?assertEqual(iolist_to_binary(beamprof_flame:render(?P, folded)),
+                 iolist_to_binary([[L, $\n] || L <- Rest])),
+    ?assertEqual(parse_folded(iolist_to_binary(beamprof_flame:render(?P, folded))),
+                 parse_folded(Folded)),
+    %% speedscope takes text as folded stacks only when every line ends
+    %% with a space and a count (src/import/index.ts), and skips weight 0
+    Lines = binary:split(Folded, <<"\n">>, [global]),
+    ?assertEqual(length(Lines), length(re:split(Folded, <<" \\d+\r?\n">>))),
+    %% flamegraph.pl's and inferno's line rule: the last field is the
+    %% count, here 0 (a stack of no width: not drawn)
+    [?assertMatch({match, [<<"0">>]},
+                  re:run(L, <<"^.*\\s+?(\\d+(?:\\.\\d*)?)$">>,
+                         [{capture, all_but_first, binary}])) || L <- [First, Second]].
+
+notes_svg_test() ->
+    P = with_notes([?NOTE]),
+    Svg = iolist_to_binary(beamprof_flame:render(P, svg)),
+    Esc = beamprof_flame:escape_xml(?NOTE),
+    ?assertMatch({_, _}, binary:match(Svg, <<"<title>t - ", Esc/binary, "</title>">>)),
+    ?assertMatch({_, _}, binary:match(Svg, <<"<text class=\"n\" x=\"10\" y=\"76\">",
+                                             Esc/binary, "</text>">>)),
+    %% the frames move down by the note's line: the root's rectangle
+    Plain = iolist_to_binary(beamprof_flame:render(?P, svg)),
+    ?assertEqual(root_y(Plain) + 16, root_y(Svg)),
+    %% a note longer than a line is wrapped at spaces, no text lost
+    Long = lists:flatten(lists:duplicate(40, "word1 word2 ")),
+    Wrapped = iolist_to_binary(beamprof_flame:render(with_notes([Long]), svg)),
+    {match, Texts} = re:run(Wrapped, <<"<text class=\"n\"[^>]*>([^<]*)</text>">>,
+                            [global, {capture, all_but_first, binary}]),
+    ?assert(length(Texts) >= 3),
+    ?assert(lists:all(fun([T]) -> string:length(T) =< 165 end, Texts)),
+    ?assertEqual(list_to_binary(string:trim(Long)),
+                 iolist_to_binary(lists:join(" ", [T || [T] <- Texts]))).
+
+root_y(Svg) ->
+    {match, Ys} = re:run(Svg, <<"<title>all [^<]*</title><rect x=\"[^\"]*\" y=\"(\\d+)\"">>,
+                         [{capture, all_but_first, binary}]),
+    binary_to_integer(hd(Ys)).
+
+notes_html_test() ->
+    P = with_notes([<<"<b>not markup</b> & more">>]),
+    Html = iolist_to_binary(beamprof_flame:render(P, html)),
+    Esc = <<"&lt;b&gt;not markup&lt;/b&gt; &amp; more">>,
+    ?assertMatch({_, _}, binary:match(Html, <<"<title>t - ", Esc/binary, "</title>">>)),
+    ?assertMatch({_, _}, binary:match(Html, <<"<p class=\"note\">", Esc/binary, "</p>">>)),
+    ?assertEqual(nomatch, binary:match(Html, <<"<b>">>)),
+    ?assertEqual(nomatch, binary:match(iolist_to_binary(beamprof_flame:render(?P, html)),
+                                       <<"class=\"note\"">>)).
+
+notes_speedscope_test() ->
+    Doc = decode(beamprof_flame:render(with_notes([?NOTE]), speedscope)),
+    Name = <<"t - ", ?NOTE/binary>>,
+    ?assertMatch(#{<<"name">> := Name, <<"profiles">> := [#{<<"name">> := Name}]}, Doc).
+
+notes_badarg_test_() ->
+    [?_assertError({badarg, "Expected notes to be a list of unicode:chardata()"},
+                   beamprof_flame:render(with_notes(Bad), folded))
+     || Bad <- [<<"not a list">>, [foo], [<<255>>]]].
+
 %% ---- speedscope ----
 
 speedscope_test() ->
@@ -271,6 +346,33 @@ file_errors_test() ->
     ?assertEqual({ok, ["f", "ro"]}, sorted(Dir)),
     ok = file:del_dir_r(Dir).
 
+%% check_writable/1 answers what write/2 would, without writing anything.
+file_check_writable_test() ->
+    Dir = tmp_dir(),
+    File = filename:join(Dir, "f"),
+    ok = file:write_file(File, <<>>),
+    ?assertEqual(ok, beamprof_file:check_writable(filename:join(Dir, "x.svg"))),
+    ?assertEqual(ok, beamprof_file:check_writable(list_to_binary(filename:join(Dir, "x.svg")))),
+    ?assertEqual(ok, beamprof_file:check_writable([Dir, <<"/x">>, ".svg"])),
+    ?assertEqual({error, enoent}, beamprof_file:check_writable(filename:join([Dir, "missing", "x"]))),
+    ?assertEqual({error, enotdir}, beamprof_file:check_writable(filename:join(File, "x"))),
+    ?assertEqual({error, eisdir}, beamprof_file:check_writable(Dir)),
+    ?assertMatch({error, {badarg, _}}, beamprof_file:check_writable(self())),
+    ?assertMatch({error, {badarg, _}}, beamprof_file:check_writable(<<>>)),
+    ?assertEqual({ok, ["f"]}, sorted(Dir)),
+    ok = file:del_dir_r(Dir).
+
+%% Any chardata names a file: a binary stays as it is, the rest becomes a flat string.
+file_chardata_path_test() ->
+    ?assertEqual({ok, <<"a/b.svg">>}, beamprof_file:path(<<"a/b.svg">>)),
+    ?assertEqual({ok, "a/b.svg"}, beamprof_file:path(["a/", [<<"b">>], ".svg"])),
+    ?assertEqual({ok, [16#444, $.]}, beamprof_file:path([<<16#444/utf8>>, $.])),
+    [?assertEqual(error, beamprof_file:path(Bad)) || Bad <- [<<>>, [], [x], 42, [<<255>>]]],
+    Dir = tmp_dir(),
+    ?assertEqual(ok, beamprof_file:write([Dir, <<"/deep">>], <<"x">>)),
+    ?assertEqual({ok, <<"x">>}, file:read_file(filename:join(Dir, "deep"))),
+    ok = file:del_dir_r(Dir).
+
 %% ---- helpers ----
 
 is_root() -> string:trim(os:cmd("id -u")) =:= "0".
@@ -293,11 +395,13 @@ link_info(Path) ->
         Error -> Error
     end.
 
+%% Our folded reader: `#' lines are comments (notes), skipped.
 parse_folded(Bin) ->
     [begin
          [Stack, W] = string:split(Line, <<" ">>, trailing),
          {binary:split(Stack, <<";">>, [global]), binary_to_integer(W)}
-     end || Line <- binary:split(Bin, <<"\n">>, [global, trim_all])].
+     end || <<C, _/binary>> = Line <- binary:split(Bin, <<"\n">>, [global, trim_all]),
+            C =/= $#].
 
 %% Decodes JSON with python3 (a parser that is not ours) when present,
 %% else with the small test-side parser below; both must agree when both run.

@@ -1,6 +1,6 @@
 %% The native run's report (beamprof_native_report): fields from the C
 %% side's counters, and the warnings of a lowered rate, an empty run (each
-%% reason), denied stack reads and the perf map hint.
+%% reason) and denied stack reads.
 -module(beamprof_native_report_tests).
 -include_lib("eunit/include/eunit.hrl").
 
@@ -9,11 +9,10 @@ info(Over) ->
                  gated => 0, gate_closed_ns => 0, wall_ns => 1000000000,
                  cpu_ns => 500000000, slots => 2, stray => 7, vm_readv => ok}, Over).
 
-codes(Info) -> codes(Info, undefined).
-codes(Info, Hint) -> [C || #{code := C} <- beamprof_native_report:warnings(Info, Hint)].
+codes(Info) -> [C || #{code := C} <- beamprof_native_report:warnings(Info)].
 
 message(Code, Info) ->
-    [M] = [M || #{code := C, message := M} <- beamprof_native_report:warnings(Info, undefined),
+    [M] = [M || #{code := C, message := M} <- beamprof_native_report:warnings(Info),
                 C =:= Code],
     M.
 
@@ -51,10 +50,8 @@ empty_runs_say_why_test() ->
     ?assertNotEqual(nomatch, binary:match(message(native_no_samples, NoSignal),
                                           <<"no CPU-time timer signal">>)).
 
-leaf_only_and_perf_map_test() ->
+leaf_only_test() ->
     ?assertEqual([native_leaf_only], codes(info(#{vm_readv => denied}))),
-    ?assertEqual([#{code => perf_map_missing, message => <<"use +JPperf map">>}],
-                 beamprof_native_report:warnings(info(#{}), <<"use +JPperf map">>)),
     [?assert(beamprof_warnings:is_warning(W))
      || W <- beamprof_native_report:warnings(info(#{samples => 0, vm_readv => denied,
-                                                    hz => 999, gated => 1}), <<"h">>)].
+                                                    hz => 999, gated => 1}))].

@@ -24,7 +24,10 @@ all() ->
      global_tracer_said, fprof_back_to_back, flame_graph_writes_file, async_off_callers_path,
      env_option, emit_metrics_false, nested_calls_profiled_once, duration_caps_sampling,
      backtrace_depth_restored, options_refused, prop_transparent, prop_transparent_traced,
-     prop_bad_options_refused].
+     prop_bad_options_refused, saturated_node_runs_calls_unprofiled, no_samples_says_why,
+     chardata_output_paths, async_analysis_off_callers_path, call_graph_lists_functions_once,
+     output_checked_before_the_call, write_failure_logged_and_reported,
+     write_failure_log_printed_by_plain_erl, async_back_to_back].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -34,6 +37,8 @@ end_per_suite(_Config) ->
     ok.
 
 init_per_testcase(gate_closed_nothing_profiled, Config) ->
+    Config;
+init_per_testcase(saturated_node_runs_calls_unprofiled, Config) ->
     Config;
 init_per_testcase(_Case, Config) ->
     ok = beamprof:start(#{interval => 1000}),
@@ -183,6 +188,243 @@ gate_closed_nothing_profiled(_Config) ->
     ok = beamprof:profile(fun() -> ok end, #{check_load => false}),
     ?assertMatch([start, stop | _], [E || {E, _, _} <- events(4)]),
     no_more_events().
+
+%% The application running with its defaults and one spinning process per scheduler: the
+%% gate closes, and every strategy (check_load defaults to true) runs the call unprofiled:
+%% no start event, a stop event with skipped => gate_closed and a profile_skipped warning,
+%% no file written. The same for a decorated function.
+saturated_node_runs_calls_unprofiled(Config) ->
+    ok = beamprof:start(),
+    attach(),
+    Spinners = [spawn(fun spinner/0) || _ <- lists:seq(1, erlang:system_info(schedulers_online))],
+    Path = filename:join(?config(priv_dir, Config), "saturated.svg"),
+    try
+        Calls = [{profile, #{strategy => S}} || S <- [sample, memory, calls, eprof, cprof, fprof,
+                                                      call_graph]]
+            ++ [{flame_graph, #{output => Path}}, {profile, #{strategy => sample, async => true}},
+                {profile_calls, #{strategy => eprof, async => true}}],
+        [begin
+             wait_until(fun() -> beamprof:gate() =:= closed end, 20000),
+             ?assertEqual(7, beamprof:Entry(fun() -> 7 end, Opts)),
+             [{stop, _, Meta}] = events(1),
+             ?assertMatch(#{skipped := gate_closed,
+                            warnings := [#{code := profile_skipped, message := <<_/binary>>}]},
+                          Meta, {Entry, Opts})
+         end || {Entry, Opts} <- Calls],
+        wait_until(fun() -> beamprof:gate() =:= closed end, 20000),
+        ?assertEqual(8, beamprof_profile:decorated(?MODULE, decorated, 0, fun() -> 8 end,
+                                                   #{strategy => sample})),
+        [{stop, _, #{skipped := gate_closed, module := ?MODULE, function := decorated}}] =
+            events(1),
+        no_more_events(),
+        ?assertNot(filelib:is_file(Path))
+    after
+        [exit(P, kill) || P <- Spinners]
+    end.
+
+spinner() ->
+    _ = erlang:phash2(erlang:unique_integer()),
+    spinner().
+
+%% A call shorter than the sampling interval has no samples: its stop, sample and complete
+%% events say why (profile_no_samples), and so does the profile's title.
+no_samples_says_why(Config) ->
+    Path = filename:join(?config(priv_dir, Config), "empty.folded"),
+    ok = beamprof:flame_graph(fun() -> ok end, noload(#{interval => 1000, output => Path})),
+    [{start, _, _}, {stop, _, Stop}, {sample, #{samples := 0}, Sample}, {complete, _, Complete}] =
+        events(4),
+    [#{code := profile_no_samples, message := Message}] = maps:get(warnings, Sample),
+    ct:log("~ts", [Message]),
+    ?assertNotEqual(nomatch, binary:match(Message, <<"less than the sampling interval (1000 ms)">>)),
+    ?assertEqual(maps:get(warnings, Sample), maps:get(warnings, Stop)),
+    ?assertEqual(maps:get(warnings, Sample), maps:get(warnings, Complete)),
+    #{profile := #{title := Title}} = Sample,
+    ?assertNotEqual(nomatch, binary:match(Title, <<"no samples">>)),
+    %% With samples: an empty list.
+    ok = beamprof:profile(fun() -> spin(300) end, ?NOLOAD),
+    [#{warnings := []}] = [M || {sample, #{samples := N}, M} <- events(4), N > 0].
+
+%% The output may be a binary (Elixir passes binaries) or any chardata: the format still
+%% comes from its extension.
+chardata_output_paths(Config) ->
+    Dir = ?config(priv_dir, Config),
+    [begin
+         ok = beamprof:flame_graph(fun() -> wrapper(50) end, noload(#{output => Output})),
+         {ok, Bin} = file:read_file(filename:join(Dir, Name)),
+         ?assertNotEqual(nomatch, binary:match(Bin, Expect), Name),
+         _ = events(4)
+     end || {Output, Name, Expect} <-
+                [{unicode:characters_to_binary(filename:join(Dir, "bin.svg")), "bin.svg", <<"<svg">>},
+                 {[Dir, <<"/deep.html">>], "deep.html", <<"<html">>},
+                 {[unicode:characters_to_binary(Dir), "/", [<<"list.json">>]], "list.json",
+                  <<"speedscope">>}]].
+
+%% async => true, every strategy: the call returns its value while the events (and so the
+%% analysis that feeds them) are still to come, and they come from another process. The
+%% handler of each event blocks until the test lets it go: were it run by the caller, the
+%% call would not return first.
+async_analysis_off_callers_path(_Config) ->
+    detach(),
+    Self = self(),
+    Handler = fun([_, _, E], _, _, _) ->
+                      Self ! {blocked, E, self()},
+                      receive go -> ok after 10000 -> ok end
+              end,
+    ok = beamprof:attach_many(blocking, [[beamprof, profile, E] || E <- [stop, sample, memory,
+                                                                        calls, complete]],
+                              Handler, nil),
+    try
+        [begin
+             ?assertEqual(55, beamprof:profile(fun() -> sum(10) end,
+                                               noload(#{async => true, strategy => S}))),
+             Emitters = release_blocked([]),
+             ?assertNot(lists:member(self(), Emitters), S),
+             ?assertMatch([_ | _], Emitters)
+         end || S <- [sample, memory, calls, eprof, cprof, fprof, call_graph]]
+    after
+        beamprof:detach(blocking)
+    end.
+
+%% Async profiles one right after the other from one process: each finds the lock (global
+%% tracing) held by the previous one's analysis, and waits for it rather than answering
+%% {error, {busy, _}}.
+async_back_to_back(_Config) ->
+    [?assertEqual(55, beamprof:profile_calls(fun() -> sum(10) end,
+                                             noload(#{async => true, strategy => S})))
+     || _ <- [1, 2, 3], S <- [fprof, call_graph, calls, eprof, cprof]],
+    %% Each analysis reports when it is done: wait for all 15 (10 s each at most).
+    ?assertEqual(15, length(calls_events(15))).
+
+%% The events up to complete, in order (10 s for each at most).
+until_complete() ->
+    receive
+        {profile_event, complete, M, Meta} -> [{complete, M, Meta}];
+        {profile_event, E, M, Meta} -> [{E, M, Meta} | until_complete()]
+    after 10000 -> ct:fail(no_complete)
+    end.
+
+calls_events(0) -> [];
+calls_events(N) ->
+    receive
+        {profile_event, calls, _, Meta} -> [Meta | calls_events(N - 1)];
+        {profile_event, _, _, _} -> calls_events(N)
+    after 10000 -> []
+    end.
+
+%% Lets each blocked handler go, up to the complete event; returns the emitting processes.
+release_blocked(Acc) ->
+    receive
+        {blocked, complete, Pid} -> Pid ! go, [Pid | Acc];
+        {blocked, _, Pid} -> Pid ! go, release_blocked([Pid | Acc])
+    after 10000 -> ct:fail({no_complete, Acc})
+    end.
+
+%% fprof's analysis lists each function for all processes, then again per process: the
+%% call graph and the function list hold each function once.
+call_graph_lists_functions_once(_Config) ->
+    [begin
+         ok = beamprof:profile_calls(fun() -> sum(3), _ = lists:seq(1, 3), ok end,
+                                     noload(#{strategy => S})),
+         [Meta] = [M || {calls, _, M} <- events(4)],
+         Functions = [element(1, F) || F <- maps:get(functions, Meta)],
+         ?assertEqual(length(lists:usort(Functions)), length(Functions)),
+         ?assert(lists:member({?MODULE, sum, 1}, Functions)),
+         case S of
+             call_graph ->
+                 Graph = [F || #{function := F} <- maps:get(call_graph, Meta)],
+                 ct:log("~B entries", [length(Graph)]),
+                 ?assertEqual(length(lists:usort(Graph)), length(Graph)),
+                 [#{calls := 4}] = [E || #{function := {?MODULE, sum, 1}} = E
+                                             <- maps:get(call_graph, Meta)];
+             fprof -> ok
+         end
+     end || S <- [call_graph, fprof]].
+
+%% Options, the output's directory included, are checked before the call: the API answers
+%% at once without calling the fun (no event); a decorated function must run: it runs
+%% unprofiled, and its stop event and the log say why.
+output_checked_before_the_call(_Config) ->
+    Missing = "/nonexistent/x.svg",
+    ?assertEqual({error, {unwritable, Missing, enoent}},
+                 beamprof:flame_graph(fun() -> ct:fail(must_not_run) end,
+                                      noload(#{output => Missing}))),
+    ?assertEqual({error, {unwritable, <<"/nonexistent/y.svg">>, enoent}},
+                 beamprof:profile(fun() -> ct:fail(must_not_run) end,
+                                  noload(#{output => <<"/nonexistent/y.svg">>}))),
+    ?assertError({badarg, "Expected option format" ++ _},
+                 beamprof:flame_graph(fun() -> ct:fail(must_not_run) end,
+                                      noload(#{output => "x.svg", format => bad}))),
+    no_more_events(),
+    add_log_handler(),
+    try
+        ?assertEqual(9, beamprof_profile:decorated(?MODULE, decorated, 0, fun() -> 9 end,
+                                                   noload(#{strategy => flame_graph,
+                                                            output => Missing}))),
+        [{stop, _, #{skipped := {unwritable, Missing, enoent},
+                     warnings := [#{code := profile_skipped}]}}] = events(4),
+        ?assertMatch([{warning, write_failed, _}], logged())
+    after
+        logger:remove_handler(?MODULE)
+    end.
+
+%% The directory goes while the call runs: the call's value is unchanged (raised exceptions
+%% too), the stop, sample and complete events carry error => {write_failed, Path, enoent},
+%% and the failure is logged.
+write_failure_logged_and_reported(Config) ->
+    add_log_handler(),
+    try
+        [begin
+             Dir = filename:join(?config(priv_dir, Config), "gone" ++ integer_to_list(I)),
+             ok = file:make_dir(Dir),
+             Path = filename:join(Dir, "x.svg"),
+             Body = fun() -> wrapper(50), ok = file:del_dir(Dir), 42 end,
+             ?assertEqual(42, Entry(Body, noload(#{output => Path, async => Async}))),
+             Events = until_complete(),
+             [?assertMatch(#{error := {write_failed, Path, enoent}, output := undefined}, M, E)
+              || {E, _, M} <- Events, E =/= start],
+             ?assertEqual([start, stop, sample, complete], [E || {E, _, _} <- Events]),
+             [{warning, write_failed, Text}] = logged(),
+             ?assertNotEqual(nomatch, string:find(Text, Path))
+         end || {I, Entry, Async} <- [{1, fun beamprof:flame_graph/2, false},
+                                      {2, fun beamprof:profile/2, true}]]
+    after
+        logger:remove_handler(?MODULE)
+    end.
+
+%% The log line of a failed write shows in a plain `erl' (OTP's default handler drops
+%% every domain but [], [otp] and [otp, sasl]: beamprof logs with none).
+write_failure_log_printed_by_plain_erl(_Config) ->
+    Erl = filename:join([code:root_dir(), "bin", "erl"]),
+    Ebin = filename:dirname(code:which(beamprof_file)),
+    Out = os:cmd(Erl ++ " -noshell -pa " ++ Ebin ++ " -eval 'beamprof_file:write_failed("
+                 "\"/nonexistent/z.svg\", enoent), timer:sleep(200), halt().' 2>&1"),
+    ct:log("~ts", [Out]),
+    ?assertNotEqual(nomatch, string:find(Out, "could not write /nonexistent/z.svg")).
+
+add_log_handler() ->
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => #{pid => self()}, level => all}).
+
+%% logger handler callback: forwards beamprof's log events to the test.
+log(#{level := Level, msg := Msg, meta := #{beamprof := Domain}}, #{config := #{pid := Pid}}) ->
+    Text = case Msg of
+               {Format, Args} when is_list(Format) -> lists:flatten(io_lib:format(Format, Args));
+               {string, S} -> unicode:characters_to_list(S);
+               Other -> lists:flatten(io_lib:format("~0tp", [Other]))
+           end,
+    Pid ! {logged, Level, Domain, Text};
+log(_, _) ->
+    ok.
+
+%% The log events received so far (waiting 500 ms for the first).
+logged() ->
+    receive {logged, L, D, T} -> [{L, D, T} | logged_more()]
+    after 500 -> []
+    end.
+
+logged_more() ->
+    receive {logged, L, D, T} -> [{L, D, T} | logged_more()]
+    after 100 -> []
+    end.
 
 %% A profile held open (its fun waits) by a `calls' profile, then by an `fprof' one; meanwhile
 %% every strategy is tried. Two on global tracing never run at once ({busy, Held}); on OTP

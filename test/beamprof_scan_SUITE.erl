@@ -24,7 +24,10 @@ all() ->
      enumerations_agree, source_by_release, vm_internals_off_uses_processes,
      largest_mailbox_from_every_source,
      thresholds_once_per_crossing, busy_port_event, periodic_scan_paused_by_gate,
-     big_scan_on_peer].
+     big_scan_on_peer,
+     off_takes_no_pass_and_no_tables, first_pass_waits_for_gate,
+     window_unavailable_ranks_nothing, window_unavailable_reported,
+     window_reds_leaves_normal_schedulers, large_frees_go_to_the_reaper].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -416,12 +419,21 @@ vm_internals_off_uses_processes(_Config) ->
     end,
     ok = beamprof:start(#{vm_internals => false, scan_interval => 100, scan_budget => 1.0}),
     [{_, _, EvMeta} | _] = wait_events([beamprof, process, scan], 1),
+    Snap = beamprof:snapshot(),
+    Screen = beamprof_top:render(Snap, beamprof_scan:top_all(3), #{}),
+    ct:log("~ts", [Screen]),
     case expected_source() of
         processes_iterator ->
-            ?assertMatch(#{source := processes_iterator, warnings := []}, EvMeta);
+            ?assertMatch(#{source := processes_iterator, warnings := []}, EvMeta),
+            ?assertMatch(#{scan := #{source := processes_iterator, warnings := []}}, Snap);
         _ ->
             ?assertMatch(#{source := processes, warnings := [#{code := vm_internals_off}]},
-                         EvMeta)
+                         EvMeta),
+            %% the fallback reaches snapshot() and top()'s header too
+            ?assertMatch(#{scan := #{source := processes,
+                                     warnings := [#{code := vm_internals_off}]}}, Snap),
+            ?assert(lists:member(vm_internals_off, [C || #{code := C} <- maps:get(warnings, Snap)])),
+            ?assertMatch({_, _}, binary:match(Screen, <<"vm_internals">>))
     end.
 
 %% top(message_queue_len, N) finds the largest mailboxes, in order, from the
@@ -589,7 +601,7 @@ timed_screen() ->
     ok = logger:set_primary_config(level, warning),
     ok = beamprof:start(#{}),
     try
-        _ = beamprof_scan_server:stats(),               % the baseline pass is done
+        wait_until(fun() -> maps:get(first_pass, beamprof_scan_server:stats()) end, 10000),
         Self = self(),
         Io = spawn_link(fun() -> keep_io(Self, []) end),
         {Us, ok} = timer:tc(fun() ->
@@ -716,3 +728,168 @@ spin(N) -> spin(N + 1).
 %% Closes a port that may already be closed.
 close_port(Port) ->
     try port_close(Port) catch error:badarg -> true end.
+
+%% --- scan_interval off, the gate at start, the window table ---------------------------
+
+%% With scan_interval off the server takes no pass and makes no window
+%% table (before: a baseline pass over every process at start, and its two
+%% tables kept); an on-demand top scans in a process of its own and still
+%% ranks reductions over a window.
+off_takes_no_pass_and_no_tables(_Config) ->
+    ok = beamprof:start(#{scan_interval => off, tick => 100}),
+    Ticks = maps:get(ticks, beamprof_nif:sampler_info()),
+    wait_until(fun() -> maps:get(ticks, beamprof_nif:sampler_info()) >= Ticks + 5 end, 5000),
+    ?assertMatch(#{scans := 0, first_pass := false, window_tables := false},
+                 beamprof_scan_server:stats()),
+    ?assertEqual(undefined, beamprof_scan_server:last()),
+    ?assertEqual({error, off}, beamprof_scan_server:top([reductions], 3)),
+    Hog = spawn(fun Spin() -> Spin() end),
+    try
+        Rows = beamprof:top(reductions, 3),
+        ?assert(lists:member(Hog, [P || #{pid := P} <- Rows]))
+    after
+        exit(Hog, kill)
+    end,
+    ?assertMatch(#{first_pass := false, window_tables := false}, beamprof_scan_server:stats()).
+
+%% A gate closed from its first tick (a memory limit of one byte): the first
+%% pass waits for it (before: it ran at start whatever the gate).
+first_pass_waits_for_gate(_Config) ->
+    ok = beamprof:start(#{scan_interval => 100, scan_budget => 1.0, tick => 100,
+                          memory_limit => 1}),
+    wait_until(fun() -> maps:get(paused, beamprof_scan_server:stats()) >= 1 end, 5000),
+    ?assertEqual(closed, beamprof:gate()),
+    ?assertMatch(#{scans := 0, first_pass := false, window_tables := false},
+                 beamprof_scan_server:stats()),
+    ?assertEqual(undefined, beamprof_scan_server:last()),
+    %% an operator's top still answers at once, the gate closed or not
+    #{reductions := _, window_ms := W} = beamprof_scan:top_all(3),
+    ?assert(W >= 500),
+    ?assertMatch(#{first_pass := true, window_tables := true}, beamprof_scan_server:stats()).
+
+%% Without its window table a pass has only lifetime totals: it ranks no
+%% reductions rather than rank those as deltas, and says so.
+window_unavailable_ranks_nothing(_Config) ->
+    Hog = spawn(fun Spin() -> Spin() end),
+    try
+        Window = beamprof_nif:scan_window_new(),
+        Spec = #{keys => [reductions, message_queue_len], n => 5, skip_queue => 10000,
+                 window => Window},
+        Ok = beamprof_scan_walk:processes(Spec),
+        ?assertMatch(#{tops := #{reductions := [_ | _]}}, Ok),
+        ?assertNot(lists:member(scan_window_unavailable,
+                                [C || #{code := C} <- maps:get(warnings, Ok)])),
+        R = beamprof_scan_walk:processes(Spec#{test_window_enomem => true}),
+        ?assertEqual(false, maps:is_key(reductions, maps:get(tops, R))),
+        ?assertMatch(#{tops := #{message_queue_len := [_ | _]}}, R),
+        ?assert(lists:member(scan_window_unavailable,
+                             [C || #{code := C} <- maps:get(warnings, R)])),
+        #{reductions := Rows} = beamprof_scan:result([reductions], R, 10000, 500),
+        ?assertEqual([], Rows)
+    after
+        exit(Hog, kill)
+    end.
+
+%% Through the running server: the scan event, top_all's result, snapshot()
+%% and top()'s header say the window was not there; no threshold event is
+%% emitted as if checked.
+window_unavailable_reported(_Config) ->
+    ok = beamprof:start(#{scan_interval => 100, scan_budget => 1.0, long_message_queue => 500,
+                          test_window_enomem => true,
+                          system_monitor => #{long_message_queue => false}}),
+    P = spawn(fun() -> controlled() end),
+    Self = self(),
+    ok = beamprof:attach(lmq, [beamprof, process, long_message_queue],
+                         fun(E, M, Meta, _) -> Self ! {ev, E, M, Meta} end, nil),
+    try
+        fill(P, 600),
+        [{_, _, Meta} | _] = wait_events([beamprof, process, scan], 2),
+        ?assert(lists:member(scan_window_unavailable, [C || #{code := C} <- maps:get(warnings, Meta)])),
+        ?assertEqual([], mine(P)),
+        Tops = beamprof_scan:top_all(3),
+        ?assertEqual([], maps:get(reductions, Tops)),
+        ?assert(lists:member(scan_window_unavailable, [C || #{code := C} <- maps:get(warnings, Tops)])),
+        Snap = beamprof:snapshot(),
+        ?assert(lists:member(scan_window_unavailable, [C || #{code := C} <- maps:get(warnings, Snap)])),
+        Screen = beamprof_top:render(Snap, Tops, #{}),
+        ?assertMatch({_, _}, binary:match(Screen, <<"window table">>))
+    after
+        exit(P, kill)
+    end.
+
+%% scan_window_reds with 16,384 ids (1.8-11.5 ms of work) runs on a dirty CPU
+%% scheduler: their scheduler_wall_time shows the calls' time as active
+%% (before: a normal scheduler ran it, the dirty ones stayed idle; on a
+%% loaded host the dirty share of the calls' wall time was 24-92%).
+window_reds_leaves_normal_schedulers(_Config) ->
+    N = 16384,
+    Ids = [spawn(fun() -> ok end) || _ <- lists:seq(1, N)],
+    Rounds = [[V * K || V <- lists:seq(1, N)] || K <- lists:seq(1, 40)],
+    Window = beamprof_nif:scan_window_new(),
+    TopK = beamprof_nif:scan_topk_new(10),
+    Old = erlang:system_flag(scheduler_wall_time, true),
+    try
+        Dirty0 = dirty_cpu_active(),
+        {Us, _} = timer:tc(fun() ->
+                                   [begin
+                                        _ = beamprof_nif:scan_window_begin(Window, N),
+                                        {0, _} = beamprof_nif:scan_window_reds(Window, TopK,
+                                                                               Ids, Values)
+                                    end || Values <- Rounds]
+                           end),
+        Dirty = dirty_cpu_active() - Dirty0,
+        ct:log("40 calls of ~B ids: ~B us; dirty CPU schedulers active ~B us", [N, Us, Dirty]),
+        ?assertMatch(#{entries := N}, beamprof_nif:scan_window_info(Window)),
+        ?assertMatch([{N, _} | _], beamprof_nif:scan_topk_list(TopK)), % deltas of V * K
+        %% 40 calls of 16,384 ids are at least 10 ms of work on any machine;
+        %% on a normal scheduler the dirty ones stay at 0 (checked: 0 us)
+        ?assert(Dirty >= 10000)
+    after
+        _ = erlang:system_flag(scheduler_wall_time, Old),
+        ok = beamprof_nif:scan_window_release(Window)
+    end.
+
+%% Summed active time of the dirty CPU schedulers, in microseconds
+%% (scheduler_wall_time's units are those of erlang:monotonic_time/0).
+dirty_cpu_active() ->
+    Normal = erlang:system_info(schedulers),
+    Dirty = erlang:system_info(dirty_cpu_schedulers),
+    Active = lists:sum([A || {Id, A, _} <- erlang:statistics(scheduler_wall_time_all),
+                             Id > Normal, Id =< Normal + Dirty]),
+    erlang:convert_time_unit(Active, native, microsecond).
+
+%% A walker killed while it holds a window table of 32 MiB and a buffer of
+%% ids: the destructors (run where the last reference drops) hand both to
+%% the reaper thread; so does a window begun much smaller than before (the
+%% big table it replaces). Before, each was freed on a scheduler.
+large_frees_go_to_the_reaper(_Config) ->
+    #{freed := F0} = beamprof_nif:scan_reaper_info(),
+    Self = self(),
+    Holder = spawn(fun() ->
+                           W = beamprof_nif:scan_window_new(),
+                           _ = beamprof_nif:scan_window_begin(W, 500000),
+                           B = beamprof_nif:scan_buf_new(),
+                           [] = put_all(B, lists:duplicate(50000, self())),
+                           Self ! {held, W, B},
+                           receive never -> ok end
+                   end),
+    {W, B} = receive {held, W0, B0} -> {W0, B0} end,
+    #{capacity := Cap} = beamprof_nif:scan_window_info(W),
+    #{size := 50000} = beamprof_nif:scan_buf_info(B),
+    ?assert(Cap >= 500000),
+    exit(Holder, kill),
+    wait_until(fun() -> not is_process_alive(Holder) end, 5000),
+    %% this process's references are the last ones: drop them
+    erlang:garbage_collect(),
+    wait_until(fun() -> erlang:garbage_collect(),
+                        maps:get(freed, beamprof_nif:scan_reaper_info()) >= F0 + 2 end, 10000),
+    #{freed := F1} = beamprof_nif:scan_reaper_info(),
+    W2 = beamprof_nif:scan_window_new(),
+    _ = beamprof_nif:scan_window_begin(W2, 500000),
+    _ = beamprof_nif:scan_window_begin(W2, 500000),
+    3 = beamprof_nif:scan_window_begin(W2, 10),       % table 1 shrinks: its 32 MiB go
+    wait_until(fun() -> maps:get(freed, beamprof_nif:scan_reaper_info()) >= F1 + 1 end, 10000),
+    ok = beamprof_nif:scan_window_release(W2).
+
+put_all(_B, []) -> [];
+put_all(B, L) -> put_all(B, beamprof_nif:scan_buf_put(B, L)).

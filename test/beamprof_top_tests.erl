@@ -279,3 +279,22 @@ sample_warnings_in_header_test() ->
     [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines],
     %% none: no warning line
     ?assertEqual([], [L || L <- lines(text(snapshot(), tops())), has(L, "warning")]).
+
+%% A blind gate says so on the first line and, from the snapshot's warnings,
+%% on a warning line; the scan's own warnings that are not about the pids
+%% (a window table not allocated) get a line too; a pids fallback that the
+%% snapshot also carries (the periodic scan's last pass) is said once.
+blind_gate_and_scan_warnings_in_header_test() ->
+    Blind = beamprof_warnings:new(gate_blind, "the gate's C thread sees no scheduler thread; "
+                                              "the gate runs on scheduler_wall_time"),
+    Fallback = beamprof_warnings:new(enumeration_fallback, "table not found; using "
+                                                           "erlang:processes()"),
+    Window = beamprof_warnings:new(scan_window_unavailable, "no memory for the window table"),
+    Snap = (snapshot())#{gate => #{state => open, blind => true}, warnings => [Blind, Fallback]},
+    Lines = lines(text(Snap, (tops())#{source => processes, warnings => [Fallback, Window]})),
+    [First | _] = Lines,
+    ?assert(has(First, "gate open [blind: scheduler_wall_time]")),
+    ?assertMatch([_, "pids       erlang:processes() (table not found)",
+                  "warning    the gate's C thread sees no scheduler thread" ++ _,
+                  "warning    no memory for the window table" | _], Lines),
+    ?assertEqual(1, length([L || L <- Lines, has(L, "table not found")])).

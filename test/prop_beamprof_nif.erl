@@ -61,6 +61,8 @@ valid_report(X) -> X =:= 0 orelse X =:= 1.
 model_start(Config, Notify) ->
     case is_map(Config) andalso lists:all(fun(K) -> valid_key(K, Config) end, ?KEYS)
          andalso valid_optional(schedulers_online, Config)
+         andalso valid_optional(heartbeat_ms, Config)
+         andalso valid_optional(test_hide_threads, Config)
          andalso is_pid(Notify) andalso node(Notify) =:= node() of
         false -> badarg;
         true -> model_marks(Config)
@@ -80,6 +82,8 @@ valid_optional(K, Config) ->
     end.
 
 valid_value(schedulers_online, V) -> is_integer(V) andalso V >= 1 andalso V =< 1024;
+valid_value(heartbeat_ms, V) -> is_integer(V) andalso V >= 10 andalso V =< 3600000;
+valid_value(test_hide_threads, V) -> is_boolean(V);
 valid_value(tick_ms, V) -> is_integer(V) andalso V >= 1 andalso V =< 60000;
 valid_value(reopen_ticks, V) -> is_integer(V) andalso V >= 1 andalso V < 1 bsl 32;
 valid_value(memory_limit, V) -> is_integer(V) andalso V >= 0 andalso V < 1 bsl 64;
@@ -127,6 +131,11 @@ edit() ->
     oneof([{set, elements(?KEYS), any()},
            ?LET(V, oneof([integer(1, 1024), elements([0, 1025, -1, 2.0]), any()]),
                 {set, schedulers_online, V}),
+           ?LET(V, oneof([integer(10, 5000), elements([9, 10, 3600000, 3600001, 0, -1, 100.0]),
+                          any()]),
+                {set, heartbeat_ms, V}),
+           ?LET(V, oneof([boolean(), elements([yes, 1, 0, nil]), any()]),
+                {set, test_hide_threads, V}),
            ?LET(K, elements(?KEYS), {set, K, value_for(K)}),
            {remove, elements(?KEYS)},
            {add, any(), any()},
@@ -157,10 +166,13 @@ flush() ->
 
 valid_result(gate, G) -> G =:= open orelse G =:= closed;
 valid_result(gate_info, #{state := S, reason := R, source := Src, running := Run,
-                          changed_at := At} = M) ->
-    map_size(M) =:= 5 andalso valid_result(gate, S) andalso valid_reason(R)
-        andalso lists:member(Src, [erlang, os_cpu, none]) andalso is_boolean(Run)
-        andalso is_integer(At);
+                          changed_at := At, blind := B, pings := P, heartbeat_ms := H,
+                          reported_at := Rep} = M) ->
+    map_size(M) =:= 9 andalso valid_result(gate, S) andalso valid_reason(R)
+        andalso (R =/= not_running orelse (Run =:= false andalso S =:= open))
+        andalso lists:member(Src, [erlang, os_cpu, starved, none]) andalso is_boolean(Run)
+        andalso is_integer(At) andalso is_boolean(B) andalso is_integer(P) andalso P >= 0
+        andalso is_integer(H) andalso H >= 10 andalso (Rep =:= undefined orelse is_integer(Rep));
 valid_result(sched_cpu, {Mono, Rows}) ->
     is_integer(Mono) andalso is_list(Rows) andalso
         lists:all(fun({T, I, C}) ->
@@ -186,12 +198,14 @@ valid_result(_, _) ->
     false.
 
 valid_reason(none) -> true;
+valid_reason(not_running) -> true;
 valid_reason({scheduler, R}) -> is_float(R);
 valid_reason({memory, R}) -> is_float(R);
 valid_reason(_) -> false.
 
 valid_tick({Mono, S, Src, Os, Used, Limit, MR, G, D}) ->
-    is_integer(Mono) andalso is_float(S) andalso lists:member(Src, [erlang, os_cpu, none])
+    is_integer(Mono) andalso is_float(S)
+        andalso lists:member(Src, [erlang, os_cpu, starved, none])
         andalso is_float(Os) andalso is_integer(Used) andalso is_integer(Limit)
         andalso is_float(MR) andalso (G =:= open orelse G =:= closed)
         andalso is_float(D) andalso D >= 0.0 andalso D =< 1.0;

@@ -8,7 +8,8 @@
 -include_lib("proper/include/proper.hrl").
 
 -export([prop_topk/0, prop_hist/0, prop_window/0, prop_window_cached/0, prop_window_reds/0,
-         prop_random_args/0]).
+         prop_random_args/0, prop_window_reds_dirty/0, prop_hist_many_percentiles/0,
+         prop_window_regrowth/0]).
 
 -define(NIF, beamprof_nif).
 -define(U64, 18446744073709551615).
@@ -176,6 +177,52 @@ reds_gen(A, B, Slice, Pids) ->
         andalso Floor =:= ExpFloor
         andalso ?NIF:scan_window_info(A) =:= ?NIF:scan_window_info(B).
 
+%% Slices beyond 1024 ids run on a dirty CPU scheduler (bp_scan_nif.c): the
+%% same answers as one id at a time.
+prop_window_reds_dirty() ->
+    Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 6)],
+    ?FORALL(Gens, non_empty(list(?LET(N, range(1025, 3000),
+                                      vector(N, {range(1, 6),
+                                                 oneof([range(0, 1000), undefined])})))),
+            begin
+                A = ?NIF:scan_window_new(),
+                B = ?NIF:scan_window_new(),
+                lists:all(fun(Slice) -> reds_gen(A, B, Slice, Pids) end, Gens)
+            end).
+
+%% More than 64 percentiles are answered on a dirty CPU scheduler: the same
+%% values as asked one at a time.
+prop_hist_many_percentiles() ->
+    ?FORALL({Values, Ps}, {non_empty(list(value())), ?LET(N, range(65, 1000), vector(N, percent()))},
+            begin
+                H = ?NIF:scan_hist_new(),
+                [ok = ?NIF:scan_hist_add(H, V) || V <- Values],
+                ?NIF:scan_hist_percentiles(H, Ps)
+                    =:= [hd(?NIF:scan_hist_percentiles(H, [P])) || P <- Ps]
+            end).
+
+%% A window begun at any sizes, small and large, in any order: each begin
+%% answers the next generation with room for its size; the tables it
+%% replaces go to the reaper thread (scan_reaper_info/0 counts the large
+%% ones), whose count never goes down.
+prop_window_regrowth() ->
+    ?FORALL(Sizes, non_empty(list(oneof([range(0, 100), range(20000, 200000)]))),
+            begin
+                W = ?NIF:scan_window_new(),
+                #{freed := F0} = ?NIF:scan_reaper_info(),
+                Ok = lists:all(fun({I, S}) ->
+                                       #{capacity := C} = ?NIF:scan_window_info(W),
+                                       G = ?NIF:scan_window_begin(W, S),
+                                       #{generation := G2, capacity := C2} =
+                                           ?NIF:scan_window_info(W),
+                                       G =:= I andalso G2 =:= I andalso C2 >= S
+                                           andalso is_integer(C)
+                               end, lists:zip(lists:seq(1, length(Sizes)), Sizes)),
+                ok = ?NIF:scan_window_release(W),
+                #{freed := F1} = ?NIF:scan_reaper_info(),
+                Ok andalso F1 >= F0
+            end).
+
 %%--------------------------------------------------------------------
 %% random arguments
 
@@ -200,7 +247,8 @@ call_like(Res) ->
                             {scan_window_cached, 4}, {scan_window_reds, 4},
                             {scan_window_info, 1}, {scan_window_release, 1},
                             {scan_buf_release, 1},
-                            {scan_thread_cpu, 0}, {scan_ptab_fill, 3}]),
+                            {scan_thread_cpu, 0}, {scan_ptab_fill, 3},
+                            {scan_reaper_info, 0}]),
          {F, vector(Arity, arg(Res))}).
 
 arg(Res) ->
@@ -224,6 +272,9 @@ valid(scan_window_cached, R) -> is_integer(R) orelse R =:= none;
 valid(scan_thread_cpu, R) -> is_integer(R);
 valid(scan_window_release, R) -> R =:= ok;
 valid(scan_buf_release, R) -> R =:= ok;
+valid(scan_reaper_info, #{freed := N} = R) -> map_size(R) =:= 1 andalso is_integer(N)
+                                                 andalso N >= 0;
+valid(scan_reaper_info, _) -> false;
 valid(scan_ptab_fill, {more, Next}) -> is_integer(Next);
 valid(scan_ptab_fill, R) -> lists:member(R, [done, {error, unavailable}, {error, enomem}]);
 valid(_, R) -> is_map(R).

@@ -161,8 +161,10 @@ static struct bp_state *bp_instance_open(ErlNifEnv *env)
     if (bp_scan_open(env) != 0)
         return NULL;
     struct bp_state *st = bp_state_new();
-    if (st == NULL)
+    if (st == NULL) {
+        bp_scan_close();
         return NULL;
+    }
     st->channel_type = bp_core_channel_open(env);
     return st;
 }
@@ -202,8 +204,9 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
         old->stop(old, &carry);
         if (carry.abi >= 1) {
             bp_sampler_adopt(&st->sampler, &carry);
-            if (carry.was_running)
-                (void)bp_sampler_start(&st->sampler, &carry.cfg, &carry.notify);
+            if (carry.was_running) /* extra is zero (defaults) from abi < 3 */
+                (void)bp_sampler_start(&st->sampler, &carry.cfg, &carry.extra,
+                                       &carry.notify);
         }
         if (old->abi >= 2 && old->native_handover != NULL)
             bp_upgrade_native(old);
@@ -220,6 +223,7 @@ static void bp_unload(ErlNifEnv *env, void *priv)
         return;
     bp_sampler_stop(&st->sampler, NULL, NULL, 1);
     bp_state_free(st);
+    bp_scan_close();
 }
 
 /* ----------------------------------------------------------------- gate */
@@ -247,6 +251,8 @@ static ERL_NIF_TERM bp_source_term(int source)
         return bp_atom.erlang;
     if (source == BP_SOURCE_OS_CPU)
         return bp_atom.os_cpu;
+    if (source == BP_SOURCE_STARVED)
+        return bp_atom.starved;
     return bp_atom.none;
 }
 
@@ -259,25 +265,43 @@ static ERL_NIF_TERM bp_make_map(ErlNifEnv *env, ERL_NIF_TERM *keys,
     return map;
 }
 
+/* The last Erlang report, in Erlang monotonic ns, or undefined. */
+static ERL_NIF_TERM bp_reported_at_term(ErlNifEnv *env, struct bp_sampler *s)
+{
+    int64_t at = atomic_load_explicit(&s->report_ns, memory_order_acquire);
+    if (at == 0)
+        return bp_atom.undefined;
+    return enif_make_int64(env, at + atomic_load_explicit(&s->erl_offset, memory_order_relaxed));
+}
+
+/* gate_info() -> #{state, reason, source, running, changed_at, blind,
+ * heartbeat_ms, pings, reported_at}. reason is not_running while no sampler
+ * thread runs (the gate then reads open). */
 static ERL_NIF_TERM bp_gate_info_nif(ErlNifEnv *env, int argc,
                                      const ERL_NIF_TERM argv[])
 {
     (void)argc;
     (void)argv;
     struct bp_state *st = bp_st(env);
+    struct bp_sampler *s = &st->sampler;
     struct bp_gate_snapshot g;
     bp_gate_read(&st->pub, &g);
-    int running = bp_sampler_is_running(&st->sampler);
-    ERL_NIF_TERM keys[] = {bp_atom.state, bp_atom.reason, bp_atom.source,
-                           bp_atom.running, bp_atom.changed_at};
+    int running = bp_sampler_is_running(s);
+    ERL_NIF_TERM keys[] = {bp_atom.state,   bp_atom.reason,       bp_atom.source,
+                           bp_atom.running, bp_atom.changed_at,   bp_atom.blind,
+                           bp_atom.pings,   bp_atom.heartbeat_ms, bp_atom.reported_at};
     ERL_NIF_TERM values[] = {
         g.closed ? bp_atom.closed : bp_atom.open,
-        bp_reason_term(env, g.reason, g.ratio),
+        running ? bp_reason_term(env, g.reason, g.ratio) : bp_atom.not_running,
         bp_source_term(g.source),
         running ? bp_atom.true : bp_atom.false,
         enif_make_int64(env, g.changed_at),
+        running && atomic_load(&s->blind) ? bp_atom.true : bp_atom.false,
+        enif_make_uint64(env, atomic_load(&s->pings)),
+        enif_make_uint(env, atomic_load(&s->heartbeat_ms)),
+        bp_reported_at_term(env, s),
     };
-    return bp_make_map(env, keys, values, 5);
+    return bp_make_map(env, keys, values, 9);
 }
 
 /* -------------------------------------------------------------- sampler */
@@ -338,15 +362,39 @@ static ERL_NIF_TERM bp_error(ErlNifEnv *env, ERL_NIF_TERM reason)
     return enif_make_tuple2(env, bp_atom.error, reason);
 }
 
+/* The optional keys heartbeat_ms (10..3600000, absent = 1000) and
+ * test_hide_threads (boolean, absent = false; test only: the thread acts as
+ * if it found no scheduler thread). 0 if present and ill-typed. */
+static int bp_get_extra(ErlNifEnv *env, ERL_NIF_TERM map, struct bp_sampler_extra *e)
+{
+    ERL_NIF_TERM v;
+    unsigned int hb;
+    e->heartbeat_ms = BP_HEARTBEAT_MS_DEFAULT;
+    e->hide_threads = 0;
+    if (enif_get_map_value(env, map, bp_atom.heartbeat_ms, &v)) {
+        if (!enif_get_uint(env, v, &hb) || hb < 10 || hb > 3600000)
+            return 0;
+        e->heartbeat_ms = hb;
+    }
+    if (enif_get_map_value(env, map, bp_atom.test_hide_threads, &v)) {
+        if (!enif_is_identical(v, bp_atom.true) && !enif_is_identical(v, bp_atom.false))
+            return 0;
+        e->hide_threads = enif_is_identical(v, bp_atom.true);
+    }
+    return 1;
+}
+
 /* sampler_start(Config, NotifyPid) -> ok | {error, Reason} */
 static ERL_NIF_TERM bp_sampler_start_nif(ErlNifEnv *env, int argc,
                                          const ERL_NIF_TERM argv[])
 {
     (void)argc;
     struct bp_sampler_config cfg;
+    struct bp_sampler_extra extra;
     uint32_t online;
     ErlNifPid pid;
-    if (!bp_get_config(env, argv[0], &cfg) || bp_get_online(env, argv[0], &online) != 0)
+    if (!bp_get_config(env, argv[0], &cfg) || bp_get_online(env, argv[0], &online) != 0 ||
+        !bp_get_extra(env, argv[0], &extra))
         return enif_make_badarg(env);
     if (!enif_get_local_pid(env, argv[1], &pid))
         return enif_make_badarg(env);
@@ -355,7 +403,7 @@ static ERL_NIF_TERM bp_sampler_start_nif(ErlNifEnv *env, int argc,
     if (cfg.gate.memory_low >= cfg.gate.memory_high)
         return bp_error(env, enif_make_tuple2(env, bp_atom.invalid, bp_atom.memory_low));
     bp_sampler_set_online(&bp_st(env)->sampler, online);
-    switch (bp_sampler_start(&bp_st(env)->sampler, &cfg, &pid)) {
+    switch (bp_sampler_start(&bp_st(env)->sampler, &cfg, &extra, &pid)) {
     case BP_SAMPLER_OK:
         return bp_atom.ok;
     case BP_SAMPLER_RETIRED:
@@ -535,9 +583,8 @@ struct bp_core_channel_src bp_core_channel_src_of(ErlNifEnv *env)
 static ErlNifFunc nif_funcs[] = {
     {"gate", 0, bp_gate_nif, 0},
     {"gate_info", 0, bp_gate_info_nif, 0},
-    /* Dirty IO: start takes the sampler's control lock, which a stop holds
-     * while it joins the thread (up to a tick's /proc and /sys reads), and
-     * creates the thread. */
+    /* Dirty IO: it waits for the control lock, which a stop holds across
+     * the thread join (up to a tick's reads under /proc and /sys). */
     {"sampler_start", 2, bp_sampler_start_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
     /* Dirty IO: joining the thread may wait for the end of a tick (file
      * reads under /proc and /sys), which must not hold a normal scheduler. */

@@ -57,7 +57,14 @@
     X(no_channel)                                                            \
     X(ticks)                                                                 \
     X(cpu_ns)                                                                \
-    X(threads)
+    X(threads)                                                               \
+    X(starved)                                                               \
+    X(blind)                                                                 \
+    X(heartbeat_ms)                                                          \
+    X(pings)                                                                 \
+    X(reported_at)                                                           \
+    X(undefined)                                                             \
+    X(test_hide_threads)
 
 #define BP_ATOM_DECL(name) ERL_NIF_TERM name;
 struct bp_atoms {

@@ -63,6 +63,48 @@ int bp_gate_step(const struct bp_gate_config *c, struct bp_gate_state *s,
     return 1;
 }
 
+#define BP_GATE_REPING_TICKS 5
+
+static struct bp_gate_choice bp_choice(double figure, enum bp_sched_source source,
+                                       int ping, int clear_ping)
+{
+    struct bp_gate_choice c = {figure, source, ping, clear_ping};
+    return c;
+}
+
+static struct bp_gate_choice bp_gate_input_blind(const struct bp_gate_input *in,
+                                                 int answered, int starved, int fresh)
+{
+    /* A ping lost (its answerer restarted) is sent again after a while. */
+    int ping = in->ping_ns == 0 || answered ||
+               in->now - in->ping_ns >= BP_GATE_REPING_TICKS * in->tick_ns;
+    if (fresh)
+        return bp_choice(in->report, BP_SOURCE_ERLANG, ping, answered);
+    if (starved)
+        return bp_choice(1.0, BP_SOURCE_STARVED, ping, answered);
+    return bp_choice(-1.0, BP_SOURCE_NONE, ping, answered);
+}
+
+struct bp_gate_choice bp_gate_input(const struct bp_gate_input *in)
+{
+    int answered = in->ping_ns != 0 && in->report_ns > in->ping_ns;
+    int starved = in->ping_ns != 0 && !answered && in->now - in->ping_ns >= in->tick_ns;
+    int fresh = in->report_ns != 0 && in->now - in->report_ns <= in->fresh_ns;
+    if (in->blind)
+        return bp_gate_input_blind(in, answered, starved, fresh);
+    if (in->demand < in->mark) {
+        if (fresh && in->report > in->demand)
+            return bp_choice(in->report, BP_SOURCE_ERLANG, 0, 1);
+        return bp_choice(in->demand, BP_SOURCE_OS_CPU, 0, 1);
+    }
+    int ping = in->ping_ns == 0 || answered;
+    if (answered)
+        return bp_choice(in->report, BP_SOURCE_ERLANG, ping, 1);
+    if (starved) /* stays outstanding: demand decides until it is answered */
+        return bp_choice(in->demand, BP_SOURCE_OS_CPU, ping, 0);
+    return bp_choice(-1.0, BP_SOURCE_NONE, ping, 0);
+}
+
 void bp_gate_pub_init(struct bp_gate_pub *p, int64_t now)
 {
     atomic_init(&p->closed, 0);

@@ -19,8 +19,16 @@
 
 enum bp_gate_reason { BP_REASON_NONE = 0, BP_REASON_SCHEDULER = 1, BP_REASON_MEMORY = 2 };
 
-/* Where the scheduler figure the gate used came from. */
-enum bp_sched_source { BP_SOURCE_NONE = 0, BP_SOURCE_ERLANG = 1, BP_SOURCE_OS_CPU = 2 };
+/* Where the scheduler figure the gate used came from. STARVED: the C thread
+ * sees no scheduler thread (blind) and the Erlang side left a ping
+ * unanswered for a whole tick, so every scheduler had work: the figure is
+ * 1.0. */
+enum bp_sched_source {
+    BP_SOURCE_NONE = 0,
+    BP_SOURCE_ERLANG = 1,
+    BP_SOURCE_OS_CPU = 2,
+    BP_SOURCE_STARVED = 3
+};
 
 struct bp_gate_config {
     double scheduler_high; /* default 0.80 */
@@ -49,6 +57,43 @@ void bp_gate_state_init(struct bp_gate_state *s);
  * yet): it can neither close the gate nor count towards reopening it. */
 int bp_gate_step(const struct bp_gate_config *c, struct bp_gate_state *s,
                  double scheduler, double memory);
+
+/* What the sampler thread knows when it chooses the scheduler figure for a
+ * tick (bp_gate_input). Times are CLOCK_MONOTONIC ns. */
+struct bp_gate_input {
+    int blind;         /* the thread sees no normal scheduler thread */
+    double demand;     /* (CPU + run-queue wait) / wall of those threads */
+    double mark;       /* scheduler_high while open, scheduler_low while closed */
+    int64_t now;
+    int64_t tick_ns;
+    int64_t ping_ns;   /* when the outstanding ping was sent; 0 = none */
+    int64_t report_ns; /* when the Erlang side last reported; 0 = never */
+    double report;     /* what it reported (scheduler_wall_time utilization) */
+    int64_t fresh_ns;  /* a report at most this old still counts */
+};
+
+struct bp_gate_choice {
+    double figure;               /* -1 = not known this tick: the gate holds */
+    enum bp_sched_source source;
+    int ping;                    /* send a ping now (and note it as outstanding) */
+    int clear_ping;              /* forget the outstanding ping */
+};
+
+/* Chooses the scheduler figure for one tick. Pure.
+ *
+ * Seeing the threads (blind == 0): below the mark, demand, unless a fresh
+ * Erlang report (a heartbeat's answer, say) is higher: utilization counts a
+ * scheduler blocked in the kernel (a blocking NIF, page faults) as busy
+ * while its thread's demand reads 0. At the mark, a ping is sent; a report
+ * that came after it decides (erlang), a ping unanswered for a tick means
+ * the Erlang side is starved and demand decides (os_cpu), in between the
+ * figure is not known.
+ *
+ * Blind: the Erlang side's scheduler_wall_time is the only figure. A ping is
+ * sent every tick (when none is outstanding or the last was answered); a
+ * fresh report decides (erlang); a ping unanswered for a tick gives 1.0
+ * (starved); otherwise the figure is not known. */
+struct bp_gate_choice bp_gate_input(const struct bp_gate_input *in);
 
 /* Published state. Writers are serialised by the caller (only the sampler
  * thread, or the control path while no sampler thread runs). */

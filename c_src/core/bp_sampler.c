@@ -58,6 +58,10 @@ int bp_sampler_init(struct bp_sampler *s, struct bp_threads *threads,
     atomic_init(&s->tick_ms, 100);
     atomic_init(&s->erl_offset, 0);
     atomic_init(&s->online, 0);
+    atomic_init(&s->blind, 0);
+    atomic_init(&s->pings, 0);
+    atomic_init(&s->heartbeat_ms, BP_HEARTBEAT_MS_DEFAULT);
+    s->extra.heartbeat_ms = BP_HEARTBEAT_MS_DEFAULT;
     bp_sampler_calibrate(s);
     if (pthread_condattr_init(&attr) != 0)
         return -1;
@@ -107,6 +111,9 @@ struct bp_loop {
     ErlNifEnv *msg_env;
     int64_t last_wall;
     int64_t ping_ns; /* CLOCK_MONOTONIC of the outstanding ping; 0 = none */
+    int64_t heartbeat_at; /* CLOCK_MONOTONIC of the last ping of any kind */
+    uint32_t heartbeat_ms;
+    int hide_threads;
     uint64_t nticks;
     struct bp_memory_reading mem;
 };
@@ -114,7 +121,7 @@ struct bp_loop {
 /* Asks the notify pid for a utilization report: {beamprof_gate_ping, T}. */
 static void bp_sampler_ping(struct bp_sampler *s, struct bp_loop *l, int64_t wall)
 {
-    l->ping_ns = wall;
+    atomic_fetch_add_explicit(&s->pings, 1, memory_order_relaxed);
     if (!l->have_notify || l->msg_env == NULL)
         return;
     ERL_NIF_TERM t = enif_make_int64(l->msg_env, wall + atomic_load(&s->erl_offset));
@@ -123,65 +130,61 @@ static void bp_sampler_ping(struct bp_sampler *s, struct bp_loop *l, int64_t wal
     enif_clear_env(l->msg_env);
 }
 
-/* The scheduler figure for the gate, and when to ask the Erlang side.
- *
- * The C thread sees two figures for the normal scheduler threads over the
- * last tick: `os` (CPU time / wall time) and `demand` ((CPU time + time
- * runnable but waiting for a CPU) / wall time). Neither is utilization: a
- * scheduler that busy-waits for work burns CPU while idle. But utilization
- * is never above demand, so while demand is below the mark that matters
- * (scheduler_high when open, scheduler_low when closed) demand is a safe
- * figure and nothing else is needed: an idle node costs no Erlang work.
- *
- * When demand reaches the mark, the thread sends {beamprof_gate_ping, T} to
- * the notify pid, which measures scheduler_wall_time over a short window
- * and answers with report_utilization/1. An answer that arrived after the
- * ping is authoritative (source erlang). A ping unanswered for a whole tick
- * means the Erlang side is starved: every scheduler has runnable work, so
- * the threads are not spinning and demand is the truth (source os_cpu).
- * Between a ping and that deadline the figure is unknown (-1): the gate
- * holds. At most one ping is outstanding. */
+/* The scheduler figure for the gate, and when to ask the Erlang side (the
+ * rules: bp_gate_input in bp_gate.h). A report counts as fresh for two
+ * ticks when blind (a ping every tick), else for a heartbeat and a tick. */
 static double bp_sched_input(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
-                             double demand, enum bp_sched_source *src)
+                             int blind, double demand, enum bp_sched_source *src)
 {
-    double mark = s->gate.closed ? l->cfg.gate.scheduler_low : l->cfg.gate.scheduler_high;
-    int64_t at = atomic_load_explicit(&s->report_ns, memory_order_acquire);
-    int answered = l->ping_ns != 0 && at > l->ping_ns;
-    int starved = l->ping_ns != 0 && !answered &&
-                  wall - l->ping_ns >= (int64_t)l->cfg.tick_ms * BP_NS_PER_MS;
-    if (answered || demand < mark)
+    int64_t tick_ns = (int64_t)l->cfg.tick_ms * BP_NS_PER_MS;
+    int64_t hb_ns = (int64_t)l->heartbeat_ms * BP_NS_PER_MS;
+    struct bp_gate_input in = {
+        .blind = blind,
+        .demand = demand,
+        .mark = s->gate.closed ? l->cfg.gate.scheduler_low : l->cfg.gate.scheduler_high,
+        .now = wall,
+        .tick_ns = tick_ns,
+        .ping_ns = l->ping_ns,
+        .report_ns = atomic_load_explicit(&s->report_ns, memory_order_acquire),
+        .report = bp_double_of(atomic_load_explicit(&s->report_bits, memory_order_relaxed)),
+        .fresh_ns = blind ? 2 * tick_ns : hb_ns + tick_ns,
+    };
+    struct bp_gate_choice c = bp_gate_input(&in);
+    if (c.clear_ping)
         l->ping_ns = 0;
-    if (demand < mark) {
-        *src = BP_SOURCE_OS_CPU;
-        return demand;
-    }
-    if (l->ping_ns == 0)
+    if (c.ping)
+        l->ping_ns = wall;
+    if (c.ping || wall - l->heartbeat_at >= hb_ns) { /* a heartbeat is not outstanding */
         bp_sampler_ping(s, l, wall);
-    if (answered) {
-        *src = BP_SOURCE_ERLANG;
-        return bp_double_of(atomic_load_explicit(&s->report_bits, memory_order_relaxed));
+        l->heartbeat_at = wall;
     }
-    *src = starved ? BP_SOURCE_OS_CPU : BP_SOURCE_NONE;
-    return starved ? demand : -1.0;
+    *src = c.source;
+    return c.figure;
 }
 
 /* CPU and demand ratios of the normal scheduler threads since the previous
- * tick (see bp_sched_input). */
-static void bp_sched_load(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
-                          double *os, double *demand)
+ * tick (see bp_sched_input). Returns 1 when no thread contributed (none
+ * found, none readable, or hidden by the test option): the thread is blind. */
+static int bp_sched_load(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
+                         double *os, double *demand)
 {
     uint64_t run, wait;
     uint32_t n;
     bp_threads_sample_normal(s->threads, atomic_load_explicit(&s->online, memory_order_relaxed),
                              &run, &wait, &n);
+    if (l->hide_threads)
+        n = 0;
     int64_t dw = wall - l->last_wall;
     l->last_wall = wall;
     *os = *demand = 0.0;
-    if (n == 0 || dw <= 0)
-        return;
+    if (n == 0)
+        return 1;
+    if (dw <= 0)
+        return 0;
     double span = (double)n * (double)dw;
     *os = (double)run / span > 1.0 ? 1.0 : (double)run / span;
     *demand = (double)(run + wait) / span > 1.0 ? 1.0 : (double)(run + wait) / span;
+    return 0;
 }
 
 static void bp_sampler_notify(struct bp_loop *l, ERL_NIF_TERM msg)
@@ -194,7 +197,8 @@ static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
 {
     int64_t wall = bp_clock_ns();
     double os_cpu, demand;
-    bp_sched_load(s, l, wall, &os_cpu, &demand);
+    int blind = bp_sched_load(s, l, wall, &os_cpu, &demand);
+    atomic_store_explicit(&s->blind, blind, memory_order_relaxed);
     /* The machine's figures (and the cgroup limit) are re-read every 50
      * ticks; in between /proc/meminfo only when the limit is the machine's. */
     int refresh = l->nticks % BP_CGROUP_EVERY_TICKS == 0;
@@ -203,7 +207,7 @@ static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
     (void)bp_memory_read(s->memory, l->cfg.memory_limit, refresh, &l->mem); /* keeps last on failure */
     int64_t now = bp_erl_now(s);
     enum bp_sched_source src;
-    double sched = bp_sched_input(s, l, wall, demand, &src);
+    double sched = bp_sched_input(s, l, wall, blind, demand, &src);
     bp_gate_step(&l->cfg.gate, &s->gate, sched, l->mem.ratio);
     int flipped = bp_gate_publish(s->pub, s->gate.closed, s->gate.reason,
                                   s->gate.ratio, src, now);
@@ -219,6 +223,17 @@ static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
                           memory_order_relaxed);
 }
 
+/* Takes what the control side set, with `lock` held. */
+static void bp_loop_take_config(struct bp_sampler *s, struct bp_loop *l)
+{
+    l->cfg = s->cfg;
+    l->notify = s->notify;
+    l->have_notify = s->have_notify;
+    l->heartbeat_ms = s->extra.heartbeat_ms ? s->extra.heartbeat_ms : BP_HEARTBEAT_MS_DEFAULT;
+    l->hide_threads = s->extra.hide_threads;
+    s->cfg_changed = 0;
+}
+
 /* Waits until the deadline, a stop or a new config, with `lock` held.
  * Returns 1 to stop. */
 static int bp_sampler_wait(struct bp_sampler *s, struct bp_loop *l, int64_t *deadline)
@@ -227,10 +242,7 @@ static int bp_sampler_wait(struct bp_sampler *s, struct bp_loop *l, int64_t *dea
         if (s->stop)
             return 1;
         if (s->cfg_changed) {
-            l->cfg = s->cfg;
-            l->notify = s->notify;
-            l->have_notify = s->have_notify;
-            s->cfg_changed = 0;
+            bp_loop_take_config(s, l);
             /* A shorter tick takes effect now; a reconfigure never delays
              * the tick already due (repeated calls cannot starve ticks). */
             int64_t sooner = bp_clock_ns() + (int64_t)l->cfg.tick_ms * BP_NS_PER_MS;
@@ -254,11 +266,9 @@ static void *bp_sampler_main(void *arg)
     bp_threads_name_self(BP_SAMPLER_NAME);
     l.msg_env = enif_alloc_env();
     pthread_mutex_lock(&s->lock);
-    l.cfg = s->cfg;
-    l.notify = s->notify;
-    l.have_notify = s->have_notify;
-    s->cfg_changed = 0;
+    bp_loop_take_config(s, &l);
     pthread_mutex_unlock(&s->lock);
+    l.heartbeat_at = bp_clock_ns();
     uint64_t ignored_run, ignored_wait;
     uint32_t ignored_n;
     bp_threads_sample_normal(s->threads, 0, &ignored_run, &ignored_wait, &ignored_n); /* prime */
@@ -287,10 +297,12 @@ static void *bp_sampler_main(void *arg)
 
 static void bp_sampler_configure(struct bp_sampler *s,
                                  const struct bp_sampler_config *cfg,
+                                 const struct bp_sampler_extra *extra,
                                  const ErlNifPid *notify)
 {
     pthread_mutex_lock(&s->lock);
     s->cfg = *cfg;
+    s->extra = *extra;
     s->have_notify = notify != NULL;
     if (notify != NULL)
         s->notify = *notify;
@@ -298,10 +310,13 @@ static void bp_sampler_configure(struct bp_sampler *s,
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
     atomic_store_explicit(&s->tick_ms, cfg->tick_ms, memory_order_relaxed);
+    atomic_store_explicit(&s->heartbeat_ms,
+                          extra->heartbeat_ms ? extra->heartbeat_ms : BP_HEARTBEAT_MS_DEFAULT,
+                          memory_order_relaxed);
 }
 
 int bp_sampler_start(struct bp_sampler *s, const struct bp_sampler_config *cfg,
-                     const ErlNifPid *notify)
+                     const struct bp_sampler_extra *extra, const ErlNifPid *notify)
 {
     int rc = BP_SAMPLER_OK;
     bp_sampler_calibrate(s);
@@ -310,7 +325,7 @@ int bp_sampler_start(struct bp_sampler *s, const struct bp_sampler_config *cfg,
         rc = BP_SAMPLER_RETIRED;
         goto out;
     }
-    bp_sampler_configure(s, cfg, notify);
+    bp_sampler_configure(s, cfg, extra, notify);
     if (bp_sampler_is_running(s))
         goto out;
     pthread_mutex_lock(&s->lock);
@@ -337,10 +352,11 @@ static void bp_sampler_fill_carry(struct bp_sampler *s, int was_running,
     struct bp_carry c;
     memset(&c, 0, sizeof c);
     c.size = sizeof c;
-    c.abi = 2;
+    c.abi = 3;
     c.was_running = was_running;
     pthread_mutex_lock(&s->lock);
     c.cfg = s->cfg;
+    c.extra = s->extra;
     c.notify = s->notify;
     pthread_mutex_unlock(&s->lock);
     c.gate = s->gate;
@@ -366,6 +382,7 @@ int bp_sampler_stop(struct bp_sampler *s, ErlNifEnv *caller_env,
         pthread_mutex_unlock(&s->lock);
         enif_thread_join(s->tid, NULL);
         atomic_store_explicit(&s->running, 0, memory_order_release);
+        atomic_store_explicit(&s->blind, 0, memory_order_relaxed);
         s->cpu_base = atomic_load_explicit(&s->cpu_ns, memory_order_relaxed);
     }
     if (carry != NULL)
@@ -399,6 +416,8 @@ void bp_sampler_adopt(struct bp_sampler *s, const struct bp_carry *carry)
     atomic_store(&s->report_ns, carry->report_ns);
     if (carry->abi >= 2)
         atomic_store(&s->online, carry->schedulers_online);
+    if (carry->abi >= 3)
+        s->extra = carry->extra;
 }
 
 void bp_sampler_set_online(struct bp_sampler *s, uint32_t online)

@@ -6,7 +6,10 @@
  * chooses the scheduler figure for the gate (demand while it is below the
  * gate's mark; at the mark, the Erlang side's scheduler_wall_time answer to
  * a {beamprof_gate_ping, T} message, or demand again if that answer is a
- * tick late: see bp_sched_input in bp_sampler.c), steps the gate, publishes
+ * tick late: see bp_gate_input in bp_gate.h; every tick when it sees no
+ * scheduler thread, and at least every heartbeat_ms in any case, so that a
+ * scheduler blocked in the kernel, busy for scheduler_wall_time while its
+ * thread's demand reads 0, still counts), steps the gate, publishes
  * it, pushes a ring record, and sends
  * {beamprof_gate, open | closed, Reason, MonotonicNs} to the notify pid when
  * the published gate flips.
@@ -35,6 +38,15 @@ struct bp_sampler_config {
     uint64_t memory_limit; /* bytes; 0 = automatic */
 };
 
+/* Sampler options kept outside struct bp_sampler_config, whose layout the
+ * upgrade carry fixes. */
+struct bp_sampler_extra {
+    uint32_t heartbeat_ms; /* ping the Erlang side at least this often; 0 = default */
+    int hide_threads;      /* test only: the thread sees no scheduler thread */
+};
+
+#define BP_HEARTBEAT_MS_DEFAULT 1000u
+
 /* What one library instance hands the next on upgrade. Append-only: a new
  * version adds fields at the end; `size` says how much the caller can take. */
 struct bp_carry {
@@ -48,6 +60,7 @@ struct bp_carry {
     double report_ratio;
     int64_t report_ns;
     uint32_t schedulers_online; /* since abi 2 */
+    struct bp_sampler_extra extra; /* since abi 3 */
 };
 
 struct bp_sampler {
@@ -63,6 +76,7 @@ struct bp_sampler {
     int stop;                      /* under lock */
     int cfg_changed;               /* under lock */
     struct bp_sampler_config cfg;  /* under lock */
+    struct bp_sampler_extra extra; /* under lock */
     ErlNifPid notify;              /* under lock */
     int have_notify;               /* under lock */
 
@@ -91,6 +105,13 @@ struct bp_sampler {
     /* Normal schedulers online (the VM takes the highest-numbered ones
      * offline); 0 = all. Their threads alone count towards demand. */
     _Atomic uint32_t online;
+
+    /* The thread's view, for gate_info: 1 while it sees no normal scheduler
+     * thread (the gate then runs on the Erlang side's reports); pings sent;
+     * the heartbeat in force. */
+    _Atomic int blind;
+    _Atomic uint64_t pings;
+    _Atomic uint32_t heartbeat_ms;
 };
 
 enum bp_sampler_err {
@@ -108,12 +129,12 @@ int bp_sampler_init(struct bp_sampler *s, struct bp_threads *threads,
 /* Destroys the locks. The thread must be stopped. */
 void bp_sampler_destroy(struct bp_sampler *s);
 
-/* Starts the thread with cfg and notify pid, or, if it runs, hands it the
+/* Starts the thread with cfg, extra and notify pid, or, if it runs, hands it the
  * new cfg and pid (taken at its next wake-up, which is now) keeping the gate
  * state. Ring, tick count and the last report are kept across restarts.
  * Returns an enum bp_sampler_err. Scheduler threads only. */
 int bp_sampler_start(struct bp_sampler *s, const struct bp_sampler_config *cfg,
-                     const ErlNifPid *notify);
+                     const struct bp_sampler_extra *extra, const ErlNifPid *notify);
 
 /* Stops and joins the thread if it runs, then resets the gate state and
  * publishes the gate open. If

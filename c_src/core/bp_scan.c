@@ -206,6 +206,21 @@ static uint64_t *ids_resize(uint64_t *ids, size_t capacity, size_t cap)
 #endif
 }
 
+void bp_block_free(struct bp_block *b)
+{
+    if (b->p != NULL) {
+#if BP_IDBUF_PAGES
+        if (b->pages)
+            munmap(b->p, b->bytes);
+        else
+            free(b->p);
+#else
+        free(b->p);
+#endif
+    }
+    memset(b, 0, sizeof *b);
+}
+
 static void ids_free(uint64_t *ids, size_t capacity)
 {
 #if BP_IDBUF_PAGES
@@ -225,6 +240,14 @@ void bp_idbuf_init(struct bp_idbuf *b)
 void bp_idbuf_destroy(struct bp_idbuf *b)
 {
     ids_free(b->ids, b->capacity);
+    memset(b, 0, sizeof *b);
+}
+
+void bp_idbuf_detach(struct bp_idbuf *b, struct bp_block *out)
+{
+    out->p = b->ids;
+    out->bytes = b->capacity * sizeof *b->ids;
+    out->pages = BP_IDBUF_PAGES;
     memset(b, 0, sizeof *b);
 }
 
@@ -289,6 +312,45 @@ void bp_window_destroy(struct bp_window *w)
 {
     wtab_free(&w->t[0]);
     wtab_free(&w->t[1]);
+    bp_block_free(&w->dropped[0]);
+    bp_block_free(&w->dropped[1]);
+}
+
+static void wtab_detach(struct bp_wtab *t, struct bp_block *out)
+{
+    out->p = t->slots;
+    out->bytes = t->slots ? ((size_t)t->mask + 1) * sizeof *t->slots : 0;
+    out->pages = 0;
+    memset(t, 0, sizeof *t);
+}
+
+void bp_window_detach(struct bp_window *w, struct bp_block out[4])
+{
+    wtab_detach(&w->t[0], &out[0]);
+    wtab_detach(&w->t[1], &out[1]);
+    out[2] = w->dropped[0];
+    out[3] = w->dropped[1];
+    memset(w->dropped, 0, sizeof w->dropped);
+}
+
+void bp_window_take_dropped(struct bp_window *w, struct bp_block out[2])
+{
+    out[0] = w->dropped[0];
+    out[1] = w->dropped[1];
+    memset(w->dropped, 0, sizeof w->dropped);
+}
+
+/* Lets a table's slots go: freed now, or kept in a free dropped slot for
+ * the caller (keep_dropped); a dropped slot still taken is freed first. */
+static void wtab_drop(struct bp_window *w, struct bp_wtab *t)
+{
+    if (!w->keep_dropped) {
+        wtab_free(t);
+        return;
+    }
+    struct bp_block *d = w->dropped[0].p == NULL ? &w->dropped[0] : &w->dropped[1];
+    bp_block_free(d);
+    wtab_detach(t, d);
 }
 
 /* Capacity for `expected` entries at a load of at most 2/3. */
@@ -302,12 +364,15 @@ static size_t wtab_capacity(size_t expected)
 
 /* Gives t a fresh zeroed array of cap slots (calloc: large arrays come
  * zeroed from mmap, so this does not touch every page now). */
-static int wtab_alloc(struct bp_wtab *t, size_t cap)
+static int wtab_alloc(struct bp_window *w, struct bp_wtab *t, size_t cap)
 {
     struct bp_wslot *slots = calloc(cap, sizeof *slots);
     if (slots == NULL)
         return -1;
-    free(t->slots);
+    uint32_t gen = t->gen, used = t->used;
+    wtab_drop(w, t);
+    t->gen = gen;
+    t->used = used;
     t->slots = slots;
     t->mask = (uint32_t)(cap - 1);
     return 0;
@@ -319,8 +384,8 @@ int bp_window_begin(struct bp_window *w, size_t expected)
         expected = BP_WINDOW_EXPECT_MAX;
     uint32_t gen = w->gen + 1;
     if (gen > BP_WINDOW_GEN_MAX) {
-        wtab_free(&w->t[0]);
-        wtab_free(&w->t[1]);
+        wtab_drop(w, &w->t[0]);
+        wtab_drop(w, &w->t[1]);
         gen = 1;
     }
     struct bp_wtab *t = &w->t[gen & 1];
@@ -330,7 +395,7 @@ int bp_window_begin(struct bp_window *w, size_t expected)
      * stale slots: their stamp is not the new generation's, so they read as
      * empty. */
     if (have < want || have > 8 * want) {
-        if (wtab_alloc(t, want) != 0)
+        if (wtab_alloc(w, t, want) != 0)
             return -1;
     }
     t->gen = gen;

@@ -74,6 +74,20 @@ uint64_t bp_hist_upper(uint32_t idx);
  * clamped to [min, max]. 0 when empty. */
 uint64_t bp_hist_percentile(const struct bp_hist *h, double p);
 
+/* ------------------------------------------------------ large blocks */
+
+/* A block of memory a structure let go of, to be freed later, on any
+ * thread, by bp_block_free (the NIF layer hands large ones to a thread of
+ * its own: bp_reaper.h). pages: from mmap (free with munmap), else malloc. */
+struct bp_block {
+    void *p;
+    size_t bytes;
+    int pages;
+};
+
+/* Frees the block (nothing for p == NULL) and clears it. Any thread. */
+void bp_block_free(struct bp_block *b);
+
 /* --------------------------------------------------------- id buffer */
 
 struct bp_idbuf {
@@ -85,6 +99,8 @@ struct bp_idbuf {
 
 void bp_idbuf_init(struct bp_idbuf *b);
 void bp_idbuf_destroy(struct bp_idbuf *b);
+/* Empties b (as destroy) without freeing: *out gets its storage. */
+void bp_idbuf_detach(struct bp_idbuf *b, struct bp_block *out);
 /* Makes room for n more ids (doubling). 0, or -1 (unchanged) beyond
  * BP_IDBUF_MAX or without memory. */
 int bp_idbuf_reserve(struct bp_idbuf *b, size_t n);
@@ -132,10 +148,20 @@ struct bp_window {
     uint32_t gen; /* current generation; 0 before the first begin */
     uint64_t overflow; /* updates that found the current table full */
     bp_id_eq eq;
+    /* When keep_dropped is set, bp_window_begin does not free the tables it
+     * replaces: it leaves them here for bp_window_take_dropped (a block still
+     * here at the next begin is freed then). */
+    int keep_dropped;
+    struct bp_block dropped[2];
 };
 
 void bp_window_init(struct bp_window *w, bp_id_eq eq);
 void bp_window_destroy(struct bp_window *w);
+/* Empties w (as destroy, dropped blocks included) without freeing: out[0..3]
+ * get the two tables and the two dropped blocks. */
+void bp_window_detach(struct bp_window *w, struct bp_block out[4]);
+/* Moves the blocks begin dropped into out[0..1] (p NULL where none). */
+void bp_window_take_dropped(struct bp_window *w, struct bp_block out[2]);
 /* Starts the next generation, sized for `expected` updates (at most
  * BP_WINDOW_EXPECT_MAX). Returns the table index (0 or 1) now written, or
  * -1 without memory (nothing changed). At BP_WINDOW_GEN_MAX both tables are

@@ -23,6 +23,7 @@
 
 #include "bp_atoms.h"
 #include "bp_ptab.h"
+#include "bp_reaper.h"
 #include "bp_scan.h"
 #include "bp_sym_read.h"
 #include "bp_threads.h"
@@ -32,7 +33,7 @@ static_assert(sizeof(ERL_NIF_TERM) == sizeof(uint64_t), "a term is one 64-bit wo
 #define BP_SCAN_ATOMS(X)                                                     \
     X(size) X(taken) X(count) X(min) X(max) X(sum) X(generation) X(entries)  \
     X(previous) X(capacity) X(overflow) X(no_generation) X(skipped) X(undefined)   \
-    X(more) X(done) X(unavailable)
+    X(more) X(done) X(unavailable) X(freed)
 
 #define BP_SCAN_ATOM_DECL(name) ERL_NIF_TERM name;
 static struct {
@@ -69,12 +70,16 @@ static ErlNifResourceType *buf_type, *topk_type, *hist_type, *window_type;
 /* ------------------------------------------------------- destructors */
 
 /* Destructors tolerate half-built objects (a failed constructor releases
- * what it made through them). */
+ * what it made through them). They run wherever the last reference drops
+ * (the scheduler of a killed walker, say): large blocks go to the reaper
+ * thread (bp_reaper.h), not freed here. */
 static void buf_dtor(ErlNifEnv *env, void *obj)
 {
     (void)env;
     struct scan_buf *r = obj;
-    bp_idbuf_destroy(&r->b);
+    struct bp_block ids;
+    bp_idbuf_detach(&r->b, &ids);
+    bp_reaper_free(&ids);
     if (r->env)
         enif_free_env(r->env);
     if (r->lock)
@@ -104,7 +109,10 @@ static void window_dtor(ErlNifEnv *env, void *obj)
 {
     (void)env;
     struct scan_window *r = obj;
-    bp_window_destroy(&r->w);
+    struct bp_block blocks[4];
+    bp_window_detach(&r->w, blocks);
+    for (int i = 0; i < 4; i++)
+        bp_reaper_free(&blocks[i]);
     for (int i = 0; i < 2; i++)
         if (r->env[i])
             enif_free_env(r->env[i]);
@@ -123,7 +131,15 @@ int bp_scan_open(ErlNifEnv *env)
     hist_type = enif_open_resource_type(env, NULL, "bp_scan_hist", hist_dtor, flags, NULL);
     window_type =
         enif_open_resource_type(env, NULL, "bp_scan_window", window_dtor, flags, NULL);
-    return buf_type && topk_type && hist_type && window_type ? 0 : -1;
+    if (!(buf_type && topk_type && hist_type && window_type))
+        return -1;
+    (void)bp_reaper_ref(); /* without its thread, blocks are freed where dropped */
+    return 0;
+}
+
+void bp_scan_close(void)
+{
+    bp_reaper_unref();
 }
 
 /* ----------------------------------------------------------- helpers */
@@ -538,10 +554,10 @@ static int get_percent(ErlNifEnv *env, ERL_NIF_TERM t, double *p)
 
 /* scan_hist_percentiles(Hist, [P]) -> [Value], each P a number in 0..100
  * (at most 1000 of them); see bp_hist_percentile(). */
+#define BP_PERCENTILES_NORMAL_MAX 64u /* 64 x 1920 buckets: ~0.1 ms */
 ERL_NIF_TERM bp_scan_hist_percentiles_nif(ErlNifEnv *env, int argc,
                                           const ERL_NIF_TERM argv[])
 {
-    (void)argc;
     struct scan_hist *r;
     unsigned len;
     double ps[BP_SCAN_PERCENTILES_MAX];
@@ -550,6 +566,12 @@ ERL_NIF_TERM bp_scan_hist_percentiles_nif(ErlNifEnv *env, int argc,
         return enif_make_badarg(env);
     if (!enif_get_list_length(env, list, &len) || len > BP_SCAN_PERCENTILES_MAX)
         return enif_make_badarg(env);
+    /* Each percentile walks up to BP_HIST_BUCKETS buckets: 1000 of them take
+     * about 2 ms, so beyond BP_PERCENTILES_NORMAL_MAX a dirty CPU scheduler
+     * answers. */
+    if (len > BP_PERCENTILES_NORMAL_MAX && enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER)
+        return enif_schedule_nif(env, "scan_hist_percentiles", ERL_NIF_DIRTY_JOB_CPU_BOUND,
+                                 bp_scan_hist_percentiles_nif, argc, argv);
     for (unsigned i = 0; i < len && enif_get_list_cell(env, list, &head, &list); i++)
         if (!get_percent(env, head, &ps[i]))
             return enif_make_badarg(env);
@@ -594,6 +616,7 @@ ERL_NIF_TERM bp_scan_window_new_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM
     if (r == NULL)
         return fail(env, NULL);
     bp_window_init(&r->w, term_eq);
+    r->w.keep_dropped = 1; /* tables begin replaces go to the reaper */
     r->env[0] = enif_alloc_env();
     r->env[1] = enif_alloc_env();
     if (r->env[0] == NULL || r->env[1] == NULL)
@@ -630,12 +653,16 @@ ERL_NIF_TERM bp_scan_window_begin_nif(ErlNifEnv *env, int argc, const ERL_NIF_TE
     if (!enif_get_resource(env, argv[0], window_type, (void **)&r) ||
         !enif_get_uint64(env, argv[1], &expected) || expected > BP_WINDOW_EXPECT_MAX)
         return enif_make_badarg(env);
+    struct bp_block dropped[2];
     enif_mutex_lock(r->lock);
     int idx = bp_window_begin(&r->w, (size_t)expected);
     if (idx >= 0)
         enif_clear_env(r->env[idx]); /* ids of the generation before last */
     uint32_t gen = r->w.gen;
+    bp_window_take_dropped(&r->w, dropped);
     enif_mutex_unlock(r->lock);
+    bp_reaper_free(&dropped[0]);
+    bp_reaper_free(&dropped[1]);
     if (idx < 0)
         return fail(env, NULL);
     return enif_make_uint(env, gen);
@@ -719,7 +746,8 @@ ERL_NIF_TERM bp_scan_window_cached_nif(ErlNifEnv *env, int argc, const ERL_NIF_T
 }
 
 /* scan_window_reds(Window, TopK, Ids, Values) -> {Gone, Floor}: the
- * reductions-only pass over one slice. Ids a list of local pids or ports,
+ * reductions-only pass over one slice (on a dirty CPU scheduler beyond
+ * BP_WINDOW_REDS_NORMAL_MAX ids). Ids a list of local pids or ports,
  * Values as long (at most BP_SCAN_TAKE_MAX), each a value 0..2^64-1 or
  * `undefined' (the process is gone: counted in Gone, nothing recorded).
  * Records each value with no flags (scan_window_update/4) and offers each
@@ -729,9 +757,13 @@ ERL_NIF_TERM bp_scan_window_cached_nif(ErlNifEnv *env, int argc, const ERL_NIF_T
  * are cache misses, and this way they overlap. The window lock and the
  * top-K lock are taken one after the other, never together. */
 #define BP_PREFETCH_AHEAD 8
+/* Slices longer than this run on a dirty CPU scheduler: an id costs 0.1-0.7
+ * us here (a table probe that misses the cache, a copy, a top-K offer), so
+ * 16384 ids took 1.8-11.5 ms; 1024 stay under about 0.7 ms on a normal one.
+ * The walker's slices are at most 2048 ids and usually far fewer. */
+#define BP_WINDOW_REDS_NORMAL_MAX 1024u
 ERL_NIF_TERM bp_scan_window_reds_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    (void)argc;
     struct scan_window *r;
     struct scan_topk *t = NULL;
     unsigned n, nv;
@@ -744,6 +776,10 @@ ERL_NIF_TERM bp_scan_window_reds_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
     if (!enif_get_list_length(env, list, &n) || !enif_get_list_length(env, vlist, &nv) ||
         n != nv || n > BP_SCAN_TAKE_MAX)
         return enif_make_badarg(env);
+    int normal = enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER;
+    if (n > BP_WINDOW_REDS_NORMAL_MAX && normal)
+        return enif_schedule_nif(env, "scan_window_reds", ERL_NIF_DIRTY_JOB_CPU_BOUND,
+                                 bp_scan_window_reds_nif, argc, argv);
     ERL_NIF_TERM *ids = enif_alloc((n + 1) * sizeof *ids);
     uint64_t *values = enif_alloc((n + 1) * sizeof *values);
     uint32_t *hashes = enif_alloc((n + 1) * sizeof *hashes);
@@ -810,7 +846,8 @@ ERL_NIF_TERM bp_scan_window_reds_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
     enif_free(ids);
     enif_free(values);
     enif_free(hashes);
-    (void)enif_consume_timeslice(env, (int)(1 + n * 10 / BP_SCAN_TAKE_MAX));
+    if (normal)
+        (void)enif_consume_timeslice(env, (int)(1 + n * 100 / BP_WINDOW_REDS_NORMAL_MAX));
     return enif_make_tuple2(env, enif_make_uint(env, gone), enif_make_int64(env, floor));
 }
 
@@ -840,6 +877,17 @@ ERL_NIF_TERM bp_scan_window_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
 }
 
 /* ------------------------------------------------------------ CPU clock */
+
+/* scan_reaper_info() -> #{freed}: blocks the reaper thread has freed so
+ * far (bp_reaper.h). */
+ERL_NIF_TERM bp_scan_reaper_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    ERL_NIF_TERM keys[] = {am.freed};
+    ERL_NIF_TERM values[] = {enif_make_uint64(env, bp_reaper_freed())};
+    return make_map(env, keys, values, 1);
+}
 
 /* scan_thread_cpu() -> Ns: CPU time of the calling scheduler thread
  * (CLOCK_THREAD_CPUTIME_ID; 0 when unreadable). The scanner reads it at

@@ -20,6 +20,9 @@
  * Returns 0, or -1 when a type cannot be opened. */
 int bp_scan_open(ErlNifEnv *env);
 
+/* Drops what bp_scan_open took (the reaper thread's reference). Unload. */
+void bp_scan_close(void);
+
 #define BP_SCAN_NIF_DECL(name) \
     ERL_NIF_TERM name(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 BP_SCAN_NIF_DECL(bp_scan_buf_new_nif)
@@ -43,10 +46,14 @@ BP_SCAN_NIF_DECL(bp_scan_thread_cpu_nif)
 BP_SCAN_NIF_DECL(bp_scan_ptab_fill_nif)
 BP_SCAN_NIF_DECL(bp_scan_window_release_nif)
 BP_SCAN_NIF_DECL(bp_scan_buf_release_nif)
+BP_SCAN_NIF_DECL(bp_scan_reaper_info_nif)
 #undef BP_SCAN_NIF_DECL
 
 /* Entries of beamprof_nif's function table. All but the two releases run on
- * normal schedulers: each call's work is bounded (see above). */
+ * normal schedulers: each call's work is bounded (see above), and
+ * scan_topk_list, scan_window_reds and scan_hist_percentiles move to a dirty
+ * CPU scheduler themselves beyond a size (1000 entries, 1024 ids, 64
+ * percentiles). */
 #define BP_SCAN_NIFS                                                   \
     {"scan_buf_new", 0, bp_scan_buf_new_nif, 0},                       \
     {"scan_buf_put", 2, bp_scan_buf_put_nif, 0},                       \
@@ -69,6 +76,7 @@ BP_SCAN_NIF_DECL(bp_scan_buf_release_nif)
     {"scan_thread_cpu", 0, bp_scan_thread_cpu_nif, 0},                 \
     {"scan_ptab_fill", 3, bp_scan_ptab_fill_nif, 0},                   \
     {"scan_window_release", 1, bp_scan_window_release_nif, ERL_NIF_DIRTY_JOB_IO_BOUND}, \
-    {"scan_buf_release", 1, bp_scan_buf_release_nif, ERL_NIF_DIRTY_JOB_IO_BOUND}
+    {"scan_buf_release", 1, bp_scan_buf_release_nif, ERL_NIF_DIRTY_JOB_IO_BOUND}, \
+    {"scan_reaper_info", 0, bp_scan_reaper_info_nif, 0}
 
 #endif

@@ -99,7 +99,8 @@ static int bp_load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
 {
     (void)info;
     bp_native_atoms_make(env);
-    bp_symbols_nif_load(env);
+    if (bp_symbols_nif_load(env) != 0)
+        return 1;
     struct bp_nstate *st = bp_nstate_new();
     if (st == NULL)
         return 1;
@@ -134,7 +135,8 @@ static void bp_upgrade_native(ErlNifEnv *env, struct bp_nstate *st,
 static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM info)
 {
     bp_native_atoms_make(env);
-    bp_symbols_nif_load(env);
+    if (bp_symbols_nif_load(env) != 0)
+        return 1;
     struct bp_nstate *st = bp_nstate_new();
     if (st == NULL)
         return 1;
@@ -184,6 +186,13 @@ static ErlNifFunc nif_funcs[] = {
      * snapshot copies tens of thousands of names (bp_symbols_nif.c). */
     {"nif_symbolize", 1, bp_native_symbolize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"nif_jit_symbols", 1, bp_native_jit_symbols_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    /* A resource and a string copy: short. */
+    {"nif_symbol_table", 1, bp_native_symbol_table_nif, 0},
+    /* Dirty IO: loading an object's table reads files (a debug file's
+     * symbols, a CRC over the whole of a debuglink candidate). */
+    {"nif_symbolize", 2, bp_native_symbolize_in_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    /* Copies at most BP_OBJSYMS_MAX small maps: dirty CPU to stay bounded. */
+    {"nif_symbol_objects", 1, bp_native_symbol_objects_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
 };
 
 ERL_NIF_INIT(beamprof_native_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)

@@ -66,7 +66,6 @@
     X(rescans)                                                               \
     X(mode)                                                                  \
     X(fp)                                                                    \
-    X(scan)                                                                  \
     X(leaf)                                                                  \
     X(thread_kinds)                                                          \
     X(channel)                                                               \

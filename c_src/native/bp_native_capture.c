@@ -104,19 +104,14 @@ static void bp_regs_of(const ucontext_t *uc, struct bp_regs *r)
 /* JIT frames of a sample taken in JIT code: the frame-pointer walk from
  * bp, with the [RSP] fix-up (at a function's entry, right after `leave`,
  * and in frameless code the return address is at [RSP] and not yet, or no
- * longer, in the chain); without frame pointers, a return-address scan;
- * with neither allowed, nothing. */
+ * longer, in the chain); without frame pointers, nothing (the callers of
+ * the innermost function cannot be verified there). */
 int bp_ncap_walk_jit(int walk, struct bp_mem *m, const struct bp_ranges_buf *rb,
                      const struct bp_regs *r, uint64_t *out, int max, uint16_t *flags)
 {
-    if (walk == BP_WALK_LEAF) {
+    if (walk != BP_WALK_FP) {
         *flags |= BP_NS_LEAF;
         return 0;
-    }
-    if (walk != BP_WALK_FP) {
-        int n = bp_jit_scan(m, rb, r->sp, BP_NCAP_SCAN_LIMIT, out, max);
-        *flags |= BP_NS_SCAN | (n == max ? BP_NS_DEPTH : 0);
-        return n;
     }
     /* [RSP] is the return address right after `leave` and at the entry;
      * between `push rbp` and `mov rbp, rsp` it is the caller's frame
@@ -271,7 +266,7 @@ static void bp_capture(struct bp_ncap_run *run, struct bp_ncap_slot *slot,
             s->stitch_len = (uint32_t)bp_self_read(run, s->fp_start - BP_NCAP_STITCH,
                                                    (uint8_t *)(addrs + n), BP_NCAP_STITCH);
     }
-    if (s->flags & (BP_NS_WALKED | BP_NS_SCAN))
+    if (s->flags & BP_NS_WALKED)
         atomic_fetch_add_explicit(&slot->walks, 1, memory_order_relaxed);
     s->seq = atomic_fetch_add_explicit(&run->seq, 1, memory_order_relaxed);
     s->weight = weight;

@@ -8,7 +8,7 @@
  * The handler finds its slot through the timer's sigev_value (the run's
  * generation and the slot index), checks the slot belongs to the calling
  * thread (gettid), and writes one record: registers, a frame-pointer walk
- * (or a return-address scan) of the JIT frames and, when the sample is not
+ * of the JIT frames (only where JIT code keeps frame pointers) and, when the sample is not
  * in JIT code, a copy of the C stack window above RSP for later DWARF
  * unwinding. See the comment above bp_ncap_handler in bp_native_capture.c for the
  * list of what the handler calls and why each is async-signal-safe.
@@ -34,7 +34,6 @@
 
 #define BP_NCAP_MAX_DEPTH 1024  /* upper bound of cfg.depth */
 #define BP_NCAP_SCRATCH 8192     /* per-slot chunk cache for walks */
-#define BP_NCAP_SCAN_LIMIT 32768 /* bytes of Erlang stack a scan reads */
 #define BP_NCAP_STITCH 512       /* bytes copied below a C sample's chain */
 
 struct bp_ncap_config {
@@ -46,15 +45,18 @@ struct bp_ncap_config {
     uint32_t gate_hz;     /* rate kept while the gate is closed: 0 or >= hz keeps hz */
 };
 
-/* How a sample's JIT frames are read. The first two read the VM's own
- * stack (the Erlang process's frames): the caller picks them only when the
- * vm_internals option allows it. */
+/* How a sample's JIT frames are read. BP_WALK_FP reads the VM's own stack
+ * (the Erlang process's frames): the caller picks it only when the
+ * vm_internals option allows it and the VM's JIT code keeps frame pointers.
+ * There is no walk for JIT code without frame pointers: a return-address
+ * scan (value 0, removed) took stale words above the process's stack for
+ * callers, so such a VM's samples are read as BP_WALK_LEAF: only what can
+ * be verified. Any value other than BP_WALK_FP reads as BP_WALK_LEAF. */
 enum bp_ncap_walk {
-    BP_WALK_SCAN = 0, /* a return-address scan (JIT code without frame pointers) */
-    BP_WALK_FP = 1,   /* the frame-pointer walk (erts_frame_layout 1); also the
-                         Erlang chain of samples taken in C code */
-    BP_WALK_LEAF = 2  /* none: a JIT sample is its ip alone, a C sample its
-                         C frames (DWARF) down to the JIT code that called them */
+    BP_WALK_FP = 1,  /* the frame-pointer walk (erts_frame_layout 1); also the
+                        Erlang chain of samples taken in C code */
+    BP_WALK_LEAF = 2 /* none: a JIT sample is its ip alone, a C sample its
+                        C frames (DWARF) down to the JIT code that called them */
 };
 
 /* Flags of a sample record. */
@@ -62,7 +64,6 @@ enum bp_ncap_walk {
 #define BP_NS_ELF 0x02u      /* ip is in a known ELF text mapping */
 #define BP_NS_FP_END 0x04u   /* the walk ended at a saved fp of 0 */
 #define BP_NS_FIXUP 0x08u    /* addrs[0] is the [RSP] word (frameless JIT code) */
-#define BP_NS_SCAN 0x10u     /* addrs come from a return-address scan */
 #define BP_NS_WALKED 0x20u   /* a walk was attempted (bp outside the window) */
 #define BP_NS_DEPTH 0x40u    /* the walk stopped at the depth cap */
 #define BP_NS_LEAF 0x80u     /* a JIT sample whose frames were not read (BP_WALK_LEAF) */

@@ -13,8 +13,8 @@
  * walk from r->bp plus the [RSP] fix-up (the return address at [RSP] at a
  * function's entry and right after `leave`, at [RSP+8] between `push rbp`
  * and `mov rbp, rsp`, when [RSP] holds the caller's frame pointer, still in
- * rbp); BP_WALK_SCAN, a return-address scan; BP_WALK_LEAF, none (0 frames,
- * BP_NS_LEAF set, m never read). ORs BP_NS_* flags into *flags.
+ * rbp); BP_WALK_LEAF (or any other value), none (0 frames, BP_NS_LEAF set,
+ * m never read). ORs BP_NS_* flags into *flags.
  * Async-signal-safe. */
 int bp_ncap_walk_jit(int walk, struct bp_mem *m, const struct bp_ranges_buf *rb,
                      const struct bp_regs *r, uint64_t *out, int max, uint16_t *flags);

@@ -292,15 +292,18 @@ static void bp_channel_drop(struct bp_native *n)
 
 /* The frame layout, its source and the walk a start with vm_internals
  * uses. erts_frame_layout: 1 when JIT code keeps frame pointers (+JPperf
- * map | true, and fp on OTP 26+), 0 without, -1 when beam.smp says nothing
+ * map | true, and fp on OTP 26+; measured on 25, 27 and 29), 0 without
+ * (no flag, +JPperf dump, +JPperf no_fp), -1 when beam.smp says nothing
  * (see bp_sym_frame_layout_from) or vm_internals forbids asking: then
- * nothing is read and the frame-layout cache is not touched. */
+ * nothing is read and the frame-layout cache is not touched. Only frame
+ * pointers give callers that can be verified: without them (or not
+ * knowing) a sample keeps its innermost Erlang function and C frames. */
 static enum bp_ncap_walk bp_walk_choose(int vm_internals, int *layout,
                                         enum bp_fl_source *source)
 {
     *source = BP_FL_NONE;
     *layout = vm_internals ? bp_sym_frame_layout_from(source) : -1;
-    return !vm_internals ? BP_WALK_LEAF : *layout == 1 ? BP_WALK_FP : BP_WALK_SCAN;
+    return vm_internals && *layout == 1 ? BP_WALK_FP : BP_WALK_LEAF;
 }
 
 static int bp_start_locked(struct bp_native *n, const struct bp_native_opts *o,
@@ -486,7 +489,8 @@ static int bp_stitch(const struct bp_nsample *s, const struct bp_ranges_buf *rb,
  *   BP_TRUNC_YES      something is missing: the depth cap, an unwind error
  *                     (the copied window too short, garbage), code without
  *                     unwind info that is not JIT code, or a chain that does
- *                     not join the unwind;
+ *                     not join the unwind (the C frames are kept, the chain
+ *                     is not: it cannot be verified);
  *   BP_TRUNC_UNROOTED JIT code was reached but no Erlang chain was found (or
  *                     none was looked for: BP_WALK_LEAF):
  *                     complete when that code is the scheduler loop
@@ -533,16 +537,22 @@ static int bp_frames_of(struct bp_ncap_run *run, const struct bp_nsample *s, uin
             chain = 0;
         if (at_jit && out[n - 1] != at.ip && n < max)
             out[n++] = at.ip;
+        /* A chain that the unwind does not join is left out: nothing says
+         * it is this sample's (the handler may have found it from a dead
+         * word of the window). */
         if (!at_jit) {
             *truncated = BP_TRUNC_YES; /* unwind error, depth, or code without CFI */
+            chain = 0;
         } else if (!chain) {
             *truncated = BP_TRUNC_UNROOTED;
         } else if (at.bp != s->fp_start) {
             int k = bp_stitch(s, rb, at.bp, out + n, max - n);
-            if (k < 0)
+            if (k < 0) {
                 *truncated = BP_TRUNC_YES; /* the chain does not join the unwind */
-            else
+                chain = 0;
+            } else {
                 n += k;
+            }
         }
         bp_ranges_leave(rb);
         if (!chain)

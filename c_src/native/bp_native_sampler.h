@@ -149,7 +149,8 @@ struct bp_native *bp_native_get(struct bp_native *_Atomic *slot, int create);
  * success the run keeps it (enif_keep_resource) until stop. Returns an enum
  * bp_native_err; on BP_NATIVE_FOREIGN, *foreign is the installed handler.
  * With vm_internals set, reads the frame layout (bp_sym_frame_layout_from)
- * and walks JIT frames by it (BP_WALK_FP, else BP_WALK_SCAN); with it 0,
+ * and walks JIT frames by it (BP_WALK_FP with frame pointers, else
+ * BP_WALK_LEAF: no caller it could not verify); with it 0,
  * reads no VM internals at all: the layout is unknown, the frame-layout
  * cache is neither consulted nor filled, and the walk is BP_WALK_LEAF.
  * Scheduler threads only (may dlsym). */

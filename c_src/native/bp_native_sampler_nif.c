@@ -260,9 +260,7 @@ static ERL_NIF_TERM bp_fl_source_term(int source)
 
 static ERL_NIF_TERM bp_mode_term(int walk)
 {
-    return walk == BP_WALK_FP     ? bp_native_atom.fp
-           : walk == BP_WALK_SCAN ? bp_native_atom.scan
-                                  : bp_native_atom.leaf;
+    return walk == BP_WALK_FP ? bp_native_atom.fp : bp_native_atom.leaf;
 }
 
 static ERL_NIF_TERM bp_kinds_term(ErlNifEnv *env, unsigned kinds)

@@ -192,18 +192,3 @@ int bp_fp_walk(struct bp_mem *m, uint64_t fp, uint64_t *out, int max,
     }
     return n;
 }
-
-int bp_jit_scan(struct bp_mem *m, const struct bp_ranges_buf *rb, uint64_t sp,
-                size_t limit, uint64_t *out, int max)
-{
-    int n = 0;
-    sp &= ~(uint64_t)7u;
-    for (size_t off = 0; off + 8 <= limit && n < max; off += 8) {
-        uint64_t w;
-        if (!bp_mem_words(m, sp + off, &w, 1))
-            break;
-        if (bp_ranges_kind(rb, w) == BP_RANGE_JIT)
-            out[n++] = w;
-    }
-    return n;
-}

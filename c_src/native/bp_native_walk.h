@@ -1,6 +1,6 @@
 /* bp_native_walk.h - the native sampler's stack readers: executable ranges (ELF
  * text vs JIT code), a chunk cache over a fault-free memory reader, the
- * frame-pointer walk and the return-address scan. Pure C: the reader is a
+ * frame-pointer walk. Pure C: the reader is a
  * callback (process_vm_readv on our own process in the signal handler, a
  * plain buffer in the unit tests), so no load here can fault.
  *
@@ -102,11 +102,5 @@ int bp_mem_words(struct bp_mem *m, uint64_t addr, uint64_t *out, size_t n);
  * code, or max reached). Returns the count. */
 int bp_fp_walk(struct bp_mem *m, uint64_t fp, uint64_t *out, int max,
                const struct bp_ranges_buf *jit_only, int *ended);
-
-/* Return-address scan, for JIT code without frame pointers: every word in
- * [sp, sp + limit) that points into JIT code, innermost first, at most
- * max. Stale words on the stack can add false frames. */
-int bp_jit_scan(struct bp_mem *m, const struct bp_ranges_buf *rb, uint64_t sp,
-                size_t limit, uint64_t *out, int max);
 
 #endif

@@ -6,6 +6,8 @@
  * the NIF call that built it returns.
  */
 #include "bp_symbols.h"
+#include "bp_bytes.h"
+#include "bp_objsyms.h"
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
@@ -29,6 +31,7 @@
  * VM was started as), so it is recognised by its base address instead and
  * named after /proc/self/exe. */
 static char bp_exe_name[256];
+static char bp_exe_path[4096]; /* "" when /proc/self/exe cannot be read */
 static void *bp_exe_base;
 static pthread_once_t bp_exe_once = PTHREAD_ONCE_INIT;
 
@@ -51,6 +54,8 @@ static void bp_exe_name_init(void)
         return;
     }
     path[n] = '\0';
+    if ((size_t)n < sizeof bp_exe_path)
+        memcpy(bp_exe_path, path, (size_t)n + 1);
     const char *base = bp_basename(path);
     size_t n2 = strnlen(base, sizeof bp_exe_name - 1);
     memcpy(bp_exe_name, base, n2);
@@ -100,6 +105,50 @@ size_t bp_sym_describe(uint64_t addr, char *out, size_t cap)
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
+static size_t bp_sym_copy(char *out, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return n;
+}
+
+enum bp_sym_kind bp_sym_resolve(struct bp_objsyms *objs, uint64_t addr, char *out, size_t cap,
+                                size_t *len, uint64_t *offset, long *obj)
+{
+    Dl_info info;
+    struct link_map *lm = NULL;
+    *len = 0;
+    *offset = 0;
+    *obj = -1;
+    if (cap == 0 || addr == 0)
+        return BP_SYM_NONE;
+    memset(&info, 0, sizeof info);
+    if (!dladdr1((void *)(uintptr_t)addr, &info, (void **)&lm, RTLD_DL_LINKMAP) ||
+        info.dli_fbase == NULL)
+        return BP_SYM_NONE;
+    if (info.dli_sname != NULL && info.dli_sname[0] != '\0' && info.dli_saddr != NULL) {
+        *len = bp_sym_copy(out, cap, info.dli_sname);
+        return BP_SYM_NAMED;
+    }
+    pthread_once(&bp_exe_once, bp_exe_name_init);
+    int is_exe = info.dli_fbase == bp_exe_base || info.dli_fname == NULL ||
+                 info.dli_fname[0] == '\0' || (lm != NULL && lm->l_name[0] == '\0');
+    const char *path = is_exe ? bp_exe_path : info.dli_fname;
+    uint64_t fbase = (uint64_t)(uintptr_t)info.dli_fbase;
+    if (objs != NULL && lm != NULL && path[0] != '\0') {
+        *obj = bp_objsyms_get(objs, fbase, (uint64_t)lm->l_addr, path);
+        const struct bp_obj *o = *obj >= 0 ? bp_objsyms_at(objs, (size_t)*obj) : NULL;
+        const char *name = o != NULL ? bp_obj_lookup(o, addr, NULL) : NULL;
+        if (name != NULL) {
+            *len = bp_sym_copy(out, cap, name);
+            return BP_SYM_NAMED;
+        }
+    }
+    *len = bp_sym_copy(out, cap, is_exe ? bp_exe_name : bp_basename(info.dli_fname));
+    *offset = bp_function_start(addr) - fbase;
+    return BP_SYM_UNNAMED;
+}
 
 /* ----------------------------------------------------- symfile parsing */
 
@@ -122,27 +171,6 @@ size_t bp_sym_describe(uint64_t addr, char *out, size_t cap)
 #define BP_SF_EMU_LAYOUT 8u
 #define BP_SF_EMU_EXIT 16u
 #define BP_SF_EMU_SIZE 32u
-
-static uint16_t bp_rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint32_t bp_rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint64_t bp_rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* A NUL-terminated name of name_len bytes (NUL included) at buf+at. */
 static int bp_name_ok(const uint8_t *buf, size_t len, size_t at, size_t name_len)

@@ -83,6 +83,26 @@ enum bp_jit_status {
  * lock: never call from a signal handler). */
 size_t bp_sym_describe(uint64_t addr, char *out, size_t cap);
 
+struct bp_objsyms;
+
+enum bp_sym_kind {
+    BP_SYM_NONE = 0,    /* in no loaded object (JIT code, anonymous memory) */
+    BP_SYM_NAMED = 1,   /* out: the function's name */
+    BP_SYM_UNNAMED = 2, /* out: the object's file name; *offset: see below */
+};
+
+/* As bp_sym_describe, with the full symbol tables of objs (bp_objsyms.h:
+ * .symtab, debug files) for what dladdr cannot name. BP_SYM_NAMED: out
+ * holds the name, from dladdr or objs. BP_SYM_UNNAMED: out holds the
+ * object's file name (beam.smp for the main program) and *offset the
+ * offset from the object's base of the function's start (.eh_frame; the
+ * address's own offset when no unwind entry covers it). *obj gets the
+ * object's index in objs, -1 when it has none there. *len the length
+ * written (out NUL-terminated, truncated to cap). Loads an object's table
+ * on first use (file reads: dirty schedulers only). Thread-safe. */
+enum bp_sym_kind bp_sym_resolve(struct bp_objsyms *objs, uint64_t addr, char *out, size_t cap,
+                                size_t *len, uint64_t *offset, long *obj);
+
 /* Where the frame layout was read. */
 enum bp_fl_source {
     BP_FL_NONE = 0,    /* nowhere: the layout is -1 */

@@ -30,12 +30,29 @@ cycle(I) ->
     _ = ?NIF:report_utilization(0.1),
     _ = [?NIF:F() || F <- [gate, gate_info, sched_cpu, memory, history, sampler_info,
                            native_channel]],
+    scan_blocks(),
     reload(?NIF, I rem 5 =:= 0), %% fresh load every fifth: the thread is not carried
     ok = ?NIF:sampler_start(#{tick_ms => 5, scheduler_high => 0.8,
                               scheduler_low => 0.6, memory_high => 0.9,
                               memory_low => 0.85, reopen_ticks => 1,
                               memory_limit => I rem 2}, self()),
     receive after 12 -> ok end.
+
+%% Large blocks the reaper thread frees: a window's replaced tables, and a
+%% window and an id buffer dropped by a process that dies holding them.
+scan_blocks() ->
+    W = ?NIF:scan_window_new(),
+    [_ = ?NIF:scan_window_begin(W, N) || N <- [100000, 100000, 10, 10]],
+    {Pid, Ref} = spawn_monitor(fun() ->
+                                       W2 = ?NIF:scan_window_new(),
+                                       _ = ?NIF:scan_window_begin(W2, 100000),
+                                       B = ?NIF:scan_buf_new(),
+                                       _ = ?NIF:scan_buf_put(B, lists:duplicate(5000, self())),
+                                       exit(done)
+                               end),
+    receive {'DOWN', Ref, process, Pid, done} -> ok end,
+    _ = ?NIF:scan_reaper_info(),
+    ok.
 
 reload(Mod, Fresh) ->
     _ = code:purge(Mod),
@@ -67,7 +84,12 @@ native_runs() ->
          ok = ?NATIVE:load(),
          reload(?NIF, false),            %% the core under a run: the channel holds it
          _ = ?NATIVE:info(Internals),
-         _ = ?NATIVE:symbolize([A || {_, _, _, _, As} <- ?NATIVE:drain(100), A <- As]),
+         Addrs = [A || {_, _, _, _, As} <- ?NATIVE:drain(100), A <- As],
+         _ = ?NATIVE:symbolize(Addrs),
+         %% full symbol tables: freed with the table term (GC below)
+         Table = ?NATIVE:symbol_table("/usr/lib/debug"),
+         _ = ?NATIVE:symbolize(Table, Addrs),
+         _ = ?NATIVE:symbol_objects(Table),
          _ = ?NATIVE:jit_symbols(Internals),
          ok = ?NATIVE:stop(),
          _ = ?NATIVE:drain(1000000)

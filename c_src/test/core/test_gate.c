@@ -138,6 +138,114 @@ BP_TEST(unknown_scheduler_input_holds)
     CHECK(!s.closed);
 }
 
+
+/* --- bp_gate_input: which figure a tick uses --------------------------- */
+
+#define MS 1000000LL
+
+static struct bp_gate_input input(int blind, double demand)
+{
+    struct bp_gate_input in = {
+        .blind = blind, .demand = demand, .mark = 0.80, .now = 10000 * MS,
+        .tick_ns = 100 * MS, .ping_ns = 0, .report_ns = 0, .report = 0.0,
+        .fresh_ns = 1100 * MS,
+    };
+    return in;
+}
+
+BP_TEST(input_below_mark_is_demand)
+{
+    struct bp_gate_input in = input(0, 0.30);
+    struct bp_gate_choice c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_OS_CPU && !c.ping);
+    CHECK_NEAR(c.figure, 0.30);
+}
+
+/* A scheduler blocked in the kernel: demand 0, scheduler_wall_time busy.
+ * A fresh heartbeat answer decides; a stale one does not. */
+BP_TEST(input_fresh_report_above_demand_decides)
+{
+    struct bp_gate_input in = input(0, 0.0);
+    in.report_ns = in.now - 500 * MS;
+    in.report = 0.97;
+    struct bp_gate_choice c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_ERLANG);
+    CHECK_NEAR(c.figure, 0.97);
+    in.report_ns = in.now - 2000 * MS; /* stale */
+    c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_OS_CPU);
+    CHECK_NEAR(c.figure, 0.0);
+    in.report_ns = in.now - 500 * MS; /* fresh but lower than demand */
+    in.report = 0.1;
+    in.demand = 0.5;
+    c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_OS_CPU);
+    CHECK_NEAR(c.figure, 0.5);
+}
+
+BP_TEST(input_at_mark_pings_then_uses_answer_or_demand)
+{
+    struct bp_gate_input in = input(0, 0.95);
+    struct bp_gate_choice c = bp_gate_input(&in);
+    CHECK(c.ping && c.source == BP_SOURCE_NONE && c.figure < 0.0);
+    in.ping_ns = in.now - 50 * MS; /* outstanding, not late */
+    c = bp_gate_input(&in);
+    CHECK(!c.ping && !c.clear_ping && c.figure < 0.0);
+    in.report_ns = in.now - 10 * MS; /* answered after the ping */
+    in.report = 0.40;
+    c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_ERLANG && c.ping && c.clear_ping);
+    CHECK_NEAR(c.figure, 0.40);
+    in.report_ns = 0;
+    in.ping_ns = in.now - 150 * MS; /* starved */
+    c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_OS_CPU && !c.ping && !c.clear_ping);
+    CHECK_NEAR(c.figure, 0.95);
+}
+
+BP_TEST(input_blind_runs_on_reports)
+{
+    struct bp_gate_input in = input(1, 0.0);
+    in.fresh_ns = 200 * MS;
+    struct bp_gate_choice c = bp_gate_input(&in);
+    CHECK(c.ping && c.figure < 0.0 && c.source == BP_SOURCE_NONE); /* nothing known yet */
+    in.ping_ns = in.now - 100 * MS;
+    in.report_ns = in.now - 40 * MS;
+    in.report = 0.92;
+    c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_ERLANG && c.ping && c.clear_ping);
+    CHECK_NEAR(c.figure, 0.92);
+    /* the low figure of a fresh report reopens as well: no demand to mix in */
+    in.report = 0.05;
+    c = bp_gate_input(&in);
+    CHECK_NEAR(c.figure, 0.05);
+    /* unanswered for a tick, no fresh report: starved, every scheduler busy */
+    in.report_ns = in.now - 400 * MS;
+    in.ping_ns = in.now - 150 * MS;
+    c = bp_gate_input(&in);
+    CHECK(c.source == BP_SOURCE_STARVED && !c.ping);
+    CHECK_NEAR(c.figure, 1.0);
+    /* a ping lost for five ticks is sent again */
+    in.ping_ns = in.now - 500 * MS;
+    in.report_ns = in.now - 600 * MS;
+    c = bp_gate_input(&in);
+    CHECK(c.ping && c.source == BP_SOURCE_STARVED);
+}
+
+BP_TEST(input_blind_closes_the_gate_through_step)
+{
+    struct bp_gate_config gc = cfg();
+    struct bp_gate_state s;
+    bp_gate_state_init(&s);
+    struct bp_gate_input in = input(1, 0.0);
+    in.fresh_ns = 200 * MS;
+    in.report_ns = in.now - 10 * MS;
+    in.report = 0.99;
+    struct bp_gate_choice c = bp_gate_input(&in);
+    CHECK(bp_gate_step(&gc, &s, c.figure, 0.1) == 1);
+    CHECK(s.closed && s.reason == BP_REASON_SCHEDULER);
+}
+
 const struct bp_test_case bp_gate_tests[] = {
     {"gate: unknown scheduler input holds", unknown_scheduler_input_holds},
     {"gate: closes on scheduler", closes_on_scheduler},
@@ -147,5 +255,10 @@ const struct bp_test_case bp_gate_tests[] = {
     {"gate: reopen_ticks = 1", reopen_ticks_one},
     {"gate: reason kept current", reason_kept_current},
     {"gate: published snapshot", published_snapshot},
+    {"gate input: below the mark is demand", input_below_mark_is_demand},
+    {"gate input: a fresh report above demand decides", input_fresh_report_above_demand_decides},
+    {"gate input: at the mark, ping then answer or demand", input_at_mark_pings_then_uses_answer_or_demand},
+    {"gate input: blind runs on reports", input_blind_runs_on_reports},
+    {"gate input: blind closes the gate", input_blind_closes_the_gate_through_step},
     {NULL, NULL},
 };

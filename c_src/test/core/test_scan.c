@@ -290,8 +290,58 @@ BP_TEST(window_overflow)
     bp_window_destroy(&w);
 }
 
+/* A window that keeps what begin drops: the replaced table is handed back,
+ * not freed; detach hands back everything and leaves an empty window. */
+BP_TEST(window_keeps_dropped_tables)
+{
+    struct bp_window w;
+    bp_window_init(&w, NULL);
+    w.keep_dropped = 1;
+    CHECK(bp_window_begin(&w, 3) == 1);
+    CHECK(bp_window_begin(&w, 3) == 0);
+    void *small = w.t[1].slots;
+    size_t small_bytes = ((size_t)w.t[1].mask + 1) * sizeof(struct bp_wslot);
+    CHECK(bp_window_begin(&w, 100000) == 1); /* regrows table 1 */
+    CHECK(w.t[1].slots != small && w.t[1].gen == 3);
+    struct bp_block d[2];
+    bp_window_take_dropped(&w, d);
+    CHECK(d[0].p == small && d[0].bytes == small_bytes && d[1].p == NULL);
+    bp_block_free(&d[0]);
+    CHECK(d[0].p == NULL);
+    uint64_t delta;
+    unsigned prev;
+    int ins;
+    CHECK(bp_window_update(&w, 7, 7, 10, 0, BP_WINDOW_NO_AUX, &delta, &prev, &ins) == 0);
+    struct bp_block all[4];
+    bp_window_detach(&w, all);
+    CHECK(all[0].p != NULL && all[1].p != NULL && all[2].p == NULL && all[3].p == NULL);
+    CHECK(w.t[0].slots == NULL && w.t[1].slots == NULL);
+    for (int i = 0; i < 4; i++)
+        bp_block_free(&all[i]);
+    bp_window_destroy(&w); /* an empty window: nothing left to free */
+}
+
+BP_TEST(idbuf_detach_hands_the_ids)
+{
+    struct bp_idbuf b;
+    bp_idbuf_init(&b);
+    CHECK(bp_idbuf_reserve(&b, 1000) == 0);
+    for (uint64_t i = 0; i < 1000; i++)
+        bp_idbuf_push(&b, i);
+    uint64_t *ids = b.ids;
+    struct bp_block blk;
+    bp_idbuf_detach(&b, &blk);
+    CHECK(blk.p == ids && blk.bytes >= 1000 * sizeof(uint64_t));
+    CHECK(b.ids == NULL && b.size == 0 && b.capacity == 0);
+    CHECK(((uint64_t *)blk.p)[999] == 999);
+    bp_block_free(&blk);
+    bp_idbuf_destroy(&b);
+}
+
 const struct bp_test_case bp_scan_tests[] = {
     {"scan: top-K refuses a bad k", topk_bad_k},
+    {"scan: window keeps the tables begin drops", window_keeps_dropped_tables},
+    {"scan: id buffer detach hands the ids over", idbuf_detach_hands_the_ids},
     {"scan: top-K keeps the K largest", topk_matches_sort},
     {"scan: top-K floor and eviction", topk_floor_and_eviction},
     {"scan: histogram bucket bounds", hist_index_bounds},

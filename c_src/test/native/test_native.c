@@ -219,30 +219,6 @@ BP_TEST(fp_walk_rejects_bad_chains)
     CHECK(bp_fp_walk(&m, A(70), out, 16, NULL, &ended) == 1 && !ended);
 }
 
-BP_TEST(jit_scan_collects_jit_words)
-{
-    static struct fake f;
-    static struct bp_ranges rs;
-    uint8_t buf[128];
-    memset(&f, 0, sizeof f);
-    f.base = FAKE_BASE;
-    bp_ranges_init(&rs);
-    struct bp_range jit = {0x5000, 0x6000, BP_RANGE_JIT, 0};
-    bp_ranges_publish(&rs, &jit, 1);
-    f.words[3] = 0x5010;
-    f.words[9] = 0x4fff; /* just outside */
-    f.words[40] = 0x5ff8;
-    f.words[255] = 0x5001;
-    const struct bp_ranges_buf *b = bp_ranges_enter(&rs);
-    struct bp_mem m = fake_mem(&f, buf, sizeof buf);
-    uint64_t out[8];
-    int n = bp_jit_scan(&m, b, A(0), 8 * 256, out, 8);
-    CHECK(n == 3 && out[0] == 0x5010 && out[1] == 0x5ff8 && out[2] == 0x5001);
-    CHECK(bp_jit_scan(&m, b, A(0), 8 * 256, out, 1) == 1);
-    CHECK(bp_jit_scan(&m, b, A(0), 8 * 10, out, 8) == 1); /* limit */
-    bp_ranges_leave(b);
-}
-
 /* The [RSP] fix-up of the JIT walk. The caller's frame is at word 40 (its
  * chain ends at word 60); JIT code is [0x5000, 0x6000); rsp is word 10. */
 BP_TEST(jit_walk_rsp_fixup)
@@ -319,11 +295,12 @@ BP_TEST(jit_walk_rsp_fixup)
     n = bp_ncap_walk_jit(BP_WALK_LEAF, &m, b, &r, out, 8, &flags);
     CHECK(n == 0 && m.reads == 0 && flags == BP_NS_LEAF);
 
-    /* 7. BP_WALK_SCAN reads the stack: every JIT word, innermost first. */
+    /* 7. No frame pointers: any walk but BP_WALK_FP (0 was the removed
+     *    return-address scan) reads nothing, as BP_WALK_LEAF. */
     m = fake_mem(&f, buf, sizeof buf);
     flags = 0;
-    n = bp_ncap_walk_jit(BP_WALK_SCAN, &m, b, &r, out, 8, &flags);
-    CHECK(n >= 2 && m.reads > 0 && out[0] == 0x5100 && (flags & BP_NS_SCAN));
+    n = bp_ncap_walk_jit(0, &m, b, &r, out, 8, &flags);
+    CHECK(n == 0 && m.reads == 0 && flags == BP_NS_LEAF);
     bp_ranges_leave(b);
 }
 
@@ -488,7 +465,6 @@ const struct bp_test_case bp_native_tests[] = {
     {"ranges_publish_flip", ranges_publish_flip},
     {"fp_walk_chain_ends_at_zero", fp_walk_chain_ends_at_zero},
     {"fp_walk_rejects_bad_chains", fp_walk_rejects_bad_chains},
-    {"jit_scan_collects_jit_words", jit_scan_collects_jit_words},
     {"jit_walk_rsp_fixup", jit_walk_rsp_fixup},
     {"capture_busy_thread", capture_busy_thread},
     {"foreign_handler_refused", foreign_handler_refused},
