@@ -15,16 +15,17 @@
 %% that drift and the host's slow spells fall on all three. Per setting: the
 %% median, the spread (min..max) and the ratio of the median to the off
 %% median, for throughput and for VM CPU; for the sampler, the rate it
-%% reports it achieved (`effective_hz'), its samples and `paused' counts
-%% (samples skipped while beamprof's load gate was closed) and its own cost
-%% (`overhead.pct'), medians over the rounds.
+%% reports it achieved (`effective_hz'), its samples, the share of the run
+%% the gate was closed (`gate_closed_pct'), the samples taken under the
+%% closed gate (`gated') at the rate it keeps there (`hz_under_gate':
+%% min(hz, 99)), and its own cost (`overhead.pct'), medians over the rounds.
 %%
 %% Two modes, each with its own off rounds:
 %%   app_stopped: the beamprof application is not running (native_start/1
 %%     needs only the native library; beamprof's load gate does not run);
 %%   app_running: beamprof started with its defaults: with every scheduler
 %%     busy its gate closes, and the effective rate says what the sampler did
-%%     under a closed gate (paused, or a lowered rate).
+%%     under a closed gate (it samples on, at min(hz, 99) per thread).
 %% bench/run.sh saturated_bench (SATURATED_ROUNDS, SATURATED_WINDOW_MS).
 -module(saturated_bench).
 
@@ -63,7 +64,8 @@ mode(Mode, Label, Rounds, WindowMs, Counters) ->
     #{rate := OffRate, cpu := OffCpu} = Off = summary(Of(off)),
     bench_util:print_table(
       ["setting", "units/s (median)", "min..max", "ratio to off", "VM CPU %", "min..max",
-       "ratio to off", "effective Hz", "samples", "paused", "own CPU (pct)"],
+       "ratio to off", "effective Hz", "samples", "gate closed %", "gated", "Hz under gate",
+       "own CPU (pct)"],
       [row("sampling off", Off, OffRate, OffCpu),
        row("native sampler, 99 Hz", summary(Of(99)), OffRate, OffCpu),
        row("native sampler, 999 Hz", summary(Of(999)), OffRate, OffCpu)]),
@@ -98,7 +100,9 @@ window(Hz, WindowMs, Counters) ->
             M = measure(WindowMs, Counters),
             {ok, P} = beamprof:native_stop(),
             M#{hz => maps:get(effective_hz, P, 0), samples => maps:get(samples, P, 0),
-               paused => maps:get(paused, P, 0),
+               closed => maps:get(gate_closed_pct, P, 0),
+               gated => maps:get(gated, P, 0),
+               under => maps:get(hz_under_gate, P, 0),
                warnings => [C || #{code := C} <- maps:get(warnings, P, [])],
                own => maps:get(pct, maps:get(overhead, P, #{}), 0)};
         Error ->
@@ -128,7 +132,7 @@ summary(Rs) ->
     {Cpu, _, _} = CpuRange = range(All(cpu)),
     #{rate => Rate, cpu => Cpu, ranges => #{rate => RateRange, cpu => CpuRange},
       extra => maps:from_list([{K, bench_util:median(Vs)}
-                               || K <- [hz, samples, paused, own], Vs <- [All(K)], Vs =/= []])}.
+                               || K <- [hz, samples, closed, gated, under, own], Vs <- [All(K)], Vs =/= []])}.
 
 range(Vs) -> {bench_util:median(Vs), lists:min(Vs), lists:max(Vs)}.
 
@@ -137,10 +141,10 @@ row(Name, #{ranges := #{rate := {Rate, RMin, RMax}, cpu := {Cpu, CMin, CMax}}, e
     [Name, bench_util:fmt(Rate), bench_util:fmt(RMin) ++ ".." ++ bench_util:fmt(RMax),
      bench_util:ratio(Rate, OffRate), bench_util:fmt(Cpu),
      bench_util:fmt(CMin) ++ ".." ++ bench_util:fmt(CMax), bench_util:ratio(Cpu, OffCpu),
-     extra(hz, X), extra(samples, X), extra(paused, X),
+     extra(hz, X), extra(samples, X), extra(closed, X), extra(gated, X), extra(under, X),
      case X of #{own := O} -> float_to_list(float(O), [{decimals, 2}]) ++ "%"; _ -> "-" end];
 row(Name, _, _, _) ->
-    [Name, "n/a", "", "", "", "", "", "", "", "", ""].
+    [Name, "n/a", "", "", "", "", "", "", "", "", "", "", ""].
 
 extra(hz, #{hz := V}) -> bench_util:fmt(float(V));
 extra(K, X) ->
