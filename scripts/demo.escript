@@ -45,11 +45,13 @@ main(_) ->
     chart(lists:reverse(beamprof_nif:history())),
     flame_files(),
     profile_demo(),
-    ok = beamprof:stop(),
-    native_demo().
+    native_demo(),
+    ok = beamprof:stop().
 
 %% The native sampler (the escript's VM runs with +JPperf map, line 2): the
-%% hottest functions of a CPU-bound workload, then a flame graph file.
+%% hottest functions of a CPU-bound workload, then a flame graph file. The
+%% application keeps running: the workload saturates the node, its gate
+%% closes, and the sampler samples on at a lowered rate and says so.
 native_demo() ->
     section("Native sampler: where the CPU goes (hot loop + GC-heavy workers, 2 s)"),
     Out = out_dir(),
@@ -63,6 +65,9 @@ native_demo() ->
     {ok, Html} = beamprof:write_profile(P, filename:join(Out, "cpu.html"), html),
     io:format("~p samples at ~p Hz, frames from ~p -> ~ts~n",
               [maps:get(samples, P), maps:get(effective_hz, P), maps:get(frame_source, P), Html]),
+    io:format("gate closed ~p% of the run, ~p samples then at ~p Hz per thread~n",
+              [maps:get(gate_closed_pct, P), maps:get(gated, P), maps:get(hz_under_gate, P)]),
+    [io:format("warning ~p: ~ts~n", [C, M]) || #{code := C, message := M} <- maps:get(warnings, P)],
     io:format("beamprof:flame_graph(3000, \"demo_out/cpu.svg\") ->~n  ~p~n",
               [beamprof:flame_graph(3000, filename:join(Out, "cpu.svg"))]),
     [exit(Pid, kill) || Pid <- Load],
