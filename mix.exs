@@ -7,13 +7,19 @@ defmodule Mix.Tasks.Compile.BeamprofNif do
   build path: Mix links `priv/` into the build tree before compilers run, so a
   library built into the source `priv/` of a fresh checkout would be missed
   on the first `mix compile`.
+
+  It also copies the EEP-48 doc chunks (`doc/chunks/`, built by `make docs` and
+  shipped in the package) into the application's build directory, where
+  `code:get_doc/1` finds them for `h :beamprof.top` in iex.
   """
   use Mix.Task.Compiler
 
   @impl true
   def run(_args) do
     case make([]) do
-      {output, 0} -> notes(output)
+      {output, 0} ->
+        copy_doc_chunks()
+        notes(output)
       {output, status} -> failed(output, status)
     end
   end
@@ -25,6 +31,12 @@ defmodule Mix.Tasks.Compile.BeamprofNif do
     priv = Path.join(Mix.Project.app_path(), "priv")
     File.mkdir_p!(priv)
     System.cmd("make", ["-C", "c_src", "PRIV_DIR=#{priv}" | targets], stderr_to_stdout: true)
+  end
+
+  defp copy_doc_chunks do
+    if File.dir?("doc/chunks") do
+      File.cp_r!("doc/chunks", Path.join(Mix.Project.app_path(), "doc/chunks"))
+    end
   end
 
   defp notes(output) do
@@ -92,7 +104,6 @@ defmodule Beamprof.MixProject do
     ]
   end
 
-  defp package_files do
-    ~w(c_src/**/*.c c_src/**/*.h c_src/Makefile c_src/BSDmakefile c_src/README.md src include lib mix.exs rebar.config README.md)
-  end
+  # The same list rebar3_hex reads: src/beamprof.app.src's files.
+  defp package_files, do: Enum.map(@props[:files], &to_string/1)
 end
