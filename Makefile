@@ -19,7 +19,7 @@ TEST_STEPS = setup test-c test-eunit test-ct test-asan test-elixir check
 BEAMPROF_MATRIX ?= auto
 OTP ?= all
 
-.PHONY: all setup build test test-local test-steps test-otp test-c test-erlang test-eunit \
+.PHONY: all setup build docs test test-local test-steps test-otp test-c test-erlang test-eunit \
 	test-ct test-asan test-elixir check demo bench clean
 
 # -Werror (C) is for our test and CI builds only: c_src/Makefile adds it when
@@ -39,7 +39,7 @@ build: setup
 
 # Every suite: C units (plain and ASan), the core cross-compiled for aarch64,
 # EUnit, Common Test (PropEr runs in both), the NIF suites again under ASan,
-# ExUnit, xref and dialyzer (and the bench's C helper compiles cleanly), on the
+# ExUnit, xref, dialyzer and edoc (and the bench's C helper compiles cleanly), on the
 # host's OTP; then all of it again on OTP 27 and 29 (scripts/otp_matrix.sh), as
 # BEAMPROF_MATRIX says.
 test: test-local
@@ -78,7 +78,14 @@ test-elixir:
 check:
 	$(REBAR) xref
 	$(REBAR) dialyzer
+	$(REBAR) edoc
 	$(CC) -std=c11 -Wall -Wextra -Werror -fsyntax-only bench/host_pinger.c
+
+# The API docs from the edoc comments: HTML in _build/edoc, EEP-48 chunks in doc/chunks
+# (for h(beamprof, top) in the shell; shipped in the package).
+docs:
+	$(REBAR) edoc
+	$(REBAR) as chunks edoc
 
 demo: build
 	@scripts/demo.sh

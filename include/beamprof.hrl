@@ -15,8 +15,9 @@
 
 -compile({parse_transform, beamprof_transform}).
 
-%% The events the profiling API emits, under the configured prefix ([beamprof] by default).
--define(BEAMPROF_PROFILE_EVENTS,
-        [start, stop, exception, sample, slow_operation, production, memory, calls, complete]).
+%% The event names (?BEAMPROF_EVENT_..., and ?BEAMPROF_PROFILE_EVENTS, the profiling API's
+%% event suffixes): a header of their own, which a module can include without the parse
+%% transform.
+-include("beamprof_events.hrl").
 
 -endif.

@@ -136,8 +136,12 @@ defmodule Beamprof do
   @spec top() :: :ok | {:error, :not_started}
   defdelegate top(), to: :beamprof
 
+  @doc """
+  `top(:live)`: prints `top/0`'s screen in place every second until Enter (or
+  `q` and Enter) is pressed.
+  """
   @spec top(:live) :: :ok | {:error, :not_started}
-  def top(:live), do: :beamprof.top(:live)
+  def top(mode), do: :beamprof.top(mode)
 
   @typedoc """
   A profile: `stacks` is a list of `{frames, weight}` with frames root first
@@ -183,7 +187,6 @@ defmodule Beamprof do
   @spec native_top(pos_integer()) :: [map()] | {:error, :not_running}
   defdelegate native_top(n), to: :beamprof
 
-
   @typedoc """
   Options of the profiling API, as a keyword list or a map: `strategy`,
   `rate`, `sample_rate`, `duration`, `interval`, `threshold`, `env`,
@@ -197,6 +200,12 @@ defmodule Beamprof do
   result; an exception is re-raised unchanged after the exception event.
 
       Beamprof.profile(fn -> MyApp.work(arg) end, strategy: :sample, rate: 0.01)
+
+  The result is always `fun`'s, profiled or not (here `enabled: false` turns
+  profiling off):
+
+      iex> Beamprof.profile(fn -> 21 * 2 end, enabled: false)
+      42
   """
   @spec profile((() -> result), profile_options()) :: result when result: term()
   defdelegate profile(fun, opts), to: :beamprof
@@ -234,8 +243,8 @@ defmodule Beamprof do
   """
   @spec flame_graph((() -> result), profile_options()) :: result when result: term()
   @spec flame_graph(pos_integer(), Path.t() | map()) :: {:ok, map()} | {:error, term()}
-  def flame_graph(fun, opts) when is_function(fun, 0), do: :beamprof.flame_graph(fun, opts)
-  def flame_graph(ms, opts) when is_integer(ms), do: :beamprof.flame_graph(ms, opts)
+  # One clause: a wrong argument gets :beamprof's ArgumentError saying what it expected.
+  def flame_graph(fun_or_ms, opts), do: :beamprof.flame_graph(fun_or_ms, opts)
 
   @doc """
   The top `n` processes by `key` (`:message_queue_len`, `:memory`,

@@ -26,16 +26,12 @@
 %% per interval.
 -module(beamprof).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("beamprof: profiling and load sampling for the Erlang VM.").
-
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
 -export([write_profile/3]).
 -export([native_start/1, native_stop/0, native_top/1]).
 -export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
          profile_calls/2, flame_graph/2]).
-
 
 -export([top/1]).
 -export([top/2, top_ports/2]).
@@ -131,7 +127,8 @@ top() ->
 
 %% @doc `top(live)': prints `top()' in place every second until Enter (or q
 %% and Enter) is pressed. A shell reads whole lines, so a single key cannot
-%% stop it.
+%% stop it. Any other argument raises `badarg' with a message pointing to
+%% `top(Key, N)'.
 -spec top(live) -> ok | {error, not_started}.
 top(live) ->
     case whereis(beamprof_sampler) of
@@ -141,7 +138,12 @@ top(live) ->
                                              Text -> Text
                                          end
                                end, #{})
-    end.
+    end;
+top(Other) ->
+    erlang:error({badarg, lists:flatten(
+                            io_lib:format("Expected live (top(live)), got: ~0tP; for a table "
+                                          "of processes use top(Key, N), e.g. top(memory, 10)",
+                                          [Other, 8]))}, [Other]).
 
 screen() ->
     case snapshot() of
@@ -219,13 +221,18 @@ list_handlers(Prefix) ->
 %% and optionally `title' and `unit' (`samples', `microseconds', `bytes').
 %% The file is created mode 0600, replaced atomically, never written
 %% through a symbolic link. Returns `{ok, Path}', `{error, {badarg,
-%% Message}}' for a bad profile or format, or `{error, Posix}' for the file
-%% (see `beamprof_flame' and `beamprof_file').
+%% Message}}' for a bad profile or format (or the profile and the path
+%% swapped), or `{error, Posix}' for the file (see `beamprof_flame' and
+%% `beamprof_file').
 -spec write_profile(Profile, Path, Format) -> {ok, Path} | {error, Reason} when
       Profile :: beamprof_flame:profile(), Path :: file:name_all() | unicode:chardata(),
       Format :: beamprof_flame:format(), Reason :: term().
 write_profile(Profile, Path, Format) ->
-    beamprof_flame:write(Profile, Path, Format).
+    case is_map(Path) andalso not is_map(Profile) of
+        true -> {error, {badarg, "Arguments in the wrong order: write_profile(Profile, Path, "
+                                 "Format) takes the profile first"}};
+        false -> beamprof_flame:write(Profile, Path, Format)
+    end.
 
 %% @doc Starts the native sampler: every scheduler thread of the chosen
 %% kinds is sampled on its own CPU clock (idle schedulers cost nothing).
@@ -302,11 +309,23 @@ profile_calls(Fun, Options) ->
 %% `{error, {unwritable, Path, Reason}}' at once. A write that fails after
 %% sampling is logged; the integer form answers `{error, {write_failed,
 %% Path, Reason}}', the fun form returns `Fun''s result and says it in its
-%% events (see `beamprof_profile').
+%% events (see `beamprof_profile'). Anything else first (or the two
+%% arguments swapped) raises `{badarg, Message}' saying what was expected.
 -spec flame_graph(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list();
                  (Ms, Opts) -> {ok, map()} | {error, term()} when
       Ms :: pos_integer(), Opts :: file:filename() | map().
 flame_graph(Fun, Options) when is_function(Fun, 0) ->
     beamprof_profile:flame_graph(Fun, Options);
 flame_graph(Ms, Opts) when is_integer(Ms) ->
-    beamprof_native:flame_graph(Ms, Opts).
+    beamprof_native:flame_graph(Ms, Opts);
+flame_graph(Options, Fun) when is_function(Fun, 0) ->
+    erlang:error({badarg, "Arguments in the wrong order: flame_graph(Fun, Options) takes the "
+                          "fun first"}, [Options, Fun]);
+flame_graph(Output, Ms) when is_integer(Ms) ->
+    erlang:error({badarg, "Arguments in the wrong order: flame_graph(Ms, Output) takes the "
+                          "duration first"}, [Output, Ms]);
+flame_graph(First, Second) ->
+    erlang:error({badarg, lists:flatten(
+                            io_lib:format("Expected a fun of arity 0 (profile it) or a duration "
+                                          "in ms (sample the VM) first, got: ~0tP",
+                                          [First, 8]))}, [First, Second]).

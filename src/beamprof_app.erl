@@ -3,9 +3,6 @@
 -module(beamprof_app).
 -behaviour(application).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The beamprof application callback module.").
-
 -export([start/2, stop/1]).
 
 %% @private

@@ -7,9 +7,6 @@
 %% message names the option. Keys are never turned into atoms.
 -module(beamprof_config).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Options of the beamprof application: defaults and validation.").
-
 -export([defaults/0, validate/1, load/0, set_start_options/1, clear_start_options/0,
          nif_config/1, vm_internals/0]).
 

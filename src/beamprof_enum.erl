@@ -14,9 +14,6 @@
 %% </ul>
 -module(beamprof_enum).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Where the scan's pids come from: the process iterator, the table walk, or processes().").
-
 -export([choose/0, choose/1, verified_erts/0, iterator_compiled/0, table_not_found/0,
          describe/1]).
 -export_type([source/0, facts/0]).

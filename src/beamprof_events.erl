@@ -1,42 +1,63 @@
+%% @doc Events, telemetry-style: the emit side and the user-facing handler calls.
+%%
+%% An event is `EventName :: [atom(), ...]', `Measurements :: map()', `Metadata ::
+%% map()'. `execute/3' runs the handlers attached to exactly that name in the built-in
+%% table (`beamprof_handlers'), synchronously in the calling process, and also calls
+%% `telemetry:execute/3' when the `telemetry' module is loaded, so its handlers,
+%% `telemetry_metrics' and reporters see every beamprof event unchanged. The check is
+%% `erlang:function_exported/3' on each call (never catching `undef': that searches the
+%% code path, about 3 ms a call). `ensure_telemetry/0', called at application start,
+%% loads an available telemetry once.
+%%
+%% While telemetry is loaded, `attach/4' and `attach_many/4' go to telemetry; handlers
+%% attached to the built-in table earlier keep receiving events, since both are
+%% dispatched. Without the application running there are simply no built-in handlers:
+%% emitting never fails.
+%%
+%% A handler that raises, throws or exits is detached from all its events, an error is
+%% logged (handler id, event, kind, reason, stacktrace) and `[telemetry, handler,
+%% failure]' is emitted through the built-in table with measurements `monotonic_time',
+%% `system_time' and metadata `event_name', `handler_id', `handler_config', `kind',
+%% `reason', `stacktrace' (telemetry's keys). The remaining handlers still run; the
+%% emitter never sees the exception.
+%%
+%% The event prefix (default `[beamprof]') lives in `persistent_term': reading it costs
+%% nothing, but `set_prefix/1' with a new value makes the VM scan every process's heap,
+%% so it belongs in configuration at start, never on a hot path (the same value is not
+%% written again).
+%%
+%% Cost of `execute/3' (OTP 25.2.3 JIT, 2 cores, median of 100k-call runs, handlers
+%% doing nothing): 0 handlers 0.18-0.22 µs, 1 handler 0.25-0.28 µs, 10 handlers
+%% 0.77-0.95 µs, the same with or without telemetry loaded (plus telemetry's own cost
+%% when it is); 0.3-0.4 µs when the table does not exist (a caught `badarg'). The
+%% `function_exported/3' check is about 15 ns. Most of the base cost is the
+%% `ets:lookup/2' of a `read_concurrency' bag, which is slower for one reader (110-150
+%% ns against 45 ns) and scales with many.
 -module(beamprof_events).
--include("beamprof_doc.hrl").
 -include_lib("kernel/include/logger.hrl").
-?MODULEDOC(
-"Events, telemetry-style: the emit side and the user-facing handler calls.\n\n"
-"An event is `EventName :: [atom(), ...]`, `Measurements :: map()`, `Metadata :: map()`. "
-"`execute/3` runs the handlers attached to exactly that name in the built-in table "
-"(`beamprof_handlers`), synchronously in the calling process, and also calls "
-"`telemetry:execute/3` when the `telemetry` module is loaded, so its handlers, "
-"`telemetry_metrics` and reporters see every beamprof event unchanged. The check is "
-"`erlang:function_exported/3` on each call (never catching `undef`: that searches the code "
-"path, about 3 ms a call). `ensure_telemetry/0`, called at application start, loads an "
-"available telemetry once.\n\n"
-"While telemetry is loaded, `attach/4` and `attach_many/4` go to telemetry; handlers attached "
-"to the built-in table earlier keep receiving events, since both are dispatched. Without the "
-"application running there are simply no built-in handlers: emitting never fails.\n\n"
-"A handler that raises, throws or exits is detached from all its events, an error is logged "
-"(handler id, event, kind, reason, stacktrace) and `[telemetry, handler, failure]` is emitted "
-"through the built-in table with measurements `monotonic_time`, `system_time` and metadata "
-"`event_name`, `handler_id`, `handler_config`, `kind`, `reason`, `stacktrace` (telemetry's "
-"keys). The remaining handlers still run; the emitter never sees the exception.\n\n"
-"The event prefix (default `[beamprof]`) lives in `persistent_term`: reading it costs "
-"nothing, but `set_prefix/1` with a new value makes the VM scan every process's heap, so it "
-"belongs in configuration at start, never on a hot path (the same value is not written again).\n\n"
-"Cost of `execute/3` (OTP 25.2.3 JIT, 2 cores, median of 100k-call runs, handlers doing "
-"nothing): 0 handlers 0.18-0.22 µs, 1 handler 0.25-0.28 µs, 10 handlers 0.77-0.95 µs, the "
-"same with or without telemetry loaded (plus telemetry's own cost when it is); 0.3-0.4 µs "
-"when the table does not exist (a caught `badarg`). The `function_exported/3` check is "
-"about 15 ns. Most of the base cost is the `ets:lookup/2` of a `read_concurrency` bag, "
-"which is slower for one reader (110-150 ns against 45 ns) and scales with many.").
 
 -export([execute/3, emit/3, prefix/0, set_prefix/1, ensure_telemetry/0,
-         attach/4, attach_many/4, detach/1, list_handlers/1]).
+         attach/4, attach_many/4, detach/1, list_handlers/1, names/0]).
 
 -export_type([event_name/0, event_prefix/0, measurements/0, metadata/0]).
 
 -define(PREFIX_KEY, {beamprof, event_prefix}).
 -define(DEFAULT_PREFIX, [beamprof]).
 -define(FAILURE_EVENT, [telemetry, handler, failure]).
+%% What names/0 lists: the events under the prefix (by emitting module), then the rest.
+-define(SUFFIXES,
+        [[vm, sample], [scheduler, utilization],                                 % sampler
+         [gate, closed], [gate, open],                                           % gate
+         [process, scan], [process, long_message_queue], [process, large_memory], % scan
+         [port, busy],
+         [monitor, long_gc], [monitor, long_schedule], [monitor, large_heap],    % monitor
+         [monitor, busy_port], [monitor, busy_dist_port], [monitor, suppressed],
+         [profile, start], [profile, stop], [profile, exception],                % profile
+         [profile, sample], [profile, slow_operation], [profile, production],
+         [profile, memory], [profile, calls], [profile, complete],
+         [native, stop]]).                                                       % native
+-define(UNPREFIXED, [[vm, memory], [vm, total_run_queue_lengths], [vm, system_counts],
+                     ?FAILURE_EVENT]).
 %% Passed as an argument so that neither the compiler nor dialyzer sees a literal call to
 %% a module that is optional (dialyzer's `unknown` warning).
 -define(TELEMETRY, telemetry).
@@ -52,27 +73,27 @@
 
 %% Emitting
 
-?DOC("Runs the built-in handlers attached to exactly `EventName`, then forwards to "
-     "`telemetry:execute/3` when telemetry is loaded. Always returns `ok`.").
+%% @doc Runs the built-in handlers attached to exactly `EventName', then forwards to
+%% `telemetry:execute/3' when telemetry is loaded. Always returns `ok'.
 -spec execute(EventName, Measurements, Metadata) -> ok when
       EventName :: event_name(), Measurements :: measurements(), Metadata :: metadata().
 execute(EventName, Measurements, Metadata) ->
     dispatch(beamprof_handlers:lookup(EventName), EventName, Measurements, Metadata),
     forward(?TELEMETRY, EventName, Measurements, Metadata).
 
-?DOC("`execute(prefix() ++ Suffix, Measurements, Metadata)`.").
+%% @doc `execute(prefix() ++ Suffix, Measurements, Metadata)'.
 -spec emit(Suffix, Measurements, Metadata) -> ok when
       Suffix :: [atom()], Measurements :: measurements(), Metadata :: metadata().
 emit(Suffix, Measurements, Metadata) ->
     execute(prefix() ++ Suffix, Measurements, Metadata).
 
-?DOC("The event prefix, `[beamprof]` unless `set_prefix/1` changed it.").
+%% @doc The event prefix, `[beamprof]' unless `set_prefix/1' changed it.
 -spec prefix() -> Prefix when Prefix :: event_name().
 prefix() ->
     persistent_term:get(?PREFIX_KEY, ?DEFAULT_PREFIX).
 
-?DOC("Sets the event prefix. Writes `persistent_term` only when the value changes: a "
-     "changed value costs a scan of every process (global GC), so call it at start.").
+%% @doc Sets the event prefix. Writes `persistent_term' only when the value changes: a
+%% changed value costs a scan of every process (global GC), so call it at start.
 -spec set_prefix(Prefix) -> ok when Prefix :: event_name().
 set_prefix(Prefix) ->
     case beamprof_handlers:is_event_name(Prefix) of
@@ -85,17 +106,28 @@ set_prefix(Prefix) ->
         _ -> persistent_term:put(?PREFIX_KEY, Prefix)
     end.
 
-?DOC("Loads `telemetry` if it is on the code path (once, at application start) and "
-     "returns whether events are forwarded to it.").
+%% @doc Loads `telemetry' if it is on the code path (once, at application start) and
+%% returns whether events are forwarded to it.
 -spec ensure_telemetry() -> Forwarding when Forwarding :: boolean().
 ensure_telemetry() ->
     _ = code:ensure_loaded(?TELEMETRY),
     telemetry_exported(execute, 3).
 
+%% @doc Every event beamprof emits, by its full name under the default prefix
+%% `[beamprof]' (with the `event_prefix' option set, the prefix replaces the leading
+%% `beamprof'), then the four names that carry no prefix: telemetry_poller's
+%% `[vm, memory]', `[vm, total_run_queue_lengths]', `[vm, system_counts]'
+%% (`vm_events' option) and telemetry's `[telemetry, handler, failure]'.
+%% `include/beamprof_events.hrl' has a macro for each (`?BEAMPROF_EVENT_GATE_CLOSED',
+%% ...); a test keeps the two lists and the emitting code in step.
+-spec names() -> [event_name(), ...].
+names() ->
+    [[beamprof | Suffix] || Suffix <- ?SUFFIXES] ++ ?UNPREFIXED.
+
 %% Handlers
 
-?DOC("Attaches `Fun` to `EventName` under `Id` (unique across all events): to telemetry "
-     "when it is loaded, to the built-in table otherwise.").
+%% @doc Attaches `Fun' to `EventName' under `Id' (unique across all events): to
+%% telemetry when it is loaded, to the built-in table otherwise.
 -spec attach(Id, EventName, Fun, Config) -> ok | {error, Reason} when
       Id :: handler_id(), EventName :: event_name(), Fun :: handler_function(),
       Config :: handler_config(), Reason :: already_exists | not_started.
@@ -106,7 +138,7 @@ attach(Id, EventName, Fun, Config) ->
         Bad -> erlang:error(Bad, Args)
     end.
 
-?DOC("Attaches `Fun` to several events under one `Id`; see `attach/4`.").
+%% @doc Attaches `Fun' to several events under one `Id'; see `attach/4'.
 -spec attach_many(Id, EventNames, Fun, Config) -> ok | {error, Reason} when
       Id :: handler_id(), EventNames :: [event_name(), ...], Fun :: handler_function(),
       Config :: handler_config(), Reason :: already_exists | not_started.
@@ -117,7 +149,7 @@ attach_many(Id, EventNames, Fun, Config) ->
         Bad -> erlang:error(Bad, Args)
     end.
 
-?DOC("Detaches `Id` from the built-in table, or else from telemetry when it is loaded.").
+%% @doc Detaches `Id' from the built-in table, or else from telemetry when it is loaded.
 -spec detach(Id) -> ok | {error, Reason} when
       Id :: handler_id(), Reason :: not_found | not_started.
 detach(Id) ->
@@ -126,8 +158,8 @@ detach(Id) ->
         {error, _} = Error -> detach_from(telemetry_exported(detach, 1), ?TELEMETRY, Id, Error)
     end.
 
-?DOC("Handlers whose event name starts with `Prefix` (`[]`: all), from the built-in table "
-     "and, when it is loaded, from telemetry.").
+%% @doc Handlers whose event name starts with `Prefix' (`[]': all), from the built-in
+%% table and, when it is loaded, from telemetry.
 -spec list_handlers(Prefix) -> [Handler] when Prefix :: event_prefix(), Handler :: handler().
 list_handlers(Prefix) ->
     case beamprof_handlers:check_prefix(Prefix) of

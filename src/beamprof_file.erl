@@ -34,9 +34,6 @@
 %% was tampered with, `{error, {badarg, Message}}' for a bad argument.
 -module(beamprof_file).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Writes files mode 0600, never through a symbolic link, atomically.").
-
 -include_lib("kernel/include/file.hrl").
 
 -export([write/2, path/1, check_writable/1, write_failed/2]).

@@ -49,9 +49,6 @@
 %% of width per depth level, so its size stays bounded for huge profiles.
 -module(beamprof_flame).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Flame graphs (svg, html, speedscope, folded) from a profile.").
-
 -export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1,
          titled/1]).
 

@@ -21,9 +21,6 @@
 %% pixel wide at the current zoom.
 -module(beamprof_flame_html).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Interactive, self-contained HTML flame graphs.").
-
 -export([render/1]).
 
 -define(RESOLUTION, 100000).

@@ -6,9 +6,6 @@
 %% the file and of the profile (what speedscope shows).
 -module(beamprof_flame_speedscope).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("speedscope JSON files.").
-
 -export([render/1]).
 
 -define(SCHEMA, <<"https://www.speedscope.app/file-format-schema.json">>).

@@ -13,9 +13,6 @@
 %% `<title>' (a browser's tab title).
 -module(beamprof_flame_svg).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Static SVG flame graphs.").
-
 -export([render/1]).
 
 -define(WIDTH, 1200).

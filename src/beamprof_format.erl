@@ -2,9 +2,6 @@
 %% `beamprof:top/0' is beamprof_top's).
 -module(beamprof_format).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Human units, durations and bars.").
-
 -export([bytes/1, count/1, percent/1, microseconds/1, bar/2]).
 
 %% @doc `1536' -> `"1.5 KiB"'.

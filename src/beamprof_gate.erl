@@ -49,9 +49,6 @@
 -module(beamprof_gate).
 -behaviour(gen_server).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Owner of the C load gate thread; turns gate flips into events.").
-
 -export([start_link/1, refresh/0, info/0, warnings/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 

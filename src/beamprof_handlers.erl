@@ -1,16 +1,17 @@
+%% @doc The built-in handler table behind `beamprof_events'.
+%%
+%% A small gen_server registered as `beamprof_handlers' owns a named, protected ETS
+%% `bag' (also `beamprof_handlers', `read_concurrency') holding one `{EventName, Id,
+%% Fun, Config}' object per attached event. Emitters read it directly (`lookup/1': one
+%% `ets:lookup/2' in the calling process); writes go through the server, which
+%% serialises them and keeps the id index (`Id => objects') in its state, so ids are
+%% unique across all events and detaching never builds a match pattern from user data
+%% (an id such as ``'_''' is safe).
+%%
+%% Arguments are validated in the caller, so a bad call raises there, never in the
+%% server. When the server is not running, writes return `{error, not_started}' and
+%% reads `[]'. The table dies with the server: handlers do not survive its restart.
 -module(beamprof_handlers).
--include("beamprof_doc.hrl").
-?MODULEDOC(
-"The built-in handler table behind `beamprof_events`.\n\n"
-"A small gen_server registered as `beamprof_handlers` owns a named, protected ETS `bag` "
-"(also `beamprof_handlers`, `read_concurrency`) holding one `{EventName, Id, Fun, Config}` "
-"object per attached event. Emitters read it directly (`lookup/1`: one `ets:lookup/2` in "
-"the calling process); writes go through the server, which serialises them and keeps the "
-"id index (`Id => objects`) in its state, so ids are unique across all events and "
-"detaching never builds a match pattern from user data (an id such as `'_'` is safe).\n\n"
-"Arguments are validated in the caller, so a bad call raises there, never in the server. "
-"When the server is not running, writes return `{error, not_started}` and reads `[]`. "
-"The table dies with the server: handlers do not survive its restart.").
 
 -behaviour(gen_server).
 
@@ -39,12 +40,12 @@
 
 %% API
 
-?DOC("Starts the table owner; meant to be a child of `beamprof_sup`.").
+%% @doc Starts the table owner; meant to be a child of `beamprof_sup'.
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-?DOC("Attaches `Fun` to one event under `Id`, unique across all events.").
+%% @doc Attaches `Fun' to one event under `Id', unique across all events.
 -spec attach(Id, Event, Fun, Config) -> ok | {error, already_exists | not_started} when
       Id :: handler_id(), Event :: event_name(), Fun :: handler_function(),
       Config :: handler_config().
@@ -54,7 +55,7 @@ attach(Id, Event, Fun, Config) ->
         Bad -> erlang:error(Bad, [Id, Event, Fun, Config])
     end.
 
-?DOC("Attaches `Fun` to several events under one `Id`.").
+%% @doc Attaches `Fun' to several events under one `Id'.
 -spec attach_many(Id, Events, Fun, Config) ->
           ok | {error, already_exists | not_started} when
       Id :: handler_id(), Events :: [event_name(), ...], Fun :: handler_function(),
@@ -65,17 +66,17 @@ attach_many(Id, Events, Fun, Config) ->
         Bad -> erlang:error(Bad, [Id, Events, Fun, Config])
     end.
 
-?DOC("Detaches the handler `Id` from all its events.").
+%% @doc Detaches the handler `Id' from all its events.
 -spec detach(Id) -> ok | {error, not_found | not_started} when Id :: handler_id().
 detach(Id) ->
     call({detach, Id}).
 
-?DOC("Whether a handler with this id is attached to the built-in table.").
+%% @doc Whether a handler with this id is attached to the built-in table.
 -spec is_attached(Id) -> boolean() when Id :: handler_id().
 is_attached(Id) ->
     call({is_attached, Id}) =:= true.
 
-?DOC("Handlers whose event name starts with `Prefix` (`[]` lists all).").
+%% @doc Handlers whose event name starts with `Prefix' (`[]' lists all).
 -spec list_handlers(Prefix) -> [handler()] when Prefix :: event_prefix().
 list_handlers(Prefix) ->
     case check_prefix(Prefix) of
@@ -85,9 +86,9 @@ list_handlers(Prefix) ->
     [#{id => Id, event_name => Event, function => Fun, config => Config}
      || {Event, Id, Fun, Config} <- all_entries(), lists:prefix(Prefix, Event)].
 
-?DOC("The handlers attached to exactly `Event`, read in the calling process; `[]` when "
-     "the table does not exist (server not started). Cost: one `ets:lookup/2`, which "
-     "copies the matching objects.").
+%% @doc The handlers attached to exactly `Event', read in the calling process; `[]' when
+%% the table does not exist (server not started). Cost: one `ets:lookup/2', which copies
+%% the matching objects.
 -spec lookup(Event) -> [entry()] when Event :: event_name().
 lookup(Event) ->
     try
@@ -96,8 +97,8 @@ lookup(Event) ->
         error:badarg -> []
     end.
 
-?DOC("Checks the arguments of `attach/4`: `ok`, or the `badarg` reason naming the first "
-     "bad one, for the caller to raise with its own arguments.").
+%% @doc Checks the arguments of `attach/4': `ok', or the `badarg' reason naming the
+%% first bad one, for the caller to raise with its own arguments.
 -spec check_attach(Event, Fun) -> ok | {badarg, Message} when
       Event :: term(), Fun :: term(), Message :: string().
 check_attach(Event, Fun) ->
@@ -106,7 +107,7 @@ check_attach(Event, Fun) ->
         false -> {badarg, "Expected event_name to be a non-empty list of atoms"}
     end.
 
-?DOC("Checks the arguments of `attach_many/4`, like `check_attach/2`.").
+%% @doc Checks the arguments of `attach_many/4', like `check_attach/2'.
 -spec check_attach_many(Events, Fun) -> ok | {badarg, Message} when
       Events :: term(), Fun :: term(), Message :: string().
 check_attach_many([_ | _] = Events, Fun) ->
@@ -117,7 +118,7 @@ check_attach_many([_ | _] = Events, Fun) ->
 check_attach_many(_Events, _Fun) ->
     bad_event_names().
 
-?DOC("Checks a `list_handlers/1` prefix, like `check_attach/2`.").
+%% @doc Checks a `list_handlers/1' prefix, like `check_attach/2'.
 -spec check_prefix(Prefix) -> ok | {badarg, Message} when
       Prefix :: term(), Message :: string().
 check_prefix(Prefix) ->
@@ -128,13 +129,13 @@ check_prefix(Prefix) ->
 
 %% gen_server
 
-?DOC(false).
+%% @private
 -spec init([]) -> {ok, state()}.
 init([]) ->
     _ = ets:new(?TABLE, [bag, named_table, protected, {read_concurrency, true}]),
     {ok, #{}}.
 
-?DOC(false).
+%% @private
 -spec handle_call(term(), gen_server:from(), state()) -> {reply, term(), state()}.
 handle_call({attach, Id, Events, Fun, Config}, _From, State) ->
     case State of
@@ -158,7 +159,7 @@ handle_call({is_attached, Id}, _From, State) ->
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
-?DOC(false).
+%% @private
 -spec handle_cast(term(), state()) -> {noreply, state()}.
 handle_cast(_Msg, State) ->
     {noreply, State}.
@@ -179,7 +180,7 @@ all_entries() ->
         error:badarg -> []
     end.
 
-?DOC("Whether `Term` is an event name: a non-empty list of atoms.").
+%% @doc Whether `Term' is an event name: a non-empty list of atoms.
 -spec is_event_name(Term) -> boolean() when Term :: term().
 is_event_name([_ | _] = Event) -> lists:all(fun erlang:is_atom/1, Event);
 is_event_name(_) -> false.

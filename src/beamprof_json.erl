@@ -12,9 +12,6 @@
 %% `<script>' element (no `</script>' can appear) and in JavaScript.
 -module(beamprof_json).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("A small, deterministic JSON encoder, safe to embed in HTML.").
-
 -export([encode/1]).
 
 -type json() :: #{binary() | atom() => json()} | [json()] | binary()

@@ -62,9 +62,7 @@
 -module(beamprof_monitor).
 -behaviour(gen_server).
 
--include("beamprof_doc.hrl").
 -include_lib("kernel/include/logger.hrl").
-?MODULEDOC("The VM monitor bridge: erlang:system_monitor/2 messages turned into events.").
 
 -export([start_link/1, status/0, defaults/0, check/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -191,6 +189,7 @@ sessions(T) ->
 
 %% Process
 
+%% @private
 -spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.
 start_link(Config) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).

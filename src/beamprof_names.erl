@@ -17,9 +17,6 @@
 %% is copied, for that one process).
 -module(beamprof_names).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The names of a process (registered name, initial call, current function) and a port.").
-
 -export([process/1, from_info/2, port/1, label_items/0]).
 -export_type([names/0, port_names/0]).
 

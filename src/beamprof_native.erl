@@ -74,8 +74,6 @@
 %% `stray', `frame_source' and `warnings'.
 -module(beamprof_native).
 -behaviour(gen_server).
--include("beamprof_doc.hrl").
-?MODULEDOC("VM-wide native CPU sampling: start, stop, top, flame graphs.").
 
 -export([start/1, stop/0, top/1, top/2, filter/2, flame_graph/2, running/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -153,7 +151,9 @@ option_message(Threads) when Threads =:= threads; Threads =:= thread ->
     "Expected threads to be a non-empty list of normal | dirty_cpu | dirty_io";
 option_message(duration) -> "Expected duration to be a positive integer (ms)";
 option_message(depth) -> "Expected depth to be a positive integer";
-option_message(_) -> "Unknown option".
+option_message(Key) ->
+    lists:flatten(io_lib:format("Unknown option ~0tp; known options: hz, threads, duration, "
+                                "depth (and output, format for flame_graph/2)", [Key])).
 
 %% @doc Stops sampling and returns the profile; `{error, not_running}'
 %% when no sampler runs.
@@ -189,7 +189,9 @@ top(N) when is_integer(N), N > 0 ->
     try gen_server:call(?SERVER, profile, 60000) of
         {ok, Profile} -> top(Profile, N)
     catch exit:{noproc, _} -> {error, not_running}
-    end.
+    end;
+top(N) ->
+    erlang:error({badarg, "Expected N to be a positive integer"}, [N]).
 
 %% @doc The N hottest functions of Profile by self weight:
 %% `#{frame, self, total, self_pct, total_pct}'.

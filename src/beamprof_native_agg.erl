@@ -10,8 +10,6 @@
 %% repeated) is collapsed to one frame. At most 100,000 distinct stacks are
 %% kept; further new stacks are counted under `[kind];[overflow]'.
 -module(beamprof_native_agg).
--include("beamprof_doc.hrl").
-?MODULEDOC("Aggregates native samples into a profile; filter and top.").
 
 -export([new/0, add/2, stacks/1, totals/1, kind_frame/1, filter/2, top/2]).
 -export_type([acc/0, kind/0, sample/0]).

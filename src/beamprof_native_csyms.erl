@@ -20,8 +20,6 @@
 %% puts the file at `/usr/lib/debug/.build-id/xx/yyyy.debug', the path
 %% named in the message.
 -module(beamprof_native_csyms).
--include("beamprof_doc.hrl").
-?MODULEDOC("Unnamed C frames of a native profile: their share, and which package names them.").
 
 -export([report/3, os_release/0, hint/3]).
 -export_type([report/0, os/0]).

@@ -1,35 +1,32 @@
 %% @private
+%% @doc The native sampler's C library (`beamprof_native_nif.so', c_src/native/):
+%% SIGPROF capture on the scheduler threads, unwinding and symbolization.
+%%
+%% Internal: the public API is `beamprof:native_start/1' and `beamprof_native'.
+%%
+%% The library is optional and loaded on first use, never at application start: it is
+%% built only where supported (Linux x86_64 with libunwind), and every function here
+%% loads it first. Where it is missing or cannot load, `load/0', `start/1', `info/0',
+%% `symbolize/1' and `jit_symbols/0' answer `{error, {unsupported, Reason}}', `stop/0'
+%% answers `ok' and `drain/1' `[]' (nothing can run). `Reason' says what is missing:
+%%
+%% <ul>
+%% <li>`{not_built, Detail}': no library file; `Detail' is the line the build printed
+%% when it skipped the library (`priv/beamprof_native_nif.unsupported': the
+%% architecture, or libunwind's headers missing), else the path looked at;</li>
+%% <li>`{load_failed, Detail}': the file exists but the VM's loader refused it (`Detail'
+%% is its message: a missing `libunwind-x86_64.so.8', another architecture's file,
+%% ...);</li>
+%% <li>`{channel, Detail}': the core library (`beamprof_nif') is not loaded, or speaks
+%% another channel version than this library (see c_src/README.md, "The
+%% channel").</li>
+%% </ul>
+%%
+%% The library finds the scheduler threads and the load gate in the core library through
+%% `beamprof_nif:native_channel/0': every `start/1' passes a fresh channel, kept by the
+%% C side until the run stops. Ill-typed arguments raise `badarg'; conditions a caller
+%% can act on return `{error, Reason}'.
 -module(beamprof_native_nif).
--include("beamprof_doc.hrl").
-
-?MODULEDOC("""
-The native sampler's C library (`beamprof_native_nif.so`, c_src/native/):
-SIGPROF capture on the scheduler threads, unwinding and symbolization.
-
-Internal: the public API is `beamprof:native_start/1` and `beamprof_native`.
-
-The library is optional and loaded on first use, never at application
-start: it is built only where supported (Linux x86_64 with libunwind), and
-every function here loads it first. Where it is missing or cannot load,
-`load/0`, `start/1`, `info/0`, `symbolize/1` and `jit_symbols/0` answer
-`{error, {unsupported, Reason}}`, `stop/0` answers `ok` and `drain/1` `[]`
-(nothing can run). `Reason` says what is missing:
-
-- `{not_built, Detail}`: no library file; `Detail` is the line the build
-  printed when it skipped the library (`priv/beamprof_native_nif.unsupported`:
-  the architecture, or libunwind's headers missing), else the path looked at;
-- `{load_failed, Detail}`: the file exists but the VM's loader refused it
-  (`Detail` is its message: a missing `libunwind-x86_64.so.8`, another
-  architecture's file, ...);
-- `{channel, Detail}`: the core library (`beamprof_nif`) is not loaded, or
-  speaks another channel version than this library (see c_src/README.md,
-  "The channel").
-
-The library finds the scheduler threads and the load gate in the core
-library through `beamprof_nif:native_channel/0`: every `start/1` passes a
-fresh channel, kept by the C side until the run stops. Ill-typed arguments
-raise `badarg`; conditions a caller can act on return `{error, Reason}`.
-""").
 
 -export([load/0, start/1, start/2, stop/0, drain/1, info/0, info/1, symbolize/1,
          jit_symbols/0, jit_symbols/1, symbol_table/1, symbolize/2, symbol_objects/1]).

@@ -24,8 +24,6 @@
 %% sample: why), `native_leaf_only' (`process_vm_readv' denied). Missing
 %% frame pointers or names are `beamprof_native''s `native_callers_dropped'.
 -module(beamprof_native_report).
--include("beamprof_doc.hrl").
-?MODULEDOC("The native run's gate, stray and degradation report (fields and warnings).").
 
 -export([fields/2, warnings/1]).
 

@@ -18,8 +18,6 @@
 %% `beamprof' application's `debug_root' environment value (a directory
 %% name; meant for tests and for debug files kept elsewhere).
 -module(beamprof_native_sym).
--include("beamprof_doc.hrl").
-?MODULEDOC("Symbolizes native samples: JIT names, then dladdr.").
 
 -export([new/0, new/1, new/2, new/3, source/1, refresh/1, symbolize/2, close/1, unnamed/1,
          objects/1, debug_root/0]).

@@ -1,29 +1,25 @@
 %% @private
+%% @doc The C core of beamprof: scheduler thread CPU clocks, VM memory and its limit,
+%% and the library's own sampler thread that keeps the load gate current even when every
+%% scheduler is saturated.
+%%
+%% Internal: the public API is `beamprof'. Every function here returns within well under
+%% a millisecond (`sampler_stop/0' runs on a dirty IO scheduler because it joins a
+%% thread). Ill-typed arguments raise `badarg'; conditions a caller can act on return
+%% `{error, Reason}'.
+%%
+%% The gate (`gate/0') costs one atomic load. The sampler thread ticks every `tick_ms';
+%% the Erlang side must call `report_utilization/1' every tick with the normal
+%% schedulers' utilization from `scheduler_wall_time' (it is also a heartbeat: when
+%% reports stop for longer than 1.5 ticks, the thread falls back to the OS CPU time of
+%% the scheduler threads, which includes busy-waiting but is then the only figure
+%% available).
+%%
+%% This is the portable core (Linux, any architecture). The native sampler is a library
+%% of its own, `beamprof_native_nif', loaded on first use; it reaches the gate and the
+%% scheduler thread table through `native_channel/0' (see c_src/README.md, "The
+%% channel").
 -module(beamprof_nif).
--include("beamprof_doc.hrl").
-
-?MODULEDOC("""
-The C core of beamprof: scheduler thread CPU clocks, VM memory and its
-limit, and the library's own sampler thread that keeps the load gate current
-even when every scheduler is saturated.
-
-Internal: the public API is `beamprof`. Every function here returns within
-well under a millisecond (`sampler_stop/0` runs on a dirty IO scheduler
-because it joins a thread). Ill-typed arguments raise `badarg`; conditions a
-caller can act on return `{error, Reason}`.
-
-The gate (`gate/0`) costs one atomic load. The sampler thread ticks every
-`tick_ms`; the Erlang side must call `report_utilization/1` every tick with
-the normal schedulers' utilization from `scheduler_wall_time` (it is also a
-heartbeat: when reports stop for longer than 1.5 ticks, the thread falls back
-to the OS CPU time of the scheduler threads, which includes busy-waiting but
-is then the only figure available).
-
-This is the portable core (Linux, any architecture). The native sampler is
-a library of its own, `beamprof_native_nif`, loaded on first use; it reaches
-the gate and the scheduler thread table through `native_channel/0` (see
-c_src/README.md, "The channel").
-""").
 
 -export([gate/0, gate_info/0, sampler_start/2, sampler_stop/0,
          report_utilization/1, sched_cpu/0, memory/0, history/0,
@@ -101,7 +97,6 @@ priv_dir() ->
             Ebin = filename:dirname(code:which(?MODULE)),
             filename:join(filename:dirname(Ebin), "priv")
     end.
-
 
 %% @doc `open' or `closed'; one atomic load. `open' when no sampler runs.
 -spec gate() -> gate_state().

@@ -4,9 +4,6 @@
 %% naming an unknown option or a bad value.
 -module(beamprof_opts).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Option validation helpers: options to a map and `{badarg, Message}` errors.").
-
 -export([is_pairs/1, to_map/1, unknown/3, bad_value/4, bad/2]).
 
 %% @doc Whether `List' is a list of `{Key, Value}' pairs.

@@ -10,9 +10,7 @@
 %% Cost: one `pread' of the new bytes per refresh; a VM at boot has about
 %% 16,000 lines (about 1 MB).
 -module(beamprof_perfmap).
--include("beamprof_doc.hrl").
 -include_lib("kernel/include/file.hrl").
-?MODULEDOC("Incremental reader of the JIT's /tmp/perf-<OsPid>.map.").
 
 -export([path/0, path/1, open/0, open/1, refresh/1, lookup/2, close/1, size/1,
          parse_line/1]).

@@ -70,9 +70,6 @@
 %% </ul>
 -module(beamprof_profile).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The profiling API: wrap a call, profile it, emit events, return its result.").
-
 -export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
          profile_calls/2, flame_graph/2, decorated/5]).
 
@@ -134,8 +131,15 @@ decorated(Module, Function, Arity, Fun, Options) ->
 
 api(Kind, Fun, Options) when is_function(Fun, 0) ->
     run(beamprof_profile_opts:cached(Kind, Options), Fun, undefined, api);
-api(_Kind, Fun, Options) ->
-    erlang:error({badarg, "Expected a fun of arity 0"}, [Fun, Options]).
+api(Kind, Options, Fun) when is_function(Fun, 0) ->
+    erlang:error({badarg, lists:flatten(
+                            io_lib:format("Arguments in the wrong order: ~ts(Fun, Options) "
+                                          "takes the fun first", [Kind]))}, [Options, Fun]);
+api(Kind, Fun, Options) ->
+    erlang:error({badarg, lists:flatten(
+                            io_lib:format("Expected Fun, the first argument of ~ts/2, to be a "
+                                          "fun of arity 0, got: ~0tP", [Kind, Fun, 8]))},
+                 [Fun, Options]).
 
 run(C, Fun, MFA, Mode) ->
     case draw(C) of

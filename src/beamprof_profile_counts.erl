@@ -5,9 +5,6 @@
 %% OTP 27+): the caller passes the function that reads one entry.
 -module(beamprof_profile_counts).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Breakpoint readings (call_time, call_count) turned into profile results.").
-
 -export([call_time/4, call_count/2, own/1]).
 
 -define(TOP, 100).

@@ -1,13 +1,13 @@
+%% @doc Holds the VM's `backtrace_depth' flag high while stack samplers run, and puts it
+%% back.
+%%
+%% `process_info(Pid, current_stacktrace)' is cut to `backtrace_depth' frames (8 by
+%% default), too few for a flame graph. The flag is VM-wide, so one registered process,
+%% started on demand, owns the change: the first holder raises it (never lowers it),
+%% each holder is monitored, and when the last one releases or dies the flag is restored
+%% to what it was found and the process exits. It restores before it unregisters, so a
+%% holder that arrives later reads the original value.
 -module(beamprof_profile_depth).
--include("beamprof_doc.hrl").
-?MODULEDOC(
-"Holds the VM's `backtrace_depth` flag high while stack samplers run, and puts it back.\n\n"
-"`process_info(Pid, current_stacktrace)` is cut to `backtrace_depth` frames (8 by default), "
-"too few for a flame graph. The flag is VM-wide, so one registered process, started on "
-"demand, owns the change: the first holder raises it (never lowers it), each holder is "
-"monitored, and when the last one releases or dies the flag is restored to what it was "
-"found and the process exits. It restores before it unregisters, so a holder that arrives "
-"later reads the original value.").
 
 -export([acquire/1]).
 

@@ -1,10 +1,10 @@
+%% @doc The memory strategy: `erlang:memory/0' before and after a call, the delta per
+%% memory type, and the calling process's own heap and garbage-collection figures.
+%%
+%% Cost: `erlang:memory/0' walks the allocators, some microseconds to tens of
+%% microseconds on a busy node, twice per profiled call; the process figures are a few
+%% hundred nanoseconds.
 -module(beamprof_profile_memory).
--include("beamprof_doc.hrl").
-?MODULEDOC(
-"The memory strategy: `erlang:memory/0` before and after a call, the delta per memory type, "
-"and the calling process's own heap and garbage-collection figures.\n\n"
-"Cost: `erlang:memory/0` walks the allocators, some microseconds to tens of microseconds on "
-"a busy node, twice per profiled call; the process figures are a few hundred nanoseconds.").
 
 -export([before/0, after_call/1, process_memory/0]).
 -export_type([reading/0, result/0]).

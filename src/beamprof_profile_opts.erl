@@ -1,13 +1,14 @@
+%% @doc Options of the profiling API (`beamprof_profile'): validation and the compiled
+%% form.
+%%
+%% `compile/2' turns what a caller passes (a map or a `{Key, Value}' list) into a
+%% complete map with every default filled in and the rate turned into a 32-bit
+%% threshold, so that the hot path of a profiled call reads a map and never validates.
+%% An unknown option or a bad value raises `{badarg, Message}' naming it, as
+%% `beamprof_config' does. `cached/2' keeps the last compiled options of each entry
+%% point in the process dictionary: a call with the same options term (a literal map is
+%% the same term every time) costs one `get/1' and one comparison.
 -module(beamprof_profile_opts).
--include("beamprof_doc.hrl").
-?MODULEDOC(
-"Options of the profiling API (`beamprof_profile`): validation and the compiled form.\n\n"
-"`compile/2` turns what a caller passes (a map or a `{Key, Value}` list) into a complete map "
-"with every default filled in and the rate turned into a 32-bit threshold, so that the hot "
-"path of a profiled call reads a map and never validates. An unknown option or a bad value "
-"raises `{badarg, Message}` naming it, as `beamprof_config` does. `cached/2` keeps the last "
-"compiled options of each entry point in the process dictionary: a call with the same options "
-"term (a literal map is the same term every time) costs one `get/1` and one comparison.").
 
 -export([compile/2, cached/2, current_env/0, keys/0]).
 -export_type([kind/0, strategy/0, compiled/0]).
@@ -26,8 +27,8 @@
                       metadata := map(), output := file:filename_all() | undefined,
                       format := svg | html | speedscope | folded | undefined,
                       compiled := true}.
-%% Every option filled in. `draw` is `rate * 2^32`: a call is profiled when a 32-bit random
-%% draw is below it (2^32: always, no draw at all; -1: `enabled` is false).
+%% Every option filled in. `draw' is `rate * 2^32': a call is profiled when a 32-bit random
+%% draw is below it (2^32: always, no draw at all; -1: `enabled' is false).
 
 -define(CACHE(Kind), {'$beamprof_profile_opts', Kind}).
 -define(FULL, 16#100000000).

@@ -1,18 +1,19 @@
+%% @doc The statistical sampler of the profiling API: a process of its own that reads
+%% `process_info(Target, current_stacktrace)' of one process every `interval' ms and
+%% counts the stacks it sees.
+%%
+%% It starts after `delay' ms (0, or a slow-call threshold: calls that finish earlier
+%% are never sampled), stops sampling at `duration' ms after it started, or when the
+%% target dies, and answers `stop/1' with the profile. Stacks are counted as tuples and
+%% turned into binaries `<<"m:f/a">>' once at the end, root first, cut at the profiling
+%% wrapper (the frames of `beamprof_profile' and its callers are not the profiled
+%% call's). While it samples it holds `backtrace_depth' at 64 or more
+%% (`beamprof_profile_depth').
+%%
+%% Cost to the target: each reading is a signal the target answers between reductions (a
+%% few microseconds for a stack of tens of frames); at the default 10 ms that is well
+%% under 0.1% of its time. The counting is done by the sampler process.
 -module(beamprof_profile_sample).
--include("beamprof_doc.hrl").
-?MODULEDOC(
-"The statistical sampler of the profiling API: a process of its own that reads "
-"`process_info(Target, current_stacktrace)` of one process every `interval` ms and counts "
-"the stacks it sees.\n\n"
-"It starts after `delay` ms (0, or a slow-call threshold: calls that finish earlier are "
-"never sampled), stops sampling at `duration` ms after it started, or when the target dies, "
-"and answers `stop/1` with the profile. Stacks are counted as tuples and turned into "
-"binaries `<<\"m:f/a\">>` once at the end, root first, cut at the profiling wrapper "
-"(the frames of `beamprof_profile` and its callers are not the profiled call's). While it "
-"samples it holds `backtrace_depth` at 64 or more (`beamprof_profile_depth`).\n\n"
-"Cost to the target: each reading is a signal the target answers between reductions "
-"(a few microseconds for a stack of tens of frames); at the default 10 ms that is well "
-"under 0.1% of its time. The counting is done by the sampler process.").
 
 -export([start/2, stop/1, stop_async/2, profile/2]).
 -export_type([options/0, result/0]).

@@ -17,9 +17,6 @@
 %% destroys its session).
 -module(beamprof_profile_session).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("calls, eprof and cprof in a trace session of their own (OTP 27+).").
-
 -export([available/0, applies/1, run/4]).
 
 %% OTP 25 and 26 have no `trace' module: it is passed as an argument, so that neither

@@ -1,35 +1,38 @@
+%% @doc The strategies that trace: `calls', `eprof' (call_time breakpoints, as OTP's
+%% eprof), `cprof' (call_count breakpoints, every process), `fprof' and `call_graph'
+%% (OTP fprof: a trace file, then its analysis).
+%%
+%% On OTP 27+ `calls', `eprof' and `cprof' run in a trace session of their own
+%% (`beamprof_profile_session'): they take no lock, and neither disturb nor are
+%% disturbed by `dbg', `recon_trace' or another tracer. fprof has no session API, so
+%% `fprof' and `call_graph' use global tracing on every release, as all five do on OTP
+%% 25 and 26.
+%%
+%% Global tracing is VM-wide, so one node-wide lock guards it: a holder process
+%% registered as `beamprof_profile_trace'. A second caller finds the name taken and gets
+%% `{error, {busy, Strategy}}' with the strategy that holds the lock. The holder
+%% monitors the caller and is the one that clears the trace patterns (and stops fprof,
+%% removes its files), on release or when the caller dies mid-call, so nothing is left
+%% set even when the profiled call raises or its process is killed. Another tracer using
+%% global tracing at the same time (`dbg', `recon_trace') shares it with the profile:
+%% each may change or clear the other's settings. The result says so: `warnings' holds a
+%% `global_tracer_active' entry when, as the profile started, some other process was
+%% traced or some function had a trace pattern (finding out reads the trace state of
+%% every process and loaded function: milliseconds on a large node, small beside the
+%% profile itself). Every result says how it traced: `tracing => global | session'.
+%%
+%% Cost: setting breakpoints on every loaded function takes milliseconds, and every
+%% traced call is slower (2-10x for call-heavy code, far more for fprof, which writes
+%% every call to a file). These are development tools; the profiling API refuses them
+%% while the gate is closed.
+%%
+%% With `async => true' the caller only runs its call traced: reading what was measured
+%% (the call_time walk, cprof's analysis, fprof's profile and analysis) and the report
+%% are handed to the process that holds the trace settings (the lock's holder here, the
+%% session's owner in `beamprof_profile_session'), which clears them and lets go of the
+%% lock afterwards. fprof's analysis lists each function once (the totals section: the
+%% per-process sections repeat it).
 -module(beamprof_profile_trace).
--include("beamprof_doc.hrl").
-?MODULEDOC(
-"The strategies that trace: `calls`, `eprof` (call_time breakpoints, as OTP's eprof), "
-"`cprof` (call_count breakpoints, every process), `fprof` and `call_graph` (OTP fprof: a "
-"trace file, then its analysis).\n\n"
-"On OTP 27+ `calls`, `eprof` and `cprof` run in a trace session of their own "
-"(`beamprof_profile_session`): they take no lock, and neither disturb nor are disturbed by "
-"`dbg`, `recon_trace` or another tracer. fprof has no session API, so `fprof` and "
-"`call_graph` use global tracing on every release, as all five do on OTP 25 and 26.\n\n"
-"Global tracing is VM-wide, so one node-wide lock guards it: a holder process registered as "
-"`beamprof_profile_trace`. A second caller finds the name taken and gets "
-"`{error, {busy, Strategy}}` with the strategy that holds the lock. The holder monitors the "
-"caller and is the one that clears the trace patterns (and stops fprof, removes its files), "
-"on release or when the caller dies mid-call, so nothing is left set even when the profiled "
-"call raises or its process is killed. Another tracer using global tracing at the same time "
-"(`dbg`, `recon_trace`) shares it with the profile: each may change or clear the other's "
-"settings. The result says so: `warnings` holds a `global_tracer_active` entry when, as the "
-"profile started, some other process was traced or some function had a trace pattern "
-"(finding out reads the trace state of every process and loaded function: milliseconds on "
-"a large node, small beside the profile itself). Every result says how it traced: "
-"`tracing => global | session`.\n\n"
-"Cost: setting breakpoints on every loaded function takes milliseconds, and every traced "
-"call is slower (2-10x for call-heavy code, far more for fprof, which writes every call to "
-"a file). These are development tools; the profiling API refuses them while the gate is "
-"closed.\n\n"
-"With `async => true` the caller only runs its call traced: reading what was measured "
-"(the call_time walk, cprof's analysis, fprof's profile and analysis) and the report are "
-"handed to the process that holds the trace settings (the lock's holder here, the "
-"session's owner in `beamprof_profile_session`), which clears them and lets go of the "
-"lock afterwards. fprof's analysis lists each function once (the totals section: the "
-"per-process sections repeat it).").
 
 -export([run/4, lock_holder/0, handoff/2, analyse/1]).
 -export_type([mode/0, outcome/0]).

@@ -24,9 +24,6 @@
 -module(beamprof_sampler).
 -behaviour(gen_server).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The VM sampler process: emits the VM's figures every interval.").
-
 -export([start_link/1, snapshot/0, stats/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 

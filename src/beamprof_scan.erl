@@ -28,9 +28,6 @@
 %% walker's heap stays under a few hundred KiB.
 -module(beamprof_scan).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Top processes and ports by queue, memory, reductions; yielding and bounded.").
-
 -export([top/2, top/3, top_ports/2, top_ports/3, top_all/1, top_all/2, local_top/3, result/4,
          default_skip_queue/0]).
 -export_type([key/0, port_key/0, options/0, tops/0]).
@@ -72,8 +69,9 @@ top(Key, N) ->
 %% option, 10000).
 -spec top(Key :: key(), N :: 1..10000, Opts :: options()) -> [beamprof_scan_rows:row()].
 top(Key, N, Opts) ->
-    check(lists:member(Key, ?KEYS), "Expected key to be one of message_queue_len, memory, "
-          "reductions, total_heap_size", [Key, N, Opts]),
+    check_order(top, Key, N, [Key, N, Opts]),
+    check(lists:member(Key, ?KEYS), key_message("message_queue_len, memory, reductions, "
+                                                "total_heap_size", Key), [Key, N, Opts]),
     check_n(N, [Key, N, Opts]),
     check_opts(Opts, [Key, N, Opts]),
     Result = scan([Key], N, Opts),
@@ -93,8 +91,9 @@ top_ports(Key, N) ->
 -spec top_ports(Key :: port_key(), N :: 1..10000, Opts :: map()) ->
           [beamprof_scan_rows:port_row()].
 top_ports(Key, N, Opts) ->
-    check(lists:member(Key, ?PORT_KEYS), "Expected key to be one of queue_size, memory, "
-          "input, output", [Key, N, Opts]),
+    check_order(top_ports, Key, N, [Key, N, Opts]),
+    check(lists:member(Key, ?PORT_KEYS), key_message("queue_size, memory, input, output", Key),
+          [Key, N, Opts]),
     check_n(N, [Key, N, Opts]),
     check(is_map(Opts), "Expected options to be a map", [Key, N, Opts]),
     isolated(fun() ->
@@ -186,6 +185,17 @@ isolated(Fun) ->
         {'DOWN', Ref, process, Pid, Reason} ->
             erlang:error({scan_failed, Reason})
     end.
+
+%% top(5, memory): the count and the key swapped.
+check_order(Function, Key, N, Args) when is_integer(Key), is_atom(N) ->
+    bad(lists:flatten(io_lib:format("Arguments in the wrong order: ~ts(Key, N) takes the key "
+                                    "first, e.g. ~ts(~ts, ~b)", [Function, Function, N, Key])),
+        Args);
+check_order(_Function, _Key, _N, _Args) ->
+    ok.
+
+key_message(Keys, Key) ->
+    lists:flatten(io_lib:format("Expected key to be one of ~ts, got: ~0tP", [Keys, Key, 8])).
 
 check_n(N, Args) ->
     check(is_integer(N) andalso N >= 1 andalso N =< 10000,

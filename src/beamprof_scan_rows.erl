@@ -15,9 +15,6 @@
 %% process, K at most).
 -module(beamprof_scan_rows).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Rows of the process and port scan: names and figures of the winners.").
-
 -export([processes/3, ports/2]).
 -export_type([row/0, port_row/0]).
 

@@ -59,9 +59,6 @@
 -module(beamprof_scan_server).
 -behaviour(gen_server).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The periodic process and port scan: events, thresholds, CPU budget.").
-
 -export([start_link/1, top/2, stats/0, scan_now/0, reported/1, last/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 

@@ -38,9 +38,6 @@
 %% high, which is the safe side for a CPU budget.
 -module(beamprof_scan_walk).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The scan loop over processes and ports, in yielding slices.").
-
 -export([processes/1, ports/1, fill_processes/1]).
 -export_type([spec/0, result/0, port_spec/0, port_result/0, crossing/0]).
 

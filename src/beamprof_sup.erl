@@ -3,9 +3,6 @@
 -module(beamprof_sup).
 -behaviour(supervisor).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Top supervisor of beamprof.").
-
 -export([start_link/1, init/1]).
 
 -spec start_link(beamprof_config:config()) -> {ok, pid()} | {error, term()}.

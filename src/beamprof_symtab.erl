@@ -4,8 +4,6 @@
 %% every older range it overlaps out of the table, because the JIT reuses
 %% addresses after a module is purged. Names are binaries, never atoms.
 -module(beamprof_symtab).
--include("beamprof_doc.hrl").
-?MODULEDOC("Address -> name table of JIT code ranges; the newest range wins.").
 
 -export([new/0, delete/1, insert/4, lookup/2, size/1, normalize/1]).
 -export_type([table/0]).

@@ -19,9 +19,6 @@
 %% call.
 -module(beamprof_top).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The text of beamprof:top(): one screen, aligned columns, human units.").
-
 -export([render/3, print/1, live/2, name/1, mfa/1, width/1]).
 
 -export_type([tops/0, opts/0]).

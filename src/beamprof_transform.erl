@@ -18,9 +18,6 @@
 %% so a call pays no validation.
 -module(beamprof_transform).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Parse transform: profiles the functions named in -beamprof_profile attributes.").
-
 -export([parse_transform/2, format_error/1]).
 
 -define(PREFIX, "__beamprof_profiled__").

@@ -7,9 +7,6 @@
 %% and `normal_active/0'.
 -module(beamprof_vm).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("Readings of the VM and the samples made from two of them.").
-
 -export([read/0, normal_active/0, normal_utilization/2, sample/3,
          sample_event/1, utilization_event/1, poller_events/1]).
 -export([thread_warnings/0, thread_counts/0, expected_threads/0, check_threads/2]).

@@ -65,9 +65,6 @@
 %% </ul>
 -module(beamprof_warnings).
 
--include("beamprof_doc.hrl").
-?MODULEDOC("The warnings shape: #{code, message}, codes from a fixed documented set.").
-
 -export([codes/0, meaning/1, new/2, is_warning/1, merge/2, short/1]).
 -export_type([code/0, warning/0]).
 

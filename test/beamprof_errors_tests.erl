@@ -1,0 +1,75 @@
+%% The first hour: a bad argument to beamprof's public functions raises badarg with a
+%% message naming the option or argument at fault, and a call with its arguments in the
+%% wrong order says so, instead of function_clause. None of these needs the application.
+-module(beamprof_errors_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+%% The {badarg, Message} a call raises (any other exception fails the test).
+message(Fun) ->
+    try Fun() of
+        Result -> error({no_exception, Result})
+    catch
+        error:{badarg, Message} when is_list(Message) -> Message
+    end.
+
+says(Fun, Parts) ->
+    Message = message(Fun),
+    [?assertNotEqual({nomatch, Part, Message}, {string:find(Message, Part), Part, Message})
+     || Part <- Parts],
+    ok.
+
+says_nomatch_test() ->
+    %% The helper itself: a message without the part fails.
+    ?assertError(_, says(fun() -> beamprof:top(memory) end, ["no such text"])).
+
+native_unknown_option_names_it_test() ->
+    says(fun() -> beamprof:native_start(#{bogus => 1}) end,
+         ["Unknown option bogus", "hz", "threads"]).
+
+native_top_bad_n_test() ->
+    says(fun() -> beamprof:native_top(many) end, ["N", "positive integer"]).
+
+top_one_argument_test() ->
+    says(fun() -> beamprof:top(memory) end, ["Expected live", "got: memory", "top(Key, N)"]).
+
+top_swapped_test() ->
+    says(fun() -> beamprof:top(10, memory) end,
+         ["wrong order", "top(Key, N)", "top(memory, 10)"]),
+    says(fun() -> beamprof:top_ports(3, queue_size) end,
+         ["wrong order", "top_ports(queue_size, 3)"]).
+
+top_bad_key_names_it_test() ->
+    says(fun() -> beamprof:top(heap, 5) end, ["Expected key", "got: heap"]),
+    says(fun() -> beamprof:top_ports(sockets, 5) end, ["Expected key", "got: sockets"]).
+
+profile_swapped_test() ->
+    Work = fun() -> ok end,
+    says(fun() -> beamprof:profile(#{strategy => sample}, Work) end,
+         ["wrong order", "profile(Fun, Options)"]),
+    says(fun() -> beamprof:profile_if_slow([{threshold, 10}], Work) end,
+         ["wrong order", "profile_if_slow(Fun, Options)"]).
+
+profile_not_a_fun_test() ->
+    says(fun() -> beamprof:profile_memory(42, #{}) end,
+         ["Fun", "profile_memory/2", "arity 0", "got: 42"]).
+
+flame_graph_swapped_test() ->
+    says(fun() -> beamprof:flame_graph(#{output => "x.svg"}, fun() -> ok end) end,
+         ["wrong order", "flame_graph(Fun, Options)"]),
+    says(fun() -> beamprof:flame_graph("cpu.svg", 3000) end,
+         ["wrong order", "flame_graph(Ms, Output)"]).
+
+write_profile_swapped_test() ->
+    ?assertMatch({error, {badarg, "Arguments in the wrong order: write_profile(Profile, Path, "
+                                  "Format)" ++ _}},
+                 beamprof:write_profile("x.svg", #{stacks => [{[<<"m:f/0">>], 1}]}, svg)),
+    ?assertNot(filelib:is_file("x.svg")).
+
+flame_graph_neither_test() ->
+    says(fun() -> beamprof:flame_graph(cpu, "cpu.svg") end,
+         ["fun of arity 0", "duration", "got: cpu"]).
+
+unknown_profile_option_names_it_test() ->
+    says(fun() -> beamprof:profile(fun() -> ok end, #{bogus => 1}) end,
+         ["Unknown option bogus"]).
