@@ -20,7 +20,9 @@ defmodule Mix.Tasks.Compile.BeamprofNif do
       {output, 0} ->
         copy_doc_chunks()
         notes(output)
-      {output, status} -> failed(output, status)
+
+      {output, status} ->
+        failed(output, status)
     end
   end
 
@@ -35,7 +37,9 @@ defmodule Mix.Tasks.Compile.BeamprofNif do
 
   defp copy_doc_chunks do
     if File.dir?("doc/chunks") do
-      File.cp_r!("doc/chunks", Path.join(Mix.Project.app_path(), "doc/chunks"))
+      target = Path.join(Mix.Project.app_path(), "doc/chunks")
+      File.mkdir_p!(target)
+      File.cp_r!("doc/chunks", target)
     end
   end
 
@@ -91,7 +95,7 @@ defmodule Beamprof.MixProject do
       deps: [],
       # The tests start and stop beamprof themselves, with their own options.
       aliases: [test: "test --no-start"],
-      package: [licenses: @props[:licenses], files: package_files()]
+      package: [licenses: Enum.map(@props[:licenses], &to_string/1), files: package_files()]
     ]
   end
 

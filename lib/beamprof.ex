@@ -170,6 +170,7 @@ defmodule Beamprof do
   @spec write_profile(profile(), Path.t(), :svg | :html | :speedscope | :folded) ::
           {:ok, Path.t()} | {:error, term()}
   defdelegate write_profile(profile, path, format), to: :beamprof
+
   @doc """
   Starts the native sampler (VM-wide CPU profile of the schedulers' native
   stacks). Options: `hz` (default 99), `threads` (`[:normal, :dirty_cpu,
