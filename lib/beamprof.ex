@@ -49,7 +49,8 @@ defmodule Beamprof do
 
   @doc """
   Starts beamprof with the options in the application environment
-  (`application:ensure_all_started(beamprof)`).
+  (`application:ensure_all_started(beamprof)`). Returns `:ok` when it is
+  running, started here or already (mix starts beamprof as a dependency).
   """
   @spec start() :: :ok | {:error, term()}
   defdelegate start(), to: :beamprof
@@ -59,12 +60,25 @@ defmodule Beamprof do
 
   A keyword list is turned into a map (a later duplicate key wins, as in
   `Map.new/1`); the options are validated by `:beamprof.start/1`, which
-  raises an `ArgumentError` naming an unknown key or an ill-typed value.
-  Returns `{:error, :already_started}` when beamprof is already running.
+  raises an `ArgumentError` naming an unknown key or an ill-typed value,
+  running or not.
 
       Beamprof.start(interval: 500, scheduler_high: 0.9)
+
+  When beamprof is already running (mix starts it as a dependency, with the
+  options of `config :beamprof`), nothing restarts: `:ok` when each option
+  given has the value that runs, else `{:error, {:already_started,
+  differences}}` naming each option that differs:
+
+      Beamprof.start(tick: 50)
+      #=> {:error, {:already_started, %{tick: %{running: 100, asked: 50}}}}
+
+  To run with other options, put them in `config :beamprof, tick: 50`, or
+  `stop/0` then `start/1`.
   """
-  @spec start(options()) :: :ok | {:error, term()}
+  @spec start(options()) ::
+          :ok | {:error, {:already_started, %{atom() => %{running: term(), asked: term()}}}}
+          | {:error, term()}
   def start(opts) when is_list(opts) do
     if Keyword.keyword?(opts), do: :beamprof.start(Map.new(opts)), else: :beamprof.start(opts)
   end
@@ -99,21 +113,23 @@ defmodule Beamprof do
 
   @doc """
   Attaches `fun` to `event` under the unique `id`. Returns
-  `{:error, :already_exists}` when `id` is taken, `{:error, :not_started}`
-  when beamprof is not running. A handler that raises is
-  detached and the failure logged.
+  `{:error, :already_exists}` when `id` is taken. A handler attached before
+  beamprof starts is kept and installed when it starts (in telemetry if it
+  is loaded by then); handlers stay attached across `stop/0` and `start/1`
+  until `detach/1`. A handler that raises is detached and the failure
+  logged (a plain shell prints it).
   """
   @spec attach(handler_id(), event_name(), handler_function(), term()) ::
-          :ok | {:error, :already_exists | :not_started}
+          :ok | {:error, :already_exists}
   defdelegate attach(id, event, fun, config), to: :beamprof
 
   @doc "Attaches `fun` to every event in `events` under the one `id`."
   @spec attach_many(handler_id(), [event_name()], handler_function(), term()) ::
-          :ok | {:error, :already_exists | :not_started}
+          :ok | {:error, :already_exists}
   defdelegate attach_many(id, events, fun, config), to: :beamprof
 
-  @doc "Detaches the handler `id` from all its events."
-  @spec detach(handler_id()) :: :ok | {:error, :not_found | :not_started}
+  @doc "Detaches the handler `id` from all its events (a kept one too)."
+  @spec detach(handler_id()) :: :ok | {:error, :not_found}
   defdelegate detach(id), to: :beamprof
 
   @doc """
@@ -234,7 +250,8 @@ defmodule Beamprof do
 
   @doc """
   With a fun: samples `fun` and writes a flame graph to `output` (format from
-  the extension unless `format` is given); returns `fun`'s result. With an
+  the extension unless `format` is given; `opts` may be the path alone);
+  returns `fun`'s result. With an
   integer: samples the whole VM for `ms` milliseconds and writes a CPU flame
   graph to `opts` (a path, or a map with `:output`, `:format` and the options
   of `native_start/1`).
@@ -242,7 +259,7 @@ defmodule Beamprof do
       Beamprof.flame_graph(fn -> MyApp.work() end, output: "work.svg")
       Beamprof.flame_graph(3000, "cpu.svg")
   """
-  @spec flame_graph((() -> result), profile_options()) :: result when result: term()
+  @spec flame_graph((() -> result), profile_options() | Path.t()) :: result when result: term()
   @spec flame_graph(pos_integer(), Path.t() | map()) :: {:ok, map()} | {:error, term()}
   # One clause: a wrong argument gets :beamprof's ArgumentError saying what it expected.
   def flame_graph(fun_or_ms, opts), do: :beamprof.flame_graph(fun_or_ms, opts)

@@ -7,13 +7,16 @@
 %% <ul>
 %% <li>`start/0,1', `stop/0': the application: a C sampler thread that keeps
 %% the load gate current every `tick' (100 ms), and an Erlang sampler
-%% process that emits the VM's figures every `interval' (1 s).</li>
+%% process that emits the VM's figures every `interval' (1 s). On a running
+%% beamprof `start()' answers `ok', and `start(Options)' `ok' or
+%% `{error, {already_started, Differences}}'.</li>
 %% <li>`gate/0': may I profile now? One atomic read in C, tens of
 %% nanoseconds: safe on any hot path. `gate_info/0' says why.</li>
 %% <li>`snapshot/0': the latest sample as a map; `top/0' prints it.</li>
 %% <li>`attach/4', `attach_many/4', `detach/1', `list_handlers/1': event
 %% handlers, telemetry's contract; forwarded to telemetry when it is
-%% loaded.</li>
+%% loaded. Handlers can be attached before `start/0,1': they are kept and
+%% installed when beamprof starts.</li>
 %% </ul>
 %%
 %% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
@@ -40,7 +43,9 @@
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
 
 %% @doc Starts beamprof with the application environment's options (or the
-%% defaults). Returns `ok' when it is running.
+%% defaults). Returns `ok' when it is running, whether this call started it
+%% or it was running already (started by a release, by mix as a dependency,
+%% or by an earlier call).
 -spec start() -> ok | {error, term()}.
 start() ->
     case running() of
@@ -50,23 +55,44 @@ start() ->
             ensure_started()
     end.
 
-%% @doc Starts beamprof with `Options' over the application environment.
+%% @doc Starts beamprof with `Options' (a map or a `{Key, Value}' list) over
+%% the application environment.
+%%
 %% Options: `interval' (ms), `tick' (ms), `scheduler_high', `scheduler_low',
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
 %% (bytes or `auto'), `event_prefix', `vm_events', `vm_internals' (`false':
 %% never read the VM's internal structures), `heartbeat' (ms, default 1000:
 %% how often the gate asks for `scheduler_wall_time' whatever the OS figures
-%% say); for tests only, `test_hide_threads' and `test_window_enomem' (see
-%% `beamprof_config'). An unknown or ill-typed
-%% option raises `{badarg, Message}' naming it; if beamprof is already
-%% running, `{error, already_started}'.
--spec start(Options) -> ok | {error, term()} when Options :: beamprof_config:options().
+%% say), `system_monitor' and the scan's options; for tests only,
+%% `test_hide_threads' and `test_window_enomem' (see `beamprof_config').
+%%
+%% The options are checked first, running or not: an unknown or ill-typed
+%% option raises `{badarg, Message}' naming it
+%% (`"Unknown option bogus; known options: ..."').
+%%
+%% When beamprof is already running (an application that depends on it
+%% starts it first; mix starts it as a dependency, so its options belong in
+%% `config :beamprof'), nothing restarts: the answer is `ok' when every
+%% option given has the value that runs (options not given are not
+%% compared; the application environment's count as what runs), else
+%% `{error, {already_started, Differences}}' with one entry per option that
+%% differs: `#{tick => #{running => 100, asked => 50}}'. To change them,
+%% `stop()' then `start(Options)'.
+-spec start(Options) -> ok | {error, Reason} when
+      Options :: beamprof_config:options(),
+      Reason :: {already_started, beamprof_config:differences()} | term().
 start(Options) ->
-    case running() of
-        true -> {error, already_started};
-        false ->
+    case beamprof_config:running() of
+        undefined ->
+            _ = beamprof_config:check_start(beamprof_config:env_config(), Options),
             ok = beamprof_config:set_start_options(Options),
-            ensure_started()
+            ensure_started();
+        Running ->
+            Asked = beamprof_config:check_start(Running, Options),
+            case beamprof_config:differences(Asked, Running) of
+                Same when map_size(Same) =:= 0 -> ok;
+                Differences -> {error, {already_started, Differences}}
+            end
     end.
 
 ensure_started() ->
@@ -192,24 +218,34 @@ gate() ->
 gate_info() ->
     beamprof_gate:info().
 
-%% @doc Attaches `Fun' to `EventName' under the unique `Id'.
--spec attach(Id, EventName, Fun, Config) -> ok | {error, already_exists | not_started} when
+%% @doc Attaches `Fun' to `EventName' under the unique `Id': `Fun(EventName,
+%% Measurements, Metadata, Config)' runs in the process that emits the event.
+%% Running or not: a handler attached before `start/0,1' is kept and
+%% installed when beamprof starts (in telemetry if it is loaded by then), and
+%% handlers stay attached across `stop()' and `start()' until `detach/1'. A
+%% handler that raises is detached and an error is logged (printed by a
+%% plain `erl' shell). A bad argument, or the event name and the fun
+%% swapped, raises `{badarg, Message}' saying which.
+-spec attach(Id, EventName, Fun, Config) -> ok | {error, already_exists} when
       Id :: term(), EventName :: event_name(), Fun :: handler_fun(), Config :: term().
 attach(Id, EventName, Fun, Config) ->
     beamprof_events:attach(Id, EventName, Fun, Config).
 
-%% @doc Attaches `Fun' to every name of `EventNames' under the unique `Id'.
--spec attach_many(Id, EventNames, Fun, Config) -> ok | {error, already_exists | not_started} when
+%% @doc Attaches `Fun' to every name of `EventNames' under the unique `Id';
+%% see `attach/4'.
+-spec attach_many(Id, EventNames, Fun, Config) -> ok | {error, already_exists} when
       Id :: term(), EventNames :: [event_name()], Fun :: handler_fun(), Config :: term().
 attach_many(Id, EventNames, Fun, Config) ->
     beamprof_events:attach_many(Id, EventNames, Fun, Config).
 
-%% @doc Detaches the handler `Id' from all its events.
--spec detach(Id) -> ok | {error, not_found | not_started} when Id :: term().
+%% @doc Detaches the handler `Id' from all its events; a handler kept for
+%% beamprof's start is forgotten.
+-spec detach(Id) -> ok | {error, not_found} when Id :: term().
 detach(Id) ->
     beamprof_events:detach(Id).
 
-%% @doc The handlers whose event names start with `Prefix'.
+%% @doc The handlers whose event names start with `Prefix' (`[]': all), the
+%% kept ones while beamprof is not running.
 -spec list_handlers(Prefix) -> [map()] when Prefix :: [atom()].
 list_handlers(Prefix) ->
     beamprof_events:list_handlers(Prefix).
@@ -296,7 +332,9 @@ profile_calls(Fun, Options) ->
 
 %% @doc Writes a flame graph. With a fun: samples `Fun' (the calling
 %% process's stacks) and writes a flame graph to `output' (`format' from the
-%% extension unless given); returns `Fun''s result. With an integer:
+%% extension unless given); returns `Fun''s result. `Options' may be the
+%% output path alone (`"work.svg"', `<<"work.svg">>'), as in the integer
+%% form. With an integer:
 %% samples the whole VM's native stacks for Ms milliseconds and writes a
 %% CPU flame graph; Opts is an output path (`"cpu.svg"', `<<"cpu.html">>',
 %% any chardata) or a map with `output', `format' and native_start/1's
@@ -311,9 +349,14 @@ profile_calls(Fun, Options) ->
 %% Path, Reason}}', the fun form returns `Fun''s result and says it in its
 %% events (see `beamprof_profile'). Anything else first (or the two
 %% arguments swapped) raises `{badarg, Message}' saying what was expected.
--spec flame_graph(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list();
+-spec flame_graph(Fun, Options) -> term() when
+      Fun :: fun(() -> term()), Options :: map() | list() | file:filename_all();
                  (Ms, Opts) -> {ok, map()} | {error, term()} when
       Ms :: pos_integer(), Opts :: file:filename() | map().
+flame_graph(Fun, Output) when is_function(Fun, 0), is_binary(Output) ->
+    beamprof_profile:flame_graph(Fun, #{output => Output});
+flame_graph(Fun, [C | _] = Output) when is_function(Fun, 0), is_integer(C) ->
+    beamprof_profile:flame_graph(Fun, #{output => Output});
 flame_graph(Fun, Options) when is_function(Fun, 0) ->
     beamprof_profile:flame_graph(Fun, Options);
 flame_graph(Ms, Opts) when is_integer(Ms) ->

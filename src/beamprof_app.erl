@@ -20,6 +20,7 @@ start_tree() ->
         #{event_prefix := Prefix} = Config ->
             _ = beamprof_events:ensure_telemetry(),
             ok = beamprof_events:set_prefix(Prefix),
+            ok = beamprof_config:set_running(Config),
             beamprof_sup:start_link(Config)
     catch
         error:{badarg, Message} -> {error, {bad_config, Message}}
@@ -28,4 +29,4 @@ start_tree() ->
 %% @private
 -spec stop(term()) -> ok.
 stop(_State) ->
-    ok.
+    beamprof_config:clear_running().

@@ -8,9 +8,10 @@
 -module(beamprof_config).
 
 -export([defaults/0, validate/1, load/0, set_start_options/1, clear_start_options/0,
+         check_start/2, env_config/0, differences/2, set_running/1, clear_running/0, running/0,
          nif_config/1, vm_internals/0]).
 
--export_type([config/0, options/0]).
+-export_type([config/0, options/0, differences/0]).
 
 -type config() :: #{interval := pos_integer(),
                     tick := pos_integer(),
@@ -48,8 +49,15 @@
 -type options() :: #{atom() => term()} | [{atom(), term()}].
 %% What a caller may pass: any subset of {@link config()}.
 
+-type differences() :: #{atom() => #{running := term(), asked := term()}}.
+%% What `beamprof:start/1' answers in `{error, {already_started, Differences}}':
+%% each option asked for whose value differs from the running one, e.g.
+%% `#{tick => #{running => 100, asked => 50}}'. `system_monitor' is compared
+%% (and shown) complete, its defaults filled in.
+
 -define(APP, beamprof).
 -define(START_KEY, '$start_options').
+-define(RUNNING_KEY, '$running_config').
 
 %% @doc The defaults: sample every second, tick the C sampler every 100 ms,
 %% close the gate above 80% scheduler or 90% memory use.
@@ -82,27 +90,88 @@ defaults() ->
 %% naming the first bad option.
 -spec validate(Options) -> config() when Options :: options().
 validate(Options) ->
+    validate(defaults(), Options).
+
+%% Each option of Options checked and put over Base, then the marks checked
+%% on the result; the error shows Options as the argument.
+validate(Base, Options) ->
     Map = beamprof_opts:to_map(Options),
     Config = maps:fold(fun(Key, Value, Acc) -> check(Key, Value, Options), Acc#{Key => Value} end,
-                       defaults(), Map),
+                       Base, Map),
     check_marks(Config, scheduler_low, scheduler_high, Options),
     check_marks(Config, memory_low, memory_high, Options),
     Config.
+
+%% @doc Validates the options of `beamprof:start/1' over `Base' (the
+%% running configuration, or the application environment's before a start)
+%% and returns them as a map: only the options given. Raises `{badarg,
+%% Message}' naming the first bad option.
+-spec check_start(Base, Options) -> #{atom() => term()} when
+      Base :: config(), Options :: options().
+check_start(Base, Options) ->
+    _ = validate(Base, Options),
+    beamprof_opts:to_map(Options).
+
+%% @doc The options of `Asked' (validated, see `check_start/2') whose values
+%% differ from `Running'; `#{}' when every one matches. Options not asked for
+%% are no difference.
+-spec differences(Asked, Running) -> differences() when
+      Asked :: #{atom() => term()}, Running :: config().
+differences(Asked, Running) ->
+    maps:fold(fun(Key, Value, Acc) ->
+                      R = comparable(Key, maps:get(Key, Running)),
+                      case comparable(Key, Value) of
+                          R -> Acc;
+                          A -> Acc#{Key => #{running => R, asked => A}}
+                      end
+              end, #{}, Asked).
+
+comparable(system_monitor, Value) -> beamprof_monitor:options(Value);
+comparable(_Key, Value) -> Value.
+
+%% @doc Records the configuration the application runs with; called by its
+%% start, read by `running/0'.
+-spec set_running(config()) -> ok.
+set_running(Config) ->
+    application:set_env(?APP, ?RUNNING_KEY, Config).
+
+%% @doc Forgets the running configuration; called when the application stops.
+-spec clear_running() -> ok.
+clear_running() ->
+    application:unset_env(?APP, ?RUNNING_KEY).
+
+%% @doc The configuration the application started with, or `undefined'
+%% when it is not running.
+-spec running() -> config() | undefined.
+running() ->
+    case lists:keymember(?APP, 1, application:which_applications()) of
+        true -> application:get_env(?APP, ?RUNNING_KEY, load());
+        false -> undefined
+    end.
 
 %% @doc The configuration in force: defaults, overridden by the application
 %% environment, overridden by the options of the last `beamprof:start/1'.
 -spec load() -> config().
 load() ->
-    Known = maps:keys(defaults()),
-    Env = maps:with(Known, maps:from_list(application:get_all_env(?APP))),
     Start = application:get_env(?APP, ?START_KEY, #{}),
-    validate(maps:merge(Env, Start)).
+    validate(maps:merge(env(), Start)).
 
-%% @doc Stores validated start options so that the application's start
-%% picks them up; they last until the next `beamprof:start/0,1'.
+%% @doc The configuration the application environment gives (the defaults
+%% where it is silent), for `check_start/2' before a start; its own values
+%% are checked when the application starts.
+-spec env_config() -> config().
+env_config() ->
+    maps:merge(defaults(), env()).
+
+env() ->
+    ok = ensure_loaded(),
+    maps:with(maps:keys(defaults()), maps:from_list(application:get_all_env(?APP))).
+
+%% @doc Stores start options (checked with `check_start/2') so that the
+%% application's start picks them up; they last until the next
+%% `beamprof:start/0,1'.
 -spec set_start_options(options()) -> ok.
 set_start_options(Options) ->
-    _ = validate(Options),
     application:set_env(?APP, ?START_KEY, beamprof_opts:to_map(Options)).
 
 %% @doc Forgets the options of an earlier `beamprof:start/1'.

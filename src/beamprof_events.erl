@@ -9,13 +9,19 @@
 %% code path, about 3 ms a call). `ensure_telemetry/0', called at application start,
 %% loads an available telemetry once.
 %%
-%% While telemetry is loaded, `attach/4' and `attach_many/4' go to telemetry; handlers
-%% attached to the built-in table earlier keep receiving events, since both are
-%% dispatched. Without the application running there are simply no built-in handlers:
-%% emitting never fails.
+%% While telemetry is loaded (and started), `attach/4' and `attach_many/4' go to
+%% telemetry; handlers attached to the built-in table earlier keep receiving events,
+%% since both are dispatched. Otherwise they go to the built-in table, which keeps them
+%% while beamprof is not running (`beamprof_handlers'): a handler attached before
+%% `beamprof:start/0,1' is installed when beamprof starts, in telemetry if telemetry is
+%% loaded by then, else in the built-in table; it stays attached across a stop and a
+%% start until `detach/1'. Emitting never fails, running or not.
 %%
 %% A handler that raises, throws or exits is detached from all its events, an error is
-%% logged (handler id, event, kind, reason, stacktrace) and `[telemetry, handler,
+%% logged (handler id, event, kind, reason, stacktrace; metadata `beamprof =>
+%% handler_failed' and `handler_id', and no logger domain, so that OTP's default
+%% handler prints it in a plain `erl' shell: its filters drop every domain but `[otp]'
+%% and `[otp, sasl]') and `[telemetry, handler,
 %% failure]' is emitted through the built-in table with measurements `monotonic_time',
 %% `system_time' and metadata `event_name', `handler_id', `handler_config', `kind',
 %% `reason', `stacktrace' (telemetry's keys). The remaining handlers still run; the
@@ -127,13 +133,14 @@ names() ->
 %% Handlers
 
 %% @doc Attaches `Fun' to `EventName' under `Id' (unique across all events): to
-%% telemetry when it is loaded, to the built-in table otherwise.
+%% telemetry when it is loaded and started, to the built-in table otherwise (kept
+%% there until beamprof starts when it is not running).
 -spec attach(Id, EventName, Fun, Config) -> ok | {error, Reason} when
       Id :: handler_id(), EventName :: event_name(), Fun :: handler_function(),
-      Config :: handler_config(), Reason :: already_exists | not_started.
+      Config :: handler_config(), Reason :: already_exists.
 attach(Id, EventName, Fun, Config) ->
     Args = [Id, EventName, Fun, Config],
-    case beamprof_handlers:check_attach(EventName, Fun) of
+    case beamprof_handlers:check_attach(Id, EventName, Fun) of
         ok -> attach_to(telemetry_exported(attach, 4), attach, Args);
         Bad -> erlang:error(Bad, Args)
     end.
@@ -141,17 +148,18 @@ attach(Id, EventName, Fun, Config) ->
 %% @doc Attaches `Fun' to several events under one `Id'; see `attach/4'.
 -spec attach_many(Id, EventNames, Fun, Config) -> ok | {error, Reason} when
       Id :: handler_id(), EventNames :: [event_name(), ...], Fun :: handler_function(),
-      Config :: handler_config(), Reason :: already_exists | not_started.
+      Config :: handler_config(), Reason :: already_exists.
 attach_many(Id, EventNames, Fun, Config) ->
     Args = [Id, EventNames, Fun, Config],
-    case beamprof_handlers:check_attach_many(EventNames, Fun) of
+    case beamprof_handlers:check_attach_many(Id, EventNames, Fun) of
         ok -> attach_to(telemetry_exported(attach_many, 4), attach_many, Args);
         Bad -> erlang:error(Bad, Args)
     end.
 
-%% @doc Detaches `Id' from the built-in table, or else from telemetry when it is loaded.
+%% @doc Detaches `Id' from the built-in table (a handler kept for beamprof's start
+%% too), or else from telemetry when it is loaded.
 -spec detach(Id) -> ok | {error, Reason} when
-      Id :: handler_id(), Reason :: not_found | not_started.
+      Id :: handler_id(), Reason :: not_found.
 detach(Id) ->
     case beamprof_handlers:detach(Id) of
         ok -> ok;
@@ -187,7 +195,7 @@ handler_failed(EventName, Id, Config, Kind, Reason, Stacktrace) ->
     ?LOG_ERROR("beamprof event handler ~0p has failed and has been detached.~n"
                "Event: ~0p~nKind: ~0p~nReason: ~0p~nStacktrace: ~0p",
                [Id, EventName, Kind, Reason, Stacktrace],
-               #{domain => [beamprof, events], handler_id => Id}),
+               #{beamprof => handler_failed, handler_id => Id}),
     Measurements = #{monotonic_time => erlang:monotonic_time(),
                      system_time => erlang:system_time()},
     Metadata = #{event_name => EventName, handler_id => Id, handler_config => Config,
@@ -210,7 +218,12 @@ forward(Telemetry, EventName, Measurements, Metadata) ->
 attach_to(true, Function, [Id | _] = Args) ->
     case beamprof_handlers:is_attached(Id) of
         true -> {error, already_exists};
-        false -> erlang:apply(?TELEMETRY, Function, Args)
+        false ->
+            try erlang:apply(?TELEMETRY, Function, Args)
+            catch
+                %% telemetry loaded but not started: its table's server is missing
+                exit:{noproc, _} -> attach_to(false, Function, Args)
+            end
     end;
 attach_to(false, Function, Args) ->
     erlang:apply(beamprof_handlers, Function, Args).

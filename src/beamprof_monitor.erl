@@ -64,7 +64,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/1, status/0, defaults/0, check/1]).
+-export([start_link/1, status/0, defaults/0, check/1, options/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([options/0, kind/0, status/0]).

@@ -130,7 +130,7 @@ start(Opts) when is_map(Opts) ->
             {error, already_started}
     end;
 start(Opts) ->
-    erlang:error({badarg, "Expected options to be a map"}, [Opts]).
+    erlang:error({badarg, got("Expected options to be a map", Opts)}, [Opts]).
 
 config(Opts) ->
     maps:foreach(fun check_option/2, Opts),
@@ -228,8 +228,15 @@ flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0, is_map(Opts) ->
         ok -> sample_and_write(Ms, StartOpts, Output, Format);
         {error, _} = Error -> Error
     end;
+flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0 ->
+    erlang:error({badarg, got("Expected Opts to be an output path or a map of options", Opts)},
+                 [Ms, Opts]);
 flame_graph(Ms, Opts) ->
-    erlang:error({badarg, "Expected a positive duration (ms) and a path or map"}, [Ms, Opts]).
+    erlang:error({badarg, got("Expected Ms to be a positive integer of milliseconds", Ms)},
+                 [Ms, Opts]).
+
+got(Expected, Value) ->
+    lists:flatten(io_lib:format("~ts, got: ~0tP", [Expected, Value, 8])).
 
 sample_and_write(Ms, StartOpts, Output, Format) ->
     case start(StartOpts) of

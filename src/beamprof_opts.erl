@@ -19,10 +19,14 @@ to_map(Options) when is_map(Options) ->
 to_map(Options) when is_list(Options) ->
     case is_pairs(Options) of
         true -> maps:from_list(Options);
-        false -> bad(Options, "Expected options to be a map or a list of {Key, Value} pairs")
+        false -> not_options(Options)
     end;
 to_map(Options) ->
-    bad(Options, "Expected options to be a map or a list of {Key, Value} pairs").
+    not_options(Options).
+
+not_options(Options) ->
+    bad(Options, lists:flatten(io_lib:format("Expected options to be a map or a list of "
+                                             "{Key, Value} pairs, got: ~0tP", [Options, 8]))).
 
 %% @doc Raises `{badarg, "Unknown option Key; known options: ..."}' listing
 %% `Known' in the order given; `Args' is the argument list shown.

@@ -9,7 +9,9 @@
 -import(beamprof_ct, [wait_until/2, wait_events/2, start_peer/1]).
 
 all() ->
-    [start_stop, start_options_refused, snapshot_shape, top_prints,
+    [start_stop, start_options_refused, start_when_running, start_when_running_env,
+     handlers_before_start, handler_detached_before_start, handlers_kept_across_restart,
+     handler_failure_printed_by_plain_erl, snapshot_shape, top_prints,
      sample_events, poller_events, poller_events_off, event_prefix,
      flag_left_as_found, flag_kept_for_others,
      utilization_agrees_with_scheduler_module, idle_utilization_near_zero,
@@ -28,7 +30,8 @@ end_per_suite(_Config) ->
     ok.
 
 end_per_testcase(_Case, _Config) ->
-    ok = beamprof:stop().
+    ok = beamprof:stop(),
+    ok = beamprof_ct:detach_all().
 
 %% --- lifecycle and options ---------------------------------------------------
 
@@ -37,7 +40,8 @@ start_stop(_Config) ->
     ok = beamprof:start(),
     ?assertMatch(#{running := true}, beamprof_nif:sampler_info()),
     ?assert(lists:member(beamprof:gate(), [open, closed])),
-    ?assertEqual({error, already_started}, beamprof:start(#{interval => 100})),
+    ?assertEqual({error, {already_started, #{interval => #{running => 1000, asked => 100}}}},
+                 beamprof:start(#{interval => 100})),
     ok = beamprof:stop(),
     ?assertMatch(#{running := false}, beamprof_nif:sampler_info()),
     ?assertEqual(open, beamprof:gate()),
@@ -50,6 +54,168 @@ start_options_refused(_Config) ->
     ?assertError({badarg, "Expected scheduler_low to be below scheduler_high"},
                  beamprof:start(#{scheduler_low => 0.9})),
     ?assertNot(lists:keymember(beamprof, 1, application:which_applications())).
+
+%% On a running beamprof: start() is ok; start(Options) is ok when each option given has
+%% the running value, else names each that differs; bad options raise badarg as before a
+%% start (checked first, against what runs); nothing restarts.
+start_when_running(_Config) ->
+    Opts = #{interval => 500, tick => 50, system_monitor => #{long_gc => 20}},
+    ok = beamprof:start(Opts),
+    Sup = whereis(beamprof_sup),
+    ok = beamprof:start(),
+    ok = beamprof:start(Opts),
+    ok = beamprof:start([{tick, 50}]),
+    ok = beamprof:start(#{}),
+    %% the defaults run where nothing was asked; system_monitor compares complete
+    ok = beamprof:start(#{scan_interval => 10000, memory_limit => auto}),
+    ok = beamprof:start(#{system_monitor => [{long_gc, 20}, {max_rate, 10}]}),
+    ?assertEqual({error, {already_started, #{tick => #{running => 50, asked => 100}}}},
+                 beamprof:start(#{tick => 100, interval => 500})),
+    {error, {already_started, Diffs}} =
+        beamprof:start([{interval, 1000}, {vm_events, false}, {system_monitor, false}]),
+    ?assertEqual([interval, system_monitor, vm_events], lists:sort(maps:keys(Diffs))),
+    ?assertEqual(#{running => 500, asked => 1000}, maps:get(interval, Diffs)),
+    ?assertEqual(#{running => true, asked => false}, maps:get(vm_events, Diffs)),
+    ?assertMatch(#{running := #{long_gc := 20, long_schedule := 100}, asked := false},
+                 maps:get(system_monitor, Diffs)),
+    %% validation first, running or not: each message names the option
+    ?assertError({badarg, "Unknown option bogus" ++ _}, beamprof:start(#{bogus => 1})),
+    ?assertError({badarg, "Expected option tick" ++ _}, beamprof:start(#{tick => 1})),
+    ?assertError({badarg, "Expected options to be a map" ++ _}, beamprof:start(tick)),
+    %% the marks are checked against the running ones
+    ?assertError({badarg, "Expected scheduler_low to be below scheduler_high"},
+                 beamprof:start(#{scheduler_low => 0.85})),
+    ?assertEqual(Sup, whereis(beamprof_sup)),
+    ok = beamprof:stop(),
+    %% a later start(Options) starts with those options
+    ok = beamprof:start(#{tick => 100}),
+    ?assertMatch(#{tick_ms := 100}, beamprof_nif:sampler_info()),
+    ok = beamprof:start(#{tick => 100}).
+
+%% The application environment counts as what runs (mix starts beamprof as a
+%% dependency with `config :beamprof'); start() clears earlier start options.
+start_when_running_env(_Config) ->
+    _ = application:load(beamprof),
+    ok = application:set_env(beamprof, tick, 200),
+    try
+        ok = beamprof:start(#{interval => 300}),
+        ok = beamprof:start(#{tick => 200, interval => 300}),
+        ?assertEqual({error, {already_started, #{tick => #{running => 200, asked => 100}}}},
+                     beamprof:start(#{tick => 100})),
+        %% the marks: a scheduler_low valid over the environment's scheduler_high
+        ok = beamprof:stop(),
+        ok = application:set_env(beamprof, scheduler_high, 0.95),
+        ok = beamprof:start(#{scheduler_low => 0.9}),
+        ok = beamprof:start(#{scheduler_low => 0.9}),
+        ok = beamprof:stop(),
+        ok = beamprof:start(),
+        ?assertEqual({error, {already_started, #{interval => #{running => 1000,
+                                                               asked => 300}}}},
+                     beamprof:start(#{interval => 300}))
+    after
+        application:unset_env(beamprof, tick),
+        application:unset_env(beamprof, scheduler_high)
+    end.
+
+%% --- handlers before start -------------------------------------------------
+
+forward(Event, Measurements, _Metadata, {Pid, Tag}) ->
+    Pid ! {Tag, Event, Measurements}.
+
+%% A handler attached before start is kept and installed when beamprof starts: the first
+%% samples reach it.
+handlers_before_start(_Config) ->
+    ok = beamprof:stop(),
+    Event = [beamprof, vm, sample],
+    ok = beamprof:attach(early, Event, fun ?MODULE:forward/4, {self(), early}),
+    ok = beamprof:attach_many(early_many, [Event, [beamprof, scheduler, utilization]],
+                              fun ?MODULE:forward/4, {self(), early_many}),
+    ?assertEqual({error, already_exists},
+                 beamprof:attach(early, Event, fun ?MODULE:forward/4, nil)),
+    ?assertEqual([early, early_many, early_many], ids(beamprof:list_handlers([]))),
+    ok = beamprof:start(#{interval => 100}),
+    receive {early, Event, #{}} -> ok after 10000 -> ct:fail(no_event) end,
+    receive {early_many, Event, #{}} -> ok after 10000 -> ct:fail(no_event) end,
+    ?assertEqual([early, early_many, early_many], ids(beamprof:list_handlers([]))).
+
+%% Attached, then detached, before start: nothing arrives once beamprof runs (two
+%% samples seen by a handler attached after the start).
+handler_detached_before_start(_Config) ->
+    Event = [beamprof, vm, sample],
+    ok = beamprof:attach(gone, Event, fun ?MODULE:forward/4, {self(), gone}),
+    ok = beamprof:detach(gone),
+    ?assertEqual({error, not_found}, beamprof:detach(gone)),
+    ok = beamprof:start(#{interval => 100}),
+    wait_events(Event, 2),
+    receive {gone, _, _} = Msg -> ct:fail({unexpected, Msg}) after 0 -> ok end,
+    ?assertEqual([], beamprof:list_handlers([])).
+
+%% Handlers stay attached across stop() and start(), and across a restart of the handler
+%% table by its supervisor, until detached.
+handlers_kept_across_restart(_Config) ->
+    Event = [beamprof, vm, sample],
+    ok = beamprof:start(#{interval => 100}),
+    ok = beamprof:attach(kept, Event, fun ?MODULE:forward/4, {self(), kept}),
+    ok = beamprof:stop(),
+    ?assertEqual([kept], ids(beamprof:list_handlers([]))),
+    ok = beamprof:start(#{interval => 100}),
+    flush(kept),
+    receive {kept, Event, _} -> ok after 10000 -> ct:fail(no_event) end,
+    Table = whereis(beamprof_handlers),
+    exit(Table, kill),
+    wait_until(fun() -> not lists:member(whereis(beamprof_handlers), [undefined, Table]) end,
+               10000),
+    flush(kept),
+    receive {kept, Event, _} -> ok after 10000 -> ct:fail(no_event_after_restart) end,
+    ok = beamprof:detach(kept),
+    ok = beamprof:stop(),
+    ok = beamprof:start(#{interval => 100}),
+    wait_events(Event, 2),
+    flush(kept),
+    ?assertEqual([], beamprof:list_handlers([])).
+
+flush(Tag) ->
+    receive {Tag, _, _} -> flush(Tag) after 0 -> ok end.
+
+ids(Handlers) ->
+    lists:sort([Id || #{id := Id} <- Handlers]).
+
+%% A crashing handler's log line shows in a plain `erl' (OTP's default logger handler,
+%% whose filters drop every domain but [otp] and [otp, sasl]): a VM of this release with
+%% nothing configured attaches a crashing handler before start, starts beamprof, emits
+%% once and stops; its standard output must hold the line.
+handler_failure_printed_by_plain_erl(_Config) ->
+    Erl = filename:join([code:root_dir(), "bin", "erl"]),
+    Ebin = filename:dirname(code:which(beamprof)),
+    Eval = "ok = beamprof:attach(crashing, [plain, erl], fun(_, _, _, _) -> error(boom) end, nil), "
+           "ok = beamprof:start(), "
+           "ok = beamprof_events:execute([plain, erl], #{}, #{}), "
+           "[] = beamprof:list_handlers([]), "
+           "io:format(\"emitted~n\"), "
+           "init:stop().",
+    Port = open_port({spawn_executable, Erl},
+                     [{args, ["-noshell", "-pa", Ebin, "-eval", Eval]},
+                      exit_status, stderr_to_stdout, binary]),
+    Deadline = erlang:monotonic_time(millisecond) + 60000,
+    {Status, Out} = port_output(Port, Deadline, []),
+    ct:log("exit status ~p:~n~ts", [Status, Out]),
+    ?assertEqual(0, Status),
+    ?assertNotEqual(nomatch, string:find(Out, "emitted")),
+    ?assertNotEqual(nomatch, string:find(Out, "=ERROR REPORT")),
+    ?assertNotEqual(nomatch,
+                    string:find(Out, "beamprof event handler crashing has failed and has "
+                                     "been detached")),
+    ?assertNotEqual(nomatch, string:find(Out, "Reason: boom")).
+
+port_output(Port, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Port, {data, Data}} -> port_output(Port, Deadline, [Acc, Data]);
+        {Port, {exit_status, Status}} -> {Status, unicode:characters_to_list(Acc)}
+    after Left ->
+        port_close(Port),
+        ct:fail({timeout, unicode:characters_to_list(Acc)})
+    end.
 
 snapshot_shape(_Config) ->
     ok = beamprof:start(#{interval => 200}),

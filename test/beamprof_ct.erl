@@ -6,7 +6,7 @@
 %% rebar3's test profile).
 -module(beamprof_ct).
 
--export([wait_until/2, wait_events/2, start_peer/1, quickcheck/2, hold_binary/1,
+-export([wait_until/2, wait_events/2, detach_all/0, start_peer/1, quickcheck/2, hold_binary/1,
          start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1,
          native_suite/1, beam_smp/0, beam_exports/1]).
 
@@ -56,6 +56,13 @@ wait_events(Event, N) ->
     after
         beamprof:detach(Ref)
     end.
+
+%% @doc Detaches every handler, attached or kept (handlers outlive
+%% `beamprof:stop()'): for `end_per_testcase', so that each case starts with
+%% none.
+-spec detach_all() -> ok.
+detach_all() ->
+    lists:foreach(fun(#{id := Id}) -> _ = beamprof:detach(Id) end, beamprof:list_handlers([])).
 
 %% @doc `peer:start_link/1' over standard_io with this node's code path
 %% (`-pa') ahead of the `args' in `Opts'; other keys of `Opts' are passed on.

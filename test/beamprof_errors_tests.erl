@@ -73,3 +73,37 @@ flame_graph_neither_test() ->
 unknown_profile_option_names_it_test() ->
     says(fun() -> beamprof:profile(fun() -> ok end, #{bogus => 1}) end,
          ["Unknown option bogus"]).
+
+start_unknown_option_names_it_test() ->
+    says(fun() -> beamprof:start(#{bogus => 1}) end, ["Unknown option bogus", "interval"]),
+    says(fun() -> beamprof:start(interval) end, ["Expected options", "got: interval"]).
+
+attach_swapped_test() ->
+    Fun = fun(_, _, _, _) -> ok end,
+    says(fun() -> beamprof:attach(h, Fun, [beamprof, gate, closed], nil) end,
+         ["wrong order", "attach(Id, EventName, Fun, Config)", "event name second"]),
+    says(fun() -> beamprof:attach([beamprof, gate, closed], "h", Fun, nil) end,
+         ["wrong order", "handler id first"]),
+    says(fun() -> beamprof:attach_many(h, Fun, [[beamprof, gate, closed]], nil) end,
+         ["wrong order", "attach_many(Id, EventNames, Fun, Config)"]),
+    says(fun() -> beamprof:attach(h, [beamprof, gate, closed], fun() -> ok end, nil) end,
+         ["function", "arity 4", "got: #Fun"]).
+
+native_flame_graph_names_the_bad_argument_test() ->
+    says(fun() -> beamprof:flame_graph(0, "cpu.svg") end, ["Expected Ms", "got: 0"]),
+    says(fun() -> beamprof:flame_graph(3000, cpu) end, ["Expected Opts", "got: cpu"]),
+    says(fun() -> beamprof:native_start([{hz, 99}]) end, ["options", "map", "got: [{hz,99}]"]).
+
+%% flame_graph(Fun, Path) takes the path as the output, as flame_graph(Ms, Path) does: an
+%% unwritable one is refused before the fun runs.
+flame_graph_fun_and_path_test() ->
+    Path = "/nonexistent-beamprof-dir/work.svg",
+    Never = fun() -> error(must_not_run) end,
+    ?assertMatch({error, {unwritable, Path, _}}, beamprof:flame_graph(Never, Path)),
+    Bin = list_to_binary(Path),
+    ?assertMatch({error, {unwritable, Bin, _}}, beamprof:flame_graph(Never, Bin)),
+    says(fun() -> beamprof:flame_graph(fun() -> ok end, [{output, "x.svg"}, bogus]) end,
+         ["Expected options", "got: "]).
+
+list_handlers_bad_prefix_test() ->
+    says(fun() -> beamprof:list_handlers(beamprof) end, ["prefix", "got: beamprof"]).

@@ -6,7 +6,8 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([forwards_exact_arguments/1, attach_goes_to_telemetry/1,
          builtin_handlers_survive_loading/1, builtin_only_after_unload/1,
-         concurrent_emit_attach_detach/1]).
+         concurrent_emit_attach_detach/1, kept_installed_in_telemetry/1,
+         kept_when_telemetry_not_started/1]).
 -export([send_handler/4, count_handler/4, raise_handler/4]).
 
 -define(TABLE, telemetry_standin_handlers).
@@ -16,7 +17,8 @@
 
 all() ->
     [forwards_exact_arguments, attach_goes_to_telemetry, builtin_handlers_survive_loading,
-     builtin_only_after_unload, concurrent_emit_attach_detach].
+     builtin_only_after_unload, concurrent_emit_attach_detach, kept_installed_in_telemetry,
+     kept_when_telemetry_not_started].
 
 %% The stand-in telemetry is compiled here, from the data directory, and loaded only by
 %% this suite; its handler table belongs to a holder process that outlives the
@@ -37,6 +39,7 @@ end_per_suite(Config) ->
     ok.
 
 init_per_testcase(_Case, Config) ->
+    forget_kept(),
     {ok, Pid} = beamprof_handlers:start_link(),
     unlink(Pid),
     true = ets:delete_all_objects(?TABLE),
@@ -44,10 +47,21 @@ init_per_testcase(_Case, Config) ->
     true = register(?SINK, self()),
     [{handlers, Pid} | Config].
 
-end_per_testcase(_Case, Config) ->
+end_per_testcase(_Case, _Config) ->
     _ = [unregister(?SINK) || whereis(?SINK) =/= undefined],
-    gen_server:stop(?config(handlers, Config)),
+    _ = [gen_server:stop(Pid) || Pid <- [whereis(beamprof_handlers)], Pid =/= undefined],
+    application:unset_env(telemetry_standin, stopped),
+    forget_kept(),
     ok.
+
+%% Handlers are kept in the application environment beyond the table's life.
+forget_kept() ->
+    application:unset_env(beamprof, '$handlers').
+
+start_table() ->
+    {ok, Pid} = beamprof_handlers:start_link(),
+    unlink(Pid),
+    Pid.
 
 %% Helpers
 
@@ -197,3 +211,37 @@ churn(Event, Counters, Round) ->
         _ = beamprof_events:detach(Raising),
         churn(Event, Counters, Round + 1)
     end.
+
+%% A handler attached while neither beamprof nor telemetry runs is kept; when the table
+%% starts with telemetry loaded, the handler goes to telemetry (where attach/4 would put
+%% it now), leaves the record, and is called once per event.
+kept_installed_in_telemetry(Config) ->
+    gen_server:stop(whereis(beamprof_handlers)),
+    unload_telemetry(),
+    ok = beamprof_events:attach(early, [a], fun ?MODULE:send_handler/4, {self(), early}),
+    ?assertEqual([early], ids(beamprof_events:list_handlers([]))),
+    load_telemetry(Config),
+    start_table(),
+    ?assertEqual([early], ids(telemetry:list_handlers([]))),
+    ?assertEqual([], beamprof_handlers:list_handlers([])),
+    ?assertEqual(undefined, application:get_env(beamprof, '$handlers')),
+    ok = beamprof_events:execute([a], #{n => 1}, #{}),
+    ?assertEqual({[a], #{n => 1}, #{}}, received(early)),
+    ?assertEqual(nothing, nothing(early)),
+    ok = beamprof_events:detach(early),
+    ?assertEqual([], beamprof_events:list_handlers([])).
+
+%% telemetry loaded but not started (its attach exits): attach/4 and the table's start
+%% keep the handler in the built-in table instead.
+kept_when_telemetry_not_started(_Config) ->
+    ok = application:set_env(telemetry_standin, stopped, true),
+    Fun = fun ?MODULE:send_handler/4,
+    ok = beamprof_events:attach(running, [a], Fun, {self(), running}),
+    gen_server:stop(whereis(beamprof_handlers)),
+    ok = beamprof_events:attach(before, [a], Fun, {self(), before}),
+    start_table(),
+    ?assertEqual([before, running], ids(beamprof_handlers:list_handlers([]))),
+    ?assertEqual([], telemetry:list_handlers([])),
+    ok = beamprof_events:execute([a], #{}, #{}),
+    ?assertMatch({[a], _, _}, received(running)),
+    ?assertMatch({[a], _, _}, received(before)).

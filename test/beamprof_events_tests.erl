@@ -5,6 +5,11 @@
 -export([send_handler/4, raise_handler/4, log/2]).
 
 -define(PREFIX_KEY, {beamprof, event_prefix}).
+-define(NAME, "Expected event_name to be a non-empty list of atoms, got: ").
+-define(NAMES, "Expected event_names to be a non-empty list of event names, "
+               "each a non-empty list of atoms, got: ").
+-define(FUN_MSG, "Expected function to be a fun of arity 4, got: ").
+-define(ORDER, "Arguments in the wrong order: attach(Id, EventName, Fun, Config) takes the ").
 
 %% Fixtures
 
@@ -27,9 +32,13 @@ events_test_() ->
       {"set_prefix writes only a changed value", fun set_prefix_no_rewrite/0}]}.
 
 not_started_test_() ->
-    {"without the handler table", fun not_started/0}.
+    {setup, fun forget_kept/0, fun(_) -> forget_kept() end,
+     [{"without the handler table, handlers are kept", fun not_started/0},
+      {"kept handlers are installed when the table starts", fun kept_installed/0},
+      {"kept and detached: nothing installed", fun kept_detached/0}]}.
 
 setup() ->
+    forget_kept(),
     {ok, Pid} = beamprof_handlers:start_link(),
     unlink(Pid),
     _ = persistent_term:erase(?PREFIX_KEY),
@@ -37,7 +46,17 @@ setup() ->
 
 cleanup(Pid) ->
     _ = persistent_term:erase(?PREFIX_KEY),
-    gen_server:stop(Pid).
+    gen_server:stop(Pid),
+    forget_kept().
+
+%% Handlers are kept in the application environment beyond the table's life.
+forget_kept() ->
+    application:unset_env(beamprof, '$handlers').
+
+start_table() ->
+    {ok, Pid} = beamprof_handlers:start_link(),
+    unlink(Pid),
+    Pid.
 
 %% Helpers
 
@@ -140,21 +159,29 @@ pattern_like_ids() ->
 
 validation() ->
     Fun = fun ?MODULE:send_handler/4,
-    Name = "Expected event_name to be a non-empty list of atoms",
-    Names = "Expected event_names to be a non-empty list of event names, "
-            "each a non-empty list of atoms",
-    FunMsg = "Expected function to be a fun of arity 4",
-    ?assertError({badarg, Name}, beamprof_events:attach(i, [], Fun, c)),
-    ?assertError({badarg, Name}, beamprof_events:attach(i, [a, "b"], Fun, c)),
-    ?assertError({badarg, Name}, beamprof_events:attach(i, a, Fun, c)),
-    ?assertError({badarg, FunMsg}, beamprof_events:attach(i, [a], fun(_, _, _) -> ok end, c)),
-    ?assertError({badarg, FunMsg}, beamprof_events:attach(i, [a], {m, f}, c)),
-    ?assertError({badarg, Names}, beamprof_events:attach_many(i, [], Fun, c)),
-    ?assertError({badarg, Names}, beamprof_events:attach_many(i, [[a], []], Fun, c)),
-    ?assertError({badarg, Names}, beamprof_events:attach_many(i, [a], Fun, c)),
-    ?assertError({badarg, FunMsg}, beamprof_events:attach_many(i, [[a]], none, c)),
-    ?assertError({badarg, "Expected prefix to be a list of atoms"},
+    ?assertError({badarg, ?NAME "[]"}, beamprof_events:attach(i, [], Fun, c)),
+    ?assertError({badarg, ?NAME "[a,\"b\"]"}, beamprof_events:attach(i, [a, "b"], Fun, c)),
+    ?assertError({badarg, ?NAME "a"}, beamprof_events:attach(i, a, Fun, c)),
+    ?assertError({badarg, ?FUN_MSG "#Fun" ++ _},
+                 beamprof_events:attach(i, [a], fun(_, _, _) -> ok end, c)),
+    ?assertError({badarg, ?FUN_MSG "{m,f}"}, beamprof_events:attach(i, [a], {m, f}, c)),
+    ?assertError({badarg, ?NAMES "[]"}, beamprof_events:attach_many(i, [], Fun, c)),
+    ?assertError({badarg, ?NAMES "[[a],[]]"}, beamprof_events:attach_many(i, [[a], []], Fun, c)),
+    ?assertError({badarg, ?NAMES "[a]"}, beamprof_events:attach_many(i, [a], Fun, c)),
+    ?assertError({badarg, ?FUN_MSG "none"}, beamprof_events:attach_many(i, [[a]], none, c)),
+    ?assertError({badarg, "Expected prefix to be a list of atoms, got: a"},
                  beamprof_events:list_handlers(a)),
+    %% arguments in the wrong order say so
+    ?assertError({badarg, ?ORDER "event name second and the fun third"},
+                 beamprof_events:attach(i, Fun, [a], c)),
+    ?assertError({badarg, ?ORDER "handler id first and the event name second"},
+                 beamprof_events:attach([a], "my-handler", Fun, c)),
+    ?assertError({badarg, "Arguments in the wrong order: attach_many(Id, EventNames, Fun, "
+                          "Config) takes the event names second and the fun third"},
+                 beamprof_events:attach_many(i, Fun, [[a]], c)),
+    ?assertError({badarg, "Arguments in the wrong order: attach_many(Id, EventNames, Fun, "
+                          "Config) takes the handler id first and the event names second"},
+                 beamprof_events:attach_many([[a]], i, Fun, c)),
     %% the error carries the call's arguments
     try beamprof_events:attach(i, [], Fun, c) of
         _ -> ?assert(false)
@@ -183,7 +210,9 @@ failing_handler(Kind) ->
         ?assertMatch(#{level := error, msg := {_, _}}, LogEvent),
         #{msg := {_Format, Args}, meta := Meta} = LogEvent,
         ?assertMatch([bad, [e], Kind, boom, [_ | _]], Args),
-        ?assertMatch(#{handler_id := bad, domain := [beamprof, events]}, Meta),
+        ?assertMatch(#{handler_id := bad, beamprof := handler_failed}, Meta),
+        %% no domain: OTP's default handler would drop any but [otp] and [otp, sasl]
+        ?assertNot(is_map_key(domain, Meta)),
         %% a second emit reaches the remaining handlers and logs nothing
         ok = beamprof_events:execute([e], #{n => 2}, #{}),
         ?assertMatch({[e], #{n := 2}, _}, received(before)),
@@ -274,8 +303,55 @@ not_started() ->
     ?assertEqual(ok, beamprof_events:execute([a], #{}, #{})),
     ?assertEqual(ok, beamprof_events:emit([a], #{}, #{})),
     Fun = fun ?MODULE:send_handler/4,
-    ?assertEqual({error, not_started}, beamprof_events:attach(i, [a], Fun, c)),
-    ?assertEqual({error, not_started}, beamprof_events:attach_many(i, [[a]], Fun, c)),
-    ?assertEqual({error, not_started}, beamprof_events:detach(i)),
     ?assertEqual([], beamprof_events:list_handlers([])),
+    ?assertEqual(ok, beamprof_events:attach(i, [a], Fun, {self(), i})),
+    ?assertEqual({error, already_exists}, beamprof_events:attach(i, [b], Fun, c)),
+    ?assertEqual({error, already_exists}, beamprof_events:attach_many(i, [[b]], Fun, c)),
+    ?assertEqual(ok, beamprof_events:attach_many(m, [[b], [a, c]], Fun, {self(), m})),
+    ?assertEqual([i, m, m], ids(beamprof_events:list_handlers([]))),
+    ?assertEqual([m], ids(beamprof_events:list_handlers([a, c]))),
+    %% nothing is called before the table runs
+    ?assertEqual(ok, beamprof_events:execute([a], #{}, #{})),
+    ?assertEqual(nothing, nothing(i)),
+    ?assertEqual(ok, beamprof_events:detach(i)),
+    ?assertEqual({error, not_found}, beamprof_events:detach(i)),
+    ?assertEqual(ok, beamprof_events:detach(m)),
+    ?assertEqual([], beamprof_events:list_handlers([])),
+    ?assertEqual(undefined, application:get_env(beamprof, '$handlers')),
     ?assertEqual(false, beamprof_events:ensure_telemetry()).
+
+kept_installed() ->
+    ok = beamprof_events:attach(early, [a], fun ?MODULE:send_handler/4, {self(), early}),
+    Pid = start_table(),
+    try
+        ok = beamprof_events:execute([a], #{n => 1}, #{}),
+        ?assertEqual({[a], #{n => 1}, #{}}, received(early)),
+        ?assertEqual([early], ids(beamprof_events:list_handlers([]))),
+        ?assertEqual({error, already_exists},
+                     beamprof_events:attach(early, [b], fun ?MODULE:send_handler/4, x))
+    after
+        gen_server:stop(Pid)
+    end,
+    %% kept across the table's stop and start, until detached
+    ?assertEqual([early], ids(beamprof_events:list_handlers([]))),
+    Pid2 = start_table(),
+    try
+        ok = beamprof_events:execute([a], #{n => 2}, #{}),
+        ?assertEqual({[a], #{n => 2}, #{}}, received(early)),
+        ok = beamprof_events:detach(early)
+    after
+        gen_server:stop(Pid2)
+    end,
+    ?assertEqual([], beamprof_events:list_handlers([])).
+
+kept_detached() ->
+    ok = beamprof_events:attach(gone, [a], fun ?MODULE:send_handler/4, {self(), gone}),
+    ok = beamprof_events:detach(gone),
+    Pid = start_table(),
+    try
+        ok = beamprof_events:execute([a], #{}, #{}),
+        ?assertEqual(nothing, nothing(gone)),
+        ?assertEqual([], beamprof_events:list_handlers([]))
+    after
+        gen_server:stop(Pid)
+    end.

@@ -33,6 +33,7 @@ init_per_testcase(_Case, Config) ->
 
 end_per_testcase(_Case, _Config) ->
     ok = beamprof:stop(),
+    ok = beamprof_ct:detach_all(),
     _ = erlang:system_monitor(undefined),
     ok.
 

@@ -47,7 +47,8 @@ init_per_testcase(_Case, Config) ->
 
 end_per_testcase(_Case, _Config) ->
     application:unset_env(beamprof, env),
-    ok = beamprof:stop().
+    ok = beamprof:stop(),
+    ok = beamprof_ct:detach_all().
 
 %% --- events ------------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ init_per_testcase(_Case, Config) ->
     Config.
 
 end_per_testcase(_Case, _Config) ->
-    ok = beamprof:stop().
+    ok = beamprof:stop(),
+    ok = beamprof_ct:detach_all().
 
 %% --- correctness ------------------------------------------------------------
 

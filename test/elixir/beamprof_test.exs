@@ -11,7 +11,11 @@ defmodule BeamprofTest do
                    [:window_ms, :time]
 
   setup do
-    on_exit(fn -> Beamprof.stop() end)
+    on_exit(fn ->
+      Beamprof.stop()
+      # handlers outlive stop/0: each test starts with none
+      for %{id: id} <- Beamprof.list_handlers([]), do: Beamprof.detach(id)
+    end)
   end
 
   test "start/1 takes a keyword list and the sampler emits events" do
@@ -41,9 +45,24 @@ defmodule BeamprofTest do
     assert {:error, :not_started} = Beamprof.snapshot()
   end
 
-  test "start/1 while running says so" do
+  test "start/1 while running: :ok for the running options, else the differences" do
     assert :ok = Beamprof.start(interval: @interval)
-    assert {:error, :already_started} = Beamprof.start(interval: @interval)
+    assert :ok = Beamprof.start()
+    assert :ok = Beamprof.start(interval: @interval)
+    assert :ok = Beamprof.start(%{interval: @interval, tick: 100})
+
+    assert {:error, {:already_started, %{interval: %{running: @interval, asked: 500}}}} =
+             Beamprof.start(interval: 500, tick: 100)
+
+    assert_raise ArgumentError, ~r/Unknown option :?bogus/, fn -> Beamprof.start(bogus: 1) end
+  end
+
+  test "a handler attached before start receives events once it starts" do
+    id = {__MODULE__, make_ref()}
+    assert :ok = Beamprof.attach(id, [:beamprof, :vm, :sample], &__MODULE__.forward/4, self())
+    assert [%{id: ^id}] = Beamprof.list_handlers([:beamprof, :vm])
+    assert :ok = Beamprof.start(interval: @interval)
+    assert_receive {:event, [:beamprof, :vm, :sample], _, _}, @timeout
   end
 
   test "top/0 prints a table" do
