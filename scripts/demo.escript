@@ -1,9 +1,15 @@
 #!/usr/bin/env escript
-%%! +JPperf map
+%%! +JPperf map -kernel logger_level warning
 %% make demo: starts beamprof on this node, puts it under a workload and
 %% prints what beamprof sees: top/0 at rest and under load, the gate closing
 %% and reopening (with the events a handler received), and the C thread's
 %% history of the scheduler figure the gate used.
+%%
+%% The node logs warnings and errors only (line 2): OTP's application
+%% controller reports every application's start and stop at info and notice
+%% levels (OTP 29 prints `=INFO REPORT' for beamprof's stop at the default
+%% level). That is the demo node's choice; beamprof never filters a node's
+%% logger (test/beamprof_demo_tests.erl checks these flags).
 -mode(compile).
 
 main(_) ->
