@@ -24,6 +24,7 @@ to_map(Options) when is_list(Options) ->
 to_map(Options) ->
     not_options(Options).
 
+-spec not_options(term()) -> no_return().
 not_options(Options) ->
     bad(Options, lists:flatten(io_lib:format("Expected options to be a map or a list of "
                                              "{Key, Value} pairs, got: ~0tP", [Options, 8]))).
