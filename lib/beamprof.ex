@@ -125,10 +125,12 @@ defmodule Beamprof do
 
   @doc """
   Prints one screen: scheduler utilization per scheduler and in total,
-  memory by kind and against the limit, the gate, the system monitor, and
-  the top 5 processes by message queue, by memory and by reductions over the
-  scan's window. Returns `{:error, :not_started}` when beamprof is not
-  running.
+  memory (the VM's RSS, `:erlang.memory/0` by kind, the limit in force and
+  the figure the load gate compares with it), the gate, the system monitor,
+  and the top 5 processes by message queue, by memory and by reductions over
+  the scan's window. Every line fits the terminal's width (80 columns when
+  the device has none). Returns `{:error, :not_started}` when beamprof is
+  not running.
 
   `top(:live)` redraws it in place every second until Enter (or `q` and
   Enter) is pressed: IEx reads whole lines, so a single key cannot stop it.
@@ -138,9 +140,16 @@ defmodule Beamprof do
 
   @doc """
   `top(:live)`: prints `top/0`'s screen in place every second until Enter (or
-  `q` and Enter) is pressed.
+  `q` and Enter) is pressed, each frame fitted to the terminal's columns and
+  rows so that the header stays on screen.
+
+  `top(options)`, a map or a keyword list: `width` (an integer of at least
+  60: columns of every line, instead of the terminal's) and `live` (`true`:
+  as `top(:live)`), e.g. `top(width: 132, live: true)`. A bad option raises
+  `ArgumentError` naming it.
   """
-  @spec top(:live) :: :ok | {:error, :not_started}
+  @spec top(:live | %{optional(:width) => pos_integer(), optional(:live) => boolean()}
+            | [width: pos_integer(), live: boolean()]) :: :ok | {:error, :not_started}
   def top(mode), do: :beamprof.top(mode)
 
   @typedoc """

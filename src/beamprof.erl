@@ -115,40 +115,62 @@ with_gate_and_scan(Sample) ->
                           ScanWarnings)}.
 
 %% @doc Prints one screen (`beamprof_top:render/3'): scheduler utilization
-%% per scheduler and in total, memory by kind and against the limit, the
-%% gate and the system monitor, and the top 5 processes by message queue, by
-%% memory and by reductions over the scan's window.
+%% per scheduler and in total, memory (the VM's RSS, `erlang:memory/0' by
+%% kind, the limit in force and the figure the load gate compares with it),
+%% the gate and the system monitor, and the top 5 processes by message queue,
+%% by memory and by reductions over the scan's window. Every line fits the
+%% terminal's width (`io:columns/0' on the caller's group leader; 80 columns
+%% when it has none, such as a pipe); `top(#{width => N})' asks for another.
 -spec top() -> ok | {error, not_started}.
 top() ->
-    case screen() of
+    top(#{}).
+
+%% @doc `top(live)': prints `top()' in place every second until Enter (or q
+%% and Enter) is pressed. A shell reads whole lines, so a single key cannot
+%% stop it. Each frame fits the terminal as it is then (its columns and rows:
+%% tables lose rows first), so the header stays on screen.
+%%
+%% `top(Options)', a map or a `{Key, Value}' list: `width' (an integer of at
+%% least 60: columns of every line, instead of the terminal's) and `live'
+%% (`true': as `top(live)'); for example `top(#{width => 132, live => true})'.
+%% An unknown option, a bad value or any other argument raises `badarg' with
+%% a message naming it (for a table of processes, `top(Key, N)').
+-spec top(live | Options) -> ok | {error, not_started} when
+      Options :: #{width => pos_integer(), live => boolean()} | [{width | live, term()}].
+top(live) ->
+    top(#{live => true});
+top(Options) when is_map(Options); is_list(Options) ->
+    case beamprof_top:options(Options) of
+        #{live := true} = Opts -> top_live(maps:remove(live, Opts));
+        Opts -> top_once(maps:remove(live, Opts))
+    end;
+top(Other) ->
+    erlang:error({badarg, lists:flatten(
+                            io_lib:format("Expected live (top(live)) or options (top(#{width => "
+                                          "100})), got: ~0tP; for a table of processes use "
+                                          "top(Key, N), e.g. top(memory, 10)",
+                                          [Other, 8]))}, [Other]).
+
+top_once(Opts) ->
+    case screen(Opts#{width => maps:get(width, Opts, beamprof_top:columns())}) of
         {error, _} = Error -> Error;
         Text -> beamprof_top:print(Text)
     end.
 
-%% @doc `top(live)': prints `top()' in place every second until Enter (or q
-%% and Enter) is pressed. A shell reads whole lines, so a single key cannot
-%% stop it. Any other argument raises `badarg' with a message pointing to
-%% `top(Key, N)'.
--spec top(live) -> ok | {error, not_started}.
-top(live) ->
+top_live(Opts) ->
     case whereis(beamprof_sampler) of
         undefined -> {error, not_started};
-        _ -> beamprof_top:live(fun() -> case screen() of
-                                             {error, _} -> "beamprof is not running\n";
-                                             Text -> Text
-                                         end
-                               end, #{})
-    end;
-top(Other) ->
-    erlang:error({badarg, lists:flatten(
-                            io_lib:format("Expected live (top(live)), got: ~0tP; for a table "
-                                          "of processes use top(Key, N), e.g. top(memory, 10)",
-                                          [Other, 8]))}, [Other]).
+        _ -> beamprof_top:live(fun(Geometry) -> case screen(Geometry) of
+                                                     {error, _} -> "beamprof is not running\n";
+                                                     Text -> Text
+                                                 end
+                               end, Opts)
+    end.
 
-screen() ->
+screen(Geometry) ->
     case snapshot() of
         {error, _} = Error -> Error;
-        Sample -> beamprof_top:render(Sample, top_tables(5), #{})
+        Sample -> beamprof_top:render(Sample, top_tables(5), Geometry)
     end.
 
 %% The three tables of one scan. A scan that fails leaves the VM's figures

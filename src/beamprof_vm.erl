@@ -220,7 +220,8 @@ check_threads(Seen, Expected) ->
      || Kind <- [normal, dirty_cpu, dirty_io], N <- [maps:get(Kind, Expected, 0)],
         maps:get(Kind, Seen, 0) =/= N].
 
-%% Messages fit a line of beamprof:top() (under 90 columns).
+%% Messages short enough for a line or two of beamprof:top() (it wraps them
+%% at spaces, on two lines at most).
 thread_warning(Kind, 0, N) ->
     beamprof_warnings:new(scheduler_threads_unseen,
                           io_lib:format("found no ~ts scheduler thread, the VM says ~B; "
