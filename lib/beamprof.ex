@@ -98,6 +98,14 @@ defmodule Beamprof do
   defdelegate gate_info(), to: :beamprof
 
   @doc """
+  The C sampler's ticks of the last minute, newest first, as maps: `mono_ns`,
+  `scheduler`, `source`, `os_cpu`, `memory_used`, `memory_limit`,
+  `memory_ratio`, `gate` and `demand`.
+  """
+  @spec gate_history() :: [map()]
+  defdelegate gate_history(), to: :beamprof
+
+  @doc """
   Attaches `fun` to `event` under the unique `id`. Returns
   `{:error, :already_exists}` when `id` is taken, `{:error, :not_started}`
   when beamprof is not running. A handler that raises is
@@ -187,6 +195,14 @@ defmodule Beamprof do
   @doc "The `n` hottest functions of the running native profile, self and total %."
   @spec native_top(pos_integer()) :: [map()] | {:error, :not_running}
   defdelegate native_top(n), to: :beamprof
+
+  @doc """
+  The native sampler's library: its counters over the last run and how it
+  reads Erlang frames on this VM (`frame_pointers`, `frame_layout_source`,
+  `mode`), or `{:error, {:unsupported, reason}}` where it did not load.
+  """
+  @spec native_info() :: map() | {:error, {:unsupported, term()}}
+  defdelegate native_info(), to: :beamprof
 
   @typedoc """
   Options of the profiling API, as a keyword list or a map: `strategy`,
