@@ -43,7 +43,7 @@ defmodule Beamprof do
   `scheduler_high`, `scheduler_low`, `memory_high`, `memory_low`,
   `reopen_ticks`, `memory_limit`, `event_prefix`, `vm_events`, `vm_internals`
   (`false`: never read the VM's internal structures), and the scan's options
-  (see the README).
+  (see doc/options.md).
   """
   @type options :: keyword() | map()
 
@@ -208,7 +208,7 @@ defmodule Beamprof do
   Options of the profiling API, as a keyword list or a map: `strategy`,
   `rate`, `sample_rate`, `duration`, `interval`, `threshold`, `env`,
   `enabled`, `async`, `emit_metrics`, `check_load`, `metadata`, `output`,
-  `format` (see the README, "Profiling API").
+  `format` (see doc/profiling.md).
   """
   @type profile_options :: keyword() | map()
 

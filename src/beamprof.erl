@@ -16,7 +16,7 @@
 %% loaded.</li>
 %% </ul>
 %%
-%% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
+%% Costs (see doc/cost.md, "At rest and on hot paths"): the C thread wakes 10
 %% times a second and reads each normal scheduler thread's schedstat and two
 %% small /proc files; it asks an Erlang process for `scheduler_wall_time'
 %% when the schedulers' demand reaches the gate's mark, once per `heartbeat'
@@ -94,7 +94,7 @@ stop() ->
 %% it), `system_monitor' (`beamprof_monitor:status/0') and `warnings'
 %% (`beamprof_warnings': what the sampler could not measure, such as
 %% scheduler threads not found, a blind gate, the scan's last fallbacks).
-%% See the README for the keys.
+%% See doc/events.md for the keys (the `[beamprof, vm, sample]' event).
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
     case beamprof_sampler:snapshot() of
@@ -294,7 +294,7 @@ native_info() ->
 %% `calls', `call_graph', `fprof', `eprof', `cprof', `flame_graph'), `rate'
 %% (0.0-1.0), `duration', `interval', `threshold' (ms), `env', `enabled',
 %% `async', `emit_metrics', `check_load', `metadata', `output', `format'.
-%% See `beamprof_profile' and the README, "Profiling API".
+%% See `beamprof_profile' and doc/profiling.md.
 -spec profile(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
 profile(Fun, Options) ->
     beamprof_profile:profile(Fun, Options).
