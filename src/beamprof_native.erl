@@ -206,8 +206,9 @@ filter(Profile, Kinds) ->
 
 %% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
 %% output path (any chardata: a string, a binary as Elixir passes; format
-%% from its extension: .svg, .html, .htm, .json (speedscope), anything else
-%% folded) or a map with `output', `format', and the options of start/1.
+%% from its extension: .svg, .html, .htm, .json (speedscope), .folded, .txt;
+%% any other extension raises `{badarg, Message}' unless `format' is given)
+%% or a map with `output', `format', and the options of start/1.
 %% Without an output the profile is returned under `profile'.
 %%
 %% Everything is checked before sampling starts: a bad option (`format'
@@ -252,7 +253,7 @@ output_options(Opts) ->
                                                 "(string or binary)"}, [Opts])
                      end
              end,
-    case maps:get(format, Opts, format_of(Output)) of
+    case maps:get(format, Opts, format_of(Output, Opts)) of
         F when F =:= svg; F =:= html; F =:= speedscope; F =:= folded -> {Output, F};
         _ -> erlang:error({badarg, "Expected format to be one of svg, html, speedscope, folded"},
                           [Opts])
@@ -265,17 +266,13 @@ writable(Output) ->
         {error, Reason} -> {error, {unwritable, Output, Reason}}
     end.
 
-%% The format a file name's extension names; the name may be any chardata
-%% (a binary's extension is a binary: compared as text, not as a string).
-format_of(undefined) -> svg;
-format_of(Path) ->
-    Ext = unicode:characters_to_list(filename:extension(Path)),
-    case is_list(Ext) andalso string:lowercase(Ext) of
-        ".svg" -> svg;
-        ".html" -> html;
-        ".htm" -> html;
-        ".json" -> speedscope;
-        _ -> folded
+%% The format the output's name says; svg without an output (a profile
+%% returned, not written).
+format_of(undefined, _) -> svg;
+format_of(Output, Opts) ->
+    case beamprof_flame:format_of(Output) of
+        {ok, Format} -> Format;
+        error -> erlang:error({badarg, beamprof_profile_opts:unknown_extension(Output)}, [Opts])
     end.
 
 write(Profile, Output, Format) ->
