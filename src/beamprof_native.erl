@@ -12,7 +12,9 @@
 %% as root frame), `unit => samples', `title', `samples' (signals handled),
 %% `weighted' (samples weighted by timer overruns: CPU time in ticks),
 %% `truncated', `kinds' (weight per thread kind), `threads' (per
-%% `{Kind, Index}'), `effective_hz', `hz' (requested), `dropped',
+%% `{Kind, Index}'), `effective_hz' (samples kept per CPU second of the
+%% sampled threads), `signal_hz' (the timers' signals per CPU second, those
+%% thinned under a closed gate included), `hz' (requested), `dropped',
 %% the gate and stray report of `beamprof_native_report' (`hz_under_gate',
 %% `gate_closed_ms', `gate_closed_pct', `gated', `thinned', `stray',
 %% `vm_readv': the sampler keeps sampling at `min(hz, 99)' per thread while
@@ -276,7 +278,7 @@ format_of(Output, Opts) ->
     end.
 
 write(Profile, Output, Format) ->
-    Summary = maps:with([samples, weighted, effective_hz, truncated, frame_source,
+    Summary = maps:with([samples, weighted, effective_hz, signal_hz, truncated, frame_source,
                          frame_layout_source, hint, overhead, warnings, notes, unnamed_pct,
                          unnamed_leaf_pct, hz, hz_under_gate, gate_closed_ms, gate_closed_pct,
                          gated, stray, vm_readv], Profile),
@@ -471,6 +473,7 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
+                   signal_hz => one_decimal(maps:get(signal_hz, Info, 0)),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => FramePointers,
                    frame_layout_source => LayoutSource,
