@@ -30,8 +30,8 @@
 # to install Hex) fails instead of hanging CI. The projects build as a user's project
 # does: without our -Werror (BEAMPROF_WERROR) and without our Make, mix or rebar3 settings.
 #
-# Works in _build/dep_check: removed when every check passed, kept after a failure (the
-# logs of each command are there).
+# Works in _build/dep_check: removed when every check passed (unless
+# BEAMPROF_DEP_CHECK_KEEP=1), kept after a failure (the logs of each command are there).
 set -euo pipefail
 
 project=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -159,6 +159,14 @@ expect_ok() {
     die "$2 printed no result (log: $work/$1.log)"
 }
 
+# The warnings a build ($1, a log) showed, as a user would see them: listed, not failed on
+# (a user's compiler may be newer than ours; our own builds use -Werror).
+show_warnings() {
+  local n
+  n=$(grep -ci 'warning' "$work/$1.log") || true
+  [ "$n" -eq 0 ] || { say "note: $2 printed $n warning line(s):"; grep -i 'warning' "$work/$1.log" | head -n 5 | sed 's/^/  | /'; }
+}
+
 check_mix() {
   local app=$work/mix_app t0=$SECONDS version
   if ! command -v mix >/dev/null 2>&1 ||
@@ -190,6 +198,7 @@ EOF
     die "mix installed archives into MIX_HOME (Hex?): $(ls "$MIX_HOME/archives")"
   say "mix (Elixir $version, path dependency): ok in $(fmt_time $((SECONDS - t0)))"
   expect_ok mix_run "mix run"
+  show_warnings mix_run "mix run"
 }
 
 check_rebar3() {
@@ -220,6 +229,7 @@ check_rebar3() {
       halt()."
   say "rebar3 ($(rebar3 version 2>/dev/null < /dev/null | cut -d' ' -f2), _checkouts): ok in $(fmt_time $((SECONDS - t0)))"
   expect_ok rebar3_run "erl"
+  show_warnings rebar3_compile "rebar3 compile"
 }
 
 t0=$SECONDS
@@ -227,7 +237,10 @@ rm -rf -- "$work"
 mkdir -p "$work/home"
 source=$mode
 if [ "$source" = auto ]; then
-  if git_checkout; then source=clone
+  if git_checkout; then
+    source=clone
+    [ -z "$(git -c safe.directory="$project" -C "$project" status --porcelain --untracked-files=no)" ] ||
+      say "the working tree's uncommitted changes to tracked files are in the copy"
   else
     source=package
     say "no git checkout here: the package's files (src/beamprof.app.src's files list) stand in for a clone"
@@ -238,5 +251,5 @@ fi
 say "beamprof as a dependency of new projects (a $source; OTP $(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().' < /dev/null)), in $work"
 check_mix
 check_rebar3
-rm -rf -- "$work"
+[ "${BEAMPROF_DEP_CHECK_KEEP:-0}" = 1 ] || rm -rf -- "$work"
 say "all passed in $(fmt_time $((SECONDS - t0)))"
