@@ -349,7 +349,7 @@ copy_tree() {
 step_counts() {
   local log=$1 ctlogs=$2 before=$3 d f
   sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E \
-    '^[0-9]+ passed, [0-9]+ failed|^All [0-9]+ tests passed|^Failed [0-9]+ tests|[0-9]+ tests?, [0-9]+ failures?|^Result: [0-9]+ passed|Warnings occurred running dialyzer|^dep check: (mix|rebar3|no git)' \
+    '^[0-9]+ passed, [0-9]+ failed|^All [0-9]+ tests passed|^Failed [0-9]+ tests|[0-9]+ tests?, [0-9]+ failures?|^Result: [0-9]+ passed|Warnings occurred running dialyzer|^dep check: (mix|rebar3|no git|note|FAILED)' \
     | sed 's/^ */      /' || true
   sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +[0-9]+\) (test |[a-z_0-9]+:)' | head -40 \
     | sed 's/^ */        failed: /' || true
