@@ -43,7 +43,7 @@ defmodule Beamprof do
   `scheduler_high`, `scheduler_low`, `memory_high`, `memory_low`,
   `reopen_ticks`, `memory_limit`, `event_prefix`, `vm_events`, `vm_internals`
   (`false`: never read the VM's internal structures), and the scan's options
-  (see the README).
+  (see doc/options.md).
   """
   @type options :: keyword() | map()
 
@@ -96,6 +96,14 @@ defmodule Beamprof do
   """
   @spec gate_info() :: map()
   defdelegate gate_info(), to: :beamprof
+
+  @doc """
+  The C sampler's ticks of the last minute, newest first, as maps: `mono_ns`,
+  `scheduler`, `source`, `os_cpu`, `memory_used`, `memory_limit`,
+  `memory_ratio`, `gate` and `demand`.
+  """
+  @spec gate_history() :: [map()]
+  defdelegate gate_history(), to: :beamprof
 
   @doc """
   Attaches `fun` to `event` under the unique `id`. Returns
@@ -197,11 +205,19 @@ defmodule Beamprof do
   @spec native_top(pos_integer()) :: [map()] | {:error, :not_running}
   defdelegate native_top(n), to: :beamprof
 
+  @doc """
+  The native sampler's library: its counters over the last run and how it
+  reads Erlang frames on this VM (`frame_pointers`, `frame_layout_source`,
+  `mode`), or `{:error, {:unsupported, reason}}` where it did not load.
+  """
+  @spec native_info() :: map() | {:error, {:unsupported, term()}}
+  defdelegate native_info(), to: :beamprof
+
   @typedoc """
   Options of the profiling API, as a keyword list or a map: `strategy`,
   `rate`, `sample_rate`, `duration`, `interval`, `threshold`, `env`,
   `enabled`, `async`, `emit_metrics`, `check_load`, `metadata`, `output`,
-  `format` (see the README, "Profiling API").
+  `format` (see doc/profiling.md).
   """
   @type profile_options :: keyword() | map()
 

@@ -16,7 +16,7 @@
 %% loaded.</li>
 %% </ul>
 %%
-%% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
+%% Costs (see doc/cost.md, "At rest and on hot paths"): the C thread wakes 10
 %% times a second and reads each normal scheduler thread's schedstat and two
 %% small /proc files; it asks an Erlang process for `scheduler_wall_time'
 %% when the schedulers' demand reaches the gate's mark, once per `heartbeat'
@@ -29,7 +29,8 @@
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
 -export([write_profile/3]).
--export([native_start/1, native_stop/0, native_top/1]).
+-export([native_start/1, native_stop/0, native_top/1, native_info/0]).
+-export([gate_history/0]).
 -export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
          profile_calls/2, flame_graph/2]).
 
@@ -93,7 +94,7 @@ stop() ->
 %% it), `system_monitor' (`beamprof_monitor:status/0') and `warnings'
 %% (`beamprof_warnings': what the sampler could not measure, such as
 %% scheduler threads not found, a blind gate, the scan's last fallbacks).
-%% See the README for the keys.
+%% See doc/events.md for the keys (the `[beamprof, vm, sample]' event).
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
     case beamprof_sampler:snapshot() of
@@ -214,6 +215,26 @@ gate() ->
 gate_info() ->
     beamprof_gate:info().
 
+%% @doc The C sampler's ticks of the last minute (at most 600), newest
+%% first: what the gate saw at each tick. `mono_ns' (`erlang:monotonic_time()'
+%% in ns), `scheduler' (the schedulers' busy ratio, `-1.0' when it was not
+%% known that tick) and its `source', `os_cpu' (the scheduler threads' OS CPU
+%% ratio), `memory_used', `memory_limit' (bytes) and `memory_ratio', `gate'
+%% (`open' or `closed' after the tick) and `demand' (the figure the gate
+%% compared with its marks). `[]' before beamprof first started in this VM;
+%% ticks of earlier runs stay (a stop keeps them, a new run adds to them).
+-spec gate_history() -> [#{mono_ns := integer(), scheduler := float(),
+                           source := beamprof_nif:sched_source(), os_cpu := float(),
+                           memory_used := non_neg_integer(),
+                           memory_limit := non_neg_integer(), memory_ratio := float(),
+                           gate := open | closed, demand := float()}].
+gate_history() ->
+    [#{mono_ns => Mono, scheduler => Sched, source => Source, os_cpu => OsCpu,
+       memory_used => Used, memory_limit => Limit, memory_ratio => MemRatio,
+       gate => Gate, demand => Demand}
+     || {Mono, Sched, Source, OsCpu, Used, Limit, MemRatio, Gate, Demand}
+            <- beamprof_nif:history()].
+
 %% @doc Attaches `Fun' to `EventName' under the unique `Id'.
 -spec attach(Id, EventName, Fun, Config) -> ok | {error, already_exists | not_started} when
       Id :: term(), EventName :: event_name(), Fun :: handler_fun(), Config :: term().
@@ -278,6 +299,16 @@ native_stop() ->
 native_top(N) ->
     beamprof_native:top(N).
 
+%% @doc The native sampler's library: whether it loaded (else
+%% `{error, {unsupported, Reason}}'), its counters over the last run
+%% (samples, drops, `effective_hz', its own cost), and how it reads Erlang
+%% frames on this VM (`frame_pointers', `frame_layout_source', `mode').
+%% See `beamprof_native_nif:info/0' for every key.
+-spec native_info() -> beamprof_native_nif:info()
+                     | {error, {unsupported, beamprof_native_nif:unsupported()}}.
+native_info() ->
+    beamprof_native_nif:info().
+
 %% --- the profiling API (beamprof_profile) ----------------------------------------
 
 %% @doc Runs `Fun' profiled as `Options' say and returns its result (or
@@ -285,7 +316,7 @@ native_top(N) ->
 %% `calls', `call_graph', `fprof', `eprof', `cprof', `flame_graph'), `rate'
 %% (0.0-1.0), `duration', `interval', `threshold' (ms), `env', `enabled',
 %% `async', `emit_metrics', `check_load', `metadata', `output', `format'.
-%% See `beamprof_profile' and the README, "Profiling API".
+%% See `beamprof_profile' and doc/profiling.md.
 -spec profile(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
 profile(Fun, Options) ->
     beamprof_profile:profile(Fun, Options).

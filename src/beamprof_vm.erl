@@ -41,7 +41,7 @@
                     system_monitor => map(),
                     scan => map() | undefined,
                     warnings => [beamprof_warnings:warning()]}.
-%% What `beamprof:snapshot/0' returns; see the README for every key.
+%% What `beamprof:snapshot/0' returns; see doc/events.md for every key.
 
 %% @doc Reads the VM now. Costs about 10-20 us (scheduler_wall_time_all, the
 %% scheduler threads' CPU clocks).
