@@ -13,14 +13,14 @@ ASAN_ENV = BEAMPROF_NIF=$(CURDIR)/c_src/asan/beamprof_nif \
 
 # What `make test` runs on one OTP release, in order (test-local; scripts/otp_matrix.sh
 # runs the same steps one by one in each Debian root of the OTP matrix).
-TEST_STEPS = setup test-c test-eunit test-ct test-asan test-elixir check
+TEST_STEPS = setup test-c test-eunit test-ct test-asan test-elixir test-deps check
 # The OTP matrix after the host's suites: auto (run it when this machine can, else say so
 # in one line), required (fail when it cannot; .ci/run), off (the host's suites only).
 BEAMPROF_MATRIX ?= auto
 OTP ?= all
 
 .PHONY: all setup build docs test test-local test-steps test-otp test-c test-erlang test-eunit \
-	test-ct test-asan test-elixir check demo bench clean
+	test-ct test-asan test-elixir test-deps check demo bench clean
 
 # -Werror (C) is for our test and CI builds only: c_src/Makefile adds it when
 # BEAMPROF_WERROR=1, which these targets export to every make they run, rebar3's and
@@ -39,9 +39,9 @@ build: setup
 
 # Every suite: C units (plain and ASan), the core cross-compiled for aarch64,
 # EUnit, Common Test (PropEr runs in both), the NIF suites again under ASan,
-# ExUnit, xref, dialyzer and edoc (and the bench's C helper compiles cleanly), on the
-# host's OTP; then all of it again on OTP 27 and 29 (scripts/otp_matrix.sh), as
-# BEAMPROF_MATRIX says.
+# ExUnit, beamprof as a dependency of new mix and rebar3 projects, xref, dialyzer
+# and edoc (and the bench's C helper compiles cleanly), on the host's OTP; then all
+# of it again on OTP 27 and 29 (scripts/otp_matrix.sh), as BEAMPROF_MATRIX says.
 test: test-local
 	@BEAMPROF_MATRIX=$(BEAMPROF_MATRIX) scripts/otp_matrix.sh test
 
@@ -62,8 +62,13 @@ test-c:
 
 test-erlang: test-eunit test-ct
 
+# Every module of test/ named *_tests: `rebar3 eunit --app beamprof` runs only the
+# ones named after a module of src/ (beamprof_docs_tests, the doc coverage, has none).
+EUNIT_MODULES = $(subst $(eval) ,$(comma),$(sort $(basename $(notdir $(wildcard test/*_tests.erl)))))
+comma := ,
+
 test-eunit:
-	$(REBAR) eunit --app beamprof
+	$(REBAR) eunit --module $(EUNIT_MODULES)
 
 test-ct:
 	$(REBAR) ct
@@ -74,6 +79,13 @@ test-asan:
 
 test-elixir:
 	$(MIX_ENV_VARS) mix test
+
+# A copy of this tree (git's files, or the package's where git is not usable) as the
+# dependency of a new mix project (path:) and a new rebar3 project (_checkouts/):
+# each compiles offline and calls beamprof:top(memory, 3). Builds as a user's project
+# does, without BEAMPROF_WERROR.
+test-deps:
+	scripts/dep_check.sh
 
 check:
 	$(REBAR) xref

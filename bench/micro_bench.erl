@@ -1,4 +1,4 @@
-%% micro_bench: the small per-call figures the README quotes, each beside a
+%% micro_bench: the small per-call figures doc/cost.md quotes, each beside a
 %% baseline measured in the same run.
 %%
 %% 1. process_info/2 per item over every process of a node of PROCS idle
@@ -7,15 +7,15 @@
 %%    `total_heap_size' are answered by the process itself on OTP 25 (a
 %%    signal round trip); the baseline is `message_queue_len', asked the same
 %%    way of the same processes (answered by the caller).
-%% 2. What beamprof's parts do each tick or interval (README "Cost and
-%%    scheduler use", "Where each part runs"), with 100k idle processes and
+%% 2. What beamprof's parts do each tick or interval (doc/cost.md, "At rest
+%%    and on hot paths", "Where each part runs"), with 100k idle processes and
 %%    beamprof running: the core NIFs beamprof_nif:memory/0, sched_cpu/0 and
 %%    history/0, `statistics(scheduler_wall_time)' (the gate process reads it
 %%    twice per ping) and `erlang:memory/0', in microseconds per call (median
 %%    of 5 runs of CALLS calls); the VM sampler's busy time per emit
 %%    (`beamprof_sampler:stats/0') over SAMPLER_S seconds at a 100 ms interval.
 %%    The baseline: `erlang:memory/0', which the sampler calls each interval.
-%% 3. The VM monitor bridge's rate limit (README "VM monitor events"): 100k
+%% 3. The VM monitor bridge's rate limit (doc/cost.md, "The VM monitor bridge"): 100k
 %%    `long_schedule' reports sent to beamprof_monitor while it is suspended,
 %%    then the time and reductions it takes to handle them, with `max_rate' 1
 %%    (all but one suppressed) and 100000 (all emitted, no handler attached);

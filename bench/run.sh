@@ -1,11 +1,11 @@
 #!/bin/sh
 # Runs the benchmarks, each in a fresh VM:
 #   bench/run.sh [BENCH ...]   the named ones (default: all, at their default settings)
-#   bench/run.sh readme        every bench that prints a figure of README.md, at the settings
-#                              the README names, each under the README section it feeds
+#   bench/run.sh readme        every bench that prints a figure of README.md or doc/cost.md, at
+#                              the settings they name, each under the doc/cost.md section it feeds
 #                              (about 10 minutes on a quiet 2-core machine); `readme BENCH ...`
 #                              runs only those, the same way
-#   bench/run.sh list          the benches, with the README section each feeds
+#   bench/run.sh list          the benches, with the doc/cost.md section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
 #        native_names profile_bench scan_bench gap_bench host_stalls micro_bench
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
@@ -22,21 +22,21 @@ LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
 ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench"
 
-# The README section whose figures a bench prints.
+# The section of doc/cost.md (or the guide) whose figures a bench prints.
 section() {
     case "$1" in
-        gate_bench) echo '"Cost and scheduler use": beamprof:gate()' ;;
-        events_bench) echo '"Cost and scheduler use": event dispatch' ;;
-        sampler_overhead) echo '"Cost and scheduler use": beamprof running, the periodic scan' ;;
-        micro_bench) echo '"Cost and scheduler use" (where each part runs), "The floor of top(memory)", "VM monitor events" (rate limit)' ;;
-        flame_bench) echo '"Flame graphs": Cost' ;;
-        native_bench) echo '"Native sampler" > "Cost and safety": sampler cost, CPU-bound node' ;;
-        saturated_bench) echo '"Native sampler" > "Cost and safety": sampler cost, saturated node' ;;
-        native_names) echo '"Native sampler": Names of C frames (unnamed share)' ;;
-        profile_bench) echo '"Profiling API": Cost' ;;
-        scan_bench) echo '"Process and port scan" > "Cost": the table and the targets' ;;
-        gap_bench) echo '"Process and port scan" > "Cost": latency for others (gap_bench)' ;;
-        host_stalls) echo '"Process and port scan" > "Cost": this machine takes its CPUs away' ;;
+        gate_bench) echo 'doc/cost.md "At rest and on hot paths": beamprof:gate()' ;;
+        events_bench) echo 'doc/cost.md "At rest and on hot paths": event dispatch' ;;
+        sampler_overhead) echo 'doc/cost.md "At rest and on hot paths": beamprof running, the periodic scan' ;;
+        micro_bench) echo 'doc/cost.md "Where each part runs", "The floor of top(memory)", "The VM monitor bridge"' ;;
+        flame_bench) echo 'doc/cost.md "Flame graphs"' ;;
+        native_bench) echo 'doc/cost.md "The native sampler": CPU-bound node' ;;
+        saturated_bench) echo 'doc/cost.md "The native sampler" > "On a saturated node"' ;;
+        native_names) echo 'doc/native-sampler.md "Names of C frames" (unnamed share)' ;;
+        profile_bench) echo 'doc/cost.md "The profiling API"' ;;
+        scan_bench) echo 'doc/cost.md "The process scan": the table and the targets' ;;
+        gap_bench) echo 'doc/cost.md "The process scan" > "Against the targets"; doc/top-and-scan.md "Where the pids come from"' ;;
+        host_stalls) echo 'doc/cost.md "The process scan" > "This machine takes its CPUs away for milliseconds"' ;;
         *) echo "" ;;
     esac
 }
@@ -83,7 +83,7 @@ for bench in "$@"; do
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     if [ "$README" = 1 ]; then
-        printf '\n==== README %s\n==== printed by: bench/run.sh %s (%s)\n' "$(section "$bench")" "$bench" "$call"
+        printf '\n==== %s\n==== printed by: bench/run.sh %s (%s)\n' "$(section "$bench")" "$bench" "$call"
     fi
     t0=$(date +%s)
     # warning: the application stop reports (notice) would clutter the tables.

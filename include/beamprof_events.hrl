@@ -10,7 +10,7 @@
 %% (the first four of the last group, telemetry_poller's and telemetry's names, carry no
 %% prefix). With the event_prefix option set, ?BEAMPROF_EVENT_NAME(Prefix, Event) gives
 %% the name under that prefix. beamprof_events:names/0 lists the same names; the
-%% measurements and metadata of each event are in the README's event tables and in the
+%% measurements and metadata of each event are in doc/events.md's tables and in the
 %% docs of the module that emits it.
 -ifndef(BEAMPROF_EVENTS_HRL).
 -define(BEAMPROF_EVENTS_HRL, true).

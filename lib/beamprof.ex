@@ -43,7 +43,7 @@ defmodule Beamprof do
   `scheduler_high`, `scheduler_low`, `memory_high`, `memory_low`,
   `reopen_ticks`, `memory_limit`, `event_prefix`, `vm_events`, `vm_internals`
   (`false`: never read the VM's internal structures), and the scan's options
-  (see the README).
+  (see doc/options.md).
   """
   @type options :: keyword() | map()
 
@@ -112,6 +112,14 @@ defmodule Beamprof do
   defdelegate gate_info(), to: :beamprof
 
   @doc """
+  The C sampler's ticks of the last minute, newest first, as maps: `mono_ns`,
+  `scheduler`, `source`, `os_cpu`, `memory_used`, `memory_limit`,
+  `memory_ratio`, `gate` and `demand`.
+  """
+  @spec gate_history() :: [map()]
+  defdelegate gate_history(), to: :beamprof
+
+  @doc """
   Attaches `fun` to `event` under the unique `id`. Returns
   `{:error, :already_exists}` when `id` is taken. A handler attached before
   beamprof starts is kept and installed when it starts (in telemetry if it
@@ -141,10 +149,12 @@ defmodule Beamprof do
 
   @doc """
   Prints one screen: scheduler utilization per scheduler and in total,
-  memory by kind and against the limit, the gate, the system monitor, and
-  the top 5 processes by message queue, by memory and by reductions over the
-  scan's window. Returns `{:error, :not_started}` when beamprof is not
-  running.
+  memory (the VM's RSS, `:erlang.memory/0` by kind, the limit in force and
+  the figure the load gate compares with it), the gate, the system monitor,
+  and the top 5 processes by message queue, by memory and by reductions over
+  the scan's window. Every line fits the terminal's width (80 columns when
+  the device has none). Returns `{:error, :not_started}` when beamprof is
+  not running.
 
   `top(:live)` redraws it in place every second until Enter (or `q` and
   Enter) is pressed: IEx reads whole lines, so a single key cannot stop it.
@@ -154,9 +164,16 @@ defmodule Beamprof do
 
   @doc """
   `top(:live)`: prints `top/0`'s screen in place every second until Enter (or
-  `q` and Enter) is pressed.
+  `q` and Enter) is pressed, each frame fitted to the terminal's columns and
+  rows so that the header stays on screen.
+
+  `top(options)`, a map or a keyword list: `width` (an integer of at least
+  60: columns of every line, instead of the terminal's) and `live` (`true`:
+  as `top(:live)`), e.g. `top(width: 132, live: true)`. A bad option raises
+  `ArgumentError` naming it.
   """
-  @spec top(:live) :: :ok | {:error, :not_started}
+  @spec top(:live | %{optional(:width) => pos_integer(), optional(:live) => boolean()}
+            | [width: pos_integer(), live: boolean()]) :: :ok | {:error, :not_started}
   def top(mode), do: :beamprof.top(mode)
 
   @typedoc """
@@ -204,11 +221,19 @@ defmodule Beamprof do
   @spec native_top(pos_integer()) :: [map()] | {:error, :not_running}
   defdelegate native_top(n), to: :beamprof
 
+  @doc """
+  The native sampler's library: its counters over the last run and how it
+  reads Erlang frames on this VM (`frame_pointers`, `frame_layout_source`,
+  `mode`), or `{:error, {:unsupported, reason}}` where it did not load.
+  """
+  @spec native_info() :: map() | {:error, {:unsupported, term()}}
+  defdelegate native_info(), to: :beamprof
+
   @typedoc """
   Options of the profiling API, as a keyword list or a map: `strategy`,
   `rate`, `sample_rate`, `duration`, `interval`, `threshold`, `env`,
   `enabled`, `async`, `emit_metrics`, `check_load`, `metadata`, `output`,
-  `format` (see the README, "Profiling API").
+  `format` (see doc/profiling.md).
   """
   @type profile_options :: keyword() | map()
 

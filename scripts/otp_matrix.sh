@@ -342,13 +342,14 @@ copy_tree() {
 }
 
 
-# Case counts a step printed (C units, EUnit, ExUnit, rebar3 ct's totals), and for Common
-# Test, per suite from the suite.log of each ct_run directory the step made (those not
-# listed in $3): cases ok, failed and skipped, time, and what each failing case said.
+# Case counts a step printed (C units, EUnit, ExUnit, rebar3 ct's totals, the dependency
+# check's lines), and for Common Test, per suite from the suite.log of each ct_run
+# directory the step made (those not listed in $3): cases ok, failed and skipped, time,
+# and what each failing case said.
 step_counts() {
   local log=$1 ctlogs=$2 before=$3 d f
   sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E \
-    '^[0-9]+ passed, [0-9]+ failed|^All [0-9]+ tests passed|^Failed [0-9]+ tests|[0-9]+ tests?, [0-9]+ failures?|^Result: [0-9]+ passed|Warnings occurred running dialyzer' \
+    '^[0-9]+ passed, [0-9]+ failed|^All [0-9]+ tests passed|^Failed [0-9]+ tests|[0-9]+ tests?, [0-9]+ failures?|^Result: [0-9]+ passed|Warnings occurred running dialyzer|^dep check: (mix|rebar3|no git|note|FAILED)' \
     | sed 's/^ */      /' || true
   sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +[0-9]+\) (test |[a-z_0-9]+:)' | head -40 \
     | sed 's/^ */        failed: /' || true

@@ -19,7 +19,7 @@
 %% installed when beamprof starts.</li>
 %% </ul>
 %%
-%% Costs (see the README, "Cost and scheduler use"): the C thread wakes 10
+%% Costs (see doc/cost.md, "At rest and on hot paths"): the C thread wakes 10
 %% times a second and reads each normal scheduler thread's schedstat and two
 %% small /proc files; it asks an Erlang process for `scheduler_wall_time'
 %% when the schedulers' demand reaches the gate's mark, once per `heartbeat'
@@ -32,7 +32,8 @@
 -export([start/0, start/1, stop/0, snapshot/0, top/0, gate/0, gate_info/0,
          attach/4, attach_many/4, detach/1, list_handlers/1]).
 -export([write_profile/3]).
--export([native_start/1, native_stop/0, native_top/1]).
+-export([native_start/1, native_stop/0, native_top/1, native_info/0]).
+-export([gate_history/0]).
 -export([profile/2, profile_if_slow/2, profile_production/2, profile_memory/2,
          profile_calls/2, flame_graph/2]).
 
@@ -119,7 +120,7 @@ stop() ->
 %% it), `system_monitor' (`beamprof_monitor:status/0') and `warnings'
 %% (`beamprof_warnings': what the sampler could not measure, such as
 %% scheduler threads not found, a blind gate, the scan's last fallbacks).
-%% See the README for the keys.
+%% See doc/events.md for the keys (the `[beamprof, vm, sample]' event).
 -spec snapshot() -> beamprof_vm:sample() | {error, not_started}.
 snapshot() ->
     case beamprof_sampler:snapshot() of
@@ -141,40 +142,62 @@ with_gate_and_scan(Sample) ->
                           ScanWarnings)}.
 
 %% @doc Prints one screen (`beamprof_top:render/3'): scheduler utilization
-%% per scheduler and in total, memory by kind and against the limit, the
-%% gate and the system monitor, and the top 5 processes by message queue, by
-%% memory and by reductions over the scan's window.
+%% per scheduler and in total, memory (the VM's RSS, `erlang:memory/0' by
+%% kind, the limit in force and the figure the load gate compares with it),
+%% the gate and the system monitor, and the top 5 processes by message queue,
+%% by memory and by reductions over the scan's window. Every line fits the
+%% terminal's width (`io:columns/0' on the caller's group leader; 80 columns
+%% when it has none, such as a pipe); `top(#{width => N})' asks for another.
 -spec top() -> ok | {error, not_started}.
 top() ->
-    case screen() of
+    top(#{}).
+
+%% @doc `top(live)': prints `top()' in place every second until Enter (or q
+%% and Enter) is pressed. A shell reads whole lines, so a single key cannot
+%% stop it. Each frame fits the terminal as it is then (its columns and rows:
+%% tables lose rows first), so the header stays on screen.
+%%
+%% `top(Options)', a map or a `{Key, Value}' list: `width' (an integer of at
+%% least 60: columns of every line, instead of the terminal's) and `live'
+%% (`true': as `top(live)'); for example `top(#{width => 132, live => true})'.
+%% An unknown option, a bad value or any other argument raises `badarg' with
+%% a message naming it (for a table of processes, `top(Key, N)').
+-spec top(live | Options) -> ok | {error, not_started} when
+      Options :: #{width => pos_integer(), live => boolean()} | [{width | live, term()}].
+top(live) ->
+    top(#{live => true});
+top(Options) when is_map(Options); is_list(Options) ->
+    case beamprof_top:options(Options) of
+        #{live := true} = Opts -> top_live(maps:remove(live, Opts));
+        Opts -> top_once(maps:remove(live, Opts))
+    end;
+top(Other) ->
+    erlang:error({badarg, lists:flatten(
+                            io_lib:format("Expected live (top(live)) or options (top(#{width => "
+                                          "100})), got: ~0tP; for a table of processes use "
+                                          "top(Key, N), e.g. top(memory, 10)",
+                                          [Other, 8]))}, [Other]).
+
+top_once(Opts) ->
+    case screen(Opts#{width => maps:get(width, Opts, beamprof_top:columns())}) of
         {error, _} = Error -> Error;
         Text -> beamprof_top:print(Text)
     end.
 
-%% @doc `top(live)': prints `top()' in place every second until Enter (or q
-%% and Enter) is pressed. A shell reads whole lines, so a single key cannot
-%% stop it. Any other argument raises `badarg' with a message pointing to
-%% `top(Key, N)'.
--spec top(live) -> ok | {error, not_started}.
-top(live) ->
+top_live(Opts) ->
     case whereis(beamprof_sampler) of
         undefined -> {error, not_started};
-        _ -> beamprof_top:live(fun() -> case screen() of
-                                             {error, _} -> "beamprof is not running\n";
-                                             Text -> Text
-                                         end
-                               end, #{})
-    end;
-top(Other) ->
-    erlang:error({badarg, lists:flatten(
-                            io_lib:format("Expected live (top(live)), got: ~0tP; for a table "
-                                          "of processes use top(Key, N), e.g. top(memory, 10)",
-                                          [Other, 8]))}, [Other]).
+        _ -> beamprof_top:live(fun(Geometry) -> case screen(Geometry) of
+                                                     {error, _} -> "beamprof is not running\n";
+                                                     Text -> Text
+                                                 end
+                               end, Opts)
+    end.
 
-screen() ->
+screen(Geometry) ->
     case snapshot() of
         {error, _} = Error -> Error;
-        Sample -> beamprof_top:render(Sample, top_tables(5), #{})
+        Sample -> beamprof_top:render(Sample, top_tables(5), Geometry)
     end.
 
 %% The three tables of one scan. A scan that fails leaves the VM's figures
@@ -217,6 +240,26 @@ gate() ->
 -spec gate_info() -> map().
 gate_info() ->
     beamprof_gate:info().
+
+%% @doc The C sampler's ticks of the last minute (at most 600), newest
+%% first: what the gate saw at each tick. `mono_ns' (`erlang:monotonic_time()'
+%% in ns), `scheduler' (the schedulers' busy ratio, `-1.0' when it was not
+%% known that tick) and its `source', `os_cpu' (the scheduler threads' OS CPU
+%% ratio), `memory_used', `memory_limit' (bytes) and `memory_ratio', `gate'
+%% (`open' or `closed' after the tick) and `demand' (the figure the gate
+%% compared with its marks). `[]' before beamprof first started in this VM;
+%% ticks of earlier runs stay (a stop keeps them, a new run adds to them).
+-spec gate_history() -> [#{mono_ns := integer(), scheduler := float(),
+                           source := beamprof_nif:sched_source(), os_cpu := float(),
+                           memory_used := non_neg_integer(),
+                           memory_limit := non_neg_integer(), memory_ratio := float(),
+                           gate := open | closed, demand := float()}].
+gate_history() ->
+    [#{mono_ns => Mono, scheduler => Sched, source => Source, os_cpu => OsCpu,
+       memory_used => Used, memory_limit => Limit, memory_ratio => MemRatio,
+       gate => Gate, demand => Demand}
+     || {Mono, Sched, Source, OsCpu, Used, Limit, MemRatio, Gate, Demand}
+            <- beamprof_nif:history()].
 
 %% @doc Attaches `Fun' to `EventName' under the unique `Id': `Fun(EventName,
 %% Measurements, Metadata, Config)' runs in the process that emits the event.
@@ -292,6 +335,16 @@ native_stop() ->
 native_top(N) ->
     beamprof_native:top(N).
 
+%% @doc The native sampler's library: whether it loaded (else
+%% `{error, {unsupported, Reason}}'), its counters over the last run
+%% (samples, drops, `effective_hz', its own cost), and how it reads Erlang
+%% frames on this VM (`frame_pointers', `frame_layout_source', `mode').
+%% See `beamprof_native_nif:info/0' for every key.
+-spec native_info() -> beamprof_native_nif:info()
+                     | {error, {unsupported, beamprof_native_nif:unsupported()}}.
+native_info() ->
+    beamprof_native_nif:info().
+
 %% --- the profiling API (beamprof_profile) ----------------------------------------
 
 %% @doc Runs `Fun' profiled as `Options' say and returns its result (or
@@ -299,7 +352,7 @@ native_top(N) ->
 %% `calls', `call_graph', `fprof', `eprof', `cprof', `flame_graph'), `rate'
 %% (0.0-1.0), `duration', `interval', `threshold' (ms), `env', `enabled',
 %% `async', `emit_metrics', `check_load', `metadata', `output', `format'.
-%% See `beamprof_profile' and the README, "Profiling API".
+%% See `beamprof_profile' and doc/profiling.md.
 -spec profile(Fun, Options) -> term() when Fun :: fun(() -> term()), Options :: map() | list().
 profile(Fun, Options) ->
     beamprof_profile:profile(Fun, Options).

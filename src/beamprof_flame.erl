@@ -50,7 +50,7 @@
 -module(beamprof_flame).
 
 -export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1,
-         titled/1]).
+         titled/1, format_of/1, extensions/0]).
 
 -export_type([profile/0, format/0, graph/0, tree/0]).
 
@@ -157,6 +157,29 @@ note(Note, Notes) ->
         _ -> badarg("Expected notes to be a list of unicode:chardata()", Notes)
     catch error:badarg -> badarg("Expected notes to be a list of unicode:chardata()", Notes)
     end.
+
+%% @doc The format a file name's extension names (case-insensitive):
+%% `.svg', `.html' or `.htm', `.json' (speedscope), `.folded' or `.txt';
+%% `error' for any other extension or none, so that no caller writes a
+%% format the name does not say. `Path' may be any chardata.
+-spec format_of(file:name_all() | unicode:chardata()) -> {ok, format()} | error.
+format_of(Path) ->
+    Known = [{E, F} || {F, Es} <- extensions(), E <- Es],
+    case beamprof_file:path(Path) of
+        {ok, Flat} ->
+            Ext = unicode:characters_to_list(filename:extension(Flat)),
+            case is_list(Ext) andalso lists:keyfind(string:lowercase(Ext), 1, Known) of
+                {_, Format} -> {ok, Format};
+                _ -> error
+            end;
+        error -> error
+    end.
+
+%% @doc Each format with the extensions that name it.
+-spec extensions() -> [{format(), [string(), ...]}].
+extensions() ->
+    [{svg, [".svg"]}, {html, [".html", ".htm"]}, {speedscope, [".json"]},
+     {folded, [".folded", ".txt"]}].
 
 %% @doc The graph's title followed by its notes, for a document's title or
 %% a profile's name: `<<"Title - Note - Note">>'.

@@ -12,7 +12,9 @@
 %% as root frame), `unit => samples', `title', `samples' (signals handled),
 %% `weighted' (samples weighted by timer overruns: CPU time in ticks),
 %% `truncated', `kinds' (weight per thread kind), `threads' (per
-%% `{Kind, Index}'), `effective_hz', `hz' (requested), `dropped',
+%% `{Kind, Index}'), `effective_hz' (samples kept per CPU second of the
+%% sampled threads), `signal_hz' (the timers' signals per CPU second, those
+%% thinned under a closed gate included), `hz' (requested), `dropped',
 %% the gate and stray report of `beamprof_native_report' (`hz_under_gate',
 %% `gate_closed_ms', `gate_closed_pct', `gated', `thinned', `stray',
 %% `vm_readv': the sampler keeps sampling at `min(hz, 99)' per thread while
@@ -206,8 +208,9 @@ filter(Profile, Kinds) ->
 
 %% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
 %% output path (any chardata: a string, a binary as Elixir passes; format
-%% from its extension: .svg, .html, .htm, .json (speedscope), anything else
-%% folded) or a map with `output', `format', and the options of start/1.
+%% from its extension: .svg, .html, .htm, .json (speedscope), .folded, .txt;
+%% any other extension raises `{badarg, Message}' unless `format' is given)
+%% or a map with `output', `format', and the options of start/1.
 %% Without an output the profile is returned under `profile'.
 %%
 %% Everything is checked before sampling starts: a bad option (`format'
@@ -259,7 +262,7 @@ output_options(Opts) ->
                                                 "(string or binary)"}, [Opts])
                      end
              end,
-    case maps:get(format, Opts, format_of(Output)) of
+    case maps:get(format, Opts, format_of(Output, Opts)) of
         F when F =:= svg; F =:= html; F =:= speedscope; F =:= folded -> {Output, F};
         _ -> erlang:error({badarg, "Expected format to be one of svg, html, speedscope, folded"},
                           [Opts])
@@ -272,21 +275,17 @@ writable(Output) ->
         {error, Reason} -> {error, {unwritable, Output, Reason}}
     end.
 
-%% The format a file name's extension names; the name may be any chardata
-%% (a binary's extension is a binary: compared as text, not as a string).
-format_of(undefined) -> svg;
-format_of(Path) ->
-    Ext = unicode:characters_to_list(filename:extension(Path)),
-    case is_list(Ext) andalso string:lowercase(Ext) of
-        ".svg" -> svg;
-        ".html" -> html;
-        ".htm" -> html;
-        ".json" -> speedscope;
-        _ -> folded
+%% The format the output's name says; svg without an output (a profile
+%% returned, not written).
+format_of(undefined, _) -> svg;
+format_of(Output, Opts) ->
+    case beamprof_flame:format_of(Output) of
+        {ok, Format} -> Format;
+        error -> erlang:error({badarg, beamprof_profile_opts:unknown_extension(Output)}, [Opts])
     end.
 
 write(Profile, Output, Format) ->
-    Summary = maps:with([samples, weighted, effective_hz, truncated, frame_source,
+    Summary = maps:with([samples, weighted, effective_hz, signal_hz, truncated, frame_source,
                          frame_layout_source, hint, overhead, warnings, notes, unnamed_pct,
                          unnamed_leaf_pct, hz, hz_under_gate, gate_closed_ms, gate_closed_pct,
                          gated, stray, vm_readv], Profile),
@@ -481,6 +480,7 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    title => <<"beamprof native CPU profile">>,
                    hz => maps:get(hz, Config),
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
+                   signal_hz => one_decimal(maps:get(signal_hz, Info, 0)),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => FramePointers,
                    frame_layout_source => LayoutSource,

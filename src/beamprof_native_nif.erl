@@ -60,6 +60,7 @@
                   gate_closed_ns := non_neg_integer(),
                   lost_weight := non_neg_integer(),
                   effective_hz := float(),
+                  signal_hz := float(),
                   cpu_ns := non_neg_integer(),
                   wall_ns := non_neg_integer(),
                   threads := non_neg_integer(),
@@ -288,8 +289,10 @@ drain(Max) ->
 %% leaf-only; `untested' before the first start), `cached' (`true' when
 %% the control lock was held, by a start, a rescan or a drain, and the
 %% run's figures are the copy taken the last time it was free: this call
-%% never waits for it), `effective_hz' (signals per CPU second of the
-%% sampled threads, thinned ones included), `cpu_ns' of those threads during the run, `frame_pointers'
+%% never waits for it), `effective_hz' (samples kept per CPU second of
+%% the sampled threads: the rate a profile got), `signal_hz' (signals per CPU
+%% second, thinned and dropped ones included: the timers' rate, which the
+%% kernel's tick caps), `cpu_ns' of those threads during the run, `frame_pointers'
 %% and the walk `mode' it implies, with `frame_layout_source', where that
 %% came from: `erts_frame_layout' (the variable beam.smp exports on OTP
 %% 25 and 27), `gdb_jit' (the emulator record of its GDB JIT list, on OTP

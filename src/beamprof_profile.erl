@@ -20,7 +20,8 @@
 %% before anything runs (`{badarg, Message}').
 %%
 %% The output may be any chardata (a string, a binary as Elixir passes, a deep list of
-%% both); the format comes from its extension unless `format' is given.
+%% both); the format comes from its extension unless `format' is given (see
+%% `beamprof_flame:format_of/1'; an extension that names none raises `{badarg, Message}').
 %%
 %% A file that still cannot be written after the call (its directory removed meanwhile) is
 %% logged (a logger warning with no domain, so that a plain shell prints it; metadata

@@ -10,7 +10,7 @@
 %% the same term every time) costs one `get/1' and one comparison.
 -module(beamprof_profile_opts).
 
--export([compile/2, cached/2, current_env/0, keys/0]).
+-export([compile/2, cached/2, current_env/0, keys/0, unknown_extension/1]).
 -export_type([kind/0, strategy/0, compiled/0]).
 
 -type kind() :: profile | profile_if_slow | profile_production | profile_memory
@@ -65,7 +65,7 @@ compile(Kind, Options) ->
     Merged0 = maps:merge(defaults(Kind), rate_alias(Map, Options)),
     Merged = Merged0#{output => flat(maps:get(output, Merged0))},
     Compiled = Merged#{kind => Kind, compiled => true, draw => draw(Merged),
-                       format => format(Merged)},
+                       format => format(Merged, Options)},
     check_strategy(Kind, Compiled, Options),
     check_threshold(Compiled, Options),
     check_output(Compiled, Options),
@@ -111,17 +111,20 @@ flat(Path) ->
     {ok, Flat} = beamprof_file:path(Path),
     Flat.
 
-format(#{format := F}) when F =/= undefined -> F;
-format(#{output := undefined}) -> undefined;
-format(#{output := Path}) ->
-    Ext = unicode:characters_to_list(filename:extension(Path)),
-    case is_list(Ext) andalso string:lowercase(Ext) of
-        ".html" -> html;
-        ".json" -> speedscope;
-        ".folded" -> folded;
-        ".txt" -> folded;
-        _ -> svg
+format(#{format := F}, _) when F =/= undefined -> F;
+format(#{output := undefined}, _) -> undefined;
+format(#{output := Path}, Options) ->
+    case beamprof_flame:format_of(Path) of
+        {ok, Format} -> Format;
+        error -> beamprof_opts:bad(Options, unknown_extension(Path))
     end.
+
+%% @doc The message for an output whose extension names no format.
+-spec unknown_extension(file:name_all()) -> string().
+unknown_extension(Path) ->
+    Exts = [E || {_, Es} <- beamprof_flame:extensions(), E <- Es],
+    lists:flatten(io_lib:format("Expected output ~0tp to end in ~ts, or a format option",
+                                [Path, lists:join(", ", Exts)])).
 
 check(strategy, V, _) when V =:= sample; V =:= memory; V =:= flame_graph -> ok;
 check(strategy, V, _) when V =:= calls; V =:= call_graph; V =:= fprof; V =:= eprof;

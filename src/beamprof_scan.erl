@@ -20,7 +20,7 @@
 %% call takes its own baseline pass and wait.
 %%
 %% Cost (500k idle processes, 2 cores, see bench/scan_bench.erl and the
-%% README): about one `process_info/2' call per process for
+%% doc/cost.md): about one `process_info/2' call per process for
 %% `message_queue_len', two for `memory' (the second a signal round trip on
 %% OTP 25: the floor of a cold memory scan); with beamprof running, memory
 %% goes through the periodic scanner's window, which asks again only the

@@ -3,84 +3,176 @@
 %% `render/3' is pure: it takes the sample `beamprof:snapshot()' returns and
 %% the three tables of `beamprof_scan:top_all/1', and returns the text as a
 %% UTF-8 binary, so that it prints correctly whether the shell's device is in
-%% unicode or latin1 mode (names may hold any character). At most about 35
-%% lines and 100 columns: a header (node, window, gate, system monitor;
-%% where the scan's pids came from, and any warning of the sample or the
-%% scan, see `beamprof_warnings'),
-%% scheduler utilization (a bar per normal scheduler up to 16, one digit per
-%% scheduler beyond: 0 = under 10%, 9 = 90% or more), the totals, memory by
-%% kind and against the limit, counts and rates, then the top processes by
-%% message queue, by memory and by reductions over the scan's window.
+%% unicode or latin1 mode (names may hold any character).
+%%
+%% Every line fits the width asked (`width', default 80 columns, at least 60;
+%% `beamprof:top/0,1' pass the terminal's, see `options/1'), counting East
+%% Asian wide characters as two columns: figures that do not fit on a line go
+%% on the next, names, labels and functions are cut with `..' (a name or a
+%% label keeps its start, a function its end), and the current function
+%% column is left out when it would leave the names too little room (below
+%% about 70 columns). With `height', the tables lose
+%% rows until the screen fits, the header first (what `live/2' asks for: the
+%% terminal's rows). About 35 lines at 80 columns:
+%%
+%% <ul>
+%% <li>a header: node, window, gate, system monitor; where the scan's pids
+%% came from, and any warning of the sample or the scan (see
+%% `beamprof_warnings');</li>
+%% <li>scheduler utilization: a bar per normal scheduler up to 16, one digit
+%% per scheduler beyond (0 = under 10%, 9 = 90% or more), then the totals
+%% and the run queues;</li>
+%% <li>`memory': `rss' (the VM's resident memory, from the OS), `erlang
+%% total' and its kinds (`erlang:memory/0');</li>
+%% <li>`limit': the memory limit in force and where it comes from
+%% (`memory_limit option', `cgroup v2', `cgroup v1', or `machine': the
+%% machine's total memory when neither applies), then the figure the load gate
+%% compares with `memory_high': with an option or cgroup limit, `rss N% of
+%% limit'; with the machine's, `machine in use N%' (all of the machine's
+%% memory in use, every process's, not the VM's share);</li>
+%% <li>counts and rates, then the top processes by message queue, by memory
+%% and by reductions over the scan's window.</li>
+%% </ul>
 %%
 %% `live/2' redraws a frame in place (ANSI cursor home and line clears) every
 %% interval until the user presses Enter (or types q and Enter): a shell in
 %% cooked mode hands a program whole lines only, so no single key can stop
 %% it. The line is read by a process of its own, which never outlives the
-%% call.
+%% call. Each frame is laid out for the terminal's size as it is then, so the
+%% header stays on screen.
 -module(beamprof_top).
 
--export([render/3, print/1, live/2, name/1, mfa/1, width/1]).
+-export([render/3, print/1, live/2, name/1, mfa/1, width/1, options/1, columns/0]).
 
--export_type([tops/0, opts/0]).
+-export_type([tops/0, opts/0, geometry/0]).
 
 -type tops() :: beamprof_scan:tops().
--type opts() :: #{rows => pos_integer(), interval => pos_integer()}.
+-type opts() :: #{rows => pos_integer(), interval => pos_integer(),
+                  width => pos_integer(), height => pos_integer()}.
 %% `rows': rows per table (default 5); `interval': ms between frames of
-%% `live/2' (default 1000).
+%% `live/2' (default 1000); `width': columns of every line (default 80;
+%% `live/2': the terminal's); `height': lines of the screen at most (default:
+%% no bound; `live/2': the terminal's rows).
+-type geometry() :: #{width := pos_integer(), height := pos_integer()}.
+%% The size a frame of `live/2' is laid out for.
 
 -define(ROWS, 5).
+-define(WIDTH, 80).         % columns when neither asked nor known
+-define(MIN_WIDTH, 60).
+-define(HEIGHT, 50).        % rows of the live view when the terminal does not say
 -define(BARS_UP_TO, 16).
+-define(BARS_PER_LINE, 4).
 -define(DIGITS_PER_LINE, 64).
--define(NAME_MAX, 24).
--define(FUNCTION_MAX, 27).
--define(LABEL, "~-11s").
--define(NOTE_MAX, 88).     % a header note after its label, in columns
+-define(LABEL_WIDTH, 11).
+-define(NOTE_LINES, 2).     % a header note wraps to this many lines, then is cut
+-define(FUNCTION_MIN, 10).  % narrower than this, the current function column goes
+-define(CUT, "..").
+
+%% Options
+
+%% @doc Checks the options of `beamprof:top/1' and returns them as a map:
+%% `width' (an integer, at least 60: columns of every line; default the
+%% terminal's, or 80 when the device does not say) and `live' (a boolean:
+%% redraw until Enter). A map or a `{Key, Value}' list; anything else, an
+%% unknown key or a bad value raises `badarg' with a message naming it.
+-spec options(map() | [{atom(), term()}]) -> #{width => pos_integer(), live => boolean()}.
+options(Options) ->
+    Map = beamprof_opts:to_map(Options),
+    lists:foreach(fun({K, V}) -> check(K, V, Options) end, lists:sort(maps:to_list(Map))),
+    Map.
+
+check(width, W, _) when is_integer(W), W >= ?MIN_WIDTH -> ok;
+check(live, L, _) when is_boolean(L) -> ok;
+check(width, W, Args) ->
+    beamprof_opts:bad_value(width, "an integer of at least " ++ integer_to_list(?MIN_WIDTH)
+                            ++ " (columns)", W, Args);
+check(live, L, Args) -> beamprof_opts:bad_value(live, "a boolean", L, Args);
+check(K, _, Args) -> beamprof_opts:unknown(K, [width, live], Args).
+
+%% @doc The width to render for on the caller's group leader: its columns
+%% (`io:columns/0'), at least 60; 80 when the device has none (not a
+%% terminal).
+-spec columns() -> pos_integer().
+columns() ->
+    case io:columns() of
+        {ok, C} when is_integer(C), C > 0 -> max(?MIN_WIDTH, C);
+        _ -> ?WIDTH
+    end.
+
+rows() ->
+    case io:rows() of
+        {ok, R} when is_integer(R), R > 0 -> max(2, R);
+        _ -> ?HEIGHT
+    end.
 
 %% Rendering
 
 %% @doc The screen for `Snapshot' (`beamprof:snapshot()') and `Tops'
 %% (`beamprof_scan:top_all/1'; anything else, such as `{error, Reason}',
-%% prints as "not scanned"). Pure.
+%% prints as "not scanned"), every line within `width' columns and, with
+%% `height', no more lines than that. Pure.
 -spec render(Snapshot, Tops, Opts) -> binary() when
       Snapshot :: beamprof_vm:sample() | map(), Tops :: tops() | term(), Opts :: opts().
 render(Snapshot, Tops, Opts) ->
-    Text = [header(Snapshot), notes(Snapshot, Tops), schedulers(Snapshot), memory(Snapshot),
-            counts(Snapshot),
-            "\n", tables(Tops, maps:get(rows, Opts, ?ROWS))],
-    unicode:characters_to_binary(Text).
+    W = maps:get(width, Opts, ?WIDTH),
+    Head = lists:append([header(Snapshot, W), notes(Snapshot, Tops, W), schedulers(Snapshot, W),
+                         memory(Snapshot, W), counts(Snapshot, W)]),
+    Lines = fit_height(Head, Tops, maps:get(rows, Opts, ?ROWS), W,
+                       maps:get(height, Opts, infinity)),
+    unicode:characters_to_binary([[fit(L, W), $\n] || L <- Lines]).
 
-header(#{window_ms := Window} = S) ->
-    fmt("beamprof on ~ts - window ~.2f s - gate ~ts - system monitor ~ts~n",
-        [atom_to_binary(node()), Window / 1000, gate(maps:get(gate, S, #{})),
-         monitor(maps:get(system_monitor, S, undefined))]).
+%% The head, a blank line and the tables, with fewer rows per table while the
+%% screen is taller than Height; cut at Height if one row each is still too many.
+fit_height(Head, Tops, Rows, W, Height) ->
+    Lines = Head ++ ["" | tables(Tops, Rows, W)],
+    if
+        length(Lines) =< Height -> Lines;
+        Rows > 1 -> fit_height(Head, Tops, Rows - 1, W, Height);
+        true -> lists:sublist(Lines, Height)
+    end.
+
+header(#{window_ms := Window} = S, W) ->
+    pack("", "  ", " - ",
+         [["beamprof on ", atom_to_binary(node())], fmt("window ~.2f s", [Window / 1000]),
+          ["gate ", gate(maps:get(gate, S, #{}))],
+          ["system monitor ", monitor(maps:get(system_monitor, S, undefined))]], W).
 
 %% Header lines under the first: where the scan's pids came from (a
-%% fallback's reason in parentheses), then the sample's warnings, one a line.
-%% Each cut to the screen's width.
-notes(Snapshot, Tops) ->
-    Pids = pids(Tops),
+%% fallback's reason in parentheses), then the sample's warnings, each
+%% wrapped to two lines at most.
+notes(Snapshot, Tops, W) ->
+    Pids = pids(Tops, W),
     %% the snapshot also carries the periodic scan's pids warnings: said once,
     %% on the pids line, when there is one
-    Said = [W || W <- warnings(Snapshot), Pids =:= [] orelse not is_pids_warning(W)],
-    Scan = [W || W <- warnings(Tops), not is_pids_warning(W), not lists:member(W, Said)],
-    [Pids | [note("warning", M) || #{message := M} <- Said ++ Scan]].
+    Said = [X || X <- warnings(Snapshot), Pids =:= [] orelse not is_pids_warning(X)],
+    Scan = [X || X <- warnings(Tops), not is_pids_warning(X), not lists:member(X, Said)],
+    Pids ++ lists:append([note("warning", M, W) || #{message := M} <- Said ++ Scan]).
 
 %% Warnings about where the scan's pids came from: said on the pids line.
 is_pids_warning(#{code := Code}) ->
     Code =:= enumeration_fallback orelse Code =:= vm_internals_off.
 
-pids(#{source := Source} = Tops) when Source =:= ptab_walk; Source =:= processes_iterator;
-                                      Source =:= processes ->
-    Why = [beamprof_warnings:short(W) || W <- warnings(Tops), is_pids_warning(W)],
+pids(#{source := Source} = Tops, W) when Source =:= ptab_walk; Source =:= processes_iterator;
+                                         Source =:= processes ->
+    Why = [beamprof_warnings:short(X) || X <- warnings(Tops), is_pids_warning(X)],
     note("pids", [beamprof_enum:describe(Source), [[" (", lists:join("; ", Why), ")"]
-                                                   || Why =/= []]]);
-pids(_) ->
+                                                   || Why =/= []]], W);
+pids(_, _W) ->
     [].
 
-note(Label, Text) ->
-    fmt(?LABEL "~ts~n", [Label, truncate(Text, ?NOTE_MAX)]).
+%% A label and a text wrapped at spaces, on two lines at most (the last
+%% cut when more is left).
+note(Label, Text, W) ->
+    Words = string:lexemes(unicode:characters_to_list(Text), " "),
+    case labelled(Label, Words, " ", W) of
+        Lines when length(Lines) > ?NOTE_LINES ->
+            {Kept, [Last | _]} = lists:split(?NOTE_LINES - 1, Lines),
+            Kept ++ [cut(Last, W)];
+        Lines ->
+            Lines
+    end.
 
-warnings(#{warnings := Ws}) when is_list(Ws) -> [W || #{message := M} = W <- Ws, is_binary(M)];
+warnings(#{warnings := Ws}) when is_list(Ws) -> [X || #{message := M} = X <- Ws, is_binary(M)];
 warnings(_) -> [].
 
 gate(#{blind := true} = G) -> [gate(maps:remove(blind, G)), " [blind: scheduler_wall_time]"];
@@ -98,38 +190,45 @@ monitor(#{state := disabled}) -> "off";
 monitor(#{state := State}) when is_atom(State) -> atom_to_binary(State);
 monitor(_) -> "-".
 
-schedulers(#{schedulers := Rows, utilization := U} = S) ->
+schedulers(#{schedulers := Rows, utilization := U} = S, W) ->
     Normal = [R || #{type := normal} = R <- Rows],
-    [scheduler_cells(Normal),
-     fmt(?LABEL "total ~ts  normal ~ts  dirty cpu ~ts (~B)  dirty io ~ts (~B)  os cpu ~ts~n",
-         ["", pct(maps:get(total, U, undefined)), pct(maps:get(normal, U, undefined)),
-          pct(maps:get(dirty_cpu, U, undefined)), kind_count(dirty_cpu, Rows),
-          pct(maps:get(dirty_io, U, undefined)), kind_count(dirty_io, Rows),
-          pct(maps:get(os_cpu, U, undefined))]),
-     run_queues(maps:get(run_queues, S, undefined))];
-schedulers(_) ->
+    Totals = [["total ", pct(maps:get(total, U, undefined))],
+              ["normal ", pct(maps:get(normal, U, undefined))],
+              fmt("dirty cpu ~ts (~B)", [pct(maps:get(dirty_cpu, U, undefined)),
+                                         kind_count(dirty_cpu, Rows)]),
+              fmt("dirty io ~ts (~B)", [pct(maps:get(dirty_io, U, undefined)),
+                                        kind_count(dirty_io, Rows)]),
+              ["os cpu ", pct(maps:get(os_cpu, U, undefined))]],
+    scheduler_cells(Normal, W) ++ labelled("", Totals, W)
+        ++ run_queues(maps:get(run_queues, S, undefined), W);
+schedulers(_, _W) ->
     [].
 
 kind_count(Kind, Rows) -> length([x || #{type := T} <- Rows, T =:= Kind]).
 
 pct(R) -> beamprof_format:percent(R).
 
-%% Up to 16 normal schedulers: a bar each, four to a line; more: a digit each.
-scheduler_cells(Normal) when length(Normal) =< ?BARS_UP_TO ->
-    Cells = [fmt("~2B ~ts ~4ts", [I, beamprof_format:bar(Ut, 8), whole_percent(Ut)])
+%% Up to 16 normal schedulers: a bar each, up to four to a line (the bars
+%% as wide as the line allows, 5 to 10 cells); more: a digit each.
+scheduler_cells(Normal, W) when length(Normal) =< ?BARS_UP_TO ->
+    Room = W - ?LABEL_WIDTH + 2,
+    PerLine = max(1, min(min(?BARS_PER_LINE, length(Normal)), Room div 17)),
+    Bar = max(1, min(10, Room div PerLine - 12)),
+    Cells = [fmt("~2B ~ts ~4ts", [I, beamprof_format:bar(Ut, Bar), whole_percent(Ut)])
              || #{index := I, utilization := Ut} <- Normal],
-    lines("schedulers", [lists:join("  ", Line) || Line <- chunks(Cells, 4)]);
-scheduler_cells(Normal) ->
+    lines("schedulers", [lists:join("  ", Line) || Line <- chunks(Cells, PerLine)]);
+scheduler_cells(Normal, W) ->
+    Label = fmt("sched 1-~B", [length(Normal)]),
     Digits = [digit(Ut) || #{utilization := Ut} <- Normal],
-    Lines = chunks(Digits, ?DIGITS_PER_LINE),
+    Lines = chunks(Digits, max(1, min(?DIGITS_PER_LINE, W - width(label_col(Label)) - 4))),
     Shown = lists:sublist(Lines, 2),
     More = case length(Lines) > 2 of true -> " ..."; false -> "" end,
-    lines(fmt("sched 1-~B", [length(Normal)]),
-          [[L, case N =:= length(Shown) of true -> More; false -> "" end]
-           || {N, L} <- lists:zip(lists:seq(1, length(Shown)), Shown)]).
+    lines(Label, [[L, case N =:= length(Shown) of true -> More; false -> "" end]
+                  || {N, L} <- lists:zip(lists:seq(1, length(Shown)), Shown)]).
 
 lines(Label, [First | Rest]) ->
-    [fmt(?LABEL "~ts~n", [Label, First]) | [fmt(?LABEL "~ts~n", ["", L]) || L <- Rest]];
+    Indent = lists:duplicate(width(label_col(Label)), $\s),
+    [[label_col(Label), First] | [[Indent, L] || L <- Rest]];
 lines(_Label, []) ->
     [].
 
@@ -143,37 +242,56 @@ chunks([], _N) -> [];
 chunks(L, N) when length(L) =< N -> [L];
 chunks(L, N) -> {H, T} = lists:split(N, L), [H | chunks(T, N)].
 
-run_queues(#{total := T, cpu := C, io := IO}) ->
-    fmt(?LABEL "run queue ~B (cpu ~B, io ~B)~n", ["", T, C, IO]);
-run_queues(_) ->
+run_queues(#{total := T, cpu := C, io := IO}, W) ->
+    labelled("", [fmt("run queue ~B (cpu ~B, io ~B)", [T, C, IO])], W);
+run_queues(_, _W) ->
     [].
 
-memory(#{memory := #{erlang := E} = M}) ->
+%% The VM's resident memory, then the emulator's own account by kind.
+memory(#{memory := #{erlang := E} = M}, W) ->
     Kinds = [K || K <- [total, processes, binary, ets, code], maps:is_key(K, E)],
-    [fmt(?LABEL "~ts~n", ["memory", lists:join("  ", [[atom_to_binary(K), " ", bytes(maps:get(K, E))]
-                                                       || K <- Kinds])]),
-     limit(M)];
-memory(_) ->
+    Rss = [["rss ", bytes(maps:get(rss, M))] || maps:is_key(rss, M)],
+    Erlang = [[case K of total -> "erlang total "; _ -> [atom_to_binary(K), " "] end,
+               bytes(maps:get(K, E))] || K <- Kinds],
+    labelled("memory", Rss ++ Erlang, W) ++ limit(M, W);
+memory(_, _W) ->
     [].
 
-limit(#{rss := Rss, limit := Limit, ratio := R} = M) ->
-    fmt(?LABEL "rss ~ts of ~ts (~ts limit) ~ts ~ts~n",
-        ["", bytes(Rss), bytes(Limit), maps:get(limit_source, M, "?"),
-         beamprof_format:bar(R, 20), pct(R)]);
-limit(_) ->
+%% The limit in force and where it comes from, then the ratio the gate
+%% compares with memory_high, named for what it is: RSS over an option's or a
+%% cgroup's limit; the machine's memory in use (every process's) over its
+%% total when the limit is the machine's (beamprof_nif:memory/0).
+limit(#{limit := Limit, ratio := R} = M, W) ->
+    Source = maps:get(limit_source, M, undefined),
+    labelled("limit", [[bytes(Limit), " (", limit_source(Source), ")"],
+                       [ratio_label(Source, R), " ", beamprof_format:bar(R, 10)]], W);
+limit(_, _W) ->
     [].
 
-counts(#{system := Sys} = S) ->
+limit_source(option) -> "memory_limit option";
+limit_source(cgroup_v2) -> "cgroup v2";
+limit_source(cgroup_v1) -> "cgroup v1";
+limit_source(machine) -> "machine";
+limit_source(_) -> "?".
+
+ratio_label(machine, R) -> ["machine in use ", pct(R)];
+ratio_label(Source, R) when Source =:= option; Source =:= cgroup_v2; Source =:= cgroup_v1 ->
+    ["rss ", pct(R), " of limit"];
+ratio_label(_, R) -> ["used ", pct(R), " of limit"].
+
+counts(#{system := Sys} = S, W) ->
     Rates = maps:get(rates, S, #{}),
-    [fmt(?LABEL "processes ~ts / ~ts  ports ~ts / ~ts  atoms ~ts / ~ts~n",
-         ["counts" | [count(maps:get(K, Sys, undefined))
-                      || K <- [process_count, process_limit, port_count, port_limit,
-                               atom_count, atom_limit]]]),
-     fmt(?LABEL "reductions ~ts/s  gc ~ts/s  io in ~ts/s  out ~ts/s~n",
-         ["rates" | [F(maps:get(K, Rates, undefined))
-                     || {K, F} <- [{reductions, fun count/1}, {gc, fun count/1},
-                                   {io_in, fun bytes/1}, {io_out, fun bytes/1}]]])];
-counts(_) ->
+    [P, PL, Po, PoL, A, AL] = [count(maps:get(K, Sys, undefined))
+                               || K <- [process_count, process_limit, port_count, port_limit,
+                                        atom_count, atom_limit]],
+    labelled("counts", [["processes ", P, " / ", PL], ["ports ", Po, " / ", PoL],
+                        ["atoms ", A, " / ", AL]], W)
+        ++ labelled("rates", [[Name, " ", F(maps:get(K, Rates, undefined)), "/s"]
+                              || {Name, K, F} <- [{"reductions", reductions, fun count/1},
+                                                  {"gc", gc, fun count/1},
+                                                  {"io in", io_in, fun bytes/1},
+                                                  {"out", io_out, fun bytes/1}]], W);
+counts(_, _W) ->
     [].
 
 bytes(N) when is_number(N) -> beamprof_format:bytes(N);
@@ -182,67 +300,126 @@ bytes(_) -> "-".
 count(N) when is_number(N) -> beamprof_format:count(N);
 count(_) -> "-".
 
+%% Lines of a label column (11 wide) and fields, two spaces apart, as many
+%% to a line as fit in W; the next lines start under the first field.
+labelled(Label, Fields, W) ->
+    labelled(Label, Fields, "  ", W).
+
+labelled(Label, Fields, Sep, W) ->
+    Col = label_col(Label),
+    pack(Col, lists:duplicate(width(Col), $\s), Sep, Fields, W).
+
+label_col(Label) ->
+    Text = unicode:characters_to_list(Label),
+    [Text, lists:duplicate(max(1, ?LABEL_WIDTH - width(Text)), $\s)].
+
+%% Fields joined by Sep after Prefix, a line holding as many as fit in W, the
+%% next ones starting with Indent; a field too wide for a line of its own is
+%% cut.
+pack(Prefix, Indent, Sep, Fields, W) ->
+    pack(Fields, Prefix, [], Indent, Sep, W).
+
+pack([], Prefix, Line, _Indent, Sep, _W) ->
+    [[Prefix | lists:join(Sep, lists:reverse(Line))]];
+pack([F | Fs], Prefix, [], Indent, Sep, W) ->
+    pack(Fs, Prefix, [truncate(F, W - width(Prefix))], Indent, Sep, W);
+pack([F | Fs] = All, Prefix, Line, Indent, Sep, W) ->
+    Text = [Prefix | lists:join(Sep, lists:reverse(Line))],
+    case width(Text) + width(Sep) + width(F) =< W of
+        true -> pack(Fs, Prefix, [F | Line], Indent, Sep, W);
+        false -> [Text | pack(All, Indent, [], Indent, Sep, W)]
+    end.
+
 %% The three tables, with the same column widths so that they line up.
-tables(#{message_queue_len := Q, memory := M, reductions := R} = Tops, Rows) ->
+tables(#{message_queue_len := Q, memory := M, reductions := R} = Tops, Rows, W) ->
     Shown = [{message_queue_len, lists:sublist(Q, Rows)}, {memory, lists:sublist(M, Rows)},
              {reductions, lists:sublist(R, Rows)}],
     Cells = [{Key, [cells(Row) || Row <- Rs]} || {Key, Rs} <- Shown],
-    Widths = widths(Tops, [C || {_, Cs} <- Cells, C <- Cs]),
-    lists:join("\n", [table(Key, Cs, Tops, Widths) || {Key, Cs} <- Cells]);
-tables({error, Reason}, _Rows) ->
-    fmt("processes: not scanned (~0tp)~n", [Reason]);
-tables(_, _Rows) ->
-    "processes: not scanned\n".
+    Widths = widths(Tops, [C || {_, Cs} <- Cells, C <- Cs], W),
+    lists:append(lists:join([""], [table(Key, Cs, Tops, Widths, W) || {Key, Cs} <- Cells]));
+tables({error, Reason}, _Rows, W) ->
+    pack("", "  ", " ", ["processes: not scanned", fmt("(~0tp)", [Reason])], W);
+tables(_, _Rows, _W) ->
+    ["processes: not scanned"].
 
-table(Key, Cells, Tops, Widths) ->
-    [title(Key, Tops),
-     row(header(Key, Tops), Widths),
-     case Cells of
-         [] -> "  (none)\n";
-         _ -> [row(C, Widths) || C <- Cells]
-     end].
+table(Key, Cells, Tops, Widths, W) ->
+    pack("", "  ", "  ", title(Key, Tops), W)
+        ++ [row(column_header(Key, Tops), Widths)
+            | case Cells of
+                  [] -> ["  (none)"];
+                  _ -> [row(C, Widths) || C <- Cells]
+              end].
 
 title(message_queue_len, #{scanned := N, skipped := Skipped, duration_us := Us}) ->
-    fmt("top processes by message queue  (~ts scanned in ~ts, memory skipped for ~ts)~n",
-        [count(N), beamprof_format:microseconds(Us), count(Skipped)]);
-title(message_queue_len, _) -> "top processes by message queue\n";
-title(memory, _) -> "top processes by memory\n";
-title(reductions, Tops) -> fmt("top processes by reductions over the last ~ts~n", [window(Tops)]).
+    ["top processes by message queue",
+     fmt("(~ts scanned in ~ts, memory skipped for ~ts)",
+         [count(N), beamprof_format:microseconds(Us), count(Skipped)])];
+title(message_queue_len, _) -> ["top processes by message queue"];
+title(memory, _) -> ["top processes by memory"];
+title(reductions, Tops) -> [["top processes by reductions over the last ", window(Tops)]].
 
 window(#{window_ms := Ms}) when is_number(Ms) -> fmt("~.1fs", [Ms / 1000]);
 window(_) -> "the window".
 
-header(reductions, Tops) -> ["pid", "process", "current function", "msgq", "memory",
-                             ["reds/", window(Tops)]];
-header(_Key, _Tops) -> ["pid", "process", "current function", "msgq", "memory", "reds"].
+column_header(reductions, Tops) ->
+    [<<"pid">>, <<"process">>, {fit, [<<"current function">>, <<"function">>]}, <<"msgq">>,
+     <<"memory">>, [<<"reds/">>, window(Tops)]];
+column_header(_Key, _Tops) ->
+    [<<"pid">>, <<"process">>, {fit, [<<"current function">>, <<"function">>]}, <<"msgq">>,
+     <<"memory">>, <<"reds">>].
 
-%% Pid, name, current function, then the numbers (right-aligned).
+%% Pid, name and current function (each with the end it keeps when cut),
+%% then the numbers (right-aligned).
 cells(#{pid := Pid} = Row) ->
-    [pid_text(Pid), name_cell(Row),
-     truncate_left(mfa(maps:get(current_function, Row, undefined)), ?FUNCTION_MAX),
+    [pid_text(Pid), name_cell(Row), {'end', mfa(maps:get(current_function, Row, undefined))},
      count(maps:get(message_queue_len, Row, undefined)),
      case maps:get(memory, Row, undefined) of skipped -> "skipped"; Mem -> bytes(Mem) end,
      count(maps:get(reductions, Row, undefined))].
 
 %% A name or a label keeps its start, an initial call its end (the function).
-name_cell(#{name := Name} = Row) when is_atom(Name), Name =/= undefined ->
-    truncate(name(Row), ?NAME_MAX);
-name_cell(#{label := Label} = Row) when Label =/= undefined ->
-    truncate(name(Row), ?NAME_MAX);
-name_cell(Row) ->
-    truncate_left(name(Row), ?NAME_MAX).
+name_cell(#{name := Name} = Row) when is_atom(Name), Name =/= undefined -> {start, name(Row)};
+name_cell(#{label := Label} = Row) when Label =/= undefined -> {start, name(Row)};
+name_cell(Row) -> {'end', name(Row)}.
 
 pid_text(Pid) when is_pid(Pid) -> pid_to_list(Pid);
 pid_text(_) -> "-".
 
-widths(Tops, Cells) ->
-    All = [[unicode:characters_to_list(C) || C <- header(reductions, Tops)] | Cells],
-    [lists:max([width(lists:nth(I, Row)) || Row <- All]) || I <- lists:seq(1, 6)].
+%% Widths of the columns: as wide as their cells (headers included), the
+%% name and the function sharing what the other columns leave of W (the name
+%% three fifths when both need more); the function's is 0 (the column left
+%% out) when it would be too narrow.
+widths(Tops, Cells, W) ->
+    All = [column_header(reductions, Tops) | Cells],
+    [P, N, F, Q, M, R] = [lists:max([width(text(lists:nth(I, Row))) || Row <- All])
+                          || I <- lists:seq(1, 6)],
+    Room = W - (12 + P + Q + M + R),
+    {NW, FW} = share(N, F, Room),
+    [P, NW, FW, Q, M, R].
 
-row(Cells, Widths) ->
-    {Left, Right} = lists:split(3, lists:zip(Cells, Widths)),
-    ["  ", lists:join("  ", [pad(C, W, trailing) || {C, W} <- Left]),
-     [["  ", pad(C, W, leading)] || {C, W} <- Right], "\n"].
+share(N, F, Room) when N + F =< Room -> {N, F};
+share(N, F, Room) when Room >= 2 * ?FUNCTION_MIN ->
+    Most = max(Room * 3 div 5, Room - F),     % the name first: it says which process
+    {min(N, Most), Room - min(N, Most)};
+share(N, _F, Room) -> {max(1, min(N, Room + 2)), 0}.
+
+text({fit, Texts}) -> lists:last(Texts);
+text({_End, Text}) -> Text;
+text(Text) -> Text.
+
+row([Pid, Name, Function | Numbers], [PW, NW, FW | NumWidths]) ->
+    Left = [pad(Pid, PW, trailing), pad(cut_cell(Name, NW), NW, trailing)]
+        ++ [pad(cut_cell(Function, FW), FW, trailing) || FW > 0],
+    ["  ", lists:join("  ", Left),
+     [["  ", pad(C, CW, leading)] || {C, CW} <- lists:zip(Numbers, NumWidths)]].
+
+cut_cell({start, Text}, Width) -> truncate(Text, Width);
+cut_cell({'end', Text}, Width) -> truncate_left(Text, Width);
+cut_cell({fit, Texts}, Width) ->
+    case [T || T <- Texts, width(T) =< Width] of
+        [T | _] -> T;
+        [] -> truncate(lists:last(Texts), Width)
+    end;
+cut_cell(Text, Width) -> truncate(Text, Width).
 
 %% @doc How a process is named in a table: its registered name, else its
 %% label (`proc_lib:set_label/1', OTP 27+: text as it is, any other term as
@@ -303,19 +480,30 @@ char_width(C) when C >= 16#1100, C =< 16#115F; C >= 16#2E80, C =< 16#A4CF;
 char_width(_) -> 1.
 
 %% Names keep their start; functions keep their end (the function and arity).
+%% Cut text ends (or starts) with "..", the whole within Max columns.
 truncate(Text, Max) ->
     Chars = unicode:characters_to_list(Text),
     case width(Chars) =< Max of
         true -> Chars;
-        false -> take(Chars, Max - 2) ++ ".."
+        false when Max < 3 -> take(Chars, max(0, Max));
+        false -> take(Chars, Max - 2) ++ ?CUT
     end.
 
 truncate_left(Text, Max) ->
     Chars = unicode:characters_to_list(Text),
     case width(Chars) =< Max of
         true -> Chars;
-        false -> ".." ++ lists:reverse(take(lists:reverse(Chars), Max - 2))
+        false when Max < 3 -> lists:reverse(take(lists:reverse(Chars), max(0, Max)));
+        false -> ?CUT ++ lists:reverse(take(lists:reverse(Chars), Max - 2))
     end.
+
+%% Text that goes on: ".." after as much as fits in Max columns with it.
+cut(Text, Max) ->
+    take(unicode:characters_to_list(Text), max(0, Max - 2)) ++ ?CUT.
+
+%% A line within W columns, cut if it is wider.
+fit(Line, W) ->
+    truncate(Line, W).
 
 take([C | Rest], Left) ->
     case char_width(C) of
@@ -369,12 +557,18 @@ encoding() ->
 -define(CLEAR_LINE_END, "\e[K").
 -define(CLEAR_BELOW, "\e[J").
 
-%% @doc Prints `Frame()' (the text of one screen) in place every `interval'
-%% ms (default 1000) until a line is read from the caller's group leader
-%% (Enter, or q and Enter) or it reaches end of file. The line is read by a
-%% linked process of its own, killed on the way out whatever happens; the
-%% cursor is shown again. Returns `ok'.
--spec live(Frame, Opts) -> ok when Frame :: fun(() -> unicode:chardata()), Opts :: opts().
+%% @doc Prints `Frame(Geometry)' (the text of one screen laid out for
+%% `Geometry': `#{width, height}') in place every `interval' ms (default 1000)
+%% until a line is read from the caller's group leader (Enter, or q and
+%% Enter) or it reaches end of file. The size is read again for each frame:
+%% `width' from `Opts', else the terminal's columns (`columns/0'); `height'
+%% from `Opts', else the terminal's rows (`io:rows/0', 50 when the device does
+%% not say), less the status line under the frame. Lines past the height are
+%% dropped and wider lines cut, so the frame's first line stays on screen.
+%% The line is read by a linked process of its own, killed on the way out
+%% whatever happens; the cursor is shown again. Returns `ok'.
+-spec live(Frame, Opts) -> ok when
+      Frame :: fun((geometry()) -> unicode:chardata()), Opts :: opts().
 live(Frame, Opts) ->
     Interval = maps:get(interval, Opts, 1000),
     Self = self(),
@@ -382,7 +576,7 @@ live(Frame, Opts) ->
     Reader = spawn_link(fun() -> Self ! {Ref, io:get_line("")} end),
     print([?HIDE_CURSOR, ?CLEAR_SCREEN]),
     try
-        loop(Frame, Interval, Ref)
+        loop(Frame, Opts, Interval, Ref)
     after
         unlink(Reader),
         exit(Reader, kill),
@@ -390,13 +584,16 @@ live(Frame, Opts) ->
         print([?SHOW_CURSOR, "\n"])
     end.
 
-loop(Frame, Interval, Ref) ->
-    Lines = binary:split(unicode:characters_to_binary(Frame()), <<"\n">>, [global]),
-    print([?HOME, lists:join([?CLEAR_LINE_END, "\n"], Lines), ?CLEAR_BELOW,
-                  io_lib:format("refreshing every ~.1f s; press Enter (or q Enter) to stop",
-                                [Interval / 1000])]),
+loop(Frame, Opts, Interval, Ref) ->
+    W = case Opts of #{width := Width} -> Width; _ -> columns() end,
+    H = case Opts of #{height := Height} -> Height; _ -> rows() end - 1,
+    Text = unicode:characters_to_binary(Frame(#{width => W, height => max(1, H)})),
+    Lines = lists:sublist(string:split(string:trim(Text, trailing, "\n"), "\n", all), H),
+    Status = fmt("refreshing every ~.1f s; press Enter (or q Enter) to stop", [Interval / 1000]),
+    print([?HOME, [[fit(L, W), ?CLEAR_LINE_END, "\n"] || L <- Lines], ?CLEAR_BELOW,
+           fit(Status, W)]),
     receive
         {Ref, _Line} -> ok
     after Interval ->
-        loop(Frame, Interval, Ref)
+        loop(Frame, Opts, Interval, Ref)
     end.

@@ -41,7 +41,7 @@
                     system_monitor => map(),
                     scan => map() | undefined,
                     warnings => [beamprof_warnings:warning()]}.
-%% What `beamprof:snapshot/0' returns; see the README for every key.
+%% What `beamprof:snapshot/0' returns; see doc/events.md for every key.
 
 %% @doc Reads the VM now. Costs about 10-20 us (scheduler_wall_time_all, the
 %% scheduler threads' CPU clocks).
@@ -220,7 +220,8 @@ check_threads(Seen, Expected) ->
      || Kind <- [normal, dirty_cpu, dirty_io], N <- [maps:get(Kind, Expected, 0)],
         maps:get(Kind, Seen, 0) =/= N].
 
-%% Messages fit a line of beamprof:top() (under 90 columns).
+%% Messages short enough for a line or two of beamprof:top() (it wraps them
+%% at spaces, on two lines at most).
 thread_warning(Kind, 0, N) ->
     beamprof_warnings:new(scheduler_threads_unseen,
                           io_lib:format("found no ~ts scheduler thread, the VM says ~B; "

@@ -20,7 +20,8 @@ all() ->
      gate_closes_on_memory, sampler_survives_kill, thread_restarted_after_stop,
      scheduler_threads_all_seen, scheduler_threads_missing_reported,
      gate_not_running, blind_gate_closes_on_scheduler_wall_time,
-     blind_gate_closes_when_starved, heartbeat_while_demand_reads_zero].
+     blind_gate_closes_when_starved, heartbeat_while_demand_reads_zero,
+     gate_history_and_native_info].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -671,3 +672,28 @@ heartbeat_while_demand_reads_zero(_Config) ->
     ?assert(P1 - P0 =< Ms div 200 + 2),
     [{_, Demand} | _] = [{M, D} || {M, _, _, _, _, _, _, _, D} <- beamprof_nif:history()],
     ?assert(Demand < 0.8).
+
+%% --- the C side's own figures -------------------------------------------------
+
+%% gate_history/0 gives the C thread's ticks as maps, newest first, and
+%% native_info/0 the native library's state, through the public module.
+gate_history_and_native_info(_Config) ->
+    ok = beamprof:start(#{tick => 50}),
+    wait_until(fun() -> length(beamprof:gate_history()) >= 5 end, 10000),
+    [Newest, Older | _] = History = beamprof:gate_history(),
+    ?assert(length(History) =< 600),
+    Keys = [demand, gate, memory_limit, memory_ratio, memory_used, mono_ns, os_cpu,
+            scheduler, source],
+    ?assertEqual([Keys], lists:usort([lists:sort(maps:keys(T)) || T <- History])),
+    ?assert(maps:get(mono_ns, Newest) > maps:get(mono_ns, Older)),
+    ?assert(maps:get(mono_ns, Newest) =< erlang:monotonic_time(nanosecond)),
+    ?assert(lists:member(maps:get(gate, Newest), [open, closed])),
+    ?assert(maps:get(memory_used, Newest) > 0),
+    ?assert(maps:get(memory_limit, Newest) >= maps:get(memory_used, Newest)),
+    case beamprof:native_info() of
+        #{frame_pointers := FP, mode := Mode} ->
+            ?assert(is_boolean(FP)),
+            ?assert(is_atom(Mode));
+        {error, {unsupported, _}} = Unsupported ->
+            ct:comment("native library absent: ~p", [Unsupported])
+    end.

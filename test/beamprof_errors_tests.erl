@@ -60,6 +60,15 @@ flame_graph_swapped_test() ->
     says(fun() -> beamprof:flame_graph("cpu.svg", 3000) end,
          ["wrong order", "flame_graph(Ms, Output)"]).
 
+%% An output whose extension names no format is refused before anything runs,
+%% by both entry points (one mapping: beamprof_flame:format_of/1).
+output_unknown_extension_test() ->
+    Says = ["cpu.png", ".svg", ".html", ".htm", ".json", ".folded", ".txt", "format option"],
+    says(fun() -> beamprof:flame_graph(100, "cpu.png") end, Says),
+    says(fun() -> beamprof:flame_graph(fun() -> ok end, #{output => "cpu.png"}) end, Says),
+    says(fun() -> beamprof:profile(fun() -> ok end, #{output => <<"cpu.png">>}) end, Says),
+    ?assertNot(filelib:is_file("cpu.png")).
+
 write_profile_swapped_test() ->
     ?assertMatch({error, {badarg, "Arguments in the wrong order: write_profile(Profile, Path, "
                                   "Format)" ++ _}},

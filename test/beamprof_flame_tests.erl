@@ -491,3 +491,12 @@ normalize_float(Num) ->
         nomatch -> re:replace(Num, "([eE])", ".0\\1", [{return, binary}]);
         _ -> Num
     end.
+
+format_of_test() ->
+    [?assertEqual(Expect, beamprof_flame:format_of(Path), Path)
+     || {Path, Expect} <- [{"a.svg", {ok, svg}}, {<<"a.SVG">>, {ok, svg}},
+                           {"d/a.html", {ok, html}}, {"a.htm", {ok, html}},
+                           {["a", <<".json">>], {ok, speedscope}},
+                           {"a.folded", {ok, folded}}, {"a.txt", {ok, folded}},
+                           {"a.png", error}, {"a", error}, {"a.svg.gz", error},
+                           {<<"caf", 233/utf8, ".svg">>, {ok, svg}}]].

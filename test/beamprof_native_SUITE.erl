@@ -552,8 +552,13 @@ saturated_node(Config) ->
         {ok, R2} = peer:call(Peer, beamprof, flame_graph,
                              [3000, #{output => File, format => folded, hz => 999}], 120000),
         ct:log("at 999 Hz: ~p", [R2]),
-        #{hz := 999, hz_under_gate := 99, gated := Gated2, warnings := Ws} = R2,
+        #{hz := 999, hz_under_gate := 99, gated := Gated2, warnings := Ws,
+          effective_hz := Effective, signal_hz := Signals, gate_closed_pct := Pct} = R2,
         ?assert(Gated2 > 0),
+        %% the rate reported is the rate the profile got: about 99 Hz while
+        %% the gate was closed, not the timers' rate (their thinned signals)
+        ?assert(Signals >= Effective),
+        ?assert(Pct < 90 orelse Effective < 99 * 1.5),
         [Msg] = [M || #{code := native_rate_lowered, message := M} <- Ws],
         ?assertNotEqual(nomatch, binary:match(Msg, <<"99 Hz">>)),
         {_, _, #{warnings := EvWs2, hz := 999}} = last_event(Peer),

@@ -119,6 +119,24 @@ sample(Call, Ms) ->
     ct:log("heaviest stacks: ~p", [lists:sublist(maps:get(stacks, P), 20)]),
     P.
 
+%% Waits until both spinners of bpf_chain:run/1 are in their loops on the
+%% peer (spawned, scheduled, past their first calls), so that a short
+%% sample falls on them.
+spinning(Call, Deadline) ->
+    Loops = [{bpf_chain, c, 2}, {bpf_chain, z, 2}],
+    Current = [F || P <- Call(erlang, processes, []),
+                    {current_function, F} <- [Call(erlang, process_info,
+                                                   [P, current_function])]],
+    case Loops -- Current of
+        [] -> ok;
+        Missing ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> {not_spinning, Missing};
+                false ->
+                    receive after 50 -> spinning(Call, Deadline) end
+            end
+    end.
+
 %% The Erlang frames of a root-first stack that come before Leaf (its
 %% callers, outermost first), or `absent'.
 callers(Leaf, Stack) ->
@@ -250,9 +268,11 @@ flame_graph_file(Config, Call) ->
     %% them): with both schedulers busy, starting the sampler takes up to
     %% about 2 s on this machine
     _ = Call(erlang, spawn, [bpf_chain, run, [15000]]),
+    ok = spinning(Call, erlang:monotonic_time(millisecond) + 30000),
     {ok, #{file := Path, warnings := Ws, notes := [Note]} = Answer} =
         Call(beamprof, flame_graph, [1500, Path]),
     ct:log("answer: ~p", [Answer]),
+    ct:log("folded: ~ts", [element(2, file:read_file(Path))]),
     ?assertMatch([#{message := Note}], [W || #{code := native_callers_dropped} = W <- Ws]),
     {ok, Folded} = file:read_file(Path),
     [First | Lines] = binary:split(Folded, <<"\n">>, [global, trim_all]),

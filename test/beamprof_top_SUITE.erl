@@ -11,7 +11,8 @@
 
 all() ->
     [top_prints_one_screen, top_names_hot_processes, top_names_labelled_process, top_not_started,
-     print_utf8_on_both_encodings,
+     print_utf8_on_both_encodings, top_fits_every_width, top_follows_terminal_width,
+     top_width_option, live_fits_80x50, live_cuts_to_short_terminal,
      live_redraws_until_a_line, live_stops_at_eof, live_reader_killed_on_error].
 
 init_per_suite(Config) ->
@@ -29,13 +30,14 @@ end_per_testcase(_Case, _Config) ->
 top_prints_one_screen(_Config) ->
     ok = beamprof:start(#{interval => 200}),
     wait_sample(),
+    %% the stand-in is no terminal: 80 columns
     {ok, Text} = captured(fun beamprof:top/0, #{}),
     Lines = string:split(string:trim(Text, trailing), "\n", all),
     ?assert(length(Lines) =< 40),
-    [?assert(beamprof_top:width(L) =< 100) || L <- Lines],
+    [?assert(beamprof_top:width(L) =< 80) || L <- Lines],
     [?assertNotEqual(nomatch, string:find(Text, W), W)
      || W <- [atom_to_list(node()), "gate open", "system monitor on", "schedulers", "memory",
-              "rss", "counts", "rates"]].
+              "rss", "erlang total", "limit", "counts", "rates"]].
 
 %% Known hot processes (a long mailbox, a large heap, a spinning loop), each
 %% registered: beamprof:top() names each in its table, with its figure.
@@ -117,6 +119,84 @@ top_not_started(_Config) ->
     ?assertEqual({error, not_started}, beamprof:top()),
     ?assertEqual({error, not_started}, beamprof:top(live)).
 
+%% A real snapshot and scan with long registered names (one of them in
+%% Cyrillic and Japanese), a long label, and 64 schedulers (the node's own
+%% rows, repeated): at 60, 80 and 132 columns every line fits, and each of
+%% those processes still has its row, named by the start of its name.
+top_fits_every_width(_Config) ->
+    with_long_names(
+      fun(Procs) ->
+          Snapshot = with_schedulers(beamprof:snapshot(), 64),
+          Tops = beamprof_scan:top_all(5),
+          [begin
+               Text = unicode:characters_to_list(beamprof_top:render(Snapshot, Tops,
+                                                                     #{width => W})),
+               ct:log("~B columns:~n~ts", [W, Text]),
+               Lines = string:split(string:trim(Text, trailing), "\n", all),
+               ?assertEqual([], [L || L <- Lines, beamprof_top:width(L) > W]),
+               ?assertNotEqual(nomatch, string:find(Text, "sched 1-64")),
+               [?assertNotEqual([], [L || L <- Lines, string:find(L, pid_to_list(P)) =/= nomatch,
+                                          string:find(L, Start) =/= nomatch], {W, Start})
+                || {P, Start} <- Procs]
+           end || W <- [60, 80, 132]]
+      end).
+
+%% beamprof:top() lays out for the caller's terminal: its columns as the
+%% group leader answers io:columns().
+top_follows_terminal_width(_Config) ->
+    with_long_names(
+      fun(_Procs) ->
+          [begin
+               {ok, Text} = captured(fun beamprof:top/0, #{columns => W}),
+               Lines = string:split(string:trim(Text, trailing), "\n", all),
+               ?assertEqual([], [L || L <- Lines, beamprof_top:width(L) > W]),
+               %% laid out for W, not for the narrowest
+               ?assert(lists:max([beamprof_top:width(L) || L <- Lines]) > W - 10, Text)
+           end || W <- [60, 80, 132]]
+      end).
+
+%% top(#{width => N}) over the terminal's; a bad width or an unknown option
+%% raises badarg naming it.
+top_width_option(_Config) ->
+    with_long_names(
+      fun(_Procs) ->
+          {ok, Text} = captured(fun() -> beamprof:top(#{width => 100}) end, #{columns => 132}),
+          Lines = string:split(string:trim(Text, trailing), "\n", all),
+          Widest = lists:max([beamprof_top:width(L) || L <- Lines]),
+          ?assert(Widest =< 100 andalso Widest > 90, Text),
+          ?assertError({badarg, "Expected option width to be an integer of at least 60" ++ _},
+                       beamprof:top(#{width => 40})),
+          ?assertError({badarg, "Unknown option colour" ++ _}, beamprof:top([{colour, true}]))
+      end).
+
+%% The live view on an 80x50 terminal: its first frame (status line
+%% included) is at most 50 lines of at most 80 columns, the header first.
+live_fits_80x50(_Config) ->
+    with_long_names(
+      fun(_Procs) ->
+          Frame = first_live_frame(fun() -> beamprof:top(live) end, 80, 50),
+          fits(Frame, 80, 50),
+          ?assertEqual(3, titles(Frame))
+      end).
+
+%% A terminal too short for the whole screen (80x24, and a frame of 64
+%% schedulers and 10 rows a table): the tables lose rows, the header stays
+%% the first line.
+live_cuts_to_short_terminal(_Config) ->
+    with_long_names(
+      fun(_Procs) ->
+          fits(first_live_frame(fun() -> beamprof:top(live) end, 80, 24), 80, 24),
+          Snapshot = with_schedulers(beamprof:snapshot(), 64),
+          Tops = beamprof_scan:top_all(10),
+          Tall = fun(Geometry) -> beamprof_top:render(Snapshot, Tops, Geometry#{rows => 10}) end,
+          Full = string:split(beamprof_top:render(Snapshot, Tops, #{rows => 10}), "\n", all),
+          ?assert(length(Full) > 40),
+          Frame = first_live_frame(fun() -> beamprof_top:live(Tall, #{}) end, 80, 40),
+          fits(Frame, 80, 40),
+          %% rows went, not tables: all three titles are on screen
+          ?assertEqual(3, titles(Frame))
+      end).
+
 %% A name outside latin1 reaches a UTF-8 terminal intact: as unicode on a
 %% unicode device, as its UTF-8 bytes on a latin1 one.
 print_utf8_on_both_encodings(_Config) ->
@@ -135,7 +215,7 @@ live_redraws_until_a_line(_Config) ->
     GL = start_gl(#{answer_after => 3}),
     Self = self(),
     Caller = spawn_link(fun() -> group_leader(GL, self()),
-                                 Self ! {live, beamprof_top:live(fun frame/0, #{interval => 50})}
+                                 Self ! {live, beamprof_top:live(fun frame/1, #{interval => 50})}
                         end),
     receive {live, Result} -> ?assertEqual(ok, Result)
     after 10000 -> ct:fail(live_did_not_stop)
@@ -154,7 +234,7 @@ live_redraws_until_a_line(_Config) ->
 %% A device at end of file (no terminal): one frame, then back.
 live_stops_at_eof(_Config) ->
     GL = start_gl(#{answer_after => 0, answer => eof}),
-    ok = with_gl(GL, fun() -> beamprof_top:live(fun() -> "frame\n" end, #{interval => 10000}) end),
+    ok = with_gl(GL, fun() -> beamprof_top:live(fun(_) -> "frame\n" end, #{interval => 10000}) end),
     ?assertEqual(1, length(string:split(output(GL), "frame", all)) - 1),
     ?assertEqual([], others_of(GL)),
     stop_gl(GL).
@@ -164,7 +244,7 @@ live_stops_at_eof(_Config) ->
 live_reader_killed_on_error(_Config) ->
     GL = start_gl(#{answer_after => 1000}),
     Result = with_gl(GL, fun() ->
-                                 try beamprof_top:live(fun() -> error(boom) end, #{})
+                                 try beamprof_top:live(fun(_) -> error(boom) end, #{})
                                  catch error:boom -> raised
                                  end
                          end),
@@ -175,11 +255,82 @@ live_reader_killed_on_error(_Config) ->
 
 %% --- helpers ----------------------------------------------------------------------
 
-frame() ->
+frame(Geometry) ->
     case beamprof:snapshot() of
         {error, _} -> "not running\n";
-        S -> beamprof_top:render(S, {error, none}, #{})
+        S -> beamprof_top:render(S, {error, none}, Geometry)
     end.
+
+%% Processes that top()'s tables show (the longest mailboxes of the node),
+%% with long names: registered in ASCII, registered in Cyrillic and
+%% Japanese, and labelled (OTP 27+; named by their initial call before).
+%% [{Pid, the start of its name}].
+long_named_processes() ->
+    Self = self(),
+    Named = [{'beamprof_top_suite_a_registered_name_well_past_any_column_0123456789', 30000},
+             {'процесс_с_очень_длинным_именем_日本語の名前_とても長い名前', 25000}],
+    Registered = [{spawn_mailbox(fun() -> register(Name, self()) end, Self, N),
+                   string:slice(atom_to_list(Name), 0, 6)} || {Name, N} <- Named],
+    Label = {bp_top_long_label, <<"a label that runs on far past the width of any column">>},
+    Labelled = spawn_mailbox(fun() -> beamprof_ct:set_label(Label) end, Self, 20000),
+    Start = case beamprof_ct:labels() of true -> "{bp_top_lo"; false -> "" end,
+    Registered ++ [{Labelled, Start}].
+
+spawn_mailbox(Init, Parent, N) ->
+    P = proc_lib:spawn_link(fun() -> Init(), Parent ! {ready, self()},
+                                     receive stop -> ok end end),
+    receive {ready, P} -> ok after 10000 -> ct:fail(not_started) end,
+    [P ! {msg, I} || I <- lists:seq(1, N)],
+    P.
+
+%% Runs Fun(Procs) with beamprof started and long_named_processes/0's
+%% processes, killed after.
+with_long_names(Fun) ->
+    ok = beamprof:start(#{interval => 200}),
+    wait_sample(),
+    Procs = long_named_processes(),
+    try Fun(Procs)
+    after [begin unlink(P), exit(P, kill) end || {P, _} <- Procs]
+    end.
+
+%% The sample with N normal schedulers: the node's own rows, repeated and
+%% numbered 1..N, the dirty ones after them.
+with_schedulers(#{schedulers := Rows} = Sample, N) ->
+    Normal = [R || #{type := normal} = R <- Rows],
+    Dirty = [R || #{type := T} = R <- Rows, T =/= normal],
+    Many = [(lists:nth((I - 1) rem length(Normal) + 1, Normal))#{index => I, id => I}
+            || I <- lists:seq(1, N)],
+    Sample#{schedulers => Many ++ Dirty}.
+
+%% A live frame as a Columns x Rows terminal shows it: no more lines, none
+%% wider, the header first and the status line last.
+fits(Frame, Columns, Rows) ->
+    ct:log("~ts", [lists:join("\n", Frame)]),
+    ?assert(length(Frame) =< Rows),
+    ?assertEqual([], [L || L <- Frame, beamprof_top:width(L) > Columns]),
+    ?assertMatch("beamprof on " ++ _, hd(Frame)),
+    ?assertMatch("refreshing every" ++ _, lists:last(Frame)).
+
+titles(Frame) ->
+    length([L || L <- Frame, string:prefix(L, "top processes") =/= nomatch]).
+
+%% Runs Start (a call of the live view) with a stand-in group leader of a
+%% Columns x Rows terminal that answers the view's line after the first
+%% frame; returns that frame as the terminal shows it: its lines, escape
+%% sequences taken out, the status line last.
+first_live_frame(Start, Columns, Rows) ->
+    GL = start_gl(#{answer_after => 1, columns => Columns, rows => Rows}),
+    Self = self(),
+    _ = spawn_link(fun() -> group_leader(GL, self()), Self ! {live, Start()} end),
+    receive {live, Result} -> ?assertEqual(ok, Result)
+    after 10000 -> ct:fail(live_did_not_stop)
+    end,
+    Text = output(GL),
+    stop_gl(GL),
+    [_Before, AfterHome | _] = string:split(Text, "\e[H", all),
+    [Frame | _] = string:split(AfterHome, "\e[?25h"),
+    Plain = re:replace(Frame, "\e\\[[0-9;?]*[A-Za-z]", "", [global, unicode, {return, list}]),
+    string:split(Plain, "\n", all).
 
 wait_sample() ->
     _ = wait_events([beamprof, vm, sample], 1),
@@ -245,6 +396,11 @@ request({put_chars, Enc, M, F, A}, To, S) ->
     request({put_chars, Enc, apply(M, F, A)}, To, S);
 request({get_line, _Enc, _Prompt}, To, #{pending := P} = S) ->
     S#{pending := P ++ [To]};
+%% A terminal's size when the options give one (io:columns/0, io:rows/0);
+%% else no terminal.
+request({get_geometry, Which}, To, S) ->
+    reply(To, maps:get(Which, S, {error, enotsup})),
+    S;
 request(getopts, To, #{encoding := Enc} = S) ->
     reply(To, [{binary, false}, {encoding, Enc}]),
     S;

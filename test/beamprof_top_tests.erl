@@ -5,7 +5,8 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(MAX_LINES, 40).
--define(MAX_COLUMNS, 100).
+-define(MAX_COLUMNS, 80).       % the default width
+-define(WIDTHS, [60, 80, 132]).
 
 %% --- fixtures ----------------------------------------------------------------------
 
@@ -96,14 +97,126 @@ fits_one_screen_test() ->
     ?assert(length(Lines) =< ?MAX_LINES),
     [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines].
 
+%% Every line within the width asked, whatever is in it: long names, labels
+%% and functions, wide characters, warnings, a closed gate held monitor.
+fits_every_width_test_() ->
+    Long = [row("<0.12345.0>", memory, 1,
+                #{name => 'a_registered_name_far_longer_than_any_column_could_hold_0123456789',
+                  current_function => {'Elixir.MyApp.Some.Deeply.Nested.Module.Name',
+                                       handle_call_with_a_long_name, 3}}),
+            row("<0.12346.0>", memory, 1,
+                #{name => '日本語の名前がとても長いプロセスの名前です_日本語の名前です',
+                  memory => 1023 * 1024 * 1024}),
+            row("<0.12347.0>", memory, 1,
+                #{label => {connection, <<"a label that goes on and on and on and on">>}})],
+    Snap = (snapshot(64))#{gate => #{state => closed, reason => {memory, 0.93}, blind => true},
+                           system_monitor => #{state => held,
+                                               holder => list_to_pid("<0.77.0>")},
+                           warnings => [beamprof_warnings:new(native_unsupported,
+                                                              lists:duplicate(300, $y))]},
+    Tops = (tops())#{memory => Long, reductions => Long, source => processes,
+                     warnings => [beamprof_warnings:new(enumeration_fallback,
+                                                        lists:duplicate(50, "why "))]},
+    [{integer_to_list(W) ++ " columns",
+      fun() ->
+              Lines = lines(text(Snap, Tops, #{width => W})),
+              Wide = [L || L <- Lines, beamprof_top:width(L) > W],
+              ?assertEqual([], Wide),
+              %% the widest line uses the width: it is laid out for it, not cut at 60
+              ?assert(lists:max([beamprof_top:width(L) || L <- Lines]) >= W - 8),
+              ?assert(has(hd(Lines), "beamprof on"))
+      end} || W <- ?WIDTHS].
+
+%% Names keep their start, cut with ".." where the width ends; a wide
+%% character that would straddle the edge is left out, not split.
+long_names_cut_to_width_test_() ->
+    Name = 'a_registered_name_far_longer_than_any_column_could_hold_0123456789',
+    Wide = 'とても長いプロセスの名前です_とても長いプロセスの名前です_とても長いプロセスの名前です',
+    Tops = (tops())#{memory => [row("<0.7.0>", memory, 1, #{name => Name}),
+                                row("<0.8.0>", memory, 1, #{name => Wide})]},
+    [{integer_to_list(W) ++ " columns",
+      fun() ->
+              Lines = lines(text(snapshot(), Tops, #{width => W})),
+              [L1] = [L || L <- Lines, has(L, "<0.7.0>")],
+              [L2] = [L || L <- Lines, has(L, "<0.8.0>")],
+              ?assert(has(L1, "a_registered_name")),
+              ?assert(has(L1, "..")),
+              ?assertEqual(nomatch, string:find(L1, "0123456789")),
+              ?assert(has(L2, "とても")),
+              ?assert(has(L2, "..")),
+              %% both rows end at the same column as the table's header
+              ?assertEqual(beamprof_top:width(L1), beamprof_top:width(L2))
+      end} || W <- ?WIDTHS].
+
+%% The current function column: shown at 80 columns and more, left out at 60
+%% where it would leave the names too little room.
+function_column_by_width_test() ->
+    At = fun(W) -> lines(text(snapshot(), tops(), #{width => W})) end,
+    ?assert(lists:any(fun(L) -> has(L, "function") end, At(80))),
+    ?assert(lists:any(fun(L) -> has(L, "current function") end, At(132))),
+    ?assertNot(lists:any(fun(L) -> has(L, "function") end, At(60))),
+    ?assert(lists:any(fun(L) -> has(L, "bp_mailbox") end, At(60))).
+
+%% With a height, tables lose rows until the screen fits; the header stays
+%% first. Too low for a row each: cut at the height.
+height_cuts_table_rows_test() ->
+    Many = [row("<0.99.0>", memory, 1, #{name => many}) || _ <- lists:seq(1, 50)],
+    Tops = (tops())#{message_queue_len => Many, memory => Many, reductions => Many},
+    Full = lines(text(snapshot(16), Tops, #{rows => 10})),
+    ?assert(length(Full) > 40),
+    [begin
+         Lines = lines(text(snapshot(16), Tops, #{rows => 10, height => H})),
+         ?assert(length(Lines) =< H),
+         ?assertEqual(hd(Full), hd(Lines))
+     end || H <- [50, 40, 30, 24, 10, 1]],
+    Fit30 = lines(text(snapshot(16), Tops, #{rows => 10, height => 30})),
+    ?assert(lists:any(fun(L) -> has(L, "reductions over") end, Fit30)),
+    ?assert(length([L || L <- Fit30, has(L, "many")]) >= 3),
+    %% tall enough: nothing cut
+    ?assertEqual(Full, lines(text(snapshot(16), Tops, #{rows => 10, height => 200}))).
+
+%% beamprof:top/1's options: a width of at least 60 and live as a boolean; a
+%% message naming what is wrong otherwise.
+options_test_() ->
+    Says = fun(Fun, Words) ->
+                   try Fun() of R -> error({no_error, R})
+                   catch error:{badarg, Msg} -> [?assert(has(Msg, Word)) || Word <- Words]
+                   end
+           end,
+    [?_assertEqual(#{width => 60}, beamprof_top:options(#{width => 60})),
+     ?_assertEqual(#{width => 132, live => true},
+                   beamprof_top:options([{width, 132}, {live, true}])),
+     ?_assertEqual(#{}, beamprof_top:options([])),
+     ?_test(Says(fun() -> beamprof_top:options(#{width => 59}) end,
+                 ["option width", "at least 60", "got: 59"])),
+     ?_test(Says(fun() -> beamprof_top:options(#{width => wide}) end,
+                 ["option width", "got: wide"])),
+     ?_test(Says(fun() -> beamprof_top:options(#{live => yes}) end,
+                 ["option live", "boolean", "got: yes"])),
+     ?_test(Says(fun() -> beamprof_top:options(#{bogus => 1}) end,
+                 ["Unknown option bogus", "width", "live"])),
+     ?_test(Says(fun() -> beamprof:top(#{width => 10}) end, ["option width", "got: 10"])),
+     ?_test(Says(fun() -> beamprof:top([{bogus, 1}]) end, ["Unknown option bogus"])),
+     ?_test(Says(fun() -> beamprof:top(memory) end, ["Expected live", "got: memory"]))].
+
+%% Outside a terminal (EUnit's group leader has no columns), 80.
+columns_without_a_terminal_test() ->
+    case io:columns() of
+        {ok, C} -> ?assertEqual(max(60, C), beamprof_top:columns());
+        {error, _} -> ?assertEqual(80, beamprof_top:columns())
+    end.
+
 many_rows_and_schedulers_still_fit_test_() ->
     Many = [row("<0.99.0>", memory, 1, #{name => n}) || _ <- lists:seq(1, 50)],
     Tops = (tops())#{message_queue_len => Many, memory => Many, reductions => Many},
     [{integer_to_list(N) ++ " schedulers",
       fun() ->
-              Lines = lines(text(snapshot(N), Tops)),
-              ?assert(length(Lines) =< ?MAX_LINES),
-              [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines]
+              [begin
+                   Lines = lines(text(snapshot(N), Tops, #{width => W})),
+                   %% narrower, more figures wrap
+                   ?assert(length(Lines) =< ?MAX_LINES + max(0, 80 - W) div 3),
+                   [?assert(beamprof_top:width(L) =< W) || L <- Lines]
+               end || W <- ?WIDTHS]
       end} || N <- [1, 2, 4, 16, 17, 64, 128, 1024]].
 
 rows_option_limits_rows_test() ->
@@ -118,33 +231,65 @@ header_says_node_gate_and_monitor_test() ->
     ?assert(has(First, "system monitor on")),
     Closed = (snapshot())#{gate => #{state => closed, reason => {scheduler, 0.93}},
                            system_monitor => #{state => held, holder => list_to_pid("<0.77.0>")}},
-    [First2 | _] = lines(text(Closed, tops())),
+    %% too long for one line at 80 columns: on two
+    [First2, Second2 | _] = lines(text(Closed, tops())),
     ?assert(has(First2, "gate CLOSED (scheduler 93.0%)")),
-    ?assert(has(First2, "held by <0.77.0>")),
+    ?assert(has(Second2, "system monitor held by <0.77.0>")),
+    [Wide2 | _] = lines(text(Closed, tops(), #{width => 132})),
+    ?assert(has(Wide2, "held by <0.77.0>")),
     [First3 | _] = lines(text(maps:remove(system_monitor, snapshot()), tops())),
     ?assert(has(First3, "system monitor -")),
     %% OTP 28+: in a trace session of beamprof's own, whoever holds the node's monitor.
     Session = (snapshot())#{system_monitor => #{state => active, via => session}},
-    [First4 | _] = lines(text(Session, tops())),
-    ?assert(has(First4, "system monitor on (trace session)")).
+    [First4, Second4 | _] = lines(text(Session, tops())),
+    ?assert(has(First4 ++ Second4, "system monitor on (trace session)")).
 
 schedulers_bars_and_digits_test() ->
     Text = text(snapshot(4), tops()),
-    %% index 3 at 30%, index 4 at 40%: bars of 8 cells.
-    ?assert(has(Text, " 3 [##......]  30%")),
-    ?assert(has(Text, " 4 [###.....]  40%")),
+    %% index 3 at 30%, index 4 at 40%: four to a line, bars of 5 cells at 80
+    %% columns, of 10 at 132.
+    ?assert(has(Text, "schedulers  1 [#....]  10%   2 [#....]  20%   3 [##...]  30%   "
+                      "4 [##...]  40%")),
     ?assert(has(Text, "total 12.5%")),
+    Wide132 = text(snapshot(4), tops(), #{width => 132}),
+    ?assert(has(Wide132, " 3 [###.......]  30%")),
+    ?assert(has(Wide132, " 4 [####......]  40%")),
     Wide = text(snapshot(20), tops()),
     %% one digit per scheduler: i rem 11 tenths.
     ?assert(has(Wide, "sched 1-20")),
-    ?assert(has(Wide, "12345678990123456789")).
+    ?assert(has(Wide, "12345678990123456789")),
+    %% 64 at 60 columns: as many digits as fit, on two lines
+    [S1, S2 | _] = lists:dropwhile(fun(L) -> not has(L, "sched 1-64") end,
+                                   lines(text(snapshot(64), tops(), #{width => 60}))),
+    ?assertEqual(64, length(string:trim(string:slice(S1, 11))) + length(string:trim(S2))).
 
+%% Each memory figure says what it is: the VM's RSS, erlang:memory/0's, the
+%% limit and where it comes from, and the ratio the gate uses: with the
+%% machine's limit that is the machine's memory in use (every process's), not
+%% the VM's RSS over the limit.
 memory_against_limit_test() ->
-    Text = text(snapshot(), tops()),
-    ?assert(has(Text, "total 14.4 MiB")),
-    ?assert(has(Text, "processes 3.9 MiB")),
-    ?assert(has(Text, "rss 39.0 MiB of 23.5 GiB (machine limit)")),
-    ?assert(has(Text, "1.9%")).
+    Text = text(snapshot(), tops(), #{width => 132}),
+    ?assert(has(Text, "memory     rss 39.0 MiB  erlang total 14.4 MiB  processes 3.9 MiB")),
+    ?assert(has(Text, "limit      23.5 GiB (machine)  machine in use 1.9% [..........]")),
+    ?assertEqual(nomatch, string:find(Text, "of limit")),
+    ?assertEqual(nomatch, string:find(Text, " of 23.5 GiB")).
+
+memory_limit_labels_test_() ->
+    Limit = fun(Mem) ->
+                    #{memory := M} = Snap = snapshot(),
+                    Text = text(Snap#{memory => maps:merge(M, Mem)}, tops()),
+                    [L] = [L || L <- lines(Text), string:prefix(L, "limit") =/= nomatch],
+                    L
+            end,
+    GiB = 1024 * 1024 * 1024,
+    [?_assertEqual("limit      2.0 GiB (cgroup v2)  rss 25.0% of limit [###.......]",
+                   Limit(#{limit => 2 * GiB, limit_source => cgroup_v2, ratio => 0.25})),
+     ?_assertEqual("limit      1.0 GiB (cgroup v1)  rss 120.0% of limit [##########]",
+                   Limit(#{limit => GiB, limit_source => cgroup_v1, ratio => 1.2})),
+     ?_assertEqual("limit      512.0 MiB (memory_limit option)  rss 7.5% of limit [#.........]",
+                   Limit(#{limit => GiB div 2, limit_source => option, ratio => 0.075})),
+     ?_assertEqual("limit      23.5 GiB (machine)  machine in use 13.0% [#.........]",
+                   Limit(#{ratio => 0.13}))].
 
 units_test() ->
     Text = text(snapshot(), tops()),
@@ -162,7 +307,7 @@ skipped_memory_renders_as_such_test() ->
     ?assert(has(Line, "1.0M")).
 
 names_test() ->
-    Text = text(snapshot(), tops()),
+    Text = text(snapshot(), tops(), #{width => 100}),
     [Mailbox] = [L || L <- lines(Text), has(L, "<0.88.0>")],
     ?assertMatch(["<0.88.0>", "bp_mailbox" | _], string:lexemes(Mailbox, " ")),
     ?assert(has(Text, "my_worker:init/1")),          % no name: the initial call
@@ -170,14 +315,13 @@ names_test() ->
     ?assert(has(Text, "gen_server:loop/7")),
     %% An Elixir module without "Elixir.", cut at the start to keep the function.
     [Line] = [L || L <- lines(Text), has(L, "<0.91.0>")],
-    ?assert(has(Line, "..rker.Supervisor:init/1")),
-    ?assert(has(Line, "..VeryLongModuleName.Worker:handle_info/2")
-            orelse has(Line, "Worker:handle_info/2")),
+    ?assert(has(Line, "  ..uleName.Worker.Supervisor:init/1  ")),
+    ?assert(has(Line, "..Worker:handle_info/2")),
     ?assertEqual(nomatch, string:find(Line, "Elixir.")),
     ?assertEqual(nomatch, string:find(Line, "MyApp.VeryLong")),
     %% A label before the initial call, cut at the end to keep its start.
     [Labelled] = [L || L <- lines(Text), has(L, "<0.1235.0>")],
-    ?assertMatch(["<0.1235.0>", "{conn,<<\"10.0.0.7:5432.." | _],
+    ?assertMatch(["<0.1235.0>", "{conn,<<\"10.0.0.7:5432\">>,123456.." | _],
                  string:lexemes(Labelled, " ")).
 
 no_name_at_all_test() ->
@@ -198,7 +342,7 @@ columns_aligned_test() ->
     %% and the "current function" column starts at the same column everywhere
     Starts = lists:usort([column_of(L, F) || L <- Rows,
                                              F <- ["gen_server:loop/7", "lists:seq_loop/3",
-                                                   "current function"], has(L, F)]),
+                                                   "function"], has(L, F)]),
     ?assertMatch([_], Starts).
 
 column_of(Line, Part) ->
@@ -209,7 +353,7 @@ empty_tables_test() ->
     Tops = (tops())#{message_queue_len => [], memory => [], reductions => []},
     Text = text(snapshot(), Tops),
     ?assertEqual(3, length([L || L <- lines(Text), has(L, "(none)")])),
-    ?assertEqual(3, length([L || L <- lines(Text), has(L, "current function")])).
+    ?assertEqual(3, length([L || L <- lines(Text), has(L, "function")])).
 
 not_scanned_test_() ->
     [?_assert(has(text(snapshot(), undefined), "processes: not scanned")),
@@ -269,12 +413,21 @@ sample_warnings_in_header_test() ->
           beamprof_warnings:new(native_unsupported, lists:duplicate(200, $x))],
     Text = text((snapshot())#{warnings => Ws}, (tops())#{source => ptab_walk, warnings => []}),
     Lines = lines(Text),
+    %% wrapped at a space, on two lines at most; a word too long for a line cut
     ?assertMatch([_, "pids" ++ _,
                   "warning    found 9 dirty_io scheduler threads, the VM says 10; "
-                  "their OS CPU is partial",
+                  "their OS CPU is",
+                  "           partial",
                   "warning    no dirty_cpu thread",
                   "warning    xxxx" ++ _ | _], Lines),
-    ?assert(lists:suffix("x..", lists:nth(5, Lines))),
+    ?assert(lists:suffix("x..", lists:nth(6, Lines))),
+    ?assertEqual(80, beamprof_top:width(lists:nth(6, Lines))),
+    Long = beamprof_warnings:new(native_unsupported, lists:join(" ", lists:duplicate(60, "word"))),
+    Three = lines(text((snapshot())#{warnings => [Long]}, tops())),
+    ?assertMatch([_, "warning    word word" ++ _, "           word word" ++ _,
+                  "schedulers" ++ _ | _], Three),
+    ?assert(lists:suffix("..", lists:nth(3, Three))),
+    ?assert(beamprof_top:width(lists:nth(3, Three)) =< 80),
     ?assert(length(Lines) =< ?MAX_LINES),
     [?assert(beamprof_top:width(L) =< ?MAX_COLUMNS) || L <- Lines],
     %% none: no warning line
@@ -292,9 +445,10 @@ blind_gate_and_scan_warnings_in_header_test() ->
     Window = beamprof_warnings:new(scan_window_unavailable, "no memory for the window table"),
     Snap = (snapshot())#{gate => #{state => open, blind => true}, warnings => [Blind, Fallback]},
     Lines = lines(text(Snap, (tops())#{source => processes, warnings => [Fallback, Window]})),
-    [First | _] = Lines,
-    ?assert(has(First, "gate open [blind: scheduler_wall_time]")),
-    ?assertMatch([_, "pids       erlang:processes() (table not found)",
+    [First, Second | _] = Lines,
+    ?assert(has(First ++ Second, "gate open [blind: scheduler_wall_time]")),
+    ?assertMatch([_, _, "pids       erlang:processes() (table not found)",
                   "warning    the gate's C thread sees no scheduler thread" ++ _,
+                  "           scheduler_wall_time",
                   "warning    no memory for the window table" | _], Lines),
     ?assertEqual(1, length([L || L <- Lines, has(L, "table not found")])).

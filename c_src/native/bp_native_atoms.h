@@ -58,6 +58,7 @@
     X(slow_start)                                                            \
     X(lost_weight)                                                           \
     X(effective_hz)                                                          \
+    X(signal_hz)                                                             \
     X(wall_ns)                                                               \
     X(stray)                                                                 \
     X(slots)                                                                 \

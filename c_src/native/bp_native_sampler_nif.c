@@ -286,6 +286,12 @@ static ERL_NIF_TERM bp_bool_term(int b)
     return b ? bp_native_atom.true : bp_native_atom.false;
 }
 
+/* Events per second of the sampled threads' CPU time, 0.0 before any. */
+static ERL_NIF_TERM bp_rate_term(ErlNifEnv *env, uint64_t events, uint64_t cpu_ns)
+{
+    return enif_make_double(env, cpu_ns > 0 ? (double)events * 1e9 / (double)cpu_ns : 0.0);
+}
+
 /* The keys and values of info's map; returns their count. */
 static size_t bp_info_pairs(ErlNifEnv *env, const struct bp_native_stats *st, int internals,
                             ERL_NIF_TERM *k, ERL_NIF_TERM *v)
@@ -310,9 +316,10 @@ static size_t bp_info_pairs(ErlNifEnv *env, const struct bp_native_stats *st, in
     BP_U64(gated, s->gated);
     BP_U64(gate_closed_ns, s->gate_closed_ns);
     BP_U64(lost_weight, s->lost_weight);
-    BP_KV(effective_hz, enif_make_double(env, s->cpu_ns > 0 ? (double)signals * 1e9 /
-                                                                 (double)s->cpu_ns
-                                                           : 0.0));
+    /* Samples kept per CPU second: what a reader of the profile got. */
+    BP_KV(effective_hz, bp_rate_term(env, s->samples, s->cpu_ns));
+    /* Signals per CPU second (thinned and dropped ones too): the timers' rate. */
+    BP_KV(signal_hz, bp_rate_term(env, signals, s->cpu_ns));
     BP_U64(cpu_ns, s->cpu_ns);
     BP_U64(wall_ns, s->wall_ns);
     BP_U64(threads, s->threads);

@@ -72,6 +72,16 @@ defmodule BeamprofTest do
     assert output =~ "sched"
   end
 
+  test "top(width: 60) fits 60 columns; a bad width raises naming it" do
+    :ok = Beamprof.start(interval: @interval)
+    await_sample()
+    output = capture_io(fn -> assert :ok = Beamprof.top(width: 60) end)
+    lines = String.split(output, "\n")
+    assert Enum.all?(lines, &(String.length(&1) <= 60))
+    assert Enum.any?(lines, &(String.length(&1) > 50))
+    assert_raise ArgumentError, ~r/option width/, fn -> Beamprof.top(width: 20) end
+  end
+
   test "top(:live) draws a frame and stops at the first line read" do
     :ok = Beamprof.start(interval: @interval)
     await_sample()
