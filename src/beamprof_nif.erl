@@ -36,7 +36,8 @@
          scan_window_release/1, scan_buf_release/1, scan_reaper_info/0]).
 
 %% The flight recorder (bp_recorder_nif.c): see beamprof_recorder.
--export([recorder_open/3, recorder_close/0, recorder_append/1, recorder_info/0]).
+-export([recorder_open/4, recorder_close/0, recorder_append/1, recorder_info/0,
+         recorder_active/0]).
 
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
@@ -176,12 +177,15 @@ sampler_info() -> ?NOT_LOADED.
 %% is this VM's start in µs since the epoch: a recording that names this OS
 %% pid but was opened before it belongs to an earlier VM (a restarted
 %% container reuses pids), and is moved to `Path.prev' like any other VM's.
-%% Dirty IO. See doc/recording-format.md.
--spec recorder_open(Path :: binary(), RingSize :: pos_integer(), SinceUs :: integer()) ->
+%% `Header' (an ETF payload, as for `recorder_append/1') is written as the
+%% first frame after the open, before any tick. Dirty IO. See
+%% doc/recording-format.md.
+-spec recorder_open(Path :: binary(), RingSize :: pos_integer(), SinceUs :: integer(),
+                    Header :: binary()) ->
           {ok, created | resumed | moved_prev}
               | {error, already_open | locked | not_a_recording
                  | {unwritable, atom() | integer()}}.
-recorder_open(_Path, _RingSize, _SinceUs) -> ?NOT_LOADED.
+recorder_open(_Path, _RingSize, _SinceUs, _Header) -> ?NOT_LOADED.
 
 %% @doc Closes the recording (unmaps, unlocks; no fsync). `ok' also when
 %% none is open. Dirty IO.
@@ -205,6 +209,10 @@ recorder_append(_Payload) -> ?NOT_LOADED.
                                        tick_cpu_ns := non_neg_integer(),
                                        tick_records := non_neg_integer()}.
 recorder_info() -> ?NOT_LOADED.
+
+%% @doc Whether a recording is open: one atomic load.
+-spec recorder_active() -> boolean().
+recorder_active() -> ?NOT_LOADED.
 
 %% @doc A channel to this library instance for the native sampler library
 %% (`beamprof_native_nif'): a binary whose bytes are a versioned table of

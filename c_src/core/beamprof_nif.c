@@ -233,7 +233,7 @@ static void bp_upgrade_recorder(struct bp_state *st, const struct bp_carry *carr
     memcpy(path, carry->rec_path, sizeof path);
     path[sizeof path - 1] = '\0';
     (void)bp_recorder_open(&st->rec, path, carry->rec_ring_size, (uint64_t)getpid(), 0,
-                           bp_wall_us(), &e, &how);
+                           bp_wall_us(), NULL, 0, &e, &how);
 }
 
 /* The module is reloaded while old code (with its library) exists: stop the

@@ -169,6 +169,8 @@ static void bp_recfile_find_tail(struct bp_recfile *r)
     r->pos = best_end >= r->ring_size ? 0 : best_end;
 }
 
+static int bp_recfile_append_locked(struct bp_recfile *r, const void *payload, size_t len);
+
 /* ----------------------------------------------------------------- open */
 
 /* Opens path without following a final symlink; creates it (0600, O_EXCL)
@@ -306,6 +308,7 @@ static int bp_recfile_try(struct bp_recfile *r, const char *path, uint64_t pid,
 
 int bp_recfile_open(struct bp_recfile *r, const char *path, uint64_t ring_size,
                     uint64_t os_pid, int64_t since_us, int64_t now_us,
+                    const void *first, size_t first_len,
                     int *sys_errno, enum bp_recfile_how *how)
 {
     if (ring_size < BP_REC_RING_MIN || ring_size > BP_REC_RING_MAX || ring_size % 8 != 0 ||
@@ -327,6 +330,8 @@ int bp_recfile_open(struct bp_recfile *r, const char *path, uint64_t ring_size,
         if (rc == BP_REC_OK) {
             r->bytes = r->frames = r->wraps = r->dropped = 0;
             snprintf(r->path, sizeof r->path, "%s", path);
+            if (first != NULL)
+                (void)bp_recfile_append_locked(r, first, first_len);
         }
     }
     pthread_mutex_unlock(&r->lock);
@@ -335,9 +340,9 @@ int bp_recfile_open(struct bp_recfile *r, const char *path, uint64_t ring_size,
 
 /* -------------------------------------------------------------- append */
 
-int bp_recfile_append(struct bp_recfile *r, const void *payload, size_t len)
+/* Appends with the lock held. */
+static int bp_recfile_append_locked(struct bp_recfile *r, const void *payload, size_t len)
 {
-    pthread_mutex_lock(&r->lock);
     int rc = BP_REC_OK;
     if (r->map == NULL) {
         rc = BP_REC_CLOSED;
@@ -373,6 +378,13 @@ int bp_recfile_append(struct bp_recfile *r, const void *payload, size_t len)
     r->frames++;
     r->bytes += need;
 out:
+    return rc;
+}
+
+int bp_recfile_append(struct bp_recfile *r, const void *payload, size_t len)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = bp_recfile_append_locked(r, payload, len);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }

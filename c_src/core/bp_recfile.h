@@ -88,12 +88,15 @@ void bp_recfile_destroy(struct bp_recfile *r);
  * restarted container's VM is another VM), its header is valid and its
  * ring has ring_size bytes; otherwise it is renamed to path.prev (replacing
  * that) and a new file is made. An existing empty file is taken as new.
- * now_us goes into the header. Returns an enum bp_recfile_err; on
+ * now_us goes into the header. When first is not NULL, first[0..first_len)
+ * is appended as a frame before the lock is released, so that it is the
+ * first frame after this open whatever other threads append. Returns an enum bp_recfile_err; on
  * BP_REC_SYS *sys_errno is set; on BP_REC_OK *how says what happened.
  * Blocks on file I/O (reads the whole ring on resume): not for a normal
  * scheduler. */
 int bp_recfile_open(struct bp_recfile *r, const char *path, uint64_t ring_size,
                     uint64_t os_pid, int64_t since_us, int64_t now_us,
+                    const void *first, size_t first_len,
                     int *sys_errno, enum bp_recfile_how *how);
 
 /* Appends one frame holding payload[0..len) (1 <= len <= BP_REC_PAYLOAD_MAX

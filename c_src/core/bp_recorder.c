@@ -37,11 +37,12 @@ void bp_recorder_destroy(struct bp_recorder *rec)
 }
 
 int bp_recorder_open(struct bp_recorder *rec, const char *path, uint64_t ring_size,
-                     uint64_t os_pid, int64_t since_us, int64_t now_us, int *sys_errno,
+                     uint64_t os_pid, int64_t since_us, int64_t now_us,
+                     const void *first, size_t first_len, int *sys_errno,
                      enum bp_recfile_how *how)
 {
-    int rc = bp_recfile_open(&rec->file, path, ring_size, os_pid, since_us, now_us,
-                             sys_errno, how);
+    int rc = bp_recfile_open(&rec->file, path, ring_size, os_pid, since_us, now_us, first,
+                             first_len, sys_errno, how);
     if (rc == BP_REC_OK)
         atomic_store_explicit(&rec->active, 1, memory_order_release);
     return rc;

@@ -60,7 +60,8 @@ void bp_recorder_destroy(struct bp_recorder *rec);
 /* bp_recfile_open, then marks the recorder active on success. Same
  * arguments and results. Blocks on file I/O. */
 int bp_recorder_open(struct bp_recorder *rec, const char *path, uint64_t ring_size,
-                     uint64_t os_pid, int64_t since_us, int64_t now_us, int *sys_errno,
+                     uint64_t os_pid, int64_t since_us, int64_t now_us,
+                     const void *first, size_t first_len, int *sys_errno,
                      enum bp_recfile_how *how);
 
 /* Marks inactive and closes the file. Any thread. */

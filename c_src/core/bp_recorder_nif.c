@@ -11,7 +11,7 @@
     X(ok) X(error) X(undefined) X(locked) X(not_a_recording) X(already_open)  \
     X(unwritable) X(too_large) X(not_open) X(created) X(resumed) X(moved_prev) \
     X(file) X(ring_size) X(bytes_written) X(frames) X(wraps) X(seq) X(dropped) \
-    X(encode_failed) X(tick_cpu_ns) X(tick_records)                           \
+    X(encode_failed) X(tick_cpu_ns) X(tick_records) X(true) X(false)          \
     X(eacces) X(eperm) X(eloop) X(enoent) X(enotdir) X(eisdir) X(erofs)       \
     X(enospc) X(edquot) X(efbig) X(emfile) X(enfile) X(enametoolong)          \
     X(enomem) X(eio) X(einval) X(eexist) X(enodev) X(etxtbsy)
@@ -63,8 +63,23 @@ static int bp_get_path(ErlNifEnv *env, ERL_NIF_TERM t, char *out)
     return 1;
 }
 
-/* recorder_open(Path :: binary(), RingSize, SinceUs) ->
+/* Whether t is a binary holding one whole term in the external term format
+ * that decodes safely (no new atoms), at most BP_REC_PAYLOAD_MAX bytes
+ * (larger ones are not decoded: *b is filled, 1 is returned, and the
+ * append refuses them). */
+static int bp_get_payload(ErlNifEnv *env, ERL_NIF_TERM t, ErlNifBinary *b)
+{
+    ERL_NIF_TERM term;
+    if (!enif_inspect_binary(env, t, b) || b->size < 2 || b->data[0] != 131)
+        return 0;
+    return b->size > BP_REC_PAYLOAD_MAX ||
+           enif_binary_to_term(env, b->data, b->size, &term, ERL_NIF_BIN2TERM_SAFE) == b->size;
+}
+
+/* recorder_open(Path :: binary(), RingSize, SinceUs, Header :: binary()) ->
  *     {ok, created | resumed | moved_prev} | {error, Reason}
+ * Header (an ETF payload, as for recorder_append) is the first frame after
+ * the open, before any tick or other record.
  * RingSize: bytes, a multiple of 8 in 65536..4 GiB. SinceUs: this VM's start
  * (µs since the epoch); a recording with this OS pid opened before it is
  * another VM's. Reason: already_open, locked, not_a_recording,
@@ -82,13 +97,16 @@ ERL_NIF_TERM bp_recorder_open_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return enif_make_badarg(env);
     if (!enif_get_int64(env, argv[2], &since))
         return enif_make_badarg(env);
+    ErlNifBinary header;
+    if (!bp_get_payload(env, argv[3], &header) || header.size > BP_REC_PAYLOAD_MAX)
+        return enif_make_badarg(env);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     int e = 0;
     enum bp_recfile_how how = BP_REC_CREATED;
     int rc = bp_recorder_open(bp_core_recorder_of(env), path, ring, (uint64_t)getpid(),
-                              since, now_us, &e, &how);
+                              since, now_us, header.data, header.size, &e, &how);
     switch (rc) {
     case BP_REC_OK:
         return enif_make_tuple2(env, a.ok,
@@ -126,16 +144,9 @@ ERL_NIF_TERM bp_recorder_append_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM
 {
     (void)argc;
     ErlNifBinary b;
-    ERL_NIF_TERM term;
-    if (!enif_inspect_binary(env, argv[0], &b) || b.size < 2 || b.data[0] != 131)
+    if (!bp_get_payload(env, argv[0], &b))
         return enif_make_badarg(env);
     struct bp_recorder *rec = bp_core_recorder_of(env);
-    if (b.size > BP_REC_PAYLOAD_MAX) { /* counted as dropped when a file is open */
-        int rc = bp_recorder_append(rec, b.data, BP_REC_PAYLOAD_MAX + 1);
-        return bp_rec_error(env, rc == BP_REC_CLOSED ? a.not_open : a.too_large);
-    }
-    if (enif_binary_to_term(env, b.data, b.size, &term, ERL_NIF_BIN2TERM_SAFE) != b.size)
-        return enif_make_badarg(env);
     switch (bp_recorder_append(rec, b.data, b.size)) {
     case BP_REC_OK:
         return a.ok;
@@ -182,4 +193,13 @@ ERL_NIF_TERM bp_recorder_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     if (!enif_make_map_from_arrays(env, keys, values, 10, &map))
         return enif_make_badarg(env);
     return map;
+}
+
+/* recorder_active() -> boolean(): one atomic load; whether a recording is
+ * open (the Erlang side checks it before building a record). */
+ERL_NIF_TERM bp_recorder_active_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    (void)argv;
+    return bp_recorder_active(bp_core_recorder_of(env)) ? a.true : a.false;
 }

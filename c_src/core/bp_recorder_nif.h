@@ -1,5 +1,5 @@
-/* bp_recorder_nif.h - the flight recorder's NIFs (recorder_open/3,
- * recorder_close/0, recorder_append/1, recorder_info/0).
+/* bp_recorder_nif.h - the flight recorder's NIFs (recorder_open/4,
+ * recorder_close/0, recorder_append/1, recorder_info/0, recorder_active/0).
  *
  * beamprof_nif.c calls bp_recorder_nif_atoms() from load and upgrade,
  * defines bp_core_recorder_of() (this instance's recorder) and puts
@@ -27,12 +27,14 @@ BP_RECORDER_NIF_DECL(bp_recorder_open_nif)
 BP_RECORDER_NIF_DECL(bp_recorder_close_nif)
 BP_RECORDER_NIF_DECL(bp_recorder_append_nif)
 BP_RECORDER_NIF_DECL(bp_recorder_info_nif)
+BP_RECORDER_NIF_DECL(bp_recorder_active_nif)
 #undef BP_RECORDER_NIF_DECL
 
 #define BP_RECORDER_NIFS                                                          \
-    {"recorder_open", 3, bp_recorder_open_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},       \
+    {"recorder_open", 4, bp_recorder_open_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},       \
     {"recorder_close", 0, bp_recorder_close_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},     \
     {"recorder_append", 1, bp_recorder_append_nif, 0},                            \
-    {"recorder_info", 0, bp_recorder_info_nif, 0}
+    {"recorder_info", 0, bp_recorder_info_nif, 0},                                \
+    {"recorder_active", 0, bp_recorder_active_nif, 0}
 
 #endif

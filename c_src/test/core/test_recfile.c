@@ -39,7 +39,7 @@ static void cleanup(void)
 static int open_as(struct bp_recfile *r, uint64_t pid, int64_t since, enum bp_recfile_how *how)
 {
     int e = 0;
-    return bp_recfile_open(r, path, RING, pid, since, 1000, &e, how);
+    return bp_recfile_open(r, path, RING, pid, since, 1000, NULL, 0, &e, how);
 }
 
 /* Reads the whole file into a malloc'd buffer; *size gets its length. */
@@ -221,13 +221,13 @@ BP_TEST(foreign_file_untouched)
     free(b);
     snprintf(link, sizeof link, "%s/link", dir);
     CHECK(symlink(path, link) == 0);
-    CHECK(bp_recfile_open(&r, link, RING, 7, 0, 0, &e, &how) == BP_REC_SYS && e == ELOOP);
-    CHECK(bp_recfile_open(&r, dir, RING, 7, 0, 0, &e, &how) != BP_REC_OK);
-    CHECK(bp_recfile_open(&r, "/nonexistent-dir/x", RING, 7, 0, 0, &e, &how) == BP_REC_SYS &&
+    CHECK(bp_recfile_open(&r, link, RING, 7, 0, 0, NULL, 0, &e, &how) == BP_REC_SYS && e == ELOOP);
+    CHECK(bp_recfile_open(&r, dir, RING, 7, 0, 0, NULL, 0, &e, &how) != BP_REC_OK);
+    CHECK(bp_recfile_open(&r, "/nonexistent-dir/x", RING, 7, 0, 0, NULL, 0, &e, &how) == BP_REC_SYS &&
           e == ENOENT);
-    CHECK(bp_recfile_open(&r, path, RING + 4, 7, 0, 0, &e, &how) == BP_REC_BAD_ARG);
-    CHECK(bp_recfile_open(&r, path, 4096, 7, 0, 0, &e, &how) == BP_REC_BAD_ARG);
-    CHECK(bp_recfile_open(&r, "", RING, 7, 0, 0, &e, &how) == BP_REC_BAD_ARG);
+    CHECK(bp_recfile_open(&r, path, RING + 4, 7, 0, 0, NULL, 0, &e, &how) == BP_REC_BAD_ARG);
+    CHECK(bp_recfile_open(&r, path, 4096, 7, 0, 0, NULL, 0, &e, &how) == BP_REC_BAD_ARG);
+    CHECK(bp_recfile_open(&r, "", RING, 7, 0, 0, NULL, 0, &e, &how) == BP_REC_BAD_ARG);
     bp_recfile_destroy(&r);
     cleanup();
 }
@@ -293,7 +293,34 @@ BP_TEST(torn_frame_skipped_and_resumed_over)
     cleanup();
 }
 
+BP_TEST(first_frame_follows_open)
+{
+    struct bp_recfile r;
+    enum bp_recfile_how how;
+    int e = 0;
+    size_t n;
+    uint64_t lo, hi;
+    fresh_dir();
+    bp_recfile_init(&r);
+    CHECK(bp_recfile_open(&r, path, RING, 7, 0, 0, "\x83j", 2, &e, &how) == BP_REC_OK);
+    append_n(&r, 2, 60);
+    bp_recfile_close(&r);
+    CHECK(bp_recfile_open(&r, path, RING, 7, 0, 0, "\x83j", 2, &e, &how) == BP_REC_OK &&
+          how == BP_REC_RESUMED);
+    unsigned char *f = slurp(path, &n);
+    const unsigned char *ring = f + BP_REC_HEADER_SIZE;
+    CHECK(ring[4] == 2 && ring[8] == 1 && ring[40] == 0x83); /* seq 1: the first payload */
+    CHECK(scan(f, &lo, &hi) == 4 && hi == 4);
+    free(f);
+    struct bp_recfile_info info;
+    bp_recfile_info(&r, &info);
+    CHECK(info.frames == 1 && info.seq == 5);
+    bp_recfile_destroy(&r);
+    cleanup();
+}
+
 const struct bp_test_case bp_recfile_tests[] = {
+    {"first_frame_follows_open", first_frame_follows_open},
     {"crc32_check_value", crc32_check_value},
     {"create_header_and_mode", create_header_and_mode},
     {"resume_same_vm", resume_same_vm},
