@@ -112,7 +112,8 @@ start(Options) ->
 open(#{file := File} = Options) ->
     {ok, Bin} = path(File),
     Path = filename:absname(Bin),
-    Size = maps:get(size, Options, ?DEFAULT_SIZE) band (bnot 7),
+    Size0 = maps:get(size, Options, ?DEFAULT_SIZE),
+    Size = Size0 - Size0 rem 8,
     ok = ensure_nif(),
     case beamprof_nif:recorder_open(Path, Size, vm_start_us(), header(Size)) of
         {ok, _How} -> ok;
