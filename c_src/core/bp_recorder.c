@@ -7,6 +7,8 @@
 #include <ei.h>
 
 #define BP_REC_BUF_START 8192
+#define BP_TICK_FIXED_MAX 512u  /* version, the outer map, its keys and scalars */
+#define BP_TICK_THREAD_MAX 64u  /* one #{kind, index, cpu}: at most 5+6+11+7+5+5+9 */
 
 int bp_recorder_init(struct bp_recorder *rec)
 {
@@ -144,10 +146,14 @@ int bp_recorder_tick(struct bp_recorder *rec, struct bp_threads *threads, int64_
         rec->cpu[k] = *c;
         ratio[k++] = bp_thread_ratio(rec, c, dw);
     }
-    int size = 0, idx = 0, rc = -100;
-    if (bp_tick_encode(NULL, &size, rec, k, ratio, t) == 0 && size > 0 &&
-        bp_rec_reserve(rec, (size_t)size) == 0 &&
-        bp_tick_encode(rec->buf, &idx, rec, k, ratio, t) == 0 && idx == size)
+    /* One pass into a buffer of at least the record's bound: every fixed
+     * part fits in BP_TICK_FIXED_MAX bytes and each thread's map in
+     * BP_TICK_THREAD_MAX (ei's sizes: a map header of 5 bytes, atoms of 2 +
+     * length, a small integer of 2 or an integer of 5, a float of 9). */
+    int idx = 0, rc = -100;
+    if (bp_rec_reserve(rec, BP_TICK_FIXED_MAX + k * BP_TICK_THREAD_MAX) == 0 &&
+        bp_tick_encode(rec->buf, &idx, rec, k, ratio, t) == 0 && idx > 0 &&
+        (size_t)idx <= rec->cap)
         rc = bp_recfile_append(&rec->file, rec->buf, (size_t)idx);
     else
         atomic_fetch_add_explicit(&rec->encode_failed, 1, memory_order_relaxed);
