@@ -16,7 +16,7 @@
 
 all() ->
     [options_refused, records_framed, events_recorded, vocabulary_covers_records,
-     restart_resumes, foreign_file_untouched, second_writer_locked,
+     restart_resumes, upgrade_keeps_recording, foreign_file_untouched, second_writer_locked,
      ticks_while_saturated, killed_node_leaves_recording].
 
 init_per_suite(Config) ->
@@ -189,6 +189,41 @@ restart_resumes(Config) ->
     wait_until(fun() -> count(File, header) >= 3 end, 30000),
     ok = beamprof:stop_recorder(),
     ?assertEqual(undefined, beamprof:recorder_info()).
+
+%% A reload of beamprof_nif while old code holds the library (an upgrade)
+%% hands the open recording to the new library, which resumes it: the same
+%% file, no fd more, sequence numbers going on. A fresh load after the old
+%% library is unloaded starts closed, and the lock was released.
+upgrade_keeps_recording(Config) ->
+    File = ?config(file, Config),
+    ok = beamprof:start_recorder(#{file => File, size => 65536}),
+    Fds = fd_count(),
+    [begin
+         ok = beamprof_recorder:record(note, #{message => <<"before reload">>}),
+         _ = code:purge(beamprof_nif),
+         true = code:delete(beamprof_nif),
+         {module, beamprof_nif} = code:load_file(beamprof_nif),
+         ?assertMatch(#{file := _, frames := 0}, beamprof:recorder_info())
+     end || _ <- lists:seq(1, 10)],
+    %% the last old library (its /proc files) goes with the purge
+    _ = code:purge(beamprof_nif),
+    ?assertEqual(Fds, fd_count()),
+    ok = beamprof_recorder:record(note, #{message => <<"after">>}),
+    {ok, _, Records} = beamprof_recorder_decode:file(File),
+    ?assertMatch([#{kind := header, seq := 1} | _], Records),
+    Notes = [S || #{kind := note, seq := S} <- Records],
+    ?assertEqual(lists:seq(2, 12), Notes),
+    _ = code:purge(beamprof_nif),
+    true = code:delete(beamprof_nif),
+    _ = code:purge(beamprof_nif),
+    {module, beamprof_nif} = code:load_file(beamprof_nif),
+    ?assertEqual(undefined, beamprof:recorder_info()),
+    ok = beamprof:start_recorder(#{file => File, size => 65536}),
+    ok = beamprof:stop_recorder().
+
+fd_count() ->
+    {ok, Fds} = file:list_dir("/proc/self/fd"),
+    length(Fds).
 
 %% --- refusals ----------------------------------------------------------------
 
