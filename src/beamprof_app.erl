@@ -33,8 +33,13 @@ start_recorder(#{recorder := off} = Config) ->
     beamprof_sup:start_link(Config);
 start_recorder(#{recorder := Options} = Config) ->
     case beamprof_recorder:start(Options) of
-        ok -> beamprof_sup:start_link(Config);
-        {error, Reason} -> {error, {recorder, Reason}}
+        ok ->
+            case beamprof_sup:start_link(Config) of
+                {ok, _} = Ok -> Ok;
+                Error -> ok = beamprof_recorder:stop(), Error
+            end;
+        {error, Reason} ->
+            {error, {recorder, Reason}}
     end.
 
 %% The recording, however started, closes with the application (after the
