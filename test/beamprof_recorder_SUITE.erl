@@ -218,7 +218,10 @@ upgrade_keeps_recording(Config) ->
     _ = code:purge(beamprof_nif),
     {module, beamprof_nif} = code:load_file(beamprof_nif),
     ?assertEqual(undefined, beamprof:recorder_info()),
-    ok = beamprof:start_recorder(#{file => File, size => 65536}),
+    %% the old library's unload (which closes its file) may run after the
+    %% purge returns: locked until then
+    wait_until(fun() -> beamprof:start_recorder(#{file => File, size => 65536}) =:= ok end,
+               10000),
     ok = beamprof:stop_recorder().
 
 fd_count() ->
