@@ -71,6 +71,27 @@ defmodule Beamprof do
 
   def start(opts), do: :beamprof.start(opts)
 
+  @doc """
+  Starts the flight recorder: `opts` is `file:` (the path) and `size:` (the
+  ring's bytes, default 16 MiB), a keyword list or a map. The recording is a
+  fixed-size memory-mapped file that survives a SIGKILL of the node (see
+  `:beamprof.start_recorder/1`). Returns `:ok` or `{:error, reason}`
+  (`:locked`, `:not_a_recording`, `{:unwritable, errno}`, `:already_open`).
+
+      Beamprof.start_recorder(file: "/var/lib/app/beamprof.rec")
+  """
+  @spec start_recorder(keyword() | map()) :: :ok | {:error, term()}
+  def start_recorder(opts) when is_list(opts), do: :beamprof.start_recorder(Map.new(opts))
+  def start_recorder(opts), do: :beamprof.start_recorder(opts)
+
+  @doc "Stops the flight recorder (unmaps and closes the file, no fsync)."
+  @spec stop_recorder() :: :ok
+  defdelegate stop_recorder(), to: :beamprof
+
+  @doc "The open recording's file and counters, or `:undefined`."
+  @spec recorder_info() :: map() | :undefined
+  defdelegate recorder_info(), to: :beamprof
+
   @doc "Stops beamprof: the sampler, the C thread and the gate."
   @spec stop() :: :ok
   defdelegate stop(), to: :beamprof

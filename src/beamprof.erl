@@ -35,6 +35,7 @@
          profile_calls/2, flame_graph/2]).
 
 -export([top/1]).
+-export([start_recorder/1, stop_recorder/0, recorder_info/0]).
 -export([top/2, top_ports/2]).
 
 -type event_name() :: [atom(), ...].
@@ -54,7 +55,10 @@ start() ->
 %% @doc Starts beamprof with `Options' over the application environment.
 %% Options: `interval' (ms), `tick' (ms), `scheduler_high', `scheduler_low',
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
-%% (bytes or `auto'), `event_prefix', `vm_events', `vm_internals' (`false':
+%% (bytes or `auto'), `event_prefix', `vm_events', `recorder' (`off', or
+%% `#{file => Path, size => Bytes}': see `start_recorder/1'; a recording
+%% that cannot be opened fails the start with `{error, {recorder,
+%% Reason}}'), `vm_internals' (`false':
 %% never read the VM's internal structures), `heartbeat' (ms, default 1000:
 %% how often the gate asks for `scheduler_wall_time' whatever the OS figures
 %% say); for tests only, `test_hide_threads' and `test_window_enomem' (see
@@ -78,6 +82,38 @@ ensure_started() ->
 
 running() ->
     lists:keymember(beamprof, 1, application:which_applications()).
+
+%% @doc Starts the flight recorder on a running node (or any node that
+%% loads beamprof; the `tick' records need the application's C thread):
+%% `Options' is `#{file => Path, size => Bytes}' (the ring's size, default
+%% 16 MiB; 65536..4294967296, rounded down to a multiple of 8). The file is
+%% a fixed-size memory-mapped ring: what is written survives a SIGKILL of
+%% the node (not a machine crash: there is no fsync), and is read back with
+%% `read_recording/1'. Returns `ok' or `{error, Reason}': `already_open',
+%% `locked' (another VM writes it), `not_a_recording' (an existing file that
+%% is not one: left untouched), `{unwritable, Errno}'. A recording left by
+%% another VM (a killed node) is first moved to `Path.prev'. The recording
+%% stops with `stop_recorder/0' or the application. At the defaults
+%% (16 MiB, 100 ms ticks) it covers tens of minutes on a small node, fewer
+%% on one with many schedulers (the tick record grows with them); see
+%% `beamprof_recorder'. Put the file on a volume that outlives a container:
+%% its pages count against the container's memory limit.
+-spec start_recorder(Options) -> ok | {error, term()} when
+      Options :: beamprof_recorder:options().
+start_recorder(Options) ->
+    beamprof_recorder:start(Options).
+
+%% @doc Stops the flight recorder: the file is unmapped, unlocked and
+%% closed (no fsync). `ok' also when none runs.
+-spec stop_recorder() -> ok.
+stop_recorder() ->
+    beamprof_recorder:stop().
+
+%% @doc The open recording's file and counters (frames and bytes written,
+%% wraps of the ring, next sequence number, frames dropped), or `undefined'.
+-spec recorder_info() -> beamprof_recorder:info() | undefined.
+recorder_info() ->
+    beamprof_recorder:info().
 
 %% @doc Stops beamprof: the sampler thread is joined, the
 %% `scheduler_wall_time' flag left as it was found.

@@ -20,12 +20,30 @@ start_tree() ->
         #{event_prefix := Prefix} = Config ->
             _ = beamprof_events:ensure_telemetry(),
             ok = beamprof_events:set_prefix(Prefix),
-            beamprof_sup:start_link(Config)
+            start_recorder(Config)
     catch
         error:{badarg, Message} -> {error, {bad_config, Message}}
     end.
 
 %% @private
+%% The recording (option `recorder') is opened before the tree starts, so
+%% its header precedes the first tick; a recording that cannot be opened
+%% fails the start with `{recorder, Reason}'.
+start_recorder(#{recorder := off} = Config) ->
+    beamprof_sup:start_link(Config);
+start_recorder(#{recorder := Options} = Config) ->
+    case beamprof_recorder:start(Options) of
+        ok ->
+            case beamprof_sup:start_link(Config) of
+                {ok, _} = Ok -> Ok;
+                Error -> ok = beamprof_recorder:stop(), Error
+            end;
+        {error, Reason} ->
+            {error, {recorder, Reason}}
+    end.
+
+%% The recording, however started, closes with the application (after the
+%% tree, so the last records of its processes are in).
 -spec stop(term()) -> ok.
 stop(_State) ->
-    ok.
+    beamprof_recorder:stop().

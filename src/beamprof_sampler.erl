@@ -132,6 +132,7 @@ schedule(#state{next_emit = Emit} = State) ->
     State.
 
 emit(Sample, #{vm_events := VmEvents}) ->
+    ok = beamprof_recorder:interval(Sample),
     {M, Meta} = beamprof_vm:sample_event(Sample),
     ok = beamprof_events:emit([vm, sample], M, Meta),
     {UM, UMeta} = beamprof_vm:utilization_event(Sample),
