@@ -116,7 +116,10 @@ vocabulary() ->
          process_count, port_count, top, message_queue_len, reductions, pid, name, value, key,
          limit, event, long_gc, long_schedule, large_heap, busy_port, busy_dist_port,
          long_message_queue, info, state, reason, start, stop, target, strategy, ms, message,
-         sample, calls, call_graph, eprof, fprof, cprof, flame_graph, true, false].
+         sample, calls, call_graph, eprof, fprof, cprof, flame_graph, true, false,
+         %% the keys of erlang:system_monitor/2's info lists, in monitor's info map
+         timeout, heap_size, heap_block_size, stack_size, mbuf_size, old_heap_size,
+         old_heap_block_size, in, out, port].
 
 %%--------------------------------------------------------------------
 %% options
