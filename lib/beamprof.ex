@@ -300,4 +300,14 @@ defmodule Beamprof do
   end
 
   def read_recording(path, opts), do: :beamprof.read_recording(path, opts)
+
+  @doc """
+  Writes one HTML page to `out` with the timeline of the recording at
+  `path`: utilization per scheduler, memory against the limit, run queues,
+  gate flips and the largest mailboxes, as inline SVG (no script, no
+  network). Returns `{:ok, out}`, the reader's `{:error, reason}`, or
+  `{:error, {:unwritable, out, reason}}`.
+  """
+  @spec recording_report(Path.t(), Path.t()) :: {:ok, Path.t()} | {:error, term()}
+  defdelegate recording_report(path, out), to: :beamprof
 end

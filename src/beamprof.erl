@@ -35,7 +35,7 @@
 
 -export([top/1]).
 -export([top/2, top_ports/2]).
--export([read_recording/1, read_recording/2]).
+-export([read_recording/1, read_recording/2, recording_report/2]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -361,3 +361,15 @@ read_recording(Path) ->
       Path :: file:name_all(), Options :: beamprof_recording:options().
 read_recording(Path, Options) ->
     beamprof_recording:read(Path, Options).
+
+%% @doc Writes one HTML page with the timeline of the recording at `Path'
+%% to `Out': utilization per scheduler, memory against the limit, run
+%% queues, gate flips, the largest mailboxes, as inline SVG (no script, no
+%% network), and what the recording lacked. Returns `{ok, Out}', the
+%% reader's `{error, Reason}', or `{error, {unwritable, Out, Reason}}'. The
+%% file is created mode 0600, never through a symbolic link. See
+%% `beamprof_recording_report'.
+-spec recording_report(Path, Out) -> {ok, Out} | {error, term()} when
+      Path :: file:name_all(), Out :: file:name_all().
+recording_report(Path, Out) ->
+    beamprof_recording_report:write(Path, Out).
