@@ -32,6 +32,20 @@
 %% cannot be opened or read). Bad options raise `{badarg, Message}' naming
 %% the option.
 %%
+%% Without a VM, `beamprof_read' (built into beamprof's `priv' directory
+%% with the NIF libraries, from `c_src/tools/'; it links erl_interface's
+%% `libei.a') reads the same files the same way and prints one line per
+%% record: `beamprof_read [--json] [--since MS] [--until MS] [--kind KIND]...
+%% [--stats] FILE'. Text lines read `2025-12-05T01:00:00.100Z #2 tick
+%% demand=0.2 gate=open ...' (values in Erlang syntax); `--json' lines are
+%% objects with `seq', `time', `mono_ns' and the payload's entries (atoms as
+%% strings, `true'/`false' as booleans, `undefined' as null, binaries as
+%% strings, invalid UTF-8 as U+FFFD, tuples as arrays, floats with the
+%% shortest digits that read back the same). The skip counts go to stderr
+%% (with `--stats', or whenever a frame was skipped). Exit codes: 0 read, 1
+%% usage, 2 the file cannot be read, 3 not a recording, 4 truncated, 5
+%% corrupt, 6 another format version, 7 out of memory.
+%%
 %% Cost: one `pread' of the header and one of the ring (raw file, no file
 %% server), then `binary:matches/2' finds the candidate frames in C and each
 %% frame's CRC is checked; most of the time goes to decoding the payloads
