@@ -343,7 +343,7 @@ flame_graph(First, Second) ->
 %% `{error, {truncated, Info}}', `{error, {corrupt, header | Info}}',
 %% `{error, {unsupported_version, V}}', `{error, {file, Posix}}'; never a
 %% crash, and no atom is created. See `beamprof_recording'.
--spec read_recording(Path) -> {ok, [beamprof_recording:record()]} | {error, term()} when
+-spec read_recording(Path) -> {ok, [beamprof_recording:record_map()]} | {error, term()} when
       Path :: file:name_all().
 read_recording(Path) ->
     beamprof_recording:read(Path).
@@ -355,8 +355,8 @@ read_recording(Path) ->
 %% undecodable, duplicate sequence numbers), and the header's ring size,
 %% OS pid and open time. A bad option raises `{badarg, Message}' naming it.
 -spec read_recording(Path, Options) ->
-          {ok, [beamprof_recording:record()]}
-              | {ok, [beamprof_recording:record()], beamprof_recording:info()}
+          {ok, [beamprof_recording:record_map()]}
+              | {ok, [beamprof_recording:record_map()], beamprof_recording:info()}
               | {error, term()} when
       Path :: file:name_all(), Options :: beamprof_recording:options().
 read_recording(Path, Options) ->

@@ -59,7 +59,7 @@
 -export([read/1, read/2, vocabulary/0, kinds/0]).
 -export([decode_exit/1]).
 
--export_type([record/0, kind/0, options/0, info/0]).
+-export_type([record_map/0, kind/0, options/0, info/0]).
 
 -define(MAGIC, "BPREC\0v1").
 -define(HEADER_SIZE, 4096).
@@ -69,7 +69,7 @@
 -define(PARALLEL_FROM, 4096).
 
 -type kind() :: header | tick | interval | scan | threshold | monitor | gate | profile | note.
--type record() :: #{kind := atom(), time := integer(), seq := pos_integer(),
+-type record_map() :: #{kind := atom(), time := integer(), seq := pos_integer(),
                     mono_ns := integer(), atom() => term()}.
 -type options() :: #{since => integer(), until => integer(), kinds => [kind()],
                      info => boolean()}.
@@ -92,7 +92,7 @@
 
 %% @doc Reads every record of the recording at `Path', oldest first. See
 %% the module documentation for the records and the errors.
--spec read(Path) -> {ok, [record()]} | {error, reason()} when Path :: file:name_all().
+-spec read(Path) -> {ok, [record_map()]} | {error, reason()} when Path :: file:name_all().
 read(Path) ->
     read(Path, #{}).
 
@@ -102,7 +102,7 @@ read(Path) ->
 %% `{ok, Records, Info}' with what was taken and skipped (`info()'). An
 %% unknown option or an ill-typed value raises `{badarg, Message}' naming
 %% it.
--spec read(Path, Options) -> {ok, [record()]} | {ok, [record()], info()} | {error, reason()}
+-spec read(Path, Options) -> {ok, [record_map()]} | {ok, [record_map()], info()} | {error, reason()}
               when Path :: file:name_all(), Options :: options().
 read(Path, Options) ->
     Opts = check_options(Path, Options),

@@ -61,7 +61,7 @@ title(Path) ->
 %% @doc The HTML document of `Records' (as `beamprof_recording:read/2'
 %% returns them, oldest first) and the reader's `Info', titled `Title'.
 -spec render(Records, Info, Title) -> iodata() when
-      Records :: [beamprof_recording:record()], Info :: map(), Title :: unicode:chardata().
+      Records :: [beamprof_recording:record_map()], Info :: map(), Title :: unicode:chardata().
 render(Records, Info, Title) ->
     ByKind = by_kind(Records),
     Span = span(Records),
