@@ -309,4 +309,51 @@ defmodule Beamprof do
   """
   @spec top_ports(atom(), pos_integer()) :: [map()]
   defdelegate top_ports(key, n), to: :beamprof
+
+  @doc """
+  Reads the flight recording at `path` (written by the recorder on this node
+  or another, alive or killed): `{:ok, records}`, oldest first. Each record
+  is a map with `:kind` (`:header`, `:tick`, `:interval`, `:scan`,
+  `:threshold`, `:monitor`, `:gate`, `:profile`, `:note`), that kind's
+  fields, `:time` (system time, ms), `:seq` and `:mono_ns`. Names, pids and
+  other data from the VM are binaries; reading creates no atom.
+
+  Errors: `{:error, :not_a_recording}`, `{:error, {:truncated, info}}`,
+  `{:error, {:corrupt, :header | info}}`, `{:error, {:unsupported_version, v}}`,
+  `{:error, {:file, posix}}`.
+
+      {:ok, records} = Beamprof.read_recording("/var/lib/myapp/beamprof.rec")
+  """
+  @spec read_recording(Path.t()) :: {:ok, [map()]} | {:error, term()}
+  defdelegate read_recording(path), to: :beamprof
+
+  @doc """
+  Reads the records of the recording at `path` that `opts` select (a map or
+  a keyword list): `:since` and `:until` (system time in ms, inclusive),
+  `:kinds` (a list of kinds). With `info: true` it returns
+  `{:ok, records, info}`, `info` counting the frames taken and skipped
+  (`:bad_frames` torn or overwritten, `:undecodable`, `:duplicates`). A bad
+  option raises an `ArgumentError` naming it.
+
+      Beamprof.read_recording(path, kinds: [:scan], since: System.system_time(:millisecond) - 60_000)
+  """
+  @spec read_recording(Path.t(), keyword() | map()) ::
+          {:ok, [map()]} | {:ok, [map()], map()} | {:error, term()}
+  def read_recording(path, opts) when is_list(opts) do
+    if Keyword.keyword?(opts),
+      do: :beamprof.read_recording(path, Map.new(opts)),
+      else: :beamprof.read_recording(path, opts)
+  end
+
+  def read_recording(path, opts), do: :beamprof.read_recording(path, opts)
+
+  @doc """
+  Writes one HTML page to `out` with the timeline of the recording at
+  `path`: utilization per scheduler, memory against the limit, run queues,
+  gate flips and the largest mailboxes, as inline SVG (no script, no
+  network). Returns `{:ok, out}`, the reader's `{:error, reason}`, or
+  `{:error, {:unwritable, out, reason}}`.
+  """
+  @spec recording_report(Path.t(), Path.t()) :: {:ok, Path.t()} | {:error, term()}
+  defdelegate recording_report(path, out), to: :beamprof
 end

@@ -37,6 +37,7 @@
 -export([top/1]).
 -export([start_recorder/1, stop_recorder/0, recorder_info/0]).
 -export([top/2, top_ports/2]).
+-export([read_recording/1, read_recording/2, recording_report/2]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -418,3 +419,46 @@ flame_graph(First, Second) ->
                             io_lib:format("Expected a fun of arity 0 (profile it) or a duration "
                                           "in ms (sample the VM) first, got: ~0tP",
                                           [First, 8]))}, [First, Second]).
+
+%% --- reading a flight recording (beamprof_recording) ---------------------------
+
+%% @doc Reads the flight recording at `Path' (a file the recorder wrote, on
+%% this node or another, alive or killed): `{ok, Records}', oldest first.
+%% Each record is a map with `kind' (`header', `tick', `interval', `scan',
+%% `threshold', `monitor', `gate', `profile', `note'), the fields of that
+%% kind, `time' (system time, ms), `seq' and `mono_ns'. Frames torn by a
+%% kill, or being written while this reads, are skipped (`read_recording/2'
+%% with `info => true' counts them). Errors: `{error, not_a_recording}',
+%% `{error, {truncated, Info}}', `{error, {corrupt, header | Info}}',
+%% `{error, {unsupported_version, V}}', `{error, {file, Posix}}'; never a
+%% crash, and no atom is created. See `beamprof_recording'.
+-spec read_recording(Path) -> {ok, [beamprof_recording:record_map()]} | {error, term()} when
+      Path :: file:name_all().
+read_recording(Path) ->
+    beamprof_recording:read(Path).
+
+%% @doc Reads the records of the recording at `Path' that `Options'
+%% select: `since' and `until' (system time in ms, inclusive), `kinds' (a
+%% list of record kinds); `info => true' answers `{ok, Records, Info}',
+%% `Info' saying how many frames were taken and how many skipped (torn,
+%% undecodable, duplicate sequence numbers), and the header's ring size,
+%% OS pid and open time. A bad option raises `{badarg, Message}' naming it.
+-spec read_recording(Path, Options) ->
+          {ok, [beamprof_recording:record_map()]}
+              | {ok, [beamprof_recording:record_map()], beamprof_recording:info()}
+              | {error, term()} when
+      Path :: file:name_all(), Options :: beamprof_recording:options().
+read_recording(Path, Options) ->
+    beamprof_recording:read(Path, Options).
+
+%% @doc Writes one HTML page with the timeline of the recording at `Path'
+%% to `Out': utilization per scheduler, memory against the limit, run
+%% queues, gate flips, the largest mailboxes, as inline SVG (no script, no
+%% network), and what the recording lacked. Returns `{ok, Out}', the
+%% reader's `{error, Reason}', or `{error, {unwritable, Out, Reason}}'. The
+%% file is created mode 0600, never through a symbolic link. See
+%% `beamprof_recording_report'.
+-spec recording_report(Path, Out) -> {ok, Out} | {error, term()} when
+      Path :: file:name_all(), Out :: file:name_all().
+recording_report(Path, Out) ->
+    beamprof_recording_report:write(Path, Out).

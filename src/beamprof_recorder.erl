@@ -26,7 +26,8 @@
 %% </ul>
 %%
 %% Every value from the VM or the user is a binary; keys and atom values
-%% come from `vocabulary/0', which exists on any node that loads this module,
+%% come from `beamprof_recording:vocabulary/0', which exists on any node that
+%% loads the reader,
 %% so a reader decodes with `binary_to_term(Bin, [safe])'.
 %%
 %% Cost: a record is built and `term_to_binary/1'-encoded in the emitting
@@ -36,7 +37,7 @@
 %% is open each hook costs one NIF call that is an atomic load.
 -module(beamprof_recorder).
 
--export([start/1, stop/0, info/0, active/0, vocabulary/0, check/1, defaults/0]).
+-export([start/1, stop/0, info/0, active/0, check/1, defaults/0]).
 -export([record/2, event/3, interval/1, scan/1, scan_keys/0]).
 
 -export_type([options/0, info/0]).
@@ -149,37 +150,6 @@ info() ->
 -spec active() -> boolean().
 active() ->
     erlang:module_loaded(beamprof_nif) andalso beamprof_nif:recorder_active().
-
-%% @doc Every atom a record holds, as keys or values (the format's fixed
-%% vocabulary, the C thread's included). Being literals of this module, they
-%% exist on a node once it is loaded: a reader calls this before
-%% `binary_to_term(Bin, [safe])'.
--spec vocabulary() -> [atom()].
-vocabulary() ->
-    [%% kinds
-     header, tick, interval, scan, threshold, monitor, gate, profile, note,
-     %% header
-     kind, node, otp_release, erts_version, beamprof_version, os_pid, schedulers,
-     schedulers_online, dirty_cpu_schedulers, dirty_io_schedulers, tick_ms, interval_ms,
-     memory_limit, ring_size, undefined,
-     %% tick
-     threads, index, cpu, demand, rss, gate_reason, normal, dirty_cpu, dirty_io, other,
-     open, closed, none, scheduler, memory, blind,
-     %% interval
-     utilization, run_queues, total, processes, binary, ets, atom, code, system,
-     process_count, port_count,
-     %% scan, threshold
-     top, message_queue_len, reductions, pid, name, value, key, limit,
-     %% monitor: events, then the keys of info
-     event, info, long_gc, long_schedule, large_heap, busy_port, busy_dist_port,
-     long_message_queue, duration_ms, heap_size, heap_block_size, old_heap_size,
-     old_heap_block_size, mbuf_size, stack_size, total_heap_size, port, port_name,
-     port_op, in, out, current_function,
-     %% gate, profile, note
-     state, reason, target, strategy, ms, start, stop, message,
-     sample, calls, call_graph, fprof, eprof, cprof, flame_graph,
-     %% added by the reader
-     time, seq, mono_ns].
 
 %% @doc Appends one record `Fields#{kind => Kind}' when a recording is open;
 %% `ok' in every case (a record that cannot be written is counted in

@@ -2,7 +2,7 @@
 %% @doc The flight recorder's records, built from what beamprof already has
 %% (doc/recording-format.md, "Payloads"). Pure but for the header's and the
 %% interval's reads of the VM. Keys and atom values come from
-%% `beamprof_recorder:vocabulary/0'; everything else is a binary or a number.
+%% `beamprof_recording:vocabulary/0'; everything else is a binary or a number.
 -module(beamprof_recorder_records).
 
 -export([header/2, interval/1, scan/2, from_event/3, text/1]).

@@ -155,7 +155,7 @@ vocabulary_covers_records(Config) ->
     wait_until(fun() -> count(File, scan) >= 1 andalso count(File, interval) >= 1 end, 30000),
     ok = beamprof:stop(),
     {ok, _, Records} = beamprof_recorder_decode:file(File),
-    Vocabulary = beamprof_recorder:vocabulary(),
+    Vocabulary = beamprof_recording:vocabulary(),
     Atoms = lists:usort(atoms(Records)),
     ?assertEqual([], Atoms -- Vocabulary),
     ?assert(lists:member(undefined, Vocabulary) andalso lists:member(tick, Atoms)).
@@ -331,6 +331,14 @@ killed_node_leaves_recording(Config) ->
     catch_stop(Peer),
     {ok, #{os_pid := P}, Records} = beamprof_recorder_decode:file(File),
     ?assertEqual(list_to_integer(OsPid), P),
+    %% the real readers see the same records: this node's, and the command
+    %% line's (no VM), and the report draws them
+    ?assertEqual({ok, Records}, beamprof:read_recording(File)),
+    ?assertEqual([S || #{seq := S} <- Records], command_line_seqs(File)),
+    Report = filename:join(?config(priv_dir, Config), "killed.html"),
+    {ok, Report} = beamprof:recording_report(File, Report),
+    {ok, Html} = file:read_file(Report),
+    ?assertMatch([_, _, _ | _], binary:matches(Html, <<"<svg">>)),
     Newest = lists:max([T || #{time := T} <- Records]),
     Queues = queues(File),
     ct:log("killed at ~B, newest record ~B ms before; ~B records; queues of bp_rec_mailbox "
@@ -350,9 +358,28 @@ killed_node_leaves_recording(Config) ->
             beamprof_recorder_decode:file(File),
         ?assertNotEqual(P, P2),
         ?assertMatch({ok, #{os_pid := P}, Records},
-                     beamprof_recorder_decode:file(File ++ ".prev"))
+                     beamprof_recorder_decode:file(File ++ ".prev")),
+        ?assertEqual({ok, Records}, beamprof:read_recording(File ++ ".prev"))
     after
         catch_stop(Peer2)
+    end.
+
+%% The sequence numbers beamprof_read (the command-line reader) prints for
+%% File, one JSON line per record, in its order.
+command_line_seqs(File) ->
+    Exe = filename:join(code:priv_dir(beamprof), "beamprof_read"),
+    Port = open_port({spawn_executable, Exe},
+                     [{args, ["--json", File]}, exit_status, binary, stream]),
+    {0, Out} = port_output(Port, []),
+    [binary_to_integer(S)
+     || L <- binary:split(Out, <<"\n">>, [global, trim_all]),
+        {match, [S]} <- [re:run(L, <<"\"seq\":([0-9]+)">>, [{capture, all_but_first, binary}])]].
+
+port_output(Port, Acc) ->
+    receive
+        {Port, {data, D}} -> port_output(Port, [D | Acc]);
+        {Port, {exit_status, S}} -> {S, iolist_to_binary(lists:reverse(Acc))}
+    after 60000 -> ct:fail(reader_timeout)
     end.
 
 start_unlinked_peer() ->

@@ -96,6 +96,8 @@ BP_TEST(crc32_check_value)
     uint32_t c = bp_crc32_update(0, "12345", 5);
     CHECK(bp_crc32_update(c, "6789", 4) == 0xCBF43926u);
     CHECK(bp_crc32_update(0, "", 0) == 0);
+    /* 43 bytes: the 4-byte steps and a tail of 3 */
+    CHECK(bp_crc32_update(0, "The quick brown fox jumps over the lazy dog", 43) == 0x414FA339u);
 }
 
 BP_TEST(create_header_and_mode)
