@@ -1,6 +1,6 @@
 %% A minimal PNG decoder for the tests that check a headless browser's
 %% screenshot: 8-bit RGB or RGBA, not interlaced (what Chromium writes).
-%% The same decoder as beamprof_flame_SUITE's, as a module of its own.
+%% Used by beamprof_flame_SUITE and beamprof_recording_report_SUITE.
 -module(beamprof_png).
 
 -export([decode/1]).

@@ -182,16 +182,9 @@ run_raw(Config, Args) ->
     Port = open_port({spawn_executable, "/bin/sh"},
                      [{args, ["-c", "exec \"$0\" \"$@\" 2>\"$BP_ERR\"", ?config(exe, Config) | Args]},
                       {env, [{"BP_ERR", ErrFile}]}, exit_status, binary, stream]),
-    {Status, Out} = port_output(Port, []),
+    {Status, Out} = beamprof_ct:port_output(Port),
     {ok, Err} = file:read_file(ErrFile),
     {Status, Out, Err}.
-
-port_output(Port, Acc) ->
-    receive
-        {Port, {data, D}} -> port_output(Port, [D | Acc]);
-        {Port, {exit_status, S}} -> {S, iolist_to_binary(lists:reverse(Acc))}
-    after 60000 -> ct:fail(reader_timeout)
-    end.
 
 compare(Records, Lines) ->
     [?assertEqual(to_json(R), L) || {R, L} <- lists:zip(Records, Lines)].

@@ -370,17 +370,10 @@ command_line_seqs(File) ->
     Exe = filename:join(code:priv_dir(beamprof), "beamprof_read"),
     Port = open_port({spawn_executable, Exe},
                      [{args, ["--json", File]}, exit_status, binary, stream]),
-    {0, Out} = port_output(Port, []),
+    {0, Out} = beamprof_ct:port_output(Port),
     [binary_to_integer(S)
      || L <- binary:split(Out, <<"\n">>, [global, trim_all]),
         {match, [S]} <- [re:run(L, <<"\"seq\":([0-9]+)">>, [{capture, all_but_first, binary}])]].
-
-port_output(Port, Acc) ->
-    receive
-        {Port, {data, D}} -> port_output(Port, [D | Acc]);
-        {Port, {exit_status, S}} -> {S, iolist_to_binary(lists:reverse(Acc))}
-    after 60000 -> ct:fail(reader_timeout)
-    end.
 
 start_unlinked_peer() ->
     peer:start(#{connection => standard_io, args => ["-pa" | code:get_path()]}).
