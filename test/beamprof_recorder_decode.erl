@@ -13,6 +13,8 @@
 %% with `seq', `mono_ns', `time' (ms) added), or `{error, Reason}'.
 -spec file(file:filename_all()) -> {ok, map(), [map()]} | {error, term()}.
 file(Path) ->
+    %% the format's atoms, as every reader must have them (safe decoding)
+    _ = beamprof_recording:vocabulary(),
     case file:read_file(Path) of
         {ok, Bin} ->
             case header(Bin) of
