@@ -58,8 +58,9 @@ start() ->
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
 %% (bytes or `auto'), `event_prefix', `vm_events', `recorder' (`off', or
 %% `#{file => Path, size => Bytes}': see `start_recorder/1'; a recording
-%% that cannot be opened fails the start with `{error, {recorder,
-%% Reason}}'), `vm_internals' (`false':
+%% that cannot be opened does not fail the start: beamprof runs without it,
+%% logs why, and every sample carries a `recorder_unavailable' warning until
+%% `start_recorder/1' opens one), `vm_internals' (`false':
 %% never read the VM's internal structures), `heartbeat' (ms, default 1000:
 %% how often the gate asks for `scheduler_wall_time' whatever the OS figures
 %% say); for tests only, `test_hide_threads' and `test_window_enomem' (see

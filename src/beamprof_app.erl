@@ -27,8 +27,10 @@ start_tree() ->
 
 %% @private
 %% The recording (option `recorder') is opened before the tree starts, so
-%% its header precedes the first tick; a recording that cannot be opened
-%% fails the start with `{recorder, Reason}'.
+%% its header precedes the first tick. A recording that cannot be opened
+%% does not fail the start: beamprof runs without it and says so (a logged
+%% warning and a `recorder_unavailable' warning in every sample, see
+%% `beamprof_recorder:unavailable/2').
 start_recorder(#{recorder := off} = Config) ->
     beamprof_sup:start_link(Config);
 start_recorder(#{recorder := Options} = Config) ->
@@ -39,11 +41,13 @@ start_recorder(#{recorder := Options} = Config) ->
                 Error -> ok = beamprof_recorder:stop(), Error
             end;
         {error, Reason} ->
-            {error, {recorder, Reason}}
+            ok = beamprof_recorder:unavailable(Options, Reason),
+            beamprof_sup:start_link(Config)
     end.
 
 %% The recording, however started, closes with the application (after the
 %% tree, so the last records of its processes are in).
 -spec stop(term()) -> ok.
 stop(_State) ->
+    ok = beamprof_recorder:available(),
     beamprof_recorder:stop().

@@ -38,6 +38,7 @@
 -module(beamprof_recorder).
 
 -export([start/1, stop/0, info/0, active/0, check/1, defaults/0]).
+-export([unavailable/2, available/0, warnings/0]).
 -export([record/2, event/3, interval/1, scan/1, scan_keys/0]).
 
 -export_type([options/0, info/0]).
@@ -60,6 +61,7 @@
 -define(MIN_SIZE, 65536).
 -define(MAX_SIZE, 4294967296).
 -define(TOP_N, 5).
+-define(UNAVAILABLE, {?MODULE, unavailable}).
 -define(SCAN_KEYS, [message_queue_len, memory, reductions]).
 
 %% @doc The defaults: `#{size => 16777216}' (16 MiB of ring).
@@ -117,8 +119,42 @@ open(#{file := File} = Options) ->
     Size = Size0 - Size0 rem 8,
     ok = ensure_nif(),
     case beamprof_nif:recorder_open(Path, Size, vm_start_us(), header(Size)) of
-        {ok, _How} -> ok;
+        {ok, _How} -> available();
         {error, _} = Error -> Error
+    end.
+
+%% @private
+%% @doc The application could not open the recording its options name: logs
+%% it (a warning with no logger domain, which a plain shell prints) and keeps
+%% it for `warnings/0' until a recording opens. beamprof runs on without one:
+%% a file it cannot write must not keep the node's applications from starting.
+-spec unavailable(options(), term()) -> ok.
+unavailable(#{file := File}, Reason) ->
+    Message = unicode:characters_to_binary(
+                io_lib:format("the flight recording ~ts cannot be opened (~0tp); "
+                              "beamprof runs without it", [File, Reason])),
+    logger:warning("beamprof: ~ts", [Message]),
+    persistent_term:put(?UNAVAILABLE, beamprof_warnings:new(recorder_unavailable, Message)).
+
+%% @private
+%% @doc Forgets a recording that could not be opened (a recording opened, or
+%% the application stopped). Erases only what is there: an erase of a
+%% persistent term costs the node a global scan.
+-spec available() -> ok.
+available() ->
+    case persistent_term:get(?UNAVAILABLE, none) of
+        none -> ok;
+        _ -> _ = persistent_term:erase(?UNAVAILABLE), ok
+    end.
+
+%% @doc `[Warning]' with code `recorder_unavailable' while the recording the
+%% application's options name could not be opened (until one opens), else
+%% `[]'. Part of every sample's `warnings'.
+-spec warnings() -> [beamprof_warnings:warning()].
+warnings() ->
+    case persistent_term:get(?UNAVAILABLE, none) of
+        none -> [];
+        Warning -> [Warning]
     end.
 
 ensure_nif() ->

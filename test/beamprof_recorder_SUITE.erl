@@ -235,8 +235,21 @@ foreign_file_untouched(Config) ->
     Content = <<"precious: not a recording">>,
     ok = file:write_file(File, Content),
     ?assertEqual({error, not_a_recording}, beamprof:start_recorder(#{file => File})),
-    ?assertMatch({error, {beamprof, {{recorder, not_a_recording}, _}}},
-                 beamprof:start(#{recorder => #{file => File}})),
+    %% the application starts without the recording and says why, in every
+    %% sample, until a recording opens
+    ok = beamprof:start(#{recorder => #{file => File}, interval => 100}),
+    try
+        wait_until(fun() -> unavailable(beamprof:snapshot()) =/= [] end, 10000),
+        [Message] = unavailable(beamprof:snapshot()),
+        ?assertNotEqual(nomatch, string:find(Message, File)),
+        ?assertNotEqual(nomatch, string:find(Message, "not_a_recording")),
+        ?assertEqual(undefined, beamprof:recorder_info()),
+        Other = File ++ ".other",
+        ok = beamprof:start_recorder(#{file => Other}),
+        wait_until(fun() -> unavailable(beamprof:snapshot()) =:= [] end, 10000)
+    after
+        ok = beamprof:stop()
+    end,
     ?assertEqual({ok, Content}, file:read_file(File)),
     ?assertNot(filelib:is_file(File ++ ".prev")),
     Link = File ++ ".link",
@@ -410,3 +423,9 @@ count(File, Kind) ->
         {ok, _, Records} -> length([R || #{kind := K} = R <- Records, K =:= Kind]);
         {error, _} -> 0
     end.
+
+%% The messages of the sample's recorder_unavailable warnings.
+unavailable(#{warnings := Ws}) ->
+    [M || #{code := recorder_unavailable, message := M} <- Ws];
+unavailable(_) ->
+    [].
