@@ -43,7 +43,8 @@
 
 -export_type([options/0, info/0]).
 
--type options() :: #{file := file:filename_all(), size => pos_integer()}.
+-type options() :: #{file := file:filename_all(), size => pos_integer()}
+                 | [{file, file:filename_all()} | {size, pos_integer()}].
 %% `file': where the recording goes (made absolute against the current
 %% directory). `size': the ring's size in bytes, 65536..4294967296, rounded
 %% down to a multiple of 8 (default 16 MiB; the file is 4096 bytes more).
@@ -69,9 +70,14 @@
 defaults() ->
     #{size => ?DEFAULT_SIZE}.
 
-%% @doc Checks recorder options: `ok' or `{error, Message}' naming what is
+%% @doc Checks recorder options (a map, or `{Key, Value}' pairs): `ok' or `{error, Message}' naming what is
 %% wrong (`beamprof_config' raises it as `badarg').
 -spec check(term()) -> ok | {error, string()}.
+check(Options) when is_list(Options), Options =/= [] ->
+    case as_map(Options) of
+        Map when is_map(Map) -> check(Map);
+        _ -> check(not_options)
+    end;
 check(#{file := File} = Options) ->
     case maps:keys(maps:without([file, size], Options)) of
         [] -> check_file(File, maps:get(size, Options, ?DEFAULT_SIZE));
@@ -79,7 +85,8 @@ check(#{file := File} = Options) ->
                                                          "(expected file, size)", [Key]))}
     end;
 check(_) ->
-    {error, "Expected recorder to be off or a map with file (a path) and size (bytes)"}.
+    {error, "Expected recorder to be off, or a map or {Key, Value} list with file (a path) "
+            "and size (bytes)"}.
 
 check_file(File, Size) ->
     case path(File) of
@@ -108,9 +115,16 @@ path(_) -> error.
 -spec start(options()) -> ok | {error, term()}.
 start(Options) ->
     case check(Options) of
-        ok -> open(Options);
+        ok -> open(as_map(Options));
         {error, Message} -> erlang:error({badarg, Message}, [Options])
     end.
+
+%% Options given as `{Key, Value}' pairs (sys.config, Elixir keyword lists)
+%% as a map; anything else as it is.
+as_map(Options) when is_list(Options) ->
+    try beamprof_opts:to_map(Options) catch error:{badarg, _} -> Options end;
+as_map(Options) ->
+    Options.
 
 open(#{file := File} = Options) ->
     {ok, Bin} = path(File),
