@@ -7,7 +7,7 @@
 #                              runs only those, the same way
 #   bench/run.sh list          the benches, with the doc/cost.md section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
-#        native_names profile_bench scan_bench gap_bench host_stalls micro_bench
+#        native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -15,12 +15,13 @@
 # SATURATED_ROUNDS and SATURATED_WINDOW_MS saturated_bench's rounds and window (5, 2000);
 # SATURATED_FLAGS extra VM flags for it (default none: a VM as an operator finds it);
 # SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000], readme
-# [100000,500000]); GAP_PROCS gap_bench's (default 500000); HOST_SECONDS host_stalls' (10).
+# [100000,500000]); GAP_PROCS gap_bench's (default 500000); HOST_SECONDS host_stalls' (10);
+# RECORDER_SECONDS the length of each recorder_bench phase (default 20).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
-ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench"
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench"
 
 # The section of doc/cost.md (or the guide) whose figures a bench prints.
 section() {
@@ -37,6 +38,7 @@ section() {
         scan_bench) echo 'doc/cost.md "The process scan": the table and the targets' ;;
         gap_bench) echo 'doc/cost.md "The process scan" > "Against the targets"; doc/top-and-scan.md "Where the pids come from"' ;;
         host_stalls) echo 'doc/cost.md "The process scan" > "This machine takes its CPUs away for milliseconds"' ;;
+        recorder_bench) echo 'doc/cost.md "The flight recorder": cost per record, share of one core, coverage in minutes' ;;
         *) echo "" ;;
     esac
 }
@@ -61,9 +63,11 @@ if [ ! -f "$LIB/ebin/beamprof.app" ]; then
     exit 1
 fi
 mkdir -p "$OUT"
-# test/beamprof_ct.erl: the 1 ms pinger scan_bench and gap_bench share with the scan suite.
+# test/beamprof_ct.erl: the 1 ms pinger scan_bench and gap_bench share with the scan suite;
+# test/beamprof_recorder_decode.erl: the recording decoder recorder_bench sizes records with.
 # Warnings are errors: a bench that does not compile cleanly does not run.
-erlc -Werror -Wall -o "$OUT" "$ROOT"/bench/*.erl "$ROOT"/test/beamprof_ct.erl
+erlc -Werror -Wall -o "$OUT" "$ROOT"/bench/*.erl "$ROOT"/test/beamprof_ct.erl \
+    "$ROOT"/test/beamprof_recorder_decode.erl
 # host_stalls: a real-time thread per CPU outside the VM
 ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror -o "$OUT/host_pinger" "$ROOT/bench/host_pinger.c" ||
     { echo "bench: host_pinger not built; host_stalls will say so" >&2;
@@ -80,6 +84,7 @@ for bench in "$@"; do
         scan_bench) call="scan_bench:run(${SCAN_SIZES:-[10000,100000,500000]})" ;;
         gap_bench) procs=${GAP_PROCS:-500000}; call="gap_bench:run($procs)"; flags="+P $((2 * procs + 100000))" ;;
         host_stalls) call="host_pingers:run(${HOST_SECONDS:-10})" ;;
+        recorder_bench) call="recorder_bench:run(${RECORDER_SECONDS:-20})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     if [ "$README" = 1 ]; then

@@ -85,6 +85,27 @@ defmodule Beamprof do
 
   def start(opts), do: :beamprof.start(opts)
 
+  @doc """
+  Starts the flight recorder: `opts` is `file:` (the path) and `size:` (the
+  ring's bytes, default 16 MiB), a keyword list or a map. The recording is a
+  fixed-size memory-mapped file that survives a SIGKILL of the node (see
+  `:beamprof.start_recorder/1`). Returns `:ok` or `{:error, reason}`
+  (`:locked`, `:not_a_recording`, `{:unwritable, errno}`, `:already_open`).
+
+      Beamprof.start_recorder(file: "/var/lib/app/beamprof.rec")
+  """
+  @spec start_recorder(keyword() | map()) :: :ok | {:error, term()}
+  def start_recorder(opts) when is_list(opts), do: :beamprof.start_recorder(Map.new(opts))
+  def start_recorder(opts), do: :beamprof.start_recorder(opts)
+
+  @doc "Stops the flight recorder (unmaps and closes the file, no fsync)."
+  @spec stop_recorder() :: :ok
+  defdelegate stop_recorder(), to: :beamprof
+
+  @doc "The open recording's file and counters, or `:undefined`."
+  @spec recorder_info() :: map() | :undefined
+  defdelegate recorder_info(), to: :beamprof
+
   @doc "Stops beamprof: the sampler, the C thread and the gate."
   @spec stop() :: :ok
   defdelegate stop(), to: :beamprof
@@ -305,4 +326,51 @@ defmodule Beamprof do
   """
   @spec top_ports(atom(), pos_integer()) :: [map()]
   defdelegate top_ports(key, n), to: :beamprof
+
+  @doc """
+  Reads the flight recording at `path` (written by the recorder on this node
+  or another, alive or killed): `{:ok, records}`, oldest first. Each record
+  is a map with `:kind` (`:header`, `:tick`, `:interval`, `:scan`,
+  `:threshold`, `:monitor`, `:gate`, `:profile`, `:note`), that kind's
+  fields, `:time` (system time, ms), `:seq` and `:mono_ns`. Names, pids and
+  other data from the VM are binaries; reading creates no atom.
+
+  Errors: `{:error, :not_a_recording}`, `{:error, {:truncated, info}}`,
+  `{:error, {:corrupt, :header | info}}`, `{:error, {:unsupported_version, v}}`,
+  `{:error, {:file, posix}}`.
+
+      {:ok, records} = Beamprof.read_recording("/var/lib/myapp/beamprof.rec")
+  """
+  @spec read_recording(Path.t()) :: {:ok, [map()]} | {:error, term()}
+  defdelegate read_recording(path), to: :beamprof
+
+  @doc """
+  Reads the records of the recording at `path` that `opts` select (a map or
+  a keyword list): `:since` and `:until` (system time in ms, inclusive),
+  `:kinds` (a list of kinds). With `info: true` it returns
+  `{:ok, records, info}`, `info` counting the frames taken and skipped
+  (`:bad_frames` torn or overwritten, `:undecodable`, `:duplicates`). A bad
+  option raises an `ArgumentError` naming it.
+
+      Beamprof.read_recording(path, kinds: [:scan], since: System.system_time(:millisecond) - 60_000)
+  """
+  @spec read_recording(Path.t(), keyword() | map()) ::
+          {:ok, [map()]} | {:ok, [map()], map()} | {:error, term()}
+  def read_recording(path, opts) when is_list(opts) do
+    if Keyword.keyword?(opts),
+      do: :beamprof.read_recording(path, Map.new(opts)),
+      else: :beamprof.read_recording(path, opts)
+  end
+
+  def read_recording(path, opts), do: :beamprof.read_recording(path, opts)
+
+  @doc """
+  Writes one HTML page to `out` with the timeline of the recording at
+  `path`: utilization per scheduler, memory against the limit, run queues,
+  gate flips and the largest mailboxes, as inline SVG (no script, no
+  network). Returns `{:ok, out}`, the reader's `{:error, reason}`, or
+  `{:error, {:unwritable, out, reason}}`.
+  """
+  @spec recording_report(Path.t(), Path.t()) :: {:ok, Path.t()} | {:error, term()}
+  defdelegate recording_report(path, out), to: :beamprof
 end

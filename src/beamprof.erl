@@ -38,7 +38,9 @@
          profile_calls/2, flame_graph/2]).
 
 -export([top/1]).
+-export([start_recorder/1, stop_recorder/0, recorder_info/0]).
 -export([top/2, top_ports/2]).
+-export([read_recording/1, read_recording/2, recording_report/2]).
 
 -type event_name() :: [atom(), ...].
 -type handler_fun() :: fun((event_name(), map(), map(), term()) -> any()).
@@ -61,7 +63,11 @@ start() ->
 %%
 %% Options: `interval' (ms), `tick' (ms), `scheduler_high', `scheduler_low',
 %% `memory_high', `memory_low' (ratios), `reopen_ticks', `memory_limit'
-%% (bytes or `auto'), `event_prefix', `vm_events', `vm_internals' (`false':
+%% (bytes or `auto'), `event_prefix', `vm_events', `recorder' (`off', or
+%% `#{file => Path, size => Bytes}': see `start_recorder/1'; a recording
+%% that cannot be opened does not fail the start: beamprof runs without it,
+%% logs why, and every sample carries a `recorder_unavailable' warning until
+%% `start_recorder/1' opens one), `vm_internals' (`false':
 %% never read the VM's internal structures), `heartbeat' (ms, default 1000:
 %% how often the gate asks for `scheduler_wall_time' whatever the OS figures
 %% say), `system_monitor' and the scan's options; for tests only,
@@ -104,6 +110,38 @@ ensure_started() ->
 
 running() ->
     lists:keymember(beamprof, 1, application:which_applications()).
+
+%% @doc Starts the flight recorder on a running node (or any node that
+%% loads beamprof; the `tick' records need the application's C thread):
+%% `Options' is `#{file => Path, size => Bytes}' (the ring's size, default
+%% 16 MiB; 65536..4294967296, rounded down to a multiple of 8). The file is
+%% a fixed-size memory-mapped ring: what is written survives a SIGKILL of
+%% the node (not a machine crash: there is no fsync), and is read back with
+%% `read_recording/1'. Returns `ok' or `{error, Reason}': `already_open',
+%% `locked' (another VM writes it), `not_a_recording' (an existing file that
+%% is not one: left untouched), `{unwritable, Errno}'. A recording left by
+%% another VM (a killed node) is first moved to `Path.prev'. The recording
+%% stops with `stop_recorder/0' or the application. At the defaults
+%% (16 MiB, 100 ms ticks) it covers tens of minutes on a small node, fewer
+%% on one with many schedulers (the tick record grows with them); see
+%% `beamprof_recorder'. Put the file on a volume that outlives a container:
+%% its pages count against the container's memory limit.
+-spec start_recorder(Options) -> ok | {error, term()} when
+      Options :: beamprof_recorder:options().
+start_recorder(Options) ->
+    beamprof_recorder:start(Options).
+
+%% @doc Stops the flight recorder: the file is unmapped, unlocked and
+%% closed (no fsync). `ok' also when none runs.
+-spec stop_recorder() -> ok.
+stop_recorder() ->
+    beamprof_recorder:stop().
+
+%% @doc The open recording's file and counters (frames and bytes written,
+%% wraps of the ring, next sequence number, frames dropped), or `undefined'.
+-spec recorder_info() -> beamprof_recorder:info() | undefined.
+recorder_info() ->
+    beamprof_recorder:info().
 
 %% @doc Stops beamprof: the sampler thread is joined, the
 %% `scheduler_wall_time' flag left as it was found.
@@ -425,3 +463,46 @@ flame_graph(First, Second) ->
                             io_lib:format("Expected a fun of arity 0 (profile it) or a duration "
                                           "in ms (sample the VM) first, got: ~0tP",
                                           [First, 8]))}, [First, Second]).
+
+%% --- reading a flight recording (beamprof_recording) ---------------------------
+
+%% @doc Reads the flight recording at `Path' (a file the recorder wrote, on
+%% this node or another, alive or killed): `{ok, Records}', oldest first.
+%% Each record is a map with `kind' (`header', `tick', `interval', `scan',
+%% `threshold', `monitor', `gate', `profile', `note'), the fields of that
+%% kind, `time' (system time, ms), `seq' and `mono_ns'. Frames torn by a
+%% kill, or being written while this reads, are skipped (`read_recording/2'
+%% with `info => true' counts them). Errors: `{error, not_a_recording}',
+%% `{error, {truncated, Info}}', `{error, {corrupt, header | Info}}',
+%% `{error, {unsupported_version, V}}', `{error, {file, Posix}}'; never a
+%% crash, and no atom is created. See `beamprof_recording'.
+-spec read_recording(Path) -> {ok, [beamprof_recording:record_map()]} | {error, term()} when
+      Path :: file:name_all().
+read_recording(Path) ->
+    beamprof_recording:read(Path).
+
+%% @doc Reads the records of the recording at `Path' that `Options'
+%% select: `since' and `until' (system time in ms, inclusive), `kinds' (a
+%% list of record kinds); `info => true' answers `{ok, Records, Info}',
+%% `Info' saying how many frames were taken and how many skipped (torn,
+%% undecodable, duplicate sequence numbers), and the header's ring size,
+%% OS pid and open time. A bad option raises `{badarg, Message}' naming it.
+-spec read_recording(Path, Options) ->
+          {ok, [beamprof_recording:record_map()]}
+              | {ok, [beamprof_recording:record_map()], beamprof_recording:info()}
+              | {error, term()} when
+      Path :: file:name_all(), Options :: beamprof_recording:options().
+read_recording(Path, Options) ->
+    beamprof_recording:read(Path, Options).
+
+%% @doc Writes one HTML page with the timeline of the recording at `Path'
+%% to `Out': utilization per scheduler, memory against the limit, run
+%% queues, gate flips, the largest mailboxes, as inline SVG (no script, no
+%% network), and what the recording lacked. Returns `{ok, Out}', the
+%% reader's `{error, Reason}', or `{error, {unwritable, Out, Reason}}'. The
+%% file is created mode 0600, never through a symbolic link. See
+%% `beamprof_recording_report'.
+-spec recording_report(Path, Out) -> {ok, Out} | {error, term()} when
+      Path :: file:name_all(), Out :: file:name_all().
+recording_report(Path, Out) ->
+    beamprof_recording_report:write(Path, Out).

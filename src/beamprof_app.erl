@@ -21,12 +21,35 @@ start_tree() ->
             _ = beamprof_events:ensure_telemetry(),
             ok = beamprof_events:set_prefix(Prefix),
             ok = beamprof_config:set_running(Config),
-            beamprof_sup:start_link(Config)
+            start_recorder(Config)
     catch
         error:{badarg, Message} -> {error, {bad_config, Message}}
     end.
 
 %% @private
+%% The recording (option `recorder') is opened before the tree starts, so
+%% its header precedes the first tick. A recording that cannot be opened
+%% does not fail the start: beamprof runs without it and says so (a logged
+%% warning and a `recorder_unavailable' warning in every sample, see
+%% `beamprof_recorder:unavailable/2').
+start_recorder(#{recorder := off} = Config) ->
+    beamprof_sup:start_link(Config);
+start_recorder(#{recorder := Options} = Config) ->
+    case beamprof_recorder:start(Options) of
+        ok ->
+            case beamprof_sup:start_link(Config) of
+                {ok, _} = Ok -> Ok;
+                Error -> ok = beamprof_recorder:stop(), Error
+            end;
+        {error, Reason} ->
+            ok = beamprof_recorder:unavailable(Options, Reason),
+            beamprof_sup:start_link(Config)
+    end.
+
+%% The recording, however started, closes with the application (after the
+%% tree, so the last records of its processes are in).
 -spec stop(term()) -> ok.
 stop(_State) ->
-    beamprof_config:clear_running().
+    ok = beamprof_config:clear_running(),
+    ok = beamprof_recorder:available(),
+    beamprof_recorder:stop().

@@ -34,13 +34,17 @@
                     vm_internals := boolean(),
                     heartbeat := pos_integer(),
                     test_hide_threads := boolean(),
-                    test_window_enomem := boolean()}.
+                    test_window_enomem := boolean(),
+                    recorder := off | beamprof_recorder:options()}.
 %% A complete, validated configuration. `vm_internals' (default `true'):
 %% `false' turns off every read of the VM's internal structures (see
 %% `vm_internals/0'). `heartbeat' (ms, default 1000): the C sampler thread
 %% asks the Erlang side for `scheduler_wall_time' utilization at least this
 %% often even when its own demand figure reads 0 (a scheduler blocked in the
 %% kernel is busy for the VM, idle for the OS). `test_hide_threads' and
+%% `recorder' (default `off'): `#{file => Path, size => Bytes}' writes the
+%% flight recorder's recording from the application's start to its stop
+%% (`beamprof_recorder'). `test_hide_threads' and
 %% `test_window_enomem' (default `false') are for tests only: the first makes
 %% the C thread act as if it found no scheduler thread (the blind gate,
 %% `gate_blind'); the second makes the periodic scan act as if its reductions
@@ -84,7 +88,8 @@ defaults() ->
       vm_internals => true,
       heartbeat => 1000,
       test_hide_threads => false,
-      test_window_enomem => false}.
+      test_window_enomem => false,
+      recorder => off}.
 
 %% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
 %% naming the first bad option.
@@ -235,6 +240,12 @@ check(Key, V, _) when is_boolean(V), (Key =:= vm_events orelse Key =:= vm_intern
                                        Key =:= test_hide_threads orelse
                                        Key =:= test_window_enomem) -> ok;
 check(heartbeat, V, _) when is_integer(V), V >= 10, V =< 3600000 -> ok;
+check(recorder, off, _) -> ok;
+check(recorder, V, O) ->
+    case beamprof_recorder:check(V) of
+        ok -> ok;
+        {error, Message} -> beamprof_opts:bad(O, Message)
+    end;
 check(system_monitor, V, O) ->
     case beamprof_monitor:check(V) of
         ok -> ok;

@@ -87,10 +87,13 @@ execute(EventName, Measurements, Metadata) ->
     dispatch(beamprof_handlers:lookup(EventName), EventName, Measurements, Metadata),
     forward(?TELEMETRY, EventName, Measurements, Metadata).
 
-%% @doc `execute(prefix() ++ Suffix, Measurements, Metadata)'.
+%% @doc `execute(prefix() ++ Suffix, Measurements, Metadata)', after handing the
+%% event to the flight recorder (`beamprof_recorder:event/3': a record when a
+%% recording is open, one atomic load otherwise).
 -spec emit(Suffix, Measurements, Metadata) -> ok when
       Suffix :: [atom()], Measurements :: measurements(), Metadata :: metadata().
 emit(Suffix, Measurements, Metadata) ->
+    ok = beamprof_recorder:event(Suffix, Measurements, Metadata),
     execute(prefix() ++ Suffix, Measurements, Metadata).
 
 %% @doc The event prefix, `[beamprof]' unless `set_prefix/1' changed it.

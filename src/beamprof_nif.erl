@@ -35,6 +35,10 @@
          scan_window_info/1, scan_thread_cpu/0, scan_ptab_fill/3,
          scan_window_release/1, scan_buf_release/1, scan_reaper_info/0]).
 
+%% The flight recorder (bp_recorder_nif.c): see beamprof_recorder.
+-export([recorder_open/4, recorder_close/0, recorder_append/1, recorder_info/0,
+         recorder_active/0]).
+
 -export_type([gate_state/0, gate_reason/0, sched_source/0, thread_type/0,
               config/0, history_entry/0]).
 
@@ -166,6 +170,49 @@ history() -> ?NOT_LOADED.
                           cpu_ns := non_neg_integer(),
                           threads := non_neg_integer()}.
 sampler_info() -> ?NOT_LOADED.
+
+%% @doc Opens (or creates) the recording at `Path' with a ring of `RingSize'
+%% bytes (a multiple of 8 in 65536..4294967296) for this library's writers:
+%% the C sampler thread's `tick' records and `recorder_append/1'. `SinceUs'
+%% is this VM's start in µs since the epoch: a recording that names this OS
+%% pid but was opened before it belongs to an earlier VM (a restarted
+%% container reuses pids), and is moved to `Path.prev' like any other VM's.
+%% `Header' (an ETF payload, as for `recorder_append/1') is written as the
+%% first frame after the open, before any tick. Dirty IO. See
+%% doc/recording-format.md.
+-spec recorder_open(Path :: binary(), RingSize :: pos_integer(), SinceUs :: integer(),
+                    Header :: binary()) ->
+          {ok, created | resumed | moved_prev}
+              | {error, already_open | locked | not_a_recording
+                 | {unwritable, atom() | integer()}}.
+recorder_open(_Path, _RingSize, _SinceUs, _Header) -> ?NOT_LOADED.
+
+%% @doc Closes the recording (unmaps, unlocks; no fsync). `ok' also when
+%% none is open. Dirty IO.
+-spec recorder_close() -> ok.
+recorder_close() -> ?NOT_LOADED.
+
+%% @doc Appends one frame holding `Payload', a whole term in the external
+%% term format (`term_to_binary/1'; checked with a safe decode, else
+%% `badarg'). `too_large' above 1 MiB or the ring's size less 40.
+-spec recorder_append(Payload :: binary()) -> ok | {error, not_open | too_large}.
+recorder_append(_Payload) -> ?NOT_LOADED.
+
+%% @doc The open recording's path and counters, or `undefined'.
+-spec recorder_info() -> undefined | #{file := binary(), ring_size := pos_integer(),
+                                       bytes_written := non_neg_integer(),
+                                       frames := non_neg_integer(),
+                                       wraps := non_neg_integer(),
+                                       seq := pos_integer(),
+                                       dropped := non_neg_integer(),
+                                       encode_failed := non_neg_integer(),
+                                       tick_cpu_ns := non_neg_integer(),
+                                       tick_records := non_neg_integer()}.
+recorder_info() -> ?NOT_LOADED.
+
+%% @doc Whether a recording is open: one atomic load.
+-spec recorder_active() -> boolean().
+recorder_active() -> ?NOT_LOADED.
 
 %% @doc A channel to this library instance for the native sampler library
 %% (`beamprof_native_nif'): a binary whose bytes are a versioned table of

@@ -116,11 +116,12 @@ emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emit
                 next_emit = next(State#state.next_emit, Interval, Now)}.
 
 %% The sample with the gate's info; its warnings are the thread check's and
-%% the gate's (`gate_blind').
+%% the gate's (`gate_blind') and the recorder's (`recorder_unavailable').
 sample(From, Reading, #state{warnings = Warnings}) ->
     Gate = beamprof_gate:info(),
+    Own = beamprof_warnings:merge(Warnings, maps:get(warnings, Gate)),
     (beamprof_vm:sample(From, Reading, Gate))#{
-        warnings => beamprof_warnings:merge(Warnings, maps:get(warnings, Gate))}.
+        warnings => beamprof_warnings:merge(Own, beamprof_recorder:warnings())}.
 
 %% The next deadline on the fixed grid; a late tick skips what it missed
 %% rather than firing a burst.
@@ -132,6 +133,7 @@ schedule(#state{next_emit = Emit} = State) ->
     State.
 
 emit(Sample, #{vm_events := VmEvents}) ->
+    ok = beamprof_recorder:interval(Sample),
     {M, Meta} = beamprof_vm:sample_event(Sample),
     ok = beamprof_events:emit([vm, sample], M, Meta),
     {UM, UMeta} = beamprof_vm:utilization_event(Sample),

@@ -160,8 +160,7 @@ handle_call({top, Keys, N}, From, State) ->
             {reply, {ok, Result}, State1}
     end;
 handle_call(scan_now, _From, State) ->
-    {_, State1} = scan([], 1, periodic, State),
-    {reply, ok, State1};
+    {reply, ok, periodic(State)};
 handle_call(stats, _From, State) ->
     {reply, #{scans => State#state.scans, paused => State#state.paused,
               last_cpu_us => State#state.last_cpu_us,
@@ -201,7 +200,7 @@ handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
             {noreply, schedule(interval(State1#state.config), State1)};
         open ->
             Old = process_flag(priority, low),
-            {_, State1} = scan([], 1, periodic, State),
+            State1 = periodic(State),
             _ = process_flag(priority, Old),
             {noreply, schedule(spacing(State1), State1)}
     end;
@@ -209,6 +208,20 @@ handle_info(_Msg, State) ->
     {noreply, State}.
 
 interval(#{scan_interval := Interval}) -> Interval.
+
+%% A periodic pass. While a recording is open it also ranks the top
+%% processes by queue, memory and reductions for the recording's `scan'
+%% record (beamprof_recorder); otherwise it ranks nothing.
+periodic(State) ->
+    case beamprof_recorder:scan_keys() of
+        {[], _} ->
+            {_, State1} = scan([], 1, periodic, State),
+            State1;
+        {Keys, N} ->
+            {Result, State1} = scan(Keys, N, periodic, State),
+            ok = beamprof_recorder:scan(Result),
+            State1
+    end.
 
 %% The first pass: makes the window tables and records reductions only.
 baseline(#state{config = Config} = State0) ->

@@ -62,6 +62,10 @@
 %% <li>`native_leaf_only': `process_vm_readv' on the VM's own pid was
 %% denied at the native start (a seccomp filter); no stack was read, each
 %% sample is its innermost function alone.</li>
+%% <li>`recorder_unavailable': the flight recording the options name could
+%% not be opened when beamprof started (the message names the file and the
+%% reason); beamprof runs without it until `beamprof:start_recorder/1'
+%% opens one.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -72,7 +76,8 @@
               | scheduler_threads_unseen | global_tracer_active | native_unsupported
               | native_callers_dropped | c_symbols_missing | gate_blind
               | scan_window_unavailable | profile_no_samples | profile_skipped
-              | native_rate_lowered | native_no_samples | native_leaf_only.
+              | native_rate_lowered | native_no_samples | native_leaf_only
+              | recorder_unavailable.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
@@ -82,7 +87,7 @@ codes() ->
      scheduler_threads_unseen, global_tracer_active, native_unsupported,
      native_callers_dropped, c_symbols_missing, gate_blind, scan_window_unavailable,
      profile_no_samples, profile_skipped, native_rate_lowered, native_no_samples,
-     native_leaf_only].
+     native_leaf_only, recorder_unavailable].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -118,6 +123,8 @@ meaning(native_no_samples) ->
     <<"a native run has no sample (the message says why)">>;
 meaning(native_leaf_only) ->
     <<"process_vm_readv is denied: native samples are their innermost function only">>;
+meaning(recorder_unavailable) ->
+    <<"the flight recording could not be opened at start: nothing is recorded">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 

@@ -547,7 +547,8 @@ missing_threads() ->
     [{_, _, Meta} | _] = wait_events([beamprof, vm, sample], 3),
     [{_, _, UMeta} | _] = wait_events([beamprof, scheduler, utilization], 1),
     Snapshot = beamprof:snapshot(),
-    Screen = beamprof_top:render(Snapshot, beamprof_scan:top_all(3), #{}),
+    %% wide: each warning on one line (at 80 columns they wrap)
+    Screen = beamprof_top:render(Snapshot, beamprof_scan:top_all(3), #{width => 200}),
     ok = beamprof:stop(),
     ok = logger:remove_handler(bp_threads_log),
     #{counts => beamprof_vm:thread_counts(), expected => beamprof_vm:expected_threads(),
@@ -619,7 +620,7 @@ blind_gate_closes_on_scheduler_wall_time(_Config) ->
         Snap = beamprof:snapshot(),
         ?assertMatch(#{gate := #{blind := true}}, Snap),
         ?assert(lists:member(gate_blind, [C || #{code := C} <- maps:get(warnings, Snap)])),
-        Screen = beamprof_top:render(Snap, {error, not_scanned}, #{}),
+        Screen = beamprof_top:render(Snap, {error, not_scanned}, #{width => 200}),
         ?assertMatch({_, _}, binary:match(Screen, <<"blind">>)),
         ?assertMatch({_, _}, binary:match(Screen, <<"scheduler_wall_time">>))
     after

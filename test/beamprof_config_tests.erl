@@ -80,3 +80,13 @@ vm_internals_test_() ->
              ?assertError({badarg, "Expected option vm_internals to be a boolean" ++ _},
                           beamprof_config:vm_internals())
      end}.
+
+%% The recorder option as a map or as {Key, Value} pairs (sys.config, an
+%% Elixir keyword list); a bare path is refused with a message.
+recorder_option_forms_test() ->
+    ?assertEqual(ok, beamprof_recorder:check(#{file => "/tmp/r.rec"})),
+    ?assertEqual(ok, beamprof_recorder:check([{file, "/tmp/r.rec"}, {size, 1048576}])),
+    {error, Message} = beamprof_recorder:check("/tmp/r.rec"),
+    ?assertNotEqual(nomatch, string:find(Message, "{Key, Value} list")),
+    ?assertMatch({error, "Unknown recorder option colour" ++ _},
+                 beamprof_recorder:check([{file, "/tmp/r.rec"}, {colour, red}])).

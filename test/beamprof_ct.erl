@@ -8,7 +8,20 @@
 
 -export([wait_until/2, wait_events/2, detach_all/0, start_peer/1, quickcheck/2, hold_binary/1,
          start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1,
-         native_suite/1, beam_smp/0, beam_exports/1]).
+         native_suite/1, beam_smp/0, beam_exports/1, port_output/1]).
+
+%% @doc What a port opened with `exit_status', `binary' and `stream' writes
+%% until it exits: `{ExitStatus, Output}'. Fails the case after 60 s.
+-spec port_output(port()) -> {non_neg_integer(), binary()}.
+port_output(Port) ->
+    port_output(Port, []).
+
+port_output(Port, Acc) ->
+    receive
+        {Port, {data, D}} -> port_output(Port, [D | Acc]);
+        {Port, {exit_status, S}} -> {S, iolist_to_binary(lists:reverse(Acc))}
+    after 60000 -> ct:fail(port_timeout)
+    end.
 
 %% @doc For init_per_suite of a suite of the native sampler: loads its
 %% library and returns `Config'. Where the library cannot exist (a VM that

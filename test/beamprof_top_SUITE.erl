@@ -85,7 +85,9 @@ top_names_labelled_process(_Config) ->
     receive {labelled, P} -> ok after 10000 -> ct:fail(not_started) end,
     [P ! {msg, I} || I <- lists:seq(1, 60000)],
     try
-        {ok, Text} = captured(fun beamprof:top/0, #{}),
+        %% wide enough for the whole label and a long pid: the name is
+        %% checked here, its cut at 80 columns in top_fits_every_width
+        {ok, Text} = captured(fun() -> beamprof:top(#{width => 132}) end, #{}),
         ct:log("~ts", [Text]),
         [Queue | _] = split_tables(Text),
         [QLine | _] = rows_of(Queue),

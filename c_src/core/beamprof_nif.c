@@ -10,17 +10,21 @@
  * returns {error, Reason}.
  *
  * Lock order (all locks of the library): sampler.ctl -> sampler.lock;
- * threads.lock, memory.lock and ring.lock are leaves, never held together
- * with any other lock. The published gate is lock-free (atomics).
+ * threads.lock, memory.lock, ring.lock and the recorder's file lock
+ * (rec.file.lock) are leaves, never held together with any other lock. The published gate is lock-free (atomics).
  */
 #include <erl_nif.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bp_atoms.h"
 #include "bp_core_channel.h"
 #include "bp_gate.h"
 #include "bp_memory.h"
+#include "bp_recorder.h"
+#include "bp_recorder_nif.h"
 #include "bp_ring.h"
 #include "bp_sampler.h"
 
@@ -83,14 +87,26 @@ struct bp_state {
     struct bp_gate_pub pub;
     struct bp_ring ring;
     struct bp_sampler sampler;
+    struct bp_recorder rec;
     struct bp_tick slots[BP_RING_SIZE];
     ErlNifResourceType *channel_type; /* this instance's (bp_core_channel.c) */
 };
 
+/* Also closes this library's recording, handing its path and size to the
+ * next library (which reopens it: the same VM resumes it). */
 static int bp_state_stop(void *state, struct bp_carry *carry)
 {
     struct bp_state *st = state;
-    return bp_sampler_stop(&st->sampler, NULL, carry, 1);
+    int was = bp_sampler_stop(&st->sampler, NULL, carry, 1);
+    struct bp_recfile_info info;
+    bp_recfile_info(&st->rec.file, &info);
+    bp_recorder_close(&st->rec);
+    if (info.open && carry->size >= sizeof *carry) {
+        carry->rec_open = 1;
+        carry->rec_ring_size = info.ring_size;
+        memcpy(carry->rec_path, info.path, sizeof carry->rec_path);
+    }
+    return was;
 }
 
 static void bp_state_native_handover(void *state, struct bp_native_carry *carry)
@@ -123,7 +139,12 @@ static struct bp_state *bp_state_new(void)
     if (bp_sampler_init(&st->sampler, &st->threads, &st->memory, &st->ring,
                         &st->pub) != 0)
         goto fail_ring;
+    if (bp_recorder_init(&st->rec) != 0)
+        goto fail_sampler;
+    st->sampler.rec = &st->rec;
     return st;
+fail_sampler:
+    bp_sampler_destroy(&st->sampler);
 fail_ring:
     bp_ring_destroy(&st->ring);
 fail_memory:
@@ -138,6 +159,7 @@ fail:
 /* Frees a state whose thread is stopped. */
 static void bp_state_free(struct bp_state *st)
 {
+    bp_recorder_destroy(&st->rec);
     bp_sampler_destroy(&st->sampler);
     bp_ring_destroy(&st->ring);
     bp_memory_close(&st->memory);
@@ -151,6 +173,18 @@ static struct bp_state *bp_st(ErlNifEnv *env)
     return enif_priv_data(env);
 }
 
+struct bp_recorder *bp_core_recorder_of(ErlNifEnv *env)
+{
+    return &bp_st(env)->rec;
+}
+
+static int64_t bp_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 /* What load and upgrade both do first: atoms, the scan's resource types, a
@@ -158,6 +192,7 @@ static struct bp_state *bp_st(ErlNifEnv *env)
 static struct bp_state *bp_instance_open(ErlNifEnv *env)
 {
     bp_atoms_make(env);
+    bp_recorder_nif_atoms(env);
     if (bp_scan_open(env) != 0)
         return NULL;
     struct bp_state *st = bp_state_new();
@@ -187,6 +222,20 @@ static void bp_upgrade_native(struct bp_state_header *old)
     old->native_handover(old, &nc);
 }
 
+/* Reopens the recording the old library closed: this VM's, so it resumes
+ * after its newest frame. A failure leaves the recorder closed (the Erlang
+ * side's recorder_info/0 then says undefined). */
+static void bp_upgrade_recorder(struct bp_state *st, const struct bp_carry *carry)
+{
+    int e = 0;
+    enum bp_recfile_how how;
+    char path[PATH_MAX];
+    memcpy(path, carry->rec_path, sizeof path);
+    path[sizeof path - 1] = '\0';
+    (void)bp_recorder_open(&st->rec, path, carry->rec_ring_size, (uint64_t)getpid(), 0,
+                           bp_wall_us(), NULL, 0, &e, &how);
+}
+
 /* The module is reloaded while old code (with its library) exists: stop the
  * old library's thread through its own stop function, then run ours with
  * the same config, notify pid and gate state. At most one thread exists. */
@@ -210,6 +259,8 @@ static int bp_upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM
         }
         if (old->abi >= 2 && old->native_handover != NULL)
             bp_upgrade_native(old);
+        if (carry.abi >= 4 && carry.rec_open)
+            bp_upgrade_recorder(st, &carry);
     }
     *priv = st;
     return 0;
@@ -597,6 +648,7 @@ static ErlNifFunc nif_funcs[] = {
     {"native_channel", 0, bp_native_channel_nif, 0},
 
     BP_SCAN_NIFS,
+    BP_RECORDER_NIFS,
 };
 
 ERL_NIF_INIT(beamprof_nif, nif_funcs, bp_load, NULL, bp_upgrade, bp_unload)

@@ -115,6 +115,7 @@ struct bp_loop {
     uint32_t heartbeat_ms;
     int hide_threads;
     uint64_t nticks;
+    int64_t rec_wall; /* CLOCK_MONOTONIC of the previous tick, for its real length */
     struct bp_memory_reading mem;
 };
 
@@ -193,6 +194,27 @@ static void bp_sampler_notify(struct bp_loop *l, ERL_NIF_TERM msg)
     enif_clear_env(l->msg_env);
 }
 
+/* The tick's record for the recording, when one is open. */
+static void bp_sampler_record(struct bp_sampler *s, struct bp_loop *l, int64_t wall,
+                              double sched, double demand, int blind)
+{
+    int64_t since = l->rec_wall;
+    l->rec_wall = wall;
+    if (s->rec == NULL || !bp_recorder_active(s->rec))
+        return;
+    double figure = sched >= 0.0 ? sched : demand;
+    struct bp_rec_tick rt = {
+        .demand = figure > 1.0 ? 1.0 : figure,
+        .rss = l->mem.rss,
+        .memory_limit = l->mem.limit,
+        .gate_closed = s->gate.closed,
+        .reason = s->gate.reason,
+        .blind = blind,
+        .tick_ms = since > 0 ? (double)(wall - since) / 1e6 : (double)l->cfg.tick_ms,
+    };
+    (void)bp_recorder_tick(s->rec, s->threads, wall, &rt);
+}
+
 static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
 {
     int64_t wall = bp_clock_ns();
@@ -214,6 +236,7 @@ static void bp_sampler_tick(struct bp_sampler *s, struct bp_loop *l)
     struct bp_tick t = {now,    sched,       (int)src,     s->gate.closed, os_cpu,
                         demand, l->mem.used, l->mem.limit, l->mem.ratio};
     bp_ring_push(s->ring, &t);
+    bp_sampler_record(s, l, wall, sched, demand, blind);
     if (flipped && l->have_notify && l->msg_env != NULL)
         bp_sampler_notify(l, bp_sampler_gate_msg(l->msg_env, s->gate.closed, s->gate.reason,
                                                  s->gate.ratio, now));
@@ -352,7 +375,7 @@ static void bp_sampler_fill_carry(struct bp_sampler *s, int was_running,
     struct bp_carry c;
     memset(&c, 0, sizeof c);
     c.size = sizeof c;
-    c.abi = 3;
+    c.abi = 4;
     c.was_running = was_running;
     pthread_mutex_lock(&s->lock);
     c.cfg = s->cfg;

@@ -12,7 +12,8 @@
  * thread's demand reads 0, still counts), steps the gate, publishes
  * it, pushes a ring record, and sends
  * {beamprof_gate, open | closed, Reason, MonotonicNs} to the notify pid when
- * the published gate flips.
+ * the published gate flips. While the recorder (bp_recorder.h) is active,
+ * each tick also appends a `tick` record to the recording.
  *
  * Locks (order): ctl -> lock. ctl serialises start/stop/reconfigure and is
  * held across the join; the thread never takes it. `lock` guards what the
@@ -23,12 +24,14 @@
 #define BP_SAMPLER_H
 
 #include <erl_nif.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "bp_gate.h"
 #include "bp_memory.h"
+#include "bp_recorder.h"
 #include "bp_ring.h"
 #include "bp_threads.h"
 
@@ -61,6 +64,11 @@ struct bp_carry {
     int64_t report_ns;
     uint32_t schedulers_online; /* since abi 2 */
     struct bp_sampler_extra extra; /* since abi 3 */
+    /* Since abi 4: the recording the old library had open (it closes it,
+     * the new one reopens and resumes it). Filled by beamprof_nif.c. */
+    int rec_open;
+    uint64_t rec_ring_size;
+    char rec_path[PATH_MAX];
 };
 
 struct bp_sampler {
@@ -69,6 +77,7 @@ struct bp_sampler {
     struct bp_memory *memory;
     struct bp_ring *ring;
     struct bp_gate_pub *pub;
+    struct bp_recorder *rec;       /* set after init, before any start; NULL = none */
 
     pthread_mutex_t ctl;
     pthread_mutex_t lock;

@@ -7,6 +7,7 @@
  */
 #include "bp_elf.h"
 #include "bp_bytes.h"
+#include "bp_crc32.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -371,27 +372,6 @@ void bp_elf_syms_free(struct bp_elf_syms *s)
 
 /* ------------------------------------------------------------------ CRC */
 
-static uint32_t bp_crc_table[256];
-static pthread_once_t bp_crc_once = PTHREAD_ONCE_INIT;
-
-static void bp_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        bp_crc_table[i] = c;
-    }
-}
-
-uint32_t bp_elf_crc32(uint32_t crc, const uint8_t *p, size_t n)
-{
-    pthread_once(&bp_crc_once, bp_crc_init);
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++)
-        crc = bp_crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
-}
 
 int bp_elf_file_crc32(int fd, uint64_t size, uint32_t *crc)
 {
@@ -407,7 +387,7 @@ int bp_elf_file_crc32(int fd, uint64_t size, uint32_t *crc)
     for (uint64_t at = 0; at < size && rc == 0; at += CHUNK) {
         size_t len = size - at < CHUNK ? (size_t)(size - at) : CHUNK;
         rc = bp_elf_read(&src, at, buf, len);
-        c = bp_elf_crc32(c, buf, len);
+        c = bp_crc32_update(c, buf, len);
     }
     free(buf);
     *crc = c;

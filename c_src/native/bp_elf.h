@@ -111,10 +111,6 @@ const char *bp_elf_syms_lookup(const struct bp_elf_syms *s, uint64_t vaddr,
 
 void bp_elf_syms_free(struct bp_elf_syms *s);
 
-/* CRC-32 (IEEE 802.3, reflected, the .gnu_debuglink checksum, zlib's
- * crc32): bp_elf_crc32(0, p, n) for a whole buffer; chain by passing the
- * previous result. */
-uint32_t bp_elf_crc32(uint32_t crc, const uint8_t *p, size_t n);
 
 /* The CRC-32 of the whole of fd's file (size bytes, at most
  * BP_ELF_MAX_CRC_FILE), read with pread: 0, or -1 on a read error or a

@@ -20,6 +20,8 @@ run() ->
     ok = ?NIF:sampler_start(Cfg, self()),
     [cycle(I) || I <- lists:seq(1, 50)],
     ok = ?NIF:sampler_stop(),
+    ok = ?NIF:recorder_close(),
+    _ = [file:delete(F) || F <- [rec_file(), rec_file() ++ ".prev"]],
     native(),
     [begin _ = code:purge(M), true = code:delete(M), _ = code:purge(M) end
      || M <- [?NATIVE, ?NIF]],
@@ -31,12 +33,30 @@ cycle(I) ->
     _ = [?NIF:F() || F <- [gate, gate_info, sched_cpu, memory, history, sampler_info,
                            native_channel]],
     scan_blocks(),
-    reload(?NIF, I rem 5 =:= 0), %% fresh load every fifth: the thread is not carried
+    recorder(I),
+    reload(?NIF, I rem 5 =:= 0), %% an upgrade carries the open recording over %% fresh load every fifth: the thread is not carried
     ok = ?NIF:sampler_start(#{tick_ms => 5, scheduler_high => 0.8,
                               scheduler_low => 0.6, memory_high => 0.9,
                               memory_low => 0.85, reopen_ticks => 1,
                               memory_limit => I rem 2}, self()),
     receive after 12 -> ok end.
+
+%% The flight recorder: a ring file open across the sampler's tick records
+%% (ei's encoder and its buffer), an append, the info; reopened (resumed)
+%% when an upgrade closed it or a fresh load dropped it.
+recorder(I) ->
+    case ?NIF:recorder_open(list_to_binary(rec_file()), 65536, 0,
+                            term_to_binary(#{kind => header})) of
+        {ok, _} -> ok;
+        {error, already_open} -> ok; %% carried over by the upgrade
+        {error, locked} -> ok %% a fresh load: the old library's unload is still to come
+    end,
+    _ = ?NIF:recorder_append(term_to_binary(#{kind => note, message => integer_to_binary(I)})),
+    _ = {?NIF:recorder_info(), ?NIF:recorder_active()},
+    ok.
+
+rec_file() ->
+    "/tmp/beamprof_leak_check." ++ os:getpid() ++ ".rec".
 
 %% Large blocks the reaper thread frees: a window's replaced tables, and a
 %% window and an id buffer dropped by a process that dies holding them.

@@ -15,6 +15,8 @@ extern const struct bp_test_case bp_concurrency_tests[];
 extern const struct bp_test_case bp_scan_tests[];
 extern const struct bp_test_case bp_ptab_tests[];
 extern const struct bp_test_case bp_channel_tests[];
+extern const struct bp_test_case bp_recfile_tests[];
+extern const struct bp_test_case bp_rec_read_tests[];
 #ifdef BP_TEST_NATIVE
 extern const struct bp_test_case bp_native_tests[];
 extern const struct bp_test_case bp_symbols_tests[];
@@ -25,6 +27,7 @@ extern const struct bp_test_case bp_elf_tests[];
 static const struct bp_test_case *const tables[] = {
     bp_gate_tests, bp_ring_tests, bp_memory_tests, bp_threads_tests,
     bp_concurrency_tests, bp_scan_tests, bp_ptab_tests, bp_channel_tests,
+    bp_recfile_tests, bp_rec_read_tests,
 #ifdef BP_TEST_NATIVE
     bp_native_tests, bp_symbols_tests, bp_unwind_tests, bp_elf_tests,
 #endif
