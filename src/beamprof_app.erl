@@ -49,7 +49,9 @@ start_recorder(#{recorder := Options} = Config) ->
 %% The recording, however started, closes with the application (after the
 %% tree, so the last records of its processes are in).
 -spec stop(term()) -> ok.
+%% No application environment write here: the application controller waits
+%% for this callback, so a set_env or unset_env would wait 5 s for it (the
+%% running configuration recorded at start is read only while beamprof runs).
 stop(_State) ->
-    ok = beamprof_config:clear_running(),
     ok = beamprof_recorder:available(),
     beamprof_recorder:stop().

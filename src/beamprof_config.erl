@@ -8,7 +8,7 @@
 -module(beamprof_config).
 
 -export([defaults/0, validate/1, load/0, set_start_options/1, clear_start_options/0,
-         check_start/2, env_config/0, differences/2, set_running/1, clear_running/0, running/0,
+         check_start/2, env_config/0, differences/2, set_running/1, running/0,
          nif_config/1, vm_internals/0]).
 
 -export_type([config/0, options/0, differences/0]).
@@ -135,15 +135,10 @@ comparable(system_monitor, Value) -> beamprof_monitor:options(Value);
 comparable(_Key, Value) -> Value.
 
 %% @doc Records the configuration the application runs with; called by its
-%% start, read by `running/0'.
+%% start (each start replaces it), read by `running/0' while it runs.
 -spec set_running(config()) -> ok.
 set_running(Config) ->
     application:set_env(?APP, ?RUNNING_KEY, Config).
-
-%% @doc Forgets the running configuration; called when the application stops.
--spec clear_running() -> ok.
-clear_running() ->
-    application:unset_env(?APP, ?RUNNING_KEY).
 
 %% @doc The configuration the application started with, or `undefined'
 %% when it is not running.
