@@ -410,17 +410,19 @@ grow(Acc) ->
     receive after 50 -> grow([lists:seq(1, 2000) | Acc]) end.
 
 %% The queue lengths of bp_rec_mailbox over the file's scan records.
+%% Read with beamprof's own reader while the node writes the file.
 queues(File) ->
-    case beamprof_recorder_decode:file(File) of
-        {ok, _, Records} ->
+    case beamprof:read_recording(File, #{kinds => [scan]}) of
+        {ok, Records} ->
             [V || #{kind := scan, top := #{message_queue_len := Rows}} <- Records,
                   #{name := <<"bp_rec_mailbox">>, value := V} <- Rows];
         {error, _} -> []
     end.
 
+%% Read with beamprof's own reader while the node writes the file.
 count(File, Kind) ->
-    case beamprof_recorder_decode:file(File) of
-        {ok, _, Records} -> length([R || #{kind := K} = R <- Records, K =:= Kind]);
+    case beamprof:read_recording(File, #{kinds => [Kind]}) of
+        {ok, Records} -> length(Records);
         {error, _} -> 0
     end.
 
