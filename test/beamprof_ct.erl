@@ -8,7 +8,8 @@
 
 -export([wait_until/2, wait_events/2, detach_all/0, start_peer/1, quickcheck/2, hold_binary/1,
          start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1,
-         native_suite/1, beam_smp/0, beam_exports/1, port_output/1]).
+         native_suite/1, beam_smp/0, beam_exports/1, port_output/1,
+         forget_kept/0, start_table/0]).
 
 %% @doc What a port opened with `exit_status', `binary' and `stream' writes
 %% until it exits: `{ExitStatus, Output}'. Fails the case after 60 s.
@@ -187,3 +188,16 @@ beam_exports(Name) ->
               [lists:last(string:lexemes(L, " "))
                || L <- string:split(os:cmd("nm -D --defined-only " ++ beam_smp()), "\n", all),
                   L =/= ""]).
+
+%% @doc Forgets the handlers beamprof keeps in its application environment
+%% beyond the handler table's life (attached before start or across stops).
+-spec forget_kept() -> ok.
+forget_kept() ->
+    application:unset_env(beamprof, '$handlers').
+
+%% @doc Starts the handler table alone, not linked to the caller.
+-spec start_table() -> pid().
+start_table() ->
+    {ok, Pid} = beamprof_handlers:start_link(),
+    unlink(Pid),
+    Pid.

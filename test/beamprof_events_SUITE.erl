@@ -39,7 +39,7 @@ end_per_suite(Config) ->
     ok.
 
 init_per_testcase(_Case, Config) ->
-    forget_kept(),
+    beamprof_ct:forget_kept(),
     {ok, Pid} = beamprof_handlers:start_link(),
     unlink(Pid),
     true = ets:delete_all_objects(?TABLE),
@@ -51,17 +51,8 @@ end_per_testcase(_Case, _Config) ->
     _ = [unregister(?SINK) || whereis(?SINK) =/= undefined],
     _ = [gen_server:stop(Pid) || Pid <- [whereis(beamprof_handlers)], Pid =/= undefined],
     application:unset_env(telemetry_standin, stopped),
-    forget_kept(),
+    beamprof_ct:forget_kept(),
     ok.
-
-%% Handlers are kept in the application environment beyond the table's life.
-forget_kept() ->
-    application:unset_env(beamprof, '$handlers').
-
-start_table() ->
-    {ok, Pid} = beamprof_handlers:start_link(),
-    unlink(Pid),
-    Pid.
 
 %% Helpers
 
@@ -221,7 +212,7 @@ kept_installed_in_telemetry(Config) ->
     ok = beamprof_events:attach(early, [a], fun ?MODULE:send_handler/4, {self(), early}),
     ?assertEqual([early], ids(beamprof_events:list_handlers([]))),
     load_telemetry(Config),
-    start_table(),
+    beamprof_ct:start_table(),
     ?assertEqual([early], ids(telemetry:list_handlers([]))),
     ?assertEqual([], beamprof_handlers:list_handlers([])),
     ?assertEqual(undefined, application:get_env(beamprof, '$handlers')),
@@ -239,7 +230,7 @@ kept_when_telemetry_not_started(_Config) ->
     ok = beamprof_events:attach(running, [a], Fun, {self(), running}),
     gen_server:stop(whereis(beamprof_handlers)),
     ok = beamprof_events:attach(before, [a], Fun, {self(), before}),
-    start_table(),
+    beamprof_ct:start_table(),
     ?assertEqual([before, running], ids(beamprof_handlers:list_handlers([]))),
     ?assertEqual([], telemetry:list_handlers([])),
     ok = beamprof_events:execute([a], #{}, #{}),

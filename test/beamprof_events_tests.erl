@@ -32,13 +32,13 @@ events_test_() ->
       {"set_prefix writes only a changed value", fun set_prefix_no_rewrite/0}]}.
 
 not_started_test_() ->
-    {setup, fun forget_kept/0, fun(_) -> forget_kept() end,
+    {setup, fun beamprof_ct:forget_kept/0, fun(_) -> beamprof_ct:forget_kept() end,
      [{"without the handler table, handlers are kept", fun not_started/0},
       {"kept handlers are installed when the table starts", fun kept_installed/0},
       {"kept and detached: nothing installed", fun kept_detached/0}]}.
 
 setup() ->
-    forget_kept(),
+    beamprof_ct:forget_kept(),
     %% the failing-handler tests' error logs stay out of the test run's output (the
     %% default handler prints them: they have no domain); this module's own logger
     %% handler still receives them
@@ -52,16 +52,7 @@ cleanup(Pid) ->
     _ = persistent_term:erase(?PREFIX_KEY),
     _ = logger:remove_handler_filter(default, ?MODULE),
     gen_server:stop(Pid),
-    forget_kept().
-
-%% Handlers are kept in the application environment beyond the table's life.
-forget_kept() ->
-    application:unset_env(beamprof, '$handlers').
-
-start_table() ->
-    {ok, Pid} = beamprof_handlers:start_link(),
-    unlink(Pid),
-    Pid.
+    beamprof_ct:forget_kept().
 
 %% Helpers
 
@@ -331,7 +322,7 @@ not_started() ->
 
 kept_installed() ->
     ok = beamprof_events:attach(early, [a], fun ?MODULE:send_handler/4, {self(), early}),
-    Pid = start_table(),
+    Pid = beamprof_ct:start_table(),
     try
         ok = beamprof_events:execute([a], #{n => 1}, #{}),
         ?assertEqual({[a], #{n => 1}, #{}}, received(early)),
@@ -343,7 +334,7 @@ kept_installed() ->
     end,
     %% kept across the table's stop and start, until detached
     ?assertEqual([early], ids(beamprof_events:list_handlers([]))),
-    Pid2 = start_table(),
+    Pid2 = beamprof_ct:start_table(),
     try
         ok = beamprof_events:execute([a], #{n => 2}, #{}),
         ?assertEqual({[a], #{n => 2}, #{}}, received(early)),
@@ -356,7 +347,7 @@ kept_installed() ->
 kept_detached() ->
     ok = beamprof_events:attach(gone, [a], fun ?MODULE:send_handler/4, {self(), gone}),
     ok = beamprof_events:detach(gone),
-    Pid = start_table(),
+    Pid = beamprof_ct:start_table(),
     try
         ok = beamprof_events:execute([a], #{}, #{}),
         ?assertEqual(nothing, nothing(gone)),
