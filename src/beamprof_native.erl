@@ -77,7 +77,7 @@
 -module(beamprof_native).
 -behaviour(gen_server).
 
--export([start/1, stop/0, top/1, top/2, filter/2, flame_graph/2, running/0]).
+-export([start/1, stop/0, top/1, top/2, filter/2, flame_graph/2, sample/2, running/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 -export_type([profile/0, options/0, kind/0]).
 
@@ -242,11 +242,20 @@ got(Expected, Value) ->
     lists:flatten(io_lib:format("~ts, got: ~0tP", [Expected, Value, 8])).
 
 sample_and_write(Ms, StartOpts, Output, Format) ->
+    case sample(Ms, StartOpts) of
+        {ok, Profile} -> write(Profile, Output, Format);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Samples for `Ms' milliseconds with `start/1''s options (checked by
+%% `start/1') and returns the profile, symbolized on this node; `start/1''s
+%% errors otherwise. Blocks the caller for `Ms'.
+-spec sample(pos_integer(), options()) -> {ok, profile()} | {error, term()}.
+sample(Ms, StartOpts) when is_integer(Ms), Ms > 0, is_map(StartOpts) ->
     case start(StartOpts) of
         {ok, _} ->
             receive after Ms -> ok end,
-            {ok, Profile} = stop(),
-            write(Profile, Output, Format);
+            stop();
         {error, _} = Error ->
             Error
     end.
