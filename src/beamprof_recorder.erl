@@ -53,16 +53,21 @@
                   bytes_written := non_neg_integer(), frames := non_neg_integer(),
                   wraps := non_neg_integer(), seq := pos_integer(),
                   dropped := non_neg_integer(), encode_failed := non_neg_integer(),
-                  tick_cpu_ns := non_neg_integer(), tick_records := non_neg_integer()}.
+                  tick_cpu_ns := non_neg_integer(), tick_records := non_neg_integer(),
+                  build_failed := non_neg_integer()}.
 %% Counters since the file was opened (`tick_cpu_ns' and `tick_records':
 %% the C thread's CPU time spent on tick records and their count, since the
-%% library loaded); `seq' is the next frame's sequence number.
+%% library loaded; `build_failed': records beamprof could not build from an
+%% event, a sample or a scan, since the VM started, each also told by a
+%% `note' record in the file at the 1st, 2nd, 4th, ... failure); `seq' is
+%% the next frame's sequence number.
 
 -define(DEFAULT_SIZE, 16 * 1024 * 1024).
 -define(MIN_SIZE, 65536).
 -define(MAX_SIZE, 4294967296).
 -define(TOP_N, 5).
 -define(UNAVAILABLE, {?MODULE, unavailable}).
+-define(BUILD_FAILED, {?MODULE, build_failed}).
 -define(SCAN_KEYS, [message_queue_len, memory, reductions]).
 
 %% @doc The defaults: `#{size => 16777216}' (16 MiB of ring).
@@ -194,7 +199,10 @@ stop() ->
 -spec info() -> info() | undefined.
 info() ->
     ok = ensure_nif(),
-    beamprof_nif:recorder_info().
+    case beamprof_nif:recorder_info() of
+        Info when is_map(Info) -> Info#{build_failed => build_failed_count()};
+        undefined -> undefined
+    end.
 
 %% @doc Whether a recording is open (an atomic load in C).
 -spec active() -> boolean().
@@ -229,7 +237,7 @@ event(Suffix, Measurements, Metadata) ->
                 {Kind, Fields} -> append(Fields#{kind => Kind});
                 skip -> ok
             catch
-                _:_ -> ok
+                Class:Reason -> build_failed(Suffix, Class, Reason)
             end;
         false -> ok
     end.
@@ -243,7 +251,7 @@ interval(Sample) ->
             try beamprof_recorder_records:interval(Sample) of
                 Fields -> append(Fields#{kind => interval})
             catch
-                _:_ -> ok
+                Class:Reason -> build_failed(interval, Class, Reason)
             end;
         false -> ok
     end.
@@ -258,9 +266,49 @@ scan(Rows) ->
             try beamprof_recorder_records:scan(Rows, ?TOP_N) of
                 Fields -> append(Fields#{kind => scan})
             catch
-                _:_ -> ok
+                Class:Reason -> build_failed(scan, Class, Reason)
             end;
         false -> ok
+    end.
+
+%% A record that could not be built from what beamprof emitted: counted
+%% (`info/0''s `build_failed'), and told in the recording itself by a `note'
+%% record at the 1st, 2nd, 4th, 8th, ... failure, so that a bug in one kind
+%% cannot fill the ring with notes.
+build_failed(What, Class, Reason) ->
+    N = counters_add(),
+    case N band (N - 1) of
+        0 ->
+            Message = unicode:characters_to_binary(
+                        io_lib:format("a ~0tp record was not written (~0tp:~0tP); "
+                                      "~B such records since the VM started",
+                                      [What, Class, Reason, 6, N])),
+            append(#{kind => note, message => Message});
+        _ ->
+            ok
+    end.
+
+counters_add() ->
+    Ref = failed_counter(),
+    ok = counters:add(Ref, 1, 1),
+    counters:get(Ref, 1).
+
+%% One counter for the VM's life: made once, never replaced (replacing a
+%% persistent term costs the node a global scan).
+failed_counter() ->
+    case persistent_term:get(?BUILD_FAILED, undefined) of
+        undefined ->
+            Ref = counters:new(1, [write_concurrency]),
+            persistent_term:put(?BUILD_FAILED, Ref),
+            Ref;
+        Ref ->
+            Ref
+    end.
+
+build_failed_count() ->
+    case persistent_term:get(?BUILD_FAILED, undefined) of
+        undefined -> 0;
+        Ref -> counters:get(Ref, 1)
     end.
 
 %% @doc The keys and row count the periodic scan ranks when a recording is

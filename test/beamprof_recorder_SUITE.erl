@@ -16,7 +16,7 @@
 
 all() ->
     [options_refused, records_framed, events_recorded, vocabulary_covers_records,
-     restart_resumes, upgrade_keeps_recording, foreign_file_untouched, second_writer_locked,
+     failed_builds_noted, restart_resumes, upgrade_keeps_recording, foreign_file_untouched, second_writer_locked,
      ticks_while_saturated, killed_node_leaves_recording].
 
 init_per_suite(Config) ->
@@ -164,6 +164,33 @@ atoms(A) when is_atom(A) -> [A];
 atoms(L) when is_list(L) -> lists:flatmap(fun atoms/1, L);
 atoms(M) when is_map(M) -> atoms(maps:keys(M)) ++ atoms(maps:values(M));
 atoms(_) -> [].
+
+%% A record beamprof cannot build from what it was handed (a sample, a scan
+%% and an event of the wrong shape) is not lost silently: recorder_info()
+%% counts it and the file holds a `note' naming it at the 1st, 2nd, 4th, ...
+%% failure (the counter is the VM's, so the expected notes follow from its
+%% value before).
+failed_builds_noted(Config) ->
+    File = ?config(file, Config),
+    ok = beamprof:start_recorder(#{file => File, size => 262144}),
+    #{build_failed := Before} = beamprof:recorder_info(),
+    ok = beamprof_recorder:interval(#{schedulers => not_rows}),
+    ok = beamprof_recorder:scan(#{message_queue_len => [not_a_row]}),
+    ok = beamprof_recorder:event([process, large_memory], #{}, #{}),
+    [ok = beamprof_recorder:interval(#{}) || _ <- lists:seq(1, 3)],
+    #{build_failed := After} = beamprof:recorder_info(),
+    ?assertEqual(Before + 6, After),
+    ok = beamprof:stop_recorder(),
+    {ok, _, Records} = beamprof_recorder_decode:file(File),
+    Notes = [M || #{kind := note, message := M} <- Records],
+    Expected = [N || N <- lists:seq(Before + 1, After), N band (N - 1) =:= 0],
+    ?assertEqual(length(Expected), length(Notes)),
+    ?assert(length(Notes) >= 2),
+    ct:log("~p", [Notes]),
+    ?assert(lists:all(fun(M) -> binary:match(M, <<" record was not written (">>) =/= nomatch
+                      end, Notes)),
+    [?assertNotEqual(nomatch, binary:match(M, integer_to_binary(N)))
+     || {M, N} <- lists:zip(Notes, Expected)].
 
 %% The application restarted on its own recording: no .prev, the sequence
 %% numbers continue, a second header.
