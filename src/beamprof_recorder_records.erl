@@ -47,11 +47,17 @@ interval(#{schedulers := Rows, memory := #{erlang := Erl}, system := Sys}) ->
       port_count => maps:get(port_count, Sys)}.
 
 %% @doc The `scan' record's fields: the top `N' rows per key of `Rows'
-%% (`beamprof_scan_rows' rows, largest first).
+%% (`beamprof_scan_rows' rows, largest first). A pass taken while the gate
+%% was closed (`Rows' has `gate => closed') ranked mailboxes alone: its
+%% record has only `message_queue_len' in `top', and `gate => closed'.
 -spec scan(map(), pos_integer()) -> map().
+scan(#{gate := closed} = Rows, N) ->
+    #{top => top(Rows, N, [message_queue_len]), gate => closed};
 scan(Rows, N) ->
-    #{top => maps:from_list([{K, [row(R) || R <- lists:sublist(maps:get(K, Rows, []), N)]}
-                             || K <- [message_queue_len, memory, reductions]])}.
+    #{top => top(Rows, N, [message_queue_len, memory, reductions])}.
+
+top(Rows, N, Keys) ->
+    maps:from_list([{K, [row(R) || R <- lists:sublist(maps:get(K, Rows, []), N)]} || K <- Keys]).
 
 row(#{pid := Pid, value := Value} = Row) ->
     #{pid => pid_text(Pid), name => text(beamprof_top:name(Row)), value => Value}.

@@ -14,7 +14,7 @@
 %% scan), `duration' and `cpu' (native time units), `ports',
 %% `message_queue_len_p50', `_p90', `_p99', `_max' (messages) and
 %% `memory_p50', `_p90', `_p99', `_max' (bytes, over the processes whose
-%% memory was asked); metadata `trigger' (`periodic' | `on_demand'),
+%% memory was asked); metadata `trigger' (`periodic' | `on_demand' | `gated'),
 %% `window_ms', `generation', `crossings_dropped', `source' (where the pids
 %% came from: `ptab_walk', `processes_iterator' or `processes', see
 %% `beamprof_enum') and `warnings' (`beamprof_warnings': why the source is a
@@ -39,7 +39,10 @@
 %% The first pass after start only records reductions (the window's start).
 %% It waits for the load gate like every periodic pass: while the gate is
 %% closed (`beamprof:gate/0'), periodic passes wait (checked every second)
-%% and are counted in `stats/0' as `paused'. Asked by `beamprof_scan:top_all/1'
+%% and are counted in `stats/0' as `paused'; only while a flight recording is
+%% open, a pass that ranks mailboxes alone (`message_queue_len', no memory
+%% asked) still runs at the periodic spacing for the recording's `scan'
+%% record (event `trigger' `gated'). Asked by `beamprof_scan:top_all/1'
 %% or `top(reductions, N)', it scans at once (whatever the gate: an operator
 %% asked), with the reductions window since its previous pass (taking that
 %% first pass now if it was not taken), waiting first until that window is at
@@ -192,7 +195,8 @@ handle_info({timeout, Ref, scan}, #state{timer = Ref, deferred = Deferred} = Sta
 handle_info({timeout, Ref, scan}, #state{timer = Ref} = State) ->
     case beamprof_nif:gate() of
         closed ->
-            {noreply, schedule(?PAUSE_RETRY_MS, State#state{paused = State#state.paused + 1})};
+            Paused = State#state{paused = State#state.paused + 1},
+            {noreply, schedule(?PAUSE_RETRY_MS, gated(Paused))};
         open when State#state.last_at =:= undefined ->
             Old = process_flag(priority, low),
             State1 = baseline(State),
@@ -221,6 +225,28 @@ periodic(State) ->
             {Result, State1} = scan(Keys, N, periodic, State),
             ok = beamprof_recorder:scan(Result),
             State1
+    end.
+
+%% While the gate is closed and a recording is open, a pass that ranks the
+%% mailboxes alone (the cheapest item, no memory asked) for the recording,
+%% spaced like periodic passes (the interval, or the CPU budget's spacing):
+%% a node saturated for minutes is when a growing mailbox matters most. Its
+%% `scan' record says `gate => closed'; its event's `trigger' is `gated'.
+gated(#state{last_at = LastAt} = State) ->
+    Due = case spacing(State) of
+              off -> false;
+              Ms -> LastAt =:= undefined orelse
+                        erlang:monotonic_time(millisecond) - LastAt >= Ms
+          end,
+    case Due andalso beamprof_recorder:scan_keys() of
+        {[_ | _], N} ->
+            Old = process_flag(priority, low),
+            {Result, State1} = scan([message_queue_len], N, gated, State),
+            _ = process_flag(priority, Old),
+            ok = beamprof_recorder:scan(Result#{gate => closed}),
+            State1;
+        _ ->
+            State
     end.
 
 %% The first pass: makes the window tables and records reductions only.

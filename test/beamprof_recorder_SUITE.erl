@@ -16,7 +16,7 @@
 
 all() ->
     [options_refused, records_framed, events_recorded, vocabulary_covers_records,
-     failed_builds_noted, restart_resumes, upgrade_keeps_recording, foreign_file_untouched, second_writer_locked,
+     failed_builds_noted, mailboxes_while_gate_closed, restart_resumes, upgrade_keeps_recording, foreign_file_untouched, second_writer_locked,
      ticks_while_saturated, killed_node_leaves_recording].
 
 init_per_suite(Config) ->
@@ -191,6 +191,38 @@ failed_builds_noted(Config) ->
                       end, Notes)),
     [?assertNotEqual(nomatch, binary:match(M, integer_to_binary(N)))
      || {M, N} <- lists:zip(Notes, Expected)].
+
+%% With the gate closed (here by memory: a limit of 1 MiB, so the node stays
+%% above the high mark from the first tick) the periodic scan waits, but a
+%% recording still gets mailbox-only `scan' records, marked `gate =>
+%% closed', that name a growing mailbox.
+mailboxes_while_gate_closed(Config) ->
+    File = ?config(file, Config),
+    ok = beamprof:start(#{recorder => #{file => File, size => 262144},
+                          memory_limit => 1048576, scan_interval => 300}),
+    Holder = spawn_link(fun() -> register(bp_rec_gated, self()), hold() end),
+    [Holder ! {msg, I} || I <- lists:seq(1, 3000)],
+    Named = fun(#{top := #{message_queue_len := [#{name := <<"bp_rec_gated">>, value := Q} | _]}})
+                  -> Q >= 3000;
+               (_) -> false
+            end,
+    wait_until(fun() ->
+                       {ok, _, Rs} = beamprof_recorder_decode:file(File),
+                       lists:any(Named, [R || #{kind := scan, gate := closed} = R <- Rs])
+               end, 30000),
+    ?assertEqual(closed, beamprof:gate()),
+    {ok, _, Records} = beamprof_recorder_decode:file(File),
+    Scans = [R || #{kind := scan} = R <- Records],
+    ?assert(Scans =/= []),
+    %% every scan so far was taken under the closed gate, and ranked queues only
+    ?assertEqual([], [R || R <- Scans, maps:get(gate, R, open) =/= closed]),
+    ?assertEqual([[message_queue_len]], lists:usort([maps:keys(T) || #{top := T} <- Scans])),
+    ?assertMatch(#{paused := P} when P > 0, beamprof_scan_server:stats()),
+    %% beamprof's own reader takes the field too
+    {ok, Read} = beamprof:read_recording(File),
+    ?assert(lists:any(Named, [R || #{kind := scan, gate := closed} = R <- Read])),
+    unlink(Holder),
+    exit(Holder, kill).
 
 %% The application restarted on its own recording: no .prev, the sequence
 %% numbers continue, a second header.
