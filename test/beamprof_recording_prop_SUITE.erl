@@ -9,13 +9,15 @@
 
 suite() -> [{timetrap, {minutes, 10}}].
 
+%% The file-writing properties take about 130 ms a case; their counts keep the suite
+%% near 40 s per release so that the three releases' CI stays under its time limit.
 all() -> [untouched, flipped_bits, truncated, random_bytes, random_ring].
 
-untouched(Config) -> check(prop_beamprof_recording:prop_untouched(dir(Config)), 300).
+untouched(Config) -> check(prop_beamprof_recording:prop_untouched(dir(Config)), 120).
 
-flipped_bits(Config) -> check(prop_beamprof_recording:prop_flipped_bits(dir(Config)), 300).
+flipped_bits(Config) -> check(prop_beamprof_recording:prop_flipped_bits(dir(Config)), 120).
 
-truncated(Config) -> check(prop_beamprof_recording:prop_truncated(dir(Config)), 200).
+truncated(Config) -> check(prop_beamprof_recording:prop_truncated(dir(Config)), 100).
 
 random_bytes(Config) -> check(prop_beamprof_recording:prop_random_bytes(dir(Config)), 1000).
 
