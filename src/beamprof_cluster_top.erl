@@ -72,23 +72,34 @@ node_lines(Answers, Failed, W) ->
         ++ lists:append([failed_lines(N, R, NodeW, W) || {N, R} <- Failed]).
 
 node_cells(Node, S) ->
-    [atom_to_binary(Node), beamprof_format:percent(maps:get(utilization, S)),
+    [Node, beamprof_format:percent(maps:get(utilization, S)),
      bytes(maps:get(rss, S)), bytes(maps:get(erlang_total, S)),
      gate(maps:get(gate, S)), count(maps:get(processes, S)),
      count(maps:get(largest_mailbox, S))].
 
 row([Node | Figures], NodeW) ->
     Widths = [6, 10, 10, 8, 6, 9],
-    [beamprof_top:pad(beamprof_top:truncate(Node, NodeW), NodeW, trailing),
+    [node_cell(Node, NodeW),
      [[" ", beamprof_top:pad(beamprof_top:truncate(F, Fw), Fw, leading)]
       || {F, Fw} <- lists:zip(Figures, Widths)]].
 
+%% The reason after the node's name, without the name again when the
+%% reason's text starts with it.
 failed_lines(Node, Reason, NodeW, W) ->
     Indent = lists:duplicate(NodeW + 1, $\s),
-    Words = string:lexemes(unicode:characters_to_list(
-                             ["FAILED: ", beamprof_cluster:describe(Reason)]), " "),
-    beamprof_top:pack([beamprof_top:pad(beamprof_top:truncate(atom_to_binary(Node), NodeW),
-                                        NodeW, trailing), " "], Indent, " ", Words, W).
+    Text = beamprof_cluster:describe(Reason),
+    Why = case string:prefix(Text, [atom_to_binary(Node), ": "]) of
+              nomatch -> Text;
+              Rest -> Rest
+          end,
+    Words = string:lexemes(unicode:characters_to_list(["FAILED: ", Why]), " "),
+    beamprof_top:pack([node_cell(Node, NodeW), " "], Indent, " ", Words, W).
+
+%% A node's name padded to the column, cut in the middle when longer.
+node_cell(Node, NodeW) when is_atom(Node) ->
+    beamprof_top:pad(beamprof_top:cut_middle(atom_to_binary(Node), NodeW), NodeW, trailing);
+node_cell(Header, NodeW) ->
+    beamprof_top:pad(Header, NodeW, trailing).
 
 %% The gate in one word or two: `open', `CLOSED', `off' when beamprof does
 %% not run there.

@@ -43,7 +43,7 @@
 -module(beamprof_top).
 
 -export([render/3, print/1, live/2, name/1, mfa/1, width/1, options/1, columns/0]).
--export([process_table/3, pack/5, pad/3, truncate/2, fit/2, gate/1]).
+-export([process_table/3, pack/5, pad/3, truncate/2, fit/2, gate/1, cut_middle/2]).
 
 -export_type([tops/0, opts/0, geometry/0]).
 
@@ -409,7 +409,7 @@ pid_text(_) -> "-".
 %% meaning nothing to a person).
 pid_cell(#{node := Node}, Pid) when is_atom(Node), is_pid(Pid) ->
     [_Index, Local] = string:split(pid_to_list(Pid), "."),
-    [truncate(atom_to_binary(Node), 16), " <0.", Local];
+    [cut_middle(atom_to_binary(Node), 16), " <0.", Local];
 pid_cell(_Row, Pid) ->
     pid_text(Pid).
 
@@ -532,6 +532,21 @@ truncate_left(Text, Max) ->
 %% Text that goes on: ".." after as much as fits in Max columns with it.
 cut(Text, Max) ->
     take(unicode:characters_to_list(Text), max(0, Max - 2)) ++ ?CUT.
+
+%% @private
+%% @doc `Text' within `Max' columns: as it is when it fits, else its start
+%% and its end around "..": for node names, which differ at either end
+%% (`app@host-1', `peer-12-4242@host').
+-spec cut_middle(unicode:chardata(), integer()) -> string().
+cut_middle(Text, Max) ->
+    Chars = unicode:characters_to_list(Text),
+    case width(Chars) =< Max of
+        true -> Chars;
+        false when Max < 5 -> truncate(Chars, Max);
+        false ->
+            Head = (Max - 2) div 2,
+            take(Chars, Head) ++ ?CUT ++ lists:reverse(take(lists:reverse(Chars), Max - 2 - Head))
+    end.
 
 %% @private
 %% @doc A line within `W' columns, cut if it is wider.
