@@ -98,13 +98,23 @@ distribute() ->
 
 start_dist(0) -> erlang:error(no_distribution);
 start_dist(Tries) ->
-    case net_kernel:start(list_to_atom("cluster_bench_" ++ os:getpid()),
+    case net_kernel:start(list_to_atom("cluster_bench_" ++ os:getpid() ++ "@" ++ host()),
                           #{name_domain => shortnames}) of
         {ok, _} -> ok;
         {error, _} -> receive after 100 -> start_dist(Tries - 1) end
     end.
 
+%% The host name when it resolves, else localhost (a chroot whose /etc/hosts
+%% does not know it).
+host() ->
+    {ok, Name} = inet:gethostname(),
+    case inet:gethostbyname(Name) of
+        {ok, _} -> Name;
+        {error, _} -> "localhost"
+    end.
+
 start_peer() ->
+    [_, Host] = string:split(atom_to_list(node()), "@"),
     {ok, Peer, Node} = peer:start_link(#{name => peer:random_name("cluster_bench"),
-                                         args => ["-pa" | code:get_path()]}),
+                                         host => Host, args => ["-pa" | code:get_path()]}),
     {Peer, Node}.

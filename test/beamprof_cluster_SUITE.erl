@@ -58,10 +58,20 @@ distribute() ->
 start_dist(0) ->
     {skip, "net_kernel:start/2 failed: no epmd answering or no resolvable host name"};
 start_dist(Tries) ->
-    Name = list_to_atom("beamprof_cluster_ct_" ++ os:getpid()),
+    Name = list_to_atom("beamprof_cluster_ct_" ++ os:getpid() ++ "@" ++ host()),
     case net_kernel:start(Name, #{name_domain => shortnames}) of
         {ok, _} -> {ok, true};
         {error, _} -> receive after 100 -> start_dist(Tries - 1) end
+    end.
+
+%% The machine's host name when it resolves, else `localhost': a chroot
+%% (the OTP roots of the matrix) may have a host name its /etc/hosts does not
+%% know, and a short node name needs its host to resolve for peers to connect.
+host() ->
+    {ok, Name} = inet:gethostname(),
+    case inet:gethostbyname(Name) of
+        {ok, _} -> Name;
+        {error, _} -> "localhost"
     end.
 
 %% --- peers ------------------------------------------------------------------
@@ -81,7 +91,9 @@ bare_peer() ->
     peer([]).
 
 peer(Args) ->
-    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name("bpc"), args => Args}),
+    [_, Host] = string:split(atom_to_list(node()), "@"),
+    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name("bpc"), host => Host,
+                                         args => Args}),
     put({peer, Peer}, Node),
     put({node, Node}, Peer),
     Node.
