@@ -8,8 +8,8 @@
 %% after another, what a shell loop over nodes() does) is printed beside.
 %%
 %% Each node holds `Procs' idle processes and one with a long mailbox. The
-%% peers are started here (distribution with short names; epmd is started
-%% as `erl -sname' would) with beamprof's code path, and stopped at the end.
+%% peers are started here (distribution with short names, see
+%% beamprof_ct:distribute/1) with beamprof's code path, and stopped at the end.
 -module(cluster_bench).
 
 -export([run/0, run/1, run/2, naive_top/2, hold/2]).
@@ -23,7 +23,7 @@ run(Procs) ->
     run(Procs, 7).
 
 run(Procs, Runs) ->
-    ok = distribute(),
+    {ok, _} = beamprof_ct:distribute("cluster_bench"),
     Peers = [start_peer() || _ <- [1, 2]],
     Nodes = [node() | [N || {_, N} <- Peers]],
     %% the longest mailbox on the last peer: 5000 messages more on each node
@@ -88,33 +88,6 @@ hold(Procs, Msgs) ->
                    end),
     receive {held, Holder} -> Holder end.
 
-distribute() ->
-    case is_alive() of
-        true -> ok;
-        false ->
-            _ = os:cmd(os:find_executable("epmd") ++ " -daemon"),
-            start_dist(50)
-    end.
-
-start_dist(0) -> erlang:error(no_distribution);
-start_dist(Tries) ->
-    case net_kernel:start(list_to_atom("cluster_bench_" ++ os:getpid() ++ "@" ++ host()),
-                          #{name_domain => shortnames}) of
-        {ok, _} -> ok;
-        {error, _} -> receive after 100 -> start_dist(Tries - 1) end
-    end.
-
-%% The host name when it resolves, else localhost (a chroot whose /etc/hosts
-%% does not know it).
-host() ->
-    {ok, Name} = inet:gethostname(),
-    case inet:gethostbyname(Name) of
-        {ok, _} -> Name;
-        {error, _} -> "localhost"
-    end.
-
 start_peer() ->
-    [_, Host] = string:split(atom_to_list(node()), "@"),
-    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name("cluster_bench"),
-                                         host => Host, args => ["-pa" | code:get_path()]}),
+    {ok, Peer, Node} = beamprof_ct:start_dist_peer("cluster_bench", ["-pa" | code:get_path()]),
     {Peer, Node}.

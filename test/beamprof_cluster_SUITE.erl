@@ -21,7 +21,7 @@ all() ->
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
-    case distribute() of
+    case beamprof_ct:distribute("beamprof_cluster_ct") of
         {ok, Started} -> [{started_dist, Started} | Config];
         {skip, _} = Skip -> Skip
     end.
@@ -40,40 +40,6 @@ end_per_testcase(_Case, _Config) ->
     _ = [peer:stop(P) || {{peer, P}, _} <- get()],
     ok = beamprof:stop().
 
-%% This node distributed with a short name. `erl -sname' starts epmd itself;
-%% net_kernel:start/2 does not, so it is started here as erl would (a daemon,
-%% left running as erl leaves it).
-distribute() ->
-    case is_alive() of
-        true -> {ok, false};
-        false ->
-            case os:find_executable("epmd") of
-                false -> {skip, "no epmd executable: peers need distribution"};
-                Epmd ->
-                    _ = os:cmd(Epmd ++ " -daemon"),
-                    start_dist(50)
-            end
-    end.
-
-start_dist(0) ->
-    {skip, "net_kernel:start/2 failed: no epmd answering or no resolvable host name"};
-start_dist(Tries) ->
-    Name = list_to_atom("beamprof_cluster_ct_" ++ os:getpid() ++ "@" ++ host()),
-    case net_kernel:start(Name, #{name_domain => shortnames}) of
-        {ok, _} -> {ok, true};
-        {error, _} -> receive after 100 -> start_dist(Tries - 1) end
-    end.
-
-%% The machine's host name when it resolves, else `localhost': a chroot
-%% (the OTP roots of the matrix) may have a host name its /etc/hosts does not
-%% know, and a short node name needs its host to resolve for peers to connect.
-host() ->
-    {ok, Name} = inet:gethostname(),
-    case inet:gethostbyname(Name) of
-        {ok, _} -> Name;
-        {error, _} -> "localhost"
-    end.
-
 %% --- peers ------------------------------------------------------------------
 
 %% A peer with this node's code path and beamprof started (or only loaded).
@@ -91,9 +57,7 @@ bare_peer() ->
     peer([]).
 
 peer(Args) ->
-    [_, Host] = string:split(atom_to_list(node()), "@"),
-    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name("bpc"), host => Host,
-                                         args => Args}),
+    {ok, Peer, Node} = beamprof_ct:start_dist_peer("bpc", Args),
     put({peer, Peer}, Node),
     put({node, Node}, Peer),
     Node.
