@@ -126,11 +126,17 @@ info() ->
     #{protocol => beamprof_cluster_rpc:protocol(), version => version(),
       otp_release => list_to_binary(erlang:system_info(otp_release))}.
 
+%% The application's version; its spec is loaded first when it is not (a
+%% node where beamprof's modules are on the path and the application was
+%% never loaded).
 version() ->
-    _ = application:load(beamprof),
     case application:get_key(beamprof, vsn) of
         {ok, Vsn} -> list_to_binary(Vsn);
-        undefined -> undefined
+        undefined ->
+            case application:load(beamprof) of
+                ok -> version();
+                {error, _} -> undefined
+            end
     end.
 
 %% @private

@@ -17,7 +17,7 @@
 all() ->
     [top_ranks_across_nodes, top_all_nodes, down_node_is_noconnection,
      slow_node_times_out, missing_beamprof, incompatible_protocol, beamprof_without_cluster,
-     snapshot_per_node, top_cluster_screen, cluster_flame_graph, bad_options].
+     snapshot_per_node, top_cluster_screen, cluster_flame_graph, bad_options, info_on_each_node].
 
 init_per_suite(Config) ->
     {module, beamprof_nif} = code:ensure_loaded(beamprof_nif),
@@ -296,3 +296,15 @@ bad_options(_Config) ->
     ?assertError({badarg, _}, beamprof:flame_graph(100, #{nodes => all, output => "x.bogus"})),
     ?assertMatch({error, {unwritable, _, _}},
                  beamprof:flame_graph(100, #{nodes => all, output => "/nonexistent/dir/x.svg"})).
+
+%% info/0 names the protocol and the version, on a node where the
+%% application's spec was never loaded too (a peer with beamprof on its path).
+info_on_each_node(_Config) ->
+    _ = application:load(beamprof),
+    {ok, Vsn} = application:get_key(beamprof, vsn),
+    Expected = #{protocol => 1, version => list_to_binary(Vsn),
+                 otp_release => list_to_binary(erlang:system_info(otp_release))},
+    ?assertEqual(Expected, beamprof_cluster:info()),
+    A = peer(["-pa" | code:get_path()]),
+    ?assertEqual(undefined, erpc:call(A, application, get_key, [beamprof, vsn])),
+    ?assertEqual(Expected, erpc:call(A, beamprof_cluster, info, [])).
