@@ -188,14 +188,63 @@ defmodule Beamprof do
   `q` and Enter) is pressed, each frame fitted to the terminal's columns and
   rows so that the header stays on screen.
 
+  `top(:cluster)`: one screen for the cluster (this node and every connected
+  one): a line per node (schedulers, memory, gate, largest mailbox), a line
+  per node that did not answer saying why (down, no answer within 5 s,
+  beamprof missing or incompatible there), and the cluster's top processes
+  by message queue with their nodes. Each node needs beamprof loaded.
+
   `top(options)`, a map or a keyword list: `width` (an integer of at least
   60: columns of every line, instead of the terminal's) and `live` (`true`:
   as `top(:live)`), e.g. `top(width: 132, live: true)`. A bad option raises
   `ArgumentError` naming it.
   """
-  @spec top(:live | %{optional(:width) => pos_integer(), optional(:live) => boolean()}
+  @spec top(:live | :cluster | %{optional(:width) => pos_integer(), optional(:live) => boolean()}
             | [width: pos_integer(), live: boolean()]) :: :ok | {:error, :not_started}
   def top(mode), do: :beamprof.top(mode)
+
+  @typedoc """
+  Options of the cluster calls, a keyword list or a map: `nodes` (`:all`,
+  the default: `[node() | Node.list()]`, or a list of nodes) and `timeout`
+  (ms, default 5000: the call returns within it whatever the nodes do).
+  """
+  @type cluster_options :: keyword() | map()
+
+  @typedoc """
+  A node that gave no answer and why: `:noconnection` (down), `:timeout`,
+  `{:beamprof_missing, message}`, `{:incompatible, info}`, `:not_started`
+  (`snapshot/1`), `{:crashed, {class, reason}}`, or the operation's own
+  error there (`{:unsupported, why}` for a flame graph).
+  """
+  @type failed :: [{node(), term()}]
+
+  @doc """
+  `top/2` over a cluster: the top `n` processes by `key` over the nodes of
+  `opts` (see `t:cluster_options/0`), merged and ranked, each row with its
+  `node`. Returns `{:ok, rows, failed}`. Every node asked needs beamprof
+  loaded (not necessarily started); one that lacks it is in `failed` as
+  `{:beamprof_missing, message}`.
+
+      {:ok, [top | _], failed} = Beamprof.top(:message_queue_len, 10, nodes: :all)
+  """
+  @spec top(atom(), pos_integer(), cluster_options()) :: {:ok, [map()], failed()}
+  def top(key, n, opts), do: :beamprof.top(key, n, options(opts))
+
+  @doc """
+  `snapshot/0` of every node of `opts` (see `t:cluster_options/0`):
+  `{:ok, %{node => sample}, failed}`, a node where beamprof is loaded but not
+  started in `failed` as `:not_started`.
+  """
+  @spec snapshot(cluster_options()) :: {:ok, %{node() => map()}, failed()}
+  def snapshot(opts), do: :beamprof.snapshot(options(opts))
+
+  # A keyword list becomes a map; anything else goes to :beamprof as it is,
+  # which checks it and raises an ArgumentError naming what is wrong.
+  defp options(opts) when is_list(opts) and opts != [] do
+    if Keyword.keyword?(opts), do: Map.new(opts), else: opts
+  end
+
+  defp options(opts), do: opts
 
   @typedoc """
   A profile: `stacks` is a list of `{frames, weight}` with frames root first
@@ -299,15 +348,25 @@ defmodule Beamprof do
   the extension unless `format` is given; `opts` may be the path alone);
   returns `fun`'s result. With an
   integer: samples the whole VM for `ms` milliseconds and writes a CPU flame
-  graph to `opts` (a path, or a map with `:output`, `:format` and the options
-  of `native_start/1`).
+  graph to `opts` (a path, or a map or keyword list with `:output`, `:format`
+  and the options of `native_start/1`).
+
+  With `nodes` (`:all` or a list of nodes) every node samples at once and
+  one graph holds them all under a root frame per node; the answer is
+  `{:ok, summary, failed}` (per-node figures under `:nodes`), or
+  `{:error, {:all_failed, failed}}`. Each node needs beamprof loaded and its
+  native sampler; `timeout` is the margin over `ms` the call waits (default
+  5000).
 
       Beamprof.flame_graph(fn -> MyApp.work() end, output: "work.svg")
       Beamprof.flame_graph(3000, "cpu.svg")
+      Beamprof.flame_graph(3000, nodes: :all, output: "cluster.html")
   """
   @spec flame_graph((() -> result), profile_options() | Path.t()) :: result when result: term()
-  @spec flame_graph(pos_integer(), Path.t() | map()) :: {:ok, map()} | {:error, term()}
-  # One clause: a wrong argument gets :beamprof's ArgumentError saying what it expected.
+  @spec flame_graph(pos_integer(), Path.t() | map() | keyword()) ::
+          {:ok, map()} | {:ok, map(), failed()} | {:error, term()}
+  # A wrong argument gets :beamprof's ArgumentError saying what it expected.
+  def flame_graph(ms, opts) when is_integer(ms), do: :beamprof.flame_graph(ms, options(opts))
   def flame_graph(fun_or_ms, opts), do: :beamprof.flame_graph(fun_or_ms, opts)
 
   @doc """

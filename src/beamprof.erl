@@ -40,6 +40,7 @@
 -export([top/1]).
 -export([start_recorder/1, stop_recorder/0, recorder_info/0]).
 -export([top/2, top_ports/2]).
+-export([top/3, snapshot/1]).
 -export([read_recording/1, read_recording/2, recording_report/2]).
 
 -type event_name() :: [atom(), ...].
@@ -200,10 +201,20 @@ top() ->
 %% (`true': as `top(live)'); for example `top(#{width => 132, live => true})'.
 %% An unknown option, a bad value or any other argument raises `badarg' with
 %% a message naming it (for a table of processes, `top(Key, N)').
--spec top(live | Options) -> ok | {error, not_started} when
+%%
+%% `top(cluster)': one screen for the cluster (this node and every visible
+%% connected node): a line per node (normal schedulers' utilization, RSS,
+%% Erlang memory, the gate, the process count, the largest mailbox), a line
+%% per node that did not answer saying why (down, timed out after 5 s,
+%% beamprof missing or incompatible there), and the cluster's top 10
+%% processes by message queue with their nodes. Each node needs beamprof
+%% loaded (see `top/3'); its figures need it started there.
+-spec top(live | cluster | Options) -> ok | {error, not_started} when
       Options :: #{width => pos_integer(), live => boolean()} | [{width | live, term()}].
 top(live) ->
     top(#{live => true});
+top(cluster) ->
+    beamprof_top:print(beamprof_cluster:screen(#{}));
 top(Options) when is_map(Options); is_list(Options) ->
     case beamprof_top:options(Options) of
         #{live := true} = Opts -> top_live(maps:remove(live, Opts));
@@ -211,9 +222,10 @@ top(Options) when is_map(Options); is_list(Options) ->
     end;
 top(Other) ->
     erlang:error({badarg, lists:flatten(
-                            io_lib:format("Expected live (top(live)) or options (top(#{width => "
-                                          "100})), got: ~0tP; for a table of processes use "
-                                          "top(Key, N), e.g. top(memory, 10)",
+                            io_lib:format("Expected live (top(live)), cluster (top(cluster)) or "
+                                          "options (top(#{width => 100})), got: ~0tP; for a "
+                                          "table of processes use top(Key, N), e.g. "
+                                          "top(memory, 10)",
                                           [Other, 8]))}, [Other]).
 
 top_once(Opts) ->
@@ -251,6 +263,32 @@ top_tables(N) ->
 -spec top(Key :: beamprof_scan:key(), N :: 1..10000) -> [beamprof_scan_rows:row()].
 top(Key, N) ->
     beamprof_scan:top(Key, N).
+
+%% @doc `top/2' over a cluster: the `N' processes with the largest `Key'
+%% over the nodes of `Options', merged and ranked, each row with its `node'.
+%% Returns `{ok, Rows, Failed}', `Failed' a list of `{Node, Reason}' for the
+%% nodes that gave no rows: `noconnection' (down), `timeout',
+%% `{beamprof_missing, Message}', `{incompatible, Info}'. Options: `nodes'
+%% (`all', the default: `[node() | nodes()]'; or a list of nodes) and
+%% `timeout' (ms, default 5000: the call returns within it, whatever the
+%% nodes do). Every node asked must have beamprof loaded (on its code path;
+%% not necessarily started). The pids are the nodes' own (a remote pid
+%% prints `<N.87.0>' here); names are read on their node. See
+%% `beamprof_cluster'.
+-spec top(Key, N, Options) -> {ok, [Row], Failed} when
+      Key :: beamprof_scan:key(), N :: 1..10000, Options :: beamprof_cluster:options(),
+      Row :: #{node := node(), _ => _}, Failed :: beamprof_cluster:failed().
+top(Key, N, Options) ->
+    beamprof_cluster:top(Key, N, Options).
+
+%% @doc `snapshot/0' of every node of `Options' (`nodes', `timeout', as
+%% `top/3'): `{ok, #{Node => Sample}, Failed}', the shape of `top/3''s
+%% answer; a node where beamprof is loaded but not started is in `Failed'
+%% as `not_started'. See `beamprof_cluster'.
+-spec snapshot(Options) -> {ok, #{node() => beamprof_vm:sample()}, Failed} when
+      Options :: beamprof_cluster:options(), Failed :: beamprof_cluster:failed().
+snapshot(Options) ->
+    beamprof_cluster:snapshot(Options).
 
 %% @doc The `N' ports with the largest `Key' (`queue_size', `memory',
 %% `input', `output') as rows; see `beamprof_scan:top_ports/3'.
@@ -433,7 +471,12 @@ profile_calls(Fun, Options) ->
 %% frame_source, hz, hz_under_gate, gate_closed_ms, gate_closed_pct, gated,
 %% stray, warnings, file}}' (see `beamprof_native'). Both check every
 %% option, and that the output's directory exists and is writable, before
-%% anything runs: a bad
+%% anything runs. With `nodes' in the map (`all' or a list of nodes), every
+%% node samples at once (each needs beamprof loaded and its native sampler)
+%% and one graph holds them all under a root frame per node; `timeout' is
+%% then the margin over `Ms' the call waits (default 5000 ms), and the
+%% answer `{ok, Summary, Failed}' (per-node figures under `nodes') or
+%% `{error, {all_failed, Failed}}': see `beamprof_cluster:flame_graph/2'. A bad
 %% option raises `{badarg, Message}', an unwritable output answers
 %% `{error, {unwritable, Path, Reason}}' at once. A write that fails after
 %% sampling is logged; the integer form answers `{error, {write_failed,
@@ -442,14 +485,17 @@ profile_calls(Fun, Options) ->
 %% arguments swapped) raises `{badarg, Message}' saying what was expected.
 -spec flame_graph(Fun, Options) -> term() when
       Fun :: fun(() -> term()), Options :: map() | list() | file:filename_all();
-                 (Ms, Opts) -> {ok, map()} | {error, term()} when
-      Ms :: pos_integer(), Opts :: file:filename() | map().
+                 (Ms, Opts) -> {ok, map()} | {ok, map(), Failed} | {error, term()} when
+      Ms :: pos_integer(), Opts :: file:filename() | map(),
+      Failed :: beamprof_cluster:failed().
 flame_graph(Fun, Output) when is_function(Fun, 0), is_binary(Output) ->
     beamprof_profile:flame_graph(Fun, #{output => Output});
 flame_graph(Fun, [C | _] = Output) when is_function(Fun, 0), is_integer(C) ->
     beamprof_profile:flame_graph(Fun, #{output => Output});
 flame_graph(Fun, Options) when is_function(Fun, 0) ->
     beamprof_profile:flame_graph(Fun, Options);
+flame_graph(Ms, #{nodes := _} = Opts) when is_integer(Ms) ->
+    beamprof_cluster:flame_graph(Ms, Opts);
 flame_graph(Ms, Opts) when is_integer(Ms) ->
     beamprof_native:flame_graph(Ms, Opts);
 flame_graph(Options, Fun) when is_function(Fun, 0) ->

@@ -78,6 +78,7 @@
 -behaviour(gen_server).
 
 -export([start/1, stop/0, top/1, top/2, filter/2, flame_graph/2, sample/2, running/0]).
+-export([flame_options/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 -export_type([profile/0, options/0, kind/0]).
 
@@ -224,11 +225,8 @@ filter(Profile, Kinds) ->
 flame_graph(Ms, Path) when is_list(Path); is_binary(Path) ->
     flame_graph(Ms, #{output => Path});
 flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0, is_map(Opts) ->
-    {Output, Format} = output_options(Opts),
-    StartOpts = maps:without([output, format], Opts),
-    maps:foreach(fun check_option/2, StartOpts),
-    case writable(Output) of
-        ok -> sample_and_write(Ms, StartOpts, Output, Format);
+    case flame_options(Opts) of
+        {ok, Output, Format, StartOpts} -> sample_and_write(Ms, StartOpts, Output, Format);
         {error, _} = Error -> Error
     end;
 flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0 ->
@@ -237,6 +235,23 @@ flame_graph(Ms, Opts) when is_integer(Ms), Ms > 0 ->
 flame_graph(Ms, Opts) ->
     erlang:error({badarg, got("Expected Ms to be a positive integer of milliseconds", Ms)},
                  [Ms, Opts]).
+
+%% @private
+%% @doc `flame_graph/2''s options checked as it checks them before sampling:
+%% the output path (flat, or `undefined'), the format, and the options of
+%% `start/1'; a bad one raises `{badarg, Message}', an output that cannot be
+%% written answers `{error, {unwritable, Path, Reason}}'. For the cluster's
+%% flame graph (`beamprof_cluster_flame'), which samples on other nodes.
+-spec flame_options(map()) -> {ok, file:filename_all() | undefined, beamprof_flame:format(),
+                                options()} | {error, term()}.
+flame_options(Opts) ->
+    {Output, Format} = output_options(Opts),
+    StartOpts = maps:without([output, format], Opts),
+    maps:foreach(fun check_option/2, StartOpts),
+    case writable(Output) of
+        ok -> {ok, Output, Format, StartOpts};
+        {error, _} = Error -> Error
+    end.
 
 got(Expected, Value) ->
     lists:flatten(io_lib:format("~ts, got: ~0tP", [Expected, Value, 8])).

@@ -29,7 +29,7 @@
 -module(beamprof_scan).
 
 -export([top/2, top/3, top_ports/2, top_ports/3, top_all/1, top_all/2, local_top/3, result/4,
-         default_skip_queue/0]).
+         default_skip_queue/0, check_top/2]).
 -export_type([key/0, port_key/0, options/0, tops/0]).
 
 -type key() :: message_queue_len | memory | reductions | total_heap_size.
@@ -69,10 +69,7 @@ top(Key, N) ->
 %% option, 10000).
 -spec top(Key :: key(), N :: 1..10000, Opts :: options()) -> [beamprof_scan_rows:row()].
 top(Key, N, Opts) ->
-    check_order(top, Key, N, [Key, N, Opts]),
-    check(lists:member(Key, ?KEYS), key_message("message_queue_len, memory, reductions, "
-                                                "total_heap_size", Key), [Key, N, Opts]),
-    check_n(N, [Key, N, Opts]),
+    check_top(Key, N, [Key, N, Opts]),
     check_opts(Opts, [Key, N, Opts]),
     Result = scan([Key], N, Opts),
     _ = [logger:warning("beamprof: ~ts", [M])
@@ -115,6 +112,20 @@ top_all(N, Opts) ->
     check_n(N, [N, Opts]),
     check_opts(Opts, [N, Opts]),
     scan([message_queue_len, memory, reductions], N, Opts).
+
+%% @private
+%% @doc Checks `top/2''s key and count (the order, the key, 1..10000); raises
+%% `{badarg, Message}' naming what is wrong. For callers that rank rows of
+%% `top/2' themselves (`beamprof_cluster').
+-spec check_top(Key :: term(), N :: term()) -> ok.
+check_top(Key, N) ->
+    check_top(Key, N, [Key, N]).
+
+check_top(Key, N, Args) ->
+    check_order(top, Key, N, Args),
+    check(lists:member(Key, ?KEYS), key_message("message_queue_len, memory, reductions, "
+                                                "total_heap_size", Key), Args),
+    check_n(N, Args).
 
 %% Through the server when it runs and reductions or memory are asked (its
 %% window holds the previous pass: reductions over the window, and the memory

@@ -43,6 +43,7 @@
 -module(beamprof_top).
 
 -export([render/3, print/1, live/2, name/1, mfa/1, width/1, options/1, columns/0]).
+-export([process_table/3, pack/5, pad/3, truncate/2, fit/2, gate/1, cut_middle/2]).
 
 -export_type([tops/0, opts/0, geometry/0]).
 
@@ -175,6 +176,10 @@ note(Label, Text, W) ->
 warnings(#{warnings := Ws}) when is_list(Ws) -> [X || #{message := M} = X <- Ws, is_binary(M)];
 warnings(_) -> [].
 
+%% @private
+%% @doc The gate of `beamprof:gate_info/0' as the header shows it: `open',
+%% `CLOSED (scheduler 93.0%)', `?' when unknown.
+-spec gate(term()) -> unicode:chardata().
 gate(#{blind := true} = G) -> [gate(maps:remove(blind, G)), " [blind: scheduler_wall_time]"];
 gate(#{state := closed, reason := {Kind, R}}) when is_atom(Kind), is_number(R) ->
     fmt("CLOSED (~ts ~ts)", [Kind, beamprof_format:percent(R)]);
@@ -313,9 +318,12 @@ label_col(Label) ->
     Text = unicode:characters_to_list(Label),
     [Text, lists:duplicate(max(1, ?LABEL_WIDTH - width(Text)), $\s)].
 
-%% Fields joined by Sep after Prefix, a line holding as many as fit in W, the
-%% next ones starting with Indent; a field too wide for a line of its own is
-%% cut.
+%% @private
+%% @doc `Fields' joined by `Sep' after `Prefix', a line holding as many as fit
+%% in `W' columns, the next ones starting with `Indent'; a field too wide for
+%% a line of its own is cut.
+-spec pack(unicode:chardata(), unicode:chardata(), unicode:chardata(), [unicode:chardata()],
+           pos_integer()) -> [unicode:chardata()].
 pack(Prefix, Indent, Sep, Fields, W) ->
     pack(Fields, Prefix, [], Indent, Sep, W).
 
@@ -336,19 +344,31 @@ tables(#{message_queue_len := Q, memory := M, reductions := R} = Tops, Rows, W) 
              {reductions, lists:sublist(R, Rows)}],
     Cells = [{Key, [cells(Row) || Row <- Rs]} || {Key, Rs} <- Shown],
     Widths = widths(Tops, [C || {_, Cs} <- Cells, C <- Cs], W),
-    lists:append(lists:join([""], [table(Key, Cs, Tops, Widths, W) || {Key, Cs} <- Cells]));
+    lists:append(lists:join([""], [table(title(Key, Tops), column_header(Key, Tops), Cs, Widths, W)
+                                   || {Key, Cs} <- Cells]));
 tables({error, Reason}, _Rows, W) ->
     pack("", "  ", " ", ["processes: not scanned", fmt("(~0tp)", [Reason])], W);
 tables(_, _Rows, _W) ->
     ["processes: not scanned"].
 
-table(Key, Cells, Tops, Widths, W) ->
-    pack("", "  ", "  ", title(Key, Tops), W)
-        ++ [row(column_header(Key, Tops), Widths)
+table(Title, Header, Cells, Widths, W) ->
+    pack("", "  ", "  ", Title, W)
+        ++ [row(Header, Widths)
             | case Cells of
                   [] -> ["  (none)"];
                   _ -> [row(C, Widths) || C <- Cells]
               end].
+
+%% @private
+%% @doc The lines of one table of process rows (`beamprof:top/2,3''s) under
+%% `Title' (fields packed on as many lines as `W' needs), laid out as the
+%% tables of `render/3'. A row with a `node' (`beamprof:top/3''s) shows it
+%% before the pid, and the pid as that node prints it (`<0.87.0>').
+-spec process_table([unicode:chardata()], [map()], pos_integer()) -> [unicode:chardata()].
+process_table(Title, Rows, W) ->
+    Cells = [cells(Row) || Row <- Rows],
+    [_Pid | Header] = column_header(message_queue_len, #{}),
+    table(Title, [<<"node pid">> | Header], Cells, widths(#{}, Cells, W), W).
 
 title(message_queue_len, #{scanned := N, skipped := Skipped, duration_us := Us}) ->
     ["top processes by message queue",
@@ -371,7 +391,7 @@ column_header(_Key, _Tops) ->
 %% Pid, name and current function (each with the end it keeps when cut),
 %% then the numbers (right-aligned).
 cells(#{pid := Pid} = Row) ->
-    [pid_text(Pid), name_cell(Row), {'end', mfa(maps:get(current_function, Row, undefined))},
+    [pid_cell(Row, Pid), name_cell(Row), {'end', mfa(maps:get(current_function, Row, undefined))},
      count(maps:get(message_queue_len, Row, undefined)),
      case maps:get(memory, Row, undefined) of skipped -> "skipped"; Mem -> bytes(Mem) end,
      count(maps:get(reductions, Row, undefined))].
@@ -383,6 +403,15 @@ name_cell(Row) -> {'end', name(Row)}.
 
 pid_text(Pid) when is_pid(Pid) -> pid_to_list(Pid);
 pid_text(_) -> "-".
+
+%% A row of a cluster call: the node (cut to 16 columns) and the pid as its
+%% node prints it, `<0.N.S>' (this node prints `<Index.N.S>', the index
+%% meaning nothing to a person).
+pid_cell(#{node := Node}, Pid) when is_atom(Node), is_pid(Pid) ->
+    [_Index, Local] = string:split(pid_to_list(Pid), "."),
+    [cut_middle(atom_to_binary(Node), 16), " <0.", Local];
+pid_cell(_Row, Pid) ->
+    pid_text(Pid).
 
 %% Widths of the columns: as wide as their cells (headers included), the
 %% name and the function sharing what the other columns leave of W (the name
@@ -479,8 +508,11 @@ char_width(C) when C >= 16#1100, C =< 16#115F; C >= 16#2E80, C =< 16#A4CF;
                    C >= 16#1F900, C =< 16#1F9FF; C >= 16#20000, C =< 16#3FFFD -> 2;
 char_width(_) -> 1.
 
-%% Names keep their start; functions keep their end (the function and arity).
-%% Cut text ends (or starts) with "..", the whole within Max columns.
+%% @private
+%% @doc `Text' within `Max' columns: as it is when it fits, else its start
+%% and "..". Names keep their start; functions keep their end
+%% (`truncate_left/2').
+-spec truncate(unicode:chardata(), integer()) -> string().
 truncate(Text, Max) ->
     Chars = unicode:characters_to_list(Text),
     case width(Chars) =< Max of
@@ -501,7 +533,24 @@ truncate_left(Text, Max) ->
 cut(Text, Max) ->
     take(unicode:characters_to_list(Text), max(0, Max - 2)) ++ ?CUT.
 
-%% A line within W columns, cut if it is wider.
+%% @private
+%% @doc `Text' within `Max' columns: as it is when it fits, else its start
+%% and its end around "..": for node names, which differ at either end
+%% (`app@host-1', `peer-12-4242@host').
+-spec cut_middle(unicode:chardata(), integer()) -> string().
+cut_middle(Text, Max) ->
+    Chars = unicode:characters_to_list(Text),
+    case width(Chars) =< Max of
+        true -> Chars;
+        false when Max < 5 -> truncate(Chars, Max);
+        false ->
+            Head = (Max - 2) div 2,
+            take(Chars, Head) ++ ?CUT ++ lists:reverse(take(lists:reverse(Chars), Max - 2 - Head))
+    end.
+
+%% @private
+%% @doc A line within `W' columns, cut if it is wider.
+-spec fit(unicode:chardata(), integer()) -> string().
 fit(Line, W) ->
     truncate(Line, W).
 
@@ -512,6 +561,10 @@ take([C | Rest], Left) ->
     end;
 take([], _) -> [].
 
+%% @private
+%% @doc `Text' padded with spaces to `Width' columns: after it (`trailing') or
+%% before it (`leading').
+-spec pad(unicode:chardata(), integer(), trailing | leading) -> unicode:chardata().
 pad(Text, Width, Dir) ->
     Fill = lists:duplicate(max(0, Width - width(Text)), $\s),
     case Dir of

@@ -1,15 +1,16 @@
 %% Helpers the Common Test suites share: waiting on a condition with a
 %% deadline, collecting emitted events, starting a peer VM on this node's
 %% code path, a 1 ms pinger and idle processes by the thousand, the native
-%% sampler library for the suites that need it
-%% (bench/scan_bench.erl uses the last two too). Compiled with the suites (test/ is an extra_src_dir of
+%% sampler library for the suites that need it, this node distributed and
+%% peers over distribution (bench/scan_bench.erl uses the pinger and the idle
+%% processes too, bench/cluster_bench.erl the distribution). Compiled with the suites (test/ is an extra_src_dir of
 %% rebar3's test profile).
 -module(beamprof_ct).
 
 -export([wait_until/2, wait_events/2, detach_all/0, start_peer/1, quickcheck/2, hold_binary/1,
          start_pinger/0, stop_pinger/1, spawn_idle/1, labels/0, set_label/1,
          native_suite/1, beam_smp/0, beam_exports/1, port_output/1,
-         forget_kept/0, start_table/0]).
+         forget_kept/0, start_table/0, distribute/1, start_dist_peer/2]).
 
 %% @doc What a port opened with `exit_status', `binary' and `stream' writes
 %% until it exits: `{ExitStatus, Output}'. Fails the case after 60 s.
@@ -85,6 +86,46 @@ start_peer(Opts) ->
     Args = ["-pa" | code:get_path()] ++ maps:get(args, Opts, []),
     {ok, Peer, Node} = peer:start_link(Opts#{connection => standard_io, args => Args}),
     {ok, Peer, Node}.
+
+%% @doc Makes this node distributed with a short name `Prefix_OsPid@Host' (Host
+%% the machine's host name when it resolves, else `localhost': a chroot, like
+%% the OTP roots of the matrix, may have a host name its /etc/hosts does not
+%% know, and peers connect to a short name's host). `erl -sname' starts epmd
+%% itself and net_kernel:start/2 does not, so it is started here as erl would
+%% (a daemon, left running as erl leaves it). `{ok, true}' when this call made
+%% the node distributed (stop it with net_kernel:stop/0), `{ok, false}' when
+%% it was, `{skip, Reason}' when it cannot be.
+-spec distribute(string()) -> {ok, boolean()} | {skip, string()}.
+distribute(Prefix) ->
+    case {is_alive(), os:find_executable("epmd")} of
+        {true, _} -> {ok, false};
+        {false, false} -> {skip, "no epmd executable: peers need distribution"};
+        {false, Epmd} ->
+            _ = os:cmd(Epmd ++ " -daemon"),
+            start_dist(list_to_atom(Prefix ++ "_" ++ os:getpid() ++ "@" ++ host()), 50)
+    end.
+
+start_dist(_Name, 0) ->
+    {skip, "net_kernel:start/2 failed: no epmd answering or no resolvable host name"};
+start_dist(Name, Tries) ->
+    case net_kernel:start(Name, #{name_domain => shortnames}) of
+        {ok, _} -> {ok, true};
+        {error, _} -> receive after 100 -> start_dist(Name, Tries - 1) end
+    end.
+
+host() ->
+    {ok, Name} = inet:gethostname(),
+    case inet:gethostbyname(Name) of
+        {ok, _} -> Name;
+        {error, _} -> "localhost"
+    end.
+
+%% @doc `peer:start_link/1' of a node named `Prefix-N-OsPid' on this
+%% (distributed) node's host, connected over distribution, with `Args'.
+-spec start_dist_peer(string(), [string()]) -> {ok, pid(), node()}.
+start_dist_peer(Prefix, Args) ->
+    [_, Host] = string:split(atom_to_list(node()), "@"),
+    peer:start_link(#{name => peer:random_name(Prefix), host => Host, args => Args}).
 
 %% @doc Runs the PropEr property `Prop' `N' times; fails the test case with
 %% `{counterexample, CounterExample}' when it does not hold.
