@@ -271,11 +271,14 @@ output_options(Opts) ->
                                                 "(string or binary)"}, [Opts])
                      end
              end,
-    case maps:get(format, Opts, format_of(Output, Opts)) of
-        F when F =:= svg; F =:= html; F =:= speedscope; F =:= folded -> {Output, F};
-        _ -> erlang:error({badarg, "Expected format to be one of svg, html, speedscope, folded"},
-                          [Opts])
+    Format = maps:get(format, Opts, format_of(Output, Opts)),
+    case lists:member(Format, beamprof_flame:formats()) of
+        true -> {Output, Format};
+        false -> erlang:error({badarg, "Expected format to be one of " ++ formats_text()}, [Opts])
     end.
+
+formats_text() ->
+    lists:append(lists:join(", ", [atom_to_list(F) || F <- beamprof_flame:formats()])).
 
 writable(undefined) -> ok;
 writable(Output) ->
@@ -424,8 +427,8 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
         Samples ->
             Sym1 = beamprof_native_sym:refresh(Sym0),
             {Frames, Sym} = beamprof_native_sym:symbolize([A || {_, _, _, _, A} <- Samples], Sym1),
-            Symbolized = [settle(K, I, W, T, F)
-                          || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
+            Symbolized = [settle(K, I, W, T, F, A)
+                          || {{K, I, W, T, A}, F} <- lists:zip(Samples, Frames)],
             Next = State#{sym := Sym, acc := beamprof_native_agg:add(Symbolized, Acc)},
             case length(Samples) < ?DRAIN_MAX of
                 true -> Next;
@@ -460,10 +463,11 @@ one_decimal(Hz) -> round(Hz * 10) / 10.
 %% processes (`$global::process_main', the leaf of a JIT sample or the
 %% outermost frame of a C one), else truncated (an Erlang chain was
 %% expected). A JIT sample in the loop keeps only its leaf: a walk from
-%% there follows no process's frames.
-settle(K, I, W, unrooted, [?LOOP | _]) -> {K, I, W, false, [?LOOP]};
-settle(K, I, W, unrooted, Frames) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames};
-settle(K, I, W, T, Frames) -> {K, I, W, T, Frames}.
+%% there follows no process's frames. The addresses (for the pprof file)
+%% are cut as the frames are.
+settle(K, I, W, unrooted, [?LOOP | _], [A | _]) -> {K, I, W, false, [?LOOP], [A]};
+settle(K, I, W, unrooted, Frames, As) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames, As};
+settle(K, I, W, T, Frames, As) -> {K, I, W, T, Frames, As}.
 
 stop_event(#{t0 := T0}, Profile) ->
     Now = erlang:monotonic_time(),
@@ -500,7 +504,11 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    warnings => warnings(Internals, Source) ++
                        callers_warning(Internals, FramePointers, LayoutSource) ++ CWarnings ++
                        beamprof_native_report:warnings(Info),
-                   notes => notes(Internals, FramePointers, LayoutSource)},
+                   notes => notes(Internals, FramePointers, LayoutSource),
+                   pprof => beamprof_pprof_native:data(
+                              beamprof_native_agg:pprof(Acc), maps:get(hz, Config),
+                              element(1, beamprof_native_sym:objects(Sym)),
+                              erlang:monotonic_time(millisecond) - Started)},
     Report = maps:merge(Base, beamprof_native_report:fields(Info, Stray0)),
     case {Internals, Source =/= none andalso FramePointers} of
         {false, _} -> Report#{hint => <<?HINT_OFF>>};
