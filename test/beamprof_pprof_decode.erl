@@ -129,12 +129,16 @@ schema(function) ->
 message(Bin, Name) ->
     Schema = schema(Name),
     Defaults = maps:from_list([{N, default(T, C)} || {N, T, C} <- maps:values(Schema)]),
-    lists:foldl(fun({F, Wire, V}, Acc) ->
-                        case Schema of
-                            #{F := {N, T, C}} -> put_field(N, C, value(T, Wire, V, N), Acc);
-                            _ -> Acc
-                        end
-                end, Defaults, fields(Bin)).
+    Msg = lists:foldl(fun({F, Wire, V}, Acc) ->
+                              case Schema of
+                                  #{F := {N, T, C}} -> put_field(N, C, value(T, Wire, V, N), Acc);
+                                  _ -> Acc
+                              end
+                      end, Defaults, fields(Bin)),
+    %% repeated fields were gathered newest first
+    maps:fold(fun(_, {N, _, repeated}, Acc) -> Acc#{N := lists:reverse(maps:get(N, Acc))};
+                 (_, _, Acc) -> Acc
+              end, Msg, Schema).
 
 default(_, repeated) -> [];
 default({message, _}, single) -> undefined;
@@ -143,8 +147,8 @@ default(string, single) -> {string, 0};
 default(bytes, single) -> <<>>;
 default(_, single) -> 0.
 
-put_field(N, repeated, Vs, Acc) when is_list(Vs) -> Acc#{N := maps:get(N, Acc) ++ Vs};
-put_field(N, repeated, V, Acc) -> Acc#{N := maps:get(N, Acc) ++ [V]};
+put_field(N, repeated, Vs, Acc) when is_list(Vs) -> Acc#{N := lists:reverse(Vs, maps:get(N, Acc))};
+put_field(N, repeated, V, Acc) -> Acc#{N := [V | maps:get(N, Acc)]};
 put_field(N, single, V, Acc) -> Acc#{N := V}.
 
 %% Repeated scalars come packed (wire type 2, a list back) or one by one.
