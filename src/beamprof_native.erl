@@ -208,8 +208,9 @@ filter(Profile, Kinds) ->
 
 %% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
 %% output path (any chardata: a string, a binary as Elixir passes; format
-%% from its extension: .svg, .html, .htm, .json (speedscope), .folded, .txt;
-%% any other extension raises `{badarg, Message}' unless `format' is given)
+%% from its extension: .svg, .html, .htm, .json (speedscope), .folded, .txt,
+%% .pb.gz (pprof, see `beamprof_pprof'); any other extension raises
+%% `{badarg, Message}' unless `format' is given)
 %% or a map with `output', `format', and the options of start/1.
 %% Without an output the profile is returned under `profile'.
 %%
@@ -271,7 +272,12 @@ output_options(Opts) ->
                                                 "(string or binary)"}, [Opts])
                      end
              end,
-    Format = maps:get(format, Opts, format_of(Output, Opts)),
+    %% the extension is read only without a format option (an output
+    %% `cpu.bin' with `format => pprof' is fine)
+    Format = case Opts of
+                 #{format := F} -> F;
+                 _ -> format_of(Output, Opts)
+             end,
     case lists:member(Format, beamprof_flame:formats()) of
         true -> {Output, Format};
         false -> erlang:error({badarg, "Expected format to be one of " ++ formats_text()}, [Opts])
