@@ -32,7 +32,11 @@
 %% entries; among them a `c_symbols_missing' one per object without symbols,
 %% naming the package that gives them: see beamprof_native_csyms) and
 %% `notes' (what the files written from the profile say first: see below
-%% and `beamprof_flame').
+%% and `beamprof_flame'), and `pprof': internal, the sampler's own data the
+%% pprof file is built from (address stacks by thread kind, each address's
+%% name, the executable mappings holding them; bounded like the stacks:
+%% 100,000 address stacks, the rest counted per kind). Its shape may
+%% change: read the file `beamprof_pprof:encode/1' makes of it instead.
 %%
 %% Only frames that are known. Whether the VM's JIT code keeps frame
 %% pointers is read from the VM's own frame layout, not from its flags:
