@@ -189,13 +189,11 @@ native(#{samples := Samples, overflow := Over, names := Names, mappings := Maps,
     Sorted = list_to_tuple(lists:keysort(1, tuple_to_list(Ranges))),
     {Fields, T1} = lists:mapfoldl(
                      fun({{Kind, Truncated, Addrs}, W}, T) ->
-                             {Ids, Ta} = lists:mapfoldl(
-                                           fun(A, Tx) -> addr_location(A, Names, Sorted, Tx) end,
-                                           T, Addrs),
-                             L = native_labels(Labels, Kind, Truncated),
-                             {LF, Tb} = sample_labels(L, Ta),
+                             {Ids, Ta} = addr_locations(Addrs, Names, Sorted, T, []),
+                             {LF, Tb} = native_sample_labels(Labels, Kind, Truncated, Ta),
                              {sample(Ids, [W, W * Period], LF), Tb}
-                     end, new(), lists:sort(maps:to_list(Samples))),
+                     end, (new())#{addrs => #{}, label_fields => #{}},
+                     lists:sort(maps:to_list(Samples))),
     {OverFields, T2} = lists:mapfoldl(
                          fun({Kind, W}, T) ->
                                  {Id, Ta} = location({frame, <<"[overflow]">>},
@@ -216,12 +214,32 @@ native_labels(Labels, Kind, true) ->
 native_labels(Labels, Kind, false) ->
     Labels#{<<"thread_kind">> => atom_to_binary(Kind)}.
 
-addr_location(A, Names, Ranges, T) ->
-    location({addr, A},
-             fun(Tx) ->
-                     {FunId, Ty} = function(maps:get(A, Names, <<"[unknown]">>), <<>>, Tx),
-                     {FunId, mapping_of(A, Ranges), A, Ty}
-             end, T).
+%% The labels of a kind and truncation, encoded once.
+native_sample_labels(Labels, Kind, Truncated, #{label_fields := Cache} = T) ->
+    case Cache of
+        #{{Kind, Truncated} := LF} -> {LF, T};
+        _ ->
+            {LF, T1} = sample_labels(native_labels(Labels, Kind, Truncated), T),
+            {LF, T1#{label_fields := Cache#{{Kind, Truncated} => LF}}}
+    end.
+
+%% The location ids of addresses: the hot loop, one map lookup for an
+%% address met before.
+addr_locations([A | As], Names, Ranges, #{addrs := Known} = T, Acc) ->
+    case Known of
+        #{A := Id} ->
+            addr_locations(As, Names, Ranges, T, [Id | Acc]);
+        _ ->
+            {Id, T1} = location({addr, A},
+                                fun(Tx) ->
+                                        {FunId, Ty} = function(maps:get(A, Names, <<"[unknown]">>),
+                                                               <<>>, Tx),
+                                        {FunId, mapping_of(A, Ranges), A, Ty}
+                                end, T),
+            addr_locations(As, Names, Ranges, T1#{addrs := Known#{A => Id}}, [Id | Acc])
+    end;
+addr_locations([], _Names, _Ranges, T, Acc) ->
+    {lists:reverse(Acc), T}.
 
 frame_fun(Name, File, T) ->
     {FunId, T1} = function(Name, File, T),

@@ -20,13 +20,19 @@
 -spec varint(integer()) -> binary().
 varint(N) when is_integer(N), N < 0, N >= -(1 bsl 63) ->
     varint(N band ?MAX64);
+varint(N) when is_integer(N), N >= 0, N < 128 ->
+    <<N>>;
+varint(N) when is_integer(N), N >= 0, N < 16384 ->
+    <<(N band 127 bor 128), (N bsr 7)>>;
 varint(N) when is_integer(N), N >= 0, N =< ?MAX64 ->
-    varint(N, <<>>);
+    list_to_binary(bytes7(N));
 varint(N) ->
     erlang:error({badarg, "Expected a 64-bit integer"}, [N]).
 
-varint(N, Acc) when N < 128 -> <<Acc/binary, N>>;
-varint(N, Acc) -> varint(N bsr 7, <<Acc/binary, (N band 127 bor 128)>>).
+%% Seven bits a byte, least significant first, the high bit set on all
+%% but the last.
+bytes7(N) when N < 128 -> [N];
+bytes7(N) -> [N band 127 bor 128 | bytes7(N bsr 7)].
 
 %% @doc A varint field (wire type 0) holding an unsigned integer.
 -spec uint(pos_integer(), non_neg_integer()) -> binary().
