@@ -31,8 +31,8 @@
 %% `samples/count' and `wall/nanoseconds' (a reading every `interval' ms
 %% of wall-clock time, whether the process ran or waited), `period_type'
 %% `wall/nanoseconds'; labels `pid', and `registered_name' or
-%% `process_label' (a `proc_lib' label, printed) when the process had
-%% one.</li>
+%% `process_label' (a `proc_lib' label, OTP 27+, printed unless it is
+%% text) when the process had one.</li>
 %% <li>Any other profile: one location and function per frame name, no
 %% address, no mapping; sample type by `unit': `samples/count',
 %% `time/microseconds' or `space/bytes'.</li>
@@ -169,11 +169,11 @@ location(Key, Describe, T0) ->
             {Id, T1#{locs := Locs#{Key => Id}, loc_list := [?PB:message(4, Msg) | List]}}
     end.
 
-%% Sample labels: string labels, sorted by key.
+%% Sample labels: string labels, sorted by key, cleaned as names are.
 sample_labels(Labels, T0) ->
     lists:mapfoldl(fun({K, V}, T) ->
-                           {KI, T1} = str(K, T),
-                           {VI, T2} = str(V, T1),
+                           {KI, T1} = str(beamprof_flame:clean(K), T),
+                           {VI, T2} = str(beamprof_flame:clean(V), T1),
                            {?PB:message(3, [?PB:uint(1, KI), ?PB:uint(2, VI)]), T2}
                    end, T0, lists:sort(maps:to_list(Labels))).
 

@@ -152,6 +152,7 @@ check(format, V, O) ->
         false -> known(format, V, O)
     end.
 
+-spec known(atom(), term(), term()) -> no_return().
 known(K, V, O) ->
     case lists:member(K, keys()) of
         true -> bad_option(K, V);

@@ -109,25 +109,18 @@ frame_files(Names, Files) ->
                       end
               end, #{}, Names).
 
-%% The target's pid, and its registered name and proc_lib label when it has them (a
-%% label is printed unless it is text).
+%% The target's pid, and its registered name and proc_lib label when it has them (as
+%% beamprof_names reads them on every release; a label is printed unless it is text).
 process_labels(Target) ->
+    #{name := Name, label := Label} = beamprof_names:process(Target),
     Pid = #{<<"pid">> => list_to_binary(pid_to_list(Target))},
-    Named = case erlang:process_info(Target, registered_name) of
-                {registered_name, Name} -> Pid#{<<"registered_name">> => atom_to_binary(Name)};
-                _ -> Pid
+    Named = case Name of
+                undefined -> Pid;
+                _ -> Pid#{<<"registered_name">> => atom_to_binary(Name)}
             end,
-    case label(Target) of
+    case Label of
         undefined -> Named;
-        Label -> Named#{<<"process_label">> => label_text(Label)}
-    end.
-
-%% `{dictionary, Key}' is OTP 26.2+; labels (proc_lib:set_label/1) are OTP 27+.
-label(Target) ->
-    try erlang:process_info(Target, {dictionary, '$process_label'}) of
-        {_, Label} -> Label;
-        undefined -> undefined
-    catch error:badarg -> undefined
+        _ -> Named#{<<"process_label">> => label_text(Label)}
     end.
 
 label_text(Label) when is_binary(Label) -> Label;
@@ -196,9 +189,7 @@ count(Stack, Cut, #{samples := N, stacks := Stacks, truncated := T} = Acc) ->
 
 %% Each module's source file, the first time a trace names it (until the wrapper).
 files(Trace, #{files := Files} = Acc) ->
-    Acc#{files := files1(Trace, Files)};
-files(_Trace, Acc) ->
-    Acc.
+    Acc#{files := files1(Trace, Files)}.
 
 files1([{?WRAPPER, _, _, _} | _], Files) -> Files;
 files1([{M, _, _, Loc} | Rest], Files) when not is_map_key(M, Files) ->
