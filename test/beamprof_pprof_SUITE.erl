@@ -65,7 +65,9 @@ spin(Ms) ->
     [receive {'DOWN', Ref, process, _, _} -> ok end || {_, Ref} <- Pids],
     ok.
 
+%% A tuple a round: a BIF and garbage collections, C code under the loop.
 pprof_hot(Deadline, N) ->
+    _ = erlang:make_tuple(8, N),
     case N rem 100000 =:= 0 andalso erlang:monotonic_time(millisecond) >= Deadline of
         true -> ok;
         false -> pprof_hot(Deadline, N + 1)
@@ -87,7 +89,8 @@ sample_spinning(Ms, Write) ->
 %% Native
 
 native_profile(Config) ->
-    {ok, Profile} = call(Config, ?MODULE, sample_spinning, [2000, undefined]),
+    Profile = sampled(Config, erlang:monotonic_time(millisecond) + 60000),
+    ct:log("profile: ~p", [maps:without([stacks, pprof], Profile)]),
     Path = filename:join(?config(priv_dir, Config), "native.pb.gz"),
     {ok, Path} = call(Config, beamprof, write_profile, [Profile, Path, pprof]),
     {ok, Bin} = file:read_file(Path),
@@ -96,6 +99,20 @@ native_profile(Config) ->
     PeerNode = atom_to_binary(call(Config, erlang, node, [])),
     check_native(D, Profile, PeerNode),
     {save_config, [{native_file, Path}]}.
+
+%% A profile with samples, C frames among them: a run on a loaded machine
+%% (the release matrix runs beside other work) may get few or none in 2 s;
+%% another is taken until the deadline.
+sampled(Config, Deadline) ->
+    {ok, Profile} = call(Config, ?MODULE, sample_spinning, [2000, undefined]),
+    case lists:any(fun({Frames, _}) -> lists:any(fun is_c/1, Frames) end,
+                   maps:get(stacks, Profile)) of
+        true -> Profile;
+        false ->
+            ct:log("no samples, again: ~p", [maps:without([stacks, pprof], Profile)]),
+            ?assert(erlang:monotonic_time(millisecond) < Deadline),
+            sampled(Config, Deadline)
+    end.
 
 check_native(D, #{stacks := Stacks, weighted := Weighted, kinds := Kinds, hz := Hz}, Node) ->
     ?assertEqual([#{type => <<"samples">>, unit => <<"count">>},
@@ -127,6 +144,12 @@ check_native(D, #{stacks := Stacks, weighted := Weighted, kinds := Kinds, hz := 
     ?assert(lists:any(fun({Frames, _, _}) -> lists:member(Hot, Frames) end, Samples)),
     check_mappings(D, Hot).
 
+%% A C function's name (dladdr's, the symbol tables' or Object+0xOffset),
+%% not the JIT's stubs (global::...) or beamprof's marks.
+is_c(<<"global::", _/binary>>) -> false;
+is_c(<<"[unknown]">>) -> false;
+is_c(Name) -> beamprof_flame:kind(Name) =:= native.
+
 check_ids(#{samples := Samples, locations := Locs, functions := Funs, mappings := Maps}) ->
     LocIds = [Id || #{id := Id} <- Locs],
     FunIds = [Id || #{id := Id} <- Funs],
@@ -144,25 +167,24 @@ check_ids(#{samples := Samples, locations := Locs, functions := Funs, mappings :
 check_mappings(#{locations := Locs, functions := Funs, mappings := Maps}, Hot) ->
     MapById = maps:from_list([{Id, M} || #{id := Id} = M <- Maps]),
     FunById = maps:from_list([{Id, N} || #{id := Id, name := N} <- Funs]),
-    [#{filename := Main} | _] = Maps,
-    ?assertEqual(<<"beam.smp">>, filename:basename(Main)),
+    %% beam.smp first when a sample is in it (the main binary for pprof)
+    case [F || #{filename := F} <- Maps, filename:basename(F) =:= <<"beam.smp">>] of
+        [] -> ok;
+        [Main] -> ?assertMatch([#{filename := Main} | _], Maps)
+    end,
     Placed = [{maps:get(F, FunById), A, maps:get(M, MapById, none)}
               || #{address := A, mapping_id := M, lines := [#{function_id := F}]} <- Locs],
     ?assert(length(Placed) > 0),
     [?assert(A > 0) || {_, A, _} <- Placed],
-    C = [P || {Name, _, _} = P <- Placed, beamprof_flame:kind(Name) =:= native,
-              Name =/= <<"[unknown]">>],
+    C = [P || {Name, _, _} = P <- Placed, is_c(Name)],
+    ?assertNotEqual([], C),
     ct:log("C locations: ~p", [lists:sublist(C, 20)]),
     [begin
          ?assertMatch(#{}, M, Name),
          #{memory_start := S, memory_limit := L, filename := File} = M,
          ?assert(S =< A andalso A < L),
-         case File of
-             <<"[jit]">> -> ?assertMatch(<<"global::", _/binary>>, Name);
-             _ -> ok
-         end
+         ?assertNotEqual(<<"[jit]">>, File)
      end || {Name, A, M} <- C],
-    ?assert(lists:any(fun({_, _, #{filename := F}}) -> F =/= <<"[jit]">> end, C)),
     HotPlaced = [M || {N, _, M} <- Placed, N =:= Hot],
     ?assertNotEqual([], HotPlaced),
     [?assertMatch(#{filename := <<"[jit]">>}, M) || M <- HotPlaced],
@@ -256,7 +278,7 @@ go_top(File, Hot) ->
     case os:find_executable("go") of
         false ->
             {skip, "go not on PATH (Go is a host-only test dependency: scripts/setup.sh "
-                   "--host); the profile.proto decoder checked the file"};
+                   "--host-list); the profile.proto decoder checked the file"};
         Go ->
             Top = go(Go, ["tool", "pprof", "-top", File]),
             ct:log("go tool pprof -top:~n~ts", [Top]),
