@@ -8,7 +8,7 @@
 #   bench/run.sh list          the benches, with the doc/cost.md section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
 #        native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench
-#        cluster_bench
+#        cluster_bench pprof_bench
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -23,7 +23,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
-ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench cluster_bench"
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench cluster_bench pprof_bench"
 
 # The section of doc/cost.md (or the guide) whose figures a bench prints.
 section() {
@@ -42,6 +42,7 @@ section() {
         host_stalls) echo 'doc/cost.md "The process scan" > "This machine takes its CPUs away for milliseconds"' ;;
         recorder_bench) echo 'doc/cost.md "The flight recorder": cost per record, share of one core, coverage in minutes' ;;
         cluster_bench) echo 'doc/cluster.md "Cost": top/3 over three nodes against erpc calls of a recon-like scan' ;;
+        pprof_bench) echo 'doc/pprof.md "Cost": encode time and size against folded text' ;;
         *) echo "" ;;
     esac
 }
@@ -80,7 +81,7 @@ for bench in "$@"; do
     flags=""
     case "$bench" in
         sampler_overhead) call="sampler_overhead:run(${SAMPLER_SECONDS:-20})" ;;
-        gate_bench|events_bench|flame_bench|profile_bench|micro_bench) call="$bench:run()" ;;
+        gate_bench|events_bench|flame_bench|profile_bench|micro_bench|pprof_bench) call="$bench:run()" ;;
         native_bench) call="native_bench:run(${NATIVE_RUNS:-15})"; flags="+JPperf map +sbwt none +sbwtdcpu none +sbwtdio none" ;;
         saturated_bench) call="saturated_bench:run(${SATURATED_ROUNDS:-5}, ${SATURATED_WINDOW_MS:-2000})"; flags="${SATURATED_FLAGS:-}" ;;
         native_names) call="native_names:run(${NAMES_RUNS:-3})"; flags="+JPperf map" ;;

@@ -262,7 +262,9 @@ defmodule Beamprof do
   @doc """
   Writes `profile` as a flame graph file in `format`: `:svg` (static image),
   `:html` (interactive: click to zoom, search), `:speedscope` (JSON for
-  https://www.speedscope.app) or `:folded` (`a;b;c 42` lines).
+  https://www.speedscope.app), `:folded` (`a;b;c 42` lines) or `:pprof`
+  (gzipped profile.proto for `go tool pprof`, Pyroscope, Parca, Grafana; see
+  doc/pprof.md).
 
   The file is created with mode 0600, replaced atomically and never written
   through a symbolic link. Returns `{:ok, path}`, `{:error, {:badarg, message}}`
@@ -270,7 +272,7 @@ defmodule Beamprof do
 
       Beamprof.write_profile(%{stacks: [{["m:f/0", "m:g/1"], 3}]}, "cpu.html", :html)
   """
-  @spec write_profile(profile(), Path.t(), :svg | :html | :speedscope | :folded) ::
+  @spec write_profile(profile(), Path.t(), :svg | :html | :speedscope | :folded | :pprof) ::
           {:ok, Path.t()} | {:error, term()}
   defdelegate write_profile(profile, path, format), to: :beamprof
 
@@ -345,7 +347,8 @@ defmodule Beamprof do
 
   @doc """
   With a fun: samples `fun` and writes a flame graph to `output` (format from
-  the extension unless `format` is given; `opts` may be the path alone);
+  the extension unless `format` is given: `.svg`, `.html`, `.json`, `.folded`,
+  `.pb.gz` for pprof; `opts` may be the path alone);
   returns `fun`'s result. With an
   integer: samples the whole VM for `ms` milliseconds and writes a CPU flame
   graph to `opts` (a path, or a map or keyword list with `:output`, `:format`

@@ -371,7 +371,10 @@ list_handlers(Prefix) ->
 
 %% @doc Writes `Profile' as a flame graph file: `svg' (static image),
 %% `html' (interactive: zoom, search), `speedscope' (JSON for
-%% https://www.speedscope.app) or `folded' (`a;b;c 42' lines). `Profile' is
+%% https://www.speedscope.app), `folded' (`a;b;c 42' lines) or `pprof'
+%% (gzipped profile.proto for `go tool pprof', Pyroscope, Parca, Grafana;
+%% native profiles keep their addresses, mappings and thread kinds, see
+%% `beamprof_pprof' and doc/pprof.md). `Profile' is
 %% `#{stacks := [{Frames, Weight}]}' with frames root first as binaries,
 %% and optionally `title' and `unit' (`samples', `microseconds', `bytes').
 %% The file is created mode 0600, replaced atomically, never written
@@ -461,7 +464,8 @@ profile_calls(Fun, Options) ->
 
 %% @doc Writes a flame graph. With a fun: samples `Fun' (the calling
 %% process's stacks) and writes a flame graph to `output' (`format' from the
-%% extension unless given); returns `Fun''s result. `Options' may be the
+%% extension unless given: `.svg', `.html', `.json', `.folded', `.pb.gz' for
+%% pprof); returns `Fun''s result. `Options' may be the
 %% output path alone (`"work.svg"', `<<"work.svg">>'), as in the integer
 %% form. With an integer:
 %% samples the whole VM's native stacks for Ms milliseconds and writes a

@@ -1,5 +1,5 @@
 %% @doc Flame graph files from a profile: SVG, interactive HTML, speedscope
-%% JSON and folded text.
+%% JSON, folded text, and pprof (`beamprof_pprof').
 %%
 %% A profile is `#{stacks := [{Frames, Weight}], title => Title, unit =>
 %% Unit}': each stack lists its frames ROOT FIRST as binaries
@@ -38,6 +38,11 @@
 %% heading and follow the title in the page's `<title>'.</li>
 %% <li>`speedscope': a speedscope file (https://www.speedscope.app), one
 %% `sampled' profile; notes follow the title in its name.</li>
+%% <li>`pprof': a gzipped `profile.proto' (`go tool pprof', Pyroscope,
+%% Parca, Grafana), written by `beamprof_pprof:encode/1' from the profile
+%% itself, not from the graph: native profiles keep their addresses,
+%% mappings and thread kinds, process profiles their pid and name; the
+%% title, notes and warnings are its comments.</li>
 %% </ul>
 %%
 %% Errors: `render/2' raises `{badarg, Message}' for a bad profile or
@@ -50,7 +55,7 @@
 -module(beamprof_flame).
 
 -export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1,
-         titled/1, format_of/1, extensions/0]).
+         titled/1, format_of/1, extensions/0, formats/0, clean/1]).
 
 -export_type([profile/0, format/0, graph/0, tree/0]).
 
@@ -59,21 +64,21 @@
                      unit => unit(),
                      _ => _}.
 -type unit() :: samples | microseconds | bytes.
--type format() :: svg | html | speedscope | folded.
+-type format() :: svg | html | speedscope | folded | pprof.
 %% A frame, its total weight (itself and its callees) and its callees
 %% sorted by name. The root is `<<"all">>'.
 -type tree() :: {Name :: binary(), Total :: non_neg_integer(), Children :: [tree()]}.
 -type graph() :: #{title := binary(), unit := unit(), total := non_neg_integer(),
                    stacks := non_neg_integer(), tree := tree(), notes := [binary()]}.
 
--define(FORMATS, [svg, html, speedscope, folded]).
-
 %% @doc The file contents of `Profile' in `Format' as iodata. Raises
 %% `{badarg, Message}' when `Profile' or `Format' is not valid.
 -spec render(Profile, Format) -> iodata() when Profile :: profile(), Format :: format().
+render(Profile, pprof) ->
+    beamprof_pprof:encode(Profile);
 render(Profile, Format) ->
-    lists:member(Format, ?FORMATS) orelse
-        badarg("Expected format to be svg, html, speedscope or folded", Format),
+    lists:member(Format, formats()) orelse
+        badarg("Expected format to be one of " ++ formats_text(), Format),
     Graph = graph(Profile),
     case Format of
         folded -> folded(Graph);
@@ -159,27 +164,38 @@ note(Note, Notes) ->
     end.
 
 %% @doc The format a file name's extension names (case-insensitive):
-%% `.svg', `.html' or `.htm', `.json' (speedscope), `.folded' or `.txt';
-%% `error' for any other extension or none, so that no caller writes a
-%% format the name does not say. `Path' may be any chardata.
+%% `.svg', `.html' or `.htm', `.json' (speedscope), `.folded' or `.txt',
+%% `.pb.gz' (pprof); `error' for any other extension or none, so that no
+%% caller writes a format the name does not say. `Path' may be any
+%% chardata.
 -spec format_of(file:name_all() | unicode:chardata()) -> {ok, format()} | error.
 format_of(Path) ->
     Known = [{E, F} || {F, Es} <- extensions(), E <- Es],
     case beamprof_file:path(Path) of
         {ok, Flat} ->
-            Ext = unicode:characters_to_list(filename:extension(Flat)),
-            case is_list(Ext) andalso lists:keyfind(string:lowercase(Ext), 1, Known) of
-                {_, Format} -> {ok, Format};
+            Name = unicode:characters_to_list(filename:basename(Flat)),
+            case is_list(Name) andalso
+                [F || {E, F} <- Known, lists:suffix(E, string:lowercase(Name))] of
+                [Format | _] -> {ok, Format};
                 _ -> error
             end;
         error -> error
     end.
 
-%% @doc Each format with the extensions that name it.
+%% @doc Each format with the extensions that name it (an extension may
+%% have several parts: `.pb.gz').
 -spec extensions() -> [{format(), [string(), ...]}].
 extensions() ->
     [{svg, [".svg"]}, {html, [".html", ".htm"]}, {speedscope, [".json"]},
-     {folded, [".folded", ".txt"]}].
+     {folded, [".folded", ".txt"]}, {pprof, [".pb.gz"]}].
+
+%% @doc The formats, in the order of `extensions/0'.
+-spec formats() -> [format()].
+formats() ->
+    [F || {F, _} <- extensions()].
+
+formats_text() ->
+    lists:append(lists:join(", ", [atom_to_list(F) || F <- formats()])).
 
 %% @doc The graph's title followed by its notes, for a document's title or
 %% a profile's name: `<<"Title - Note - Note">>'.
@@ -190,8 +206,10 @@ titled(#{title := Title, notes := Notes}) ->
 unit(Unit) when Unit =:= samples; Unit =:= microseconds; Unit =:= bytes -> Unit;
 unit(Unit) -> badarg("Expected unit to be samples, microseconds or bytes", Unit).
 
-%% UTF-8 with control characters as spaces; invalid bytes, U+FFFE and
-%% U+FFFF (not allowed in XML) as U+FFFD.
+%% @doc A frame name as every format writes it: UTF-8 with control
+%% characters as spaces; invalid bytes, U+FFFE and U+FFFF (not allowed in
+%% XML) as U+FFFD.
+-spec clean(binary()) -> unicode:unicode_binary().
 clean(Bin) -> clean(Bin, <<>>).
 
 clean(<<C, Rest/binary>>, Acc) when C >= 16#20, C < 16#7F -> clean(Rest, <<Acc/binary, C>>);

@@ -32,7 +32,11 @@
 %% entries; among them a `c_symbols_missing' one per object without symbols,
 %% naming the package that gives them: see beamprof_native_csyms) and
 %% `notes' (what the files written from the profile say first: see below
-%% and `beamprof_flame').
+%% and `beamprof_flame'), and `pprof': internal, the sampler's own data the
+%% pprof file is built from (address stacks by thread kind, each address's
+%% name, the executable mappings holding them; bounded like the stacks:
+%% 100,000 address stacks, the rest counted per kind). Its shape may
+%% change: read the file `beamprof_pprof:encode/1' makes of it instead.
 %%
 %% Only frames that are known. Whether the VM's JIT code keeps frame
 %% pointers is read from the VM's own frame layout, not from its flags:
@@ -209,8 +213,9 @@ filter(Profile, Kinds) ->
 
 %% @doc Samples for Ms milliseconds and writes a flame graph. Opts is the
 %% output path (any chardata: a string, a binary as Elixir passes; format
-%% from its extension: .svg, .html, .htm, .json (speedscope), .folded, .txt;
-%% any other extension raises `{badarg, Message}' unless `format' is given)
+%% from its extension: .svg, .html, .htm, .json (speedscope), .folded, .txt,
+%% .pb.gz (pprof, see `beamprof_pprof'); any other extension raises
+%% `{badarg, Message}' unless `format' is given)
 %% or a map with `output', `format', and the options of start/1.
 %% Without an output the profile is returned under `profile'.
 %%
@@ -286,11 +291,19 @@ output_options(Opts) ->
                                                 "(string or binary)"}, [Opts])
                      end
              end,
-    case maps:get(format, Opts, format_of(Output, Opts)) of
-        F when F =:= svg; F =:= html; F =:= speedscope; F =:= folded -> {Output, F};
-        _ -> erlang:error({badarg, "Expected format to be one of svg, html, speedscope, folded"},
-                          [Opts])
+    %% the extension is read only without a format option (an output
+    %% `cpu.bin' with `format => pprof' is fine)
+    Format = case Opts of
+                 #{format := F} -> F;
+                 _ -> format_of(Output, Opts)
+             end,
+    case lists:member(Format, beamprof_flame:formats()) of
+        true -> {Output, Format};
+        false -> erlang:error({badarg, "Expected format to be one of " ++ formats_text()}, [Opts])
     end.
+
+formats_text() ->
+    lists:append(lists:join(", ", [atom_to_list(F) || F <- beamprof_flame:formats()])).
 
 writable(undefined) -> ok;
 writable(Output) ->
@@ -439,8 +452,8 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
         Samples ->
             Sym1 = beamprof_native_sym:refresh(Sym0),
             {Frames, Sym} = beamprof_native_sym:symbolize([A || {_, _, _, _, A} <- Samples], Sym1),
-            Symbolized = [settle(K, I, W, T, F)
-                          || {{K, I, W, T, _}, F} <- lists:zip(Samples, Frames)],
+            Symbolized = [settle(K, I, W, T, F, A)
+                          || {{K, I, W, T, A}, F} <- lists:zip(Samples, Frames)],
             Next = State#{sym := Sym, acc := beamprof_native_agg:add(Symbolized, Acc)},
             case length(Samples) < ?DRAIN_MAX of
                 true -> Next;
@@ -475,10 +488,11 @@ one_decimal(Hz) -> round(Hz * 10) / 10.
 %% processes (`$global::process_main', the leaf of a JIT sample or the
 %% outermost frame of a C one), else truncated (an Erlang chain was
 %% expected). A JIT sample in the loop keeps only its leaf: a walk from
-%% there follows no process's frames.
-settle(K, I, W, unrooted, [?LOOP | _]) -> {K, I, W, false, [?LOOP]};
-settle(K, I, W, unrooted, Frames) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames};
-settle(K, I, W, T, Frames) -> {K, I, W, T, Frames}.
+%% there follows no process's frames. The addresses (for the pprof file)
+%% are cut as the frames are.
+settle(K, I, W, unrooted, [?LOOP | _], [A | _]) -> {K, I, W, false, [?LOOP], [A]};
+settle(K, I, W, unrooted, Frames, As) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames, As};
+settle(K, I, W, T, Frames, As) -> {K, I, W, T, Frames, As}.
 
 stop_event(#{t0 := T0}, Profile) ->
     Now = erlang:monotonic_time(),
@@ -515,7 +529,11 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
                    warnings => warnings(Internals, Source) ++
                        callers_warning(Internals, FramePointers, LayoutSource) ++ CWarnings ++
                        beamprof_native_report:warnings(Info),
-                   notes => notes(Internals, FramePointers, LayoutSource)},
+                   notes => notes(Internals, FramePointers, LayoutSource),
+                   pprof => beamprof_pprof_native:data(
+                              beamprof_native_agg:pprof(Acc), maps:get(hz, Config),
+                              element(1, beamprof_native_sym:objects(Sym)),
+                              erlang:monotonic_time(millisecond) - Started)},
     Report = maps:merge(Base, beamprof_native_report:fields(Info, Stray0)),
     case {Internals, Source =/= none andalso FramePointers} of
         {false, _} -> Report#{hint => <<?HINT_OFF>>};

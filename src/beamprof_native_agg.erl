@@ -9,18 +9,33 @@
 %% `[truncated]' right under the kind. Direct recursion (the same frame
 %% repeated) is collapsed to one frame. At most 100,000 distinct stacks are
 %% kept; further new stacks are counted under `[kind];[overflow]'.
+%%
+%% For the pprof file (`beamprof_pprof') it also keeps, from samples that
+%% carry their addresses (`{Kind, Index, Weight, Truncated, Frames,
+%% Addrs}', both leaf first), the address stacks by thread kind and
+%% truncation with their weights (every caller's address less one, as it
+%% was named), and the name of each address the first time it was seen (a
+%% JIT address reused for other code after a purge keeps its first name).
+%% The same bound: at most 100,000 distinct address stacks, the weight of
+%% further new ones counted per kind (`overflow'); names only for the
+%% stacks kept.
 -module(beamprof_native_agg).
 
--export([new/0, add/2, stacks/1, totals/1, kind_frame/1, filter/2, top/2]).
--export_type([acc/0, kind/0, sample/0]).
+-export([new/0, add/2, stacks/1, totals/1, kind_frame/1, filter/2, top/2, pprof/1]).
+-export_type([acc/0, kind/0, sample/0, pprof/0]).
 
 -type kind() :: normal | dirty_cpu | dirty_io.
--type sample() :: {kind(), pos_integer(), pos_integer(), boolean(), [binary()]}.
+-type sample() :: {kind(), pos_integer(), pos_integer(), boolean(), [binary()]}
+                | {kind(), pos_integer(), pos_integer(), boolean(), [binary()],
+                   [non_neg_integer()]}.
+-type pprof() :: #{samples := #{{kind(), boolean(), [non_neg_integer()]} => pos_integer()},
+                   overflow := #{kind() => pos_integer()},
+                   names := #{non_neg_integer() => binary()}}.
 -opaque acc() :: #{stacks := #{[binary()] => pos_integer()},
                    kinds := #{kind() => non_neg_integer()},
                    threads := #{{kind(), pos_integer()} => non_neg_integer()},
                    samples := non_neg_integer(), weighted := non_neg_integer(),
-                   truncated := non_neg_integer()}.
+                   truncated := non_neg_integer(), pprof := pprof()}.
 
 -define(MAX_STACKS, 100000).
 -define(TRUNCATED, <<"[truncated]">>).
@@ -29,14 +44,18 @@
 -spec new() -> acc().
 new() ->
     #{stacks => #{}, kinds => #{}, threads => #{}, samples => 0, weighted => 0,
-      truncated => 0}.
+      truncated => 0, pprof => #{samples => #{}, overflow => #{}, names => #{}}}.
 
 %% @doc Adds symbolized samples: `{Kind, Index, Weight, Truncated, Frames}'
-%% with Frames leaf first.
+%% with Frames leaf first, or `{Kind, Index, Weight, Truncated, Frames,
+%% Addrs}' with the addresses the frames name (leaf first, as sampled).
 -spec add([sample()], acc()) -> acc().
 add(Samples, Acc) ->
     lists:foldl(fun add_one/2, Acc, Samples).
 
+add_one({Kind, Index, Weight, Truncated, Frames, Addrs}, #{pprof := P} = Acc) ->
+    add_one({Kind, Index, Weight, Truncated, Frames},
+            Acc#{pprof := add_addrs(Kind, Weight, Truncated, Frames, Addrs, P)});
 add_one({Kind, Index, Weight, Truncated, Frames}, Acc) ->
     #{stacks := Stacks, kinds := Kinds, threads := Threads, samples := N,
       weighted := W, truncated := T} = Acc,
@@ -59,6 +78,33 @@ stack(Kind, Truncated, LeafFirst) ->
                false -> [kind_frame(Kind)]
            end,
     Root ++ Frames.
+
+%% The address stack under its kind and truncation, callers' addresses less
+%% one (the call, not the return address: as beamprof_native_sym names
+%% them); each address named once.
+add_addrs(Kind, Weight, Truncated, Frames, [Leaf | Callers],
+          #{samples := Samples, overflow := Over, names := Names} = P) ->
+    Addrs = [Leaf | [max(A - 1, 0) || A <- Callers]],
+    Key = {Kind, Truncated, Addrs},
+    case is_map_key(Key, Samples) orelse map_size(Samples) < ?MAX_STACKS of
+        true ->
+            P#{samples := maps:update_with(Key, fun(V) -> V + Weight end, Weight, Samples),
+               names := name_addrs(Addrs, Frames, Names)};
+        false ->
+            P#{overflow := maps:update_with(Kind, fun(V) -> V + Weight end, Weight, Over)}
+    end;
+add_addrs(Kind, Weight, _Truncated, _Frames, [], #{overflow := Over} = P) ->
+    P#{overflow := maps:update_with(Kind, fun(V) -> V + Weight end, Weight, Over)}.
+
+name_addrs([A | As], [_ | Fs], Names) when is_map_key(A, Names) -> name_addrs(As, Fs, Names);
+name_addrs([A | As], [F | Fs], Names) -> name_addrs(As, Fs, Names#{A => F});
+name_addrs(_, _, Names) -> Names.
+
+%% @doc The address data kept for the pprof file: address stacks (leaf
+%% first) by `{Kind, Truncated, Addrs}' with their weights, the weight of
+%% the stacks over the bound per kind, and each address's name.
+-spec pprof(acc()) -> pprof().
+pprof(#{pprof := P}) -> P.
 
 collapse([F, F | Rest]) -> collapse([F | Rest]);
 collapse([F | Rest]) -> [F | collapse(Rest)];
@@ -91,9 +137,17 @@ filter(#{stacks := Stacks} = Profile, Kinds) ->
     Kept = [S || {[Root | _], _} = S <- Stacks, lists:member(Root, Roots)],
     Filtered = Profile#{stacks := Kept, weighted => lists:sum([W || {_, W} <- Kept]),
                         filter => Kinds},
+    Pprof = case Profile of
+                #{pprof := #{samples := Samples, overflow := Over} = P} ->
+                    Filtered#{pprof := P#{samples := maps:filter(fun({K, _, _}, _) ->
+                                                                         lists:member(K, Kinds)
+                                                                 end, Samples),
+                                          overflow := maps:with(Kinds, Over)}};
+                _ -> Filtered
+            end,
     case Profile of
-        #{kinds := ByKind} -> Filtered#{kinds := maps:with(Kinds, ByKind)};
-        _ -> Filtered
+        #{kinds := ByKind} -> Pprof#{kinds := maps:with(Kinds, ByKind)};
+        _ -> Pprof
     end.
 
 %% @doc The N hottest frames of a profile by self weight, each with its

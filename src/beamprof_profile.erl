@@ -108,8 +108,8 @@ profile_memory(Fun, Options) -> api(profile_memory, Fun, Options).
 -spec profile_calls(Fun, Options) -> term() when Fun :: body(), Options :: options().
 profile_calls(Fun, Options) -> api(profile_calls, Fun, Options).
 
-%% @doc Samples `Fun' and writes a flame graph to `output' (`format' svg, html, speedscope
-%% or folded; from the file name's extension by default). Answers `{error, {unwritable,
+%% @doc Samples `Fun' and writes a flame graph to `output' (`format' svg, html, speedscope,
+%% folded or pprof; from the file name's extension by default). Answers `{error, {unwritable,
 %% Path, Reason}}' without calling `Fun' when the file cannot be written there.
 -spec flame_graph(Fun, Options) -> term() when Fun :: body(), Options :: options().
 flame_graph(Fun, Options) -> api(flame_graph, Fun, Options).

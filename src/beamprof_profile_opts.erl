@@ -25,7 +25,7 @@
                       env := all | [term()], enabled := boolean(), async := boolean(),
                       emit_metrics := boolean(), check_load := boolean(),
                       metadata := map(), output := file:filename_all() | undefined,
-                      format := svg | html | speedscope | folded | undefined,
+                      format := beamprof_flame:format() | undefined,
                       compiled := true}.
 %% Every option filled in. `draw' is `rate * 2^32': a call is profiled when a 32-bit random
 %% draw is below it (2^32: always, no draw at all; -1: `enabled' is false).
@@ -144,8 +144,16 @@ check(output, V, _) ->
         {ok, _} -> ok;
         error -> bad_option(output, V)
     end;
-check(format, V, _) when V =:= svg; V =:= html; V =:= speedscope; V =:= folded -> ok;
-check(K, V, O) ->
+check(K, V, O) when K =/= format; not is_atom(V) ->
+    known(K, V, O);
+check(format, V, O) ->
+    case lists:member(V, beamprof_flame:formats()) of
+        true -> ok;
+        false -> known(format, V, O)
+    end.
+
+-spec known(atom(), term(), term()) -> no_return().
+known(K, V, O) ->
     case lists:member(K, keys()) of
         true -> bad_option(K, V);
         false -> beamprof_opts:unknown(K, keys(), O)
@@ -192,5 +200,6 @@ expectation(threshold) -> "a non-negative integer (ms, or bytes for memory)";
 expectation(env) -> "all or a list of environments";
 expectation(metadata) -> "a map";
 expectation(output) -> "a file name (string, binary or chardata)";
-expectation(format) -> "one of svg, html, speedscope, folded";
+expectation(format) ->
+    "one of " ++ lists:append(lists:join(", ", [atom_to_list(F) || F <- beamprof_flame:formats()]));
 expectation(_) -> "a boolean".

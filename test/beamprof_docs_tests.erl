@@ -9,7 +9,8 @@
 %% The modules the README and the guides tell users to call.
 public_modules() ->
     [beamprof, beamprof_native, beamprof_scan, beamprof_monitor, beamprof_flame,
-     beamprof_top, beamprof_warnings, beamprof_events, beamprof_recording, beamprof_cluster].
+     beamprof_top, beamprof_warnings, beamprof_events, beamprof_recording, beamprof_cluster,
+     beamprof_pprof].
 
 %% Exports that are not API: OTP behaviour callbacks and the supervisor's entry point
 %% (marked @private; edoc before OTP 27 gives them no doc rather than a hidden one).

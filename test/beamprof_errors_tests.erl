@@ -63,7 +63,8 @@ flame_graph_swapped_test() ->
 %% An output whose extension names no format is refused before anything runs,
 %% by both entry points (one mapping: beamprof_flame:format_of/1).
 output_unknown_extension_test() ->
-    Says = ["cpu.png", ".svg", ".html", ".htm", ".json", ".folded", ".txt", "format option"],
+    Says = ["cpu.png", ".svg", ".html", ".htm", ".json", ".folded", ".txt", ".pb.gz",
+            "format option"],
     says(fun() -> beamprof:flame_graph(100, "cpu.png") end, Says),
     says(fun() -> beamprof:flame_graph(fun() -> ok end, #{output => "cpu.png"}) end, Says),
     says(fun() -> beamprof:profile(fun() -> ok end, #{output => <<"cpu.png">>}) end, Says),

@@ -69,9 +69,9 @@ render_badarg_test_() ->
            #{stacks => [{[<<"a">> | <<"b">>], 1}]}, #{stacks => [{<<"a">>, 1}]},
            #{stacks => [], unit => seconds}, #{stacks => [], title => [-1]}],
     [?_assertError({badarg, _}, beamprof_flame:render(P, F))
-     || P <- Bad, F <- [svg, folded]] ++
+     || P <- Bad, F <- [svg, folded, pprof]] ++
     [?_assertError({badarg, _}, beamprof_flame:render(?P, png)),
-     ?_assertEqual({error, {badarg, "Expected format to be svg, html, speedscope or folded"}},
+     ?_assertEqual({error, {badarg, "Expected format to be one of svg, html, speedscope, folded, pprof"}},
                    beamprof_flame:write(?P, "/nonexistent/x", png))] ++
     [?_assertMatch({error, {badarg, _}}, beamprof_flame:write(P, "/nonexistent/x", svg))
      || P <- Bad].
@@ -498,5 +498,7 @@ format_of_test() ->
                            {"d/a.html", {ok, html}}, {"a.htm", {ok, html}},
                            {["a", <<".json">>], {ok, speedscope}},
                            {"a.folded", {ok, folded}}, {"a.txt", {ok, folded}},
+                           {"a.pb.gz", {ok, pprof}}, {<<"d.x/A.PB.GZ">>, {ok, pprof}},
+                           {"a.gz", error}, {"a.pb", error}, {"a.pb.gz.txt", {ok, folded}},
                            {"a.png", error}, {"a", error}, {"a.svg.gz", error},
                            {<<"caf", 233/utf8, ".svg">>, {ok, svg}}]].

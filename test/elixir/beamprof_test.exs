@@ -185,6 +185,18 @@ defmodule BeamprofTest do
     assert {:error, {:badarg, _}} = Beamprof.write_profile(profile, path, :png)
   end
 
+  @tag :tmp_dir
+  test "write_profile/3 writes a gzipped pprof file with the :pprof format", %{tmp_dir: dir} do
+    path = Path.join(dir, "p.pb.gz")
+    profile = %{stacks: [{["m:a/0", "m:b/1"], 3}], title: "t"}
+    assert {:ok, ^path} = Beamprof.write_profile(profile, path, :pprof)
+    raw = :zlib.gunzip(File.read!(path))
+    # the string table holds the frame names and the node label
+    assert raw =~ "m:b/1"
+    assert raw =~ Atom.to_string(node())
+    assert {:error, {:badarg, _}} = Beamprof.write_profile(%{}, path, :pprof)
+  end
+
   defp flush do
     receive do
       _ -> flush()
