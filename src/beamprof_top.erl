@@ -366,9 +366,13 @@ table(Title, Header, Cells, Widths, W) ->
 %% before the pid, and the pid as that node prints it (`<0.87.0>').
 -spec process_table([unicode:chardata()], [map()], pos_integer()) -> [unicode:chardata()].
 process_table(Title, Rows, W) ->
-    Cells = [cells(Row) || Row <- Rows],
-    [_Pid | Header] = column_header(message_queue_len, #{}),
-    table(Title, [<<"node pid">> | Header], Cells, widths(#{}, Cells, W), W).
+    Nodes = [node_cell(Row) || Row <- Rows],
+    NodeW = lists:max([width("node") | [width(N) || N <- Nodes]]),
+    Cells = [[[pad(N, NodeW, trailing), " ", local_pid(Row)] | tl(cells(Row))]
+             || {N, Row} <- lists:zip(Nodes, Rows)],
+    [_Pid | Header0] = column_header(message_queue_len, #{}),
+    Header = [[pad("node", NodeW, trailing), " pid"] | Header0],
+    table(Title, Header, Cells, header_widths(Header, Cells, W), W).
 
 title(message_queue_len, #{scanned := N, skipped := Skipped, duration_us := Us}) ->
     ["top processes by message queue",
@@ -404,13 +408,22 @@ name_cell(Row) -> {'end', name(Row)}.
 pid_text(Pid) when is_pid(Pid) -> pid_to_list(Pid);
 pid_text(_) -> "-".
 
-%% A row of a cluster call: the node (cut to 16 columns) and the pid as its
-%% node prints it, `<0.N.S>' (this node prints `<Index.N.S>', the index
-%% meaning nothing to a person).
-pid_cell(#{node := Node}, Pid) when is_atom(Node), is_pid(Pid) ->
-    [_Index, Local] = string:split(pid_to_list(Pid), "."),
-    [cut_middle(atom_to_binary(Node), 16), " <0.", Local];
+%% A row of a cluster call: the node (cut to 16 columns, padded to the
+%% widest in `process_table/3') and the pid as its node prints it,
+%% `<0.N.S>' (this node prints `<Index.N.S>', the index meaning nothing to a
+%% person).
+pid_cell(#{node := Node} = Row, Pid) when is_atom(Node), is_pid(Pid) ->
+    [node_cell(Row), " ", local_pid(Row)];
 pid_cell(_Row, Pid) ->
+    pid_text(Pid).
+
+node_cell(#{node := Node}) when is_atom(Node) -> cut_middle(atom_to_binary(Node), 16);
+node_cell(_Row) -> "-".
+
+local_pid(#{pid := Pid}) when is_pid(Pid) ->
+    [_Index, Local] = string:split(pid_to_list(Pid), "."),
+    ["<0.", Local];
+local_pid(#{pid := Pid}) ->
     pid_text(Pid).
 
 %% Widths of the columns: as wide as their cells (headers included), the
@@ -418,7 +431,10 @@ pid_cell(_Row, Pid) ->
 %% three fifths when both need more); the function's is 0 (the column left
 %% out) when it would be too narrow.
 widths(Tops, Cells, W) ->
-    All = [column_header(reductions, Tops) | Cells],
+    header_widths(column_header(reductions, Tops), Cells, W).
+
+header_widths(Header, Cells, W) ->
+    All = [Header | Cells],
     [P, N, F, Q, M, R] = [lists:max([width(text(lists:nth(I, Row))) || Row <- All])
                           || I <- lists:seq(1, 6)],
     Room = W - (12 + P + Q + M + R),
