@@ -452,3 +452,22 @@ blind_gate_and_scan_warnings_in_header_test() ->
                   "           scheduler_wall_time",
                   "warning    no memory for the window table" | _], Lines),
     ?assertEqual(1, length([L || L <- Lines, has(L, "table not found")])).
+
+%% The cluster table: nodes of different lengths, the pid column starts at the
+%% same place on every line (header included), and each line fits the width.
+process_table_aligns_nodes_test() ->
+    Pid = self(),
+    Rows = [#{node => 'a@h', pid => Pid, name => one, message_queue_len => 5,
+              memory => 1024, reductions => 7, current_function => {m, f, 0}},
+            #{node => 'longer_node_name@host', pid => Pid, name => two,
+              message_queue_len => 3, memory => 2048, reductions => 9,
+              current_function => {m, g, 1}}],
+    Lines = [unicode:characters_to_list(L)
+             || L <- beamprof_top:process_table(["title"], Rows, 80)],
+    [_Title, Header | Table] = Lines,
+    PidAt = string:str(Header, "pid"),
+    [Local] = tl(string:split(pid_to_list(Pid), ".")) -- [],
+    ?assert(PidAt > 0),
+    [?assertEqual({L, PidAt}, {L, string:str(L, "<0.")}) || L <- Table],
+    ?assert(lists:all(fun(L) -> string:length(L) =< 80 end, Lines)),
+    ?assertNotEqual(0, string:str(hd(Table), Local)).
