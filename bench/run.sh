@@ -8,6 +8,7 @@
 #   bench/run.sh list          the benches, with the doc/cost.md section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
 #        native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench
+#        continuous_bench continuous_soak
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -16,12 +17,15 @@
 # SATURATED_FLAGS extra VM flags for it (default none: a VM as an operator finds it);
 # SCAN_SIZES sets scan_bench's process counts (default [10000,100000,500000], readme
 # [100000,500000]); GAP_PROCS gap_bench's (default 500000); HOST_SECONDS host_stalls' (10);
-# RECORDER_SECONDS the length of each recorder_bench phase (default 20).
+# RECORDER_SECONDS the length of each recorder_bench phase (default 20);
+# CONTINUOUS_PERIODS continuous_bench's periods per mode (default 3) and CONTINUOUS_PERIOD_MS
+# their length (default 60000, the default period); BEAMPROF_SOAK_MIN continuous_soak's
+# minutes (default 20).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
-ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench"
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench continuous_bench continuous_soak"
 
 # The section of doc/cost.md (or the guide) whose figures a bench prints.
 section() {
@@ -39,6 +43,8 @@ section() {
         gap_bench) echo 'doc/cost.md "The process scan" > "Against the targets"; doc/top-and-scan.md "Where the pids come from"' ;;
         host_stalls) echo 'doc/cost.md "The process scan" > "This machine takes its CPUs away for milliseconds"' ;;
         recorder_bench) echo 'doc/cost.md "The flight recorder": cost per record, share of one core, coverage in minutes' ;;
+        continuous_bench) echo 'doc/continuous.md "Cost": sampler and collector per second, ratio to start/stop per period' ;;
+        continuous_soak) echo 'doc/continuous.md "Memory": RSS growth over the last 10 minutes' ;;
         *) echo "" ;;
     esac
 }
@@ -85,6 +91,8 @@ for bench in "$@"; do
         gap_bench) procs=${GAP_PROCS:-500000}; call="gap_bench:run($procs)"; flags="+P $((2 * procs + 100000))" ;;
         host_stalls) call="host_pingers:run(${HOST_SECONDS:-10})" ;;
         recorder_bench) call="recorder_bench:run(${RECORDER_SECONDS:-20})" ;;
+        continuous_bench) call="continuous_bench:run(${CONTINUOUS_PERIODS:-3}, ${CONTINUOUS_PERIOD_MS:-60000})" ;;
+        continuous_soak) call="continuous_soak:run(${BEAMPROF_SOAK_MIN:-20})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     if [ "$README" = 1 ]; then
