@@ -60,8 +60,8 @@
 -type differences() :: #{atom() => #{running := term(), asked := term()}}.
 %% What `beamprof:start/1' answers in `{error, {already_started, Differences}}':
 %% each option asked for whose value differs from the running one, e.g.
-%% `#{tick => #{running => 100, asked => 50}}'. `system_monitor' is compared
-%% (and shown) complete, its defaults filled in.
+%% `#{tick => #{running => 100, asked => 50}}'. `system_monitor' and
+%% `continuous' are compared (and shown) complete, their defaults filled in.
 
 -define(APP, beamprof).
 -define(START_KEY, '$start_options').
@@ -137,6 +137,8 @@ differences(Asked, Running) ->
               end, #{}, Asked).
 
 comparable(system_monitor, Value) -> beamprof_monitor:options(Value);
+comparable(continuous, off) -> off;
+comparable(continuous, Value) -> beamprof_continuous_opts:parse(Value);
 comparable(_Key, Value) -> Value.
 
 %% @doc Records the configuration the application runs with; called by its

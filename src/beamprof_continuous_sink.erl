@@ -19,7 +19,7 @@
 -module(beamprof_continuous_sink).
 -behaviour(gen_server).
 
--export([start_link/3, deliver/3, reason_text/1]).
+-export([start_link/3, deliver/3, reason_text/1, attempt/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(BACKOFF_MAX, 60000).
@@ -33,6 +33,12 @@ start_link(Index, Sink, Tab) ->
 -spec deliver(pid(), map(), map()) -> ok.
 deliver(Pid, Profile, Meta) ->
     gen_server:cast(Pid, {deliver, Profile, Meta}).
+
+%% @doc One delivery attempt, in a process of its own: exits with
+%% `{delivered, Result}'.
+-spec attempt(module(), term(), map()) -> no_return().
+attempt(Mod, Item, Opts) ->
+    exit({delivered, Mod:deliver(Item, Opts)}).
 
 %% @doc A reason as one line of text.
 -spec reason_text(term()) -> binary().
@@ -96,7 +102,7 @@ send(#{busy := undefined, retry_at := undefined, queue := Q, mod := Mod,
        opts := Opts} = State) ->
     case queue:out(Q) of
         {{value, {Item, _} = Entry}, Rest} ->
-            {Pid, MRef} = spawn_monitor(fun() -> exit({delivered, Mod:deliver(Item, Opts)}) end),
+            {Pid, MRef} = spawn_monitor(?MODULE, attempt, [Mod, Item, Opts]),
             TRef = erlang:send_after(Mod:deadline(Opts), self(), {deadline, MRef}),
             State#{busy := {Pid, MRef, Entry, TRef}, queue := Rest};
         {empty, _} ->

@@ -255,7 +255,7 @@ start_semantics(Config) ->
     Dir = filename:join(?config(priv_dir, Config), "sem"),
     Opts = [{period, 2000}, {sink, {dir, Dir}}],
     ok = beamprof:start([{continuous, Opts}]),
-    ?assertEqual(ok, beamprof:start(#{continuous => Opts})),
+    ?assertEqual(ok, beamprof:start(#{continuous => maps:from_list(Opts)})),
     ?assertMatch({error, {already_started, #{continuous := _}}},
                  beamprof:start(#{continuous => #{period => 3000, sink => telemetry}})),
     ?assertError({badarg, _}, beamprof:start(#{continuous => #{sink => nowhere}})),
