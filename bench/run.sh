@@ -8,7 +8,7 @@
 #   bench/run.sh list          the benches, with the doc/cost.md section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
 #        native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench
-#        continuous_bench continuous_soak
+#        continuous_bench, and continuous_soak (20 minutes: only when named)
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -19,13 +19,13 @@
 # [100000,500000]); GAP_PROCS gap_bench's (default 500000); HOST_SECONDS host_stalls' (10);
 # RECORDER_SECONDS the length of each recorder_bench phase (default 20);
 # CONTINUOUS_PERIODS continuous_bench's periods per mode (default 3) and CONTINUOUS_PERIOD_MS
-# their length (default 60000, the default period); BEAMPROF_SOAK_MIN continuous_soak's
+# their length (default 20000); BEAMPROF_SOAK_MIN continuous_soak's
 # minutes (default 20).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
-ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench continuous_bench continuous_soak"
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench continuous_bench"
 
 # The section of doc/cost.md (or the guide) whose figures a bench prints.
 section() {
@@ -91,7 +91,7 @@ for bench in "$@"; do
         gap_bench) procs=${GAP_PROCS:-500000}; call="gap_bench:run($procs)"; flags="+P $((2 * procs + 100000))" ;;
         host_stalls) call="host_pingers:run(${HOST_SECONDS:-10})" ;;
         recorder_bench) call="recorder_bench:run(${RECORDER_SECONDS:-20})" ;;
-        continuous_bench) call="continuous_bench:run(${CONTINUOUS_PERIODS:-3}, ${CONTINUOUS_PERIOD_MS:-60000})" ;;
+        continuous_bench) call="continuous_bench:run(${CONTINUOUS_PERIODS:-3}, ${CONTINUOUS_PERIOD_MS:-20000})" ;;
         continuous_soak) call="continuous_soak:run(${BEAMPROF_SOAK_MIN:-20})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac

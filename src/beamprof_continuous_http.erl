@@ -145,12 +145,21 @@ auth({bearer, T}) ->
 auth(none) ->
     [].
 
-%% @doc POSTs the profile: `ok' on 2xx, else `{error, {http_status, Code}}'
-%% or httpc's reason.
+%% @doc POSTs the profile: `ok' on 2xx, else `{error, {http_status, Code}}',
+%% `{error, no_ca_certificates}' (https, and the OS has none to verify with:
+%% give `cacertfile' or `cacerts' in `ssl') or httpc's reason.
 -spec deliver({string(), [{string(), string()}], binary()}, map()) -> ok | {error, term()}.
 deliver({Url, Headers, Body}, #{timeout := Timeout} = Opts) ->
     ok = ensure_httpc(),
-    HttpOpts = [{timeout, Timeout}, {connect_timeout, Timeout}] ++ ssl_opts(Url, Opts),
+    case ssl_opts(Url, Opts) of
+        {ok, Ssl} ->
+            HttpOpts = [{timeout, Timeout}, {connect_timeout, Timeout}, {ssl, Ssl}],
+            post(Url, Headers, Body, HttpOpts);
+        {error, _} = Error ->
+            Error
+    end.
+
+post(Url, Headers, Body, HttpOpts) ->
     case httpc:request(post, {Url, Headers, "application/octet-stream", Body}, HttpOpts,
                        [{body_format, binary}], ?PROFILE) of
         {ok, {{_, Code, _}, _, _}} when Code >= 200, Code < 300 -> ok;
@@ -158,14 +167,33 @@ deliver({Url, Headers, Body}, #{timeout := Timeout} = Opts) ->
         {error, Reason} -> {error, Reason}
     end.
 
+%% Verified TLS for https. For http the `ssl' option is still given (empty):
+%% httpc otherwise computes its own default, which reads the OS's CA
+%% certificates and fails where there are none (OTP 27).
 ssl_opts("https:" ++ _, #{ssl := Extra}) ->
     ok = ensure_started(ssl),
-    [{ssl, [{verify, verify_peer}, {cacerts, public_key:cacerts_get()},
-            {customize_hostname_check,
-             [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]},
-            {depth, 10} | Extra]}];
+    case ca_certificates(Extra) of
+        {ok, Cas} ->
+            {ok, Cas ++ [{verify, verify_peer},
+                         {customize_hostname_check,
+                          [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]},
+                         {depth, 10} | Extra]};
+        {error, _} = Error ->
+            Error
+    end;
 ssl_opts(_, _) ->
-    [].
+    {ok, []}.
+
+ca_certificates(Extra) ->
+    case lists:any(fun(O) -> lists:member(element(1, O), [cacerts, cacertfile]) end,
+                   [O || O <- Extra, is_tuple(O)]) of
+        true -> {ok, []};
+        false ->
+            try public_key:cacerts_get() of
+                Cas -> {ok, [{cacerts, Cas}]}
+            catch _:_ -> {error, no_ca_certificates}
+            end
+    end.
 
 ensure_httpc() ->
     ok = ensure_started(inets),
