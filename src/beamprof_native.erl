@@ -70,6 +70,18 @@
 %% Warnings of the run itself (see `beamprof_native_report'):
 %% `native_rate_lowered', `native_no_samples', `native_leaf_only'.
 %%
+%% One sampler, several windows (`beamprof_native_window'): the C sampler
+%% is the node's one, and the collector hands every drained batch to each
+%% open window. A `start/1' run is the `main' window and has the sampler to
+%% itself; the continuous profiler (`beamprof_continuous') holds the
+%% `continuous' window, rotated each period by `rotate_window/1'; while it
+%% runs, `sample/2' (so `flame_graph/2' and cluster flame graphs) opens a
+%% window of its own on the same sampler, at the continuous rate (the
+%% profile's `hz', with `hz_asked', `shared => continuous' and a note), and
+%% `start/1' answers `{error, {already_started, continuous}}'. A window's
+%% counters (samples, gate, overhead, rates) are the C side's over its own
+%% span. The last window closed stops the sampler.
+%%
 %% Events: `[beamprof, native, stop]' when a run's profile is built, with
 %% measurements `duration' (native units), `monotonic_time', `samples' and
 %% `weighted', and metadata `hz', `hz_under_gate', `gate_closed_ms',
