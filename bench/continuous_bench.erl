@@ -7,9 +7,9 @@
 %%   continuous: beamprof:start_continuous(#{period => PeriodMs, sink =>
 %%     [{dir, Dir}, telemetry]}) at the default 19 Hz; the telemetry sink
 %%     hands each period's profile to the bench, which sums its `overhead';
-%%   naive: per period, beamprof_native:sample(PeriodMs, #{hz => 19}) (the
-%%     C sampler started and stopped, a new symbolizer each time) and the
-%%     profile written as a gzipped pprof file.
+%%   naive: per period, beamprof_native:sample/2's path at 19 Hz (start,
+%%     wait PeriodMs, stop: the C sampler started and stopped, a new
+%%     symbolizer each time) and the profile written as a gzipped pprof file.
 %% Per mode, as % of one core over the wall time: `sampler' (the signal
 %% handler, the rescan thread and the C drains, in CPU time: the profiles'
 %% overhead.handler_ns + rescan_ns + drain_ns), `collector' (the Erlang
@@ -17,7 +17,9 @@
 %% upper bound), `sink' (pprof encoding and the file's write, timed here on
 %% each period's profile), `startstop' (naive only: each period's wall time
 %% beyond PeriodMs, the start and stop of the sampler and collector), and
-%% their total; then the ratio of the naive total to the continuous one.
+%% their total; the collector's reductions per second (a measure of its work
+%% that waiting for a scheduler does not inflate); then the ratio of the
+%% naive total to the continuous one.
 -module(continuous_bench).
 
 -export([run/2]).
@@ -50,25 +52,38 @@ continuous(Periods, PeriodMs, Dir) ->
                          fun(_, _, #{profile := P}, _) -> Self ! {Ref, P} end, nil),
     T0 = erlang:monotonic_time(nanosecond),
     ok = beamprof:start_continuous(#{period => PeriodMs, sink => [{dir, Dir}, telemetry]}),
+    Collector = whereis(beamprof_native_collector),
+    R0 = reductions(Collector),
     Profiles = [receive {Ref, P} -> P after PeriodMs * 3 -> exit(no_period) end
                 || _ <- lists:seq(1, Periods)],
+    Reds = reductions(Collector) - R0,
     Wall = erlang:monotonic_time(nanosecond) - T0,
     ok = beamprof:stop_continuous(),
     ok = beamprof:detach(Ref),
-    sums(Profiles, [sink_ns(P, Dir) || P <- Profiles], 0, Wall).
+    (sums(Profiles, [sink_ns(P, Dir) || P <- Profiles], 0, Wall))#{reductions => Reds}.
+
+reductions(Pid) ->
+    {reductions, R} = erlang:process_info(Pid, reductions),
+    R.
 
 naive(Periods, PeriodMs, Dir) ->
     Rounds = [naive_round(PeriodMs, Dir) || _ <- lists:seq(1, Periods)],
-    Profiles = [P || {P, _, _} <- Rounds],
-    Beyond = lists:sum([E - PeriodMs * 1000000 || {_, E, _} <- Rounds]),
-    Wall = lists:sum([E + S || {_, E, S} <- Rounds]),
-    sums(Profiles, [S || {_, _, S} <- Rounds], Beyond, Wall).
+    Profiles = [P || {P, _, _, _} <- Rounds],
+    Beyond = lists:sum([E - PeriodMs * 1000000 || {_, E, _, _} <- Rounds]),
+    Wall = lists:sum([E + S || {_, E, S, _} <- Rounds]),
+    (sums(Profiles, [S || {_, _, S, _} <- Rounds], Beyond, Wall))#{
+        reductions => lists:sum([R || {_, _, _, R} <- Rounds])}.
 
+%% beamprof_native:sample/2's path (start, wait, stop), with the
+%% collector's reductions read before its stop.
 naive_round(PeriodMs, Dir) ->
     T0 = erlang:monotonic_time(nanosecond),
-    {ok, Profile} = beamprof_native:sample(PeriodMs, #{hz => 19}),
+    {ok, Collector} = beamprof_native:start(#{hz => 19}),
+    receive after PeriodMs -> ok end,
+    Reds = reductions(Collector),
+    {ok, Profile} = beamprof_native:stop(),
     Elapsed = erlang:monotonic_time(nanosecond) - T0,
-    {Profile, Elapsed, sink_ns(Profile, Dir)}.
+    {Profile, Elapsed, sink_ns(Profile, Dir), Reds}.
 
 %% The dir sink's work for one profile: encode, write.
 sink_ns(Profile, Dir) ->
@@ -93,13 +108,15 @@ pct(Ns, Wall) -> 100 * Ns / max(1, Wall).
 total(#{sampler := S, collector := C, sink := K, startstop := T}) -> S + C + K + T.
 
 report(Cont, Naive) ->
-    io:format("~-11s ~9s ~10s ~7s ~10s ~8s ~10s  ~ts~n",
+    io:format("~-11s ~9s ~10s ~7s ~10s ~8s ~10s ~12s  ~ts~n",
               ["mode", "sampler%", "collector%", "sink%", "startstop%", "total%",
-               "samples/p", "effective_hz per period"]),
-    [io:format("~-11s ~9.4f ~10.4f ~7.4f ~10.4f ~8.4f ~10B  ~0p~n",
-               [Name, pct(S, W), pct(C, W), pct(K, W), pct(T, W), pct(total(M), W), N, Hz])
+               "samples/p", "coll_reds/s", "effective_hz per period"]),
+    [io:format("~-11s ~9.4f ~10.4f ~7.4f ~10.4f ~8.4f ~10B ~12B  ~0p~n",
+               [Name, pct(S, W), pct(C, W), pct(K, W), pct(T, W), pct(total(M), W), N,
+                round(R * 1.0e9 / W), Hz])
      || {Name, #{sampler := S, collector := C, sink := K, startstop := T, wall := W,
-                 samples := N, effective_hz := Hz} = M} <- [{"continuous", Cont},
+                 samples := N, effective_hz := Hz, reductions := R} = M}
+            <- [{"continuous", Cont},
                                                              {"naive", Naive}]],
     Ratio = pct(total(Naive), maps:get(wall, Naive)) /
         max(1.0e-9, pct(total(Cont), maps:get(wall, Cont))),
