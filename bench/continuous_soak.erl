@@ -8,7 +8,8 @@
 %% VM's RSS (VmRSS of /proc/self/status) and erlang:memory(total), the
 %% periods delivered and the files kept; at the end the growth of both over
 %% the last 10 minutes (or the whole run when shorter), against the target
-%% of 1 MiB.
+%% of 1 MiB, then their least-squares trend and RSS's range over the same
+%% minutes.
 %%
 %% Minutes: the argument, else BEAMPROF_SOAK_MIN, else 20.
 -module(continuous_soak).
@@ -87,12 +88,31 @@ rss_kib() ->
 
 report(Rows, Minutes) ->
     Span = min(10, Minutes),
-    {_, Rss1, Tot1} = lists:last(Rows),
-    {_, Rss0, Tot0} = lists:nth(Minutes - Span + 1, Rows),
+    Last = lists:nthtail(Minutes - Span, Rows),
+    {_, Rss1, Tot1} = lists:last(Last),
+    {_, Rss0, Tot0} = hd(Last),
     Verdict = case Rss1 - Rss0 < ?TARGET of
                   true -> "PASS";
                   false -> "FAIL"
               end,
     io:format("growth over the last ~B min: RSS ~.1f KiB, erlang:memory(total) ~.1f KiB "
               "(target: RSS < 1024 KiB): ~ts~n",
-              [Span, (Rss1 - Rss0) / 1024, (Tot1 - Tot0) / 1024, Verdict]).
+              [Span, (Rss1 - Rss0) / 1024, (Tot1 - Tot0) / 1024, Verdict]),
+    %% Two readings can catch the allocators mid-swing: the trend and the
+    %% range over the same minutes say more.
+    Rss = [R || {_, R, _} <- Last],
+    io:format("over the last ~B min: RSS trend ~.1f KiB/min (least squares), range ~.1f KiB "
+              "(~.1f..~.1f MiB); erlang:memory(total) trend ~.1f KiB/min~n",
+              [Span, slope([{M, R} || {M, R, _} <- Last]) / 1024,
+               (lists:max(Rss) - lists:min(Rss)) / 1024, lists:min(Rss) / 1048576,
+               lists:max(Rss) / 1048576, slope([{M, T} || {M, _, T} <- Last]) / 1024]).
+
+%% Least-squares slope of Y over X.
+slope(Points) ->
+    N = length(Points),
+    Mx = lists:sum([X || {X, _} <- Points]) / N,
+    My = lists:sum([Y || {_, Y} <- Points]) / N,
+    case lists:sum([(X - Mx) * (X - Mx) || {X, _} <- Points]) of
+        0.0 -> 0.0;
+        Sxx -> lists:sum([(X - Mx) * (Y - My) || {X, Y} <- Points]) / Sxx
+    end.
