@@ -8,7 +8,8 @@
 #   bench/run.sh list          the benches, with the doc/cost.md section each feeds
 # BENCH: gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench
 #        native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench
-#        cluster_bench pprof_bench
+#        cluster_bench pprof_bench continuous_bench, and continuous_soak (20 minutes: only
+#        when named)
 # The code path is beamprof's rebar3 build (_build/default/lib/beamprof, with priv/
 # holding the NIF): run `rebar3 compile` first, or set BEAMPROF_LIB to another lib dir.
 # SAMPLER_SECONDS sets the length of each sampler_overhead phase (default 20);
@@ -19,11 +20,14 @@
 # [100000,500000]); GAP_PROCS gap_bench's (default 500000); HOST_SECONDS host_stalls' (10);
 # RECORDER_SECONDS the length of each recorder_bench phase (default 20);
 # CLUSTER_PROCS cluster_bench's idle processes on each of its three nodes (default 20000).
+# CONTINUOUS_PERIODS continuous_bench's periods per mode (default 3) and CONTINUOUS_PERIOD_MS
+# their length (default 20000); BEAMPROF_SOAK_MIN continuous_soak's
+# minutes (default 20).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${BEAMPROF_LIB:-$ROOT/_build/default/lib/beamprof}
 OUT=${BENCH_OUT:-$ROOT/_build/bench}
-ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench cluster_bench pprof_bench"
+ALL="gate_bench events_bench sampler_overhead flame_bench native_bench saturated_bench native_names profile_bench scan_bench gap_bench host_stalls micro_bench recorder_bench cluster_bench pprof_bench continuous_bench"
 
 # The section of doc/cost.md (or the guide) whose figures a bench prints.
 section() {
@@ -43,6 +47,8 @@ section() {
         recorder_bench) echo 'doc/cost.md "The flight recorder": cost per record, share of one core, coverage in minutes' ;;
         cluster_bench) echo 'doc/cluster.md "Cost": top/3 over three nodes against erpc calls of a recon-like scan' ;;
         pprof_bench) echo 'doc/pprof.md "Cost": encode time and size against folded text' ;;
+        continuous_bench) echo 'doc/continuous.md "Cost": sampler and collector per second, ratio to start/stop per period' ;;
+        continuous_soak) echo 'doc/continuous.md "Memory": RSS growth over the last 10 minutes' ;;
         *) echo "" ;;
     esac
 }
@@ -90,6 +96,8 @@ for bench in "$@"; do
         host_stalls) call="host_pingers:run(${HOST_SECONDS:-10})" ;;
         recorder_bench) call="recorder_bench:run(${RECORDER_SECONDS:-20})" ;;
         cluster_bench) call="cluster_bench:run(${CLUSTER_PROCS:-20000})" ;;
+        continuous_bench) call="continuous_bench:run(${CONTINUOUS_PERIODS:-3}, ${CONTINUOUS_PERIOD_MS:-20000})" ;;
+        continuous_soak) call="continuous_soak:run(${BEAMPROF_SOAK_MIN:-20})" ;;
         *) echo "bench: unknown benchmark $bench" >&2; exit 2 ;;
     esac
     if [ "$README" = 1 ]; then

@@ -55,10 +55,14 @@
 
 %% The profiling API's event suffixes, under [beamprof, profile] (kept from beamprof.hrl).
 -define(BEAMPROF_PROFILE_EVENTS,
-        [start, stop, exception, sample, slow_operation, production, memory, calls, complete]).
+        [start, stop, exception, sample, slow_operation, production, memory, calls, complete,
+         native]).
 
 %% The native sampler, when a run's profile is built (beamprof_native).
 -define(BEAMPROF_EVENT_NATIVE_STOP, [beamprof, native, stop]).
+
+%% The continuous profiler's telemetry sink, once per period (beamprof_continuous_telemetry).
+-define(BEAMPROF_EVENT_PROFILE_NATIVE, [beamprof, profile, native]).
 
 %% Without a prefix: telemetry_poller's VM events (vm_events option, beamprof_sampler)
 %% and telemetry's handler failure (beamprof_events).

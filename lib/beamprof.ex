@@ -106,6 +106,34 @@ defmodule Beamprof do
   @spec recorder_info() :: map() | :undefined
   defdelegate recorder_info(), to: :beamprof
 
+  @doc """
+  Starts continuous profiling on a running beamprof: the native sampler stays
+  on at `hz:` (default 19) and every `period:` ms (default 60_000) the
+  period's profile goes to the `sink:` (`{:dir, dir}`, `{:dir, dir, keep: n}`,
+  `:telemetry`, `{:http, url, opts}` for Pyroscope, or a list of them). A
+  keyword list or a map; the same options as `config :beamprof, continuous:
+  [...]`. Returns `:ok` or `{:error, reason}` (`:already_started`,
+  `:not_started`, `{:unsupported, reason}` where there is no native sampler).
+  See `:beamprof.start_continuous/1`.
+
+      Beamprof.start_continuous(period: 60_000,
+        sink: {:http, "http://pyroscope:4040", app: "shop", tenant: "team-a"})
+  """
+  @spec start_continuous(keyword() | map()) :: :ok | {:error, term()}
+  defdelegate start_continuous(opts), to: :beamprof
+
+  @doc "Stops continuous profiling (the period under way is not delivered)."
+  @spec stop_continuous() :: :ok
+  defdelegate stop_continuous(), to: :beamprof
+
+  @doc """
+  Continuous profiling's state, rate, period, periods delivered and each
+  sink's counts (`sent`, `failed`, `dropped`, `lost`, `queue`, `failing`,
+  `last_error`), or `:undefined` when it is not running.
+  """
+  @spec continuous_info() :: map() | :undefined
+  defdelegate continuous_info(), to: :beamprof
+
   @doc "Stops beamprof: the sampler, the C thread and the gate."
   @spec stop() :: :ok
   defdelegate stop(), to: :beamprof

@@ -39,6 +39,7 @@
 
 -export([top/1]).
 -export([start_recorder/1, stop_recorder/0, recorder_info/0]).
+-export([start_continuous/1, stop_continuous/0, continuous_info/0]).
 -export([top/2, top_ports/2]).
 -export([top/3, snapshot/1]).
 -export([read_recording/1, read_recording/2, recording_report/2]).
@@ -68,7 +69,10 @@ start() ->
 %% `#{file => Path, size => Bytes}': see `start_recorder/1'; a recording
 %% that cannot be opened does not fail the start: beamprof runs without it,
 %% logs why, and every sample carries a `recorder_unavailable' warning until
-%% `start_recorder/1' opens one), `vm_internals' (`false':
+%% `start_recorder/1' opens one), `continuous' (`off', or `#{hz, period,
+%% sink}': see `start_continuous/1'; where the native sampler is absent
+%% the start does not fail: beamprof runs without it, logs why, and every
+%% sample carries a `continuous_unavailable' warning), `vm_internals' (`false':
 %% never read the VM's internal structures), `heartbeat' (ms, default 1000:
 %% how often the gate asks for `scheduler_wall_time' whatever the OS figures
 %% say), `system_monitor' and the scan's options; for tests only,
@@ -143,6 +147,39 @@ stop_recorder() ->
 -spec recorder_info() -> beamprof_recorder:info() | undefined.
 recorder_info() ->
     beamprof_recorder:info().
+
+%% @doc Starts continuous profiling on a running beamprof: the native
+%% sampler stays on at `hz' (default 19) and every `period' ms (default
+%% 60000, at least 1000) the profile of that period goes to the `sink': `{dir,
+%% Dir}' or `{dir, Dir, #{keep => N}}' (rotated `.pb.gz' pprof files),
+%% `telemetry' (the event `[beamprof, profile, native]'), `{http, Url, Opts}'
+%% (Pyroscope's ingest API), or a list of them. `Options' is a map or a
+%% `{Key, Value}' list. Returns `ok', `{error, already_started}',
+%% `{error, not_started}' (start beamprof first, or give the same options as
+%% its `continuous' option), `{error, {unsupported, Reason}}' where the
+%% native sampler cannot run; raises `{badarg, Message}' for bad options.
+%% While it runs, `flame_graph(Ms, Path)' and cluster flame graphs sample
+%% from its sampler, at its rate, and `native_start/1' answers `{error,
+%% {already_started, continuous}}'. See `beamprof_continuous' and
+%% doc/continuous.md.
+-spec start_continuous(Options) -> ok | {error, term()} when
+      Options :: beamprof_continuous:options().
+start_continuous(Options) ->
+    beamprof_continuous:start(Options).
+
+%% @doc Stops continuous profiling (the period under way is not delivered).
+%% `ok' also when none runs.
+-spec stop_continuous() -> ok.
+stop_continuous() ->
+    beamprof_continuous:stop().
+
+%% @doc Continuous profiling's state (`running', `waiting' or
+%% `unavailable'), `hz', `period', `periods' delivered, and per sink its
+%% counts (`sent', `failed', `dropped', `lost'), `queue' length,
+%% `failing' and `last_error'; `undefined' when it is not running.
+-spec continuous_info() -> beamprof_continuous:info() | undefined.
+continuous_info() ->
+    beamprof_continuous:info().
 
 %% @doc Stops beamprof: the sampler thread is joined, the
 %% `scheduler_wall_time' flag left as it was found.
@@ -396,7 +433,9 @@ write_profile(Profile, Path, Format) ->
 %% kinds is sampled on its own CPU clock (idle schedulers cost nothing).
 %% Options: `hz' (1..10000, default 99; the kernel tick caps the effective
 %% rate), `threads' (`[normal, dirty_cpu, dirty_io]'), `duration' (ms, then
-%% it stops by itself), `depth'. See `beamprof_native'.
+%% it stops by itself), `depth'. `{error, already_started}' while another
+%% run is on, `{error, {already_started, continuous}}' while continuous
+%% profiling has the node's one sampler. See `beamprof_native'.
 -spec native_start(Opts) -> {ok, pid()} | {error, Reason} when
       Opts :: beamprof_native:options(), Reason :: term().
 native_start(Opts) ->

@@ -35,7 +35,8 @@
                     heartbeat := pos_integer(),
                     test_hide_threads := boolean(),
                     test_window_enomem := boolean(),
-                    recorder := off | beamprof_recorder:options()}.
+                    recorder := off | beamprof_recorder:options(),
+                    continuous := off | beamprof_continuous:options()}.
 %% A complete, validated configuration. `vm_internals' (default `true'):
 %% `false' turns off every read of the VM's internal structures (see
 %% `vm_internals/0'). `heartbeat' (ms, default 1000): the C sampler thread
@@ -45,6 +46,9 @@
 %% `recorder' (default `off'): `#{file => Path, size => Bytes}' writes the
 %% flight recorder's recording from the application's start to its stop
 %% (`beamprof_recorder'). `test_hide_threads' and
+%% `continuous' (default `off'): `#{hz, period, sink}' keeps the native
+%% sampler on and hands a profile to the sinks every period
+%% (`beamprof_continuous'). `test_hide_threads' and
 %% `test_window_enomem' (default `false') are for tests only: the first makes
 %% the C thread act as if it found no scheduler thread (the blind gate,
 %% `gate_blind'); the second makes the periodic scan act as if its reductions
@@ -56,8 +60,8 @@
 -type differences() :: #{atom() => #{running := term(), asked := term()}}.
 %% What `beamprof:start/1' answers in `{error, {already_started, Differences}}':
 %% each option asked for whose value differs from the running one, e.g.
-%% `#{tick => #{running => 100, asked => 50}}'. `system_monitor' is compared
-%% (and shown) complete, its defaults filled in.
+%% `#{tick => #{running => 100, asked => 50}}'. `system_monitor' and
+%% `continuous' are compared (and shown) complete, their defaults filled in.
 
 -define(APP, beamprof).
 -define(START_KEY, '$start_options').
@@ -89,7 +93,8 @@ defaults() ->
       heartbeat => 1000,
       test_hide_threads => false,
       test_window_enomem => false,
-      recorder => off}.
+      recorder => off,
+      continuous => off}.
 
 %% @doc Validates `Options' over the defaults; raises `{badarg, Message}'
 %% naming the first bad option.
@@ -132,6 +137,8 @@ differences(Asked, Running) ->
               end, #{}, Asked).
 
 comparable(system_monitor, Value) -> beamprof_monitor:options(Value);
+comparable(continuous, off) -> off;
+comparable(continuous, Value) -> beamprof_continuous_opts:parse(Value);
 comparable(_Key, Value) -> Value.
 
 %% @doc Records the configuration the application runs with; called by its
@@ -238,6 +245,12 @@ check(heartbeat, V, _) when is_integer(V), V >= 10, V =< 3600000 -> ok;
 check(recorder, off, _) -> ok;
 check(recorder, V, O) ->
     case beamprof_recorder:check(V) of
+        ok -> ok;
+        {error, Message} -> beamprof_opts:bad(O, Message)
+    end;
+check(continuous, off, _) -> ok;
+check(continuous, V, O) ->
+    case beamprof_continuous:check(V) of
         ok -> ok;
         {error, Message} -> beamprof_opts:bad(O, Message)
     end;

@@ -61,7 +61,8 @@
          [profile, start], [profile, stop], [profile, exception],                % profile
          [profile, sample], [profile, slow_operation], [profile, production],
          [profile, memory], [profile, calls], [profile, complete],
-         [native, stop]]).                                                       % native
+         [native, stop],                                                         % native
+         [profile, native]]).                                                    % continuous
 -define(UNPREFIXED, [[vm, memory], [vm, total_run_queue_lengths], [vm, system_counts],
                      ?FAILURE_EVENT]).
 %% Passed as an argument so that neither the compiler nor dialyzer sees a literal call to

@@ -74,6 +74,18 @@
 %% Warnings of the run itself (see `beamprof_native_report'):
 %% `native_rate_lowered', `native_no_samples', `native_leaf_only'.
 %%
+%% One sampler, several windows (`beamprof_native_window'): the C sampler
+%% is the node's one, and the collector hands every drained batch to each
+%% open window. A `start/1' run is the `main' window and has the sampler to
+%% itself; the continuous profiler (`beamprof_continuous') holds the
+%% `continuous' window, rotated each period by `rotate_window/1'; while it
+%% runs, `sample/2' (so `flame_graph/2' and cluster flame graphs) opens a
+%% window of its own on the same sampler, at the continuous rate (the
+%% profile's `hz', with `hz_asked', `shared => continuous' and a note), and
+%% `start/1' answers `{error, {already_started, continuous}}'. A window's
+%% counters (samples, gate, overhead, rates) are the C side's over its own
+%% span. The last window closed stops the sampler.
+%%
 %% Events: `[beamprof, native, stop]' when a run's profile is built, with
 %% measurements `duration' (native units), `monotonic_time', `samples' and
 %% `weighted', and metadata `hz', `hz_under_gate', `gate_closed_ms',
@@ -83,6 +95,7 @@
 
 -export([start/1, stop/0, top/1, top/2, filter/2, flame_graph/2, sample/2, running/0]).
 -export([flame_options/1]).
+-export([open_window/3, close_window/1, rotate_window/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 -export_type([profile/0, options/0, kind/0]).
 
@@ -124,20 +137,89 @@
 -spec start(options()) -> {ok, pid()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     Config = config(Opts),
+    open(main, Config, Opts, undefined);
+start(Opts) ->
+    erlang:error({badarg, got("Expected options to be a map", Opts)}, [Opts]).
+
+%% Starts the collector with window `Id' as its first, or opens the window
+%% on the running one (which refuses what it cannot share: see admit/2).
+open(Id, Config, Opts, Owner) ->
     case {whereis(?SERVER), beamprof_native_nif:load()} of
         {undefined, ok} ->
-            case gen_server:start({local, ?SERVER}, ?MODULE, {Config, Opts}, []) of
+            case gen_server:start({local, ?SERVER}, ?MODULE, {Config, Opts, Id, Owner}, []) of
                 {ok, Pid} -> {ok, Pid};
-                {error, {already_started, _}} -> {error, already_started};
+                {error, {already_started, _}} -> join(Id, Opts, Owner);
                 {error, _} = Error -> Error
             end;
         {undefined, {error, _} = Unsupported} ->
             Unsupported;
         _ ->
-            {error, already_started}
-    end;
-start(Opts) ->
-    erlang:error({badarg, got("Expected options to be a map", Opts)}, [Opts]).
+            join(Id, Opts, Owner)
+    end.
+
+join(Id, Opts, Owner) ->
+    try gen_server:call(?SERVER, {open, Id, maps:with([hz, threads, depth], Opts), Owner},
+                        60000)
+    catch exit:{noproc, _} -> {error, not_running}
+    end.
+
+%% @doc Opens a window on the one native sampler of the node: `continuous'
+%% (the continuous profiler's: it starts the sampler at `hz' if none runs;
+%% `{error, {already_started, native}}' while a `start/1' run has it,
+%% `{error, {already_started, continuous}}' when one is open) or a
+%% reference (a window on the continuous profiler's sampler, at its rate:
+%% `{error, already_started}' when another run has the sampler,
+%% `{error, not_running}' when none runs). The window closes when `Owner'
+%% exits, or with `close_window/1'. Options as `start/1''s (`duration' is
+%% not one); the library's absence answers `{error, {unsupported, Reason}}'.
+-spec open_window(continuous | reference(), options(), pid()) ->
+          {ok, pid()} | {error, term()}.
+open_window(Id, Opts, Owner) when is_map(Opts), is_pid(Owner),
+                                  (Id =:= continuous orelse is_reference(Id)) ->
+    Config = config(maps:without([duration], Opts)),
+    case {Id, whereis(?SERVER), beamprof_native_nif:load()} of
+        {_, _, {error, _} = Unsupported} -> Unsupported;
+        {continuous, _, ok} -> open(continuous, Config, maps:without([duration], Opts), Owner);
+        {_, undefined, ok} -> {error, not_running};
+        {_, _, ok} -> join(Id, Opts, Owner)
+    end.
+
+%% @doc Closes a window and returns its profile (`{error, not_running}'
+%% for a window not open). The last window closed stops the sampler.
+-spec close_window(continuous | reference()) -> {ok, profile()} | {error, not_running}.
+close_window(Id) ->
+    call_and_wait({close, Id}).
+
+%% @doc The profile of a window since it opened (or was last rotated), and
+%% a new window in its place from now: one call, no sample lost or counted
+%% twice between the two.
+-spec rotate_window(continuous | reference()) -> {ok, profile()} | {error, not_running}.
+rotate_window(Id) ->
+    try gen_server:call(?SERVER, {rotate, Id}, 60000)
+    catch exit:{noproc, _} -> {error, not_running}
+    end.
+
+%% A call whose reply says whether the collector exits after it: then wait
+%% for that, so that a start right after finds the name free.
+call_and_wait(Request) ->
+    case whereis(?SERVER) of
+        undefined ->
+            {error, not_running};
+        Pid ->
+            Ref = monitor(process, Pid),
+            try gen_server:call(Pid, Request, 60000) of
+                {Reply, last} ->
+                    receive {'DOWN', Ref, process, Pid, _} -> Reply
+                    after 60000 -> Reply
+                    end;
+                {Reply, _} ->
+                    demonitor(Ref, [flush]),
+                    Reply
+            catch exit:{noproc, _} ->
+                demonitor(Ref, [flush]),
+                {error, not_running}
+            end
+    end.
 
 config(Opts) ->
     maps:foreach(fun check_option/2, Opts),
@@ -163,26 +245,11 @@ option_message(Key) ->
                                 "depth (and output, format for flame_graph/2)", [Key])).
 
 %% @doc Stops sampling and returns the profile; `{error, not_running}'
-%% when no sampler runs.
+%% when no `start/1' run is on. While the continuous profiler shares the
+%% sampler it keeps sampling.
 -spec stop() -> {ok, profile()} | {error, not_running}.
 stop() ->
-    case whereis(?SERVER) of
-        undefined ->
-            {error, not_running};
-        Pid ->
-            %% The reply comes before the collector has exited and given up
-            %% its name: wait for that, so that start/1 right after works.
-            Ref = monitor(process, Pid),
-            try gen_server:call(Pid, stop, 60000) of
-                Reply ->
-                    receive {'DOWN', Ref, process, Pid, _} -> Reply
-                    after 60000 -> Reply
-                    end
-            catch exit:{noproc, _} ->
-                demonitor(Ref, [flush]),
-                {error, not_running}
-            end
-    end.
+    call_and_wait(stop).
 
 %% @doc Whether a collector exists (sampling, or holding a finished profile).
 -spec running() -> boolean().
@@ -269,13 +336,38 @@ sample_and_write(Ms, StartOpts, Output, Format) ->
 
 %% @doc Samples for `Ms' milliseconds with `start/1''s options (checked by
 %% `start/1') and returns the profile, symbolized on this node; `start/1''s
-%% errors otherwise. Blocks the caller for `Ms'.
+%% errors otherwise. Blocks the caller for `Ms'. While the continuous
+%% profiler runs, the samples come from its sampler, at its rate: a window
+%% of `Ms' on it (the profile's `hz' is that rate, `hz_asked' the rate
+%% asked for, and its `notes' say so); `depth' is then the running one.
 -spec sample(pos_integer(), options()) -> {ok, profile()} | {error, term()}.
 sample(Ms, StartOpts) when is_integer(Ms), Ms > 0, is_map(StartOpts) ->
+    case whereis(?SERVER) of
+        undefined -> sample_alone(Ms, StartOpts);
+        _ ->
+            case sample_window(Ms, StartOpts) of
+                {error, not_running} -> sample_alone(Ms, StartOpts);
+                Other -> Other
+            end
+    end.
+
+sample_alone(Ms, StartOpts) ->
     case start(StartOpts) of
         {ok, _} ->
             receive after Ms -> ok end,
             stop();
+        {error, {already_started, continuous}} ->
+            sample_window(Ms, StartOpts);
+        {error, _} = Error ->
+            Error
+    end.
+
+sample_window(Ms, StartOpts) ->
+    Ref = make_ref(),
+    case open_window(Ref, StartOpts, self()) of
+        {ok, _} ->
+            receive after Ms -> ok end,
+            close_window(Ref);
         {error, _} = Error ->
             Error
     end.
@@ -340,18 +432,26 @@ write(Profile, Output, Format) ->
 %%--------------------------------------------------------------------
 %% Collector
 
+%% The collector's state: the symbolizer and the run's configuration
+%% (shared by every window), `windows' (`main' for a start/1 run,
+%% `continuous', a reference per flame graph taken on the continuous
+%% sampler: see beamprof_native_window), `monitors' (the windows' owners),
+%% `finished' (the main run's profile once its `duration' ended, kept for
+%% stop/0) and `sampling' (the C sampler is on).
+
 %% @private
-init({#{vm_internals := Internals} = Config, Opts}) ->
+init({#{vm_internals := Internals} = Config, Opts, Id, Owner}) ->
     process_flag(trap_exit, true),
     Sym = beamprof_native_sym:new(auto, Internals),
     case start_nif(Config) of
         ok ->
-            _ = maybe_duration(Opts),
+            _ = maybe_duration(Id, Opts),
             erlang:send_after(drain_ms(Config), self(), drain),
-            State = #{sym => Sym, acc => beamprof_native_agg:new(), config => Config,
-                      collector_ns => 0, started => erlang:monotonic_time(millisecond),
-                      t0 => erlang:monotonic_time(), finished => undefined},
-            {ok, State#{stray0 => maps:get(stray, info(State), 0)}};
+            State = #{sym => Sym, config => Config, collector_ns => 0, windows => #{},
+                      monitors => #{}, finished => undefined, sampling => true},
+            Stray = maps:get(stray, info(State), 0),
+            {ok, add_window(Id, {run_start, Stray}, {maps:with([hz, threads, depth], Opts), Owner},
+                            State)};
         {error, Reason} ->
             beamprof_native_sym:close(Sym),
             {stop, Reason}
@@ -375,37 +475,139 @@ discard() ->
         _ -> discard()
     end.
 
-maybe_duration(#{duration := Ms}) -> erlang:send_after(Ms, self(), finish);
-maybe_duration(_) -> ok.
+maybe_duration(main, #{duration := Ms}) -> erlang:send_after(Ms, self(), finish);
+maybe_duration(_, _) -> ok.
+
+add_window(Id, Info0, {_Asked, Owner} = Consumer,
+           #{windows := Ws, monitors := Ms, collector_ns := Ns} = State) ->
+    W = beamprof_native_window:new(Info0, Ns, Consumer),
+    Monitors = case Owner of
+                   undefined -> Ms;
+                   _ -> Ms#{monitor(process, Owner) => Id}
+               end,
+    State#{windows := Ws#{Id => W}, monitors := Monitors}.
+
+remove_window(Id, #{windows := Ws, monitors := Ms} = State) ->
+    Mine = [M || {M, I} <- maps:to_list(Ms), I =:= Id],
+    lists:foreach(fun(M) -> demonitor(M, [flush]) end, Mine),
+    State#{windows := maps:remove(Id, Ws), monitors := maps:without(Mine, Ms)}.
+
+%% Which windows may share the running sampler: `main' never (a start/1
+%% run owns its sampler and its options); `continuous' while no start/1 run
+%% has it; a flame graph's only on the continuous profiler's sampler.
+admit(main, #{windows := #{continuous := _}}) -> {error, {already_started, continuous}};
+admit(main, _) -> {error, already_started};
+admit(continuous, #{windows := #{continuous := _}}) -> {error, {already_started, continuous}};
+admit(continuous, #{windows := #{main := _}}) -> {error, {already_started, native}};
+admit(continuous, #{finished := F, sampling := S}) when F =/= undefined; not S ->
+    {error, {already_started, native}};
+admit(continuous, _) -> ok;
+admit(_Ref, #{windows := #{continuous := _}, sampling := true}) -> ok;
+admit(_Ref, _) -> {error, already_started}.
 
 %% @private
+handle_call({open, Id, Asked, Owner}, _From, State) ->
+    case admit(Id, State) of
+        ok ->
+            Drained = drain(State),
+            {reply, {ok, self()}, add_window(Id, info(Drained), {Asked, Owner}, Drained)};
+        {error, _} = Error ->
+            {reply, Error, State}
+    end;
+handle_call({close, Id}, _From, #{windows := Ws} = State) ->
+    case Ws of
+        #{Id := _} -> close(Id, State);
+        _ -> {reply, {{error, not_running}, more}, State}
+    end;
+handle_call({rotate, Id}, _From, #{windows := Ws} = State) ->
+    case Ws of
+        #{Id := W} ->
+            Drained = drain(State),
+            Info = info(Drained),
+            Profile = profile(Id, W, Drained, Info),
+            Fresh = beamprof_native_window:new(Info, maps:get(collector_ns, Drained),
+                                               {beamprof_native_window:asked(W),
+                                                beamprof_native_window:owner(W)}),
+            {reply, {ok, Profile}, Drained#{windows := Ws#{Id := Fresh}}};
+        _ ->
+            {reply, {error, not_running}, State}
+    end;
+handle_call(stop, _From, #{finished := Profile, windows := Ws} = State)
+  when Profile =/= undefined ->
+    case map_size(Ws) of
+        0 -> {stop, normal, {{ok, Profile}, last}, State};
+        _ -> {reply, {{ok, Profile}, more}, State#{finished := undefined}}
+    end;
+handle_call(stop, _From, #{windows := #{main := _}} = State) ->
+    close(main, State);
 handle_call(stop, _From, State) ->
-    #{finished := Profile} = Done = finish(State),
-    {stop, normal, {ok, Profile}, Done};
-handle_call(profile, _From, #{finished := undefined} = State) ->
-    Drained = drain(State),
-    {reply, {ok, profile(Drained, info(State))}, Drained};
+    {reply, {{error, not_running}, more}, State};
+handle_call(profile, _From, #{finished := undefined, windows := Ws} = State) ->
+    case [Id || Id <- [main, continuous], is_map_key(Id, Ws)] of
+        [Id | _] ->
+            Drained = drain(State),
+            {reply, {ok, profile(Id, maps:get(Id, Ws), Drained, info(Drained))}, Drained};
+        [] ->
+            {reply, {error, not_running}, State}
+    end;
 handle_call(profile, _From, #{finished := Profile} = State) ->
     {reply, {ok, Profile}, State}.
+
+%% Closes window Id: its profile; the last window (no finished run kept)
+%% stops the sampler and the collector.
+close(Id, #{windows := Ws, finished := Finished} = State) ->
+    Last = map_size(Ws) =:= 1 andalso Finished =:= undefined,
+    Drained = case Last of
+                  true -> stop_sampling(State);
+                  false -> drain(State)
+              end,
+    Profile = profile(Id, maps:get(Id, Ws), Drained, info(Drained)),
+    ok = stop_event(Id, maps:get(Id, Ws), Profile),
+    Rest = remove_window(Id, Drained),
+    case Last of
+        true -> {stop, normal, {{ok, Profile}, last}, Rest};
+        false -> {reply, {{ok, Profile}, more}, Rest}
+    end.
 
 %% @private
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
 %% @private
-handle_info(drain, #{finished := undefined, config := Config} = State) ->
+handle_info(drain, #{sampling := true, config := Config} = State) ->
     erlang:send_after(drain_ms(Config), self(), drain),
     {noreply, drain(State)};
-handle_info(finish, State) ->
-    {noreply, finish(State)};
+handle_info(finish, #{windows := #{main := W} = Ws} = State) ->
+    Drained = case map_size(Ws) of
+                  1 -> stop_sampling(State);
+                  _ -> drain(State)
+              end,
+    Profile = profile(main, W, Drained, info(Drained)),
+    ok = stop_event(main, W, Profile),
+    {noreply, (remove_window(main, Drained))#{finished := Profile}};
+handle_info({'DOWN', MRef, process, _, _}, #{monitors := Ms} = State) ->
+    case Ms of
+        #{MRef := Id} ->
+            Rest = remove_window(Id, State),
+            case Rest of
+                #{windows := Ws, finished := undefined} when map_size(Ws) =:= 0 ->
+                    {stop, normal, stop_sampling(Rest)};
+                _ ->
+                    {noreply, Rest}
+            end;
+        _ ->
+            {noreply, State}
+    end;
 handle_info(_Msg, State) ->
     {noreply, State}.
 
 %% @private
-terminate(_Reason, #{finished := undefined}) ->
-    ok = beamprof_native_nif:stop();
-terminate(_Reason, _State) ->
-    ok.
+terminate(_Reason, #{sampling := Sampling, sym := Sym}) ->
+    _ = case Sampling of
+            true -> beamprof_native_nif:stop();
+            false -> ok
+        end,
+    beamprof_native_sym:close(Sym).
 
 %% How often the collector drains: each round costs the same whatever it
 %% finds (a dirty NIF call, the perf map's size, the batch's symbols), so
@@ -415,16 +617,11 @@ terminate(_Reason, _State) ->
 drain_ms(#{hz := Hz}) when Hz =< 100 -> 300;
 drain_ms(_) -> ?DRAIN_MS.
 
-%% Stops the C side, drains what is left, and builds the profile once.
-finish(#{finished := undefined} = State) ->
+%% Stops the C side and drains what is left.
+stop_sampling(#{sampling := true} = State) ->
     ok = beamprof_native_nif:stop(),
-    Drained = drain(State),
-    Info = info(State),
-    beamprof_native_sym:close(maps:get(sym, Drained)),
-    Profile = profile(Drained, Info),
-    ok = stop_event(Drained, Profile),
-    Drained#{finished := Profile};
-finish(State) ->
+    (drain(State))#{sampling := false};
+stop_sampling(State) ->
     State.
 
 %% The C side's counters (none if the library went away meanwhile), its
@@ -445,7 +642,7 @@ drain(State) ->
 
 drain(State, 0) ->
     State;
-drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
+drain(#{sym := Sym0, windows := Ws} = State, Rounds) ->
     case beamprof_native_nif:drain(?DRAIN_MAX) of
         [] ->
             State;
@@ -454,7 +651,10 @@ drain(#{sym := Sym0, acc := Acc} = State, Rounds) ->
             {Frames, Sym} = beamprof_native_sym:symbolize([A || {_, _, _, _, A} <- Samples], Sym1),
             Symbolized = [settle(K, I, W, T, F, A)
                           || {{K, I, W, T, A}, F} <- lists:zip(Samples, Frames)],
-            Next = State#{sym := Sym, acc := beamprof_native_agg:add(Symbolized, Acc)},
+            Next = State#{sym := Sym,
+                          windows := maps:map(fun(_, Win) ->
+                                                      beamprof_native_window:add(Symbolized, Win)
+                                              end, Ws)},
             case length(Samples) < ?DRAIN_MAX of
                 true -> Next;
                 false -> drain(Next, Rounds - 1)
@@ -494,17 +694,23 @@ settle(K, I, W, unrooted, [?LOOP | _], [A | _]) -> {K, I, W, false, [?LOOP], [A]
 settle(K, I, W, unrooted, Frames, As) -> {K, I, W, lists:last(Frames) =/= ?LOOP, Frames, As};
 settle(K, I, W, T, Frames, As) -> {K, I, W, T, Frames, As}.
 
-stop_event(#{t0 := T0}, Profile) ->
+%% The continuous profiler's periods emit their own event (beamprof_continuous).
+stop_event(continuous, _W, _Profile) ->
+    ok;
+stop_event(_Id, W, Profile) ->
     Now = erlang:monotonic_time(),
     beamprof_events:emit([native, stop],
-                         #{duration => Now - T0, monotonic_time => Now,
+                         #{duration => Now - beamprof_native_window:t0(W), monotonic_time => Now,
                            samples => maps:get(samples, Profile, 0),
                            weighted => maps:get(weighted, Profile, 0)},
                          maps:with([hz, hz_under_gate, gate_closed_ms, stray, frame_source,
                                     warnings], Profile)).
 
-profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Config,
-          started := Started, collector_ns := CollectorNs, stray0 := Stray0}, Info) ->
+%% The profile of window W (`Id') from the C side's counters now.
+profile(Id, W, #{sym := Sym, config := #{vm_internals := Internals} = Config,
+                 collector_ns := CollectorNs}, InfoNow) ->
+    Info = beamprof_native_window:delta(InfoNow, W),
+    Acc = beamprof_native_window:acc(W),
     Totals = beamprof_native_agg:totals(Acc),
     Source = beamprof_native_sym:source(Sym),
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
@@ -514,32 +720,52 @@ profile(#{acc := Acc, sym := Sym, config := #{vm_internals := Internals} = Confi
       warnings := CWarnings} =
         beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym),
                                      beamprof_native_sym:objects(Sym)),
+    Hz = maps:get(hz, Config),
     Base = Totals#{stacks => Stacks, unit => samples,
                    title => <<"beamprof native CPU profile">>,
-                   hz => maps:get(hz, Config),
+                   hz => Hz,
                    effective_hz => one_decimal(maps:get(effective_hz, Info, 0)),
                    signal_hz => one_decimal(maps:get(signal_hz, Info, 0)),
                    dropped => maps:get(dropped, Info, 0),
                    frame_source => Source, frame_pointers => FramePointers,
                    frame_layout_source => LayoutSource,
-                   overhead => overhead(Info, CollectorNs),
-                   duration_ms => erlang:monotonic_time(millisecond) - Started,
+                   overhead => overhead(Info, CollectorNs -
+                                            beamprof_native_window:collector_ns0(W)),
+                   duration_ms => erlang:monotonic_time(millisecond) -
+                       beamprof_native_window:started(W),
                    unnamed_pct => UnnamedPct, unnamed_leaf_pct => LeafPct,
                    unnamed => Unnamed,
                    warnings => warnings(Internals, Source) ++
                        callers_warning(Internals, FramePointers, LayoutSource) ++ CWarnings ++
                        beamprof_native_report:warnings(Info),
-                   notes => notes(Internals, FramePointers, LayoutSource),
+                   notes => notes(Internals, FramePointers, LayoutSource) ++
+                       shared_notes(Id, Hz, beamprof_native_window:asked(W)),
                    pprof => beamprof_pprof_native:data(
-                              beamprof_native_agg:pprof(Acc), maps:get(hz, Config),
+                              beamprof_native_agg:pprof(Acc), Hz,
                               element(1, beamprof_native_sym:objects(Sym)),
-                              erlang:monotonic_time(millisecond) - Started)},
-    Report = maps:merge(Base, beamprof_native_report:fields(Info, Stray0)),
+                              erlang:monotonic_time(millisecond) -
+                                  beamprof_native_window:started(W))},
+    Report = maps:merge(Base, beamprof_native_report:fields(Info,
+                                                            beamprof_native_window:stray0(W))),
+    Shared = shared_fields(Id, beamprof_native_window:asked(W), Report),
     case {Internals, Source =/= none andalso FramePointers} of
-        {false, _} -> Report#{hint => <<?HINT_OFF>>};
-        {true, true} -> Report;
-        {true, false} -> Report#{hint => hint()}
+        {false, _} -> Shared#{hint => <<?HINT_OFF>>};
+        {true, true} -> Shared;
+        {true, false} -> Shared#{hint => hint()}
     end.
+
+%% A flame graph taken on the continuous profiler's sampler says so, and
+%% at which rate: the running one, whatever it asked for.
+shared_notes(Id, Hz, Asked) when is_reference(Id) ->
+    [iolist_to_binary(io_lib:format("Sampled at ~B Hz by the continuous profiler's sampler, "
+                                    "shared (asked: ~B Hz)", [Hz, maps:get(hz, Asked, 99)]))];
+shared_notes(_Id, _Hz, _Asked) ->
+    [].
+
+shared_fields(Id, Asked, Profile) when is_reference(Id) ->
+    Profile#{shared => continuous, hz_asked => maps:get(hz, Asked, 99)};
+shared_fields(_Id, _Asked, Profile) ->
+    Profile.
 
 warnings(true, _Source) ->
     [];

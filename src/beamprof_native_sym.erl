@@ -29,6 +29,8 @@
                    jit := beamprof_symtab:table() | undefined,
                    jit_at := integer(),
                    jit_missed := boolean(),
+                   jit_size := non_neg_integer(), % a hash of the code ranges
+                   jit_every := pos_integer(),
                    vm_internals := boolean(),
                    cache := #{non_neg_integer() => binary() | undefined},
                    table := beamprof_native_nif:symbol_table() | undefined,
@@ -38,6 +40,7 @@
 -define(UNKNOWN, <<"[unknown]">>).
 -define(CACHE_MAX, 50000).
 -define(JIT_REFRESH_MS, 1000).
+-define(JIT_REFRESH_MAX_MS, 60000).
 -define(UNNAMED_MAX, 100000).
 -define(DEBUG_ROOT, <<"/usr/lib/debug">>).
 
@@ -67,7 +70,7 @@ new(Want, VmInternals, DebugRoot) when is_boolean(VmInternals) ->
                 T -> T
             end,
     Sym = #{source => none, perfmap => undefined, jit => undefined, jit_at => 0,
-            jit_missed => false, vm_internals => VmInternals, cache => #{},
+            jit_missed => false, jit_size => 0, jit_every => ?JIT_REFRESH_MS, vm_internals => VmInternals, cache => #{},
             table => Table, debug_root => Root, unnamed => #{}},
     choose(Want, Sym).
 
@@ -98,7 +101,7 @@ choose(gdb_jit, #{vm_internals := false} = Sym) ->
 choose(gdb_jit, #{vm_internals := true} = Sym) ->
     Tab = beamprof_symtab:new(),
     case load_jit(Tab) of
-        ok -> Sym#{source := gdb_jit, jit := Tab, jit_at := now_ms()};
+        {ok, Size} -> Sym#{source := gdb_jit, jit := Tab, jit_at := now_ms(), jit_size := Size};
         error -> beamprof_symtab:delete(Tab), Sym
     end;
 choose(none, Sym) ->
@@ -107,7 +110,8 @@ choose(none, Sym) ->
 load_jit(Tab) ->
     case beamprof_native_nif:jit_symbols(true) of
         {ok, Ranges, _Info} ->
-            lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges);
+            lists:foreach(fun({S, E, N}) -> beamprof_symtab:insert(Tab, S, E, N) end, Ranges),
+            {ok, erlang:phash2(Ranges)};
         {error, _} ->
             error
     end.
@@ -117,25 +121,34 @@ load_jit(Tab) ->
 source(#{source := Source}) -> Source.
 
 %% @doc Catches up with code loaded since the last call: reads what the
-%% perf map gained, or re-snapshots the GDB JIT table (at most once a
-%% second, and only after a lookup missed).
+%% perf map gained, or re-snapshots the GDB JIT table (only after a lookup
+%% missed, at most once a second; a snapshot that found no new code range
+%% (the same ranges) doubles that wait, up to a minute, and one that did
+%% resets it: a sampler
+%% left on, as continuous profiling's is, does not pay a snapshot every
+%% second for addresses no code range names).
 -spec refresh(sym()) -> sym().
 refresh(#{source := perf_map, perfmap := Map} = Sym) ->
     Sym#{perfmap := beamprof_perfmap:refresh(Map)};
-refresh(#{source := gdb_jit, jit_missed := true, jit_at := At} = Sym) ->
-    case now_ms() - At >= ?JIT_REFRESH_MS of
+refresh(#{source := gdb_jit, jit_missed := true, jit_at := At, jit_every := Every} = Sym) ->
+    case now_ms() - At >= Every of
         true -> reload_jit(Sym);
         false -> Sym
     end;
 refresh(Sym) ->
     Sym.
 
-reload_jit(#{jit := Old} = Sym) ->
+reload_jit(#{jit := Old, jit_size := OldSize, jit_every := Every} = Sym) ->
     New = beamprof_symtab:new(),
     case load_jit(New) of
-        ok ->
+        {ok, Size} ->
             beamprof_symtab:delete(Old),
-            Sym#{jit := New, jit_at := now_ms(), jit_missed := false};
+            Next = case Size =:= OldSize of
+                       true -> min(2 * Every, ?JIT_REFRESH_MAX_MS);
+                       false -> ?JIT_REFRESH_MS
+                   end,
+            Sym#{jit := New, jit_at := now_ms(), jit_missed := false, jit_size := Size,
+                 jit_every := Next};
         error ->
             beamprof_symtab:delete(New),
             Sym#{jit_at := now_ms()}

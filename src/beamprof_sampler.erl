@@ -116,12 +116,16 @@ emit(#state{config = #{interval := Interval} = Config, from = From, emits = Emit
                 next_emit = next(State#state.next_emit, Interval, Now)}.
 
 %% The sample with the gate's info; its warnings are the thread check's and
-%% the gate's (`gate_blind') and the recorder's (`recorder_unavailable').
+%% the gate's (`gate_blind'), the recorder's (`recorder_unavailable') and
+%% the continuous profiler's (`continuous_sink_failing',
+%% `continuous_unavailable').
 sample(From, Reading, #state{warnings = Warnings}) ->
     Gate = beamprof_gate:info(),
     Own = beamprof_warnings:merge(Warnings, maps:get(warnings, Gate)),
+    Others = beamprof_warnings:merge(beamprof_recorder:warnings(),
+                                     beamprof_continuous:warnings()),
     (beamprof_vm:sample(From, Reading, Gate))#{
-        warnings => beamprof_warnings:merge(Own, beamprof_recorder:warnings())}.
+        warnings => beamprof_warnings:merge(Own, Others)}.
 
 %% The next deadline on the fixed grid; a late tick skips what it missed
 %% rather than firing a burst.

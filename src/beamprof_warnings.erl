@@ -66,6 +66,13 @@
 %% not be opened when beamprof started (the message names the file and the
 %% reason); beamprof runs without it until `beamprof:start_recorder/1'
 %% opens one.</li>
+%% <li>`continuous_sink_failing': a continuous profiling sink's last
+%% delivery failed (the message names the sink, the error, and its counts of
+%% profiles sent, failed attempts, dropped from its full queue and lost
+%% after their retries); profiles wait in its bounded queue meanwhile.</li>
+%% <li>`continuous_unavailable': the `continuous' option could not start
+%% continuous profiling (the native sampler is unavailable here: the
+%% message says why); beamprof runs without it.</li>
 %% </ul>
 -module(beamprof_warnings).
 
@@ -77,7 +84,7 @@
               | native_callers_dropped | c_symbols_missing | gate_blind
               | scan_window_unavailable | profile_no_samples | profile_skipped
               | native_rate_lowered | native_no_samples | native_leaf_only
-              | recorder_unavailable.
+              | recorder_unavailable | continuous_sink_failing | continuous_unavailable.
 -type warning() :: #{code := code(), message := binary()}.
 
 %% @doc Every code, in the order of the module doc.
@@ -87,7 +94,8 @@ codes() ->
      scheduler_threads_unseen, global_tracer_active, native_unsupported,
      native_callers_dropped, c_symbols_missing, gate_blind, scan_window_unavailable,
      profile_no_samples, profile_skipped, native_rate_lowered, native_no_samples,
-     native_leaf_only, recorder_unavailable].
+     native_leaf_only, recorder_unavailable, continuous_sink_failing,
+     continuous_unavailable].
 
 %% @doc The one-line meaning of a code (as in the module doc).
 -spec meaning(code()) -> binary().
@@ -125,6 +133,11 @@ meaning(native_leaf_only) ->
     <<"process_vm_readv is denied: native samples are their innermost function only">>;
 meaning(recorder_unavailable) ->
     <<"the flight recording could not be opened at start: nothing is recorded">>;
+meaning(continuous_sink_failing) ->
+    <<"a continuous profiling sink is failing: profiles wait in its bounded queue, "
+      "overflow is dropped">>;
+meaning(continuous_unavailable) ->
+    <<"continuous profiling could not start (no native sampler here)">>;
 meaning(Code) ->
     erlang:error({badarg, "Expected a warning code, one of " ++ codes_text()}, [Code]).
 
