@@ -16,7 +16,7 @@
          end_per_group/2]).
 -export([native_profile/1, native_flame_graph/1, native_go_pprof/1, process_profile/1,
          process_go_pprof/1, profile_api_output/1]).
--export([spin/1, pprof_hot/2, sample_spinning/2]).
+-export([spin/1, pprof_hot/2, pprof_gc/2, sample_spinning/2]).
 
 all() ->
     [{group, native}, {group, process}].
@@ -58,12 +58,23 @@ call(Config, M, F, A) ->
 %%--------------------------------------------------------------------
 %% Workloads (run in the peer)
 
-%% Two processes spinning in pprof_hot/2 for Ms.
+%% Two processes spinning in pprof_hot/2 for Ms, and one collecting its
+%% heap over and over (C code: a spinner's samples are JIT code, and on a
+%% loaded machine a 2 s run may catch none of its rare garbage collections).
 spin(Ms) ->
     Deadline = erlang:monotonic_time(millisecond) + Ms,
-    Pids = [spawn_monitor(?MODULE, pprof_hot, [Deadline, 0]) || _ <- [1, 2]],
+    Pids = [spawn_monitor(?MODULE, pprof_gc, [Deadline, lists:seq(1, 20000)])
+            | [spawn_monitor(?MODULE, pprof_hot, [Deadline, 0]) || _ <- [1, 2]]],
     [receive {'DOWN', Ref, process, _, _} -> ok end || {_, Ref} <- Pids],
     ok.
+
+%% Garbage collections of a 20000-element list's heap until the deadline.
+pprof_gc(Deadline, Heap) ->
+    true = erlang:garbage_collect(),
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true -> length(Heap);
+        false -> pprof_gc(Deadline, Heap)
+    end.
 
 %% A tuple a round: a BIF and garbage collections, C code under the loop.
 pprof_hot(Deadline, N) ->
