@@ -42,10 +42,10 @@
 %% `vm_internals/0'). `heartbeat' (ms, default 1000): the C sampler thread
 %% asks the Erlang side for `scheduler_wall_time' utilization at least this
 %% often even when its own demand figure reads 0 (a scheduler blocked in the
-%% kernel is busy for the VM, idle for the OS). `test_hide_threads' and
+%% kernel is busy for the VM, idle for the OS).
 %% `recorder' (default `off'): `#{file => Path, size => Bytes}' writes the
 %% flight recorder's recording from the application's start to its stop
-%% (`beamprof_recorder'). `test_hide_threads' and
+%% (`beamprof_recorder').
 %% `continuous' (default `off'): `#{hz, period, sink}' keeps the native
 %% sampler on and hands a profile to the sinks every period
 %% (`beamprof_continuous'). `test_hide_threads' and
@@ -242,20 +242,9 @@ check(Key, V, _) when is_boolean(V), (Key =:= vm_events orelse Key =:= vm_intern
                                        Key =:= test_hide_threads orelse
                                        Key =:= test_window_enomem) -> ok;
 check(heartbeat, V, _) when is_integer(V), V >= 10, V =< 3600000 -> ok;
-check(recorder, off, _) -> ok;
-check(recorder, V, O) ->
-    case beamprof_recorder:check(V) of
-        ok -> ok;
-        {error, Message} -> beamprof_opts:bad(O, Message)
-    end;
-check(continuous, off, _) -> ok;
-check(continuous, V, O) ->
-    case beamprof_continuous:check(V) of
-        ok -> ok;
-        {error, Message} -> beamprof_opts:bad(O, Message)
-    end;
-check(system_monitor, V, O) ->
-    case beamprof_monitor:check(V) of
+check(Key, off, _) when Key =:= recorder; Key =:= continuous -> ok;
+check(Key, V, O) when Key =:= recorder; Key =:= continuous; Key =:= system_monitor ->
+    case (owner_check(Key))(V) of
         ok -> ok;
         {error, Message} -> beamprof_opts:bad(O, Message)
     end;
@@ -285,6 +274,11 @@ check_marks(Config, Low, High, O) ->
     end.
 
 -spec bad_option(atom(), term(), term()) -> no_return().
+%% The module that owns an option's shape checks it: `ok' or `{error, Message}'.
+owner_check(recorder) -> fun beamprof_recorder:check/1;
+owner_check(continuous) -> fun beamprof_continuous:check/1;
+owner_check(system_monitor) -> fun beamprof_monitor:check/1.
+
 bad_option(Key, Value, O) ->
     beamprof_opts:bad_value(Key, expectation(Key), Value, O).
 

@@ -55,7 +55,7 @@
 -module(beamprof_flame).
 
 -export([render/2, write/3, graph/1, color/1, kind/1, prune/2, escape_xml/1, unit_label/1,
-         titled/1, format_of/1, extensions/0, formats/0, clean/1]).
+         titled/1, format_of/1, extensions/0, formats/0, formats_text/0, clean/1]).
 
 -export_type([profile/0, format/0, graph/0, tree/0]).
 
@@ -194,6 +194,8 @@ extensions() ->
 formats() ->
     [F || {F, _} <- extensions()].
 
+%% @doc The formats as text for a message: `"svg, html, ..."'.
+-spec formats_text() -> string().
 formats_text() ->
     lists:append(lists:join(", ", [atom_to_list(F) || F <- formats()])).
 

@@ -391,11 +391,9 @@ output_options(Opts) ->
              end,
     case lists:member(Format, beamprof_flame:formats()) of
         true -> {Output, Format};
-        false -> erlang:error({badarg, "Expected format to be one of " ++ formats_text()}, [Opts])
+        false -> erlang:error({badarg, "Expected format to be one of " ++
+                                   beamprof_flame:formats_text()}, [Opts])
     end.
-
-formats_text() ->
-    lists:append(lists:join(", ", [atom_to_list(F) || F <- beamprof_flame:formats()])).
 
 writable(undefined) -> ok;
 writable(Output) ->
@@ -716,10 +714,12 @@ profile(Id, W, #{sym := Sym, config := #{vm_internals := Internals} = Config,
     FramePointers = maps:get(frame_pointers, Info, unknown) =:= true,
     LayoutSource = maps:get(frame_layout_source, Info, none),
     Stacks = beamprof_native_agg:stacks(Acc),
+    %% one NIF call for the objects, one clock read for the span
+    {Objects, _DebugRoot} = ObjectsAndRoot = beamprof_native_sym:objects(Sym),
+    DurationMs = erlang:monotonic_time(millisecond) - beamprof_native_window:started(W),
     #{unnamed_pct := UnnamedPct, unnamed_leaf_pct := LeafPct, unnamed := Unnamed,
       warnings := CWarnings} =
-        beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym),
-                                     beamprof_native_sym:objects(Sym)),
+        beamprof_native_csyms:report(Stacks, beamprof_native_sym:unnamed(Sym), ObjectsAndRoot),
     Hz = maps:get(hz, Config),
     Base = Totals#{stacks => Stacks, unit => samples,
                    title => <<"beamprof native CPU profile">>,
@@ -731,8 +731,7 @@ profile(Id, W, #{sym := Sym, config := #{vm_internals := Internals} = Config,
                    frame_layout_source => LayoutSource,
                    overhead => overhead(Info, CollectorNs -
                                             beamprof_native_window:collector_ns0(W)),
-                   duration_ms => erlang:monotonic_time(millisecond) -
-                       beamprof_native_window:started(W),
+                   duration_ms => DurationMs,
                    unnamed_pct => UnnamedPct, unnamed_leaf_pct => LeafPct,
                    unnamed => Unnamed,
                    warnings => warnings(Internals, Source) ++
@@ -740,11 +739,8 @@ profile(Id, W, #{sym := Sym, config := #{vm_internals := Internals} = Config,
                        beamprof_native_report:warnings(Info),
                    notes => notes(Internals, FramePointers, LayoutSource) ++
                        shared_notes(Id, Hz, beamprof_native_window:asked(W)),
-                   pprof => beamprof_pprof_native:data(
-                              beamprof_native_agg:pprof(Acc), Hz,
-                              element(1, beamprof_native_sym:objects(Sym)),
-                              erlang:monotonic_time(millisecond) -
-                                  beamprof_native_window:started(W))},
+                   pprof => beamprof_pprof_native:data(beamprof_native_agg:pprof(Acc), Hz,
+                                                       Objects, DurationMs)},
     Report = maps:merge(Base, beamprof_native_report:fields(Info,
                                                             beamprof_native_window:stray0(W))),
     Shared = shared_fields(Id, beamprof_native_window:asked(W), Report),

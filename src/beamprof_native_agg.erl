@@ -82,9 +82,9 @@ stack(Kind, Truncated, LeafFirst) ->
 %% The address stack under its kind and truncation, callers' addresses less
 %% one (the call, not the return address: as beamprof_native_sym names
 %% them); each address named once.
-add_addrs(Kind, Weight, Truncated, Frames, [Leaf | Callers],
+add_addrs(Kind, Weight, Truncated, Frames, [_ | _] = Sampled,
           #{samples := Samples, overflow := Over, names := Names} = P) ->
-    Addrs = [Leaf | [max(A - 1, 0) || A <- Callers]],
+    Addrs = beamprof_native_sym:call_sites(Sampled),
     Key = {Kind, Truncated, Addrs},
     case is_map_key(Key, Samples) orelse map_size(Samples) < ?MAX_STACKS of
         true ->

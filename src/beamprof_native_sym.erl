@@ -19,7 +19,8 @@
 %% name; meant for tests and for debug files kept elsewhere).
 -module(beamprof_native_sym).
 
--export([new/0, new/1, new/2, new/3, source/1, refresh/1, symbolize/2, close/1, unnamed/1,
+-export([new/0, new/1, new/2, new/3, source/1, refresh/1, symbolize/2, call_sites/1, close/1,
+         unnamed/1,
          objects/1, debug_root/0]).
 -export_type([sym/0, source/0]).
 
@@ -157,7 +158,7 @@ reload_jit(#{jit := Old, jit_size := OldSize, jit_every := Every} = Sym) ->
 %% @doc Frames of each stack, leaf first, one list per input list.
 -spec symbolize([[non_neg_integer()]], sym()) -> {[[binary()]], sym()}.
 symbolize(Stacks, Sym0) ->
-    Adjusted = [adjust(Addrs) || Addrs <- Stacks],
+    Adjusted = [call_sites(Addrs) || Addrs <- Stacks],
     %% Each distinct address is named once per batch (stacks share most of
     %% their frames): the JIT's name first, then dladdr's (cached).
     Unique = lists:usort(lists:append(Adjusted)),
@@ -167,8 +168,11 @@ symbolize(Stacks, Sym0) ->
     Frames = [[maps:get(A, Names) || A <- Addrs] || Addrs <- Adjusted],
     {Frames, Sym1}.
 
-adjust([]) -> [];
-adjust([Leaf | Callers]) -> [Leaf | [max(A - 1, 0) || A <- Callers]].
+%% @doc The addresses of a stack (leaf first) as they are named: the leaf
+%% as sampled, each caller's return address less one (its call).
+-spec call_sites([non_neg_integer()]) -> [non_neg_integer()].
+call_sites([]) -> [];
+call_sites([Leaf | Callers]) -> [Leaf | [max(A - 1, 0) || A <- Callers]].
 
 %% Batch-resolves, with dladdr, the addresses (distinct, no JIT name
 %% covers them) that the cache does not hold.

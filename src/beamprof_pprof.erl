@@ -184,9 +184,9 @@ sample(LocIds, Values, LabelFields) ->
 
 native(#{samples := Samples, overflow := Over, names := Names, mappings := Maps,
          period_ns := Period} = Data, Labels) ->
-    Ranges = list_to_tuple([{S, L, I} || {#{start := S, limit := L}, I}
-                                             <- lists:zip(Maps, lists:seq(1, length(Maps)))]),
-    Sorted = list_to_tuple(lists:keysort(1, tuple_to_list(Ranges))),
+    %% mapping ids in the file's order, ranges sorted by start for the search
+    Sorted = list_to_tuple(lists:keysort(1, [{S, L, I} || {#{start := S, limit := L}, I}
+                                                  <- lists:zip(Maps, lists:seq(1, length(Maps)))])),
     {Fields, T1} = lists:mapfoldl(
                      fun({{Kind, Truncated, Addrs}, W}, T) ->
                              {Ids, Ta} = addr_locations(Addrs, Names, Sorted, T, []),

@@ -200,6 +200,5 @@ expectation(threshold) -> "a non-negative integer (ms, or bytes for memory)";
 expectation(env) -> "all or a list of environments";
 expectation(metadata) -> "a map";
 expectation(output) -> "a file name (string, binary or chardata)";
-expectation(format) ->
-    "one of " ++ lists:append(lists:join(", ", [atom_to_list(F) || F <- beamprof_flame:formats()]));
+expectation(format) -> "one of " ++ beamprof_flame:formats_text();
 expectation(_) -> "a boolean".
