@@ -23,7 +23,7 @@
 %% the aggregator's bound (100,000 address stacks) are one `[overflow]'
 %% sample per thread kind. A native profile whose address data does not
 %% add up to its stacks (a profile merged or edited after sampling) is
-%% written from its frames, as any profile.</li>
+%% written from its frames, as any profile, and a comment says so.</li>
 %% <li>Process-stack profiles (the `sample' and `flame_graph' strategies
 %% of `beamprof:profile/2'): one sample per stack, one location and
 %% function per frame (`system_name' `m:f/a', `filename' the module's
@@ -69,12 +69,30 @@ encode(Profile, Opts) ->
     Labels = labels(Opts),
     Stacks = stacks(Profile),
     Total = lists:foldl(fun({_, W}, Sum) -> Sum + W end, 0, Stacks),
-    {Types, Body} = case source(Profile, Total) of
+    Source = source(Profile, Total),
+    {Types, Body} = case Source of
                         {native, Data} -> native(Data, Labels);
                         {process, Data} -> frames(Stacks, Data, Labels, Profile);
                         generic -> frames(Stacks, #{}, Labels, Profile)
                     end,
-    zlib:gzip(message(Types, Body, Profile)).
+    Said = case Source of
+               generic -> without_addresses(Profile);
+               _ -> Profile
+           end,
+    zlib:gzip(message(Types, Body, Said)).
+
+%% A native profile written from its frames says why its addresses and
+%% mappings are not in the file.
+without_addresses(#{pprof := #{kind := native}} = Profile) ->
+    Notes = case maps:get(notes, Profile, []) of
+                L when is_list(L) -> L;
+                Other -> Other      % comments/1 raises on it
+            end,
+    Profile#{notes => Notes ++ [<<"Addresses and mappings left out: the profile's stacks do not "
+                                  "add up to the sampler's address data (a profile merged or "
+                                  "edited after sampling); functions are the frames' names">>]};
+without_addresses(Profile) ->
+    Profile.
 
 %% --- checks --------------------------------------------------------------------------
 

@@ -178,7 +178,10 @@ native_mismatch_test() ->
     D = decode(beamprof_pprof:encode(P)),
     ?assertEqual([], maps:get(mappings, D)),
     ?assertEqual([{[<<"[normal]">>, <<"a">>], [3]}, {[<<"other">>], [1]}],
-                 [{S, V} || {S, V, _} <- beamprof_pprof_decode:stacks(D)]).
+                 [{S, V} || {S, V, _} <- beamprof_pprof_decode:stacks(D)]),
+    %% and the file says why it has no addresses
+    ?assert(lists:any(fun(C) -> binary:match(C, <<"Addresses and mappings left out">>) =/= nomatch
+                      end, maps:get(comments, D))).
 
 %% Samples without addresses add to the frames only: the data then does not
 %% add up, and the file comes from the frames.
